@@ -1,0 +1,135 @@
+/*
+ * audit.h - the append-only, hash-chained JSON Lines audit log (CONTRACT §5).
+ *
+ * Records are appended to an in-memory batch (audit_append) and written to
+ * the OS by audit_flush(), which the proxy calls once per event-loop
+ * iteration, before any statement recorded in the batch is sent upstream.
+ * A failed flush rolls the chain back to the last line really written, so
+ * the file on disk always verifies; the caller must then deny whatever the
+ * lost records covered.
+ *
+ * Lines: {"ts":..,"seq":..,"event":.., then the other fields of CONTRACT §5 in
+ * its table order, absent ones omitted, and "prev" last}. ts is RFC 3339 UTC
+ * with microseconds. Strings are escaped by audit/json_writer.h: any bytes give
+ * valid JSON; bytes that are not well-formed UTF-8 are written as \u00XX.
+ *
+ * Chain: prev = lowercase hex SHA-256 of the previous line without its '\n';
+ * 64 zeros on the first record of a new, empty file at audit_open. seq and prev
+ * continue across restarts (audit_open reads the file's last line, seeking
+ * from the end) and across audit_reopen (kept in memory, so a rotated set
+ * verifies in order: `pgwarden audit verify audit.jsonl.1 audit.jsonl`). A
+ * rotation while pgwarden is stopped starts a new chain at seq 1.
+ * A last line without its newline (a crash mid-write) is cut off at open,
+ * with a warning; the chain continues from the last complete line.
+ *
+ * Not thread-safe: one audit_log is used by one thread (the event loop).
+ */
+#ifndef PGW_AUDIT_H
+#define PGW_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/config.h"
+
+/*
+ * Parameter values longer than this many bytes are written as
+ * {"truncated":true,"len":<full length>,"prefix":<first AUDIT_PARAM_MAX bytes>}
+ * (text cut back to a UTF-8 character boundary), so a record is never dropped.
+ */
+#define AUDIT_PARAM_MAX 4096
+
+/* One bound parameter of an extended-protocol Execute. */
+typedef struct audit_param {
+	const uint8_t *value; /* NULL for SQL NULL */
+	int32_t len;          /* -1 for SQL NULL */
+	int16_t format;       /* 0 text (JSON string), 1 binary (written "\\x<hex>", like bytea) */
+} audit_param;
+
+/* The fields of one record; NULL / negative means "absent". */
+typedef struct audit_record {
+	const char *event;       /* start stop reload connect auth_ok auth_fail statement result disconnect */
+	uint64_t session;        /* 0: absent */
+	const char *actor;
+	const char *role;
+	const char *tenant;
+	const char *client;      /* "ip:port" or "unix" */
+	const char *target;
+	const char *environment;
+	const char *protocol;    /* simple extended copy fastpath */
+	const char *sql;         /* statement text, not NUL-terminated */
+	size_t sql_len;
+	const audit_param *params; /* only when audit_params = yes; NULL: absent, else a JSON array */
+	size_t n_params;
+	const char *decision;    /* allow deny */
+	const char *rule;
+	const char *window;
+	uint64_t ref;            /* result: seq of its statement record; 0 absent */
+	const char *tag;         /* result: CommandComplete tag */
+	const char *sqlstate;    /* result: error SQLSTATE */
+	int64_t duration_us;     /* result: -1 absent */
+} audit_record;
+
+/* Initialise a record with every field absent. */
+void audit_record_init(audit_record *r);
+
+typedef struct audit_log audit_log;
+
+/*
+ * Open (create) the log for appending. Reads the last line of an existing
+ * file to continue seq and the chain. On error returns NULL and *err
+ * (malloc'd) says why, naming the file.
+ */
+audit_log *audit_open(const char *path, pgw_audit_fsync mode, char **err);
+
+/* SIGHUP: close and reopen the path (after logrotate moved the file); the chain continues. */
+int audit_reopen(audit_log *log, char **err);
+
+void audit_close(audit_log *log);
+
+/*
+ * Append a record to the batch, computing its place in the chain now; returns
+ * its seq. ts is taken now. Returns 0 if it could not be formatted (out of
+ * memory): the whole batch is then lost and the next audit_flush returns -1.
+ * Seqs of a batch whose flush fails are given out again to later records.
+ */
+uint64_t audit_append(audit_log *log, const audit_record *r);
+
+/* Records waiting in the batch. */
+bool audit_pending(const audit_log *log);
+
+/*
+ * Write the batch to the OS (and fsync per mode). 0 on success. On failure
+ * returns -1, rolls the chain back, counts an error and logs why; the
+ * batch is dropped and the caller denies the statements it covered.
+ */
+int audit_flush(audit_log *log);
+
+/* For audit_fsync = batch: fsync if anything was written since the last one. Call every <=100 ms. */
+void audit_sync_tick(audit_log *log);
+
+/*
+ * Whether the last flush (and, for batch, fsync) succeeded; for /healthz.
+ * Keep appending and flushing while false: audit_flush's result is what
+ * decides a statement, and the next flush that succeeds makes this true.
+ */
+bool audit_healthy(const audit_log *log);
+
+/* Write errors since start (for /metrics). */
+uint64_t audit_write_errors(const audit_log *log);
+
+/* seq of the last record really written (0: none yet). */
+uint64_t audit_last_seq(const audit_log *log);
+
+/*
+ * CLI: argv[0] is "audit", argv[1] "verify" or "show"; returns the exit status
+ * (0 ok, 1 broken chain / error, 2 usage).
+ *   audit verify FILE...  checks the chain across the files in order; prints
+ *     "ok: N records, seq A..B" or "FILE:LINE: <kind>: <why>" on stdout.
+ *   audit show [--actor A] [--decision D] [--since T] [--until T] [--json] FILE...
+ *     prints matching records (since <= ts < until, RFC 3339 any offset).
+ */
+int audit_cli_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,191 @@
+/*
+ * config.h - the configuration snapshot: everything pgwarden.ini and the token
+ * file say, parsed and validated into one immutable, reference-counted object.
+ *
+ * A snapshot is built whole by config_load() and never changed afterwards.
+ * Reload builds a new one and swaps the pointer; sessions hold a reference to
+ * the snapshot current at their last statement, so nothing reads half a config.
+ */
+#ifndef PGW_CONFIG_H
+#define PGW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "conf/tokens.h"
+
+typedef enum {
+	ENV_PRODUCTION,  /* writes only inside approved windows, read-only upstream otherwise */
+	ENV_STAGING,     /* writes allowed; grants and identity rules still apply */
+	ENV_DEVELOPMENT, /* as staging */
+} pgw_environment;
+
+typedef enum {
+	CLIENT_TLS_DISABLE, /* SSLRequest answered 'N' */
+	CLIENT_TLS_ALLOW,   /* SSLRequest answered 'S' when a cert is configured */
+	CLIENT_TLS_REQUIRE, /* plaintext startups are refused */
+} pgw_client_tls;
+
+typedef enum {
+	AUDIT_FSYNC_ALWAYS, /* fsync before the statement is sent upstream */
+	AUDIT_FSYNC_BATCH,  /* fsync at least every 100 ms */
+	AUDIT_FSYNC_NEVER,  /* leave it to the OS */
+} pgw_audit_fsync;
+
+/* [target.NAME]: an upstream database; the client's dbname selects it. */
+typedef struct pgw_target {
+	char *name;                  /* NAME from the section header */
+	char *conninfo;              /* libpq connection string */
+	pgw_environment environment; /* production | staging | development */
+	int line;                    /* line of the section header, for messages */
+} pgw_target;
+
+struct pgw_zone; /* a parsed IANA time zone (policy/windows.c), opaque here */
+
+/* One time a window is open: [open, close) in UTC seconds. */
+typedef struct pgw_interval {
+	time_t open;  /* first second the window is open */
+	time_t close; /* first second it is closed again */
+} pgw_interval;
+
+/* [window.NAME]: an approved change window for one production target. */
+typedef struct pgw_window {
+	char *name;        /* NAME from the section header */
+	char *target;      /* target name; validated to exist */
+	bool weekly;       /* false: one-off [start_utc, end_utc) */
+	time_t start_utc;  /* one-off only */
+	time_t end_utc;    /* one-off only */
+	uint8_t days;      /* weekly only: bit d set for weekday d (0 = Sunday, as tm_wday) */
+	int start_minute;  /* weekly only: local minutes after midnight, 0..1439 */
+	int end_minute;    /* weekly only: local end; end <= start means it ends the next day */
+	char *timezone;    /* weekly only: IANA zone name, validated at load */
+	char *approved_by; /* who approved it, as written */
+	char *reason;      /* why, as written */
+	char **actors;     /* optional: only these actors may write in it */
+	size_t n_actors;   /* 0: any actor */
+	int line;          /* line of the section header, for messages */
+	/* Filled by windows_prepare() at load (weekly only), read-only afterwards: */
+	struct pgw_zone *zone; /* the parsed TZif data of 'timezone', owned */
+	pgw_interval *iv;      /* open intervals in UTC, sorted, adjacent ones merged */
+	size_t n_iv;
+	time_t iv_from;        /* iv answers queries for instants in [iv_from, iv_to) */
+	time_t iv_to;
+} pgw_window;
+
+typedef enum {
+	RULE_ACTION_DENY, /* statement denied with rule id rule:NAME */
+	RULE_ACTION_LOG,  /* statement allowed, audit record carries rule:NAME */
+} pgw_rule_action;
+
+/* [rule.NAME]: an operator's extra PCRE2 rule on each statement's text. */
+typedef struct pgw_rule {
+	char *name;               /* NAME from the section header; the rule id is rule:NAME */
+	char *match;              /* the pattern as written */
+	void *re;                 /* compiled pcre2_code *, owned by the snapshot */
+	pgw_rule_action action;
+	char **targets;           /* optional target names; n_targets == 0 means all */
+	size_t n_targets;
+	char *message;            /* shown to the client on deny; may be NULL */
+	int line;                 /* line of the section header */
+	void *mctx;               /* pcre2_match_context * with match/depth limits, owned */
+} pgw_rule;
+
+typedef struct pgw_config {
+	int refcount;             /* config_ref / config_unref; single-threaded event loop */
+	char *path;               /* the config file as given */
+	char *dir;                /* its directory, base of relative paths */
+
+	/* [pgwarden] */
+	char *listen;             /* "host:port" or "unix:/dir" */
+	char *admin_listen;       /* NULL or "" = off */
+	char *tokens_file;        /* resolved against dir */
+	char *audit_log;          /* resolved against dir; NULL = no audit log */
+	bool audit_params;
+	pgw_audit_fsync audit_fsync;
+	char *tls_cert_file;      /* resolved against dir; NULL = no client TLS */
+	char *tls_key_file;
+	pgw_client_tls client_tls;
+	bool plaintext_auth;
+	char *actor_setting;      /* default "app.actor_id" */
+	char *tenant_setting;     /* default "app.tenant_id" */
+	char *claims_setting;     /* NULL or "" = off */
+	char **protected_roles;   /* folded like PostgreSQL identifiers; default anon, guest, public */
+	size_t n_protected_roles;
+	char **trusted_functions; /* "schema.name", each part folded like a PostgreSQL identifier */
+	size_t n_trusted_functions;
+	int workers;              /* default 1 */
+	/* Extensions beyond CONTRACT §2 (documented in README): */
+	size_t max_message_size;  /* max client message length, default 1 GB like PostgreSQL */
+	int auth_timeout;         /* seconds a client has to finish startup+auth, default 60 */
+	int max_startup_conns;    /* concurrent unauthenticated connections, default 256 */
+
+	pgw_target *targets;
+	size_t n_targets;
+	pgw_window *windows;
+	size_t n_windows;
+	pgw_rule *rules;
+	size_t n_rules;
+
+	pgw_token_table *tokens;  /* loaded from tokens_file */
+} pgw_config;
+
+/* Accumulated "FILE:LINE: message" errors from a load. */
+typedef struct pgw_errors {
+	char **msgs; /* each "FILE:LINE: message" (or "FILE: message"), malloc'd */
+	size_t n;    /* how many */
+} pgw_errors;
+
+void errors_add(pgw_errors *e, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void errors_free(pgw_errors *e);
+
+/*
+ * Parse and validate the config file at 'path' and the token file it names.
+ * On success returns a snapshot with refcount 1 and e->n == 0. On any error
+ * returns NULL and fills 'e' with every problem found (not just the first).
+ */
+pgw_config *config_load(const char *path, pgw_errors *e);
+
+pgw_config *config_ref(pgw_config *c);
+void config_unref(pgw_config *c);
+
+/* The target whose name equals dbname exactly, or NULL. */
+const pgw_target *config_find_target(const pgw_config *c, const char *dbname);
+
+/* Whether a role name (already case-folded per PostgreSQL rules) is protected. */
+bool config_is_protected_role(const pgw_config *c, const char *role);
+
+const char *environment_name(pgw_environment env);
+
+/*
+ * Whether the rule's pattern matches text[0..len) (need not be NUL-terminated;
+ * invalid UTF-8 is fine). A match that hits PCRE2's match or depth limit counts
+ * as a match: an operator's rule fails closed rather than being skipped.
+ */
+bool rule_matches(const pgw_rule *r, const char *text, size_t len);
+
+/* Whether the rule applies to the target (no targets= means every target). */
+bool rule_applies_to(const pgw_rule *r, const char *target);
+
+/*
+ * `pgwarden --check -c FILE`: load, print every error to stderr one per line,
+ * return 0 when valid, 1 when not.
+ */
+int config_check_main(const char *path);
+
+/* Helpers shared by the config and token parsers. */
+
+/* Parse an RFC 3339 timestamp (any offset, optional fraction, which is dropped). */
+bool parse_rfc3339(const char *s, time_t *out);
+
+/*
+ * Split a comma list into trimmed, non-empty, malloc'd items. Returns false
+ * (and nothing allocated) on an empty item such as "a,,b" or on no memory.
+ */
+bool split_list(const char *s, char ***items, size_t *n);
+
+void free_list(char **items, size_t n);
+
+#endif

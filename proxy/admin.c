@@ -1,0 +1,160 @@
+/*
+ * admin.c - admin HTTP with libevent's evhttp. Never shows tokens or
+ * statement text: only counters, health and window schedules.
+ */
+#include "proxy/admin.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "audit/audit.h"
+#include "audit/json_writer.h"
+#include "policy/windows.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype, struct evbuffer *b)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+	evhttp_send_reply(req, code, reason, b);
+}
+
+static void healthz_cb(struct evhttp_request *req, void *arg)
+{
+	pgw_server *srv = arg;
+	struct evbuffer *b = evbuffer_new();
+
+	if (!b)
+		return;
+	if (srv->shutting_down) {
+		evbuffer_add_printf(b, "shutting down\n");
+		reply(req, 503, "Service Unavailable", "text/plain", b);
+	} else {
+		evbuffer_add_printf(b, "ok\n");
+		reply(req, 200, "OK", "text/plain", b);
+	}
+	evbuffer_free(b);
+}
+
+static void metrics_cb(struct evhttp_request *req, void *arg)
+{
+	pgw_server *srv = arg;
+	struct evbuffer *b = evbuffer_new();
+
+	if (!b)
+		return;
+	metrics_render(&srv->metrics, srv->audit ? audit_write_errors(srv->audit) : 0, b);
+	reply(req, 200, "OK", "text/plain; version=0.0.4", b);
+	evbuffer_free(b);
+}
+
+static void put_time(jbuf *j, time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (!t) {
+		jbuf_put_lit(j, "null");
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_put_cstr(j, buf);
+}
+
+static void windows_cb(struct evhttp_request *req, void *arg)
+{
+	pgw_server *srv = arg;
+	const pgw_config *c = srv->cfg;
+	struct evbuffer *b = evbuffer_new();
+	time_t now = time(NULL);
+	jbuf j;
+	size_t i;
+
+	if (!b)
+		return;
+	jbuf_init(&j);
+	jbuf_putc(&j, '[');
+	for (i = 0; i < c->n_windows; i++) {
+		const pgw_window *w = &c->windows[i];
+		bool open;
+		time_t next_open, next_close;
+
+		window_state(w, now, &open, &next_open, &next_close);
+		if (i)
+			jbuf_putc(&j, ',');
+		jbuf_put_lit(&j, "{\"name\":");
+		json_put_cstr(&j, w->name);
+		jbuf_put_lit(&j, ",\"target\":");
+		json_put_cstr(&j, w->target);
+		jbuf_put_lit(&j, ",\"open\":");
+		if (open)
+			jbuf_put_lit(&j, "true");
+		else
+			jbuf_put_lit(&j, "false");
+		jbuf_put_lit(&j, ",\"next_open\":");
+		put_time(&j, next_open);
+		jbuf_put_lit(&j, ",\"next_close\":");
+		put_time(&j, next_close);
+		jbuf_put_lit(&j, ",\"approved_by\":");
+		json_put_cstr(&j, w->approved_by);
+		jbuf_put_lit(&j, ",\"reason\":");
+		json_put_cstr(&j, w->reason);
+		jbuf_putc(&j, '}');
+	}
+	jbuf_put_lit(&j, "]\n");
+	if (j.failed) {
+		reply(req, 500, "Internal Server Error", "text/plain", b);
+	} else {
+		evbuffer_add(b, j.data, j.len);
+		reply(req, 200, "OK", "application/json", b);
+	}
+	jbuf_free(&j);
+	evbuffer_free(b);
+}
+
+int admin_start(pgw_server *srv)
+{
+	const char *spec = srv->cfg->admin_listen;
+	char host[256];
+	const char *colon;
+	unsigned port;
+
+	if (!spec || !spec[0])
+		return 0;
+	colon = strrchr(spec, ':');
+	if (!colon || (size_t)(colon - spec) >= sizeof(host) || sscanf(colon + 1, "%u", &port) != 1) {
+		log_error("admin_listen: cannot parse \"%s\"", spec);
+		return -1;
+	}
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	if (host[0] == '[') { /* [v6]:port */
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	srv->admin = evhttp_new(srv->base);
+	if (!srv->admin || evhttp_bind_socket(srv->admin, host, (uint16_t)port) != 0) {
+		log_error("admin_listen: cannot bind %s", spec);
+		return -1;
+	}
+	evhttp_set_allowed_methods(srv->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_cb(srv->admin, "/healthz", healthz_cb, srv);
+	evhttp_set_cb(srv->admin, "/metrics", metrics_cb, srv);
+	evhttp_set_cb(srv->admin, "/windows", windows_cb, srv);
+	log_info("admin HTTP on %s", spec);
+	return 0;
+}
+
+void admin_stop(pgw_server *srv)
+{
+	if (srv->admin) {
+		evhttp_free(srv->admin);
+		srv->admin = NULL;
+	}
+}

@@ -1,0 +1,20 @@
+/* cancel.h - CancelRequest: finding the session by our key and cancelling upstream off the loop. */
+#ifndef PGW_CANCEL_H
+#define PGW_CANCEL_H
+
+#include <stdint.h>
+
+struct pgw_server;
+
+/*
+ * Cancel the upstream query of the session whose BackendKeyData is
+ * (pid, key). A wrong key does nothing (and says nothing). libpq's
+ * PQcancel blocks, so it runs on a short-lived thread.
+ */
+void cancel_request(struct pgw_server *srv, uint32_t pid, uint32_t key);
+
+struct session;
+/* Cancel whatever the session's upstream is running (the client vanished mid-query). */
+void cancel_upstream(struct session *s);
+
+#endif

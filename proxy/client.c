@@ -1,0 +1,563 @@
+/*
+ * client.c - the client side of a session up to the relay: accept, SSL and
+ * GSS negotiation, CancelRequest, StartupMessage checks, authentication.
+ *
+ * Phases (client_phase): STARTUP -> AUTH -> WAIT_UPSTREAM -> READY, with
+ * CLOSING reachable from any of them once a final error is queued.
+ */
+#include "proxy/client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/rand.h>
+
+#include "proxy/audit_hooks.h"
+#include "proxy/cancel.h"
+#include "proxy/log.h"
+#include "proxy/relay.h"
+#include "proxy/upstream.h"
+#include "protocol/auth.h"
+#include "protocol/frame.h"
+#include "protocol/msgtypes.h"
+#include "protocol/pktbuf.h"
+#include "protocol/startup.h"
+
+/* Largest 'p' message accepted during authentication (PostgreSQL: PG_MAX_AUTH_TOKEN_LENGTH 65535). */
+#define AUTH_MESSAGE_MAX 65535u
+/* How long a client has to read a final error before we close anyway. */
+#define CLOSING_GRACE_SECONDS 5
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static const char *const client_phase_names[] = {"startup", "auth", "wait-upstream", "ready", "closing"};
+
+void client_set_phase(session *s, client_phase phase)
+{
+	session_log(LOG_LVL_DEBUG, s, "client %s -> %s", client_phase_names[s->client.phase],
+		    client_phase_names[phase]);
+	s->client.phase = phase;
+}
+
+void client_send(session *s, const void *data, size_t len)
+{
+	if (s->client.bev)
+		bufferevent_write(s->client.bev, data, len);
+}
+
+static void client_send_pkt(session *s, pktbuf *b)
+{
+	if (b->failed) {
+		session_close_later(s, "out of memory");
+		return;
+	}
+	client_send(s, b->data, b->len);
+}
+
+void client_pause(session *s)
+{
+	bufferevent_disable(s->client.bev, EV_READ);
+}
+
+void client_resume(session *s)
+{
+	bufferevent_enable(s->client.bev, EV_READ);
+}
+
+static void format_peer(char *out, size_t outsz, const struct sockaddr *sa)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(out, outsz, "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(out, outsz, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else
+		snprintf(out, outsz, "unix");
+}
+
+static void startup_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session *s = arg;
+
+	session_log(LOG_LVL_WARN, s, "startup not completed within auth_timeout (%d s)", s->cfg->auth_timeout);
+	client_fail(s, "08006", "pgwarden: authentication timeout", NULL);
+}
+
+void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int socklen)
+{
+	session *s;
+	struct timeval tv;
+	int one = 1;
+
+	if (srv->shutting_down || srv->n_unauthenticated >= srv->cfg->max_startup_conns) {
+		log_warn("refusing connection: %s", srv->shutting_down ? "shutting down"
+								     : "too many unauthenticated connections");
+		close(fd);
+		return;
+	}
+	s = session_new(srv);
+	if (!s) {
+		close(fd);
+		return;
+	}
+	s->client.fd = fd;
+	format_peer(s->client.peer, sizeof(s->client.peer), sa);
+	if (sa->sa_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
+	s->client.bev = bufferevent_socket_new(srv->base, fd, 0);
+	s->client.startup_timer = evtimer_new(srv->base, startup_timeout_cb, s);
+	if (!s->client.bev || !s->client.startup_timer) {
+		session_close_later(s, "out of memory");
+		return;
+	}
+	srv->n_unauthenticated++;
+	s->client.counted_unauth = true;
+	tv.tv_sec = s->cfg->auth_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(s->client.startup_timer, &tv);
+	bufferevent_setcb(s->client.bev, client_read_cb, client_write_cb, client_event_cb, s);
+	bufferevent_enable(s->client.bev, EV_READ);
+	audit_connect(s);
+}
+
+/* Leave the unauthenticated state (login done or session ending). */
+static void client_authenticated(session *s)
+{
+	if (s->client.counted_unauth) {
+		s->srv->n_unauthenticated--;
+		s->client.counted_unauth = false;
+	}
+	if (s->client.startup_timer)
+		evtimer_del(s->client.startup_timer);
+}
+
+void client_fail(session *s, const char *sqlstate, const char *message, const char *detail)
+{
+	pktbuf b;
+	struct timeval tv = {CLOSING_GRACE_SECONDS, 0};
+
+	if (s->closing || s->client.phase == CLIENT_CLOSING)
+		return;
+	session_log(LOG_LVL_INFO, s, "closing: %s (%s)", message, sqlstate);
+	pktbuf_init(&b);
+	pkt_error(&b, "FATAL", sqlstate, message, detail, NULL);
+	client_send_pkt(s, &b);
+	pktbuf_free(&b);
+	client_set_phase(s, CLIENT_CLOSING);
+	client_authenticated(s);
+	if (!s->close_reason)
+		s->close_reason = message;
+	/* Stop reading; close once the error is written, or after the grace period. */
+	bufferevent_disable(s->client.bev, EV_READ);
+	bufferevent_set_timeouts(s->client.bev, NULL, &tv);
+	upstream_close(s);
+	if (evbuffer_get_length(bufferevent_get_output(s->client.bev)) == 0)
+		session_close_later(s, message);
+}
+
+/* ---- startup phase ---------------------------------------------------------------------- */
+
+static uint32_t be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/*
+ * Bytes that arrive together with an SSLRequest were sent before the
+ * handshake, in plaintext: a man in the middle can inject them
+ * (CVE-2021-23214). Like PostgreSQL, answer the request, then refuse them.
+ */
+static bool plaintext_after_negotiation(session *s, char answer)
+{
+	if (evbuffer_get_length(bufferevent_get_input(s->client.bev)) == 0)
+		return false;
+	session_log(LOG_LVL_WARN, s, "received unencrypted data after SSL/GSS request");
+	client_send(s, &answer, 1);
+	client_fail(s, "08P01", "received unencrypted data after SSL request", NULL);
+	return true;
+}
+
+static void on_ssl_request(session *s)
+{
+	pgw_server *srv = s->srv;
+	bool offer = srv->ssl_ctx && s->cfg->client_tls != CLIENT_TLS_DISABLE && !s->client.tls_refused &&
+		     !s->client.ssl;
+	SSL *ssl;
+
+	if (plaintext_after_negotiation(s, offer ? 'S' : 'N'))
+		return;
+	if (!offer) {
+		s->client.tls_refused = true;
+		client_send(s, "N", 1);
+		return;
+	}
+	ssl = SSL_new(srv->ssl_ctx);
+	/* The 'S' must reach the client before any TLS byte: write it directly, the buffer is empty. */
+	if (!ssl || send(s->client.fd, "S", 1, MSG_NOSIGNAL) != 1) {
+		SSL_free(ssl);
+		session_close_later(s, "could not start TLS");
+		return;
+	}
+	bufferevent_free(s->client.bev);
+	s->client.ssl = ssl;
+	s->client.bev = bufferevent_openssl_socket_new(srv->base, s->client.fd, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+	if (!s->client.bev) {
+		session_close_later(s, "could not start TLS");
+		return;
+	}
+	bufferevent_setcb(s->client.bev, client_read_cb, client_write_cb, client_event_cb, s);
+	bufferevent_enable(s->client.bev, EV_READ);
+}
+
+static void on_cancel_request(session *s, const uint8_t *pkt, uint32_t len)
+{
+	if (len == 16)
+		cancel_request(s->srv, be32(pkt + 8), be32(pkt + 12));
+	/* PostgreSQL answers nothing to a CancelRequest; just close. */
+	session_close_later(s, "cancel request");
+}
+
+/*
+ * A client asking for protocol 3.x (x > 0) gets NegotiateProtocolVersion:
+ * we speak 3.0 (PostgreSQL does the same). "_pq_." options are refused
+ * like any other startup parameter (CONTRACT §4).
+ */
+static void negotiate_protocol(session *s)
+{
+	pktbuf b;
+
+	pktbuf_init(&b);
+	pkt_begin(&b, 'v');
+	pkt_put_u32(&b, 0); /* newest minor version supported for major 3 */
+	pkt_put_u32(&b, 0); /* no unrecognized protocol options listed */
+	pkt_end(&b);
+	client_send_pkt(s, &b);
+	pktbuf_free(&b);
+}
+
+/* Refuse what the StartupMessage asks for that pgwarden will not pass on. Returns false if refused. */
+static bool check_startup_params(session *s, startup_params *p)
+{
+	char msg[256], refused[128];
+	size_t i;
+
+	if (p->refused[0]) {
+		snprintf(msg, sizeof(msg), "pgwarden: startup parameter \"%s\" is not allowed", p->refused);
+		client_fail(s, "42501", msg, NULL);
+		return false;
+	}
+	if (p->options && !startup_options_allowed(p->options, refused, sizeof(refused))) {
+		snprintf(msg, sizeof(msg), "pgwarden: startup parameter \"%s\" is not allowed", refused);
+		client_fail(s, "42501", msg, "Only application_name, client_encoding, DateStyle, IntervalStyle, "
+				"TimeZone, extra_float_digits and search_path may be set at startup.");
+		return false;
+	}
+	for (i = 0; i < p->n; i++) {
+		if (strcasecmp(p->names[i], "client_encoding") == 0 && !startup_encoding_safe(p->values[i])) {
+			snprintf(msg, sizeof(msg), "pgwarden: client_encoding \"%s\" is not supported", p->values[i]);
+			client_fail(s, "0A000", msg, "Encodings whose characters can contain ASCII quote or "
+					"backslash bytes cannot be verified; use UTF8.");
+			return false;
+		}
+	}
+	if (p->options && !startup_options_encoding_safe(p->options)) {
+		client_fail(s, "0A000", "pgwarden: this client_encoding is not supported", NULL);
+		return false;
+	}
+	return true;
+}
+
+static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
+{
+	startup_params *p = &s->client.params;
+	auth_params ap;
+	pktbuf b;
+	char msg[256];
+
+	if (s->cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client.ssl) {
+		client_fail(s, "28000", "pgwarden: TLS is required", NULL);
+		return;
+	}
+	s->client.startup_pkt = malloc(len);
+	if (!s->client.startup_pkt) {
+		session_close_later(s, "out of memory");
+		return;
+	}
+	memcpy(s->client.startup_pkt, pkt, len);
+	if (startup_parse(s->client.startup_pkt + 8, len - 8, p) != STARTUP_OK) {
+		client_fail(s, "08P01", "invalid startup packet layout", NULL);
+		return;
+	}
+	if ((be32(pkt + 4) & 0xffff) != 0)
+		negotiate_protocol(s);
+	if (!p->user || !p->user[0]) {
+		client_fail(s, "28000", "no PostgreSQL user name specified in startup packet", NULL);
+		return;
+	}
+	s->client.actor = p->user;
+	s->client.database = p->database;
+	if (!check_startup_params(s, p))
+		return;
+	s->target = config_find_target(s->cfg, p->database);
+	if (!s->target) {
+		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", p->database);
+		client_fail(s, "3D000", msg, NULL);
+		return;
+	}
+	memset(&ap, 0, sizeof(ap));
+	ap.tokens = s->cfg->tokens;
+	ap.actor = p->user;
+	ap.target = s->target->name;
+	ap.tls = s->client.ssl != NULL;
+	ap.plaintext_auth = s->cfg->plaintext_auth;
+	ap.tls_cert_hash = s->srv->cert_hash;
+	ap.tls_cert_hash_len = s->srv->cert_hash_len;
+	ap.now = time(NULL);
+	pktbuf_init(&b);
+	s->client.auth = auth_begin(&ap, &b);
+	if (!s->client.auth) {
+		pktbuf_free(&b);
+		session_close_later(s, "out of memory");
+		return;
+	}
+	client_send_pkt(s, &b);
+	pktbuf_free(&b);
+	client_set_phase(s, CLIENT_AUTH);
+}
+
+/* One startup-phase packet: length word, then a code or protocol version. */
+static void on_startup_input(session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->client.bev);
+	uint8_t hdr[8];
+	uint32_t len, code;
+	const uint8_t *pkt;
+	size_t avail = evbuffer_get_length(in);
+
+	if (evbuffer_copyout(in, hdr, avail < 8 ? avail : 8) < 0)
+		return;
+	switch (frame_peek_startup(hdr, avail, &len)) {
+	case FRAME_NEED_MORE:
+		return;
+	case FRAME_MALFORMED:
+		client_fail(s, "08P01", "invalid length of startup packet", NULL);
+		return;
+	case FRAME_OK:
+		break;
+	}
+	if (avail < len)
+		return;
+	pkt = evbuffer_pullup(in, len);
+	code = be32(pkt + 4);
+	if (code == PGW_SSL_REQUEST_CODE && len == 8) {
+		evbuffer_drain(in, len);
+		on_ssl_request(s);
+	} else if (code == PGW_GSSENC_REQUEST_CODE && len == 8) {
+		evbuffer_drain(in, len);
+		if (!plaintext_after_negotiation(s, 'N'))
+			client_send(s, "N", 1);
+	} else if (code == PGW_CANCEL_REQUEST_CODE) {
+		on_cancel_request(s, pkt, len);
+		evbuffer_drain(in, len);
+	} else if ((code >> 16) == 3) {
+		on_startup_message(s, pkt, len);
+		evbuffer_drain(in, len);
+	} else {
+		client_fail(s, "0A000", "unsupported frontend protocol", "pgwarden speaks protocol 3.0.");
+	}
+}
+
+/* ---- authentication phase ------------------------------------------------------------------ */
+
+static void on_auth_ok(session *s, const pgw_token *who)
+{
+	s->who = who;
+	if (who->kind == TOKEN_SHA256)
+		memcpy(s->secret_id, who->sha256, sizeof(s->secret_id));
+	else
+		memcpy(s->secret_id, who->stored_key, sizeof(s->secret_id));
+	auth_free(s->client.auth);
+	s->client.auth = NULL;
+	audit_auth(s, true);
+	session_log(LOG_LVL_INFO, s, "authenticated as role %s tenant %s", who->role, who->tenant ? who->tenant : "-");
+	client_set_phase(s, CLIENT_WAIT_UPSTREAM);
+	client_pause(s);
+	upstream_start(s);
+}
+
+static void on_auth_input(session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->client.bev);
+	uint8_t hdr[5];
+	char type;
+	uint32_t blen;
+	const uint8_t *msg;
+	const pgw_token *who = NULL;
+	pktbuf out;
+	auth_status st;
+	size_t avail = evbuffer_get_length(in);
+
+	if (evbuffer_copyout(in, hdr, avail < 5 ? avail : 5) < 0)
+		return;
+	switch (frame_peek(hdr, avail, AUTH_MESSAGE_MAX + 4, &type, &blen)) {
+	case FRAME_NEED_MORE:
+		return;
+	case FRAME_MALFORMED:
+		client_fail(s, "08P01", "invalid message length during authentication", NULL);
+		return;
+	case FRAME_OK:
+		break;
+	}
+	if (type != 'p') {
+		client_fail(s, "08P01", "expected password response", NULL);
+		return;
+	}
+	if (avail < 5 + (size_t)blen)
+		return;
+	msg = evbuffer_pullup(in, 5 + (ssize_t)blen);
+	pktbuf_init(&out);
+	st = auth_on_message(s->client.auth, msg + 5, blen, &out, &who);
+	evbuffer_drain(in, 5 + (size_t)blen);
+	if (out.len)
+		client_send_pkt(s, &out);
+	pktbuf_free(&out);
+	switch (st) {
+	case AUTH_CONTINUE:
+		break;
+	case AUTH_OK:
+		on_auth_ok(s, who);
+		break;
+	case AUTH_FAIL:
+		s->srv->metrics.auth_failures_total++;
+		audit_auth(s, false);
+		client_fail(s, "28P01", "authentication failed", NULL);
+		break;
+	case AUTH_MALFORMED:
+		s->srv->metrics.auth_failures_total++;
+		audit_auth(s, false);
+		client_fail(s, "08P01", "malformed authentication message", NULL);
+		break;
+	}
+}
+
+/* ---- login completion -------------------------------------------------------------------- */
+
+/* The settings PostgreSQL reports at startup (GUC_REPORT), passed on from upstream. */
+static const char *const reported_settings[] = {
+	"server_version", "server_encoding", "client_encoding", "application_name",
+	"default_transaction_read_only", "in_hot_standby", "is_superuser", "session_authorization",
+	"DateStyle", "IntervalStyle", "TimeZone", "integer_datetimes", "standard_conforming_strings",
+};
+
+void client_login_complete(session *s)
+{
+	pktbuf b;
+	size_t i;
+
+	pktbuf_init(&b);
+	pkt_auth(&b, 0, NULL, 0); /* AuthenticationOk */
+	for (i = 0; i < sizeof(reported_settings) / sizeof(reported_settings[0]); i++) {
+		const char *v = PQparameterStatus(s->up.pg, reported_settings[i]);
+		if (v)
+			pkt_parameter_status(&b, reported_settings[i], v);
+	}
+	/* BackendKeyData of our own: a CancelRequest carrying it reaches this session only. */
+	if (RAND_bytes((unsigned char *)&s->cancel_key, sizeof(s->cancel_key)) != 1) {
+		pktbuf_free(&b);
+		client_fail(s, "XX000", "pgwarden: no randomness for the cancel key", NULL);
+		return;
+	}
+	pkt_begin(&b, 'K');
+	pkt_put_u32(&b, s->cancel_pid);
+	pkt_put_u32(&b, s->cancel_key);
+	pkt_end(&b);
+	pkt_ready_for_query(&b, 'I');
+	client_send_pkt(s, &b);
+	pktbuf_free(&b);
+	client_authenticated(s);
+	client_set_phase(s, CLIENT_READY);
+	session_log(LOG_LVL_INFO, s, "login complete");
+	client_resume(s);
+	/* Anything the client pipelined behind its password is already buffered. */
+	relay_client_input(s);
+}
+
+/* ---- callbacks ------------------------------------------------------------------------------- */
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+	session *s = arg;
+
+	/* A read callback may handle several packets (a pipelined login); each step may end the session. */
+	while (!s->closing) {
+		client_phase before = s->client.phase;
+		size_t avail = evbuffer_get_length(bufferevent_get_input(s->client.bev));
+
+		switch (s->client.phase) {
+		case CLIENT_STARTUP:
+			on_startup_input(s);
+			break;
+		case CLIENT_AUTH:
+			on_auth_input(s);
+			break;
+		case CLIENT_READY:
+			relay_client_input(s);
+			return;
+		case CLIENT_WAIT_UPSTREAM:
+			return; /* kept in the buffer until the upstream is ready */
+		case CLIENT_CLOSING:
+			evbuffer_drain(bufferevent_get_input(s->client.bev), avail);
+			return;
+		}
+		/* Stop when a step consumed nothing and did not move on: it waits for more bytes. */
+		if (s->client.phase == before &&
+		    evbuffer_get_length(bufferevent_get_input(s->client.bev)) == avail)
+			return;
+		if (evbuffer_get_length(bufferevent_get_input(s->client.bev)) == 0)
+			return;
+	}
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+	session *s = arg;
+
+	if (s->closing)
+		return;
+	if (s->client.phase == CLIENT_CLOSING) {
+		session_close_later(s, s->close_reason ? s->close_reason : "closed");
+		return;
+	}
+	relay_client_drained(s);
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	session *s = arg;
+
+	if (s->closing)
+		return;
+	if (what & BEV_EVENT_EOF)
+		session_close_later(s, "client disconnected");
+	else if (what & BEV_EVENT_ERROR)
+		session_close_later(s, s->client.ssl ? "client TLS or socket error" : "client socket error");
+	else if (what & BEV_EVENT_TIMEOUT)
+		session_close_later(s, "client did not read the final error");
+}

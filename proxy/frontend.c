@@ -1,0 +1,283 @@
+/*
+ * frontend.c - client messages of a ready session, one on_<message>() each.
+ *
+ * Every message that makes the server answer pushes an owed entry before it
+ * is forwarded, so backend.c can match responses exactly. Statements (Query,
+ * Parse, Execute, FunctionCall) pass through the gate, which classifies,
+ * decides and writes the audit record before anything goes upstream.
+ */
+#include "proxy/frontend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "proxy/client.h"
+#include "proxy/gate.h"
+#include "proxy/log.h"
+#include "proxy/pin.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
+#include "protocol/pktread.h"
+
+/* Forward the current message unchanged. */
+static void forward(session *s, uint32_t body_len)
+{
+	evbuffer_remove_buffer(bufferevent_get_input(s->client.bev), relay_upstream_out(s), 5 + (size_t)body_len);
+}
+
+/* Drop the current message without forwarding it. */
+static void drop(session *s, uint32_t body_len)
+{
+	evbuffer_drain(bufferevent_get_input(s->client.bev), 5 + (size_t)body_len);
+}
+
+/* Push an owed entry for a message about to be forwarded; false (session failing) on out of memory. */
+static owed *expect(session *s, owed_kind kind)
+{
+	owed *o;
+
+	if (!owed_expects(&s->owed, kind))
+		return NULL; /* the server is skipping to Sync and will not answer */
+	o = owed_push(&s->owed, kind);
+	if (!o)
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	return o;
+}
+
+static void malformed(session *s, const char *what)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "invalid %s message format", what);
+	client_fail(s, "08P01", msg, NULL);
+}
+
+static void deny(session *s, char type, uint32_t body_len, const gate_verdict *v)
+{
+	relay_deny(s, type, 5 + (size_t)body_len, v->message, v->detail[0] ? v->detail : NULL,
+		   v->hint[0] ? v->hint : NULL);
+}
+
+/* RESET ALL / DISCARD ALL were forwarded: re-apply identity before the client's next request. */
+static void repin_if_needed(session *s)
+{
+	char *sql;
+
+	if (!s->repin_pending || s->closing)
+		return;
+	s->repin_pending = false;
+	sql = pin_sql_build(s->cfg, s->who, s->up.read_only);
+	if (!sql) {
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+		return;
+	}
+	relay_inject_internal(s, sql);
+	free(sql);
+}
+
+static void on_query(session *s, const uint8_t *body, uint32_t len)
+{
+	gate_verdict v;
+	owed *o;
+
+	if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1) {
+		malformed(s, "Query");
+		return;
+	}
+	if (!gate_query(s, (const char *)body, len - 1, &v)) {
+		deny(s, 'Q', len, &v);
+		return;
+	}
+	o = expect(s, OWED_QUERY);
+	if (o && v.n_refs && !owed_set_refs(o, v.refs, v.n_refs))
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	gate_verdict_clear(&v);
+	if (s->closing)
+		return;
+	if (v.rewritten) {
+		/* the gate rewrote the Query (e.g. re-pinning after RESET ALL inside it) */
+		drop(s, len);
+		evbuffer_add(relay_upstream_out(s), v.rewritten, v.rewritten_len);
+		free(v.rewritten);
+	} else
+		forward(s, len);
+	repin_if_needed(s);
+}
+
+static void on_parse(session *s, const uint8_t *body, uint32_t len)
+{
+	pktread r;
+	const char *name, *query;
+	size_t qlen;
+	int16_t nparams;
+	const uint8_t *oids;
+	gate_verdict v;
+
+	pktread_init(&r, body, len);
+	rd_cstr(&r, &name, NULL);
+	rd_cstr(&r, &query, &qlen);
+	rd_i16(&r, &nparams);
+	if (nparams < 0 || !rd_bytes(&r, 4 * (size_t)(nparams < 0 ? 0 : nparams), &oids) || !pktread_done(&r)) {
+		malformed(s, "Parse");
+		return;
+	}
+	if (!gate_parse(s, name, query, qlen, &v)) {
+		deny(s, 'P', len, &v);
+		return;
+	}
+	expect(s, OWED_PARSE);
+	if (!s->closing)
+		forward(s, len);
+}
+
+static void on_bind(session *s, const uint8_t *body, uint32_t len)
+{
+	pktread r;
+	const char *portal, *stmt;
+	gate_verdict v;
+
+	pktread_init(&r, body, len);
+	rd_cstr(&r, &portal, NULL);
+	rd_cstr(&r, &stmt, NULL);
+	if (r.bad) {
+		malformed(s, "Bind");
+		return;
+	}
+	/* The rest (formats, parameters) is checked by the gate when it needs the values. */
+	if (!gate_bind(s, portal, stmt, body + r.pos, len - r.pos, &v)) {
+		deny(s, 'B', len, &v);
+		return;
+	}
+	expect(s, OWED_BIND);
+	if (!s->closing)
+		forward(s, len);
+}
+
+static void on_execute(session *s, const uint8_t *body, uint32_t len)
+{
+	pktread r;
+	const char *portal;
+	int32_t max_rows;
+	gate_verdict v;
+	owed *o;
+
+	pktread_init(&r, body, len);
+	rd_cstr(&r, &portal, NULL);
+	rd_i32(&r, &max_rows);
+	if (!pktread_done(&r)) {
+		malformed(s, "Execute");
+		return;
+	}
+	if (!gate_execute(s, portal, &v)) {
+		deny(s, 'E', len, &v);
+		return;
+	}
+	o = expect(s, OWED_EXECUTE);
+	if (o && v.n_refs && !owed_set_refs(o, v.refs, v.n_refs))
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	gate_verdict_clear(&v);
+	if (!s->closing)
+		forward(s, len);
+}
+
+static void on_describe_or_close(session *s, char type, const uint8_t *body, uint32_t len)
+{
+	pktread r;
+	uint8_t what;
+	const char *name;
+
+	pktread_init(&r, body, len);
+	rd_u8(&r, &what);
+	rd_cstr(&r, &name, NULL);
+	if (!pktread_done(&r) || (what != 'S' && what != 'P')) {
+		malformed(s, type == 'D' ? "Describe" : "Close");
+		return;
+	}
+	if (type == 'C') {
+		if (what == 'S')
+			stmt_table_del(&s->stmts, name);
+		else
+			portal_table_del(&s->stmts, name);
+	}
+	expect(s, type == 'D' ? OWED_DESCRIBE : OWED_CLOSE);
+	if (!s->closing)
+		forward(s, len);
+}
+
+static void on_sync(session *s, uint32_t len)
+{
+	if (len != 0) {
+		malformed(s, "Sync");
+		return;
+	}
+	expect(s, OWED_SYNC);
+	if (s->closing)
+		return;
+	forward(s, len);
+	/* Unnamed portals die at the end of the transaction; named ones are tracked until Close. */
+	repin_if_needed(s);
+}
+
+static void on_function_call(session *s, uint32_t len)
+{
+	gate_verdict v;
+
+	/* FunctionCall can reach set_config by OID with no SQL to read: always denied (rule fastpath). */
+	gate_function_call(s, &v);
+	deny(s, 'F', len, &v);
+}
+
+void frontend_message(session *s, char type, const uint8_t *msg, uint32_t len)
+{
+	const uint8_t *body = msg + 5;
+
+	switch (type) {
+	case 'Q':
+		on_query(s, body, len);
+		break;
+	case 'P':
+		on_parse(s, body, len);
+		break;
+	case 'B':
+		on_bind(s, body, len);
+		break;
+	case 'E':
+		on_execute(s, body, len);
+		break;
+	case 'D':
+	case 'C':
+		on_describe_or_close(s, type, body, len);
+		break;
+	case 'S':
+		on_sync(s, len);
+		break;
+	case 'F':
+		on_function_call(s, len);
+		break;
+	case 'H': /* Flush */
+	case 'c': /* CopyDone */
+	case 'f': /* CopyFail */
+		forward(s, len);
+		break;
+	case 'X': /* Terminate: deliver what is owed, then close (PQfinish says goodbye upstream) */
+		drop(s, len);
+		s->client.terminated = true;
+		client_pause(s);
+		relay_close_if_terminated(s);
+		break;
+	default: {
+		char m[64];
+		snprintf(m, sizeof(m), "invalid frontend message type %d", (unsigned char)type);
+		client_fail(s, "08P01", m, NULL);
+	}
+	}
+}
+
+void frontend_ready_for_query(session *s)
+{
+	gate_transaction_boundary(s);
+}

@@ -1,0 +1,33 @@
+/* log.h - the process log: one line per event on stderr, prefixed with who and where. */
+#ifndef PGW_LOG_H
+#define PGW_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef enum {
+	LOG_LVL_DEBUG = 0, /* per-message tracing, off unless PGWARDEN_DEBUG is set */
+	LOG_LVL_INFO,      /* lifecycle: start, reload, connect, disconnect */
+	LOG_LVL_WARN,      /* something a client or operator did wrong */
+	LOG_LVL_ERROR,     /* something pgwarden could not do */
+} pgw_log_level;
+
+/* Minimum level printed; set once at start (PGWARDEN_DEBUG=1 lowers it to DEBUG). */
+extern pgw_log_level pgw_log_min_level;
+
+void pgw_log(pgw_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pgw_vlog(pgw_log_level lvl, const char *fmt, va_list ap);
+
+#define log_debug(...) do { if (pgw_log_min_level <= LOG_LVL_DEBUG) pgw_log(LOG_LVL_DEBUG, __VA_ARGS__); } while (0)
+#define log_info(...) pgw_log(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...) pgw_log(LOG_LVL_WARN, __VA_ARGS__)
+#define log_error(...) pgw_log(LOG_LVL_ERROR, __VA_ARGS__)
+
+/*
+ * Copy at most 'len' bytes of untrusted data into 'out' (size 'outsz') as a
+ * printable sample: non-printable bytes become \xNN, the result is truncated
+ * with "..." and always NUL-terminated. For logging bad input safely.
+ */
+const char *log_sample(char *out, size_t outsz, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,90 @@
+/* main.c - the command line (CONTRACT §1): run, --check, --version, token, audit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "conf/config.h"
+#include "conf/token_new.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+static const char usage_text[] =
+	"pgwarden - a policy-enforcing PostgreSQL proxy\n"
+	"\n"
+	"Usage:\n"
+	"  pgwarden -c FILE                 run the proxy in the foreground (logs to stderr)\n"
+	"  pgwarden --check -c FILE         validate config and token file (FILE:LINE: message per error)\n"
+	"  pgwarden --version               print the version\n"
+	"  pgwarden token new --actor ID --role ROLE [--tenant T] [--scram]\n"
+	"                                   print a new token and its token-file line\n"
+	"  pgwarden audit verify FILE...    check the hash chain of audit files (in order)\n"
+	"  pgwarden audit show [--actor A] [--decision deny] [--since T] [--until T] [--json] FILE...\n"
+	"                                   print matching audit records\n"
+	"\n"
+	"Signals: SIGHUP reloads config and tokens and reopens the audit log;\n"
+	"SIGTERM stops accepting and lets sessions finish (30 s at most); SIGINT stops now.\n"
+	"Set PGWARDEN_DEBUG=1 for per-message debug logging.\n";
+
+static int usage(FILE *f, int status)
+{
+	fputs(usage_text, f);
+	return status;
+}
+
+static int run(const char *path)
+{
+	pgw_errors errs = {0};
+	pgw_config *cfg = config_load(path, &errs);
+	pgw_server srv;
+	size_t i;
+	int rc;
+
+	if (!cfg) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msgs[i]);
+		errors_free(&errs);
+		return 1;
+	}
+	if (server_init(&srv, cfg, path) != 0) {
+		server_free(&srv);
+		return 1;
+	}
+	rc = server_run(&srv);
+	server_free(&srv);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = NULL;
+	bool check = false;
+	int i;
+
+	if (getenv("PGWARDEN_DEBUG") && strcmp(getenv("PGWARDEN_DEBUG"), "0") != 0)
+		pgw_log_min_level = LOG_LVL_DEBUG;
+	if (argc >= 2 && strcmp(argv[1], "token") == 0)
+		return token_cli_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "audit") == 0)
+		return audit_cli_main(argc - 1, argv + 1);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+			printf("pgwarden %s\n", PGWARDEN_VERSION);
+			return 0;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return usage(stdout, 0);
+		else if (strcmp(argv[i], "--check") == 0)
+			check = true;
+		else if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			config = argv[++i];
+		else {
+			fprintf(stderr, "pgwarden: unknown argument \"%s\"\n\n", argv[i]);
+			return usage(stderr, 2);
+		}
+	}
+	if (!config) {
+		fprintf(stderr, "pgwarden: no config file given (-c FILE)\n\n");
+		return usage(stderr, 2);
+	}
+	return check ? config_check_main(config) : run(config);
+}

@@ -1,0 +1,142 @@
+/* pin.c - building the identity-pinning SQL with safe quoting. */
+#include "proxy/pin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/json_writer.h"
+
+/*
+ * E'' literals are read the same whatever standard_conforming_strings says,
+ * as long as both quote and backslash are doubled.
+ */
+int sql_quote_literal(char *buf, size_t bufsz, size_t off, const char *s)
+{
+	if (off + 3 > bufsz)
+		return -1;
+	buf[off++] = 'E';
+	buf[off++] = '\'';
+	for (; *s; s++) {
+		if (off + 3 > bufsz)
+			return -1;
+		if (*s == '\'' || *s == '\\')
+			buf[off++] = *s;
+		buf[off++] = *s;
+	}
+	if (off + 2 > bufsz)
+		return -1;
+	buf[off++] = '\'';
+	buf[off] = '\0';
+	return (int)off;
+}
+
+int sql_quote_ident(char *buf, size_t bufsz, size_t off, const char *s)
+{
+	if (off + 2 > bufsz)
+		return -1;
+	buf[off++] = '"';
+	for (; *s; s++) {
+		if (off + 3 > bufsz)
+			return -1;
+		if (*s == '"')
+			buf[off++] = '"';
+		buf[off++] = *s;
+	}
+	if (off + 2 > bufsz)
+		return -1;
+	buf[off++] = '"';
+	buf[off] = '\0';
+	return (int)off;
+}
+
+/* Append a literal text fragment. */
+static int put(char *buf, size_t bufsz, int off, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (off < 0 || (size_t)off + n + 1 > bufsz)
+		return -1;
+	memcpy(buf + off, s, n + 1);
+	return off + (int)n;
+}
+
+/* Append "; SET <ident> TO <literal>". */
+static int put_set(char *buf, size_t bufsz, int off, const char *name, const char *value)
+{
+	off = put(buf, bufsz, off, "; SET ");
+	if (off >= 0)
+		off = sql_quote_ident(buf, bufsz, (size_t)off, name);
+	off = put(buf, bufsz, off, " TO ");
+	if (off >= 0)
+		off = sql_quote_literal(buf, bufsz, (size_t)off, value);
+	return off;
+}
+
+/* The claims JSON {"sub":..,"role":..,"tenant_id":..} for claims_setting (malloc'd). */
+static char *claims_json(const pgw_token *who)
+{
+	jbuf b;
+
+	jbuf_init(&b);
+	jbuf_put_lit(&b, "{\"sub\":");
+	json_put_cstr(&b, who->actor);
+	jbuf_put_lit(&b, ",\"role\":");
+	json_put_cstr(&b, who->role);
+	if (who->tenant) {
+		jbuf_put_lit(&b, ",\"tenant_id\":");
+		json_put_cstr(&b, who->tenant);
+	}
+	jbuf_put_lit(&b, "}");
+	jbuf_putc(&b, '\0');
+	if (b.failed) {
+		jbuf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only)
+{
+	size_t bufsz = 512 + 4 * (strlen(who->actor) + strlen(who->role) + (who->tenant ? strlen(who->tenant) : 0));
+	char *buf, *claims = NULL;
+	int off;
+
+	if (cfg->claims_setting && cfg->claims_setting[0]) {
+		claims = claims_json(who);
+		if (!claims)
+			return NULL;
+		bufsz += 2 * strlen(claims);
+	}
+	buf = malloc(bufsz);
+	if (!buf) {
+		free(claims);
+		return NULL;
+	}
+	off = put(buf, bufsz, 0, "SET ROLE ");
+	if (off >= 0)
+		off = sql_quote_ident(buf, bufsz, (size_t)off, who->role);
+	off = put_set(buf, bufsz, off, cfg->actor_setting, who->actor);
+	off = put_set(buf, bufsz, off, cfg->tenant_setting, who->tenant ? who->tenant : "");
+	if (claims)
+		off = put_set(buf, bufsz, off, cfg->claims_setting, claims);
+	off = put(buf, bufsz, off, "; ");
+	off = put(buf, bufsz, off, pin_sql_read_only(read_only));
+	free(claims);
+	if (off < 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+const char *pin_sql_read_only(bool on)
+{
+	return on ? "SET default_transaction_read_only TO on" : "SET default_transaction_read_only TO off";
+}
+
+unsigned pin_sql_statements(const pgw_config *cfg)
+{
+	/* SET ROLE, actor, tenant, [claims], read-only */
+	return (cfg->claims_setting && cfg->claims_setting[0]) ? 5 : 4;
+}

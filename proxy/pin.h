@@ -1,0 +1,34 @@
+/*
+ * pin.h - the SQL that pins a session's identity upstream: SET ROLE, the
+ * actor/tenant/claims settings, and production's read-only default.
+ * Values are quoted here so an actor id or tenant with quotes cannot inject.
+ */
+#ifndef PGW_PIN_H
+#define PGW_PIN_H
+
+#include <stdbool.h>
+
+#include "conf/config.h"
+
+/*
+ * Build the pinning statements as one simple-Query string (malloc'd), e.g.
+ *   SET ROLE "bookkeeper"; SET "app.actor_id" TO E'user:jimmie'; SET "app.tenant_id" TO E'acme';
+ *   SET default_transaction_read_only TO on
+ * Every statement is a SET, so each answers with exactly one CommandComplete
+ * and no rows: the relay can splice them into a client's Query and swallow
+ * their results. Returns NULL on out of memory.
+ */
+char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only);
+
+/* How many statements pin_sql_build() produces for this config. */
+unsigned pin_sql_statements(const pgw_config *cfg);
+
+/* SQL that only switches default_transaction_read_only. Static string. */
+const char *pin_sql_read_only(bool on);
+
+/* Append 's' as an E'' literal (quotes and backslashes doubled) to buf; returns new length or -1. */
+int sql_quote_literal(char *buf, size_t bufsz, size_t off, const char *s);
+/* Append 's' as a quoted identifier (double quotes doubled). */
+int sql_quote_ident(char *buf, size_t bufsz, size_t off, const char *s);
+
+#endif

@@ -1,0 +1,272 @@
+/*
+ * relay.c - the two relay loops, backpressure, the audit hold, denial by
+ * poison, and pgwarden's internal queries.
+ */
+#include "proxy/relay.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <openssl/rand.h>
+
+#include "proxy/backend.h"
+#include "proxy/client.h"
+#include "proxy/frontend.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "protocol/frame.h"
+#include "protocol/pktbuf.h"
+
+/* Server messages are trusted less than blindly: the same 1 GB bound as PostgreSQL's own limit. */
+#define BACKEND_MESSAGE_MAX 0x40000000u
+
+struct evbuffer *relay_upstream_out(session *s)
+{
+	return s->awaiting_flush ? s->hold : bufferevent_get_output(s->up.bev);
+}
+
+static size_t upstream_queued(session *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->up.bev)) + evbuffer_get_length(s->hold);
+}
+
+/* ---- client -> upstream ------------------------------------------------------------------ */
+
+void relay_client_input(session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->client.bev);
+	uint32_t max = (uint32_t)s->cfg->max_message_size;
+
+	while (!s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY) {
+		size_t avail = evbuffer_get_length(in);
+		uint8_t hdr[5];
+		char type;
+		uint32_t blen;
+
+		if (upstream_queued(s) > RELAY_HIGH_WATER) {
+			client_pause(s); /* resumed by relay_upstream_drained */
+			return;
+		}
+		if (s->client.copy_passthru) {
+			size_t n = avail < s->client.copy_passthru ? avail : s->client.copy_passthru;
+			if (n == 0)
+				return;
+			evbuffer_remove_buffer(in, relay_upstream_out(s), n);
+			s->client.copy_passthru -= (uint32_t)n;
+			continue;
+		}
+		if (avail < 5)
+			return;
+		evbuffer_copyout(in, hdr, 5);
+		if (frame_peek(hdr, avail, max, &type, &blen) != FRAME_OK) {
+			char sample[64];
+			session_log(LOG_LVL_WARN, s, "invalid message length from client: %s",
+				    log_sample(sample, sizeof(sample), hdr, 5));
+			client_fail(s, "08P01", "invalid message length", NULL);
+			return;
+		}
+		s->srv->metrics.bytes_from_clients += 5 + (uint64_t)blen;
+		if (type == 'd') {
+			/* CopyData is streamed: it carries rows, not statements. */
+			evbuffer_remove_buffer(in, relay_upstream_out(s), 5);
+			s->client.copy_passthru = blen;
+			continue;
+		}
+		if (avail < 5 + (size_t)blen)
+			return; /* the rest of the message is still on its way */
+		frontend_message(s, type, evbuffer_pullup(in, 5 + (ssize_t)blen), blen);
+	}
+}
+
+void relay_upstream_drained(session *s)
+{
+	if (s->closing || s->client.phase != CLIENT_READY)
+		return;
+	if (upstream_queued(s) <= RELAY_LOW_WATER) {
+		client_resume(s);
+		relay_client_input(s);
+	}
+}
+
+/* ---- upstream -> client ------------------------------------------------------------------ */
+
+/* Move 'run' bytes from the front of the upstream input to the client. */
+static void flush_run(session *s, struct evbuffer *in, size_t *run)
+{
+	if (*run) {
+		evbuffer_remove_buffer(in, bufferevent_get_output(s->client.bev), *run);
+		s->srv->metrics.bytes_to_clients += *run;
+		*run = 0;
+	}
+}
+
+void relay_upstream_input(session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->up.bev);
+	struct evbuffer *out = bufferevent_get_output(s->client.bev);
+	size_t run = 0; /* bytes at the front of 'in' already judged "forward as is" */
+
+	while (!s->closing) {
+		size_t avail = evbuffer_get_length(in) - run;
+		struct evbuffer_ptr pos;
+		uint8_t hdr[5];
+		char type;
+		uint32_t blen;
+		backend_action act;
+
+		if (s->up.passthru) {
+			size_t n = avail < s->up.passthru ? avail : s->up.passthru;
+			run += n;
+			s->up.passthru -= (uint32_t)n;
+			if (s->up.passthru)
+				break;
+			continue;
+		}
+		if (avail < 5)
+			break;
+		evbuffer_ptr_set(in, &pos, run, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &pos, hdr, 5);
+		if (frame_peek(hdr, avail, BACKEND_MESSAGE_MAX, &type, &blen) != FRAME_OK) {
+			session_log(LOG_LVL_ERROR, s, "invalid message length from upstream");
+			client_fail(s, "08P01", "pgwarden: protocol error from upstream", NULL);
+			return;
+		}
+		act = backend_classify(s, type, blen);
+		if (act == BACKEND_STREAM) {
+			/* DataRow / CopyData: forwarded as they arrive, never buffered whole */
+			run += 5;
+			s->up.passthru = blen;
+			continue;
+		}
+		if (avail < 5 + (size_t)blen)
+			break;
+		/* Whole message present: let backend.c judge it with its body at the front. */
+		flush_run(s, in, &run);
+		act = backend_message(s, type, evbuffer_pullup(in, 5 + (ssize_t)blen), blen);
+		if (act == BACKEND_FORWARD)
+			run = 5 + (size_t)blen;
+		else
+			evbuffer_drain(in, 5 + (size_t)blen); /* swallowed or replaced */
+	}
+	flush_run(s, in, &run);
+	relay_close_if_terminated(s);
+	if (!s->closing && evbuffer_get_length(out) > RELAY_HIGH_WATER)
+		bufferevent_disable(s->up.bev, EV_READ); /* resumed by relay_client_drained */
+}
+
+void relay_client_drained(session *s)
+{
+	if (s->closing || !s->up.bev)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(s->client.bev)) <= RELAY_LOW_WATER &&
+	    !(bufferevent_get_enabled(s->up.bev) & EV_READ)) {
+		bufferevent_enable(s->up.bev, EV_READ);
+		relay_upstream_input(s);
+	}
+}
+
+void relay_close_if_terminated(session *s)
+{
+	if (!s->client.terminated || s->closing || s->owed.count || s->awaiting_flush)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(s->client.bev)) == 0)
+		session_close_later(s, "client terminated");
+	else
+		client_set_phase(s, CLIENT_CLOSING); /* the write callback closes once drained */
+}
+
+/* ---- audit hold ------------------------------------------------------------------------------ */
+
+void relay_release_held(session *s, bool audit_ok)
+{
+	s->awaiting_flush = false;
+	if (s->closing)
+		return;
+	if (!audit_ok) {
+		/* Nothing reaches the database unaudited: what the lost records covered is never sent. */
+		evbuffer_drain(s->hold, evbuffer_get_length(s->hold));
+		client_fail(s, "58030", "pgwarden: audit log write failed; statement not sent",
+			    "Nothing reaches the database unaudited.");
+		return;
+	}
+	if (s->up.bev)
+		evbuffer_add_buffer(bufferevent_get_output(s->up.bev), s->hold);
+	relay_close_if_terminated(s);
+}
+
+/* ---- injected and poisoned messages ------------------------------------------------------ */
+
+void relay_inject_internal(session *s, const char *sql)
+{
+	pktbuf b;
+
+	pktbuf_init(&b);
+	pkt_begin(&b, 'Q');
+	pkt_put_cstr(&b, sql);
+	pkt_end(&b);
+	if (b.failed || !owed_push(&s->owed, OWED_INTERNAL)) {
+		pktbuf_free(&b);
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+		return;
+	}
+	evbuffer_add(relay_upstream_out(s), b.data, b.len);
+	pktbuf_free(&b);
+}
+
+/*
+ * The poison: Execute of a portal that cannot exist (its name has 64 random
+ * bits chosen per denial). It fails with an ErrorResponse and changes nothing,
+ * so the server aborts the transaction block and, in the extended protocol,
+ * skips to Sync, exactly as if the denied message itself had failed.
+ * A simple Query is answered by ReadyForQuery, so its poison adds a Sync.
+ */
+static void send_poison(session *s, bool with_sync)
+{
+	pktbuf b;
+	uint8_t rnd[8];
+	char portal[48];
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		memset(rnd, 0x5a, sizeof(rnd));
+	snprintf(portal, sizeof(portal), "pgwarden_denied_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	pktbuf_init(&b);
+	pkt_begin(&b, 'E');
+	pkt_put_cstr(&b, portal);
+	pkt_put_u32(&b, 0);
+	pkt_end(&b);
+	if (with_sync) {
+		pkt_begin(&b, 'S');
+		pkt_end(&b);
+	}
+	if (!b.failed)
+		evbuffer_add(relay_upstream_out(s), b.data, b.len);
+	pktbuf_free(&b);
+}
+
+void relay_deny(session *s, char type, size_t total_len, const char *message, const char *detail,
+		const char *hint)
+{
+	struct evbuffer *in = bufferevent_get_input(s->client.bev);
+	bool simple = (type == 'Q' || type == 'F');
+	owed *o;
+	pktbuf err;
+
+	evbuffer_drain(in, total_len);
+	if (!owed_expects(&s->owed, simple ? OWED_QUERY : OWED_EXECUTE))
+		return; /* the server is skipping to Sync: it would not have answered this message either */
+	pktbuf_init(&err);
+	pkt_error(&err, "ERROR", "42501", message, detail, hint);
+	o = owed_push(&s->owed, simple ? OWED_QUERY : OWED_EXECUTE);
+	if (err.failed || !o) {
+		pktbuf_free(&err);
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+		return;
+	}
+	o->denied = true;
+	o->deny_msg = err.data; /* ownership moves to the owed entry */
+	o->deny_len = err.len;
+	send_poison(s, simple);
+}

@@ -1,0 +1,69 @@
+/*
+ * server.h - the process: event loop, listeners, the current config
+ * snapshot, the session list, the audit log, and deferred work (audit flush
+ * before upstream sends, reaping closed sessions after callbacks return).
+ */
+#ifndef PGW_SERVER_H
+#define PGW_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "conf/config.h"
+#include "proxy/metrics.h"
+#include "proxy/session.h"
+
+struct audit_log;
+struct policy_classifier;
+
+#define SERVER_MAX_LISTENERS 8
+
+typedef struct pgw_server {
+	struct event_base *base;
+	pgw_config *cfg;                      /* current snapshot; sessions hold their own refs */
+	char *config_path;
+
+	struct evconnlistener *listeners[SERVER_MAX_LISTENERS];
+	int n_listeners;
+	char *unix_socket_path;               /* to unlink at exit */
+	SSL_CTX *ssl_ctx;                     /* client-facing TLS, NULL when not configured */
+	uint8_t cert_hash[64];                /* tls-server-end-point hash of our certificate */
+	unsigned cert_hash_len;
+
+	struct audit_log *audit;              /* NULL when audit_log is not set */
+	struct event *flush_ev;               /* low priority: write the audit batch, then release held bytes */
+	struct event *sync_timer;             /* audit_fsync = batch: fsync every 100 ms */
+	struct policy_classifier *classifier; /* shared statement classifier and its cache */
+
+	struct session_list sessions;         /* every live session */
+	struct session_list flush_list;       /* sessions with bytes held for the audit flush */
+	struct session_list reap_list;        /* sessions to free after the current callback */
+	struct event *reap_ev;                /* runs the reaper */
+	uint64_t next_session_id;
+	int n_unauthenticated;                /* sessions still in startup/auth */
+
+	struct event *sig_hup, *sig_term, *sig_int;
+	bool shutting_down;                   /* SIGTERM: no new connections, sessions finishing */
+	struct event *shutdown_timer;         /* SIGTERM grace period */
+
+	pgw_metrics metrics;
+	struct evhttp *admin;                 /* admin HTTP, NULL when off */
+} pgw_server;
+
+/* Start listening and serving with 'cfg' (takes the reference). Returns 0 or -1 (logged). */
+int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path);
+/* Run until stopped; returns the process exit status. */
+int server_run(pgw_server *srv);
+void server_free(pgw_server *srv);
+
+/* Ask the loop to write the audit batch (and release held upstream bytes) soon. */
+void server_request_flush(pgw_server *srv, session *s);
+
+/* Mark a session for freeing after the current callback (never free in place). */
+void session_close_later(session *s, const char *reason);
+
+#endif

@@ -1,0 +1,92 @@
+/* session.c - creating, logging and freeing sessions. */
+#include "proxy/session.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/auth.h"
+#include "proxy/cancel.h"
+#include "proxy/audit_hooks.h"
+#include "proxy/server.h"
+#include "proxy/upstream.h"
+
+session *session_new(pgw_server *srv)
+{
+	session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->hold = evbuffer_new();
+	if (!s->hold) {
+		free(s);
+		return NULL;
+	}
+	s->srv = srv;
+	s->id = ++srv->next_session_id;
+	/* Our BackendKeyData pid: unique among live sessions for 2^31 connections. */
+	s->cancel_pid = (uint32_t)(s->id & 0x7fffffff);
+	s->client.fd = -1;
+	s->cfg = config_ref(srv->cfg);
+	s->up.txn_status = 'I';
+	owed_init(&s->owed);
+	stmt_table_init(&s->stmts);
+	TAILQ_INSERT_TAIL(&srv->sessions, s, link);
+	srv->metrics.client_connections++;
+	return s;
+}
+
+void session_log(pgw_log_level lvl, const session *s, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (lvl < pgw_log_min_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pgw_log(lvl, "s=%llu %s %s %s %s", (unsigned long long)s->id, s->client.actor ? s->client.actor : "-",
+		s->target ? s->target->name : "-", s->client.peer, msg);
+}
+
+void session_free(session *s)
+{
+	pgw_server *srv = s->srv;
+
+	if (s->client.phase != CLIENT_STARTUP || s->client.actor)
+		audit_disconnect(s);
+	session_log(LOG_LVL_INFO, s, "disconnect: %s", s->close_reason ? s->close_reason : "closed");
+	/*
+	 * A client that vanished mid-query leaves the backend running until the
+	 * query ends (it notices the closed socket only when it writes): cancel it.
+	 */
+	if (s->owed.count > 0 && !s->client.terminated)
+		cancel_upstream(s);
+	upstream_close(s);
+	if (s->client.bev)
+		bufferevent_free(s->client.bev);
+	if (s->client.ssl)
+		SSL_free(s->client.ssl);
+	if (s->client.fd >= 0)
+		close(s->client.fd);
+	if (s->client.startup_timer)
+		event_free(s->client.startup_timer);
+	if (s->client.counted_unauth)
+		srv->n_unauthenticated--;
+	auth_free(s->client.auth);
+	free(s->client.startup_pkt);
+	owed_free(&s->owed);
+	stmt_table_free(&s->stmts);
+	evbuffer_free(s->hold);
+	if (s->awaiting_flush)
+		TAILQ_REMOVE(&srv->flush_list, s, flush_link);
+	TAILQ_REMOVE(&srv->sessions, s, link);
+	srv->metrics.client_connections--;
+	config_unref(s->cfg);
+	free(s);
+}

@@ -1,0 +1,120 @@
+/*
+ * session.h - one client session: the client connection, its upstream
+ * connection, and what binds them (identity, the responses still owed).
+ *
+ * Client and upstream are separate structs with their own phase enums; each
+ * phase has one writer (client_set_phase / upstream_set_phase), so the log
+ * shows every transition.
+ */
+#ifndef PGW_SESSION_H
+#define PGW_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <openssl/ssl.h>
+
+#include "conf/config.h"
+#include "protocol/startup.h"
+#include "proxy/log.h"
+#include "proxy/owed.h"
+#include "proxy/stmt_table.h"
+
+struct pgw_server;
+struct pgw_auth;
+struct policy_facts;
+
+typedef enum {
+	CLIENT_STARTUP,        /* waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
+	CLIENT_AUTH,           /* authentication requested; waiting for 'p' messages */
+	CLIENT_WAIT_UPSTREAM,  /* authenticated; upstream connecting and pinning, client input paused */
+	CLIENT_READY,          /* relaying */
+	CLIENT_CLOSING,        /* a final error is queued; close once it is written */
+} client_phase;
+
+typedef enum {
+	UPSTREAM_NONE,         /* not started (client still in startup/auth) */
+	UPSTREAM_CONNECTING,   /* PQconnectPoll in progress */
+	UPSTREAM_PINNING,      /* SET ROLE and pinned settings sent through libpq, waiting for results */
+	UPSTREAM_READY,        /* raw protocol relay through our own bufferevent on libpq's socket */
+	UPSTREAM_CLOSED,       /* gone; the session is ending */
+} upstream_phase;
+
+/* The client side of a session. */
+typedef struct client_conn {
+	client_phase phase;
+	int fd;                        /* accepted socket */
+	struct bufferevent *bev;       /* plain socket or OpenSSL bufferevent on fd */
+	SSL *ssl;                      /* non-NULL once TLS is negotiated (owned by bev) */
+	bool tls_refused;              /* SSLRequest answered 'N' already (only one allowed) */
+	bool gss_refused;              /* GSSENCRequest answered 'N' already */
+	char peer[64];                 /* "ip:port" or "unix", for logs and audit */
+	struct event *startup_timer;   /* auth_timeout: fires if startup/auth does not finish */
+	struct pgw_auth *auth;         /* exchange in progress during CLIENT_AUTH */
+	uint8_t *startup_pkt;          /* copy of the StartupMessage (params point into it) */
+	startup_params params;         /* the parsed StartupMessage */
+	const char *actor;             /* startup "user" = actor id (in startup_pkt) */
+	const char *database;          /* startup "database" = target name (in startup_pkt) */
+	uint32_t copy_passthru;        /* bytes of a CopyData message still to stream upstream */
+	bool counted_unauth;           /* counted in server's unauthenticated connections */
+	bool terminated;               /* sent Terminate: close once owed responses are delivered */
+} client_conn;
+
+/* The upstream side of a session. */
+typedef struct upstream_conn {
+	upstream_phase phase;
+	PGconn *pg;                    /* libpq owns the socket and, with TLS, the SSL object */
+	struct event *poll_ev;         /* socket readiness while libpq drives (connect, pin) */
+	struct bufferevent *bev;       /* raw relay once READY (never closes fd: PQfinish does) */
+	uint32_t passthru;             /* bytes of a DataRow/CopyData still to stream to the client */
+	char txn_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
+	bool read_only;                /* what default_transaction_read_only is set to upstream */
+	bool standard_conforming_strings; /* tracked from ParameterStatus */
+	struct timespec connect_start; /* for the connect-latency metric */
+} upstream_conn;
+
+/* One session: a client, its upstream, identity and the relay's bookkeeping. */
+typedef struct session {
+	uint64_t id;                   /* unique per client connection, for logs and audit */
+	struct pgw_server *srv;
+	client_conn client;
+	upstream_conn up;
+
+	pgw_config *cfg;               /* snapshot this session uses (ref held) */
+	const pgw_target *target;      /* in cfg */
+	const pgw_token *who;          /* matched token record, in cfg */
+	uint8_t secret_id[32];         /* sha256 or StoredKey of the matched record: finds it after reload */
+
+	uint32_t cancel_pid;           /* our BackendKeyData */
+	uint32_t cancel_key;
+
+	owed_queue owed;               /* responses the upstream still owes, oldest first */
+	stmt_table stmts;              /* prepared statements and portals known to the client */
+	struct evbuffer *hold;         /* upstream-bound bytes held until their audit records are written */
+	bool awaiting_flush;           /* on srv->flush_list */
+	bool repin_pending;            /* RESET ALL / DISCARD ALL seen: re-apply identity before more SQL */
+
+	bool closing;                  /* on the reap list; callbacks must do nothing more */
+	const char *close_reason;      /* for the disconnect log line */
+	TAILQ_ENTRY(session) link;     /* srv->sessions */
+	TAILQ_ENTRY(session) flush_link; /* srv->flush_list */
+	TAILQ_ENTRY(session) reap_link;  /* srv->reap_list */
+} session;
+
+TAILQ_HEAD(session_list, session);
+
+/* Log a line prefixed with the session's identity: "s=17 user:jimmie prod 10.0.0.9:5123 ...". */
+void session_log(pgw_log_level lvl, const session *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A new session registered with the server (client side not yet set up); NULL on out of memory. */
+session *session_new(struct pgw_server *srv);
+
+/* Free everything a session owns; called by the reaper only. */
+void session_free(session *s);
+
+#endif

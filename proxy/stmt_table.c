@@ -1,0 +1,123 @@
+/* stmt_table.c - name -> statement maps, with uthash (Debian uthash-dev, header-only). */
+#include "proxy/stmt_table.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "policy/policy.h"
+
+typedef struct stmt_entry {
+	char *name;         /* key */
+	stmt_info *si;      /* one reference */
+	UT_hash_handle hh;
+} stmt_entry;
+
+void stmt_table_init(stmt_table *t)
+{
+	t->stmts = NULL;
+	t->portals = NULL;
+}
+
+stmt_info *stmt_info_new(const char *text, size_t len, const struct policy_facts *facts)
+{
+	stmt_info *si = calloc(1, sizeof(*si));
+
+	if (!si)
+		return NULL;
+	si->text = malloc(len + 1);
+	if (!si->text) {
+		free(si);
+		return NULL;
+	}
+	memcpy(si->text, text, len);
+	si->text[len] = '\0';
+	si->len = len;
+	si->facts = facts;
+	si->refcount = 1;
+	return si;
+}
+
+void stmt_info_ref(stmt_info *si)
+{
+	si->refcount++;
+}
+
+void stmt_info_unref(stmt_info *si)
+{
+	if (!si || --si->refcount > 0)
+		return;
+	if (si->facts)
+		policy_facts_unref(si->facts);
+	free(si->text);
+	free(si);
+}
+
+static void entry_free(stmt_entry **head, stmt_entry *e)
+{
+	HASH_DEL(*head, e);
+	stmt_info_unref(e->si);
+	free(e->name);
+	free(e);
+}
+
+static bool map_put(stmt_entry **head, const char *name, stmt_info *si)
+{
+	stmt_entry *e;
+
+	HASH_FIND_STR(*head, name, e);
+	if (e)
+		entry_free(head, e);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return false;
+	e->name = strdup(name);
+	if (!e->name) {
+		free(e);
+		return false;
+	}
+	stmt_info_ref(si);
+	e->si = si;
+	HASH_ADD_KEYPTR(hh, *head, e->name, strlen(e->name), e);
+	return true;
+}
+
+static stmt_info *map_get(stmt_entry *head, const char *name)
+{
+	stmt_entry *e;
+
+	HASH_FIND_STR(head, name, e);
+	return e ? e->si : NULL;
+}
+
+static void map_del(stmt_entry **head, const char *name)
+{
+	stmt_entry *e;
+
+	HASH_FIND_STR(*head, name, e);
+	if (e)
+		entry_free(head, e);
+}
+
+static void map_clear(stmt_entry **head)
+{
+	stmt_entry *e, *tmp;
+
+	HASH_ITER(hh, *head, e, tmp)
+		entry_free(head, e);
+}
+
+bool stmt_table_put(stmt_table *t, const char *name, stmt_info *si) { return map_put(&t->stmts, name, si); }
+stmt_info *stmt_table_get(stmt_table *t, const char *name) { return map_get(t->stmts, name); }
+void stmt_table_del(stmt_table *t, const char *name) { map_del(&t->stmts, name); }
+void stmt_table_clear_stmts(stmt_table *t) { map_clear(&t->stmts); }
+bool portal_table_put(stmt_table *t, const char *name, stmt_info *si) { return map_put(&t->portals, name, si); }
+stmt_info *portal_table_get(stmt_table *t, const char *name) { return map_get(t->portals, name); }
+void portal_table_del(stmt_table *t, const char *name) { map_del(&t->portals, name); }
+void portal_table_clear(stmt_table *t) { map_clear(&t->portals); }
+
+void stmt_table_free(stmt_table *t)
+{
+	map_clear(&t->stmts);
+	map_clear(&t->portals);
+}

@@ -1,0 +1,47 @@
+/*
+ * stmt_table.h - the prepared statements and portals a session's client has
+ * created, by name, so an Execute is audited with its statement's text and
+ * judged by its statement's facts (Parse, SQL PREPARE and Bind all feed it).
+ */
+#ifndef PGW_STMT_TABLE_H
+#define PGW_STMT_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct policy_facts;
+struct stmt_entry;
+
+/* A statement's text and what the classifier found; shared by statements and portals. */
+typedef struct stmt_info {
+	int refcount;
+	char *text;                        /* statement text, NUL-terminated */
+	size_t len;
+	const struct policy_facts *facts;  /* NULL while no classifier is wired in */
+} stmt_info;
+
+typedef struct stmt_table {
+	struct stmt_entry *stmts;          /* prepared statements (protocol and SQL share one namespace) */
+	struct stmt_entry *portals;        /* portals created by Bind */
+} stmt_table;
+
+void stmt_table_init(stmt_table *t);
+void stmt_table_free(stmt_table *t);
+
+/* New info with refcount 1 (copies text); NULL on out of memory. facts ref is taken over. */
+stmt_info *stmt_info_new(const char *text, size_t len, const struct policy_facts *facts);
+void stmt_info_ref(stmt_info *si);
+void stmt_info_unref(stmt_info *si);
+
+/* Name a statement (replacing any old one of that name); takes a new reference. */
+bool stmt_table_put(stmt_table *t, const char *name, stmt_info *si);
+stmt_info *stmt_table_get(stmt_table *t, const char *name);
+void stmt_table_del(stmt_table *t, const char *name);
+void stmt_table_clear_stmts(stmt_table *t);
+
+bool portal_table_put(stmt_table *t, const char *name, stmt_info *si);
+stmt_info *portal_table_get(stmt_table *t, const char *name);
+void portal_table_del(stmt_table *t, const char *name);
+void portal_table_clear(stmt_table *t);
+
+#endif

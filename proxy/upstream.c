@@ -1,0 +1,317 @@
+/*
+ * upstream.c - connecting to the target with libpq without blocking the
+ * loop, pinning identity, and handing the socket to the raw relay.
+ *
+ * libpq gives us upstream TLS, SCRAM, multi-host conninfo and service files
+ * for free. After pinning, libpq's connection is idle and its buffers are
+ * empty, so the relay reads and writes the socket itself: plain TCP through
+ * a socket bufferevent, TLS through an OpenSSL bufferevent wrapping libpq's
+ * own SSL object (libpq keeps ownership; PQfinish frees it).
+ */
+#include "proxy/upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+
+#include "proxy/client.h"
+#include "proxy/log.h"
+#include "proxy/pin.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
+#include "policy/windows.h"
+
+static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg);
+
+static const char *const upstream_phase_names[] = {"none", "connecting", "pinning", "ready", "closed"};
+
+void upstream_set_phase(session *s, upstream_phase phase)
+{
+	session_log(LOG_LVL_DEBUG, s, "upstream %s -> %s", upstream_phase_names[s->up.phase],
+		    upstream_phase_names[phase]);
+	s->up.phase = phase;
+}
+
+bool upstream_tls(const session *s)
+{
+	return s->up.pg && PQsslInUse(s->up.pg);
+}
+
+/* Wait for libpq's socket to become readable or writable. */
+static bool upstream_wait(session *s, short what)
+{
+	if (s->up.poll_ev)
+		event_free(s->up.poll_ev);
+	/* The socket can change while connecting (multi-host conninfo, SSL retry): look it up each time. */
+	s->up.poll_ev = event_new(s->srv->base, PQsocket(s->up.pg), what, upstream_poll_cb, s);
+	if (!s->up.poll_ev || event_add(s->up.poll_ev, NULL) != 0)
+		return false;
+	return true;
+}
+
+static void upstream_failed(session *s, const char *what)
+{
+	char msg[256];
+	const char *pgerr = s->up.pg ? PQerrorMessage(s->up.pg) : "";
+	size_t n = strlen(pgerr);
+
+	/* libpq's message may name hosts and users: it goes to our log, not to the client. */
+	while (n && pgerr[n - 1] == '\n')
+		n--;
+	session_log(LOG_LVL_WARN, s, "upstream %s failed for target %s: %.*s", what, s->target->name, (int)n, pgerr);
+	snprintf(msg, sizeof(msg), "pgwarden: could not connect to target \"%s\"", s->target->name);
+	client_fail(s, "08006", msg, NULL);
+}
+
+/* Escape a value for libpq's "options" (backslash before spaces and backslashes). */
+static void append_option(char *buf, size_t bufsz, size_t *off, const char *name, const char *value)
+{
+	int n = snprintf(buf + *off, bufsz - *off, "%s-c %s=", *off ? " " : "", name);
+
+	if (n < 0 || (size_t)n >= bufsz - *off)
+		return;
+	*off += (size_t)n;
+	for (; *value && *off + 3 < bufsz; value++) {
+		if (*value == ' ' || *value == '\\')
+			buf[(*off)++] = '\\';
+		buf[(*off)++] = *value;
+	}
+	buf[*off] = '\0';
+}
+
+/* The target conninfo's own "options", to keep them when we add the client's settings. */
+static char *conninfo_options(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL), *o;
+	char *val = NULL;
+
+	if (!opts)
+		return NULL;
+	for (o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val)
+			val = strdup(o->val);
+	PQconninfoFree(opts);
+	return val;
+}
+
+/* Start PQconnectStartParams with the target's conninfo and the client's allowlisted settings. */
+static PGconn *connect_start(session *s)
+{
+	const startup_params *p = &s->client.params;
+	const char *kw[STARTUP_MAX_PARAMS + 8], *val[STARTUP_MAX_PARAMS + 8];
+	char options[4096] = "";
+	size_t nk = 0, off = 0, i;
+	char *base_opts = conninfo_options(s->target->conninfo);
+	PGconn *pg;
+
+	kw[nk] = "dbname";
+	val[nk++] = s->target->conninfo; /* expanded: later keywords override it */
+	kw[nk] = "fallback_application_name";
+	val[nk++] = "pgwarden";
+	if (base_opts) {
+		snprintf(options, sizeof(options), "%s", base_opts);
+		off = strlen(options);
+	}
+	for (i = 0; i < p->n; i++) {
+		if (strcasecmp(p->names[i], "application_name") == 0) {
+			kw[nk] = "application_name";
+			val[nk++] = p->values[i];
+		} else if (strcasecmp(p->names[i], "client_encoding") == 0) {
+			kw[nk] = "client_encoding";
+			val[nk++] = p->values[i];
+		} else
+			append_option(options, sizeof(options), &off, p->names[i], p->values[i]);
+	}
+	if (p->options) {
+		/* Already checked to hold only allowlisted -c settings; pass it on as written. */
+		int n = snprintf(options + off, sizeof(options) - off, "%s%s", off ? " " : "", p->options);
+		if (n > 0 && (size_t)n < sizeof(options) - off)
+			off += (size_t)n;
+	}
+	if (off) {
+		kw[nk] = "options";
+		val[nk++] = options;
+	}
+	kw[nk] = NULL;
+	val[nk] = NULL;
+	pg = PQconnectStartParams(kw, val, 1);
+	free(base_opts);
+	return pg;
+}
+
+void upstream_start(session *s)
+{
+	upstream_set_phase(s, UPSTREAM_CONNECTING);
+	clock_gettime(CLOCK_MONOTONIC, &s->up.connect_start);
+	s->up.pg = connect_start(s);
+	if (!s->up.pg || PQstatus(s->up.pg) == CONNECTION_BAD) {
+		upstream_failed(s, "connection start");
+		return;
+	}
+	PQsetnonblocking(s->up.pg, 1);
+	if (!upstream_wait(s, EV_WRITE))
+		upstream_failed(s, "event setup");
+}
+
+/* Production outside an open window starts read-only (CONTRACT §4). */
+static bool session_wants_read_only(session *s)
+{
+	return s->target->environment == ENV_PRODUCTION &&
+	       !windows_open_now(s->cfg, s->target->name, s->who->actor, time(NULL));
+}
+
+static void start_pinning(session *s)
+{
+	char *sql;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	s->srv->metrics.upstream_connects++;
+	s->srv->metrics.upstream_connect_us_total +=
+		(uint64_t)((now.tv_sec - s->up.connect_start.tv_sec) * 1000000 +
+			   (now.tv_nsec - s->up.connect_start.tv_nsec) / 1000);
+	s->up.read_only = session_wants_read_only(s);
+	sql = pin_sql_build(s->cfg, s->who, s->up.read_only);
+	if (!sql || !PQsendQuery(s->up.pg, sql)) {
+		free(sql);
+		upstream_failed(s, "pinning");
+		return;
+	}
+	free(sql);
+	upstream_set_phase(s, UPSTREAM_PINNING);
+	if (!upstream_wait(s, PQflush(s->up.pg) == 1 ? EV_WRITE : EV_READ))
+		upstream_failed(s, "event setup");
+}
+
+static void upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	relay_upstream_input(arg);
+}
+
+static void upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+	relay_upstream_drained(arg);
+}
+
+static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	session *s = arg;
+
+	if (s->closing)
+		return;
+	session_log(LOG_LVL_WARN, s, "upstream connection lost (%s)", (what & BEV_EVENT_EOF) ? "EOF" : "error");
+	client_fail(s, "08006", "pgwarden: upstream connection lost", NULL);
+}
+
+/* Pinning is done and libpq is idle: relay the socket ourselves from now on. */
+static void become_ready(session *s)
+{
+	int fd = PQsocket(s->up.pg);
+	SSL *ssl = PQsslInUse(s->up.pg) ? PQsslStruct(s->up.pg, "OpenSSL") : NULL;
+
+	event_free(s->up.poll_ev);
+	s->up.poll_ev = NULL;
+	if (ssl)
+		s->up.bev = bufferevent_openssl_socket_new(s->srv->base, fd, ssl, BUFFEREVENT_SSL_OPEN, 0);
+	else
+		s->up.bev = bufferevent_socket_new(s->srv->base, fd, 0);
+	if (!s->up.bev) {
+		upstream_failed(s, "relay setup");
+		return;
+	}
+	bufferevent_setcb(s->up.bev, upstream_read_cb, upstream_write_cb, upstream_event_cb, s);
+	bufferevent_enable(s->up.bev, EV_READ | EV_WRITE);
+	s->up.txn_status = 'I';
+	{
+		const char *scs = PQparameterStatus(s->up.pg, "standard_conforming_strings");
+		s->up.standard_conforming_strings = !scs || strcmp(scs, "on") == 0;
+	}
+	upstream_set_phase(s, UPSTREAM_READY);
+	client_login_complete(s);
+}
+
+/* Collect the pinning results; any failure ends the session (identity would not hold). */
+static void poll_pinning(session *s)
+{
+	PGresult *res;
+
+	if (!PQconsumeInput(s->up.pg)) {
+		upstream_failed(s, "pinning");
+		return;
+	}
+	while (!PQisBusy(s->up.pg)) {
+		res = PQgetResult(s->up.pg);
+		if (!res) {
+			if (PQtransactionStatus(s->up.pg) != PQTRANS_IDLE) {
+				upstream_failed(s, "pinning (not idle)");
+				return;
+			}
+			become_ready(s);
+			return;
+		}
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+			session_log(LOG_LVL_WARN, s, "pinning identity failed: %s", PQresultErrorMessage(res));
+			PQclear(res);
+			upstream_failed(s, "pinning");
+			return;
+		}
+		PQclear(res);
+	}
+	if (!upstream_wait(s, PQflush(s->up.pg) == 1 ? EV_WRITE : EV_READ))
+		upstream_failed(s, "event setup");
+}
+
+static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session *s = arg;
+
+	if (s->closing)
+		return;
+	switch (s->up.phase) {
+	case UPSTREAM_CONNECTING:
+		switch (PQconnectPoll(s->up.pg)) {
+		case PGRES_POLLING_READING:
+			if (!upstream_wait(s, EV_READ))
+				upstream_failed(s, "event setup");
+			break;
+		case PGRES_POLLING_WRITING:
+			if (!upstream_wait(s, EV_WRITE))
+				upstream_failed(s, "event setup");
+			break;
+		case PGRES_POLLING_OK:
+			start_pinning(s);
+			break;
+		default:
+			upstream_failed(s, "connection");
+			break;
+		}
+		break;
+	case UPSTREAM_PINNING:
+		poll_pinning(s);
+		break;
+	default:
+		break;
+	}
+}
+
+void upstream_close(session *s)
+{
+	if (s->up.poll_ev) {
+		event_free(s->up.poll_ev);
+		s->up.poll_ev = NULL;
+	}
+	/* Free our bufferevent first: libpq still owns the socket and SSL and sends Terminate. */
+	if (s->up.bev) {
+		bufferevent_free(s->up.bev);
+		s->up.bev = NULL;
+	}
+	if (s->up.pg) {
+		PQfinish(s->up.pg);
+		s->up.pg = NULL;
+	}
+	if (s->up.phase != UPSTREAM_NONE)
+		upstream_set_phase(s, UPSTREAM_CLOSED);
+}

@@ -1,0 +1,25 @@
+/*
+ * upstream.h - the upstream side of a session: a libpq connection driven
+ * without blocking by the event loop (PQconnectStartParams/PQconnectPoll),
+ * identity pinned through libpq, then raw protocol relay on its socket.
+ *
+ * Phases: NONE -> CONNECTING -> PINNING -> READY -> CLOSED.
+ */
+#ifndef PGW_UPSTREAM_H
+#define PGW_UPSTREAM_H
+
+#include "proxy/session.h"
+
+/* The single writer of up.phase. */
+void upstream_set_phase(session *s, upstream_phase phase);
+
+/* Start connecting for an authenticated session; on success client_login_complete() follows. */
+void upstream_start(session *s);
+
+/* Drop the upstream connection now (session ending); safe to call in any phase, twice. */
+void upstream_close(session *s);
+
+/* Whether the upstream connection uses TLS (for logs). */
+bool upstream_tls(const session *s);
+
+#endif
