@@ -1,0 +1,133 @@
+/* audit_cli.c - `pgwarden audit verify|show`: argument parsing and dispatch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "audit/audit_int.h"
+
+#define DEFAULT_WIDTH 160 /* line width of `audit show` when stdout is not a terminal and COLUMNS is unset */
+
+static const char usage_text[] =
+	"usage: pgwarden audit verify FILE...\n"
+	"       pgwarden audit show [--actor A] [--decision allow|deny] [--since T] [--until T] [--json]\n"
+	"                           FILE...\n"
+	"  T is an RFC 3339 time, e.g. 2026-11-22T01:02:03Z; records with since <= ts < until are shown\n";
+
+static int usage(const char *fmt, const char *arg)
+{
+	if (fmt != NULL) {
+		fprintf(stderr, "pgwarden audit: ");
+		fprintf(stderr, fmt, arg);
+		fputc('\n', stderr);
+	}
+	fputs(usage_text, stderr);
+	return 2;
+}
+
+/* The terminal's width, else $COLUMNS, else DEFAULT_WIDTH. */
+static int output_width(void)
+{
+	struct winsize ws;
+	const char *cols = getenv("COLUMNS");
+	int w;
+
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (cols != NULL && (w = atoi(cols)) > 0)
+		return w;
+	return DEFAULT_WIDTH;
+}
+
+/*
+ * Take the value of option 'name' at argv[*i]: "--name=V" or "--name V".
+ * Returns 1 and sets *val if argv[*i] is that option, 0 if it is not, -1 if its value is missing.
+ */
+static int option_value(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n) != 0)
+		return 0;
+	if (argv[*i][n] == '=') {
+		*val = argv[*i] + n + 1;
+		return 1;
+	}
+	if (argv[*i][n] != '\0')
+		return 0;
+	if (*i + 1 >= argc)
+		return -1;
+	*val = argv[++*i];
+	return 1;
+}
+
+/* Parse --since / --until; -1 after printing usage if the time is not RFC 3339. */
+static int time_option(const char *opt, const char *val, bool *has, int64_t *us)
+{
+	if (audit_parse_rfc3339(val, us) < 0) {
+		fprintf(stderr, "pgwarden audit show: %s: not an RFC 3339 time: %s\n", opt, val);
+		return -1;
+	}
+	*has = true;
+	return 0;
+}
+
+/* One option of `audit show` at argv[*i]: 0 taken, 2 usage error. */
+static int show_option(int argc, char **argv, int *i, audit_show_filter *f)
+{
+	const char *v = NULL;
+	int r;
+
+	if (strcmp(argv[*i], "--json") == 0) {
+		f->json = true;
+		return 0;
+	}
+	if ((r = option_value(argc, argv, i, "--actor", &v)) != 0)
+		f->actor = v;
+	else if ((r = option_value(argc, argv, i, "--decision", &v)) != 0)
+		f->decision = v;
+	else if ((r = option_value(argc, argv, i, "--since", &v)) > 0)
+		return time_option("--since", v, &f->has_since, &f->since_us) < 0 ? usage(NULL, NULL) : 0;
+	else if ((r = option_value(argc, argv, i, "--until", &v)) > 0)
+		return time_option("--until", v, &f->has_until, &f->until_us) < 0 ? usage(NULL, NULL) : 0;
+	if (r < 0)
+		return usage("option %s needs a value", argv[*i]);
+	if (r == 0)
+		return usage("unknown option %s", argv[*i]);
+	return 0;
+}
+
+int audit_show_main(int argc, char **argv)
+{
+	audit_show_filter f;
+	int i, rc;
+
+	memset(&f, 0, sizeof(f));
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		rc = show_option(argc, argv, &i, &f);
+		if (rc != 0)
+			return rc;
+	}
+	if (i >= argc)
+		return usage("show: no FILE given", NULL);
+	f.width = output_width();
+	rc = audit_show_files((const char *const *)argv + i, (size_t)(argc - i), &f, stdout, stderr);
+	return fflush(stdout) == 0 ? rc : 1;
+}
+
+int audit_cli_main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(NULL, NULL);
+	if (strcmp(argv[1], "verify") == 0)
+		return audit_verify_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "show") == 0)
+		return audit_show_main(argc - 1, argv + 1);
+	return usage("unknown command %s (verify or show)", argv[1]);
+}

@@ -1,0 +1,81 @@
+/*
+ * audit_int.h - what the audit module's files share with each other and with
+ * its unit tests: the SHA-256 line hasher, RFC 3339 parsing, and the verify
+ * and show commands as library calls.
+ */
+#ifndef PGW_AUDIT_INT_H
+#define PGW_AUDIT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define AUDIT_HASH_HEX 64 /* lowercase hex digits of a SHA-256 */
+
+/* 64 zeros: the prev of the very first record of a log. */
+extern const char audit_zero_prev[AUDIT_HASH_HEX + 1];
+
+/*
+ * A SHA-256 context reused across lines, so the hot path does not fetch the
+ * algorithm from OpenSSL's provider store for every record.
+ */
+typedef struct audit_hasher {
+	void *md;  /* EVP_MD *, fetched once */
+	void *ctx; /* EVP_MD_CTX *, reset per use */
+} audit_hasher;
+
+int audit_hasher_init(audit_hasher *h);
+void audit_hasher_free(audit_hasher *h);
+/* Start, feed, finish one hash; the result is AUDIT_HASH_HEX lowercase hex digits plus a NUL. */
+int audit_hash_begin(audit_hasher *h);
+int audit_hash_update(audit_hasher *h, const void *p, size_t n);
+int audit_hash_end(audit_hasher *h, char out[AUDIT_HASH_HEX + 1]);
+/* All three at once. 0 on success. */
+int audit_hash_line(audit_hasher *h, const void *p, size_t n, char out[AUDIT_HASH_HEX + 1]);
+
+/*
+ * Parse an RFC 3339 timestamp with any offset ("2026-11-22T01:02:03.123456Z",
+ * "2026-11-22T03:02:03+02:00"; 't'/'z' and a space separator accepted, at
+ * most 9 fractional digits) into microseconds since the epoch, UTC. The whole
+ * string must be used. 0 on success, -1 if it is not one.
+ */
+int audit_parse_rfc3339(const char *s, int64_t *us_out);
+
+/* The outcome of checking a set of audit files. */
+typedef struct audit_verify_result {
+	uint64_t records;     /* complete, valid records checked before the first fault */
+	uint64_t first_seq;   /* seq of the first record (0: none) */
+	uint64_t last_seq;    /* seq of the last good record */
+	const char *bad_file; /* file of the first bad line; NULL when intact */
+	uint64_t bad_line;    /* 1-based line number in bad_file; 0 when intact or not line-specific */
+	char why[320];        /* what is wrong with it */
+} audit_verify_result;
+
+/*
+ * Check the chain across 'files' taken in order (rotated files oldest first).
+ * Returns 0 if intact, 1 if broken or unreadable; 'res' says where and why.
+ */
+int audit_verify_files(const char *const *files, size_t n, audit_verify_result *res);
+
+/* Record filters of `audit show`; NULL / has_* false means "any". */
+typedef struct audit_show_filter {
+	const char *actor;    /* --actor: exact match */
+	const char *decision; /* --decision: exact match */
+	bool has_since;
+	int64_t since_us;     /* --since: ts >= since */
+	bool has_until;
+	int64_t until_us;     /* --until: ts < until */
+	bool json;            /* --json: print matching lines as they are */
+	int width;            /* total width of a human-readable line */
+} audit_show_filter;
+
+/* Print the records of 'files' matching 'f' to 'out'; problems go to 'errout'. Returns the exit status. */
+int audit_show_files(const char *const *files, size_t n, const audit_show_filter *f, FILE *out,
+		     FILE *errout);
+
+/* The CLI sub-commands, argv[0] being "verify" / "show". */
+int audit_verify_main(int argc, char **argv);
+int audit_show_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,352 @@
+/* audit_show.c - `pgwarden audit show`: filter audit records, print them as aligned columns or raw JSON. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit_int.h"
+#include "audit/json_writer.h"
+
+/* Column widths of the human-readable form; the statement takes what is left. */
+#define COL_TIME 27     /* 2026-11-22T01:02:03.123456Z */
+#define COL_ACTOR 20
+#define COL_TARGET 12
+#define COL_DECISION 8
+#define COL_RULE 24
+#define COL_STMT_MIN 20 /* the statement column never gets narrower than this */
+#define COL_STMT_MAX 2000
+
+/* --- RFC 3339 ------------------------------------------------------------------------------- */
+
+/* Read exactly n decimal digits. */
+static bool digits(const char **p, int n, int *out)
+{
+	int v = 0;
+
+	for (; n > 0; n--, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return false;
+		v = v * 10 + (**p - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : mdays[m - 1];
+}
+
+/* The offset part: Z, or +HH:MM / -HH:MM, in seconds east of UTC. */
+static bool parse_offset(const char **p, int64_t *off)
+{
+	int sign, oh, om;
+
+	if (**p == 'Z' || **p == 'z') {
+		(*p)++;
+		*off = 0;
+		return true;
+	}
+	if (**p != '+' && **p != '-')
+		return false;
+	sign = **p == '-' ? -1 : 1;
+	(*p)++;
+	if (!digits(p, 2, &oh) || *(*p)++ != ':' || !digits(p, 2, &om) || oh > 23 || om > 59)
+		return false;
+	*off = sign * (oh * 3600 + om * 60);
+	return true;
+}
+
+int audit_parse_rfc3339(const char *s, int64_t *us_out)
+{
+	const char *p = s;
+	int y, mo, d, h, mi, sec, frac_digits = 0;
+	int64_t us = 0, off, scale = 100000;
+
+	if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' || !digits(&p, 2, &d))
+		return -1;
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return -1;
+	p++;
+	if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':' || !digits(&p, 2, &sec))
+		return -1;
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, frac_digits++) {
+			us += (*p - '0') * scale;
+			scale /= 10;
+		}
+		if (frac_digits == 0 || frac_digits > 9)
+			return -1;
+	}
+	if (!parse_offset(&p, &off) || *p != '\0')
+		return -1;
+	/* A leap second (:60) counts as the next second's start, as timegm would. */
+	*us_out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - off) * 1000000 + us;
+	return 0;
+}
+
+/* --- safe cells ----------------------------------------------------------------------------- */
+
+/* Code points a terminal would act on rather than show: C0, DEL, C1, and bidi overrides/isolates. */
+static bool unsafe_cp(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 ||
+	       cp == 0x2029;
+}
+
+static uint32_t decode_cp(const uint8_t *p, size_t k)
+{
+	if (k == 1)
+		return p[0];
+	if (k == 2)
+		return (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+	if (k == 3)
+		return (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+	return (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 | (uint32_t)(p[2] & 0x3f) << 6 |
+	       (p[3] & 0x3f);
+}
+
+/*
+ * Append s (len bytes) to b as one column of 'width' characters: whitespace
+ * runs become one space, control and bidi characters are shown as \xNN or
+ * \uNNNN, too long a value ends in "…", and 'pad' fills with spaces.
+ * Width counts code points (wide CJK characters are not measured).
+ */
+static void put_cell(jbuf *b, const char *s, size_t len, int width, bool pad)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	char esc[12];
+	int used = 0, elen, need;
+	size_t i = 0, k;
+	uint32_t cp;
+	bool space = false;
+
+	while (i < len) {
+		k = utf8_seq_len(p + i, len - i);
+		if (k == 0) {
+			cp = 0xfffd; /* not from our writer; jansson only hands out valid UTF-8 */
+			k = 1;
+		} else {
+			cp = decode_cp(p + i, k);
+		}
+		if (cp == ' ' || cp == '\n' || cp == '\t' || cp == '\r') {
+			space = true;
+			i += k;
+			continue;
+		}
+		elen = 1;
+		if (unsafe_cp(cp))
+			elen = snprintf(esc, sizeof(esc), cp < 0x80 ? "\\x%02x" : "\\u%04x", (unsigned)cp);
+		need = (space && used > 0) + elen;
+		/* Keep one column for the ellipsis unless this is the last character and it fits. */
+		if (used + need > width - 1 && (i + k < len || used + need > width))
+			goto ellipsis;
+		if (space && used > 0) {
+			jbuf_putc(b, ' ');
+			used++;
+		}
+		space = false;
+		if (elen > 1 || cp == 0xfffd)
+			jbuf_put(b, elen > 1 ? esc : "\xef\xbf\xbd", elen > 1 ? (size_t)elen : 3);
+		else
+			jbuf_put(b, p + i, k);
+		used += elen;
+		i += k;
+	}
+	goto out;
+ellipsis:
+	jbuf_put_lit(b, "\xe2\x80\xa6"); /* U+2026 HORIZONTAL ELLIPSIS */
+	used++;
+out:
+	for (; pad && used < width; used++)
+		jbuf_putc(b, ' ');
+}
+
+/* A string field of the record as (pointer, length); "-" when absent. */
+static const char *field(json_t *rec, const char *key, size_t *len)
+{
+	json_t *v = json_object_get(rec, key);
+
+	if (!json_is_string(v)) {
+		*len = 1;
+		return "-";
+	}
+	*len = json_string_length(v);
+	return json_string_value(v);
+}
+
+/* For records without sql, a bracketed summary of the event goes in the statement column. */
+static void event_summary(jbuf *t, json_t *rec)
+{
+	static const char *const keys[] = {"tag", "sqlstate", "client", "protocol", "window"};
+	json_t *v;
+	size_t i, len;
+	const char *s;
+
+	s = field(rec, "event", &len);
+	jbuf_putc(t, '[');
+	jbuf_put(t, s, len);
+	if (json_is_integer(v = json_object_get(rec, "ref"))) {
+		jbuf_put_lit(t, " ref=");
+		jbuf_put_i64(t, json_integer_value(v));
+	}
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!json_is_string(v = json_object_get(rec, keys[i])))
+			continue;
+		jbuf_putc(t, ' ');
+		jbuf_put(t, keys[i], strlen(keys[i]));
+		jbuf_putc(t, '=');
+		jbuf_put(t, json_string_value(v), json_string_length(v));
+	}
+	if (json_is_integer(v = json_object_get(rec, "duration_us"))) {
+		jbuf_putc(t, ' ');
+		jbuf_put_i64(t, json_integer_value(v));
+		jbuf_put_lit(t, "us");
+	}
+	jbuf_putc(t, ']');
+}
+
+/* One human-readable line for a record. */
+static void format_record(jbuf *b, json_t *rec, int stmt_width)
+{
+	static const struct { const char *key; int width; } cols[] = {
+		{"ts", COL_TIME}, {"actor", COL_ACTOR}, {"target", COL_TARGET},
+		{"decision", COL_DECISION}, {"rule", COL_RULE},
+	};
+	jbuf tmp;
+	const char *s;
+	size_t i, len;
+
+	for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		s = field(rec, cols[i].key, &len);
+		put_cell(b, s, len, cols[i].width, true);
+		jbuf_put_lit(b, "  ");
+	}
+	if (json_is_string(json_object_get(rec, "sql"))) {
+		s = field(rec, "sql", &len);
+		put_cell(b, s, len, stmt_width, false);
+	} else {
+		jbuf_init(&tmp);
+		event_summary(&tmp, rec);
+		put_cell(b, tmp.data, tmp.failed ? 0 : tmp.len, stmt_width, false);
+		jbuf_free(&tmp);
+	}
+	jbuf_putc(b, '\n');
+}
+
+static void print_header(FILE *out)
+{
+	fprintf(out, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", COL_TIME, "TIME", COL_ACTOR, "ACTOR", COL_TARGET,
+		"TARGET", COL_DECISION, "DECISION", COL_RULE, "RULE", "STATEMENT");
+}
+
+/* --- filtering ------------------------------------------------------------------------------ */
+
+static bool str_is(json_t *rec, const char *key, const char *want)
+{
+	json_t *v = json_object_get(rec, key);
+
+	return json_is_string(v) && strcmp(json_string_value(v), want) == 0;
+}
+
+static bool matches(json_t *rec, const audit_show_filter *f)
+{
+	json_t *ts;
+	int64_t us;
+
+	if (f->actor != NULL && !str_is(rec, "actor", f->actor))
+		return false;
+	if (f->decision != NULL && !str_is(rec, "decision", f->decision))
+		return false;
+	if (!f->has_since && !f->has_until)
+		return true;
+	ts = json_object_get(rec, "ts");
+	if (!json_is_string(ts) || audit_parse_rfc3339(json_string_value(ts), &us) < 0)
+		return false;
+	return (!f->has_since || us >= f->since_us) && (!f->has_until || us < f->until_us);
+}
+
+static int stmt_width_for(const audit_show_filter *f)
+{
+	int w = f->width - (COL_TIME + COL_ACTOR + COL_TARGET + COL_DECISION + COL_RULE + 5 * 2);
+
+	if (w < COL_STMT_MIN)
+		w = COL_STMT_MIN;
+	return w > COL_STMT_MAX ? COL_STMT_MAX : w;
+}
+
+static int show_file(const char *file, const audit_show_filter *f, FILE *out, FILE *errout, jbuf *b)
+{
+	FILE *in;
+	char *line = NULL;
+	size_t cap = 0, len;
+	ssize_t n;
+	uint64_t lineno = 0;
+	json_t *rec;
+	json_error_t jerr;
+
+	in = fopen(file, "r");
+	if (in == NULL) {
+		fprintf(errout, "%s: cannot open: %s\n", file, strerror(errno));
+		return 1;
+	}
+	while ((n = getline(&line, &cap, in)) > 0) {
+		lineno++;
+		len = line[n - 1] == '\n' ? (size_t)n - 1 : (size_t)n;
+		rec = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+		if (!json_is_object(rec)) {
+			fprintf(errout, "%s:%llu: not an audit record, skipped\n", file,
+				(unsigned long long)lineno);
+		} else if (matches(rec, f)) {
+			if (f->json) {
+				fwrite(line, 1, len, out);
+				fputc('\n', out);
+			} else {
+				jbuf_reset(b);
+				format_record(b, rec, stmt_width_for(f));
+				if (!b->failed)
+					fwrite(b->data, 1, b->len, out);
+			}
+		}
+		json_decref(rec);
+	}
+	free(line);
+	fclose(in);
+	return 0;
+}
+
+int audit_show_files(const char *const *files, size_t n, const audit_show_filter *f, FILE *out, FILE *errout)
+{
+	jbuf b;
+	size_t i;
+	int rc = 0;
+
+	jbuf_init(&b);
+	if (!f->json)
+		print_header(out);
+	for (i = 0; i < n; i++)
+		if (show_file(files[i], f, out, errout, &b) != 0)
+			rc = 1;
+	jbuf_free(&b);
+	return rc;
+}

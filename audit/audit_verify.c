@@ -1,0 +1,262 @@
+/* audit_verify.c - `pgwarden audit verify`: check the hash chain and seq across audit files in order. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "audit/audit_int.h"
+
+/*
+ * The checker walks every line of every file once, remembering the last good
+ * record. What each fault looks like, and how it is named:
+ *   truncated  the last line has no newline (a write cut short)
+ *   not JSON   the line does not parse, or lacks an integer seq / a hex prev
+ *   edited     a line's hash differs from the prev of the line after it: the
+ *              earlier line is reported (the last line of a set can be edited
+ *              undetected: nothing after it commits to its hash)
+ *   deleted    seq jumps forward, and the line after keeps going forward
+ *   reordered  seq goes backwards, or jumps forward and the next line comes
+ *              back (a swap): the first line out of place is reported
+ * A set whose first record has seq > 1 (older files not given) is checked
+ * from that record on.
+ */
+
+/* Where the walk stands. */
+typedef struct verify_state {
+	audit_verify_result *res;         /* the caller's result, filled as we go */
+	audit_hasher hasher;              /* hashes each good line */
+	bool have_last;                   /* a good record has been seen */
+	uint64_t last_seq;                /* its seq */
+	char last_hash[AUDIT_HASH_HEX + 1]; /* its line's hash */
+	const char *last_file;            /* where it is */
+	uint64_t last_line;
+	bool gap;                         /* a forward seq jump waits for the next line to be named */
+	const char *gap_file;             /* the line with the jump */
+	uint64_t gap_line;
+	uint64_t gap_seq;                 /* the seq found there */
+} verify_state;
+
+/* One parsed line: the fields the chain needs. */
+typedef struct chain_fields {
+	uint64_t seq;
+	char prev[AUDIT_HASH_HEX + 1];
+} chain_fields;
+
+static int fail(verify_state *st, const char *file, uint64_t line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Record the first fault; returns 1 (broken) for the caller to pass up. */
+static int fail(verify_state *st, const char *file, uint64_t line, const char *fmt, ...)
+{
+	va_list ap;
+
+	st->res->bad_file = file;
+	st->res->bad_line = line;
+	va_start(ap, fmt);
+	vsnprintf(st->res->why, sizeof(st->res->why), fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
+static bool is_lower_hex64(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len != AUDIT_HASH_HEX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Parse a line into its seq and prev; on failure writes why into 'why'. */
+static int parse_chain_fields(const char *line, size_t len, chain_fields *cf, char *why, size_t whysz)
+{
+	json_error_t jerr;
+	json_t *root, *seq, *prev;
+	int rc = -1;
+
+	/* JSON_ALLOW_NUL: the writer escapes NUL bytes in sql as \u0000. */
+	root = json_loadb(line, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		snprintf(why, whysz, "not JSON: %s (column %d)", jerr.text, jerr.column);
+		return -1;
+	}
+	seq = json_object_get(root, "seq");
+	prev = json_object_get(root, "prev");
+	if (!json_is_object(root))
+		snprintf(why, whysz, "not JSON: not an object");
+	else if (!json_is_integer(seq) || json_integer_value(seq) < 1)
+		snprintf(why, whysz, "not JSON: not an audit record (no positive integer \"seq\")");
+	else if (!json_is_string(prev) || !is_lower_hex64(json_string_value(prev), json_string_length(prev)))
+		snprintf(why, whysz, "not JSON: not an audit record (\"prev\" is not 64 lowercase hex)");
+	else {
+		cf->seq = (uint64_t)json_integer_value(seq);
+		memcpy(cf->prev, json_string_value(prev), sizeof(cf->prev));
+		rc = 0;
+	}
+	json_decref(root);
+	return rc;
+}
+
+/* A forward jump was seen; this next line (or the end, line == NULL) says which fault it was. */
+static int name_gap(verify_state *st, const char *line, size_t len)
+{
+	chain_fields cf;
+	char why[64];
+
+	if (line != NULL && parse_chain_fields(line, len, &cf, why, sizeof(why)) == 0 && cf.seq < st->gap_seq)
+		return fail(st, st->gap_file, st->gap_line,
+			    "reordered: seq %llu is out of place (expected %llu)",
+			    (unsigned long long)st->gap_seq, (unsigned long long)st->last_seq + 1);
+	return fail(st, st->gap_file, st->gap_line,
+		    "deleted: seq %llu follows seq %llu (records %llu..%llu missing)",
+		    (unsigned long long)st->gap_seq, (unsigned long long)st->last_seq,
+		    (unsigned long long)st->last_seq + 1, (unsigned long long)st->gap_seq - 1);
+}
+
+/* Check the chain link of a parsed line against the last good record. 0 ok, 1 broken, 2 gap pending. */
+static int check_link(verify_state *st, const chain_fields *cf, const char *file, uint64_t lineno)
+{
+	if (!st->have_last) {
+		if (cf->seq == 1 && strcmp(cf->prev, audit_zero_prev) != 0)
+			return fail(st, file, lineno,
+				    "edited: the first record (seq 1) must have a prev of 64 zeros");
+		return 0;
+	}
+	if (cf->seq <= st->last_seq) {
+		if (cf->seq == 1 && strcmp(cf->prev, audit_zero_prev) == 0)
+			return fail(st, file, lineno,
+				    "reordered: a new chain starts at seq 1 after seq %llu (log started "
+				    "afresh? verify the files before and after separately)",
+				    (unsigned long long)st->last_seq);
+		return fail(st, file, lineno, "reordered: seq %llu follows seq %llu",
+			    (unsigned long long)cf->seq, (unsigned long long)st->last_seq);
+	}
+	if (cf->seq > st->last_seq + 1) {
+		st->gap = true;
+		st->gap_file = file;
+		st->gap_line = lineno;
+		st->gap_seq = cf->seq;
+		return 2;
+	}
+	if (strcmp(cf->prev, st->last_hash) != 0)
+		return fail(st, st->last_file, st->last_line,
+			    "edited: its hash does not match the prev of %s:%llu", file,
+			    (unsigned long long)lineno);
+	return 0;
+}
+
+/* Check one line ('has_nl': it ended with a newline, which is not in 'len'). 0 ok, 1 broken. */
+static int check_line(verify_state *st, const char *file, uint64_t lineno, const char *line, size_t len,
+		      bool has_nl)
+{
+	audit_verify_result *res = st->res;
+	chain_fields cf;
+	char why[sizeof(res->why)];
+	int rc;
+
+	if (st->gap)
+		return name_gap(st, line, len);
+	if (!has_nl)
+		return fail(st, file, lineno, "truncated: incomplete last line (%zu bytes, no newline)", len);
+	if (parse_chain_fields(line, len, &cf, why, sizeof(why)) < 0)
+		return fail(st, file, lineno, "%s", why);
+	rc = check_link(st, &cf, file, lineno);
+	if (rc != 0)
+		return rc == 2 ? 0 : rc;
+	if (audit_hash_line(&st->hasher, line, len, st->last_hash) < 0)
+		return fail(st, file, lineno, "cannot hash: OpenSSL failed");
+	if (!st->have_last)
+		res->first_seq = cf.seq;
+	st->have_last = true;
+	st->last_seq = cf.seq;
+	st->last_file = file;
+	st->last_line = lineno;
+	res->records++;
+	res->last_seq = cf.seq;
+	return 0;
+}
+
+static int verify_file(verify_state *st, const char *file)
+{
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	uint64_t lineno = 0;
+	int rc = 0;
+	bool has_nl;
+
+	f = fopen(file, "r");
+	if (f == NULL)
+		return fail(st, file, 0, "cannot open: %s", strerror(errno));
+	while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
+		lineno++;
+		has_nl = line[n - 1] == '\n';
+		rc = check_line(st, file, lineno, line, has_nl ? (size_t)n - 1 : (size_t)n, has_nl);
+	}
+	if (rc == 0 && ferror(f))
+		rc = fail(st, file, lineno + 1, "cannot read: %s", strerror(errno));
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+int audit_verify_files(const char *const *files, size_t n, audit_verify_result *res)
+{
+	verify_state st;
+	size_t i;
+	int rc = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&st, 0, sizeof(st));
+	st.res = res;
+	if (audit_hasher_init(&st.hasher) < 0) {
+		snprintf(res->why, sizeof(res->why), "OpenSSL has no SHA-256");
+		return 1;
+	}
+	for (i = 0; i < n && rc == 0; i++)
+		rc = verify_file(&st, files[i]);
+	if (rc == 0 && st.gap)
+		rc = name_gap(&st, NULL, 0);
+	audit_hasher_free(&st.hasher);
+	return rc;
+}
+
+int audit_verify_main(int argc, char **argv)
+{
+	audit_verify_result res;
+	int first = 1;
+
+	if (argc > 1 && strcmp(argv[1], "--") == 0)
+		first = 2;
+	else if (argc > 1 && argv[1][0] == '-' && argv[1][1] != '\0') {
+		fprintf(stderr, "pgwarden audit verify: unknown option %s\n"
+				"usage: pgwarden audit verify FILE...\n", argv[1]);
+		return 2;
+	}
+	if (argc <= first) {
+		fprintf(stderr, "usage: pgwarden audit verify FILE...\n");
+		return 2;
+	}
+	if (audit_verify_files((const char *const *)argv + first, (size_t)(argc - first), &res) == 0) {
+		if (res.records == 0)
+			printf("ok: 0 records\n");
+		else
+			printf("ok: %llu records, seq %llu..%llu\n", (unsigned long long)res.records,
+			       (unsigned long long)res.first_seq, (unsigned long long)res.last_seq);
+		return 0;
+	}
+	if (res.bad_file != NULL && res.bad_line > 0)
+		printf("%s:%llu: %s\n", res.bad_file, (unsigned long long)res.bad_line, res.why);
+	else if (res.bad_file != NULL)
+		printf("%s: %s\n", res.bad_file, res.why);
+	else
+		printf("%s\n", res.why);
+	return 1;
+}
