@@ -327,7 +327,7 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	ap.target = s->target->name;
 	ap.tls = s->client.ssl != NULL;
 	ap.plaintext_auth = s->cfg->plaintext_auth;
-	ap.tls_cert_hash = s->srv->cert_hash;
+	ap.tls_cert_hash = s->srv->cert_hash_len ? s->srv->cert_hash : NULL;
 	ap.tls_cert_hash_len = s->srv->cert_hash_len;
 	ap.now = time(NULL);
 	pktbuf_init(&b);

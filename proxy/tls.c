@@ -2,36 +2,16 @@
 #include "proxy/tls.h"
 
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/objects.h>
-#include <openssl/x509.h>
 #include <stdio.h>
 
-/* RFC 5929 §4.1: hash with the certificate's signature digest; MD5 and SHA-1 become SHA-256. */
-static int cert_end_point_hash(SSL_CTX *ctx, uint8_t *hash, unsigned *hash_len)
-{
-	X509 *cert = SSL_CTX_get0_certificate(ctx);
-	const EVP_MD *md = NULL;
-	int md_nid = NID_undef, pk_nid;
-
-	if (!cert)
-		return -1;
-	if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid))
-		return -1;
-	if (md_nid == NID_md5 || md_nid == NID_sha1 || md_nid == NID_undef)
-		md = EVP_sha256();
-	else
-		md = EVP_get_digestbynid(md_nid);
-	if (!md)
-		return -1;
-	return X509_digest(cert, md, hash, hash_len) == 1 ? 0 : -1;
-}
+#include "protocol/scram.h"
 
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, uint8_t *hash, unsigned *hash_len,
 			    char *err, size_t errsz)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	unsigned long e;
+	size_t hl;
 
 	if (!ctx) {
 		snprintf(err, errsz, "could not create TLS context");
@@ -51,10 +31,9 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, uint8_t
 		snprintf(err, errsz, "tls_key_file \"%s\": %s", key_file, ERR_reason_error_string(e));
 		goto fail;
 	}
-	if (cert_end_point_hash(ctx, hash, hash_len) != 0) {
-		snprintf(err, errsz, "tls_cert_file \"%s\": cannot hash certificate for channel binding", cert_file);
-		goto fail;
-	}
+	/* No end-point hash (e.g. Ed25519): SCRAM-SHA-256-PLUS is simply not offered. */
+	hl = 64;
+	*hash_len = scram_cert_end_point_hash(SSL_CTX_get0_certificate(ctx), hash, &hl) ? (unsigned)hl : 0;
 	ERR_clear_error();
 	return ctx;
 fail:

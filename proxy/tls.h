@@ -7,8 +7,8 @@
 
 /*
  * Build a server SSL_CTX from PEM cert and key files (TLS 1.2+). Also
- * computes the tls-server-end-point hash of the certificate (RFC 5929: the
- * certificate's signature digest, SHA-256 for MD5/SHA-1) into hash/hash_len.
+ * computes the tls-server-end-point hash of the certificate into hash (64
+ * bytes of room) and hash_len (0 when the certificate has none, e.g. Ed25519).
  * On failure returns NULL and writes a message naming the file into err.
  */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, uint8_t *hash, unsigned *hash_len,
