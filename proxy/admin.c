@@ -49,6 +49,8 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	if (!b)
 		return;
 	metrics_render(&srv->metrics, srv->audit ? audit_write_errors(srv->audit) : 0, b);
+	evbuffer_add_printf(b, "# TYPE pgwarden_auth_delayed_total counter\npgwarden_auth_delayed_total %llu\n",
+			    (unsigned long long)srv->throttle.delayed);
 	reply(req, 200, "OK", "text/plain; version=0.0.4", b);
 	evbuffer_free(b);
 }

@@ -75,20 +75,24 @@ void client_resume(session *s)
 	bufferevent_enable(s->client.bev, EV_READ);
 }
 
-static void format_peer(char *out, size_t outsz, const struct sockaddr *sa)
+/* "ip:port" for logs and audit, and the bare address for the throttle. */
+static void format_peer(client_conn *c, const struct sockaddr *sa)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(out, outsz, "%s:%u", host, ntohs(in->sin_port));
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", host, ntohs(in->sin_port));
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(out, outsz, "[%s]:%u", host, ntohs(in6->sin6_port));
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", host, ntohs(in6->sin6_port));
 	} else
-		snprintf(out, outsz, "unix");
+		snprintf(host, sizeof(host), "unix");
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		snprintf(c->peer, sizeof(c->peer), "unix");
+	snprintf(c->addr, sizeof(c->addr), "%s", host);
 }
 
 static void startup_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -104,20 +108,27 @@ void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int sockl
 	session *s;
 	struct timeval tv;
 	int one = 1;
+	client_conn probe;
+	/* One address may hold a quarter of the startup slots, so a flood from it leaves room for others. */
+	int per_address = srv->cfg->max_startup_conns / 4 > 8 ? srv->cfg->max_startup_conns / 4 : 8;
 
-	if (srv->shutting_down || srv->n_unauthenticated >= srv->cfg->max_startup_conns) {
-		log_warn("refusing connection: %s", srv->shutting_down ? "shutting down"
-								     : "too many unauthenticated connections");
+	format_peer(&probe, sa);
+	if (srv->shutting_down || srv->n_unauthenticated >= srv->cfg->max_startup_conns ||
+	    !throttle_startup_begin(&srv->throttle, probe.addr, per_address)) {
+		log_warn("refusing connection from %s: %s", probe.peer,
+			 srv->shutting_down ? "shutting down" : "too many unauthenticated connections");
 		close(fd);
 		return;
 	}
 	s = session_new(srv);
 	if (!s) {
+		throttle_startup_done(&srv->throttle, probe.addr);
 		close(fd);
 		return;
 	}
 	s->client.fd = fd;
-	format_peer(s->client.peer, sizeof(s->client.peer), sa);
+	memcpy(s->client.peer, probe.peer, sizeof(probe.peer));
+	memcpy(s->client.addr, probe.addr, sizeof(probe.addr));
 	if (sa->sa_family != AF_UNIX)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
@@ -142,6 +153,7 @@ static void client_authenticated(session *s)
 {
 	if (s->client.counted_unauth) {
 		s->srv->n_unauthenticated--;
+		throttle_startup_done(&s->srv->throttle, s->client.addr);
 		s->client.counted_unauth = false;
 	}
 	if (s->client.startup_timer)
@@ -389,6 +401,7 @@ static void on_startup_input(session *s)
 static void on_auth_ok(session *s, const pgw_token *who)
 {
 	s->who = who;
+	throttle_success(&s->srv->throttle, s->client.addr, who->actor);
 	if (who->kind == TOKEN_SHA256)
 		memcpy(s->secret_id, who->sha256, sizeof(s->secret_id));
 	else
@@ -400,6 +413,34 @@ static void on_auth_ok(session *s, const pgw_token *who)
 	client_set_phase(s, CLIENT_WAIT_UPSTREAM);
 	client_pause(s);
 	upstream_start(s);
+}
+
+static void delayed_fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+	client_fail(arg, "28P01", "authentication failed", NULL);
+}
+
+/*
+ * Every failure answers the same 28P01 (a malformed exchange too: it tells
+ * nothing about the actor), after the back-off the throttle asks for.
+ */
+static void on_auth_failed(session *s, bool malformed)
+{
+	uint32_t delay_ms = throttle_fail(&s->srv->throttle, s->client.addr, s->client.actor, time(NULL));
+	struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+
+	s->srv->metrics.auth_failures_total++;
+	session_log(LOG_LVL_WARN, s, "authentication failed: %s%s; answered after %u ms",
+		    auth_fail_reason(s->client.auth), malformed ? " (malformed message)" : "", delay_ms);
+	audit_auth(s, false);
+	if (delay_ms == 0) {
+		client_fail(s, "28P01", "authentication failed", NULL);
+		return;
+	}
+	client_pause(s);
+	s->client.fail_timer = evtimer_new(s->srv->base, delayed_fail_cb, s);
+	if (!s->client.fail_timer || evtimer_add(s->client.fail_timer, &tv) != 0)
+		client_fail(s, "28P01", "authentication failed", NULL);
 }
 
 static void on_auth_input(session *s)
@@ -445,14 +486,8 @@ static void on_auth_input(session *s)
 		on_auth_ok(s, who);
 		break;
 	case AUTH_FAIL:
-		s->srv->metrics.auth_failures_total++;
-		audit_auth(s, false);
-		client_fail(s, "28P01", "authentication failed", NULL);
-		break;
 	case AUTH_MALFORMED:
-		s->srv->metrics.auth_failures_total++;
-		audit_auth(s, false);
-		client_fail(s, "08P01", "malformed authentication message", NULL);
+		on_auth_failed(s, st == AUTH_MALFORMED);
 		break;
 	}
 }

@@ -315,6 +315,7 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	TAILQ_INIT(&srv->reap_list);
 	srv->cfg = cfg;
 	srv->config_path = strdup(config_path);
+	throttle_init(&srv->throttle);
 	signal(SIGPIPE, SIG_IGN);
 	srv->base = event_base_new();
 	if (!srv->base)
@@ -379,6 +380,7 @@ void server_free(pgw_server *srv)
 	if (srv->base)
 		event_base_free(srv->base);
 	metrics_free(&srv->metrics);
+	throttle_free(&srv->throttle);
 	config_unref(srv->cfg);
 	free(srv->config_path);
 }

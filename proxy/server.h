@@ -16,6 +16,7 @@
 #include "conf/config.h"
 #include "proxy/metrics.h"
 #include "proxy/session.h"
+#include "proxy/throttle.h"
 
 struct audit_log;
 struct policy_classifier;
@@ -50,6 +51,7 @@ typedef struct pgw_server {
 	bool shutting_down;                   /* SIGTERM: no new connections, sessions finishing */
 	struct event *shutdown_timer;         /* SIGTERM grace period */
 
+	throttle throttle;                    /* login failure back-off and per-address startup counts */
 	pgw_metrics metrics;
 	struct evhttp *admin;                 /* admin HTTP, NULL when off */
 } pgw_server;

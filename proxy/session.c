@@ -76,8 +76,12 @@ void session_free(session *s)
 		close(s->client.fd);
 	if (s->client.startup_timer)
 		event_free(s->client.startup_timer);
-	if (s->client.counted_unauth)
+	if (s->client.fail_timer)
+		event_free(s->client.fail_timer);
+	if (s->client.counted_unauth) {
 		srv->n_unauthenticated--;
+		throttle_startup_done(&srv->throttle, s->client.addr);
+	}
 	auth_free(s->client.auth);
 	free(s->client.startup_pkt);
 	owed_free(&s->owed);

@@ -54,6 +54,8 @@ typedef struct client_conn {
 	bool tls_refused;              /* SSLRequest answered 'N' already (only one allowed) */
 	bool gss_refused;              /* GSSENCRequest answered 'N' already */
 	char peer[64];                 /* "ip:port" or "unix", for logs and audit */
+	char addr[48];                 /* peer address without port: the throttle's key */
+	struct event *fail_timer;      /* answers a failed login after the back-off */
 	struct event *startup_timer;   /* auth_timeout: fires if startup/auth does not finish */
 	struct pgw_auth *auth;         /* exchange in progress during CLIENT_AUTH */
 	uint8_t *startup_pkt;          /* copy of the StartupMessage (params point into it) */
