@@ -61,6 +61,12 @@ void audit_disconnect(session *s)
 uint64_t audit_statement(session *s, const char *protocol, const char *sql, size_t len,
 			 const struct policy_verdict *pv)
 {
+	return audit_statement_params(s, protocol, sql, len, pv, NULL, 0);
+}
+
+uint64_t audit_statement_params(session *s, const char *protocol, const char *sql, size_t len,
+				const struct policy_verdict *pv, const audit_param *params, size_t n_params)
+{
 	audit_record r;
 	uint64_t seq;
 
@@ -75,6 +81,8 @@ uint64_t audit_statement(session *s, const char *protocol, const char *sql, size
 	r.decision = pv->deny ? "deny" : "allow";
 	r.rule = pv->rule;
 	r.window = pv->window;
+	r.params = params;
+	r.n_params = n_params;
 	seq = audit_append(s->srv->audit, &r);
 	/* Hold this session's upstream bytes until the record is written. */
 	server_request_flush(s->srv, s);

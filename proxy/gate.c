@@ -20,7 +20,9 @@
 #include "proxy/pin.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
+#include "audit/audit.h"
 #include "protocol/pktbuf.h"
+#include "protocol/pktread.h"
 
 void gate_verdict_clear(gate_verdict *v)
 {
@@ -347,9 +349,54 @@ bool gate_bind(session *s, const char *portal, const char *stmt, const uint8_t *
 		deny_with(v, "pgwarden: unknown prepared statement", "rule: unparsable", NULL);
 		return false;
 	}
-	if (!portal_table_put(&s->stmts, portal, si))
+	if (!portal_table_put(&s->stmts, portal, si, s->cfg->audit_params ? rest : NULL, rest_len))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 	return true;
+}
+
+/*
+ * The Bind parameter section: int16 format count, formats, int16 value
+ * count, then (int32 length, bytes) per value. Values are read into 'out'
+ * (pointers into the stored section); returns how many, or -1 if malformed.
+ */
+static int bind_params(const uint8_t *p, size_t len, audit_param *out, int max)
+{
+	pktread r;
+	int16_t nfmt, nval, fmt = 0;
+	const uint8_t *fmts = NULL, *val;
+	int32_t vlen;
+	int i;
+
+	pktread_init(&r, p, len);
+	if (!rd_i16(&r, &nfmt) || nfmt < 0 || !rd_bytes(&r, 2 * (size_t)nfmt, &fmts) || !rd_i16(&r, &nval) ||
+	    nval < 0)
+		return -1;
+	for (i = 0; i < nval; i++) {
+		if (!rd_i32(&r, &vlen) || (vlen >= 0 && !rd_bytes(&r, (size_t)vlen, &val)))
+			return -1;
+		if (nfmt == 1)
+			fmt = (int16_t)((fmts[0] << 8) | fmts[1]);
+		else if (nfmt > i)
+			fmt = (int16_t)((fmts[2 * i] << 8) | fmts[2 * i + 1]);
+		if (i < max) {
+			out[i].value = vlen >= 0 ? val : NULL;
+			out[i].len = vlen >= 0 ? vlen : -1;
+			out[i].format = fmt;
+		}
+	}
+	return nval < max ? nval : max;
+}
+
+/* The statement record of an Execute, with its Bind parameters when audit_params is on. */
+static uint64_t audit_execute(session *s, const char *portal, const stmt_info *si, const policy_verdict *pv)
+{
+	audit_param params[GATE_MAX_AUDIT_PARAMS];
+	size_t plen;
+	const uint8_t *p = s->cfg->audit_params ? portal_table_params(&s->stmts, portal, &plen) : NULL;
+	int n = p ? bind_params(p, plen, params, GATE_MAX_AUDIT_PARAMS) : -1;
+
+	return audit_statement_params(s, "extended", si->text, si->len, pv, n >= 0 ? params : NULL,
+				      n >= 0 ? (size_t)n : 0);
 }
 
 bool gate_execute(session *s, const char *portal, gate_verdict *v)
@@ -374,7 +421,7 @@ bool gate_execute(session *s, const char *portal, gate_verdict *v)
 	if (pv.deny)
 		return deny_extended(s, si->text, si->len, &pv, v);
 	count_decision(s, &pv);
-	if (!add_ref(v, audit_statement(s, "extended", si->text, si->len, &pv)))
+	if (!add_ref(v, audit_execute(s, portal, si, &pv)))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 	track_statement(s, si->facts, si->text, si->len);
 	if (policy_facts_flags(si->facts) & PF_SESSION_RESET)

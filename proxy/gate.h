@@ -17,6 +17,8 @@
 /* Marks, in a Query's result refs, a result of pgwarden's own spliced statement (swallowed). */
 #define GATE_REF_INTERNAL UINT64_MAX
 #define GATE_INLINE_REFS 8
+/* Parameters recorded per Execute with audit_params = yes; more are left out of the record. */
+#define GATE_MAX_AUDIT_PARAMS 256
 
 /* The gate's answer for one client message. */
 typedef struct gate_verdict {

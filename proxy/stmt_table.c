@@ -10,6 +10,8 @@
 typedef struct stmt_entry {
 	char *name;         /* key */
 	stmt_info *si;      /* one reference */
+	uint8_t *params;    /* portals, audit_params = yes: the Bind's parameter section */
+	size_t params_len;
 	UT_hash_handle hh;
 } stmt_entry;
 
@@ -57,11 +59,12 @@ static void entry_free(stmt_entry **head, stmt_entry *e)
 {
 	HASH_DEL(*head, e);
 	stmt_info_unref(e->si);
+	free(e->params);
 	free(e->name);
 	free(e);
 }
 
-static bool map_put(stmt_entry **head, const char *name, stmt_info *si)
+static stmt_entry *map_put(stmt_entry **head, const char *name, stmt_info *si)
 {
 	stmt_entry *e;
 
@@ -70,16 +73,16 @@ static bool map_put(stmt_entry **head, const char *name, stmt_info *si)
 		entry_free(head, e);
 	e = calloc(1, sizeof(*e));
 	if (!e)
-		return false;
+		return NULL;
 	e->name = strdup(name);
 	if (!e->name) {
 		free(e);
-		return false;
+		return NULL;
 	}
 	stmt_info_ref(si);
 	e->si = si;
 	HASH_ADD_KEYPTR(hh, *head, e->name, strlen(e->name), e);
-	return true;
+	return e;
 }
 
 static stmt_info *map_get(stmt_entry *head, const char *name)
@@ -107,11 +110,34 @@ static void map_clear(stmt_entry **head)
 		entry_free(head, e);
 }
 
-bool stmt_table_put(stmt_table *t, const char *name, stmt_info *si) { return map_put(&t->stmts, name, si); }
+bool stmt_table_put(stmt_table *t, const char *name, stmt_info *si) { return map_put(&t->stmts, name, si) != NULL; }
 stmt_info *stmt_table_get(stmt_table *t, const char *name) { return map_get(t->stmts, name); }
 void stmt_table_del(stmt_table *t, const char *name) { map_del(&t->stmts, name); }
 void stmt_table_clear_stmts(stmt_table *t) { map_clear(&t->stmts); }
-bool portal_table_put(stmt_table *t, const char *name, stmt_info *si) { return map_put(&t->portals, name, si); }
+bool portal_table_put(stmt_table *t, const char *name, stmt_info *si, const uint8_t *params, size_t params_len)
+{
+	stmt_entry *e = map_put(&t->portals, name, si);
+
+	if (!e)
+		return false;
+	if (params) {
+		e->params = malloc(params_len ? params_len : 1);
+		if (!e->params)
+			return false;
+		memcpy(e->params, params, params_len);
+		e->params_len = params_len;
+	}
+	return true;
+}
+
+const uint8_t *portal_table_params(stmt_table *t, const char *name, size_t *len)
+{
+	stmt_entry *e;
+
+	HASH_FIND_STR(t->portals, name, e);
+	*len = e ? e->params_len : 0;
+	return e ? e->params : NULL;
+}
 stmt_info *portal_table_get(stmt_table *t, const char *name) { return map_get(t->portals, name); }
 void portal_table_del(stmt_table *t, const char *name) { map_del(&t->portals, name); }
 void portal_table_clear(stmt_table *t) { map_clear(&t->portals); }

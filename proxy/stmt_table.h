@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct policy_facts;
 struct stmt_entry;
@@ -39,8 +40,11 @@ stmt_info *stmt_table_get(stmt_table *t, const char *name);
 void stmt_table_del(stmt_table *t, const char *name);
 void stmt_table_clear_stmts(stmt_table *t);
 
-bool portal_table_put(stmt_table *t, const char *name, stmt_info *si);
+/* Name a portal; 'params' (may be NULL) is a copy of the Bind's parameter section, kept for the audit. */
+bool portal_table_put(stmt_table *t, const char *name, stmt_info *si, const uint8_t *params, size_t params_len);
 stmt_info *portal_table_get(stmt_table *t, const char *name);
+/* The Bind parameter section stored with a portal (NULL if none). */
+const uint8_t *portal_table_params(stmt_table *t, const char *name, size_t *len);
 void portal_table_del(stmt_table *t, const char *name);
 void portal_table_clear(stmt_table *t);
 
