@@ -43,7 +43,7 @@ LIB_A := $(BUILD)/libpgwarden.a
 UNIT_TESTS := $(PROTOCOL_TESTS) $(CONF_TESTS) $(POLICY_TESTS) $(AUDIT_TESTS) $(PROXY_TESTS)
 UNIT_BINS := $(UNIT_TESTS:%.c=$(BUILD)/%)
 
-.PHONY: all clean test unit integration run asan fuzz bench deps format format-check
+.PHONY: all clean test unit integration run asan fuzz bench deps format format-check relay-bench-bin
 
 all: $(BIN)
 
@@ -86,8 +86,12 @@ asan:
 fuzz:
 	@bash tests/fuzz/run.sh
 
+# The relay-only variant (no classification) exists only to measure the policy engine's cost.
+relay-bench-bin:
+	@$(MAKE) --no-print-directory BUILD=build-relay BIN=pgwarden-relay CFLAGS="-O2 -g -DPGW_RELAY_ONLY"
+
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all relay-bench-bin
 	@bash bench/run.sh
 
 format:
@@ -97,6 +101,6 @@ format-check:
 	clang-format --dry-run -Werror $(LIB_SRCS) proxy/main.c $(wildcard */*.h)
 
 clean:
-	rm -rf build build-asan build-fuzz $(BIN) pgwarden-asan
+	rm -rf build build-asan build-fuzz build-relay $(BIN) pgwarden-asan pgwarden-relay
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

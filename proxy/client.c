@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/rand.h>
 
 #include "proxy/audit_hooks.h"
@@ -37,9 +36,11 @@
 /* How long a client has to read a final error before we close anyway. */
 #define CLOSING_GRACE_SECONDS 5
 
-static void client_read_cb(struct bufferevent *bev, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_on_read(void *arg);
+static void client_on_drain(void *arg);
+static void client_on_close(void *arg, const char *why);
+
+static const io_handlers client_io_handlers = {client_on_read, client_on_drain, client_on_close};
 
 static const char *const client_phase_names[] = {"startup", "auth", "wait-upstream", "ready", "closing"};
 
@@ -52,8 +53,8 @@ void client_set_phase(session *s, client_phase phase)
 
 void client_send(session *s, const void *data, size_t len)
 {
-	if (s->client.bev)
-		bufferevent_write(s->client.bev, data, len);
+	if (io_active(&s->client.io))
+		evbuffer_add(s->client.io.out, data, len);
 }
 
 static void client_send_pkt(session *s, pktbuf *b)
@@ -67,12 +68,18 @@ static void client_send_pkt(session *s, pktbuf *b)
 
 void client_pause(session *s)
 {
-	bufferevent_disable(s->client.bev, EV_READ);
+	io_set_reading(&s->client.io, false);
 }
 
 void client_resume(session *s)
 {
-	bufferevent_enable(s->client.bev, EV_READ);
+	io_set_reading(&s->client.io, true);
+}
+
+void client_flush(session *s)
+{
+	if (!s->closing && io_active(&s->client.io) && io_flush(&s->client.io) != 0)
+		session_close_later(s, "client write error");
 }
 
 /* "ip:port" for logs and audit, and the bare address for the throttle. */
@@ -132,9 +139,8 @@ void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int sockl
 	if (sa->sa_family != AF_UNIX)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	s->client.bev = bufferevent_socket_new(srv->base, fd, 0);
 	s->client.startup_timer = evtimer_new(srv->base, startup_timeout_cb, s);
-	if (!s->client.bev || !s->client.startup_timer) {
+	if (io_init(&s->client.io, srv->base, fd, NULL, &client_io_handlers, s) != 0 || !s->client.startup_timer) {
 		session_close_later(s, "out of memory");
 		return;
 	}
@@ -143,8 +149,7 @@ void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int sockl
 	tv.tv_sec = s->cfg->auth_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(s->client.startup_timer, &tv);
-	bufferevent_setcb(s->client.bev, client_read_cb, client_write_cb, client_event_cb, s);
-	bufferevent_enable(s->client.bev, EV_READ);
+	io_set_reading(&s->client.io, true);
 	audit_connect(s);
 }
 
@@ -158,6 +163,11 @@ static void client_authenticated(session *s)
 	}
 	if (s->client.startup_timer)
 		evtimer_del(s->client.startup_timer);
+}
+
+static void closing_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session_close_later(arg, "client did not read the final error");
 }
 
 void client_fail(session *s, const char *sqlstate, const char *message, const char *detail)
@@ -177,10 +187,14 @@ void client_fail(session *s, const char *sqlstate, const char *message, const ch
 	if (!s->close_reason)
 		s->close_reason = message;
 	/* Stop reading; close once the error is written, or after the grace period. */
-	bufferevent_disable(s->client.bev, EV_READ);
-	bufferevent_set_timeouts(s->client.bev, NULL, &tv);
+	client_pause(s);
 	upstream_close(s);
-	if (evbuffer_get_length(bufferevent_get_output(s->client.bev)) == 0)
+	if (!io_active(&s->client.io) || io_flush(&s->client.io) != 0 || io_pending(&s->client.io) == 0) {
+		session_close_later(s, message);
+		return;
+	}
+	s->client.closing_timer = evtimer_new(s->srv->base, closing_timeout_cb, s);
+	if (!s->client.closing_timer || evtimer_add(s->client.closing_timer, &tv) != 0)
 		session_close_later(s, message);
 }
 
@@ -198,7 +212,7 @@ static uint32_t be32(const uint8_t *p)
  */
 static bool plaintext_after_negotiation(session *s, char answer)
 {
-	if (evbuffer_get_length(bufferevent_get_input(s->client.bev)) == 0)
+	if (evbuffer_get_length(s->client.io.in) == 0)
 		return false;
 	session_log(LOG_LVL_WARN, s, "received unencrypted data after SSL/GSS request");
 	client_send(s, &answer, 1);
@@ -227,15 +241,9 @@ static void on_ssl_request(session *s)
 		session_close_later(s, "could not start TLS");
 		return;
 	}
-	bufferevent_free(s->client.bev);
 	s->client.ssl = ssl;
-	s->client.bev = bufferevent_openssl_socket_new(srv->base, s->client.fd, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
-	if (!s->client.bev) {
+	if (io_start_tls_accept(&s->client.io, ssl) != 0)
 		session_close_later(s, "could not start TLS");
-		return;
-	}
-	bufferevent_setcb(s->client.bev, client_read_cb, client_write_cb, client_event_cb, s);
-	bufferevent_enable(s->client.bev, EV_READ);
 }
 
 static void on_cancel_request(session *s, const uint8_t *pkt, uint32_t len)
@@ -357,7 +365,7 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 /* One startup-phase packet: length word, then a code or protocol version. */
 static void on_startup_input(session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->client.bev);
+	struct evbuffer *in = s->client.io.in;
 	uint8_t hdr[8];
 	uint32_t len, code;
 	const uint8_t *pkt;
@@ -445,7 +453,7 @@ static void on_auth_failed(session *s, bool malformed)
 
 static void on_auth_input(session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->client.bev);
+	struct evbuffer *in = s->client.io.in;
 	uint8_t hdr[5];
 	char type;
 	uint32_t blen;
@@ -526,6 +534,7 @@ void client_login_complete(session *s)
 	pkt_ready_for_query(&b, 'I');
 	client_send_pkt(s, &b);
 	pktbuf_free(&b);
+	client_flush(s);
 	client_authenticated(s);
 	client_set_phase(s, CLIENT_READY);
 	session_log(LOG_LVL_INFO, s, "login complete");
@@ -536,14 +545,14 @@ void client_login_complete(session *s)
 
 /* ---- callbacks ------------------------------------------------------------------------------- */
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
+static void client_on_read(void *arg)
 {
 	session *s = arg;
 
-	/* A read callback may handle several packets (a pipelined login); each step may end the session. */
+	/* One read may hold several packets (a pipelined login); each step may end the session. */
 	while (!s->closing) {
 		client_phase before = s->client.phase;
-		size_t avail = evbuffer_get_length(bufferevent_get_input(s->client.bev));
+		size_t avail = evbuffer_get_length(s->client.io.in);
 
 		switch (s->client.phase) {
 		case CLIENT_STARTUP:
@@ -554,23 +563,24 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		case CLIENT_READY:
 			relay_client_input(s);
-			return;
+			goto done;
 		case CLIENT_WAIT_UPSTREAM:
-			return; /* kept in the buffer until the upstream is ready */
+			goto done; /* kept in the buffer until the upstream is ready */
 		case CLIENT_CLOSING:
-			evbuffer_drain(bufferevent_get_input(s->client.bev), avail);
-			return;
+			evbuffer_drain(s->client.io.in, avail);
+			goto done;
 		}
 		/* Stop when a step consumed nothing and did not move on: it waits for more bytes. */
-		if (s->client.phase == before &&
-		    evbuffer_get_length(bufferevent_get_input(s->client.bev)) == avail)
-			return;
-		if (evbuffer_get_length(bufferevent_get_input(s->client.bev)) == 0)
-			return;
+		if (s->client.phase == before && evbuffer_get_length(s->client.io.in) == avail)
+			break;
+		if (evbuffer_get_length(s->client.io.in) == 0)
+			break;
 	}
+done:
+	client_flush(s);
 }
 
-static void client_write_cb(struct bufferevent *bev, void *arg)
+static void client_on_drain(void *arg)
 {
 	session *s = arg;
 
@@ -583,16 +593,11 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 	relay_client_drained(s);
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+static void client_on_close(void *arg, const char *why)
 {
 	session *s = arg;
 
 	if (s->closing)
 		return;
-	if (what & BEV_EVENT_EOF)
-		session_close_later(s, "client disconnected");
-	else if (what & BEV_EVENT_ERROR)
-		session_close_later(s, s->client.ssl ? "client TLS or socket error" : "client socket error");
-	else if (what & BEV_EVENT_TIMEOUT)
-		session_close_later(s, "client did not read the final error");
+	session_close_later(s, strcmp(why, "EOF") == 0 ? "client disconnected" : why);
 }

@@ -28,6 +28,9 @@ void client_login_complete(session *s);
 /* Queue raw bytes to the client. */
 void client_send(session *s, const void *data, size_t len);
 
+/* Write what is queued for the client now (closes the session on error). */
+void client_flush(session *s);
+
 /* Pause / resume reading from the client (backpressure, waiting for upstream). */
 void client_pause(session *s);
 void client_resume(session *s);

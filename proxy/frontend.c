@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "proxy/client.h"
 #include "proxy/gate.h"
@@ -26,13 +25,13 @@
 /* Forward the current message unchanged. */
 static void forward(session *s, uint32_t body_len)
 {
-	evbuffer_remove_buffer(bufferevent_get_input(s->client.bev), relay_upstream_out(s), 5 + (size_t)body_len);
+	evbuffer_remove_buffer(s->client.io.in, relay_upstream_out(s), 5 + (size_t)body_len);
 }
 
 /* Drop the current message without forwarding it. */
 static void drop(session *s, uint32_t body_len)
 {
-	evbuffer_drain(bufferevent_get_input(s->client.bev), 5 + (size_t)body_len);
+	evbuffer_drain(s->client.io.in, 5 + (size_t)body_len);
 }
 
 /* Push an owed entry for a message about to be forwarded; false (session failing) on out of memory. */

@@ -237,6 +237,23 @@ static bool allow_query(session *s, const char *sql, size_t len, const policy_an
 	return true;
 }
 
+#ifdef PGW_RELAY_ONLY
+/*
+ * Benchmark build only (make bench builds it as pgwarden-relay; it is never
+ * installed): statements are audited but not classified, to measure what
+ * the policy engine costs against the bare relay in the same run.
+ */
+static bool relay_only_query(session *s, const char *sql, size_t len, gate_verdict *v)
+{
+	policy_verdict pv;
+
+	memset(&pv, 0, sizeof(pv));
+	if (len && !add_ref(v, audit_statement(s, "simple", sql, len, &pv)))
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	return true;
+}
+#endif
+
 bool gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
 {
 	policy_lexctx lx = {s->up.standard_conforming_strings};
@@ -249,6 +266,9 @@ bool gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
 	verdict_init(v);
 	if (!refresh_identity(s))
 		return true; /* the session is closing; nothing will be sent */
+#ifdef PGW_RELAY_ONLY
+	return relay_only_query(s, sql, len, v);
+#endif
 	if (policy_analyze(s->srv->classifier, sql, len, &lx, &a) != 0) {
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return true;
@@ -307,10 +327,16 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 	verdict_init(v);
 	if (!refresh_identity(s))
 		return true;
+#ifdef PGW_RELAY_ONLY
+	(void)lx;
+	a.n = 0;
+	a.v = NULL;
+#else
 	if (policy_analyze(s->srv->classifier, sql, len, &lx, &a) != 0) {
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return true;
 	}
+#endif
 	if (a.n > 1) {
 		/* PostgreSQL refuses several statements in one Parse; nothing is stored. */
 		policy_analysis_clear(&a);
@@ -413,6 +439,12 @@ bool gate_execute(session *s, const char *portal, gate_verdict *v)
 	if (!refresh_identity(s))
 		return true;
 	if (!si->facts) {
+#ifdef PGW_RELAY_ONLY
+		policy_verdict none;
+		memset(&none, 0, sizeof(none));
+		if (si->len && !add_ref(v, audit_statement(s, "extended", si->text, si->len, &none)))
+			client_fail(s, "53200", "pgwarden: out of memory", NULL);
+#endif
 		/* an empty statement: EmptyQueryResponse, nothing to judge or record */
 		return true;
 	}

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/bufferevent.h>
 #include <openssl/rand.h>
 
 #include "proxy/backend.h"
@@ -24,19 +23,61 @@
 
 struct evbuffer *relay_upstream_out(session *s)
 {
-	return s->awaiting_flush ? s->hold : bufferevent_get_output(s->up.bev);
+	return s->awaiting_flush ? s->hold : s->up.io.out;
 }
 
 static size_t upstream_queued(session *s)
 {
-	return evbuffer_get_length(bufferevent_get_output(s->up.bev)) + evbuffer_get_length(s->hold);
+	return io_pending(&s->up.io) + evbuffer_get_length(s->hold);
+}
+
+/* Send what the client side queued for the upstream (unless it waits for its audit records). */
+static void upstream_flush(session *s)
+{
+	if (s->closing || s->awaiting_flush || !io_active(&s->up.io))
+		return;
+	if (io_flush(&s->up.io) != 0)
+		client_fail(s, "08006", "pgwarden: upstream connection lost", NULL);
 }
 
 /* ---- client -> upstream ------------------------------------------------------------------ */
 
+static void relay_client_messages(session *s);
+
 void relay_client_input(session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->client.bev);
+	relay_client_messages(s);
+	upstream_flush(s);
+}
+
+/*
+ * Too much is queued for the upstream: try to send it now; still too much
+ * means the socket is full (write readiness is watched) or the bytes wait
+ * for the audit flush, and both resume the client when they drain.
+ */
+static bool upstream_backlogged(session *s)
+{
+	if (upstream_queued(s) <= RELAY_HIGH_WATER)
+		return false;
+	upstream_flush(s);
+	return upstream_queued(s) > RELAY_HIGH_WATER;
+}
+
+/* Resume a client paused by backpressure once the upstream backlog is small again. */
+static void resume_client_if_drained(session *s)
+{
+	if (s->closing || !s->client.backpressured || s->client.phase != CLIENT_READY || s->client.terminated ||
+	    upstream_queued(s) > RELAY_LOW_WATER)
+		return;
+	s->client.backpressured = false;
+	client_resume(s);
+	relay_client_input(s);
+}
+
+/* Frame and hand over every whole client message buffered now. */
+static void relay_client_messages(session *s)
+{
+	struct evbuffer *in = s->client.io.in;
 	uint32_t max = (uint32_t)s->cfg->max_message_size;
 
 	while (!s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY) {
@@ -45,8 +86,10 @@ void relay_client_input(session *s)
 		char type;
 		uint32_t blen;
 
-		if (upstream_queued(s) > RELAY_HIGH_WATER) {
-			client_pause(s); /* resumed by relay_upstream_drained */
+		if (upstream_backlogged(s)) {
+			/* resumed by relay_upstream_drained or relay_release_held */
+			s->client.backpressured = true;
+			client_pause(s);
 			return;
 		}
 		if (s->client.copy_passthru) {
@@ -82,12 +125,7 @@ void relay_client_input(session *s)
 
 void relay_upstream_drained(session *s)
 {
-	if (s->closing || s->client.phase != CLIENT_READY)
-		return;
-	if (upstream_queued(s) <= RELAY_LOW_WATER) {
-		client_resume(s);
-		relay_client_input(s);
-	}
+	resume_client_if_drained(s);
 }
 
 /* ---- upstream -> client ------------------------------------------------------------------ */
@@ -96,7 +134,7 @@ void relay_upstream_drained(session *s)
 static void flush_run(session *s, struct evbuffer *in, size_t *run)
 {
 	if (*run) {
-		evbuffer_remove_buffer(in, bufferevent_get_output(s->client.bev), *run);
+		evbuffer_remove_buffer(in, s->client.io.out, *run);
 		s->srv->metrics.bytes_to_clients += *run;
 		*run = 0;
 	}
@@ -104,8 +142,7 @@ static void flush_run(session *s, struct evbuffer *in, size_t *run)
 
 void relay_upstream_input(session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->up.bev);
-	struct evbuffer *out = bufferevent_get_output(s->client.bev);
+	struct evbuffer *in = s->up.io.in;
 	size_t run = 0; /* bytes at the front of 'in' already judged "forward as is" */
 
 	while (!s->closing) {
@@ -151,27 +188,27 @@ void relay_upstream_input(session *s)
 			evbuffer_drain(in, 5 + (size_t)blen); /* swallowed or replaced */
 	}
 	flush_run(s, in, &run);
+	client_flush(s);
+	/* internal queries and the audit may have queued upstream bytes too */
+	upstream_flush(s);
 	relay_close_if_terminated(s);
-	if (!s->closing && evbuffer_get_length(out) > RELAY_HIGH_WATER)
-		bufferevent_disable(s->up.bev, EV_READ); /* resumed by relay_client_drained */
+	if (!s->closing && io_pending(&s->client.io) > RELAY_HIGH_WATER)
+		io_set_reading(&s->up.io, false); /* resumed by relay_client_drained */
 }
 
 void relay_client_drained(session *s)
 {
-	if (s->closing || !s->up.bev)
+	if (s->closing || !io_active(&s->up.io) || s->up.io.reading)
 		return;
-	if (evbuffer_get_length(bufferevent_get_output(s->client.bev)) <= RELAY_LOW_WATER &&
-	    !(bufferevent_get_enabled(s->up.bev) & EV_READ)) {
-		bufferevent_enable(s->up.bev, EV_READ);
-		relay_upstream_input(s);
-	}
+	io_set_reading(&s->up.io, true);
+	relay_upstream_input(s);
 }
 
 void relay_close_if_terminated(session *s)
 {
 	if (!s->client.terminated || s->closing || s->owed.count || s->awaiting_flush)
 		return;
-	if (evbuffer_get_length(bufferevent_get_output(s->client.bev)) == 0)
+	if (io_pending(&s->client.io) == 0)
 		session_close_later(s, "client terminated");
 	else
 		client_set_phase(s, CLIENT_CLOSING); /* the write callback closes once drained */
@@ -191,9 +228,11 @@ void relay_release_held(session *s, bool audit_ok)
 			    "Nothing reaches the database unaudited.");
 		return;
 	}
-	if (s->up.bev)
-		evbuffer_add_buffer(bufferevent_get_output(s->up.bev), s->hold);
+	if (io_active(&s->up.io))
+		evbuffer_add_buffer(s->up.io.out, s->hold);
+	upstream_flush(s);
 	relay_close_if_terminated(s);
+	resume_client_if_drained(s);
 }
 
 /* ---- injected and poisoned messages ------------------------------------------------------ */
@@ -249,7 +288,7 @@ static void send_poison(session *s, bool with_sync)
 void relay_deny(session *s, char type, size_t total_len, const char *message, const char *detail,
 		const char *hint)
 {
-	struct evbuffer *in = bufferevent_get_input(s->client.bev);
+	struct evbuffer *in = s->client.io.in;
 	bool simple = (type == 'Q' || type == 'F');
 	owed *o;
 	pktbuf err;

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <openssl/ssl.h>
 
@@ -86,10 +85,8 @@ void session_close_later(session *s, const char *reason)
 	if (!s->close_reason)
 		s->close_reason = reason;
 	/* Stop callbacks now; the reaper frees after the current callback returns. */
-	if (s->client.bev)
-		bufferevent_disable(s->client.bev, EV_READ | EV_WRITE);
-	if (s->up.bev)
-		bufferevent_disable(s->up.bev, EV_READ | EV_WRITE);
+	io_stop(&s->client.io);
+	io_stop(&s->up.io);
 	TAILQ_INSERT_TAIL(&s->srv->reap_list, s, reap_link);
 	event_active(s->srv->reap_ev, EV_TIMEOUT, 1);
 }

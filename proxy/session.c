@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "protocol/auth.h"
 #include "proxy/cancel.h"
@@ -68,8 +69,9 @@ void session_free(session *s)
 	if (s->owed.count > 0 && !s->client.terminated)
 		cancel_upstream(s);
 	upstream_close(s);
-	if (s->client.bev)
-		bufferevent_free(s->client.bev);
+	io_free(&s->client.io);
+	if (s->client.closing_timer)
+		event_free(s->client.closing_timer);
 	if (s->client.ssl)
 		SSL_free(s->client.ssl);
 	if (s->client.fd >= 0)

@@ -14,13 +14,13 @@
 #include <sys/queue.h>
 #include <time.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
 #include <openssl/ssl.h>
 
 #include "conf/config.h"
 #include "protocol/startup.h"
+#include "proxy/io.h"
 #include "proxy/log.h"
 #include "proxy/owed.h"
 #include "proxy/stmt_table.h"
@@ -49,13 +49,14 @@ typedef enum {
 typedef struct client_conn {
 	client_phase phase;
 	int fd;                        /* accepted socket */
-	struct bufferevent *bev;       /* plain socket or OpenSSL bufferevent on fd */
-	SSL *ssl;                      /* non-NULL once TLS is negotiated (owned by bev) */
+	pgw_io io;                     /* transport: plain or TLS on fd */
+	SSL *ssl;                      /* non-NULL once TLS is negotiated (owned here) */
 	bool tls_refused;              /* SSLRequest answered 'N' already (only one allowed) */
 	bool gss_refused;              /* GSSENCRequest answered 'N' already */
 	char peer[64];                 /* "ip:port" or "unix", for logs and audit */
 	char addr[48];                 /* peer address without port: the throttle's key */
 	struct event *fail_timer;      /* answers a failed login after the back-off */
+	struct event *closing_timer;   /* CLOSING: gives up on a client that does not read its error */
 	struct event *startup_timer;   /* auth_timeout: fires if startup/auth does not finish */
 	struct pgw_auth *auth;         /* exchange in progress during CLIENT_AUTH */
 	uint8_t *startup_pkt;          /* copy of the StartupMessage (params point into it) */
@@ -65,6 +66,7 @@ typedef struct client_conn {
 	uint32_t copy_passthru;        /* bytes of a CopyData message still to stream upstream */
 	bool counted_unauth;           /* counted in server's unauthenticated connections */
 	bool terminated;               /* sent Terminate: close once owed responses are delivered */
+	bool backpressured;            /* reading paused because too much waits for the upstream */
 } client_conn;
 
 /* The upstream side of a session. */
@@ -72,7 +74,7 @@ typedef struct upstream_conn {
 	upstream_phase phase;
 	PGconn *pg;                    /* libpq owns the socket and, with TLS, the SSL object */
 	struct event *poll_ev;         /* socket readiness while libpq drives (connect, pin) */
-	struct bufferevent *bev;       /* raw relay once READY (never closes fd: PQfinish does) */
+	pgw_io io;                     /* raw relay once READY (never closes fd or SSL: PQfinish does) */
 	uint32_t passthru;             /* bytes of a DataRow/CopyData still to stream to the client */
 	char txn_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool read_only;                /* what default_transaction_read_only is set to upstream */

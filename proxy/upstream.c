@@ -4,9 +4,9 @@
  *
  * libpq gives us upstream TLS, SCRAM, multi-host conninfo and service files
  * for free. After pinning, libpq's connection is idle and its buffers are
- * empty, so the relay reads and writes the socket itself: plain TCP through
- * a socket bufferevent, TLS through an OpenSSL bufferevent wrapping libpq's
- * own SSL object (libpq keeps ownership; PQfinish frees it).
+ * empty, so the relay reads and writes the socket itself (io.c): plain TCP
+ * directly, TLS through libpq's own SSL object (libpq keeps ownership;
+ * PQfinish frees it).
  */
 #include "proxy/upstream.h"
 
@@ -14,8 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
+#include <event2/buffer.h>
 
 #include "proxy/client.h"
 #include "proxy/log.h"
@@ -186,25 +185,27 @@ static void start_pinning(session *s)
 		upstream_failed(s, "event setup");
 }
 
-static void upstream_read_cb(struct bufferevent *bev, void *arg)
+static void upstream_on_read(void *arg)
 {
 	relay_upstream_input(arg);
 }
 
-static void upstream_write_cb(struct bufferevent *bev, void *arg)
+static void upstream_on_drain(void *arg)
 {
 	relay_upstream_drained(arg);
 }
 
-static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+static void upstream_on_close(void *arg, const char *why)
 {
 	session *s = arg;
 
 	if (s->closing)
 		return;
-	session_log(LOG_LVL_WARN, s, "upstream connection lost (%s)", (what & BEV_EVENT_EOF) ? "EOF" : "error");
+	session_log(LOG_LVL_WARN, s, "upstream connection lost (%s)", why);
 	client_fail(s, "08006", "pgwarden: upstream connection lost", NULL);
 }
+
+static const io_handlers upstream_io_handlers = {upstream_on_read, upstream_on_drain, upstream_on_close};
 
 /* Pinning is done and libpq is idle: relay the socket ourselves from now on. */
 static void become_ready(session *s)
@@ -214,16 +215,13 @@ static void become_ready(session *s)
 
 	event_free(s->up.poll_ev);
 	s->up.poll_ev = NULL;
-	if (ssl)
-		s->up.bev = bufferevent_openssl_socket_new(s->srv->base, fd, ssl, BUFFEREVENT_SSL_OPEN, 0);
-	else
-		s->up.bev = bufferevent_socket_new(s->srv->base, fd, 0);
-	if (!s->up.bev) {
+	if (ssl) /* our writes retry from evbuffer chunks that may move (libpq's own writes never do) */
+		SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+	if (io_init(&s->up.io, s->srv->base, fd, ssl, &upstream_io_handlers, s) != 0) {
 		upstream_failed(s, "relay setup");
 		return;
 	}
-	bufferevent_setcb(s->up.bev, upstream_read_cb, upstream_write_cb, upstream_event_cb, s);
-	bufferevent_enable(s->up.bev, EV_READ | EV_WRITE);
+	io_set_reading(&s->up.io, true);
 	s->up.txn_status = 'I';
 	{
 		const char *scs = PQparameterStatus(s->up.pg, "standard_conforming_strings");
@@ -303,11 +301,9 @@ void upstream_close(session *s)
 		event_free(s->up.poll_ev);
 		s->up.poll_ev = NULL;
 	}
-	/* Free our bufferevent first: libpq still owns the socket and SSL and sends Terminate. */
-	if (s->up.bev) {
-		bufferevent_free(s->up.bev);
-		s->up.bev = NULL;
-	}
+	/* Free our io first: libpq still owns the socket and SSL and sends Terminate. */
+	if (io_active(&s->up.io))
+		io_free(&s->up.io);
 	if (s->up.pg) {
 		PQfinish(s->up.pg);
 		s->up.pg = NULL;
