@@ -1,0 +1,259 @@
+/* classify_set.c - settings: SET/RESET, SET TRANSACTION, set_config(), ALTER ... SET, the harmless list. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/classify_int.h"
+
+/*
+ * Settings a client may change on a read-only production session: they shape
+ * output, planning and timeouts, never data, identity or lexing. Sorted for
+ * bsearch. Lexing and read-only settings are listed because their dangerous
+ * values are flagged separately (PF_LEXING_CHANGE, PF_RW_OVERRIDE).
+ */
+static const char *const harmless_settings[] = {
+	"application_name",
+	"array_nulls",
+	"backslash_quote",
+	"bytea_output",
+	"client_encoding",
+	"client_min_messages",
+	"commit_delay",
+	"constraint_exclusion",
+	"cpu_index_tuple_cost",
+	"cpu_operator_cost",
+	"cpu_tuple_cost",
+	"cursor_tuple_fraction",
+	"datestyle",
+	"default_statistics_target",
+	"default_text_search_config",
+	"default_transaction_deferrable",
+	"default_transaction_isolation",
+	"default_transaction_read_only",
+	"effective_cache_size",
+	"effective_io_concurrency",
+	"enable_async_append",
+	"enable_bitmapscan",
+	"enable_gathermerge",
+	"enable_hashagg",
+	"enable_hashjoin",
+	"enable_incremental_sort",
+	"enable_indexonlyscan",
+	"enable_indexscan",
+	"enable_material",
+	"enable_memoize",
+	"enable_mergejoin",
+	"enable_nestloop",
+	"enable_parallel_append",
+	"enable_parallel_hash",
+	"enable_partition_pruning",
+	"enable_partitionwise_aggregate",
+	"enable_partitionwise_join",
+	"enable_seqscan",
+	"enable_sort",
+	"enable_tidscan",
+	"extra_float_digits",
+	"from_collapse_limit",
+	"geqo",
+	"geqo_effort",
+	"geqo_threshold",
+	"gin_fuzzy_search_limit",
+	"hash_mem_multiplier",
+	"idle_in_transaction_session_timeout",
+	"idle_session_timeout",
+	"intervalstyle",
+	"jit",
+	"jit_above_cost",
+	"jit_inline_above_cost",
+	"jit_optimize_above_cost",
+	"join_collapse_limit",
+	"lc_monetary",
+	"lc_numeric",
+	"lc_time",
+	"lock_timeout",
+	"maintenance_work_mem",
+	"max_parallel_maintenance_workers",
+	"max_parallel_workers_per_gather",
+	"parallel_leader_participation",
+	"parallel_setup_cost",
+	"parallel_tuple_cost",
+	"plan_cache_mode",
+	"quote_all_identifiers",
+	"random_page_cost",
+	"row_security",
+	"search_path",
+	"seq_page_cost",
+	"standard_conforming_strings",
+	"statement_timeout",
+	"synchronous_commit",
+	"temp_buffers",
+	"timezone",
+	"transaction_deferrable",
+	"transaction_isolation",
+	"transaction_read_only",
+	"work_mem",
+	"xmlbinary",
+	"xmloption",
+};
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+bool setting_is_harmless(const char *name)
+{
+	return bsearch(&name, harmless_settings, sizeof(harmless_settings) / sizeof(harmless_settings[0]),
+		       sizeof(harmless_settings[0]), cmp_name)
+	       != NULL;
+}
+
+/* PostgreSQL's parse_bool, "true" side: on, true/t/tr/tru, yes/y/ye, 1. */
+static bool value_is_true(const char *v)
+{
+	size_t n = v ? strlen(v) : 0;
+
+	if (n == 0)
+		return false;
+	return strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0 || strncasecmp(v, "true", n) == 0
+	       || (n <= 3 && strncasecmp(v, "yes", n) == 0);
+}
+
+/* client_encoding values that keep lexing as pgwarden's (UTF-8 only: see classify.c notes). */
+static bool encoding_is_utf8(const char *v)
+{
+	char norm[16];
+	size_t k = 0;
+
+	for (const char *p = v; p && *p && k + 1 < sizeof(norm); p++) {
+		if (isalnum((unsigned char)*p))
+			norm[k++] = (char)tolower((unsigned char)*p);
+	}
+	norm[k] = '\0';
+	return v && (strcmp(norm, "utf8") == 0 || strcmp(norm, "unicode") == 0);
+}
+
+/*
+ * One setting written. value: the new value when it is a known constant, NULL
+ * for DEFAULT/RESET or an expression. persist: ALTER ROLE/DATABASE/SYSTEM SET
+ * (future sessions: only identity matters there; the statement is a write anyway).
+ */
+static void note_setting(pc_walk *w, const char *name, const char *value, bool persist, const char *verb)
+{
+	facts_add(w->f, &w->f->settings, name, strlen(name), true);
+	if (strcasecmp(name, "role") == 0 || strcasecmp(name, "session_authorization") == 0) {
+		mark_identity(w, "%s %s", verb, name);
+		return;
+	}
+	if (persist)
+		return;
+	if (strcasecmp(name, "default_transaction_read_only") == 0
+	    || strcasecmp(name, "transaction_read_only") == 0) {
+		if (!value_is_true(value))
+			mark_rw(w, "%s %s", verb, name);
+	} else if (strcasecmp(name, "standard_conforming_strings") == 0) {
+		if (!value_is_true(value))
+			mark_lexing(w, "%s standard_conforming_strings", verb);
+	} else if (strcasecmp(name, "client_encoding") == 0) {
+		if (!encoding_is_utf8(value))
+			mark_lexing(w, "%s client_encoding (only UTF8 is allowed)", verb);
+	} else if (strcasecmp(name, "backslash_quote") == 0) {
+		if (!value || strcasecmp(value, "safe_encoding") != 0)
+			mark_lexing(w, "%s backslash_quote", verb);
+	}
+	if (!setting_is_harmless(name))
+		mark_write(w, "%s %s", verb, name);
+}
+
+void check_txn_options(pc_walk *w, uint32_t options)
+{
+	const jdoc *d = w->d;
+	uint32_t c, de;
+
+	for (c = options ? options + 1 : 0; options && c < d->t[options].end; c = d->t[c].end) {
+		char *v;
+
+		if (!(de = node_body(d, c, "DefElem"))
+		    || !jstr_eq(d, jobj_get(d, de, "defname"), "transaction_read_only"))
+			continue;
+		v = const_text(w, jobj_get(d, de, "arg"));
+		/* READ ONLY is ival 1, READ WRITE is ival 0. */
+		if (!v || strcmp(v, "0") == 0 || !value_is_true(v))
+			mark_rw(w, "READ WRITE transaction");
+		free(v);
+	}
+}
+
+/* Settings whose new value decides the facts. */
+static bool value_matters(const char *name)
+{
+	return strcasecmp(name, "default_transaction_read_only") == 0
+	       || strcasecmp(name, "transaction_read_only") == 0
+	       || strcasecmp(name, "standard_conforming_strings") == 0
+	       || strcasecmp(name, "client_encoding") == 0 || strcasecmp(name, "backslash_quote") == 0;
+}
+
+/* First constant argument of a SET as text (NULL for none, DEFAULT or an expression). */
+static char *set_value(pc_walk *w, uint32_t body)
+{
+	uint32_t args = jobj_get(w->d, body, "args");
+
+	if (!args || w->d->t[args].type != J_ARR || w->d->t[args].end == args + 1)
+		return NULL;
+	return const_text(w, args + 1);
+}
+
+void on_variable_set(pc_walk *w, uint32_t body, bool persist)
+{
+	const jdoc *d = w->d;
+	uint32_t kind = jobj_get(d, body, "kind"), name = jobj_get(d, body, "name");
+	char *n, *v;
+
+	if (jstr_eq(d, kind, "VAR_RESET_ALL")) {
+		if (!persist)
+			w->f->flags |= PF_SESSION_RESET;
+		return;
+	}
+	if (jstr_eq(d, kind, "VAR_SET_MULTI")) {
+		/* SET TRANSACTION ..., SET SESSION CHARACTERISTICS AS TRANSACTION ... */
+		if (!persist)
+			check_txn_options(w, jobj_get(d, body, "args"));
+		return;
+	}
+	if (!name || !(n = jstr_dup(d, name))) {
+		mark_identity(w, "SET of a setting pgwarden cannot name");
+		return;
+	}
+	/* Read the value only where it decides something: reading a literal makes facts literal-dependent. */
+	v = jstr_eq(d, kind, "VAR_SET_VALUE") && value_matters(n) ? set_value(w, body) : NULL;
+	note_setting(w, n, v, persist, jstr_eq(d, kind, "VAR_RESET") ? "RESET" : "SET");
+	free(n);
+	free(v);
+}
+
+/* set_config(name, value, is_local): only a constant name can be judged; anything else could be the role. */
+void on_set_config(pc_walk *w, uint32_t fbody)
+{
+	const jdoc *d = w->d;
+	uint32_t args = jobj_get(d, fbody, "args"), a0, a1, n = 0;
+	char *name = NULL, *value = NULL;
+
+	for (uint32_t c = args ? args + 1 : 0; args && c < d->t[args].end; c = d->t[c].end)
+		n++;
+	if (n != 3 || jobj_get(d, fbody, "func_variadic")) {
+		mark_identity(w, "set_config with unusual arguments");
+		return;
+	}
+	a0 = args + 1;
+	a1 = d->t[a0].end;
+	if (!(name = const_text(w, a0)) || !node_body(d, a0, "A_Const") || !jobj_get(d, a0 + 2, "sval")) {
+		mark_identity(w, "set_config with a non-constant setting name");
+		goto out;
+	}
+	value = value_matters(name) ? const_text(w, a1) : NULL;
+	note_setting(w, name, value, false, "set_config");
+out:
+	free(name);
+	free(value);
+}

@@ -1,0 +1,158 @@
+/* classify_stmt.c - from a parse tree's RawStmt list to one policy_facts per statement. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/classify_int.h"
+
+/* Turn the building flag into the public one: read-only unless something said otherwise. */
+static void finalize(policy_facts *f)
+{
+	if (!(f->flags & PF_INT_WRITE))
+		f->flags |= PF_READ_ONLY;
+	f->flags &= ~PF_INT_WRITE;
+}
+
+static void set_name(pc_walk *w, uint32_t body)
+{
+	uint32_t n = jobj_get(w->d, body, "name");
+
+	if (n && !(w->f->name = jstr_dup(w->d, n)))
+		w->f->oom = true;
+}
+
+/* PREPARE name AS body: the body's facts are the inner facts; outer flags = body's + PF_PREPARE. */
+static void on_top_prepare(pc_walk *w, uint32_t body)
+{
+	policy_facts *outer = w->f, *inner = facts_new();
+	uint32_t q = jobj_get(w->d, body, "query");
+
+	if (!inner) {
+		outer->oom = true;
+		return;
+	}
+	set_name(w, body);
+	w->f = inner;
+	if (q)
+		walk_value(w, q);
+	else
+		mark_write(w, "PREPARE without a body");
+	finalize(inner);
+	w->f = outer;
+	outer->inner = inner;
+	outer->flags |= (inner->flags & ~PF_INT_WRITE) | PF_PREPARE;
+	if (inner->oom)
+		outer->oom = true;
+}
+
+/* One top-level statement: the three prepared-statement commands are special here only. */
+static void walk_statement(pc_walk *w, uint32_t stmt)
+{
+	const jdoc *d = w->d;
+	uint32_t b;
+
+	if ((b = node_body(d, stmt, "PrepareStmt"))) {
+		on_top_prepare(w, b);
+		return;
+	}
+	if ((b = node_body(d, stmt, "ExecuteStmt"))) {
+		/* The stored facts are the relay's; here only the parameters (they are evaluated). */
+		w->f->flags |= PF_EXECUTE;
+		set_name(w, b);
+		if ((b = jobj_get(d, b, "params")))
+			walk_value(w, b);
+		finalize(w->f);
+		return;
+	}
+	if ((b = node_body(d, stmt, "DeallocateStmt"))) {
+		w->f->flags |= PF_DEALLOCATE;
+		set_name(w, b);
+		finalize(w->f);
+		return;
+	}
+	walk_value(w, stmt);
+	if (!(w->f->flags & PF_PREPARE))
+		finalize(w->f);
+}
+
+static int fail(pc_rawstmt *v, size_t n, int rc)
+{
+	for (size_t i = 0; i < n; i++)
+		policy_facts_unref(v[i].facts);
+	free(v);
+	return rc;
+}
+
+/* Walk every RawStmt of a parsed tree. See classify_int.h. */
+static int walk_stmts(const jdoc *d, int nest, int depth_base, pc_rawstmt **out, char *err, size_t errsz)
+{
+	uint32_t stmts = jobj_get(d, 0, "stmts"), c, s;
+	pc_rawstmt *v = NULL;
+	size_t n = 0, cap = 0;
+
+	for (c = stmts ? stmts + 1 : 0; stmts && c < d->t[stmts].end; c = d->t[c].end) {
+		pc_walk w = { .d = d, .nest = nest, .depth_base = depth_base };
+		uint32_t loc, len;
+
+		if (n == cap) {
+			pc_rawstmt *nv = realloc(v, (cap = cap ? cap * 2 : 4) * sizeof(*nv));
+
+			if (!nv)
+				return fail(v, n, -1);
+			v = nv;
+		}
+		if (!(w.f = facts_new()))
+			return fail(v, n, -1);
+		v[n++] = (pc_rawstmt){ .facts = w.f };
+		loc = jobj_get(d, c, "stmt_location");
+		len = jobj_get(d, c, "stmt_len");
+		v[n - 1].location = loc ? (int)jnum(d, loc) : 0;
+		v[n - 1].len = len ? (int)jnum(d, len) : 0;
+		if (!(s = jobj_get(d, c, "stmt")))
+			return fail(v, n, -1);
+		walk_statement(&w, s);
+		if (w.too_deep) {
+			snprintf(err, errsz, "statement is nested too deeply to verify (limit %d levels)",
+				 PC_MAX_WALK_DEPTH);
+			return fail(v, n, -2);
+		}
+		if (w.f->oom)
+			return fail(v, n, -1);
+	}
+	*out = v;
+	return (int)n;
+}
+
+int walk_parse_tree(const char *json, size_t jlen, pc_rawstmt **out, char *err, size_t errsz)
+{
+	jdoc d = { 0 };
+	int rc = json_parse(&d, json, jlen);
+
+	*out = NULL;
+	if (rc == -2) {
+		rc = -1;
+	} else if (rc < 0) {
+		snprintf(err, errsz, "parse tree could not be read");
+		rc = -2;
+	} else {
+		rc = walk_stmts(&d, 0, 0, out, err, errsz);
+	}
+	json_free(&d);
+	return rc;
+}
+
+/* Embedded statements (DO bodies): same walk, nesting carried on. */
+int walk_parse_tree_nested(const char *json, size_t jlen, int nest, int depth_base, pc_rawstmt **out)
+{
+	jdoc d = { 0 };
+	char err[8];
+	int rc = json_parse(&d, json, jlen);
+
+	*out = NULL;
+	if (rc == 0)
+		rc = walk_stmts(&d, nest, depth_base, out, err, sizeof(err));
+	else
+		rc = rc == -2 ? -1 : -2;
+	json_free(&d);
+	return rc;
+}

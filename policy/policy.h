@@ -1,0 +1,141 @@
+/*
+ * policy.h - the policy engine: what a statement IS (its facts, from
+ * libpg_query's parse tree) and whether this actor may run it here and now
+ * (the verdict, a cheap function of facts, config snapshot, target and clock).
+ *
+ * Facts never depend on config (protected roles, pinned setting names, rules,
+ * windows are applied at decide time), so facts can be cached across reloads
+ * and verdicts need no invalidation. The classifier is a pure library: no
+ * sockets, no globals; one policy_classifier per thread.
+ */
+#ifndef PGW_POLICY_H
+#define PGW_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "conf/config.h"
+#include "conf/tokens.h"
+
+/* How the server lexes SQL right now; part of the cache key. */
+typedef struct policy_lexctx {
+	bool standard_conforming_strings; /* the relay keeps it on; off is lexed as the server would */
+} policy_lexctx;
+
+/* Fact flags of one statement. */
+enum {
+	PF_SESSION_RESET = 1u << 0, /* RESET ALL / DISCARD ALL: allowed, relay re-pins role and settings */
+	PF_PREPARE = 1u << 1,       /* PREPARE name AS stmt: name + inner facts; flags include the body's */
+	PF_EXECUTE = 1u << 2,       /* EXECUTE name: relay must also decide on the stored PREPARE facts */
+	PF_DEALLOCATE = 1u << 3,    /* DEALLOCATE name (name NULL for ALL) */
+	PF_LEXING_CHANGE =
+	    1u << 4,            /* would change standard_conforming_strings/backslash_quote/client_encoding */
+	PF_READ_ONLY = 1u << 5, /* known read-only, apart from the user functions listed (PF_USER_FUNC) */
+	PF_UNPARSABLE = 1u << 6, /* parser rejected it, or too large/deep to verify: policy_facts_error() */
+	PF_IDENTITY = 1u << 7,   /* changes role/session authorization, or could change any setting */
+	PF_OPAQUE = 1u << 8,     /* runs SQL pgwarden cannot see (dynamic EXECUTE, dblink, COPY PROGRAM...) */
+	PF_RW_OVERRIDE = 1u << 9,  /* asks for a read-write transaction or touches *_transaction_read_only */
+	PF_GRANT = 1u << 10,       /* grants privileges/membership/ownership: see policy_facts_grantees() */
+	PF_USER_FUNC = 1u << 11,   /* calls non-built-in functions: see policy_facts_functions() */
+	PF_LITERAL_DEP = 1u << 12, /* facts depend on a literal's value (cached under a literal-exact key) */
+	PF_TXN_CONTROL = 1u << 13, /* BEGIN/COMMIT/ROLLBACK/SAVEPOINT... */
+};
+
+/* What one statement is. Immutable once built; reference-counted (atomically). */
+typedef struct policy_facts policy_facts;
+
+uint32_t policy_facts_flags(const policy_facts *f);
+/* PREPARE/EXECUTE/DEALLOCATE statement name, or NULL (DEALLOCATE ALL). */
+const char *policy_facts_name(const policy_facts *f);
+/* PREPARE: facts of the body (borrowed from f); NULL otherwise. */
+const policy_facts *policy_facts_inner(const policy_facts *f);
+/* PF_UNPARSABLE: why ("syntax error at or near ..."); NULL otherwise. */
+const char *policy_facts_error(const policy_facts *f);
+/* Settings written by SET/RESET/set_config/ALTER ... SET, lower-cased. */
+char *const *policy_facts_settings(const policy_facts *f, size_t *n);
+/* Grantees, as the parser folded them ("public" for PUBLIC, "current_user"... for specials). */
+char *const *policy_facts_grantees(const policy_facts *f, size_t *n);
+/* Non-built-in functions called, "schema.name" or "name" as written (folded). */
+char *const *policy_facts_functions(const policy_facts *f, size_t *n);
+/* A short human description of why it is not read-only / identity / opaque ("INSERT", ...), or NULL. */
+const char *policy_facts_why_write(const policy_facts *f);
+const char *policy_facts_why_identity(const policy_facts *f);
+const char *policy_facts_why_opaque(const policy_facts *f);
+void policy_facts_ref(const policy_facts *f);
+void policy_facts_unref(const policy_facts *f);
+
+/* Per-thread classifier: scratch buffers and the facts cache. */
+typedef struct policy_classifier policy_classifier;
+
+/* max_cache_entries 0 disables the cache. Returns NULL on out of memory. */
+policy_classifier *policy_classifier_new(size_t max_cache_entries);
+void policy_classifier_free(policy_classifier *pc);
+
+/* Cache counters, for /metrics and tests. */
+typedef struct policy_cache_stats {
+	uint64_t hits;    /* texts answered from the cache */
+	uint64_t misses;  /* texts parsed */
+	uint64_t entries; /* entries held now */
+	uint64_t bytes;   /* key bytes held now */
+} policy_cache_stats;
+void policy_classifier_stats(const policy_classifier *pc, policy_cache_stats *out);
+
+/* One statement of a text: [offset, offset+len) excludes surrounding blanks, comments and ';'. */
+typedef struct policy_stmt {
+	size_t offset, len;
+	const policy_facts *facts; /* one reference owned by the analysis */
+} policy_stmt;
+
+typedef struct policy_analysis {
+	policy_stmt *v;
+	size_t n;
+} policy_analysis;
+
+/*
+ * Split a Query/Parse text (not NUL-terminated, may contain NUL -> unparsable)
+ * into statements and give each one's facts. An empty (or comment-only) text
+ * gives n == 0. An unparsable text gives ONE statement covering the whole text
+ * with unparsable facts. Returns 0, or -1 only when out of memory (out is then
+ * empty). Free with policy_analysis_clear().
+ */
+int policy_analyze(policy_classifier *pc, const char *sql, size_t len, const policy_lexctx *lx,
+		   policy_analysis *out);
+void policy_analysis_clear(policy_analysis *a);
+
+/* Who runs it where and when. */
+typedef struct policy_subject {
+	const pgw_config *cfg; /* snapshot current for this statement */
+	const pgw_target *target;
+	const pgw_token *who; /* the authenticated token record (actor) */
+	time_t now;
+	bool in_transaction; /* inside a transaction block (informational) */
+} policy_subject;
+
+typedef struct policy_verdict {
+	bool deny;          /* deny the statement */
+	const char *rule;   /* rule id when denied or logged, else NULL; static, or points at rule_buf */
+	char message[256];  /* primary message, starts with "pgwarden: " */
+	char detail[256];   /* names the rule id: "rule: write-outside-window" */
+	char hint[256];     /* "" or "next approved window: sec-42 opens 2026-11-24T22:00:00Z" */
+	const char *window; /* name of the window that allowed a production write (config-owned), or NULL */
+	char rule_buf[128]; /* storage for "rule:NAME"; if you copy a verdict, re-point rule (see below) */
+} policy_verdict;
+
+/*
+ * Decide one statement. text/len: this statement's text, for [rule.*] PCRE
+ * matching. PF_PREPARE facts are decided on their body; PF_EXECUTE facts only
+ * cover the EXECUTE's own parameters: the relay must also decide on the facts
+ * stored by the PREPARE.
+ */
+void policy_decide(const policy_subject *s, const policy_facts *f, const char *text, size_t len,
+		   policy_verdict *out);
+
+/* A fact-free denial for FunctionCall messages (rule fastpath). */
+void policy_deny_fastpath(policy_verdict *out);
+
+/* Copy a verdict, keeping rule valid (it may point into the source's rule_buf). */
+void policy_verdict_copy(policy_verdict *dst, const policy_verdict *src);
+
+#endif
