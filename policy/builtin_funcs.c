@@ -11,8 +11,10 @@
  * such as dblink live wherever they were installed. Anything not here is a
  * user function (PF_USER_FUNC). Generated sorted by strcmp; a unit test checks
  * the order. Decisions worth knowing:
- *  - pg_advisory_*: PostgreSQL allows them read-only, but session locks can
- *    block production writers indefinitely: treated as writes.
+ *  - pg_advisory_*lock*: PostgreSQL allows them read-only, but session locks
+ *    can block production writers indefinitely: treated as writes. The
+ *    unlock functions only release what the session holds: read-only
+ *    (asyncpg's pool runs pg_advisory_unlock_all() on every release).
  *  - lo_import/lo_export, pg_read_file, pg_ls_dir...: server file access is
  *    opaque-sql (same rule as COPY to/from a server file).
  *  - table_to_xml*, schema_to_xml*, database_to_xml*, cursor_to_xml*: read a
@@ -298,9 +300,9 @@ static const builtin_func builtins[] = {
 	{ "percentile_disc", BF_READ },
 	{ "pg_advisory_lock", BF_WRITE },
 	{ "pg_advisory_lock_shared", BF_WRITE },
-	{ "pg_advisory_unlock", BF_WRITE },
-	{ "pg_advisory_unlock_all", BF_WRITE },
-	{ "pg_advisory_unlock_shared", BF_WRITE },
+	{ "pg_advisory_unlock", BF_READ },
+	{ "pg_advisory_unlock_all", BF_READ },
+	{ "pg_advisory_unlock_shared", BF_READ },
 	{ "pg_advisory_xact_lock", BF_WRITE },
 	{ "pg_advisory_xact_lock_shared", BF_WRITE },
 	{ "pg_backend_pid", BF_READ },

@@ -314,6 +314,7 @@ static const verdict_case cases[] = {
 	{ "SELECT setval('s', 1)", WOW, OK, OK },
 	{ "SELECT pg_advisory_lock(1)", WOW, OK, OK },
 	{ "SELECT pg_try_advisory_xact_lock(1)", WOW, OK, OK },
+	{ "SELECT pg_advisory_unlock_all()", OK, OK, OK },
 	{ "SELECT lo_creat(-1)", WOW, OK, OK },
 	{ "SELECT lo_unlink(1234)", WOW, OK, OK },
 	{ "SELECT txid_current()", WOW, OK, OK },
