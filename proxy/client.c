@@ -186,9 +186,13 @@ void client_fail(session *s, const char *sqlstate, const char *message, const ch
 	client_authenticated(s);
 	if (!s->close_reason)
 		s->close_reason = message;
-	/* Stop reading; close once the error is written, or after the grace period. */
+	/*
+	 * Stop reading; close once the error is written, or after the grace
+	 * period. The upstream is only stopped here: a relay loop may be
+	 * iterating its buffers; the reaper frees it.
+	 */
 	client_pause(s);
-	upstream_close(s);
+	upstream_stop(s);
 	if (!io_active(&s->client.io) || io_flush(&s->client.io) != 0 || io_pending(&s->client.io) == 0) {
 		session_close_later(s, message);
 		return;

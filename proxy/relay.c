@@ -145,7 +145,7 @@ void relay_upstream_input(session *s)
 	struct evbuffer *in = s->up.io.in;
 	size_t run = 0; /* bytes at the front of 'in' already judged "forward as is" */
 
-	while (!s->closing) {
+	while (!s->closing && s->client.phase != CLIENT_CLOSING) {
 		size_t avail = evbuffer_get_length(in) - run;
 		struct evbuffer_ptr pos;
 		uint8_t hdr[5];
@@ -187,11 +187,14 @@ void relay_upstream_input(session *s)
 		else
 			evbuffer_drain(in, 5 + (size_t)blen); /* swallowed or replaced */
 	}
+	if (s->closing || s->client.phase == CLIENT_CLOSING)
+		return; /* a final error is queued: nothing more goes to the client */
 	flush_run(s, in, &run);
 	client_flush(s);
 	/* internal queries and the audit may have queued upstream bytes too */
 	upstream_flush(s);
 	relay_close_if_terminated(s);
+	server_close_if_idle(s);
 	if (!s->closing && io_pending(&s->client.io) > RELAY_HIGH_WATER)
 		io_set_reading(&s->up.io, false); /* resumed by relay_client_drained */
 }

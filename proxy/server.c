@@ -243,11 +243,25 @@ static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(srv->base, NULL);
 }
 
-/* SIGTERM: stop accepting, let sessions finish for up to 30 s. SIGINT: stop now. */
+void server_close_if_idle(session *s)
+{
+	if (!s->srv->shutting_down || s->closing || s->client.phase == CLIENT_CLOSING)
+		return;
+	/* Not yet logged in, or between transactions with nothing in flight: nothing to finish. */
+	if (s->client.phase != CLIENT_READY ||
+	    (s->up.txn_status == 'I' && s->owed.count == 0 && !s->awaiting_flush))
+		client_fail(s, "57P01", "terminating connection due to administrator command", NULL);
+}
+
+/*
+ * SIGTERM: stop accepting; idle sessions end now, busy ones when their
+ * transaction ends, all after 30 s at most. SIGINT: stop now.
+ */
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
 	pgw_server *srv = arg;
 	struct timeval tv = {sig == SIGTERM ? SHUTDOWN_GRACE_SECONDS : 0, 0};
+	session *s, *next;
 
 	if (srv->shutting_down && sig == SIGTERM)
 		return;
@@ -259,6 +273,12 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(srv->base, NULL);
 		return;
 	}
+	if (sig == SIGTERM)
+		for (s = TAILQ_FIRST(&srv->sessions); s; s = next) {
+			next = TAILQ_NEXT(s, link);
+			server_close_if_idle(s);
+		}
+	evtimer_del(srv->shutdown_timer);
 	evtimer_add(srv->shutdown_timer, &tv);
 }
 

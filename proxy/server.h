@@ -65,6 +65,9 @@ void server_free(pgw_server *srv);
 /* Ask the loop to write the audit batch (and release held upstream bytes) soon. */
 void server_request_flush(pgw_server *srv, session *s);
 
+/* During a graceful shutdown, end the session if it is between transactions (else later). */
+void server_close_if_idle(session *s);
+
 /* Mark a session for freeing after the current callback (never free in place). */
 void session_close_later(session *s, const char *reason);
 

@@ -295,6 +295,13 @@ static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void upstream_stop(session *s)
+{
+	if (s->up.poll_ev)
+		event_del(s->up.poll_ev);
+	io_stop(&s->up.io);
+}
+
 void upstream_close(session *s)
 {
 	if (s->up.poll_ev) {

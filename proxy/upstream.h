@@ -16,6 +16,9 @@ void upstream_set_phase(session *s, upstream_phase phase);
 /* Start connecting for an authenticated session; on success client_login_complete() follows. */
 void upstream_start(session *s);
 
+/* Stop all upstream callbacks (session failing); the connection is freed with the session. */
+void upstream_stop(session *s);
+
 /* Drop the upstream connection now (session ending); safe to call in any phase, twice. */
 void upstream_close(session *s);
 
