@@ -1,6 +1,7 @@
 /* startup.c - StartupMessage parameters and the startup-parameter allowlist. */
 #include "protocol/startup.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -30,32 +31,46 @@ bool startup_setting_allowed(const char *name)
  * Encodings PostgreSQL accepts only as client encodings because their
  * multibyte characters may contain bytes that look like ASCII quotes or
  * backslashes; pgwarden's parser would read such text differently from the
- * server (the CVE-2006-2314 class).
+ * server (the CVE-2006-2314 class). Every alias PostgreSQL knows for them
+ * (encnames.c), in its normalized form.
  */
+static const char *const unsafe_encodings[] = {
+	"big5", "cp936", "gb18030", "gbk", "johab", "mskanji", "shiftjis", "shiftjis2004", "sjis",
+	"uhc", "win932", "win936", "win949", "win950", "windows932", "windows936", "windows949", "windows950",
+};
+
+/*
+ * Normalize an encoding name as PostgreSQL's pg_char_to_encoding does: keep
+ * only letters and digits, lower-cased. false if it cannot be a valid name.
+ */
+static bool normalize_encoding(const char *enc, char *out, size_t outsz)
+{
+	size_t o = 0;
+
+	if (strlen(enc) >= 64) /* NAMEDATALEN: PostgreSQL rejects longer names */
+		return false;
+	for (; *enc; enc++) {
+		unsigned char c = (unsigned char)*enc;
+		if (c < 0x80 && isalnum(c)) {
+			if (o + 1 >= outsz)
+				return false;
+			out[o++] = (char)tolower(c);
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
 bool startup_encoding_safe(const char *enc)
 {
-	static const char *const unsafe[] = {"SJIS", "SHIFT_JIS", "MSKANJI", "BIG5", "GBK", "CP936",
-					     "UHC",  "JOHAB",     "GB18030", "WIN932", "WIN936", "WIN949",
-					     "WIN950", "TCVN", "SHIFTJIS2004", "SHIFT_JIS_2004"};
 	char norm[64];
-	size_t i, o = 0;
+	size_t i;
 
-	/* PostgreSQL ignores case, '-' and '_' when matching encoding names. */
-	for (i = 0; enc[i] && o < sizeof(norm) - 1; i++)
-		if (enc[i] != '-' && enc[i] != '_')
-			norm[o++] = enc[i];
-	norm[o] = '\0';
-	for (i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
-		char u[64];
-		size_t j, k = 0;
-
-		for (j = 0; unsafe[i][j] && k < sizeof(u) - 1; j++)
-			if (unsafe[i][j] != '_')
-				u[k++] = unsafe[i][j];
-		u[k] = '\0';
-		if (strcasecmp(norm, u) == 0)
+	if (!normalize_encoding(enc, norm, sizeof(norm)))
+		return false;
+	for (i = 0; i < sizeof(unsafe_encodings) / sizeof(unsafe_encodings[0]); i++)
+		if (strcmp(norm, unsafe_encodings[i]) == 0)
 			return false;
-	}
 	return true;
 }
 

@@ -137,7 +137,9 @@ static backend_action on_error(session *s, owed *head, const uint8_t *body, uint
 	case OWED_EXECUTE:
 	case OWED_CLOSE:
 		owed_pop(&s->owed);
-		owed_error_skip(&s->owed);
+		/* An internal query skipped with the rest never ran: re-pin at the next boundary. */
+		if (owed_error_skip(&s->owed) > 0)
+			s->repin_pending = true;
 		break;
 	default:
 		break; /* Query, FunctionCall and Sync end at ReadyForQuery */

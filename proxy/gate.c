@@ -153,6 +153,8 @@ static void track_statement(session *s, const policy_facts *f, const char *text,
 
 		policy_facts_ref(inner);
 		si = stmt_info_new(text, len, inner);
+		if (!si)
+			policy_facts_unref(inner);
 		if (!si || !stmt_table_put(&s->stmts, policy_facts_name(f), si))
 			client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		stmt_info_unref(si);
@@ -357,6 +359,8 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 	}
 	policy_analysis_clear(&a);
 	si = stmt_info_new(sql, len, facts);
+	if (!si && facts)
+		policy_facts_unref(facts);
 	if (!si || !stmt_table_put(&s->stmts, name, si))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 	stmt_info_unref(si);

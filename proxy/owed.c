@@ -101,17 +101,19 @@ uint64_t owed_take_ref(owed *o)
 	return o->refs[o->next_ref++];
 }
 
-static bool is_extended(owed_kind k)
+unsigned owed_error_skip(owed_queue *q)
 {
-	return k == OWED_PARSE || k == OWED_BIND || k == OWED_DESCRIBE || k == OWED_EXECUTE || k == OWED_CLOSE;
-}
+	unsigned internal = 0;
 
-void owed_error_skip(owed_queue *q)
-{
-	while (q->count && is_extended(q->v[q->head].kind))
+	/* PostgreSQL ignores every message until Sync, a simple Query too (postgres.c, ignore_till_sync). */
+	while (q->count && q->v[q->head].kind != OWED_SYNC) {
+		if (q->v[q->head].kind == OWED_INTERNAL)
+			internal++;
 		owed_pop(q);
+	}
 	if (!q->count)
 		q->skip_until_sync = true;
+	return internal;
 }
 
 /* While skipping, PostgreSQL ignores every message but Sync (postgres.c, ignore_till_sync). */

@@ -67,10 +67,11 @@ uint64_t owed_take_ref(owed *o);
 
 /*
  * After an ErrorResponse for an extended-protocol message the server skips
- * everything up to Sync: drop the entries before the next OWED_SYNC. If no
- * Sync is queued yet, later extended messages owe nothing until one is.
+ * every message up to Sync: drop the entries before the next OWED_SYNC. If
+ * no Sync is queued yet, later messages owe nothing until one is. Returns
+ * how many of pgwarden's internal queries were dropped (they never ran).
  */
-void owed_error_skip(owed_queue *q);
+unsigned owed_error_skip(owed_queue *q);
 
 /* Whether a message of this kind owes a response now (false while skipping until Sync). */
 bool owed_expects(const owed_queue *q, owed_kind kind);

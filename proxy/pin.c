@@ -98,7 +98,10 @@ static char *claims_json(const pgw_token *who)
 
 char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only)
 {
-	size_t bufsz = 512 + 4 * (strlen(who->actor) + strlen(who->role) + (who->tenant ? strlen(who->tenant) : 0));
+	/* Quoting at most doubles each value; the names are quoted too. */
+	size_t bufsz = 512 + 4 * (strlen(who->actor) + strlen(who->role) + (who->tenant ? strlen(who->tenant) : 0)) +
+		       2 * (strlen(cfg->actor_setting) + strlen(cfg->tenant_setting) +
+			    (cfg->claims_setting ? strlen(cfg->claims_setting) : 0));
 	char *buf, *claims = NULL;
 	int off;
 

@@ -244,6 +244,12 @@ void relay_inject_internal(session *s, const char *sql)
 {
 	pktbuf b;
 
+	if (!owed_expects(&s->owed, OWED_INTERNAL)) {
+		/* the server is skipping to Sync and would ignore it: re-pin after the Sync instead */
+		s->repin_pending = true;
+		return;
+	}
+
 	pktbuf_init(&b);
 	pkt_begin(&b, 'Q');
 	pkt_put_cstr(&b, sql);

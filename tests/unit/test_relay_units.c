@@ -1,0 +1,675 @@
+/* test_relay_units.c - the owed-response FIFO, the pinning SQL (checked with libpg_query), stmt_table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <pg_query.h>
+
+#include "conf/config.h"
+#include "conf/tokens.h"
+#include "proxy/owed.h"
+#include "proxy/pin.h"
+#include "proxy/stmt_table.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- owed FIFO ---- */
+
+static void test_owed_fifo_order(void **state)
+{
+	static const owed_kind kinds[] = {OWED_PARSE, OWED_BIND, OWED_DESCRIBE, OWED_EXECUTE, OWED_SYNC,
+					  OWED_QUERY, OWED_CLOSE, OWED_FUNCTION, OWED_INTERNAL};
+	owed_queue q;
+	size_t i;
+
+	(void)state;
+	owed_init(&q);
+	assert_null(owed_head(&q));
+	owed_pop(&q); /* popping an empty queue is harmless */
+	assert_int_equal(q.count, 0);
+	for (i = 0; i < ARRAY_LEN(kinds); i++) {
+		owed *o = owed_push(&q, kinds[i]);
+
+		assert_non_null(o);
+		assert_int_equal(o->kind, kinds[i]);
+		assert_false(o->denied);
+		assert_null(o->deny_msg);
+		assert_int_equal(o->n_refs, 0);
+		assert_int_equal(owed_peek_ref(o), 0);
+	}
+	assert_int_equal(q.count, ARRAY_LEN(kinds));
+	for (i = 0; i < ARRAY_LEN(kinds); i++) {
+		assert_non_null(owed_head(&q));
+		assert_int_equal(owed_head(&q)->kind, kinds[i]);
+		owed_pop(&q);
+	}
+	assert_null(owed_head(&q));
+	owed_free(&q);
+}
+
+/* Give entry number 'id' a recognisable set of refs: id*100+1 .. id*100+n. */
+static void set_refs_for(owed *o, uint32_t id, uint32_t n)
+{
+	uint64_t refs[8];
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		refs[i] = (uint64_t)id * 100 + i + 1;
+	assert_true(owed_set_refs(o, refs, n));
+}
+
+/*
+ * Grow while the ring has wrapped, with entries whose refs live inline
+ * (must be re-pointed at the moved entry), on the heap, or absent. Every
+ * entry must come out in order with its own refs.
+ */
+static void test_owed_grow_wraparound(void **state)
+{
+	owed_queue q;
+	uint32_t id, next_out = 0, next_in = 0, round;
+
+	(void)state;
+	owed_init(&q);
+	for (round = 0; round < 6; round++) {
+		/* push more than we pop, so the ring both wraps and grows */
+		uint32_t npush = 13 + round * 7, npop = 9 + round * 3, i;
+
+		for (i = 0; i < npush; i++, next_in++) {
+			owed *o = owed_push(&q, (owed_kind)(next_in % (OWED_INTERNAL + 1)));
+
+			assert_non_null(o);
+			set_refs_for(o, next_in, next_in % 5); /* 0, 1, 2 inline; 3, 4 on the heap */
+			if (next_in % 7 == 0) {
+				o->denied = true;
+				o->deny_msg = malloc(8);
+				o->deny_len = 8;
+			}
+		}
+		for (i = 0; i < npop; i++, next_out++) {
+			owed *o = owed_head(&q);
+			uint32_t n = next_out % 5, k;
+
+			assert_non_null(o);
+			assert_int_equal(o->kind, next_out % (OWED_INTERNAL + 1));
+			assert_int_equal(o->n_refs, n);
+			if (n && n <= OWED_INLINE_REFS)
+				assert_ptr_equal(o->refs, o->inline_refs);
+			for (k = 0; k < n; k++) {
+				assert_int_equal(owed_peek_ref(o), (uint64_t)next_out * 100 + k + 1);
+				assert_int_equal(owed_take_ref(o), (uint64_t)next_out * 100 + k + 1);
+			}
+			assert_int_equal(owed_take_ref(o), 0);
+			assert_int_equal(owed_peek_ref(o), 0);
+			assert_int_equal(o->denied, next_out % 7 == 0);
+			owed_pop(&q);
+		}
+		assert_int_equal(q.count, next_in - next_out);
+		assert_true(q.cap >= q.count);
+		assert_int_equal(q.cap & (q.cap - 1), 0); /* power of two */
+	}
+	/* the rest, still in order */
+	for (id = next_out; id < next_in; id++) {
+		assert_int_equal(owed_head(&q)->n_refs, id % 5);
+		assert_int_equal(owed_peek_ref(owed_head(&q)), id % 5 ? (uint64_t)id * 100 + 1 : 0);
+		owed_pop(&q);
+	}
+	assert_int_equal(q.count, 0);
+	owed_free(&q); /* also frees what was left, with ASan/valgrind watching */
+}
+
+/* The exact case the inline fix-up is for: a full ring with head in the middle grows. */
+static void test_owed_grow_inline_refs(void **state)
+{
+	owed_queue q;
+	uint32_t i, cap;
+
+	(void)state;
+	owed_init(&q);
+	assert_non_null(owed_push(&q, OWED_SYNC));
+	cap = q.cap;
+	owed_pop(&q);
+	for (i = 0; i < cap; i++)
+		set_refs_for(owed_push(&q, OWED_EXECUTE), i, 2);
+	assert_int_equal(q.count, cap);
+	assert_int_equal(q.head, 1); /* wrapped: the last entry sits in slot 0 */
+	set_refs_for(owed_push(&q, OWED_EXECUTE), cap, 1); /* forces the grow */
+	assert_true(q.cap > cap);
+	for (i = 0; i <= cap; i++) {
+		owed *o = owed_head(&q);
+
+		assert_ptr_equal(o->refs, o->inline_refs);
+		assert_int_equal(owed_take_ref(o), (uint64_t)i * 100 + 1);
+		owed_pop(&q);
+	}
+	owed_free(&q);
+}
+
+typedef struct skip_case {
+	const char *what;
+	owed_kind queued[6];   /* entries queued before the error arrives */
+	size_t n;
+	owed_kind want_head;   /* head after owed_error_skip, OWED_INTERNAL+1 = queue empty */
+	size_t want_count;
+	bool want_skipping;
+} skip_case;
+
+#define EMPTY ((owed_kind)(OWED_INTERNAL + 1))
+
+/*
+ * The errored entry is popped by the caller (backend.c) before
+ * owed_error_skip(), so 'queued' starts with what came after it.
+ */
+static const skip_case skip_cases[] = {
+	{"Sync queued", {OWED_BIND, OWED_EXECUTE, OWED_SYNC}, 3, OWED_SYNC, 1, false},
+	{"Sync queued, more after it", {OWED_EXECUTE, OWED_SYNC, OWED_PARSE, OWED_SYNC}, 4, OWED_SYNC, 3,
+	 false},
+	{"Sync right away", {OWED_SYNC, OWED_QUERY}, 2, OWED_SYNC, 2, false},
+	{"no Sync yet", {OWED_BIND, OWED_DESCRIBE, OWED_EXECUTE, OWED_CLOSE}, 4, EMPTY, 0, true},
+	{"nothing after the error", {0}, 0, EMPTY, 0, true},
+	/*
+	 * PostgreSQL ignores EVERY message until Sync after an extended-protocol
+	 * error, a simple Query too (postgres.c: "ignore it if we're skipping
+	 * till Sync"). So a Query (or a pgwarden internal/poison Query) pipelined
+	 * after the failed message but before the Sync gets no answer and must
+	 * be dropped as well, as owed.h promises ("drop the entries before the
+	 * next OWED_SYNC").
+	 */
+	{"Query before the Sync", {OWED_BIND, OWED_QUERY, OWED_SYNC}, 3, OWED_SYNC, 1, false},
+	{"internal Query before the Sync", {OWED_INTERNAL, OWED_EXECUTE, OWED_SYNC}, 3, OWED_SYNC, 1, false},
+	{"Query and no Sync", {OWED_EXECUTE, OWED_QUERY}, 2, EMPTY, 0, true},
+};
+
+static void test_owed_error_skip(void **state)
+{
+	char bad[1024] = "";
+	size_t i, k, off = 0;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(skip_cases); i++) {
+		const skip_case *c = &skip_cases[i];
+		owed_queue q;
+		owed *head;
+		bool ok;
+
+		owed_init(&q);
+		assert_non_null(owed_push(&q, OWED_PARSE)); /* the message that fails */
+		for (k = 0; k < c->n; k++)
+			assert_non_null(owed_push(&q, c->queued[k]));
+		owed_pop(&q); /* backend.c pops the errored entry first */
+		owed_error_skip(&q);
+		head = owed_head(&q);
+		ok = q.count == c->want_count && q.skip_until_sync == c->want_skipping &&
+		     (c->want_head == EMPTY ? head == NULL : head && head->kind == c->want_head);
+		if (!ok && off < sizeof(bad))
+			off += (size_t)snprintf(bad + off, sizeof(bad) - off,
+						"\n  %s: count %u (want %zu), head %d (want %d), "
+						"skipping %d (want %d)",
+						c->what, q.count, c->want_count, head ? (int)head->kind : -1,
+						(int)c->want_head, q.skip_until_sync, c->want_skipping);
+		owed_free(&q);
+	}
+	if (bad[0])
+		fail_msg("owed_error_skip:%s", bad);
+}
+
+/* While skipping, only Sync owes an answer; pushing the Sync ends the skip. */
+static void test_owed_expects_while_skipping(void **state)
+{
+	static const owed_kind all[] = {OWED_QUERY,   OWED_PARSE, OWED_BIND,     OWED_DESCRIBE, OWED_EXECUTE,
+					OWED_CLOSE,   OWED_SYNC,  OWED_FUNCTION, OWED_INTERNAL};
+	owed_queue q;
+	size_t i;
+
+	(void)state;
+	owed_init(&q);
+	for (i = 0; i < ARRAY_LEN(all); i++)
+		assert_true(owed_expects(&q, all[i]));
+	assert_non_null(owed_push(&q, OWED_EXECUTE));
+	owed_pop(&q);
+	owed_error_skip(&q);
+	assert_true(q.skip_until_sync);
+	for (i = 0; i < ARRAY_LEN(all); i++)
+		assert_int_equal(owed_expects(&q, all[i]), all[i] == OWED_SYNC);
+	/* a second error while skipping changes nothing */
+	owed_error_skip(&q);
+	assert_true(q.skip_until_sync);
+	assert_non_null(owed_push(&q, OWED_SYNC));
+	assert_false(q.skip_until_sync);
+	for (i = 0; i < ARRAY_LEN(all); i++)
+		assert_true(owed_expects(&q, all[i]));
+	owed_free(&q);
+}
+
+static void test_owed_refs(void **state)
+{
+	static const uint64_t many[] = {11, 22, 33, 44, 55};
+	owed_queue q;
+	owed *o;
+	uint32_t i;
+
+	(void)state;
+	owed_init(&q);
+	o = owed_push(&q, OWED_QUERY);
+	assert_true(owed_set_refs(o, many, 5));
+	assert_ptr_not_equal(o->refs, o->inline_refs);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(owed_take_ref(o), many[i]);
+	assert_int_equal(owed_take_ref(o), 0);
+	o = owed_push(&q, OWED_QUERY);
+	assert_true(owed_set_refs(o, many, 0));
+	assert_int_equal(owed_peek_ref(o), 0);
+	assert_int_equal(owed_take_ref(o), 0);
+	owed_free(&q);
+	assert_null(q.v);
+	assert_int_equal(q.count, 0);
+}
+
+/* ---- pin SQL ---- */
+
+typedef struct pin_case {
+	const char *what;
+	const char *role;
+	const char *actor;
+	const char *tenant;   /* NULL: no tenant, pinned as '' */
+	const char *claims;   /* claims_setting, NULL = off */
+	bool read_only;
+	const char *want;     /* exact SQL */
+} pin_case;
+
+static const pin_case pin_cases[] = {
+	{"plain", "bookkeeper", "user:jimmie", "acme", NULL, true,
+	 "SET ROLE \"bookkeeper\"; SET \"app.actor_id\" TO E'user:jimmie'; SET \"app.tenant_id\" TO E'acme'; "
+	 "SET default_transaction_read_only TO on"},
+	{"no tenant, writable", "clerk", "agent:x", NULL, NULL, false,
+	 "SET ROLE \"clerk\"; SET \"app.actor_id\" TO E'agent:x'; SET \"app.tenant_id\" TO E''; "
+	 "SET default_transaction_read_only TO off"},
+	{"single quotes", "r", "o'brien", "a''b'", NULL, true,
+	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'o''brien'; SET \"app.tenant_id\" TO E'a''''b'''; "
+	 "SET default_transaction_read_only TO on"},
+	{"backslashes", "r", "a\\b\\", "\\'", NULL, true,
+	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'a\\\\b\\\\'; SET \"app.tenant_id\" TO E'\\\\'''; "
+	 "SET default_transaction_read_only TO on"},
+	{"double quotes", "we\"ird\"", "\"x\"", "t", NULL, false,
+	 "SET ROLE \"we\"\"ird\"\"\"; SET \"app.actor_id\" TO E'\"x\"'; SET \"app.tenant_id\" TO E't'; "
+	 "SET default_transaction_read_only TO off"},
+	{"injection attempt", "r\"; DROP TABLE t; --", "x'; RESET ROLE; --", "\\'; SELECT 1; --", NULL, true,
+	 "SET ROLE \"r\"\"; DROP TABLE t; --\"; SET \"app.actor_id\" TO E'x''; RESET ROLE; --'; "
+	 "SET \"app.tenant_id\" TO E'\\\\''; SELECT 1; --'; SET default_transaction_read_only TO on"},
+	{"unicode", "rôle", "user:jörg✓", "ten\xf0\x9f\x98\x80nt", NULL, true,
+	 "SET ROLE \"rôle\"; SET \"app.actor_id\" TO E'user:jörg✓'; "
+	 "SET \"app.tenant_id\" TO E'ten\xf0\x9f\x98\x80nt'; "
+	 "SET default_transaction_read_only TO on"},
+	{"dollar, semicolon, newline", "r", "$$;\n--", "$t$", NULL, true,
+	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'$$;\n--'; SET \"app.tenant_id\" TO E'$t$'; "
+	 "SET default_transaction_read_only TO on"},
+	{"claims", "r", "a'b\\c\"d", "t", "request.jwt.claims", true,
+	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'a''b\\\\c\"d'; SET \"app.tenant_id\" TO E't'; "
+	 "SET \"request.jwt.claims\" TO "
+	 "E'{\"sub\":\"a''b\\\\\\\\c\\\\\"d\",\"role\":\"r\",\"tenant_id\":\"t\"}'; "
+	 "SET default_transaction_read_only TO on"},
+	{"claims, no tenant", "r", "x", NULL, "c.x", false,
+	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'x'; SET \"app.tenant_id\" TO E''; "
+	 "SET \"c.x\" TO E'{\"sub\":\"x\",\"role\":\"r\"}'; SET default_transaction_read_only TO off"},
+};
+
+static pgw_config pin_config(const char *claims)
+{
+	static char actor_setting[] = "app.actor_id", tenant_setting[] = "app.tenant_id";
+	pgw_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.actor_setting = actor_setting;
+	cfg.tenant_setting = tenant_setting;
+	cfg.claims_setting = (char *)claims;
+	return cfg;
+}
+
+static pgw_token pin_token(const char *role, const char *actor, const char *tenant)
+{
+	pgw_token t;
+
+	memset(&t, 0, sizeof(t));
+	t.role = (char *)role;
+	t.actor = (char *)actor;
+	t.tenant = (char *)tenant;
+	return t;
+}
+
+/* The string value of a VariableSetStmt's single argument, or NULL. */
+static const char *set_value(json_t *vss)
+{
+	json_t *args = json_object_get(vss, "args");
+	json_t *sval;
+
+	if (!json_is_array(args) || json_array_size(args) != 1)
+		return NULL;
+	sval = json_object_get(json_object_get(json_object_get(json_array_get(args, 0), "A_Const"), "sval"),
+			       "sval");
+	return json_is_string(sval) ? json_string_value(sval) : "";
+}
+
+/*
+ * Parse 'sql' with PostgreSQL's own grammar (libpg_query): exactly 'nstmts'
+ * statements, each a plain SET of one string value, and the names and
+ * values are what we meant, byte for byte.
+ */
+static void check_pin_sql_parses(const char *sql, unsigned nstmts, const char *const *names,
+				 const char *const *values)
+{
+	PgQueryParseResult res = pg_query_parse(sql);
+	json_error_t jerr;
+	json_t *root, *stmts;
+	unsigned i;
+
+	if (res.error)
+		fail_msg("pin SQL does not parse: %s\n%s", res.error->message, sql);
+	root = json_loads(res.parse_tree, 0, &jerr);
+	assert_non_null(root);
+	stmts = json_object_get(root, "stmts");
+	if (json_array_size(stmts) != nstmts)
+		fail_msg("pin SQL has %zu statements, want %u:\n%s", json_array_size(stmts), nstmts, sql);
+	for (i = 0; i < nstmts; i++) {
+		json_t *stmt = json_object_get(json_array_get(stmts, i), "stmt");
+		json_t *vss = json_object_get(stmt, "VariableSetStmt");
+		const char *kind, *name, *value;
+
+		if (!vss || json_object_size(stmt) != 1)
+			fail_msg("pin SQL statement %u is not a VariableSetStmt:\n%s", i + 1, sql);
+		kind = json_string_value(json_object_get(vss, "kind"));
+		name = json_string_value(json_object_get(vss, "name"));
+		value = set_value(vss);
+		assert_non_null(kind);
+		assert_string_equal(kind, "VAR_SET_VALUE");
+		assert_non_null(name);
+		assert_string_equal(name, names[i]);
+		if (!value)
+			fail_msg("pin SQL statement %u does not set exactly one value:\n%s", i + 1, sql);
+		if (values[i])
+			assert_string_equal(value, values[i]);
+	}
+	json_decref(root);
+	pg_query_free_parse_result(res);
+}
+
+static void test_pin_sql(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(pin_cases); i++) {
+		const pin_case *c = &pin_cases[i];
+		pgw_config cfg = pin_config(c->claims);
+		pgw_token who = pin_token(c->role, c->actor, c->tenant);
+		const char *names[5] = {"role", "app.actor_id", "app.tenant_id", NULL, NULL};
+		const char *values[5] = {c->role, c->actor, c->tenant ? c->tenant : "", NULL, NULL};
+		unsigned n = pin_sql_statements(&cfg);
+		char *sql = pin_sql_build(&cfg, &who, c->read_only);
+
+		assert_non_null(sql);
+		if (strcmp(sql, c->want) != 0)
+			fail_msg("pin SQL %s:\n got: %s\nwant: %s", c->what, sql, c->want);
+		assert_int_equal(n, c->claims ? 5 : 4);
+		if (c->claims) {
+			names[3] = c->claims;
+			values[3] = NULL; /* JSON, checked by the exact text above */
+		}
+		names[n - 1] = "default_transaction_read_only";
+		values[n - 1] = c->read_only ? "on" : "off";
+		check_pin_sql_parses(sql, n, names, values);
+		free(sql);
+	}
+	/* an empty claims_setting is "off" */
+	{
+		pgw_config cfg = pin_config("");
+		assert_int_equal(pin_sql_statements(&cfg), 4);
+	}
+	assert_string_equal(pin_sql_read_only(true), "SET default_transaction_read_only TO on");
+	assert_string_equal(pin_sql_read_only(false), "SET default_transaction_read_only TO off");
+}
+
+/*
+ * Quoting round-trips through PostgreSQL's grammar for many generated
+ * strings built from the dangerous characters: the parsed value is the
+ * original, and there is never more than the statements we wrote.
+ */
+static void test_pin_sql_generated(void **state)
+{
+	static const char *const atoms[] = {"'", "\\", "\"", ";",  " ",  "--",  "/*", "*/", "$$",
+					    "\n", "a",  "é",  "✓", "E'", "U&", "\\'", "''", "\"\""};
+	uint32_t seed = 12345;
+	int round;
+
+	(void)state;
+	for (round = 0; round < 400; round++) {
+		char parts[3][128];
+		int p;
+
+		for (p = 0; p < 3; p++) {
+			int k, len;
+
+			parts[p][0] = '\0';
+			seed = seed * 1103515245u + 12345u;
+			len = 1 + (int)((seed >> 16) % 12);
+			for (k = 0; k < len; k++) {
+				seed = seed * 1103515245u + 12345u;
+				strcat(parts[p], atoms[(seed >> 16) % ARRAY_LEN(atoms)]);
+			}
+		}
+		{
+			pgw_config cfg = pin_config(round % 2 ? "app.claims" : NULL);
+			pgw_token who = pin_token(parts[0], parts[1], parts[2]);
+			const char *names[5] = {"role", "app.actor_id", "app.tenant_id", "app.claims", NULL};
+			const char *values[5] = {parts[0], parts[1], parts[2], NULL, NULL};
+			unsigned n = pin_sql_statements(&cfg);
+			char *sql = pin_sql_build(&cfg, &who, true);
+
+			assert_non_null(sql);
+			names[n - 1] = "default_transaction_read_only";
+			values[n - 1] = "on";
+			check_pin_sql_parses(sql, n, names, values);
+			free(sql);
+		}
+	}
+}
+
+typedef struct quote_case {
+	const char *in;
+	bool ident;         /* sql_quote_ident, else sql_quote_literal */
+	size_t bufsz;
+	int want;           /* returned length, -1 = does not fit */
+	const char *out;    /* expected text when it fits */
+} quote_case;
+
+static const quote_case quote_cases[] = {
+	{"ab", false, 6, 5, "E'ab'"},
+	{"ab", false, 5, -1, NULL},
+	{"", false, 4, 3, "E''"},
+	{"", false, 3, -1, NULL},
+	{"'", false, 6, 5, "E''''"},
+	{"'", false, 5, -1, NULL},
+	{"\\", false, 6, 5, "E'\\\\'"},
+	{"a'", false, 7, 6, "E'a'''"},
+	{"a'", false, 6, -1, NULL},
+	{"ab", true, 5, 4, "\"ab\""},
+	{"ab", true, 4, -1, NULL},
+	{"", true, 3, 2, "\"\""},
+	{"", true, 2, -1, NULL},
+	{"\"", true, 5, 4, "\"\"\"\""},
+	{"\"", true, 4, -1, NULL},
+	{"a'b\\", true, 7, 6, "\"a'b\\\""},
+};
+
+static void test_quote_bounds(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(quote_cases); i++) {
+		const quote_case *c = &quote_cases[i];
+		char buf[64];
+		int got;
+
+		memset(buf, '#', sizeof(buf));
+		got = c->ident ? sql_quote_ident(buf, c->bufsz, 0, c->in)
+			       : sql_quote_literal(buf, c->bufsz, 0, c->in);
+		if (got != c->want)
+			fail_msg("quote %s \"%s\" in %zu: %d, want %d", c->ident ? "ident" : "literal", c->in,
+				 c->bufsz, got, c->want);
+		if (got >= 0)
+			assert_string_equal(buf, c->out);
+		assert_int_equal(buf[c->bufsz], '#'); /* nothing written past the buffer */
+	}
+	/* appending at an offset keeps what is there */
+	{
+		char buf[32] = "SET x TO ";
+		assert_int_equal(sql_quote_literal(buf, sizeof(buf), 9, "v"), 13);
+		assert_string_equal(buf, "SET x TO E'v'");
+	}
+}
+
+/* ---- stmt_table ---- */
+
+static void test_stmt_table(void **state)
+{
+	stmt_table t;
+	stmt_info *a, *b;
+
+	(void)state;
+	stmt_table_init(&t);
+	a = stmt_info_new("select 1xyz", 8, NULL);
+	assert_non_null(a);
+	assert_string_equal(a->text, "select 1"); /* copied, cut at len, NUL-terminated */
+	assert_int_equal(a->len, 8);
+	assert_int_equal(a->refcount, 1);
+	b = stmt_info_new("", 0, NULL);
+	assert_non_null(b);
+	assert_string_equal(b->text, "");
+
+	assert_null(stmt_table_get(&t, "s1"));
+	assert_true(stmt_table_put(&t, "s1", a));
+	assert_true(stmt_table_put(&t, "", b)); /* the unnamed statement */
+	assert_int_equal(a->refcount, 2);
+	assert_ptr_equal(stmt_table_get(&t, "s1"), a);
+	assert_ptr_equal(stmt_table_get(&t, ""), b);
+	assert_null(stmt_table_get(&t, "S1")); /* names are case-sensitive, as on the server */
+
+	/* statements and portals are separate namespaces */
+	assert_null(portal_table_get(&t, "s1"));
+	assert_true(portal_table_put(&t, "s1", b, NULL, 0));
+	assert_ptr_equal(portal_table_get(&t, "s1"), b);
+	assert_ptr_equal(stmt_table_get(&t, "s1"), a);
+	assert_int_equal(b->refcount, 3);
+
+	/* replacing a name drops the old reference */
+	assert_true(stmt_table_put(&t, "s1", b));
+	assert_int_equal(a->refcount, 1);
+	assert_int_equal(b->refcount, 4);
+	assert_ptr_equal(stmt_table_get(&t, "s1"), b);
+
+	/* re-putting the same info under its own name keeps it alive */
+	assert_true(stmt_table_put(&t, "s1", b));
+	assert_int_equal(b->refcount, 4);
+
+	stmt_table_del(&t, "s1");
+	stmt_table_del(&t, "s1"); /* deleting twice is harmless */
+	stmt_table_del(&t, "never");
+	assert_null(stmt_table_get(&t, "s1"));
+	assert_int_equal(b->refcount, 3);
+	portal_table_del(&t, "s1");
+	assert_int_equal(b->refcount, 2);
+
+	stmt_table_clear_stmts(&t);
+	assert_null(stmt_table_get(&t, ""));
+	assert_int_equal(b->refcount, 1);
+	stmt_info_unref(a);
+	stmt_info_unref(b);
+	stmt_info_unref(NULL);
+	stmt_table_free(&t);
+}
+
+static void test_portal_params(void **state)
+{
+	static const uint8_t params[] = {0, 0, 0, 1, 0, 0, 0, 2, 'h', 'i'};
+	stmt_table t;
+	stmt_info *si;
+	const uint8_t *p;
+	size_t len = 99;
+
+	(void)state;
+	stmt_table_init(&t);
+	si = stmt_info_new("select $1", 9, NULL);
+	assert_non_null(si);
+	assert_null(portal_table_params(&t, "p", &len));
+	assert_int_equal(len, 0);
+	assert_true(portal_table_put(&t, "p", si, params, sizeof(params)));
+	p = portal_table_params(&t, "p", &len);
+	assert_non_null(p);
+	assert_ptr_not_equal(p, params); /* a copy */
+	assert_int_equal(len, sizeof(params));
+	assert_memory_equal(p, params, sizeof(params));
+	assert_true(portal_table_put(&t, "q", si, params, 0)); /* an empty section is kept, not NULL */
+	assert_non_null(portal_table_params(&t, "q", &len));
+	assert_int_equal(len, 0);
+	assert_true(portal_table_put(&t, "p", si, NULL, 0)); /* rebinding without params forgets them */
+	assert_null(portal_table_params(&t, "p", &len));
+	assert_int_equal(si->refcount, 3);
+	portal_table_clear(&t);
+	assert_null(portal_table_get(&t, "q"));
+	assert_int_equal(si->refcount, 1);
+	stmt_info_unref(si);
+	stmt_table_free(&t);
+}
+
+/* Many names: the hash keeps them all, and free releases every reference. */
+static void test_stmt_table_many(void **state)
+{
+	stmt_table t;
+	stmt_info *si;
+	char name[32];
+	int i;
+
+	(void)state;
+	stmt_table_init(&t);
+	si = stmt_info_new("x", 1, NULL);
+	for (i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "stmt_%d", i);
+		assert_true(stmt_table_put(&t, name, si));
+		assert_true(portal_table_put(&t, name, si, (const uint8_t *)name, strlen(name)));
+	}
+	assert_int_equal(si->refcount, 2001);
+	for (i = 0; i < 1000; i += 3) {
+		snprintf(name, sizeof(name), "stmt_%d", i);
+		assert_ptr_equal(stmt_table_get(&t, name), si);
+		stmt_table_del(&t, name);
+	}
+	assert_int_equal(si->refcount, 2001 - 334);
+	stmt_table_free(&t);
+	assert_int_equal(si->refcount, 1);
+	stmt_info_unref(si);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_owed_fifo_order),
+		cmocka_unit_test(test_owed_grow_wraparound),
+		cmocka_unit_test(test_owed_grow_inline_refs),
+		cmocka_unit_test(test_owed_error_skip),
+		cmocka_unit_test(test_owed_expects_while_skipping),
+		cmocka_unit_test(test_owed_refs),
+		cmocka_unit_test(test_pin_sql),
+		cmocka_unit_test(test_pin_sql_generated),
+		cmocka_unit_test(test_quote_bounds),
+		cmocka_unit_test(test_stmt_table),
+		cmocka_unit_test(test_portal_params),
+		cmocka_unit_test(test_stmt_table_many),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
