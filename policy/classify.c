@@ -245,7 +245,7 @@ static int analyze_exact(policy_classifier *pc, const policy_lexctx *lx, policy_
 
 static void put_exact(policy_classifier *pc, const policy_lexctx *lx, const pc_entry_stmt *v, size_t n)
 {
-	pc_entry_stmt *b;
+	pc_entry_stmt *b = NULL;
 
 	if (pc->textlen + 1 > PC_MAX_CACHED_KEY || (n && !(b = calloc(n, sizeof(*b)))))
 		return;
@@ -259,8 +259,7 @@ static void put_exact(policy_classifier *pc, const policy_lexctx *lx, const pc_e
 	if (build_exact_key(pc, lx))
 		cache_put(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), n ? b : NULL, n,
 			  false);
-	if (n)
-		free(b);
+	free(b);
 }
 
 /* ---- the guarded parse ---- */

@@ -102,6 +102,7 @@ void facts_merge(policy_facts *dst, const policy_facts *src, uint32_t flag_mask)
 	merge_list(dst, &dst->settings, &src->settings);
 	merge_list(dst, &dst->grantees, &src->grantees);
 	merge_list(dst, &dst->funcs, &src->funcs);
+	merge_list(dst, &dst->builtins, &src->builtins);
 	if (src->oom)
 		dst->oom = true;
 }
@@ -127,6 +128,7 @@ static void facts_destroy(policy_facts *f)
 	strlist_free(&f->settings);
 	strlist_free(&f->grantees);
 	strlist_free(&f->funcs);
+	strlist_free(&f->builtins);
 	free(f);
 }
 

@@ -43,6 +43,8 @@ struct policy_facts {
 	pc_strlist settings; /* settings written, lower-cased */
 	pc_strlist grantees; /* roles receiving privileges, membership or ownership */
 	pc_strlist funcs;    /* non-built-in functions called */
+	pc_strlist builtins; /* unqualified calls the built-in table judged: a user function of that name
+			      * may be the one PostgreSQL picks (other argument types, search_path) */
 	bool oom;            /* an allocation failed while building: the caller discards it */
 };
 
@@ -149,6 +151,33 @@ int walk_parse_tree_nested(const char *json, size_t jlen, int nest, int depth_ba
 void walk_embedded_sql(policy_facts *f, const char *sql, int nest, int walk_depth);
 /* Classify a DO block body (language already known to be plpgsql); merges into f. */
 void walk_do_block(policy_facts *f, const char *body, size_t len, int nest, int walk_depth);
+/* Classify a whole CREATE FUNCTION ... LANGUAGE plpgsql text; merges into f. what: "DO block" or
+ * "PL/pgSQL body", for the reasons given. */
+void walk_plpgsql_source(policy_facts *f, const char *create_text, const char *what, int nest, int walk_depth);
+/* Merge the facts of one statement embedded in a body (DO, function) into f; what names the body. */
+void merge_embedded_facts(policy_facts *f, const policy_facts *s, const char *what);
+/* Turn the building flag PF_INT_WRITE into the public PF_READ_ONLY. */
+void facts_finalize(policy_facts *f);
+
+/* ---- user routines (classify_routine.c): a function's body as facts ---- */
+#define PC_MAX_ROUTINE_BODY (256u << 10) /* longer bodies are opaque ("too large to verify") */
+/* Stack a thread needs to classify any routine body up to PC_MAX_ROUTINE_BODY (bytes bound tokens). */
+#define PC_ROUTINE_STACK (PC_STACK_BASE + PC_MAX_ROUTINE_BODY * PC_STACK_PER_WEIGHT)
+
+typedef struct pc_routine {
+	const char *lang;     /* pg_language.lanname: "sql" and "plpgsql" are read, others are opaque */
+	const char *src;      /* pg_proc.prosrc (the body as written), or NULL */
+	const char *def;      /* pg_get_functiondef(): needed for plpgsql and BEGIN ATOMIC bodies, or NULL */
+	const char *defaults; /* pg_get_expr(proargdefaults, 0): "expr, expr", or NULL */
+	bool atomic;          /* SQL body stored parsed (prosqlbody, PG14+): classify def's sql_body */
+} pc_routine;
+
+/*
+ * Facts of a routine's body (finalized: PF_READ_ONLY unless something writes),
+ * merged over every statement and expression it contains and its argument
+ * defaults. Must run on a stack of PC_ROUTINE_STACK bytes. NULL: out of memory.
+ */
+policy_facts *classify_routine(const pc_routine *r);
 
 /* ---- built-in functions ---- */
 typedef enum {

@@ -1,4 +1,5 @@
-/* classify_plpgsql.c - DO blocks: parse the PL/pgSQL body, classify the SQL it embeds, refuse dynamic SQL. */
+/* classify_plpgsql.c - DO blocks and PL/pgSQL functions: parse the body, classify the SQL it embeds,
+ * refuse dynamic SQL. */
 #include <pg_query.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,11 @@
  */
 
 typedef struct pl_walk {
-	policy_facts *f; /* the DO statement's facts */
-	const jdoc *d;   /* PL/pgSQL JSON */
-	int nest;        /* DO nesting */
-	int depth;       /* JSON nesting, including enclosing walks */
+	policy_facts *f;  /* the DO statement's (or function's) facts */
+	const jdoc *d;    /* PL/pgSQL JSON */
+	int nest;         /* DO nesting */
+	int depth;        /* JSON nesting, including enclosing walks */
+	const char *what; /* "DO block" or "PL/pgSQL body", for reasons */
 } pl_walk;
 
 static void pl_mark_opaque(policy_facts *f, const char *why)
@@ -29,11 +31,13 @@ static void pl_mark_opaque(policy_facts *f, const char *why)
 	facts_set_why(f, &f->why_opaque, "%s", why);
 }
 
-/* Merge one embedded statement's facts into the DO's. */
-static void merge_embedded(policy_facts *f, const policy_facts *s)
+void merge_embedded_facts(policy_facts *f, const policy_facts *s, const char *what)
 {
 	if (s->flags & (PF_PREPARE | PF_EXECUTE | PF_DEALLOCATE)) {
-		pl_mark_opaque(f, "prepared statements inside a DO block");
+		char why[96];
+
+		snprintf(why, sizeof(why), "prepared statements inside a %s", what);
+		pl_mark_opaque(f, why);
 		return;
 	}
 	facts_merge(f, s, ~(uint32_t)(PF_READ_ONLY | PF_TXN_CONTROL));
@@ -63,7 +67,7 @@ static bool try_sql(policy_facts *f, const char *sql, int nest, int depth)
 		return true;
 	}
 	for (int i = 0; i < n; i++) {
-		merge_embedded(f, v[i].facts);
+		merge_embedded_facts(f, v[i].facts, "PL/pgSQL body");
 		policy_facts_unref(v[i].facts);
 	}
 	free(v);
@@ -113,7 +117,7 @@ void walk_embedded_sql(policy_facts *f, const char *sql, int nest, int depth)
 		return;
 	if ((rhs = assign_rhs(sql)) > 0 && try_select(f, sql + rhs, strlen(sql + rhs), nest, depth))
 		return;
-	pl_mark_opaque(f, "DO block with a PL/pgSQL expression pgwarden cannot analyse");
+	pl_mark_opaque(f, "PL/pgSQL expression pgwarden cannot analyse");
 }
 
 static bool is_dynamic(const jdoc *d, uint32_t typetok)
@@ -123,13 +127,21 @@ static bool is_dynamic(const jdoc *d, uint32_t typetok)
 
 static void pl_value(pl_walk *w, uint32_t i);
 
+static void pl_mark_dynamic(pl_walk *w)
+{
+	char why[96];
+
+	snprintf(why, sizeof(why), "%s with dynamic EXECUTE", w->what);
+	pl_mark_opaque(w->f, why);
+}
+
 static void pl_fields(pl_walk *w, uint32_t obj)
 {
 	const jdoc *d = w->d;
 
 	for (uint32_t c = obj + 1; c + 1 < d->t[obj].end; c = d->t[c + 1].end) {
 		if (jstr_eq(d, c, "dynquery"))
-			pl_mark_opaque(w->f, "DO block with dynamic EXECUTE");
+			pl_mark_dynamic(w);
 		else
 			pl_value(w, c + 1);
 	}
@@ -155,7 +167,10 @@ static void pl_value(pl_walk *w, uint32_t i)
 	const jdoc *d = w->d;
 
 	if (w->depth >= PC_MAX_WALK_DEPTH) {
-		pl_mark_opaque(w->f, "DO block nested too deeply to verify");
+		char why[96];
+
+		snprintf(why, sizeof(why), "%s nested too deeply to verify", w->what);
+		pl_mark_opaque(w->f, why);
 		return;
 	}
 	w->depth++;
@@ -166,7 +181,7 @@ static void pl_value(pl_walk *w, uint32_t i)
 		   && d->t[i + 1].type == J_STR && d->t[i + 1].len > 0 && d->text[d->t[i + 1].start] == 'P') {
 		/* A wrapped PL/pgSQL node {"PLpgSQL_...": {...}} */
 		if (is_dynamic(d, i + 1))
-			pl_mark_opaque(w->f, "DO block with dynamic EXECUTE");
+			pl_mark_dynamic(w);
 		else if (jstr_eq(d, i + 1, "PLpgSQL_expr"))
 			pl_expr(w, i + 2);
 		else
@@ -188,11 +203,31 @@ static bool pick_tag(const char *body, char *tag, size_t tagsz)
 	return false;
 }
 
+void walk_plpgsql_source(policy_facts *f, const char *create_text, const char *what, int nest, int depth)
+{
+	PgQueryPlpgsqlParseResult r = pg_query_parse_plpgsql(create_text);
+	jdoc d = { 0 };
+	char why[200];
+
+	if (r.error) {
+		snprintf(why, sizeof(why), "%s pgwarden cannot analyse: %s", what,
+			 r.error->message ? r.error->message : "parse error");
+		pl_mark_opaque(f, why);
+	} else if (json_parse(&d, r.plpgsql_funcs, strlen(r.plpgsql_funcs)) != 0) {
+		snprintf(why, sizeof(why), "%s pgwarden cannot analyse", what);
+		pl_mark_opaque(f, why);
+	} else {
+		pl_walk w = { .f = f, .d = &d, .nest = nest, .depth = depth, .what = what };
+
+		pl_value(&w, 0);
+	}
+	json_free(&d);
+	pg_query_free_plpgsql_parse_result(r);
+}
+
 void walk_do_block(policy_facts *f, const char *body, size_t len, int nest, int depth)
 {
 	static const char head[] = "CREATE FUNCTION pgw_do() RETURNS void LANGUAGE plpgsql AS ";
-	PgQueryPlpgsqlParseResult r;
-	jdoc d = { 0 };
 	char tag[24], *src;
 	size_t tl;
 
@@ -206,21 +241,6 @@ void walk_do_block(policy_facts *f, const char *body, size_t len, int nest, int 
 		return;
 	}
 	snprintf(src, sizeof(head) + len + 2 * tl + 1, "%s%s%s%s", head, tag, body, tag);
-	r = pg_query_parse_plpgsql(src);
+	walk_plpgsql_source(f, src, "DO block", nest, depth);
 	free(src);
-	if (r.error) {
-		char why[200];
-
-		snprintf(why, sizeof(why), "DO block pgwarden cannot analyse: %s",
-			 r.error->message ? r.error->message : "parse error");
-		pl_mark_opaque(f, why);
-	} else if (json_parse(&d, r.plpgsql_funcs, strlen(r.plpgsql_funcs)) != 0) {
-		pl_mark_opaque(f, "DO block pgwarden cannot analyse");
-	} else {
-		pl_walk w = { .f = f, .d = &d, .nest = nest, .depth = depth };
-
-		pl_value(&w, 0);
-	}
-	json_free(&d);
-	pg_query_free_plpgsql_parse_result(r);
 }

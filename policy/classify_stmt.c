@@ -6,7 +6,7 @@
 #include "policy/classify_int.h"
 
 /* Turn the building flag into the public one: read-only unless something said otherwise. */
-static void finalize(policy_facts *f)
+void facts_finalize(policy_facts *f)
 {
 	if (!(f->flags & PF_INT_WRITE))
 		f->flags |= PF_READ_ONLY;
@@ -37,7 +37,7 @@ static void on_top_prepare(pc_walk *w, uint32_t body)
 		walk_value(w, q);
 	else
 		mark_write(w, "PREPARE without a body");
-	finalize(inner);
+	facts_finalize(inner);
 	w->f = outer;
 	outer->inner = inner;
 	outer->flags |= (inner->flags & ~PF_INT_WRITE) | PF_PREPARE;
@@ -61,18 +61,18 @@ static void walk_statement(pc_walk *w, uint32_t stmt)
 		set_name(w, b);
 		if ((b = jobj_get(d, b, "params")))
 			walk_value(w, b);
-		finalize(w->f);
+		facts_finalize(w->f);
 		return;
 	}
 	if ((b = node_body(d, stmt, "DeallocateStmt"))) {
 		w->f->flags |= PF_DEALLOCATE;
 		set_name(w, b);
-		finalize(w->f);
+		facts_finalize(w->f);
 		return;
 	}
 	walk_value(w, stmt);
 	if (!(w->f->flags & PF_PREPARE))
-		finalize(w->f);
+		facts_finalize(w->f);
 }
 
 static int fail(pc_rawstmt *v, size_t n, int rc)

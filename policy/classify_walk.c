@@ -290,6 +290,9 @@ static void judge_function(pc_walk *w, uint32_t body, const char *schema, const 
 	/* Read-only and special built-ins only where PostgreSQL's own live; SQL runners anywhere. */
 	if (schema && strcmp(schema, "pg_catalog") != 0 && bc != BF_OPAQUE_SQL && bc != BF_SERVER_FILE)
 		bc = BF_UNKNOWN;
+	/* Why: public.lower(integer) is what PostgreSQL picks for lower(1); the catalog judges those. */
+	if (!schema && bc != BF_UNKNOWN)
+		facts_add(w->f, &w->f->builtins, name, strlen(name), false);
 	switch (bc) {
 	case BF_READ: break;
 	case BF_WRITE: mark_write(w, "function %s", name); break;
@@ -337,6 +340,84 @@ static void on_set(pc_walk *w, uint32_t b)
 	on_variable_set(w, b, false);
 }
 
+/*
+ * Statements that can change which functions exist or what they do (the relay
+ * re-reads the function catalog after them). All are writes. A function
+ * created in pg_temp is invisible to the catalog's own connection, so calling
+ * it could never be verified: refused outright.
+ */
+static void mark_func_ddl(pc_walk *w, const char *what)
+{
+	w->f->flags |= PF_FUNC_DDL;
+	mark_write(w, "%s", what);
+}
+
+static bool names_pg_temp(const jdoc *d, uint32_t list)
+{
+	uint32_t c, s;
+
+	if (!list || d->t[list].type != J_ARR || d->t[list].end <= list + 2)
+		return false; /* unqualified (one element) or absent */
+	c = list + 1;
+	return (s = node_body(d, c, "String")) && jstr_eq(d, jobj_get(d, s, "sval"), "pg_temp");
+}
+
+static void on_create_function(pc_walk *w, uint32_t body)
+{
+	if (names_pg_temp(w->d, jobj_get(w->d, body, "funcname")))
+		mark_opaque(w, "temporary functions cannot be verified by pgwarden");
+	mark_func_ddl(w, bool_field(w->d, body, "is_procedure") ? "CREATE PROCEDURE" : "CREATE FUNCTION");
+	walk_fields(w, body);
+}
+
+static void on_func_ddl(pc_walk *w, uint32_t body)
+{
+	mark_func_ddl(w, "function definition change");
+	walk_fields(w, body);
+}
+
+/* Object types whose DROP, RENAME or SET SCHEMA changes the function catalog. */
+static bool objtype_is_func_ddl(const jdoc *d, uint32_t t)
+{
+	static const char *const kinds[] = { "OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE",
+					     "OBJECT_AGGREGATE", "OBJECT_SCHEMA",    "OBJECT_EXTENSION",
+					     "OBJECT_LANGUAGE" };
+
+	for (size_t i = 0; t && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (jstr_eq(d, t, kinds[i]))
+			return true;
+	}
+	return false;
+}
+
+static void on_objtype_stmt(pc_walk *w, uint32_t body, const char *key, const char *what)
+{
+	if (objtype_is_func_ddl(w->d, jobj_get(w->d, body, key)))
+		w->f->flags |= PF_FUNC_DDL;
+	mark_write(w, "%s", what);
+	walk_fields(w, body);
+}
+
+static void on_drop(pc_walk *w, uint32_t body)
+{
+	on_objtype_stmt(w, body, "removeType", "DropStmt");
+}
+
+static void on_rename(pc_walk *w, uint32_t body)
+{
+	on_objtype_stmt(w, body, "renameType", "RenameStmt");
+}
+
+static void on_alter_schema_of(pc_walk *w, uint32_t body)
+{
+	on_objtype_stmt(w, body, "objectType", "AlterObjectSchemaStmt");
+}
+
+static void on_define(pc_walk *w, uint32_t body)
+{
+	on_objtype_stmt(w, body, "kind", "DefineStmt"); /* CREATE AGGREGATE */
+}
+
 /* ALTER DEFAULT PRIVILEGES ... GRANT: its GrantStmt is not wrapped. */
 static void on_alter_default_privs(pc_walk *w, uint32_t body)
 {
@@ -382,6 +463,10 @@ static const node_kind node_kinds[] = {
 	{ "A_Star", NULL },
 	{ "Alias", NULL },
 	{ "AlterDefaultPrivilegesStmt", on_alter_default_privs },
+	{ "AlterExtensionContentsStmt", on_func_ddl },
+	{ "AlterExtensionStmt", on_func_ddl },
+	{ "AlterFunctionStmt", on_func_ddl },
+	{ "AlterObjectSchemaStmt", on_alter_schema_of },
 	{ "AlterRoleStmt", on_alter_role },
 	{ "BitString", NULL },
 	{ "BoolExpr", NULL },
@@ -399,14 +484,20 @@ static const node_kind node_kinds[] = {
 	{ "ColumnRef", NULL },
 	{ "CommonTableExpr", NULL },
 	{ "CopyStmt", on_copy },
+	{ "CreateExtensionStmt", on_func_ddl },
+	{ "CreateFunctionStmt", on_create_function },
+	{ "CreatePLangStmt", on_func_ddl },
 	{ "CreateRoleStmt", on_role_stmt_add },
 	{ "CurrentOfExpr", NULL },
 	{ "DeallocateStmt", on_prepared_nested },
 	{ "DeclareCursorStmt", NULL },
 	{ "DefElem", NULL },
+	{ "DefineStmt", on_define },
 	{ "DeleteStmt", on_delete },
 	{ "DiscardStmt", on_discard },
 	{ "DoStmt", on_do },
+	{ "DropOwnedStmt", on_func_ddl },
+	{ "DropStmt", on_drop },
 	{ "ExecuteStmt", on_prepared_nested },
 	{ "ExplainStmt", on_explain },
 	{ "FetchStmt", on_read_leaf },
@@ -436,7 +527,9 @@ static const node_kind node_kinds[] = {
 	{ "RangeTableFuncCol", NULL },
 	{ "RangeTableSample", NULL },
 	{ "RangeVar", NULL },
+	{ "RenameStmt", on_rename },
 	{ "ResTarget", NULL },
+	{ "ReturnStmt", NULL },
 	{ "RowExpr", NULL },
 	{ "SQLValueFunction", NULL },
 	{ "SelectStmt", on_select },

@@ -41,7 +41,11 @@ enum {
 	PF_USER_FUNC = 1u << 11,   /* calls non-built-in functions: see policy_facts_functions() */
 	PF_LITERAL_DEP = 1u << 12, /* facts depend on a literal's value (cached under a literal-exact key) */
 	PF_TXN_CONTROL = 1u << 13, /* BEGIN/COMMIT/ROLLBACK/SAVEPOINT... */
+	PF_FUNC_DDL = 1u << 14,    /* can change function definitions: the relay re-reads the catalog after it */
 };
+
+/* The user functions of one target's database, classified (policy/catalog.h). */
+typedef struct fn_catalog fn_catalog;
 
 /* What one statement is. Immutable once built; reference-counted (atomically). */
 typedef struct policy_facts policy_facts;
@@ -111,6 +115,12 @@ typedef struct policy_subject {
 	const pgw_token *who; /* the authenticated token record (actor) */
 	time_t now;
 	bool in_transaction; /* inside a transaction block (informational) */
+	/* The target's function catalog (borrowed), or NULL: no catalog yet, calls of user functions
+	 * are judged as before (writes on production; trusted_functions allowed). */
+	const fn_catalog *catalog;
+	/* Function definitions changed and the catalog is being re-read: statements that call user
+	 * functions are denied (opaque-sql) until the new catalog is in place. */
+	bool catalog_stale;
 } policy_subject;
 
 typedef struct policy_verdict {
@@ -121,6 +131,7 @@ typedef struct policy_verdict {
 	char hint[256];     /* "" or "next approved window: sec-42 opens 2026-11-24T22:00:00Z" */
 	const char *window; /* name of the window that allowed a production write (config-owned), or NULL */
 	char rule_buf[128]; /* storage for "rule:NAME"; if you copy a verdict, re-point rule (see below) */
+	bool refresh_catalog; /* allowed, and may change function definitions: re-read the catalog after it */
 } policy_verdict;
 
 /*

@@ -184,8 +184,7 @@ void client_fail(session *s, const char *sqlstate, const char *message, const ch
 	pktbuf_free(&b);
 	client_set_phase(s, CLIENT_CLOSING);
 	client_authenticated(s);
-	if (!s->close_reason)
-		s->close_reason = message;
+	session_set_close_reason(s, message);
 	/*
 	 * Stop reading; close once the error is written, or after the grace
 	 * period. The upstream is only stopped here: a relay loop may be
@@ -591,7 +590,7 @@ static void client_on_drain(void *arg)
 	if (s->closing)
 		return;
 	if (s->client.phase == CLIENT_CLOSING) {
-		session_close_later(s, s->close_reason ? s->close_reason : "closed");
+		session_close_later(s, "closed");
 		return;
 	}
 	relay_client_drained(s);

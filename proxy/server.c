@@ -82,8 +82,7 @@ void session_close_later(session *s, const char *reason)
 	if (s->closing)
 		return;
 	s->closing = true;
-	if (!s->close_reason)
-		s->close_reason = reason;
+	session_set_close_reason(s, reason);
 	/* Stop callbacks now; the reaper frees after the current callback returns. */
 	io_stop(&s->client.io);
 	io_stop(&s->up.io);

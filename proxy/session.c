@@ -55,13 +55,19 @@ void session_log(pgw_log_level lvl, const session *s, const char *fmt, ...)
 		s->target ? s->target->name : "-", s->client.peer, msg);
 }
 
+void session_set_close_reason(session *s, const char *reason)
+{
+	if (!s->close_reason[0] && reason)
+		snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+}
+
 void session_free(session *s)
 {
 	pgw_server *srv = s->srv;
 
 	if (s->client.phase != CLIENT_STARTUP || s->client.actor)
 		audit_disconnect(s);
-	session_log(LOG_LVL_INFO, s, "disconnect: %s", s->close_reason ? s->close_reason : "closed");
+	session_log(LOG_LVL_INFO, s, "disconnect: %s", s->close_reason[0] ? s->close_reason : "closed");
 	/*
 	 * A client that vanished mid-query leaves the backend running until the
 	 * query ends (it notices the closed socket only when it writes): cancel it.

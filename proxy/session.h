@@ -104,7 +104,7 @@ typedef struct session {
 	bool repin_pending;            /* RESET ALL / DISCARD ALL seen: re-apply identity before more SQL */
 
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
-	const char *close_reason;      /* for the disconnect log line */
+	char close_reason[160];        /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */
 	TAILQ_ENTRY(session) link;     /* srv->sessions */
 	TAILQ_ENTRY(session) flush_link; /* srv->flush_list */
 	TAILQ_ENTRY(session) reap_link;  /* srv->reap_list */
@@ -117,6 +117,9 @@ void session_log(pgw_log_level lvl, const session *s, const char *fmt, ...) __at
 
 /* A new session registered with the server (client side not yet set up); NULL on out of memory. */
 session *session_new(struct pgw_server *srv);
+
+/* Remember why the session ends (the first reason given wins; the text is copied). */
+void session_set_close_reason(session *s, const char *reason);
 
 /* Free everything a session owns; called by the reaper only. */
 void session_free(session *s);
