@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# bench/run.sh - pgbench through nothing, PgBouncer (session mode) and pgwarden, interleaved.
+#
+# Starts a private PostgreSQL 15 (pgbench -i -s SCALE), PgBouncer and pgwarden in a temp dir,
+# runs each workload ROUNDS times per path in interleaved order (so drift hits all paths
+# alike), prints tps medians with ratios, and RSS per idle connection for both proxies.
+# Everything it starts is stopped and removed on exit. See bench/README.md.
+#
+# Environment:
+#   ROUNDS=3 DURATION=10 CLIENTS=8 THREADS=2 SCALE=10 IDLE_CONNS=200
+#   WORKLOADS="select-simple select-prepared tpcb"
+#   PGWARDEN_EXTRA_CONFIG   extra lines for pgwarden's config ([pgwarden] keys or whole sections)
+#   PGWARDEN_B_CONFIG       if set (even empty), a second pgwarden "pgwarden_b" with these extra
+#                           lines is benchmarked too, e.g. to compare a policy switch on/off
+#   BENCH_PATHS="direct pgbouncer"  only these paths (default: direct pgbouncer pgwarden)
+#   KEEP=1                  keep the temp dir (logs, configs) for inspection
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=deploy/lib/pgtmp.sh
+. "$REPO/deploy/lib/pgtmp.sh"
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CLIENTS=${CLIENTS:-8}
+THREADS=${THREADS:-2}
+SCALE=${SCALE:-10}
+IDLE_CONNS=${IDLE_CONNS:-200}
+WORKLOADS=${WORKLOADS:-"select-simple select-prepared tpcb"}
+PGWARDEN=${PGWARDEN_BIN:-$REPO/pgwarden}
+
+WORK=$(mktemp -d /tmp/pgwarden-bench.XXXXXX)
+chmod 755 "$WORK"
+PG_DIR=$WORK/pg
+PIDS=()
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	pgtmp_stop "$PG_DIR" immediate
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "bench: kept $WORK" >&2
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+[ -x "$PGWARDEN" ] || [ -n "${BENCH_PATHS:-}" ] || die "$PGWARDEN not built (run make)"
+command -v pgbouncer >/dev/null || die "pgbouncer not installed (make deps)"
+
+SVC_PW=$(pgtmp_random_token)
+PG_PORT=$(pgtmp_free_port)
+
+# --- PostgreSQL with a pgbench database --------------------------------------------------
+echo "bench: starting PostgreSQL on port $PG_PORT (scale $SCALE)" >&2
+# room for: IDLE_CONNS through each proxy + pgbench clients + slack
+pgtmp_start "$PG_DIR" "$PG_PORT" "$SVC_PW" $((IDLE_CONNS * 3 + CLIENTS * 2 + 20))
+ADMIN=(-h "$PG_DIR" -p "$PG_PORT" -U postgres)
+psql -X -q "${ADMIN[@]}" -d postgres -c "CREATE DATABASE bench"
+pgbench -i -q -s "$SCALE" "${ADMIN[@]}" bench >"$WORK/pgbench-init.log" 2>&1 ||
+	{ cat "$WORK/pgbench-init.log" >&2; die "pgbench -i failed"; }
+# Every path logs in as pgwarden_svc; pgwarden then does SET ROLE bookkeeper. Both get the rights.
+psql -X -q "${ADMIN[@]}" -d bench -c "GRANT SELECT, INSERT, UPDATE, DELETE ON pgbench_accounts,
+	pgbench_branches, pgbench_tellers, pgbench_history TO pgwarden_svc, bookkeeper"
+
+# --- PgBouncer, session mode ---------------------------------------------------------------
+BOUNCER_PORT=$(pgtmp_free_port)
+mkdir -p "$WORK/pgbouncer"
+printf '"pgwarden_svc" "%s"\n' "$SVC_PW" >"$WORK/pgbouncer/userlist.txt"
+cat >"$WORK/pgbouncer/pgbouncer.ini" <<EOT
+; written by bench/run.sh
+[databases]
+bench = host=127.0.0.1 port=$PG_PORT dbname=bench
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $WORK/pgbouncer/userlist.txt
+pool_mode = session
+max_client_conn = $((IDLE_CONNS + CLIENTS + 50))
+default_pool_size = $((IDLE_CONNS + CLIENTS + 10))
+logfile = $WORK/pgbouncer/pgbouncer.log
+ignore_startup_parameters = extra_float_digits
+EOT
+pgtmp_own "$WORK/pgbouncer"
+chmod 600 "$WORK/pgbouncer/userlist.txt"
+# PgBouncer refuses to run as root: pgtmp_as_owner runs it as postgres (exec, so $! is its pid).
+(pgtmp_exec_as_owner pgbouncer "$WORK/pgbouncer/pgbouncer.ini") >"$WORK/pgbouncer/stdout.log" 2>&1 &
+BOUNCER_PID=$!
+PIDS+=("$BOUNCER_PID")
+pgtmp_wait_port "$BOUNCER_PORT" || { cat "$WORK/pgbouncer/"*.log >&2; die "pgbouncer did not start"; }
+
+# --- pgwarden ------------------------------------------------------------------------------
+TOKEN=$(pgtmp_random_token)
+
+# start_pgwarden NAME EXTRA_CONFIG: start a pgwarden in $WORK/NAME; sets PORT_<NAME> and PID_<NAME>.
+start_pgwarden() {
+	local name=$1 extra=$2 port dir=$WORK/$1
+	port=$(pgtmp_free_port)
+	mkdir -p "$dir"
+	pgtmp_token_line "$TOKEN" user:bench bookkeeper acme >"$dir/tokens.txt"
+	{
+		echo "; written by bench/run.sh"
+		echo "[pgwarden]"
+		echo "listen = 127.0.0.1:$port"
+		echo "tokens_file = tokens.txt"
+		echo "audit_log = audit.jsonl"
+		echo "plaintext_auth = yes"
+		[ -n "$extra" ] && printf '%s\n' "$extra"
+		echo
+		echo "[target.bench]"
+		echo "conninfo = host=127.0.0.1 port=$PG_PORT dbname=bench user=pgwarden_svc password=$SVC_PW"
+		echo "environment = staging"
+	} >"$dir/pgwarden.ini"
+	chmod 600 "$dir/tokens.txt" "$dir/pgwarden.ini"
+	pgtmp_own "$dir"
+	# pgwarden runs as the same user as PgBouncer, so the two are compared alike.
+	(cd "$dir" && pgtmp_exec_as_owner "$PGWARDEN" -c "$dir/pgwarden.ini") >"$dir/stderr.log" 2>&1 &
+	local pid=$!
+	PIDS+=("$pid")
+	pgtmp_wait_port "$port" || { tail -n 30 "$dir/stderr.log" >&2; die "$name did not start"; }
+	printf -v "PORT_$name" '%s' "$port"
+	printf -v "PID_$name" '%s' "$pid"
+}
+# BENCH_PATHS="direct pgbouncer" benchmarks the baselines alone (to check the harness).
+read -r -a PATHS <<<"${BENCH_PATHS:-direct pgbouncer pgwarden}"
+if [[ " ${PATHS[*]} " == *" pgwarden "* ]]; then
+	start_pgwarden pgwarden "${PGWARDEN_EXTRA_CONFIG:-}"
+fi
+if [ -n "${PGWARDEN_B_CONFIG+set}" ]; then
+	start_pgwarden pgwarden_b "$PGWARDEN_B_CONFIG"
+	PATHS+=(pgwarden_b)
+fi
+
+# dsn PATH: the connection string pgbench and the idle-connection probe use for a path.
+dsn() {
+	case $1 in
+	direct) echo "host=127.0.0.1 port=$PG_PORT dbname=bench user=pgwarden_svc password=$SVC_PW" ;;
+	pgbouncer) echo "host=127.0.0.1 port=$BOUNCER_PORT dbname=bench user=pgwarden_svc password=$SVC_PW" ;;
+	pgwarden | pgwarden_b)
+		local p="PORT_$1"
+		echo "host=127.0.0.1 port=${!p} dbname=bench user=user:bench password=$TOKEN" ;;
+	esac
+}
+
+# workload_args NAME: pgbench options of a workload.
+workload_args() {
+	case $1 in
+	select-simple) echo "-S -M simple" ;;
+	select-prepared) echo "-S -M prepared" ;;
+	tpcb) echo "-M simple" ;;
+	tpcb-prepared) echo "-M prepared" ;;
+	*) die "unknown workload $1" ;;
+	esac
+}
+
+# run_pgbench PATH WORKLOAD: print the tps of one run (fails the bench on failed transactions).
+run_pgbench() {
+	local out tps failed
+	# shellcheck disable=SC2046 # workload_args is meant to split
+	out=$(pgbench -n $(workload_args "$2") -c "$CLIENTS" -j "$THREADS" -T "$DURATION" "$(dsn "$1")" 2>&1) ||
+		{ echo "$out" >&2; die "pgbench $2 via $1 failed"; }
+	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
+	[ "${failed:-0}" = 0 ] || { echo "$out" >&2; die "pgbench $2 via $1: $failed failed transactions"; }
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
+	[ -n "$tps" ] || { echo "$out" >&2; die "no tps in pgbench output"; }
+	echo "$tps"
+}
+
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+total=$((ROUNDS * $(wc -w <<<"$WORKLOADS") * ${#PATHS[@]}))
+n=0
+echo "bench: $total runs of ${DURATION}s (-c $CLIENTS -j $THREADS)" >&2
+for ((round = 1; round <= ROUNDS; round++)); do
+	for wl in $WORKLOADS; do
+		for path in "${PATHS[@]}"; do
+			n=$((n + 1))
+			tps=$(run_pgbench "$path" "$wl")
+			printf '%s %s %s\n' "$wl" "$path" "$tps" >>"$RESULTS"
+			printf 'bench: [%d/%d] round %d %-16s %-11s %10.1f tps\n' "$n" "$total" "$round" "$wl" \
+				"$path" "$tps" >&2
+		done
+	done
+done
+
+# idle_rss_per_conn PID PATH: open IDLE_CONNS idle sessions through a proxy; print kB per session.
+idle_rss_per_conn() {
+	local pid=$1
+	/usr/bin/python3 - "$(dsn "$2")" "$IDLE_CONNS" "$pid" <<'PY'
+import sys, time, psycopg
+dsn, n, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+conns = [psycopg.connect(dsn, autocommit=True) for _ in range(n)]
+for c in conns:
+    c.execute("SELECT 1")
+time.sleep(0.5)
+# the caller reads RSS while we hold the sessions: print it here to avoid a handshake
+for line in open(f"/proc/{pid}/status"):
+    if line.startswith("VmRSS:"):
+        print(line.split()[1])
+for c in conns:
+    c.close()
+PY
+}
+
+echo >&2
+printf '%-17s' "workload"
+for path in "${PATHS[@]}"; do printf '%16s' "$path tps"; done
+for path in "${PATHS[@]}"; do
+	case $path in pgwarden*) printf '%20s%20s' "$path/direct" "$path/bouncer" ;; esac
+done
+echo
+for wl in $WORKLOADS; do
+	printf '%-17s' "$wl"
+	declare -A med=()
+	for path in "${PATHS[@]}"; do
+		med[$path]=$(awk -v w="$wl" -v p="$path" '$1 == w && $2 == p { print $3 }' "$RESULTS" | sort -g |
+			awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+		printf '%16.1f' "${med[$path]}"
+	done
+	for path in "${PATHS[@]}"; do
+		case $path in pgwarden*)
+			awk -v a="${med[$path]}" -v d="${med[direct]}" -v b="${med[pgbouncer]}" \
+				'BEGIN { printf "%20.2f%20.2f", d > 0 ? a / d : 0, b > 0 ? a / b : 0 }' ;;
+		esac
+	done
+	echo
+	unset med
+done
+echo "(median of $ROUNDS runs of ${DURATION}s each, -c $CLIENTS -j $THREADS, scale $SCALE)"
+
+echo
+echo "memory per idle connection ($IDLE_CONNS idle sessions):"
+for path in pgbouncer "${PATHS[@]:2}"; do
+	if [ "$path" = pgbouncer ]; then pid=$BOUNCER_PID; else v="PID_$path"; pid=${!v}; fi
+	before=$(pgtmp_rss_kb "$pid")
+	during=$(idle_rss_per_conn "$pid" "$path")
+	awk -v p="$path" -v b="$before" -v d="$during" -v n="$IDLE_CONNS" \
+		'BEGIN { printf "  %-12s RSS %7d kB -> %7d kB   %6.1f kB/connection\n", p, b, d, (d - b) / n }'
+done

@@ -1,0 +1,272 @@
+"""test_startup.py - what a client sees while connecting (CONTRACT §3, §4): targets by dbname,
+token authentication with one indistinguishable failure, the startup-parameter allowlist,
+and client TLS. Almost all of it is pgwarden's own behaviour (marked `identity`).
+"""
+import subprocess
+
+import psycopg
+import pytest
+
+from rawpg import RawConn, parse_error, rows_of, startup_packet
+from warden import token_line
+
+pytestmark = pytest.mark.identity
+
+
+def startup_result(w, params, password=None):
+    """Send a startup packet, answer a cleartext password request with `password`, and return
+    (error fields or None, ParameterStatus dict). An error must be followed by a close."""
+    status = {}
+    with RawConn(w.host, w.port) as c:
+        c.send(startup_packet(params))
+        while True:
+            kind, body = c.read_msg()
+            if kind == b"R":
+                code = int.from_bytes(body[:4], "big")
+                if code == 3:
+                    c.send(b"p" + (len(password or "") + 5).to_bytes(4, "big")
+                           + (password or "").encode() + b"\0")
+                else:
+                    assert code == 0, f"unexpected auth request {code}"
+            elif kind == b"S":
+                k, v = body.rstrip(b"\0").split(b"\0")
+                status[k.decode()] = v.decode()
+            elif kind == b"E":
+                err = parse_error(body)
+                closed, _ = c.wait_closed(5)
+                assert closed, "connection must close after a startup error"
+                return err, status
+            elif kind == b"Z":
+                return None, status
+
+
+def visible(err):
+    """The parts of an ErrorResponse a client sees (no source file/line)."""
+    return {k: v for k, v in err.items() if k in "SVCMDH"}
+
+
+# --- targets and authentication ------------------------------------------------------------
+
+def test_unknown_dbname_is_3D000(pgwarden):
+    err, _ = startup_result(pgwarden, {"user": "user:jimmie", "database": "nosuchtarget"},
+                            pgwarden.tokens["user:jimmie"])
+    assert err is not None and err["C"] == "3D000", err
+    assert err["S"] == "FATAL"
+
+
+def test_missing_dbname_defaults_or_fails_cleanly(pgwarden):
+    """No database parameter: PostgreSQL would use the user name (here no such target)."""
+    err, _ = startup_result(pgwarden, {"user": "user:jimmie"}, pgwarden.tokens["user:jimmie"])
+    assert err is not None and err["C"] in ("3D000", "28P01", "08P01"), err
+
+
+def test_auth_failures_are_indistinguishable(pgwarden):
+    jimmie = pgwarden.tokens["user:jimmie"]
+    cases = {
+        "wrong token": ({"user": "user:jimmie", "database": "prod"}, "wrong-" + jimmie),
+        "unknown actor": ({"user": "user:nobody", "database": "prod"}, jimmie),
+        "other actor's token": ({"user": "user:ada", "database": "prod"}, jimmie),
+        "expired token": ({"user": "user:expired", "database": "prod"}, pgwarden.tokens["user:expired"]),
+        "target not allowed": ({"user": "agent:tally", "database": "prod"}, pgwarden.tokens["agent:tally"]),
+        "empty password": ({"user": "user:jimmie", "database": "prod"}, ""),
+    }
+    seen = {}
+    for name, (params, pw) in cases.items():
+        err, _ = startup_result(pgwarden, params, pw)
+        assert err is not None, f"{name}: login succeeded"
+        assert err["C"] == "28P01", (name, err)
+        assert err["M"] == "authentication failed", (name, err)
+        seen[name] = visible(err)
+    first = next(iter(seen.values()))
+    for name, v in seen.items():
+        assert v == first, f"{name} answers differently: {v} vs {first}"
+
+
+def test_wrong_token_with_psycopg(pgwarden):
+    with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+        psycopg.connect(pgwarden.dsn("user:jimmie", token="not-the-token"))
+    with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+        psycopg.connect(pgwarden.dsn("user:nobody", token="whatever"))
+
+
+def test_token_rotation_both_records_work(pgwarden_factory):
+    """An actor may have several sha256 records (rotation)."""
+    w = pgwarden_factory(extra_tokens=[token_line("user:rot", "old-token-1", "bookkeeper", "acme"),
+                                       token_line("user:rot", "new-token-2", "bookkeeper", "acme")])
+    for tok in ("old-token-1", "new-token-2"):
+        with psycopg.connect(w.dsn("user:rot", token=tok, dbname="prod")) as c:
+            assert c.execute("SELECT current_setting('app.actor_id')").fetchone() == ("user:rot",)
+
+
+def test_revoked_token_after_reload(pgwarden_factory):
+    w = pgwarden_factory(extra_tokens=[token_line("user:temp", "temp-token", "bookkeeper", "acme")])
+    with psycopg.connect(w.dsn("user:temp", token="temp-token")) as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    w.extra_tokens = []
+    w.reload()
+    with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+        psycopg.connect(w.dsn("user:temp", token="temp-token"))
+
+
+def test_psql_login(pgwarden):
+    p = subprocess.run(["psql", "-X", "-At", "-w", "-d", pgwarden.dsn(dbname="prod"),
+                        "-c", "SELECT current_setting('app.actor_id')"],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "user:jimmie"
+
+
+# --- startup parameters ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("options,name", [
+    ("-c role=postgres", "role"),
+    ("-c app.tenant_id=globex", "app.tenant_id"),
+    ("-c app.actor_id=user:ada", "app.actor_id"),
+    ("-c session_authorization=postgres", "session_authorization"),
+    ("-c default_transaction_read_only=off", "default_transaction_read_only"),
+    ("-c search_path=public -c role=postgres", "role"),
+    ("-crole=postgres", "role"),
+    ("--role=postgres", "role"),
+])
+def test_forbidden_options_rejected(pgwarden, options, name):
+    err, _ = startup_result(pgwarden, {"user": "user:jimmie", "database": "prod", "options": options},
+                            pgwarden.tokens["user:jimmie"])
+    assert err is not None, f"options {options!r} accepted"
+    assert err["S"] == "FATAL" and err["C"] == "42501", err
+    assert name in err["M"] or "options" in err["M"], f"message does not name the parameter: {err}"
+
+
+@pytest.mark.parametrize("param,value", [
+    ("replication", "database"),
+    ("replication", "true"),
+    ("role", "postgres"),
+    ("app.tenant_id", "globex"),
+    ("session_authorization", "postgres"),
+    ("default_transaction_read_only", "off"),
+    ("_pq_.something", "1"),
+])
+def test_forbidden_startup_parameters_rejected(pgwarden, param, value):
+    err, _ = startup_result(pgwarden, {"user": "user:jimmie", "database": "prod", param: value},
+                            pgwarden.tokens["user:jimmie"])
+    assert err is not None, f"startup parameter {param} accepted"
+    assert err["S"] == "FATAL" and err["C"] == "42501", err
+    assert param in err["M"], f"message does not name {param}: {err}"
+
+
+def test_allowlisted_startup_parameters_honoured(pgwarden):
+    with pgwarden.connect(dbname="prod", application_name="pgw-startup",
+                          options="-c search_path=public,billing -c TimeZone=Asia/Tokyo "
+                                  "-c extra_float_digits=2") as c:
+        assert c.execute("SHOW application_name").fetchone() == ("pgw-startup",)
+        # PostgreSQL keeps a startup value as written, SET normalises it: compare without spaces
+        assert c.execute("SHOW search_path").fetchone()[0].replace(" ", "") == "public,billing"
+        assert c.execute("SHOW TimeZone").fetchone() == ("Asia/Tokyo",)
+        assert c.execute("SHOW extra_float_digits").fetchone() == ("2",)
+        # the pinned identity is unaffected
+        assert c.execute("SELECT current_user, current_setting('app.tenant_id')").fetchone() == \
+            ("bookkeeper", "acme")
+    params = {"user": "user:jimmie", "database": "prod", "DateStyle": "German, DMY",
+              "IntervalStyle": "iso_8601", "client_encoding": "LATIN1", "TimeZone": "UTC"}
+    err, status = startup_result(pgwarden, params, pgwarden.tokens["user:jimmie"])
+    assert err is None, err
+    assert status.get("DateStyle") == "German, DMY"
+    assert status.get("IntervalStyle") == "iso_8601"
+    assert status.get("client_encoding") == "LATIN1"
+    assert status.get("TimeZone") == "UTC"
+    assert status.get("session_authorization") == "pgwarden_svc"
+
+
+def test_backend_key_data_and_parameter_status_sent(pgwarden):
+    params, pw = pgwarden.raw_login()
+    with RawConn(pgwarden.host, pgwarden.port) as c:
+        msgs = c.login(params, pw)
+        kinds = [k for k, _ in msgs]
+        assert b"K" in kinds, "BackendKeyData needed for cancel"
+        assert kinds[-1] == b"Z"
+        names = {b.split(b"\0")[0].decode() for k, b in msgs if k == b"S"}
+        assert {"server_version", "client_encoding", "standard_conforming_strings",
+                "integer_datetimes"} <= names
+        assert rows_of(c.simple("SELECT 1")) == [("1",)]
+
+
+# --- client TLS ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", str(d / "server.key"),
+                    "-out", str(d / "server.crt")], check=True, capture_output=True)
+    return d / "server.crt", d / "server.key"
+
+
+def tls_config(tls_files, client_tls="allow", plaintext_auth="no"):
+    crt, key = tls_files
+    return (f"tls_cert_file = {crt}\ntls_key_file = {key}\nclient_tls = {client_tls}\n"
+            f"plaintext_auth = {plaintext_auth}\n")
+
+
+def test_tls_login_and_query(pgwarden_factory, tls_files):
+    w = pgwarden_factory(extra_config=tls_config(tls_files, plaintext_auth="yes"))
+    with psycopg.connect(w.dsn(dbname="prod", sslmode="require")) as c:
+        assert c.pgconn.ssl_in_use
+        assert c.execute("SELECT count(*) FROM invoices").fetchone() == (3,)
+        big = c.execute("SELECT repeat('z', 2000000)").fetchone()[0]
+        assert len(big) == 2000000
+
+
+def test_plaintext_auth_no_needs_tls(pgwarden_factory, tls_files):
+    """plaintext_auth = no: a cleartext token only travels inside TLS."""
+    w = pgwarden_factory(extra_config=tls_config(tls_files, plaintext_auth="no"))
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(w.dsn(sslmode="disable"))
+    with psycopg.connect(w.dsn(sslmode="require")) as c:
+        assert c.execute("SELECT current_user").fetchone() == ("bookkeeper",)
+
+
+def test_tls_ssl_request_then_plaintext_closed(pgwarden_factory, tls_files):
+    """With TLS on, pgwarden answers 'S'; plaintext bytes that came with the SSLRequest
+    must be refused, not read as if they were inside TLS (CVE-2021-23214)."""
+    w = pgwarden_factory(extra_config=tls_config(tls_files))
+    params, _ = w.raw_login()
+    with RawConn(w.host, w.port) as c:
+        c.send((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big") + startup_packet(params))
+        assert c.read_byte() == b"S"
+        closed, _ = c.wait_closed(5)
+        assert closed
+
+
+def test_tls_require_refuses_plaintext(pgwarden_factory, tls_files):
+    w = pgwarden_factory(extra_config=tls_config(tls_files, client_tls="require", plaintext_auth="yes"))
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(w.dsn(sslmode="disable"))
+    with psycopg.connect(w.dsn(sslmode="require")) as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+# --- tokens made by the CLI (CONTRACT §1 `token new`, §3) -----------------------------------
+
+def token_new(*args):
+    from warden import PGWARDEN
+    p = subprocess.run([str(PGWARDEN), "token", "new", *args], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 2, p.stdout
+    return lines[0], lines[1]
+
+
+def test_cli_tokens_sha256_and_scram(pgwarden_factory):
+    sha_tok, sha_line = token_new("--actor", "user:cli", "--role", "bookkeeper", "--tenant", "globex")
+    scram_tok, scram_line = token_new("--actor", "agent:scram", "--role", "agent_rw", "--tenant", "acme",
+                                      "--scram")
+    assert sha_line.startswith("sha256:") and "user:cli" in sha_line
+    assert scram_line.startswith("SCRAM-SHA-256$") and sha_tok not in sha_line and scram_tok not in scram_line
+    w = pgwarden_factory(extra_tokens=[sha_line, scram_line])
+    with psycopg.connect(w.dsn("user:cli", token=sha_tok, dbname="prod")) as c:
+        assert c.execute("SELECT tenant FROM invoices LIMIT 1").fetchone() == ("globex",)
+    # libpq answers the SCRAM exchange itself
+    with psycopg.connect(w.dsn("agent:scram", token=scram_tok, dbname="staging")) as c:
+        assert c.execute("SELECT current_user, current_setting('app.tenant_id')").fetchone() == \
+            ("agent_rw", "acme")
+    with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+        psycopg.connect(w.dsn("agent:scram", token=scram_tok + "x", dbname="staging"))
