@@ -10,8 +10,11 @@
 #   ROUNDS=3 DURATION=10 CLIENTS=8 THREADS=2 SCALE=10 IDLE_CONNS=200
 #   WORKLOADS="select-simple select-prepared tpcb"
 #   PGWARDEN_EXTRA_CONFIG   extra lines for pgwarden's config ([pgwarden] keys or whole sections)
-#   PGWARDEN_B_CONFIG       if set (even empty), a second pgwarden "pgwarden_b" with these extra
-#                           lines is benchmarked too, e.g. to compare a policy switch on/off
+#   PGWARDEN_AUDIT=0        run the main pgwarden without an audit log
+#   PGWARDEN_B_CONFIG / PGWARDEN_B_BIN / PGWARDEN_B_AUDIT (and _C_): if any is set, another
+#                           pgwarden "pgwarden_b" (_c) with these extra lines, binary and audit
+#                           switch is benchmarked too, e.g. PGWARDEN_B_BIN=./pgwarden-relay (make
+#                           relay-bench-bin: no classification) to measure the policy engine
 #   BENCH_PATHS="direct pgbouncer"  only these paths (default: direct pgbouncer pgwarden)
 #   KEEP=1                  keep the temp dir (logs, configs) for inspection
 set -euo pipefail
@@ -103,9 +106,10 @@ pgtmp_wait_port "$BOUNCER_PORT" || { cat "$WORK/pgbouncer/"*.log >&2; die "pgbou
 # --- pgwarden ------------------------------------------------------------------------------
 TOKEN=$(pgtmp_random_token)
 
-# start_pgwarden NAME EXTRA_CONFIG: start a pgwarden in $WORK/NAME; sets PORT_<NAME> and PID_<NAME>.
+# start_pgwarden NAME EXTRA_CONFIG [BINARY] [AUDIT 1|0]: start a pgwarden in $WORK/NAME;
+# sets PORT_<NAME> and PID_<NAME>.
 start_pgwarden() {
-	local name=$1 extra=$2 port dir=$WORK/$1
+	local name=$1 extra=$2 bin=${3:-$PGWARDEN} audit=${4:-1} port dir=$WORK/$1
 	port=$(pgtmp_free_port)
 	mkdir -p "$dir"
 	pgtmp_token_line "$TOKEN" user:bench bookkeeper acme >"$dir/tokens.txt"
@@ -114,7 +118,7 @@ start_pgwarden() {
 		echo "[pgwarden]"
 		echo "listen = 127.0.0.1:$port"
 		echo "tokens_file = tokens.txt"
-		echo "audit_log = audit.jsonl"
+		[ "$audit" = 0 ] || echo "audit_log = audit.jsonl"
 		echo "plaintext_auth = yes"
 		[ -n "$extra" ] && printf '%s\n' "$extra"
 		echo
@@ -125,7 +129,7 @@ start_pgwarden() {
 	chmod 600 "$dir/tokens.txt" "$dir/pgwarden.ini"
 	pgtmp_own "$dir"
 	# pgwarden runs as the same user as PgBouncer, so the two are compared alike.
-	(cd "$dir" && pgtmp_exec_as_owner "$PGWARDEN" -c "$dir/pgwarden.ini") >"$dir/stderr.log" 2>&1 &
+	(cd "$dir" && pgtmp_exec_as_owner "$bin" -c "$dir/pgwarden.ini") >"$dir/stderr.log" 2>&1 &
 	local pid=$!
 	PIDS+=("$pid")
 	pgtmp_wait_port "$port" || { tail -n 30 "$dir/stderr.log" >&2; die "$name did not start"; }
@@ -135,19 +139,24 @@ start_pgwarden() {
 # BENCH_PATHS="direct pgbouncer" benchmarks the baselines alone (to check the harness).
 read -r -a PATHS <<<"${BENCH_PATHS:-direct pgbouncer pgwarden}"
 if [[ " ${PATHS[*]} " == *" pgwarden "* ]]; then
-	start_pgwarden pgwarden "${PGWARDEN_EXTRA_CONFIG:-}"
+	start_pgwarden pgwarden "${PGWARDEN_EXTRA_CONFIG:-}" "$PGWARDEN" "${PGWARDEN_AUDIT:-1}"
 fi
-if [ -n "${PGWARDEN_B_CONFIG+set}" ]; then
-	start_pgwarden pgwarden_b "$PGWARDEN_B_CONFIG"
-	PATHS+=(pgwarden_b)
-fi
+# Variants B and C: any of *_CONFIG, *_BIN or *_AUDIT set adds the path.
+for v in B C; do
+	cfg_var="PGWARDEN_${v}_CONFIG" bin_var="PGWARDEN_${v}_BIN" audit_var="PGWARDEN_${v}_AUDIT"
+	if [ -n "${!cfg_var+set}${!bin_var+set}${!audit_var+set}" ]; then
+		name=pgwarden_${v,,}
+		start_pgwarden "$name" "${!cfg_var:-}" "${!bin_var:-$PGWARDEN}" "${!audit_var:-1}"
+		PATHS+=("$name")
+	fi
+done
 
 # dsn PATH: the connection string pgbench and the idle-connection probe use for a path.
 dsn() {
 	case $1 in
 	direct) echo "host=127.0.0.1 port=$PG_PORT dbname=bench user=pgwarden_svc password=$SVC_PW" ;;
 	pgbouncer) echo "host=127.0.0.1 port=$BOUNCER_PORT dbname=bench user=pgwarden_svc password=$SVC_PW" ;;
-	pgwarden | pgwarden_b)
+	pgwarden | pgwarden_b | pgwarden_c)
 		local p="PORT_$1"
 		echo "host=127.0.0.1 port=${!p} dbname=bench user=user:bench password=$TOKEN" ;;
 	esac
@@ -231,7 +240,7 @@ for wl in $WORKLOADS; do
 	for path in "${PATHS[@]}"; do
 		case $path in pgwarden*)
 			awk -v a="${med[$path]}" -v d="${med[direct]}" -v b="${med[pgbouncer]}" \
-				'BEGIN { printf "%20.2f%20.2f", d > 0 ? a / d : 0, b > 0 ? a / b : 0 }' ;;
+				'BEGIN { printf "%20.2f%20.2f", (d > 0 ? a / d : 0), (b > 0 ? a / b : 0) }' ;;
 		esac
 	done
 	echo

@@ -41,6 +41,34 @@ static void healthz_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
+/* Gauges computed at scrape time: sessions per target and window state. */
+static void render_live_gauges(pgw_server *srv, struct evbuffer *b)
+{
+	const pgw_config *c = srv->cfg;
+	time_t now = time(NULL);
+	size_t i;
+
+	evbuffer_add_printf(b, "# TYPE pgwarden_target_sessions gauge\n");
+	for (i = 0; i < c->n_targets; i++) {
+		const session *s;
+		unsigned n = 0;
+
+		TAILQ_FOREACH(s, &srv->sessions, link)
+			if (s->target && strcmp(s->target->name, c->targets[i].name) == 0 && !s->closing)
+				n++;
+		evbuffer_add_printf(b, "pgwarden_target_sessions{target=\"%s\"} %u\n", c->targets[i].name, n);
+	}
+	evbuffer_add_printf(b, "# TYPE pgwarden_window_open gauge\n");
+	for (i = 0; i < c->n_windows; i++) {
+		bool open;
+		time_t next_open, next_close;
+
+		window_state(&c->windows[i], now, &open, &next_open, &next_close);
+		evbuffer_add_printf(b, "pgwarden_window_open{window=\"%s\",target=\"%s\"} %d\n", c->windows[i].name,
+				    c->windows[i].target, open ? 1 : 0);
+	}
+}
+
 static void metrics_cb(struct evhttp_request *req, void *arg)
 {
 	pgw_server *srv = arg;
@@ -49,6 +77,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	if (!b)
 		return;
 	metrics_render(&srv->metrics, srv->audit ? audit_write_errors(srv->audit) : 0, b);
+	render_live_gauges(srv, b);
 	evbuffer_add_printf(b, "# TYPE pgwarden_auth_delayed_total counter\npgwarden_auth_delayed_total %llu\n",
 			    (unsigned long long)srv->throttle.delayed);
 	reply(req, 200, "OK", "text/plain; version=0.0.4", b);

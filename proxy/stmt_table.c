@@ -69,8 +69,16 @@ static stmt_entry *map_put(stmt_entry **head, const char *name, stmt_info *si)
 	stmt_entry *e;
 
 	HASH_FIND_STR(*head, name, e);
-	if (e)
-		entry_free(head, e);
+	if (e) {
+		/* Rebinding a name (the unnamed portal on every Bind): reuse the entry, no allocation. */
+		stmt_info_ref(si);
+		stmt_info_unref(e->si);
+		e->si = si;
+		free(e->params);
+		e->params = NULL;
+		e->params_len = 0;
+		return e;
+	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
