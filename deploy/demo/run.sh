@@ -16,7 +16,7 @@ cd "$REPO"
 # shellcheck source=deploy/lib/pgtmp.sh
 . deploy/lib/pgtmp.sh
 
-DEMO=$REPO/demo
+DEMO=${DEMO_DIR:-$REPO/demo}
 PG_DIR=$DEMO/pg
 PGWARDEN=${PGWARDEN_BIN:-$REPO/pgwarden}
 PGWARDEN_PID=
