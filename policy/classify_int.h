@@ -159,6 +159,14 @@ void merge_embedded_facts(policy_facts *f, const policy_facts *s, const char *wh
 /* Turn the building flag PF_INT_WRITE into the public PF_READ_ONLY. */
 void facts_finalize(policy_facts *f);
 
+/* ---- decide.c helpers the catalog shares ---- */
+/* Whether a setting is pinned for sessions under cfg: role, session_authorization, actor/tenant/claims. */
+bool policy_setting_is_pinned(const pgw_config *cfg, const char *name);
+/* The first setting f writes that is pinned, or NULL. */
+const char *policy_pinned_setting_written(const pgw_config *cfg, const policy_facts *f);
+/* The first grantee of f that is a protected role, or NULL. */
+const char *policy_protected_grantee(const pgw_config *cfg, const policy_facts *f);
+
 /* ---- user routines (classify_routine.c): a function's body as facts ---- */
 #define PC_MAX_ROUTINE_BODY (256u << 10) /* longer bodies are opaque ("too large to verify") */
 /* Stack a thread needs to classify any routine body up to PC_MAX_ROUTINE_BODY (bytes bound tokens). */

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "policy/policy.h"
+#include "policy/catalog.h"
 #include "policy/classify_int.h"
 #include "policy/windows.h"
 
@@ -13,6 +14,16 @@
  * opaque-sql, [rule.*] deny, read-write-override and write-outside-window
  * (production without an open window). Staging and development run writes.
  * A [rule.*] with action=log never denies; the first matching one is reported.
+ *
+ * User functions (policy_facts_functions) without a catalog: not read-only
+ * unless in trusted_functions. With the target's catalog (catalog.h), each
+ * call is judged by what the function can do, most restrictive candidate of
+ * the name: its identity change, lexing change, grant and opacity deny next to
+ * the statement's own (same rule ids, the message naming the function), and
+ * its writes make the statement not read-only. A name the catalog does not
+ * have is opaque-sql everywhere (it was created after the catalog was read,
+ * e.g. in pg_temp, so what it does is unknown); a built-in the table does not
+ * know is a write, as without a catalog.
  */
 
 static void deny(policy_verdict *out, const char *rule, const char *fmt, const char *arg)
@@ -28,25 +39,24 @@ static bool eq_ci(const char *a, const char *b)
 	return a && b && *b && strcasecmp(a, b) == 0;
 }
 
-/* Whether a setting name is one of the settings pgwarden pins for the session. */
-static bool is_pinned_setting(const pgw_config *cfg, const char *name)
+bool policy_setting_is_pinned(const pgw_config *cfg, const char *name)
 {
 	return eq_ci(name, cfg->actor_setting) || eq_ci(name, cfg->tenant_setting)
 	       || eq_ci(name, cfg->claims_setting) || eq_ci(name, "role")
 	       || eq_ci(name, "session_authorization");
 }
 
-static const char *pinned_setting_written(const pgw_config *cfg, const policy_facts *f)
+const char *policy_pinned_setting_written(const pgw_config *cfg, const policy_facts *f)
 {
 	for (size_t i = 0; i < f->settings.n; i++) {
-		if (is_pinned_setting(cfg, f->settings.v[i]))
+		if (policy_setting_is_pinned(cfg, f->settings.v[i]))
 			return f->settings.v[i];
 	}
 	return NULL;
 }
 
 /* Protected names compare case-insensitively after the parser's folding (CONTRACT §4). */
-static const char *protected_grantee(const pgw_config *cfg, const policy_facts *f)
+const char *policy_protected_grantee(const pgw_config *cfg, const policy_facts *f)
 {
 	for (size_t i = 0; i < f->grantees.n; i++) {
 		for (size_t k = 0; k < cfg->n_protected_roles; k++) {
@@ -131,8 +141,37 @@ static bool apply_rules(const policy_subject *s, const char *text, size_t len, p
 	return false;
 }
 
+/* Judge every user function the statement calls against the target's catalog (zeroed without one). */
+static void judge_calls(const policy_subject *s, const policy_facts *f, catalog_judgement *j)
+{
+	memset(j, 0, sizeof(*j));
+	if (!s->catalog)
+		return;
+	for (size_t i = 0; i < f->funcs.n; i++)
+		catalog_judge(s->catalog, f->funcs.v[i], false, j);
+	for (size_t i = 0; i < f->builtins.n; i++)
+		catalog_judge(s->catalog, f->builtins.v[i], true, j);
+}
+
+/* Deny for a function's bit, naming the function: "... function app_set_tenant: sets app.tenant_id". */
+static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bit, const char *rule,
+		    const char *what)
+{
+	int b = __builtin_ctz(bit);
+
+	if (!(j->bits & bit))
+		return false;
+	out->deny = true;
+	out->rule = rule;
+	snprintf(out->message, sizeof(out->message), "pgwarden: %s: function %s: %s", what, j->fn[b],
+		 j->why[b] ? j->why[b] : "");
+	snprintf(out->detail, sizeof(out->detail), "rule: %s", rule);
+	return true;
+}
+
 /* Checks that hold on every target, before rules and windows. True if denied. */
-static bool deny_everywhere(const policy_subject *s, const policy_facts *f, policy_verdict *out)
+static bool deny_everywhere(const policy_subject *s, const policy_facts *f, const catalog_judgement *j,
+			    policy_verdict *out)
 {
 	const char *x;
 
@@ -145,37 +184,79 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, poli
 		     f->why_lexing);
 		return true;
 	}
+	if (deny_fn(out, j, CJ_LEXING, "unparsable", "changing how SQL is lexed is not allowed"))
+		return true;
 	if (f->flags & PF_IDENTITY) {
 		deny(out, "identity-change", "pgwarden: identity change is not allowed: %s", f->why_identity);
 		return true;
 	}
-	if ((x = pinned_setting_written(s->cfg, f))) {
+	if ((x = policy_pinned_setting_written(s->cfg, f))) {
 		deny(out, "identity-change", "pgwarden: identity change is not allowed: setting %s is pinned",
 		     x);
 		return true;
 	}
-	if ((x = protected_grantee(s->cfg, f))) {
+	if (deny_fn(out, j, CJ_IDENTITY, "identity-change", "identity change is not allowed"))
+		return true;
+	if ((x = policy_protected_grantee(s->cfg, f))) {
 		deny(out, "grant-to-protected-role",
 		     "pgwarden: granting to protected role \"%s\" is not allowed", x);
 		return true;
 	}
+	if (deny_fn(out, j, CJ_GRANT, "grant-to-protected-role", "granting to a protected role is not allowed"))
+		return true;
 	if (f->flags & PF_OPAQUE) {
 		deny(out, "opaque-sql", "pgwarden: statement runs SQL pgwarden cannot verify: %s",
 		     f->why_opaque);
 		return true;
 	}
+	if (deny_fn(out, j, CJ_OPAQUE, "opaque-sql", "statement runs SQL pgwarden cannot verify"))
+		return true;
+	/* Stale: only calls of non-built-in names wait for the new catalog (built-in names are judged on
+	 * the old one, if any: denying every now() while a catalog loads would stop all traffic). */
+	if (s->catalog_stale && f->funcs.n > 0) {
+		deny(out, "opaque-sql",
+		     "pgwarden: statement runs SQL pgwarden cannot verify: %sfunction definitions changed and are "
+		     "being read again; retry",
+		     NULL);
+		return true;
+	}
 	return false;
 }
 
+/* What makes the statement need a window on production: its own writes, or a function's. */
+static const char *production_write(const policy_subject *s, const policy_facts *f, const catalog_judgement *j,
+				    char *buf, size_t bufsz)
+{
+	const char *fn;
+
+	if (!(f->flags & PF_READ_ONLY))
+		return f->why_write ? f->why_write : "statement is not known to be read-only";
+	if (s->catalog) {
+		int b = __builtin_ctz(CJ_WRITE);
+
+		if (!(j->bits & CJ_WRITE))
+			return NULL;
+		snprintf(buf, bufsz, "function %s: %s", j->fn[b], j->why[b] ? j->why[b] : "");
+		return buf;
+	}
+	if ((fn = untrusted_function(s->cfg, f))) {
+		snprintf(buf, bufsz, "function %s is not known to be read-only", fn);
+		return buf;
+	}
+	return NULL;
+}
+
 /* Production outside a window: only read-only statements, no read-write override. */
-static void decide_production(const policy_subject *s, const policy_facts *f, policy_verdict *out)
+static void decide_production(const policy_subject *s, const policy_facts *f, const catalog_judgement *j,
+			      policy_verdict *out)
 {
 	const char *actor = s->who ? s->who->actor : NULL;
 	const pgw_window *w = windows_open_now(s->cfg, s->target->name, actor, s->now);
-	const char *fn = untrusted_function(s->cfg, f);
+	char what[200];
+	const char *write = production_write(s, f, j, what, sizeof(what));
 
 	if (w) {
-		out->window = (f->flags & PF_READ_ONLY) && !fn ? NULL : w->name;
+		out->window = write ? w->name : NULL;
 		return;
 	}
 	if (f->flags & PF_RW_OVERRIDE) {
@@ -186,17 +267,8 @@ static void decide_production(const policy_subject *s, const policy_facts *f, po
 		window_hint(s, out);
 		return;
 	}
-	if (!(f->flags & PF_READ_ONLY)) {
-		deny(out, "write-outside-window", "pgwarden: write outside an approved window: %s",
-		     f->why_write ? f->why_write : "statement is not known to be read-only");
-		window_hint(s, out);
-		return;
-	}
-	if (fn) {
-		char what[200];
-
-		snprintf(what, sizeof(what), "function %s is not known to be read-only", fn);
-		deny(out, "write-outside-window", "pgwarden: write outside an approved window: %s", what);
+	if (write) {
+		deny(out, "write-outside-window", "pgwarden: write outside an approved window: %s", write);
 		window_hint(s, out);
 	}
 }
@@ -204,16 +276,20 @@ static void decide_production(const policy_subject *s, const policy_facts *f, po
 void policy_decide(const policy_subject *s, const policy_facts *f, const char *text, size_t len,
 		   policy_verdict *out)
 {
+	catalog_judgement j;
+
 	memset(out, 0, sizeof(*out));
 	/* PREPARE is judged by what it prepares (the relay keeps the body's facts for EXECUTE). */
 	if ((f->flags & PF_PREPARE) && f->inner)
 		f = f->inner;
-	if (deny_everywhere(s, f, out))
+	judge_calls(s, f, &j);
+	if (deny_everywhere(s, f, &j, out))
 		return;
 	if (apply_rules(s, text, len, out))
 		return;
 	if (s->target->environment == ENV_PRODUCTION)
-		decide_production(s, f, out);
+		decide_production(s, f, &j, out);
+	out->refresh_catalog = !out->deny && ((f->flags & PF_FUNC_DDL) || (j.bits & CJ_FUNC_DDL));
 }
 
 void policy_deny_fastpath(policy_verdict *out)

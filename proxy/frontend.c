@@ -14,6 +14,7 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/gate.h"
 #include "proxy/log.h"
@@ -279,4 +280,9 @@ void frontend_message(session *s, char type, const uint8_t *msg, uint32_t len)
 void frontend_ready_for_query(session *s)
 {
 	gate_transaction_boundary(s);
+	/* Function DDL committed (or rolled back): re-read the catalog before this session goes on. */
+	if (s->catalog_refresh_needed && s->up.txn_status == 'I' && s->owed.count == 0) {
+		s->catalog_refresh_needed = false;
+		catalogs_refresh_and_wait(s);
+	}
 }

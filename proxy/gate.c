@@ -15,6 +15,7 @@
 #include "policy/policy.h"
 #include "policy/windows.h"
 #include "proxy/audit_hooks.h"
+#include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "proxy/pin.h"
@@ -113,11 +114,14 @@ static policy_subject subject_of(session *s)
 {
 	policy_subject subj;
 
+	memset(&subj, 0, sizeof(subj));
 	subj.cfg = s->cfg;
 	subj.target = s->target;
 	subj.who = s->who;
 	subj.now = time(NULL);
 	subj.in_transaction = s->up.txn_status != 'I';
+	/* Without a current catalog, calls of user functions are denied (never judged on an old view). */
+	subj.catalog = catalogs_get(s->srv, s->target->name, &subj.catalog_stale);
 	return subj;
 }
 
@@ -142,11 +146,21 @@ static void decide_facts(session *s, const policy_subject *subj, const policy_fa
 	}
 }
 
-/* After an allowed statement: keep the prepared-statement table in step with the server. */
-static void track_statement(session *s, const policy_facts *f, const char *text, size_t len)
+/*
+ * After an allowed statement: keep the prepared-statement table in step with
+ * the server, and note function DDL (the catalog is stale from now on and is
+ * re-read when the statement's transaction ends).
+ */
+static void track_statement(session *s, const policy_facts *f, const char *text, size_t len,
+			    const policy_verdict *pv)
 {
 	uint32_t flags = policy_facts_flags(f);
 
+	/* refresh_catalog: the statement, or a function it calls, can change function definitions */
+	if (pv->refresh_catalog) {
+		catalogs_mark_stale(s->srv, s->target->name);
+		s->catalog_refresh_needed = true;
+	}
 	if (flags & PF_PREPARE) {
 		const policy_facts *inner = policy_facts_inner(f);
 		stmt_info *si;
@@ -218,7 +232,7 @@ static bool allow_query(session *s, const char *sql, size_t len, const policy_an
 
 		if (!add_ref(v, ref))
 			return false;
-		track_statement(s, st->facts, sql + st->offset, st->len);
+		track_statement(s, st->facts, sql + st->offset, st->len, &pvs[i]);
 		if (policy_facts_flags(st->facts) & PF_SESSION_RESET) {
 			if (i + 1 == a->n) {
 				s->repin_pending = true;
@@ -459,7 +473,7 @@ bool gate_execute(session *s, const char *portal, gate_verdict *v)
 	count_decision(s, &pv);
 	if (!add_ref(v, audit_execute(s, portal, si, &pv)))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	track_statement(s, si->facts, si->text, si->len);
+	track_statement(s, si->facts, si->text, si->len, &pv);
 	if (policy_facts_flags(si->facts) & PF_SESSION_RESET)
 		s->repin_pending = true;
 	return true;

@@ -18,12 +18,14 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/thread.h>
 #include <openssl/ssl.h>
 
 #include "audit/audit.h"
 #include "policy/policy.h"
 #include "proxy/admin.h"
 #include "proxy/audit_hooks.h"
+#include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "proxy/relay.h"
@@ -217,6 +219,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 			log_warn("audit_log changed: takes effect only after a restart");
 		config_unref(srv->cfg);
 		srv->cfg = ncfg;
+		catalogs_reload_all(srv);
 		log_info("reload done: %zu targets, %zu windows, %zu rules, %zu token records", ncfg->n_targets,
 			 ncfg->n_windows, ncfg->n_rules, ncfg->tokens ? ncfg->tokens->n : (size_t)0);
 	}
@@ -333,6 +336,9 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	srv->config_path = strdup(config_path);
 	throttle_init(&srv->throttle);
 	signal(SIGPIPE, SIG_IGN);
+	/* Catalog loader threads hand results back with event_active(): libevent must be thread-aware. */
+	if (evthread_use_pthreads() != 0)
+		return -1;
 	srv->base = event_base_new();
 	if (!srv->base)
 		return -1;
@@ -347,7 +353,7 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	srv->classifier = policy_classifier_new(FACTS_CACHE_ENTRIES);
 	if (!srv->classifier || setup_tls(srv) != 0 || setup_events(srv) != 0)
 		return -1;
-	if (open_listeners(srv) != 0)
+	if (catalogs_init(srv) != 0 || open_listeners(srv) != 0)
 		return -1;
 	if (admin_start(srv) != 0)
 		return -1;
@@ -378,6 +384,7 @@ void server_free(pgw_server *srv)
 	}
 	close_listeners(srv);
 	admin_stop(srv);
+	catalogs_free(srv);
 	if (srv->audit)
 		audit_close(srv->audit);
 	if (srv->classifier)

@@ -39,6 +39,7 @@ typedef struct pgw_server {
 	struct event *flush_ev;               /* low priority: write the audit batch, then release held bytes */
 	struct event *sync_timer;             /* audit_fsync = batch: fsync every 100 ms */
 	struct policy_classifier *classifier; /* shared statement classifier and its cache */
+	struct catalog_loader *catalogs;      /* each target's function catalog (catalogs.c) */
 
 	struct session_list sessions;         /* every live session */
 	struct session_list flush_list;       /* sessions with bytes held for the audit flush */

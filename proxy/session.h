@@ -102,6 +102,9 @@ typedef struct session {
 	struct evbuffer *hold;         /* upstream-bound bytes held until their audit records are written */
 	bool awaiting_flush;           /* on srv->flush_list */
 	bool repin_pending;            /* RESET ALL / DISCARD ALL seen: re-apply identity before more SQL */
+	bool catalog_refresh_needed;   /* sent function DDL: reload the catalog when its transaction ends */
+	bool catalog_waiting;          /* client paused until the target's catalog covers catalog_wait_mark */
+	uint64_t catalog_wait_mark;
 
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
 	char close_reason[160];        /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */

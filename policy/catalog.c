@@ -1,0 +1,392 @@
+/* catalog.c - the function catalog: building from rows, classifying bodies, resolving calls, judging. */
+#include "policy/catalog.h"
+
+#include <pg_query.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/catalog_int.h"
+#include "policy/classify_int.h"
+
+/* ---- allocation and the name index ---- */
+
+fn_catalog *catalog_new(void)
+{
+	fn_catalog *c = calloc(1, sizeof(*c));
+
+	if (c)
+		c->refcount = 1;
+	return c;
+}
+
+/* The index entry for name[0..len), or NULL. */
+static cat_name *name_find(const fn_catalog *c, const char *name, size_t len)
+{
+	cat_name *e = NULL;
+
+	HASH_FIND(hh, c->names, name, len, e);
+	return e;
+}
+
+/* The index entry for name, created if missing; NULL when out of memory. */
+static cat_name *name_get(fn_catalog *c, const char *name)
+{
+	size_t len = strlen(name);
+	cat_name *e = name_find(c, name, len);
+
+	if (e)
+		return e;
+	if (!(e = calloc(1, sizeof(*e))) || !(e->name = strdup(name))) {
+		free(e);
+		return NULL;
+	}
+	HASH_ADD_KEYPTR(hh, c->names, e->name, len, e);
+	if (e->oom) {
+		free(e->name);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+int catalog_add_system(fn_catalog *c, const char *schema, const char *name)
+{
+	cat_name *e = name_get(c, name);
+
+	if (!e)
+		return -1;
+	e->sys |= strcmp(schema, "information_schema") == 0 ? SYS_INFORMATION_SCHEMA : SYS_PG_CATALOG;
+	return 0;
+}
+
+static bool name_add_fn(cat_name *e, uint32_t idx)
+{
+	if (e->n == e->cap) {
+		size_t ncap = e->cap ? e->cap * 2 : 2;
+		uint32_t *nv = realloc(e->fns, ncap * sizeof(*nv));
+
+		if (!nv)
+			return false;
+		e->fns = nv;
+		e->cap = ncap;
+	}
+	e->fns[e->n++] = idx;
+	return true;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	if (!(d = strdup(s)))
+		*oom = true;
+	return d;
+}
+
+int catalog_add_row(fn_catalog *c, const catalog_row *r)
+{
+	cat_name *e;
+	cat_fn *fn;
+	bool oom = false;
+
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 64;
+		cat_fn *nv = realloc(c->fns, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		c->fns = nv;
+		c->cap = ncap;
+	}
+	fn = &c->fns[c->n];
+	memset(fn, 0, sizeof(*fn));
+	fn->oid = r->oid;
+	fn->kind = r->kind;
+	fn->volatility = r->volatility;
+	fn->secdef = r->secdef;
+	fn->atomic = r->atomic;
+	fn->schema = dup_or_null(r->schema ? r->schema : "", &oom);
+	fn->name = dup_or_null(r->name ? r->name : "", &oom);
+	fn->args = dup_or_null(r->args ? r->args : "", &oom);
+	fn->lang = dup_or_null(r->lang ? r->lang : "", &oom);
+	fn->config = dup_or_null(r->config, &oom);
+	fn->src = dup_or_null(r->src, &oom);
+	fn->def = dup_or_null(r->def, &oom);
+	fn->defaults = dup_or_null(r->defaults, &oom);
+	c->n++; /* counted now so that catalog_unref frees what was copied */
+	if (oom || !(e = name_get(c, fn->name)) || !name_add_fn(e, (uint32_t)(c->n - 1)))
+		return -1;
+	return 0;
+}
+
+int catalog_add_agg_support(fn_catalog *c, uint32_t agg_oid, uint32_t support_oid, const char *schema,
+			    const char *name, char volatility)
+{
+	cat_agg *a;
+
+	if (c->n_agg == c->cap_agg) {
+		size_t ncap = c->cap_agg ? c->cap_agg * 2 : 16;
+		cat_agg *nv = realloc(c->agg, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		c->agg = nv;
+		c->cap_agg = ncap;
+	}
+	a = &c->agg[c->n_agg];
+	a->agg_oid = agg_oid;
+	a->support_oid = support_oid;
+	a->volatility = volatility;
+	a->schema = strdup(schema ? schema : "");
+	a->name = strdup(name ? name : "");
+	c->n_agg++;
+	return a->schema && a->name ? 0 : -1;
+}
+
+/* ---- reference counting ---- */
+
+void cat_fn_free_inputs(cat_fn *fn)
+{
+	free(fn->config);
+	free(fn->src);
+	free(fn->def);
+	free(fn->defaults);
+	fn->config = fn->src = fn->def = fn->defaults = NULL;
+	policy_facts_unref(fn->facts);
+	fn->facts = NULL;
+	free(fn->callees);
+	fn->callees = NULL;
+	fn->n_callees = fn->cap_callees = 0;
+}
+
+static void catalog_destroy(fn_catalog *c)
+{
+	cat_name *e, *tmp;
+
+	for (size_t i = 0; i < c->n; i++) {
+		cat_fn *fn = &c->fns[i];
+
+		cat_fn_free_inputs(fn);
+		free(fn->schema);
+		free(fn->name);
+		free(fn->args);
+		free(fn->lang);
+		for (int b = 0; b < CJ_NBITS; b++)
+			free(fn->why[b]);
+	}
+	free(c->fns);
+	for (size_t i = 0; i < c->n_agg; i++) {
+		free(c->agg[i].schema);
+		free(c->agg[i].name);
+	}
+	free(c->agg);
+	HASH_ITER(hh, c->names, e, tmp)
+	{
+		HASH_DEL(c->names, e);
+		free(e->name);
+		free(e->fns);
+		free(e);
+	}
+	free(c);
+}
+
+void catalog_ref(const fn_catalog *c)
+{
+	if (c)
+		__atomic_fetch_add(&((fn_catalog *)c)->refcount, 1, __ATOMIC_RELAXED);
+}
+
+void catalog_unref(const fn_catalog *c)
+{
+	if (c && __atomic_sub_fetch(&((fn_catalog *)c)->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+		catalog_destroy((fn_catalog *)c);
+}
+
+/* ---- candidates of a called name ---- */
+
+static bool schema_is(const char *s, size_t len, const char *want)
+{
+	return strlen(want) == len && memcmp(s, want, len) == 0;
+}
+
+/*
+ * Call cb for every user function 'called' may resolve to (see catalog.h).
+ * Identifiers may contain dots, so "a.b.c" is tried as the bare name "a.b.c",
+ * as schema "a" + name "b.c", and as schema "a.b" + name "c". Returns
+ * CAND_USER if a user function matched, | CAND_SYSTEM if a built-in may.
+ */
+int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_named, cand_cb cb, void *arg)
+{
+	const cat_name *e = name_find(c, called, strlen(called));
+	int found = 0;
+
+	if (e) {
+		for (size_t i = 0; i < e->n; i++)
+			cb(arg, &c->fns[e->fns[i]]);
+		found |= (e->n > 0 ? CAND_USER : 0) | (e->sys ? CAND_SYSTEM : 0);
+	}
+	for (const char *dot = strchr(called, '.'); dot && !builtin_named; dot = strchr(dot + 1, '.')) {
+		size_t slen = (size_t)(dot - called);
+
+		if (!(e = name_find(c, dot + 1, strlen(dot + 1))))
+			continue;
+		for (size_t i = 0; i < e->n; i++) {
+			const cat_fn *fn = &c->fns[e->fns[i]];
+
+			if (schema_is(called, slen, fn->schema)) {
+				cb(arg, fn);
+				found |= CAND_USER;
+			}
+		}
+		if (((e->sys & SYS_PG_CATALOG) && schema_is(called, slen, "pg_catalog"))
+		    || ((e->sys & SYS_INFORMATION_SCHEMA) && schema_is(called, slen, "information_schema")))
+			found |= CAND_SYSTEM;
+	}
+	return found;
+}
+
+/* ---- judging a statement's calls ---- */
+
+static const char *const why_system = "a built-in function pgwarden does not know to be read-only";
+static const char *const why_unknown
+    = "not in the catalog pgwarden read (created since, or temporary): it cannot "
+      "be verified";
+
+static void judge_bits(catalog_judgement *j, const char *called, uint32_t bits, char *const *why,
+		       const char *static_why)
+{
+	uint32_t add = bits & ~j->bits;
+
+	for (int b = 0; b < CJ_NBITS; b++) {
+		if (add & (1u << b)) {
+			j->fn[b] = called;
+			j->why[b] = why && why[b] ? why[b] : static_why;
+		}
+	}
+	j->bits |= add;
+}
+
+typedef struct judge_ctx {
+	catalog_judgement *j;
+	const char *called;
+} judge_ctx;
+
+static void judge_cb(void *arg, const cat_fn *fn)
+{
+	judge_ctx *jc = arg;
+
+	judge_bits(jc->j, jc->called, fn->bits, fn->why, "");
+}
+
+void catalog_judge(const fn_catalog *c, const char *called, bool builtin_named, catalog_judgement *j)
+{
+	judge_ctx jc = { .j = j, .called = called };
+	int found = catalog_candidates(c, called, builtin_named, judge_cb, &jc);
+
+	if (builtin_named)
+		return;
+	if (found == 0)
+		judge_bits(j, called, CJ_OPAQUE, NULL, why_unknown);
+	else if (found & CAND_SYSTEM)
+		judge_bits(j, called, CJ_WRITE, NULL, why_system); /* PostgreSQL may pick the built-in */
+}
+
+/* ---- counts and explain ---- */
+
+void catalog_counts_get(const fn_catalog *c, catalog_counts *out)
+{
+	*out = c->counts;
+}
+
+/* Append to buf like snprintf, never past bufsz; *at is the length so far. */
+static void put(char *buf, size_t bufsz, size_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void put(char *buf, size_t bufsz, size_t *at, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (bufsz == 0 || *at >= bufsz - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *at, bufsz - *at, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*at += (size_t)n < bufsz - *at ? (size_t)n : bufsz - 1 - *at;
+}
+
+static const char *volatility_name(char v)
+{
+	return v == 'i' ? "immutable" : v == 's' ? "stable" : "volatile";
+}
+
+static const char *kind_name(char k)
+{
+	return k == 'p' ? "procedure" : k == 'a' ? "aggregate" : k == 'w' ? "window function" : "function";
+}
+
+/* The verdict words of a bit, in the order decide.c checks them. */
+static const struct {
+	uint32_t bit;
+	const char *word;
+} bit_words[] = {
+	{ CJ_LEXING, "unparsable (changes lexing)" },
+	{ CJ_IDENTITY, "identity-change" },
+	{ CJ_GRANT, "grant-to-protected-role" },
+	{ CJ_OPAQUE, "opaque-sql" },
+	{ CJ_WRITE, "write" },
+	{ CJ_FUNC_DDL, "changes function definitions" },
+};
+
+static int bit_index(uint32_t bit)
+{
+	return __builtin_ctz(bit);
+}
+
+typedef struct explain_ctx {
+	char *buf;
+	size_t bufsz, at;
+} explain_ctx;
+
+static void explain_cb(void *arg, const cat_fn *fn)
+{
+	explain_ctx *x = arg;
+
+	put(x->buf, x->bufsz, &x->at, "%s.%s(%s) %s %s %s%s%s:", fn->schema, fn->name, fn->args, fn->lang,
+	    volatility_name(fn->volatility), kind_name(fn->kind), fn->secdef ? " security definer" : "",
+	    fn->trusted ? " trusted" : "");
+	if (fn->bits == 0)
+		put(x->buf, x->bufsz, &x->at, " read-only");
+	for (size_t i = 0; i < sizeof(bit_words) / sizeof(bit_words[0]); i++) {
+		if (fn->bits & bit_words[i].bit)
+			put(x->buf, x->bufsz, &x->at, " %s: %s;", bit_words[i].word,
+			    fn->why[bit_index(bit_words[i].bit)]);
+	}
+	put(x->buf, x->bufsz, &x->at, "\n");
+}
+
+size_t catalog_explain(const fn_catalog *c, const char *name, char *buf, size_t bufsz)
+{
+	explain_ctx x = { .buf = buf, .bufsz = bufsz };
+	int found;
+
+	if (bufsz == 0)
+		return 0;
+	buf[0] = '\0';
+	found = catalog_candidates(c, name, false, explain_cb, &x);
+	if (found & CAND_SYSTEM)
+		put(buf, bufsz, &x.at,
+		    "%s: built-in function: write unless pgwarden's built-in table knows "
+		    "it\n",
+		    name);
+	else if (found == 0)
+		put(buf, bufsz, &x.at, "%s: not in the catalog: calls are denied (opaque-sql)\n", name);
+	return x.at;
+}

@@ -1,0 +1,85 @@
+/* catalog_int.h - internals shared by the function catalog's files (not for the relay). */
+#ifndef PGW_CATALOG_INT_H
+#define PGW_CATALOG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/catalog.h"
+
+/* uthash (Debian uthash-dev): never exit() on out of memory; mark the element instead. */
+#define HASH_NONFATAL_OOM        1
+#define uthash_nonfatal_oom(elt) ((elt)->oom = true)
+#include <uthash.h>
+
+/* One user function or procedure. */
+typedef struct cat_fn {
+	uint32_t oid;        /* pg_proc.oid */
+	char *schema;        /* nspname */
+	char *name;          /* proname */
+	char *args;          /* identity arguments, for explain */
+	char *lang;          /* lanname */
+	char kind;           /* prokind: f, p, a, w */
+	char volatility;     /* provolatile: i, s, v */
+	bool secdef;         /* SECURITY DEFINER */
+	bool trusted;        /* listed in trusted_functions: opacity is waived */
+	bool atomic;         /* BEGIN ATOMIC / RETURN body (prosqlbody) */
+	bool queued;         /* on the resolution worklist */
+	uint32_t bits;       /* CJ_*: own, then (after resolution) over everything reachable */
+	char *why[CJ_NBITS]; /* per bit set: the first reason found */
+	/* Build inputs, freed by catalog_finish(): */
+	char *config;        /* proconfig entries joined by '\n' */
+	char *src;           /* prosrc */
+	char *def;           /* pg_get_functiondef() */
+	char *defaults;      /* argument defaults */
+	policy_facts *facts; /* the body's facts */
+	uint32_t *callees;   /* indexes of functions this one may call */
+	size_t n_callees, cap_callees;
+} cat_fn;
+
+enum {
+	SYS_PG_CATALOG = 1,         /* a function of this name exists in pg_catalog */
+	SYS_INFORMATION_SCHEMA = 2, /* ... in information_schema */
+};
+
+/* The name index: every function of one proname, in any schema. */
+typedef struct cat_name {
+	char *name;    /* proname (the hash key) */
+	uint32_t *fns; /* indexes into fn_catalog.fns */
+	size_t n, cap;
+	uint8_t sys;       /* SYS_* */
+	bool oom;          /* uthash could not add it */
+	UT_hash_handle hh; /* uthash */
+} cat_name;
+
+/* A support function of a user aggregate (what its calls run). */
+typedef struct cat_agg {
+	uint32_t agg_oid;     /* the aggregate */
+	uint32_t support_oid; /* aggtransfn, aggfinalfn, ... */
+	char *schema, *name;  /* the support function's */
+	char volatility;      /* the support function's provolatile */
+} cat_agg;
+
+struct fn_catalog {
+	int refcount; /* atomic */
+	cat_fn *fns;  /* every user function, by index */
+	size_t n, cap;
+	cat_name *names; /* uthash head: name -> functions */
+	cat_agg *agg;    /* aggregate support functions (build input) */
+	size_t n_agg, cap_agg;
+	catalog_counts counts; /* computed by catalog_finish() */
+};
+
+enum {
+	CAND_USER = 1,   /* a user function matched */
+	CAND_SYSTEM = 2, /* a built-in (pg_catalog, information_schema) may be the one called */
+};
+
+/* Free a function's build inputs (bodies, facts, edges); safe to call twice. */
+void cat_fn_free_inputs(cat_fn *fn);
+
+typedef void (*cand_cb)(void *arg, const cat_fn *fn);
+int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_named, cand_cb cb, void *arg);
+
+#endif

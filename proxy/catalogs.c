@@ -1,0 +1,324 @@
+/*
+ * catalogs.c - loading each target's function catalog off the event loop.
+ *
+ * A load is a short-lived thread: its own blocking libpq connection to the
+ * target (the same conninfo the sessions use), catalog_load(), PQfinish.
+ * The finished catalog is handed back through a locked list and an event
+ * the thread makes active; everything else happens on the loop thread.
+ */
+#include "proxy/catalogs.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <uthash.h>
+
+#include "policy/catalog.h"
+#include "proxy/client.h"
+#include "proxy/log.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
+
+/* A failed load is tried again after this long. */
+#define CATALOG_RETRY_SECONDS 5
+
+/* One target's catalog and its loading state (loop thread only). */
+typedef struct catalog_slot {
+	char *target;              /* target name (key) */
+	const fn_catalog *cat;     /* newest catalog, or NULL */
+	uint64_t stale_mark;       /* bumped when a session sends function DDL */
+	uint64_t covered;          /* stale_mark the newest catalog was loaded after */
+	bool loading;              /* a load thread runs */
+	bool again;                /* load once more when it lands */
+	bool failed;               /* the last load failed; a retry is scheduled */
+	catalog_counts counts;     /* of the newest catalog */
+	UT_hash_handle hh;
+} catalog_slot;
+
+/* A load handed to a thread and back. */
+typedef struct load_job {
+	pgw_server *srv;
+	catalog_slot *slot;        /* slots live as long as the server */
+	char *conninfo;            /* copied from the target */
+	pgw_config *cfg;           /* reference taken and dropped on the loop thread */
+	uint64_t mark;             /* slot->stale_mark when the load started */
+	fn_catalog *result;        /* set by the thread */
+	char *err;                 /* set by the thread on failure */
+	struct load_job *next;
+} load_job;
+
+/* The loader's shared state. */
+typedef struct catalog_loader {
+	catalog_slot *slots;       /* by target name */
+	pthread_mutex_t lock;      /* guards done */
+	load_job *done;            /* finished loads, handed back by threads */
+	struct event *done_ev;     /* made active by threads */
+	struct event *retry_ev;    /* retries failed loads */
+} catalog_loader;
+
+static catalog_slot *slot_for(catalog_loader *l, const char *target, bool create)
+{
+	catalog_slot *sl;
+
+	HASH_FIND_STR(l->slots, target, sl);
+	if (sl || !create)
+		return sl;
+	sl = calloc(1, sizeof(*sl));
+	if (!sl || !(sl->target = strdup(target))) {
+		free(sl);
+		return NULL;
+	}
+	HASH_ADD_KEYPTR(hh, l->slots, sl->target, strlen(sl->target), sl);
+	return sl;
+}
+
+/* Thread: connect, read the catalog, hand the result back. */
+static void *load_thread(void *arg)
+{
+	load_job *job = arg;
+	catalog_loader *l = job->srv->catalogs;
+	const char *kw[] = {"dbname", "connect_timeout", "fallback_application_name", NULL};
+	const char *val[] = {job->conninfo, "10", "pgwarden-catalog", NULL};
+	PGconn *conn = PQconnectdbParams(kw, val, 1);
+
+	static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
+
+	pthread_mutex_lock(&one_at_a_time);
+	if (PQstatus(conn) != CONNECTION_OK)
+		job->err = strdup(PQerrorMessage(conn));
+	else
+		job->result = catalog_load(conn, job->cfg, &job->err);
+	pthread_mutex_unlock(&one_at_a_time);
+	PQfinish(conn);
+	pthread_mutex_lock(&l->lock);
+	job->next = l->done;
+	l->done = job;
+	pthread_mutex_unlock(&l->lock);
+	event_active(l->done_ev, EV_READ, 0);
+	return NULL;
+}
+
+static void start_load(pgw_server *srv, catalog_slot *sl)
+{
+	const pgw_target *t = config_find_target(srv->cfg, sl->target);
+	load_job *job;
+	pthread_t th;
+	pthread_attr_t attr;
+
+	if (!t)
+		return; /* the target was removed by a reload */
+	if (sl->loading) {
+		sl->again = true;
+		return;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job || !(job->conninfo = strdup(t->conninfo))) {
+		free(job);
+		log_error("catalog %s: out of memory", sl->target);
+		return;
+	}
+	job->srv = srv;
+	job->slot = sl;
+	job->cfg = config_ref(srv->cfg);
+	job->mark = sl->stale_mark;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, load_thread, job) != 0) {
+		log_error("catalog %s: cannot start a loader thread", sl->target);
+		config_unref(job->cfg);
+		free(job->conninfo);
+		free(job);
+	} else
+		sl->loading = true;
+	pthread_attr_destroy(&attr);
+}
+
+/* Sessions waiting for this target's catalog go on once a load covering their DDL lands or fails. */
+static void wake_waiters(pgw_server *srv, catalog_slot *sl, bool failed)
+{
+	session *s, *next;
+
+	for (s = TAILQ_FIRST(&srv->sessions); s; s = next) {
+		next = TAILQ_NEXT(s, link);
+		if (!s->catalog_waiting || s->closing || strcmp(s->target->name, sl->target) != 0)
+			continue;
+		if (!failed && sl->covered < s->catalog_wait_mark)
+			continue;
+		s->catalog_waiting = false;
+		client_resume(s);
+		relay_client_input(s);
+	}
+}
+
+static void land(pgw_server *srv, load_job *job)
+{
+	catalog_slot *sl = job->slot;
+	catalog_loader *l = srv->catalogs;
+
+	sl->loading = false;
+	if (job->result) {
+		if (sl->cat)
+			catalog_unref(sl->cat);
+		sl->cat = job->result;
+		sl->covered = job->mark;
+		sl->failed = false;
+		catalog_counts_get(sl->cat, &sl->counts);
+		log_info("catalog %s: %zu user functions analysed: %zu read-only, %zu write, %zu identity-changing, "
+			 "%zu opaque, %zu trusted", sl->target, sl->counts.analysed, sl->counts.read_only,
+			 sl->counts.writes, sl->counts.identity, sl->counts.opaque, sl->counts.trusted);
+	} else {
+		log_error("catalog %s: cannot read function definitions: %s", sl->target,
+			  job->err ? job->err : "unknown error");
+		sl->failed = true;
+		if (!evtimer_pending(l->retry_ev, NULL)) {
+			struct timeval tv = {CATALOG_RETRY_SECONDS, 0};
+			evtimer_add(l->retry_ev, &tv);
+		}
+	}
+	wake_waiters(srv, sl, !job->result);
+	if (job->result && (sl->again || sl->stale_mark > sl->covered)) {
+		sl->again = false;
+		start_load(srv, sl);
+	}
+	config_unref(job->cfg);
+	free(job->conninfo);
+	free(job->err);
+	free(job);
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	pgw_server *srv = arg;
+	catalog_loader *l = srv->catalogs;
+	load_job *job;
+
+	pthread_mutex_lock(&l->lock);
+	job = l->done;
+	l->done = NULL;
+	pthread_mutex_unlock(&l->lock);
+	while (job) {
+		load_job *next = job->next;
+		land(srv, job);
+		job = next;
+	}
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	pgw_server *srv = arg;
+	catalog_slot *sl, *tmp;
+
+	HASH_ITER(hh, srv->catalogs->slots, sl, tmp)
+		if (sl->failed && !sl->loading)
+			start_load(srv, sl);
+}
+
+void catalogs_reload_all(pgw_server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < srv->cfg->n_targets; i++) {
+		catalog_slot *sl = slot_for(srv->catalogs, srv->cfg->targets[i].name, true);
+		if (!sl)
+			continue;
+		/* The old catalog was built with the old config: stale until the new one lands. */
+		sl->stale_mark++;
+		start_load(srv, sl);
+	}
+}
+
+int catalogs_init(pgw_server *srv)
+{
+	catalog_loader *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return -1;
+	srv->catalogs = l;
+	pthread_mutex_init(&l->lock, NULL);
+	l->done_ev = event_new(srv->base, -1, EV_READ, done_cb, srv);
+	l->retry_ev = evtimer_new(srv->base, retry_cb, srv);
+	if (!l->done_ev || !l->retry_ev)
+		return -1;
+	catalogs_reload_all(srv);
+	return 0;
+}
+
+void catalogs_free(pgw_server *srv)
+{
+	catalog_loader *l = srv->catalogs;
+	catalog_slot *sl, *tmp;
+
+	if (!l)
+		return;
+	/* A loader thread still running will touch the lock and the event: leave them to the exiting process. */
+	HASH_ITER(hh, l->slots, sl, tmp)
+		if (sl->loading)
+			return;
+	HASH_ITER(hh, l->slots, sl, tmp) {
+		HASH_DEL(l->slots, sl);
+		if (sl->cat)
+			catalog_unref(sl->cat);
+		free(sl->target);
+		free(sl);
+	}
+	if (l->done_ev)
+		event_free(l->done_ev);
+	if (l->retry_ev)
+		event_free(l->retry_ev);
+	free(l);
+	srv->catalogs = NULL;
+}
+
+const fn_catalog *catalogs_get(pgw_server *srv, const char *target, bool *stale)
+{
+	catalog_slot *sl = slot_for(srv->catalogs, target, false);
+
+	*stale = !sl || !sl->cat || sl->covered != sl->stale_mark;
+	return sl ? sl->cat : NULL;
+}
+
+void catalogs_mark_stale(pgw_server *srv, const char *target)
+{
+	catalog_slot *sl = slot_for(srv->catalogs, target, true);
+
+	if (sl)
+		sl->stale_mark++;
+}
+
+void catalogs_refresh_and_wait(session *s)
+{
+	catalog_slot *sl = slot_for(s->srv->catalogs, s->target->name, true);
+
+	if (!sl)
+		return;
+	session_log(LOG_LVL_INFO, s, "function definitions may have changed: reloading the catalog");
+	s->catalog_waiting = true;
+	s->catalog_wait_mark = sl->stale_mark;
+	client_pause(s);
+	start_load(s->srv, sl);
+}
+
+void catalogs_render_metrics(pgw_server *srv, struct evbuffer *out)
+{
+	catalog_slot *sl, *tmp;
+
+	evbuffer_add_printf(out, "# TYPE pgwarden_user_functions gauge\n");
+	HASH_ITER(hh, srv->catalogs->slots, sl, tmp) {
+		if (!sl->cat)
+			continue;
+		evbuffer_add_printf(out,
+				    "pgwarden_user_functions{target=\"%s\",class=\"analysed\"} %zu\n"
+				    "pgwarden_user_functions{target=\"%s\",class=\"read_only\"} %zu\n"
+				    "pgwarden_user_functions{target=\"%s\",class=\"write\"} %zu\n"
+				    "pgwarden_user_functions{target=\"%s\",class=\"identity\"} %zu\n"
+				    "pgwarden_user_functions{target=\"%s\",class=\"opaque\"} %zu\n"
+				    "pgwarden_user_functions{target=\"%s\",class=\"trusted\"} %zu\n",
+				    sl->target, sl->counts.analysed, sl->target, sl->counts.read_only, sl->target,
+				    sl->counts.writes, sl->target, sl->counts.identity, sl->target, sl->counts.opaque,
+				    sl->target, sl->counts.trusted);
+	}
+}
