@@ -6,6 +6,7 @@
 #include "audit/audit.h"
 #include "conf/config.h"
 #include "conf/token_new.h"
+#include "proxy/explain.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -16,6 +17,9 @@ static const char usage_text[] =
 	"  pgwarden -c FILE                 run the proxy in the foreground (logs to stderr)\n"
 	"  pgwarden --check -c FILE         validate config and token file (FILE:LINE: message per error)\n"
 	"  pgwarden --version               print the version\n"
+	"  pgwarden --explain -c FILE --target NAME [--actor ID] \"SQL\"\n"
+	"                                   show how a statement is classified and judged, and why\n"
+	"                                   (reads the target's functions; exit 0 allowed, 3 denied)\n"
 	"  pgwarden token new --actor ID --role ROLE [--tenant T] [--scram]\n"
 	"                                   print a new token and its token-file line\n"
 	"  pgwarden audit verify FILE...    check the hash chain of audit files (in order)\n"
@@ -67,6 +71,9 @@ int main(int argc, char **argv)
 		return token_cli_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "audit") == 0)
 		return audit_cli_main(argc - 1, argv + 1);
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--explain") == 0)
+			return explain_main(argc, argv);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
 			printf("pgwarden %s\n", PGWARDEN_VERSION);
