@@ -35,6 +35,10 @@ static void healthz_cb(struct evhttp_request *req, void *arg)
 	if (srv->shutting_down) {
 		evbuffer_add_printf(b, "shutting down\n");
 		reply(req, 503, "Service Unavailable", "text/plain", b);
+	} else if (srv->audit && !audit_healthy(srv->audit)) {
+		/* statements are refused while the audit log cannot be written */
+		evbuffer_add_printf(b, "audit log unavailable\n");
+		reply(req, 503, "Service Unavailable", "text/plain", b);
 	} else {
 		evbuffer_add_printf(b, "ok\n");
 		reply(req, 200, "OK", "text/plain", b);

@@ -48,13 +48,20 @@ void audit_auth(session *s, bool ok)
 	session_event(s, ok ? "auth_ok" : "auth_fail", NULL);
 }
 
+/* One disconnect record per session: the revocation's carries the reason. */
 void audit_revoked(session *s)
 {
+	if (s->audited_disconnect)
+		return;
+	s->audited_disconnect = true;
 	session_event(s, "disconnect", "token-revoked");
 }
 
 void audit_disconnect(session *s)
 {
+	if (s->audited_disconnect)
+		return;
+	s->audited_disconnect = true;
 	session_event(s, "disconnect", NULL);
 }
 

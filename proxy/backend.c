@@ -18,6 +18,7 @@
 #include "proxy/client.h"
 #include "proxy/frontend.h"
 #include "proxy/gate.h"
+#include "proxy/stmt_table.h"
 #include "proxy/log.h"
 #include "protocol/pktread.h"
 #include "protocol/startup.h"
@@ -27,7 +28,7 @@ backend_action backend_classify(session *s, char type, uint32_t body_len)
 	owed *head = owed_head(&s->owed);
 
 	/* Internal queries' rows are swallowed, so they are read whole (they are tiny). */
-	if ((type == 'D' || type == 'd') && !(head && head->kind == OWED_INTERNAL))
+	if ((type == 'D' || type == 'd') && !(head && (head->kind == OWED_INTERNAL || head->kind == OWED_INTERNAL_EXT)))
 		return BACKEND_STREAM;
 	return BACKEND_WHOLE;
 }
@@ -98,6 +99,36 @@ static backend_action internal_message(session *s, char type, const uint8_t *bod
 	}
 }
 
+/*
+ * Answers to an internal extended message (Parse, Bind, Execute, Close):
+ * one completion each, swallowed; the Execute's row too. An error means the
+ * identity could not be re-applied mid-batch: the session cannot go on.
+ */
+static backend_action internal_ext_message(session *s, char type, const uint8_t *body, uint32_t len)
+{
+	char state[6];
+
+	switch (type) {
+	case '1': /* ParseComplete */
+	case '2': /* BindComplete */
+	case '3': /* CloseComplete */
+	case 'C': /* CommandComplete of the Execute */
+		owed_pop(&s->owed);
+		return BACKEND_DROP;
+	case 'E':
+		error_sqlstate(body, len, state);
+		session_log(LOG_LVL_ERROR, s, "internal re-pin failed (SQLSTATE %s): closing session", state);
+		client_fail(s, "XX000", "pgwarden: could not re-apply the pinned identity", NULL);
+		return BACKEND_DROP;
+	case 'S':
+	case 'N':
+	case 'A':
+		return BACKEND_FORWARD;
+	default:
+		return BACKEND_DROP; /* its RowDescription and DataRow */
+	}
+}
+
 static void on_parameter_status(session *s, const uint8_t *body, uint32_t len)
 {
 	pktread r;
@@ -113,6 +144,27 @@ static void on_parameter_status(session *s, const uint8_t *body, uint32_t len)
 		session_log(LOG_LVL_ERROR, s, "upstream reports unsupported client_encoding %s", value);
 		client_fail(s, "0A000", "pgwarden: this client_encoding is not supported", NULL);
 	}
+}
+
+/*
+ * After an extended-protocol error the server skips everything up to Sync:
+ * the skipped requests owe nothing, their name changes are undone, their
+ * statements get result records saying they failed with the batch, and an
+ * internal query among them (it never ran) is queued again.
+ */
+static void skip_to_sync(session *s, const char *sqlstate)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->owed.count; i++) {
+		owed *o = &s->owed.v[(s->owed.head + i) & (s->owed.cap - 1)];
+		if (o->kind == OWED_SYNC)
+			break;
+		while (o->next_ref < o->n_refs)
+			record_result(s, o, NULL, sqlstate);
+	}
+	if (owed_error_skip(&s->owed, &s->stmts) > 0)
+		s->repin_pending = true;
 }
 
 static backend_action on_error(session *s, owed *head, const uint8_t *body, uint32_t len)
@@ -136,13 +188,17 @@ static backend_action on_error(session *s, owed *head, const uint8_t *body, uint
 	case OWED_DESCRIBE:
 	case OWED_EXECUTE:
 	case OWED_CLOSE:
+		/* The refused request's statement-name changes do not stand. */
+		stmt_undo_revert(&s->stmts, &head->undo, 0);
 		owed_pop(&s->owed);
-		/* An internal query skipped with the rest never ran: re-pin at the next boundary. */
-		if (owed_error_skip(&s->owed) > 0)
-			s->repin_pending = true;
+		skip_to_sync(s, denied ? "42501" : state);
+		break;
+	case OWED_QUERY:
+		/* This statement and the rest of the Query did not run: undo their changes. */
+		stmt_undo_revert(&s->stmts, &head->undo, head->next_ref ? head->next_ref - 1 : 0);
 		break;
 	default:
-		break; /* Query, FunctionCall and Sync end at ReadyForQuery */
+		break; /* FunctionCall and Sync end at ReadyForQuery */
 	}
 	return denied ? BACKEND_DROP : BACKEND_FORWARD;
 }
@@ -160,6 +216,8 @@ backend_action backend_message(session *s, char type, const uint8_t *msg, uint32
 
 	if (head && head->kind == OWED_INTERNAL)
 		return internal_message(s, type, body, len);
+	if (head && head->kind == OWED_INTERNAL_EXT)
+		return internal_ext_message(s, type, body, len);
 	switch (type) {
 	case 'Z': /* ReadyForQuery */
 		if (len < 1)
@@ -175,6 +233,8 @@ backend_action backend_message(session *s, char type, const uint8_t *msg, uint32
 			return BACKEND_DROP;
 		}
 		if (head && (head->kind == OWED_QUERY || head->kind == OWED_EXECUTE)) {
+			if (head->kind == OWED_QUERY)
+				stmt_undo_confirm(&head->undo, head->next_ref);
 			record_result(s, head, command_tag(body, len), NULL);
 			if (head->kind == OWED_EXECUTE)
 				owed_pop(&s->owed);

@@ -56,6 +56,20 @@ static void malformed(session *s, const char *what)
 	client_fail(s, "08P01", msg, NULL);
 }
 
+/*
+ * Hand the statement-name changes the gate made to the request's owed
+ * entry: they stand once the server answers it. With no entry (the server
+ * is skipping to Sync and will ignore the request) they are undone now.
+ */
+static void attach_undo(session *s, owed *o, gate_verdict *v)
+{
+	if (o)
+		o->undo = v->undo;
+	else
+		stmt_undo_revert(&s->stmts, &v->undo, 0);
+	v->undo = NULL;
+}
+
 static void deny(session *s, char type, uint32_t body_len, const gate_verdict *v)
 {
 	relay_deny(s, type, 5 + (size_t)body_len, v->message, v->detail[0] ? v->detail : NULL,
@@ -79,6 +93,19 @@ static void repin_if_needed(session *s)
 	free(sql);
 }
 
+static void repin_extended(session *s)
+{
+	char *sql = pin_sql_build_single(s->cfg, s->who, s->up.read_only);
+
+	s->repin_pending = false;
+	if (!sql) {
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+		return;
+	}
+	relay_inject_internal_ext(s, sql);
+	free(sql);
+}
+
 static void on_query(session *s, const uint8_t *body, uint32_t len)
 {
 	gate_verdict v;
@@ -95,6 +122,7 @@ static void on_query(session *s, const uint8_t *body, uint32_t len)
 	o = expect(s, OWED_QUERY);
 	if (o && v.n_refs && !owed_set_refs(o, v.refs, v.n_refs))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	attach_undo(s, o, &v);
 	gate_verdict_clear(&v);
 	if (s->closing)
 		return;
@@ -129,7 +157,7 @@ static void on_parse(session *s, const uint8_t *body, uint32_t len)
 		deny(s, 'P', len, &v);
 		return;
 	}
-	expect(s, OWED_PARSE);
+	attach_undo(s, expect(s, OWED_PARSE), &v);
 	if (!s->closing)
 		forward(s, len);
 }
@@ -179,9 +207,14 @@ static void on_execute(session *s, const uint8_t *body, uint32_t len)
 	o = expect(s, OWED_EXECUTE);
 	if (o && v.n_refs && !owed_set_refs(o, v.refs, v.n_refs))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	attach_undo(s, o, &v);
 	gate_verdict_clear(&v);
-	if (!s->closing)
-		forward(s, len);
+	if (s->closing)
+		return;
+	forward(s, len);
+	/* RESET ALL / DISCARD ALL ran: re-pin before the batch's next message, not at its Sync. */
+	if (s->repin_pending)
+		repin_extended(s);
 }
 
 static void on_describe_or_close(session *s, char type, const uint8_t *body, uint32_t len)
@@ -234,6 +267,10 @@ static void on_function_call(session *s, uint32_t len)
 void frontend_message(session *s, char type, const uint8_t *msg, uint32_t len)
 {
 	const uint8_t *body = msg + 5;
+
+	/* Nothing in flight: a window may have opened or closed since the last ReadyForQuery. */
+	if (s->owed.count == 0)
+		gate_transaction_boundary(s);
 
 	switch (type) {
 	case 'Q':

@@ -23,10 +23,11 @@
 #include "proxy/server.h"
 #include "audit/audit.h"
 #include "protocol/pktbuf.h"
-#include "protocol/pktread.h"
+#include "protocol/bind.h"
 
 void gate_verdict_clear(gate_verdict *v)
 {
+	stmt_undo_free(&v->undo);
 	if (v->refs && v->refs != v->inline_refs)
 		free(v->refs);
 	v->refs = NULL;
@@ -39,6 +40,7 @@ static void verdict_init(gate_verdict *v)
 	v->refs = v->inline_refs;
 	v->n_refs = 0;
 	v->cap_refs = GATE_INLINE_REFS;
+	v->undo = NULL;
 	v->rewritten = NULL;
 	v->rewritten_len = 0;
 }
@@ -152,7 +154,7 @@ static void decide_facts(session *s, const policy_subject *subj, const policy_fa
  * re-read when the statement's transaction ends).
  */
 static void track_statement(session *s, const policy_facts *f, const char *text, size_t len,
-			    const policy_verdict *pv)
+			    const policy_verdict *pv, gate_verdict *v, uint32_t index)
 {
 	uint32_t flags = policy_facts_flags(f);
 
@@ -169,14 +171,15 @@ static void track_statement(session *s, const policy_facts *f, const char *text,
 		si = stmt_info_new(text, len, inner);
 		if (!si)
 			policy_facts_unref(inner);
-		if (!si || !stmt_table_put(&s->stmts, policy_facts_name(f), si))
+		if (!si || !stmt_table_put_undoable(&s->stmts, policy_facts_name(f), si, &v->undo, index))
 			client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		stmt_info_unref(si);
 	} else if (flags & PF_DEALLOCATE) {
-		if (policy_facts_name(f))
-			stmt_table_del(&s->stmts, policy_facts_name(f));
-		else
-			stmt_table_clear_stmts(&s->stmts);
+		bool ok = policy_facts_name(f)
+				  ? stmt_table_del_undoable(&s->stmts, policy_facts_name(f), &v->undo, index)
+				  : stmt_table_clear_undoable(&s->stmts, &v->undo, index);
+		if (!ok)
+			client_fail(s, "53200", "pgwarden: out of memory", NULL);
 	}
 }
 
@@ -188,69 +191,88 @@ static void count_decision(session *s, const policy_verdict *pv)
 }
 
 /*
- * A Query whose RESET ALL is followed by more statements: splice the pinning
- * SETs right after it, inside the same Query (and so the same implicit
- * transaction), so no later statement runs unpinned. Their results are
- * swallowed through GATE_REF_INTERNAL refs.
+ * A Query whose RESET ALL (or DISCARD ALL) is followed by more statements:
+ * the pinning SETs are spliced in right after each such reset, inside the
+ * same Query (and so the same implicit transaction), so no later statement
+ * runs unpinned. Their results are swallowed through GATE_REF_INTERNAL refs.
  */
-static bool splice_repin(session *s, const char *sql, size_t len, size_t cut, gate_verdict *v)
-{
-	char *pin = pin_sql_build(s->cfg, s->who, s->up.read_only);
-	pktbuf b;
+typedef struct splicer {
+	pktbuf b;       /* the rewritten Query, started at the first splice */
+	size_t copied;  /* bytes of the original text already copied */
+	char *pin;      /* the pinning SQL, built once */
+} splicer;
 
-	if (!pin)
-		return false;
-	pktbuf_init(&b);
-	pkt_begin(&b, 'Q');
-	pkt_put_bytes(&b, sql, cut);
-	pkt_put_u8(&b, ';');
-	pkt_put_bytes(&b, pin, strlen(pin));
-	pkt_put_bytes(&b, sql + cut, len - cut);
-	pkt_put_u8(&b, 0);
-	pkt_end(&b);
-	free(pin);
-	if (b.failed) {
-		pktbuf_free(&b);
-		return false;
+static bool splice_at(session *s, splicer *sp, const char *sql, size_t cut)
+{
+	if (!sp->pin) {
+		sp->pin = pin_sql_build(s->cfg, s->who, s->up.read_only);
+		if (!sp->pin)
+			return false;
+		pktbuf_init(&sp->b);
+		pkt_begin(&sp->b, 'Q');
 	}
-	free(v->rewritten);
-	v->rewritten = b.data;
-	v->rewritten_len = b.len;
-	return true;
+	pkt_put_bytes(&sp->b, sql + sp->copied, cut - sp->copied);
+	pkt_put_u8(&sp->b, ';');
+	pkt_put_bytes(&sp->b, sp->pin, strlen(sp->pin));
+	sp->copied = cut;
+	return !sp->b.failed;
+}
+
+/* Finish the rewritten Query into v (if anything was spliced); false on out of memory. */
+static bool splice_finish(splicer *sp, const char *sql, size_t len, gate_verdict *v)
+{
+	bool ok = true;
+
+	if (!sp->pin)
+		return true;
+	pkt_put_bytes(&sp->b, sql + sp->copied, len - sp->copied);
+	pkt_put_u8(&sp->b, 0);
+	pkt_end(&sp->b);
+	free(sp->pin);
+	if (sp->b.failed) {
+		pktbuf_free(&sp->b);
+		ok = false;
+	} else {
+		v->rewritten = sp->b.data;
+		v->rewritten_len = sp->b.len;
+	}
+	return ok;
 }
 
 /* Audit and bookkeeping for an allowed Query's statements; false on out of memory. */
 static bool allow_query(session *s, const char *sql, size_t len, const policy_analysis *a,
 			const policy_verdict *pvs, gate_verdict *v)
 {
-	size_t i;
+	splicer sp = {.copied = 0, .pin = NULL};
 	unsigned k, npin = pin_sql_statements(s->cfg);
+	size_t i;
 
 	for (i = 0; i < a->n; i++) {
 		const policy_stmt *st = &a->v[i];
 		uint64_t ref = audit_statement(s, "simple", sql + st->offset, st->len, &pvs[i]);
 
 		if (!add_ref(v, ref))
-			return false;
-		track_statement(s, st->facts, sql + st->offset, st->len, &pvs[i]);
-		if (policy_facts_flags(st->facts) & PF_SESSION_RESET) {
-			if (i + 1 == a->n) {
-				s->repin_pending = true;
-				continue;
-			}
-			/* Only the first reset is spliced; a later one in the same Query re-pins after it. */
-			if (v->rewritten) {
-				s->repin_pending = true;
-				continue;
-			}
-			if (!splice_repin(s, sql, len, st->offset + st->len, v))
-				return false;
-			for (k = 0; k < npin; k++)
-				if (!add_ref(v, GATE_REF_INTERNAL))
-					return false;
+			goto oom;
+		track_statement(s, st->facts, sql + st->offset, st->len, &pvs[i], v, v->n_refs - 1);
+		if (!(policy_facts_flags(st->facts) & PF_SESSION_RESET))
+			continue;
+		if (i + 1 == a->n) {
+			s->repin_pending = true; /* re-pinned right after this Query */
+			continue;
 		}
+		if (!splice_at(s, &sp, sql, st->offset + st->len))
+			goto oom;
+		for (k = 0; k < npin; k++)
+			if (!add_ref(v, GATE_REF_INTERNAL))
+				goto oom;
 	}
-	return true;
+	return splice_finish(&sp, sql, len, v);
+oom:
+	if (sp.pin) {
+		free(sp.pin);
+		pktbuf_free(&sp.b);
+	}
+	return false;
 }
 
 #ifdef PGW_RELAY_ONLY
@@ -354,9 +376,8 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 	}
 #endif
 	if (a.n > 1) {
-		/* PostgreSQL refuses several statements in one Parse; nothing is stored. */
+		/* PostgreSQL refuses several statements in one Parse: it keeps what the name meant. */
 		policy_analysis_clear(&a);
-		stmt_table_del(&s->stmts, name);
 		return true;
 	}
 	if (a.n == 1) {
@@ -375,7 +396,8 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 	si = stmt_info_new(sql, len, facts);
 	if (!si && facts)
 		policy_facts_unref(facts);
-	if (!si || !stmt_table_put(&s->stmts, name, si))
+	/* kept only if the server answers ParseComplete (a name in use or an error undoes it) */
+	if (!si || !stmt_table_put_undoable(&s->stmts, name, si, &v->undo, 0))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 	stmt_info_unref(si);
 	return true;
@@ -398,49 +420,32 @@ bool gate_bind(session *s, const char *portal, const char *stmt, const uint8_t *
 	return true;
 }
 
-/*
- * The Bind parameter section: int16 format count, formats, int16 value
- * count, then (int32 length, bytes) per value. Values are read into 'out'
- * (pointers into the stored section); returns how many, or -1 if malformed.
- */
-static int bind_params(const uint8_t *p, size_t len, audit_param *out, int max)
-{
-	pktread r;
-	int16_t nfmt, nval, fmt = 0;
-	const uint8_t *fmts = NULL, *val;
-	int32_t vlen;
-	int i;
-
-	pktread_init(&r, p, len);
-	if (!rd_i16(&r, &nfmt) || nfmt < 0 || !rd_bytes(&r, 2 * (size_t)nfmt, &fmts) || !rd_i16(&r, &nval) ||
-	    nval < 0)
-		return -1;
-	for (i = 0; i < nval; i++) {
-		if (!rd_i32(&r, &vlen) || (vlen >= 0 && !rd_bytes(&r, (size_t)vlen, &val)))
-			return -1;
-		if (nfmt == 1)
-			fmt = (int16_t)((fmts[0] << 8) | fmts[1]);
-		else if (nfmt > i)
-			fmt = (int16_t)((fmts[2 * i] << 8) | fmts[2 * i + 1]);
-		if (i < max) {
-			out[i].value = vlen >= 0 ? val : NULL;
-			out[i].len = vlen >= 0 ? vlen : -1;
-			out[i].format = fmt;
-		}
-	}
-	return nval < max ? nval : max;
-}
-
 /* The statement record of an Execute, with its Bind parameters when audit_params is on. */
 static uint64_t audit_execute(session *s, const char *portal, const stmt_info *si, const policy_verdict *pv)
 {
-	audit_param params[GATE_MAX_AUDIT_PARAMS];
+	audit_param few[GATE_MAX_AUDIT_PARAMS], *params = few;
 	size_t plen;
 	const uint8_t *p = s->cfg->audit_params ? portal_table_params(&s->stmts, portal, &plen) : NULL;
-	int n = p ? bind_params(p, plen, params, GATE_MAX_AUDIT_PARAMS) : -1;
+	int n = -1, max = GATE_MAX_AUDIT_PARAMS;
+	uint64_t seq;
 
-	return audit_statement_params(s, "extended", si->text, si->len, pv, n >= 0 ? params : NULL,
-				      n >= 0 ? (size_t)n : 0);
+	if (p && plen >= 4) {
+		/* The protocol allows 65535 parameters: every one is recorded, on the heap past the first few. */
+		uint16_t nfmt = (uint16_t)((p[0] << 8) | p[1]);
+		if (plen >= 4 + 2 * (size_t)nfmt) {
+			uint16_t nval = (uint16_t)((p[2 + 2 * nfmt] << 8) | p[3 + 2 * nfmt]);
+			if (nval > max && (params = malloc(sizeof(*params) * (size_t)nval)) != NULL)
+				max = nval;
+			else if (nval > max)
+				params = few;
+		}
+		n = bind_read_params(p, plen, params, max);
+	}
+	seq = audit_statement_params(s, "extended", si->text, si->len, pv, n >= 0 ? params : NULL,
+				     n >= 0 ? (size_t)n : 0);
+	if (params != few)
+		free(params);
+	return seq;
 }
 
 bool gate_execute(session *s, const char *portal, gate_verdict *v)
@@ -473,7 +478,7 @@ bool gate_execute(session *s, const char *portal, gate_verdict *v)
 	count_decision(s, &pv);
 	if (!add_ref(v, audit_execute(s, portal, si, &pv)))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	track_statement(s, si->facts, si->text, si->len, &pv);
+	track_statement(s, si->facts, si->text, si->len, &pv, v, 0);
 	if (policy_facts_flags(si->facts) & PF_SESSION_RESET)
 		s->repin_pending = true;
 	return true;
@@ -494,7 +499,10 @@ void gate_transaction_boundary(session *s)
 {
 	bool want;
 
-	if (s->closing || s->up.txn_status != 'I' || s->owed.count != 0 || s->target->environment != ENV_PRODUCTION)
+	if (s->closing || s->up.txn_status != 'I' || s->owed.count != 0)
+		return;
+	/* A reload may have opened or closed a window: judge with the current config. */
+	if (!refresh_identity(s) || s->target->environment != ENV_PRODUCTION)
 		return;
 	want = !windows_open_now(s->cfg, s->target->name, s->who->actor, time(NULL));
 	if (want == s->up.read_only)

@@ -17,8 +17,8 @@
 /* Marks, in a Query's result refs, a result of pgwarden's own spliced statement (swallowed). */
 #define GATE_REF_INTERNAL UINT64_MAX
 #define GATE_INLINE_REFS 8
-/* Parameters recorded per Execute with audit_params = yes; more are left out of the record. */
-#define GATE_MAX_AUDIT_PARAMS 256
+/* Parameters recorded per Execute on the stack; more go to the heap (all are recorded). */
+#define GATE_MAX_AUDIT_PARAMS 64
 
 /* The gate's answer for one client message. */
 typedef struct gate_verdict {
@@ -29,6 +29,7 @@ typedef struct gate_verdict {
 	uint64_t inline_refs[GATE_INLINE_REFS];
 	uint32_t n_refs;
 	uint32_t cap_refs;       /* slots in refs */
+	struct stmt_undo *undo;  /* statement-name changes to attach to the request's owed entry */
 	uint8_t *rewritten;      /* Query: a replacement message to send instead (malloc'd), or NULL */
 	size_t rewritten_len;
 } gate_verdict;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/stmt_table.h"
+
 void owed_init(owed_queue *q)
 {
 	memset(q, 0, sizeof(*q));
@@ -11,6 +13,7 @@ void owed_init(owed_queue *q)
 
 static void owed_release(owed *o)
 {
+	stmt_undo_free(&o->undo); /* answered: its changes stand */
 	free(o->deny_msg);
 	if (o->refs != o->inline_refs)
 		free(o->refs);
@@ -101,14 +104,16 @@ uint64_t owed_take_ref(owed *o)
 	return o->refs[o->next_ref++];
 }
 
-unsigned owed_error_skip(owed_queue *q)
+unsigned owed_error_skip(owed_queue *q, struct stmt_table *names)
 {
 	unsigned internal = 0;
 
 	/* PostgreSQL ignores every message until Sync, a simple Query too (postgres.c, ignore_till_sync). */
 	while (q->count && q->v[q->head].kind != OWED_SYNC) {
-		if (q->v[q->head].kind == OWED_INTERNAL)
+		if (q->v[q->head].kind == OWED_INTERNAL || q->v[q->head].kind == OWED_INTERNAL_EXT)
 			internal++;
+		if (names)
+			stmt_undo_revert(names, &q->v[q->head].undo, 0);
 		owed_pop(q);
 	}
 	if (!q->count)

@@ -24,6 +24,7 @@ typedef enum {
 	OWED_SYNC,     /* ReadyForQuery */
 	OWED_FUNCTION, /* FunctionCallResponse, then ReadyForQuery */
 	OWED_INTERNAL, /* pgwarden's own Query: everything up to its ReadyForQuery is swallowed */
+	OWED_INTERNAL_EXT, /* pgwarden's own extended message (re-pin mid-batch): its one answer is swallowed */
 } owed_kind;
 
 /* Which of a Query's statement records the next result belongs to. */
@@ -39,6 +40,7 @@ typedef struct owed {
 	uint32_t n_refs;        /* how many refs */
 	uint32_t next_ref;      /* index of the ref the next result belongs to */
 	struct timespec start;  /* when sent, for duration_us */
+	struct stmt_undo *undo; /* statement-name changes this request made, until the server confirms them */
 } owed;
 
 typedef struct owed_queue {
@@ -68,10 +70,12 @@ uint64_t owed_take_ref(owed *o);
 /*
  * After an ErrorResponse for an extended-protocol message the server skips
  * every message up to Sync: drop the entries before the next OWED_SYNC. If
- * no Sync is queued yet, later messages owe nothing until one is. Returns
+ * no Sync is queued yet, later messages owe nothing until one is. The
+ * skipped requests' statement-name changes are undone in 'names'. Returns
  * how many of pgwarden's internal queries were dropped (they never ran).
  */
-unsigned owed_error_skip(owed_queue *q);
+struct stmt_table;
+unsigned owed_error_skip(owed_queue *q, struct stmt_table *names);
 
 /* Whether a message of this kind owes a response now (false while skipping until Sync). */
 bool owed_expects(const owed_queue *q, owed_kind kind);

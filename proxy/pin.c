@@ -61,18 +61,6 @@ static int put(char *buf, size_t bufsz, int off, const char *s)
 	return off + (int)n;
 }
 
-/* Append "; SET <ident> TO <literal>". */
-static int put_set(char *buf, size_t bufsz, int off, const char *name, const char *value)
-{
-	off = put(buf, bufsz, off, "; SET ");
-	if (off >= 0)
-		off = sql_quote_ident(buf, bufsz, (size_t)off, name);
-	off = put(buf, bufsz, off, " TO ");
-	if (off >= 0)
-		off = sql_quote_literal(buf, bufsz, (size_t)off, value);
-	return off;
-}
-
 /* The claims JSON {"sub":..,"role":..,"tenant_id":..} for claims_setting (malloc'd). */
 static char *claims_json(const pgw_token *who)
 {
@@ -96,7 +84,37 @@ static char *claims_json(const pgw_token *who)
 	return b.data;
 }
 
-char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only)
+typedef enum {
+	PIN_SETS,   /* SET ROLE ...; SET ... TO ...; ...: one CommandComplete per statement */
+	PIN_SELECT, /* SELECT set_config(...), ...: one statement, for the extended protocol */
+} pin_style;
+
+/* Append one setting in the given style; 'first' starts the statement list. */
+static int put_setting(char *buf, size_t bufsz, int off, pin_style style, const char *name, const char *value,
+		       bool first)
+{
+	if (style == PIN_SETS) {
+		off = put(buf, bufsz, off, first ? "SET " : "; SET ");
+		if (off >= 0)
+			off = sql_quote_ident(buf, bufsz, (size_t)off, name);
+		off = put(buf, bufsz, off, " TO ");
+		return off >= 0 ? sql_quote_literal(buf, bufsz, (size_t)off, value) : -1;
+	}
+	off = put(buf, bufsz, off, first ? "SELECT pg_catalog.set_config(" : ", pg_catalog.set_config(");
+	if (off >= 0)
+		off = sql_quote_literal(buf, bufsz, (size_t)off, name);
+	off = put(buf, bufsz, off, ", ");
+	if (off >= 0)
+		off = sql_quote_literal(buf, bufsz, (size_t)off, value);
+	return put(buf, bufsz, off, ", false)");
+}
+
+/*
+ * The role first (SET ROLE, or set_config('role'), which is what SET ROLE
+ * does), then the actor, tenant and claims settings, then the read-only
+ * default.
+ */
+static char *pin_build(const pgw_config *cfg, const pgw_token *who, bool read_only, pin_style style)
 {
 	/* Quoting at most doubles each value; the names are quoted too. */
 	size_t bufsz = 512 + 4 * (strlen(who->actor) + strlen(who->role) + (who->tenant ? strlen(who->tenant) : 0)) +
@@ -116,21 +134,33 @@ char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only)
 		free(claims);
 		return NULL;
 	}
-	off = put(buf, bufsz, 0, "SET ROLE ");
-	if (off >= 0)
-		off = sql_quote_ident(buf, bufsz, (size_t)off, who->role);
-	off = put_set(buf, bufsz, off, cfg->actor_setting, who->actor);
-	off = put_set(buf, bufsz, off, cfg->tenant_setting, who->tenant ? who->tenant : "");
+	if (style == PIN_SETS) {
+		off = put(buf, bufsz, 0, "SET ROLE ");
+		if (off >= 0)
+			off = sql_quote_ident(buf, bufsz, (size_t)off, who->role);
+	} else
+		off = put_setting(buf, bufsz, 0, style, "role", who->role, true);
+	off = put_setting(buf, bufsz, off, style, cfg->actor_setting, who->actor, false);
+	off = put_setting(buf, bufsz, off, style, cfg->tenant_setting, who->tenant ? who->tenant : "", false);
 	if (claims)
-		off = put_set(buf, bufsz, off, cfg->claims_setting, claims);
-	off = put(buf, bufsz, off, "; ");
-	off = put(buf, bufsz, off, pin_sql_read_only(read_only));
+		off = put_setting(buf, bufsz, off, style, cfg->claims_setting, claims, false);
+	off = put_setting(buf, bufsz, off, style, "default_transaction_read_only", read_only ? "on" : "off", false);
 	free(claims);
 	if (off < 0) {
 		free(buf);
 		return NULL;
 	}
 	return buf;
+}
+
+char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only)
+{
+	return pin_build(cfg, who, read_only, PIN_SETS);
+}
+
+char *pin_sql_build_single(const pgw_config *cfg, const pgw_token *who, bool read_only)
+{
+	return pin_build(cfg, who, read_only, PIN_SELECT);
 }
 
 const char *pin_sql_read_only(bool on)

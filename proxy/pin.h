@@ -20,6 +20,13 @@
  */
 char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only);
 
+/*
+ * The same pinning as ONE statement, for the extended protocol (a Parse
+ * holds one statement): SELECT pg_catalog.set_config('role', ...), ... .
+ * set_config('role') is what SET ROLE does. Returns NULL on out of memory.
+ */
+char *pin_sql_build_single(const pgw_config *cfg, const pgw_token *who, bool read_only);
+
 /* How many statements pin_sql_build() produces for this config. */
 unsigned pin_sql_statements(const pgw_config *cfg);
 

@@ -264,6 +264,62 @@ void relay_inject_internal(session *s, const char *sql)
 }
 
 /*
+ * Re-pin in the middle of an extended-protocol batch (after an Execute of
+ * RESET ALL, before the client's next message): Parse, Bind, Execute and
+ * Close of one set_config statement under names of our own, each owing one
+ * swallowed answer. It runs in the batch's implicit transaction, so a later
+ * error rolls it back together with the reset. If the server is already
+ * skipping to Sync, the reset did not run either: re-pin after the Sync.
+ */
+void relay_inject_internal_ext(session *s, const char *sql)
+{
+	pktbuf b;
+	char name[48];
+	uint8_t rnd[8];
+	int i;
+
+	if (!owed_expects(&s->owed, OWED_INTERNAL_EXT)) {
+		s->repin_pending = true;
+		return;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		memset(rnd, 0x6b, sizeof(rnd));
+	snprintf(name, sizeof(name), "pgwarden_pin_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+		 rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	pktbuf_init(&b);
+	pkt_begin(&b, 'P');
+	pkt_put_cstr(&b, name);
+	pkt_put_cstr(&b, sql);
+	pkt_put_u16(&b, 0);
+	pkt_end(&b);
+	pkt_begin(&b, 'B');
+	pkt_put_cstr(&b, name); /* portal */
+	pkt_put_cstr(&b, name); /* statement */
+	pkt_put_u16(&b, 0);
+	pkt_put_u16(&b, 0);
+	pkt_put_u16(&b, 0);
+	pkt_end(&b);
+	pkt_begin(&b, 'E');
+	pkt_put_cstr(&b, name);
+	pkt_put_u32(&b, 0);
+	pkt_end(&b);
+	pkt_begin(&b, 'C');
+	pkt_put_u8(&b, 'S');
+	pkt_put_cstr(&b, name);
+	pkt_end(&b);
+	for (i = 0; i < 4 && !b.failed; i++)
+		if (!owed_push(&s->owed, OWED_INTERNAL_EXT))
+			b.failed = true;
+	if (b.failed) {
+		pktbuf_free(&b);
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+		return;
+	}
+	evbuffer_add(relay_upstream_out(s), b.data, b.len);
+	pktbuf_free(&b);
+}
+
+/*
  * The poison: Execute of a portal that cannot exist (its name has 64 random
  * bits chosen per denial). It fails with an ErrorResponse and changes nothing,
  * so the server aborts the transaction block and, in the extended protocol,

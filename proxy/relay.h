@@ -46,6 +46,9 @@ void relay_release_held(session *s, bool audit_ok);
  */
 void relay_inject_internal(session *s, const char *sql);
 
+/* The same inside an extended-protocol batch (one statement, swallowed answers). */
+void relay_inject_internal_ext(session *s, const char *sql);
+
 /*
  * Deny the client message at the front of the client input (type and total
  * length given) with a prepared ErrorResponse: the message is dropped and a

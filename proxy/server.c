@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -335,6 +336,8 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	srv->cfg = cfg;
 	srv->config_path = strdup(config_path);
 	throttle_init(&srv->throttle);
+	/* Session ids stay unique across restarts of one audit log: start from the clock (2^20 a second). */
+	srv->next_session_id = (uint64_t)time(NULL) << 20;
 	signal(SIGPIPE, SIG_IGN);
 	/* Catalog loader threads hand results back with event_active(): libevent must be thread-aware. */
 	if (evthread_use_pthreads() != 0)

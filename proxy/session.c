@@ -65,8 +65,7 @@ void session_free(session *s)
 {
 	pgw_server *srv = s->srv;
 
-	if (s->client.phase != CLIENT_STARTUP || s->client.actor)
-		audit_disconnect(s);
+	audit_disconnect(s); /* every connect record gets its disconnect */
 	session_log(LOG_LVL_INFO, s, "disconnect: %s", s->close_reason[0] ? s->close_reason : "closed");
 	/*
 	 * A client that vanished mid-query leaves the backend running until the

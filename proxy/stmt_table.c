@@ -155,3 +155,97 @@ void stmt_table_free(stmt_table *t)
 	map_clear(&t->stmts);
 	map_clear(&t->portals);
 }
+
+/* ---- undo log ---------------------------------------------------------------------------- */
+
+static bool undo_push(stmt_table *t, const char *name, stmt_undo **log, uint32_t index)
+{
+	stmt_undo *u = calloc(1, sizeof(*u));
+	stmt_info *prev = map_get(t->stmts, name);
+
+	if (!u || !(u->name = strdup(name))) {
+		free(u);
+		return false;
+	}
+	if (prev)
+		stmt_info_ref(prev);
+	u->prev = prev;
+	u->index = index;
+	u->next = *log;
+	*log = u;
+	return true;
+}
+
+static void undo_release(stmt_undo *u)
+{
+	stmt_info_unref(u->prev);
+	free(u->name);
+	free(u);
+}
+
+bool stmt_table_put_undoable(stmt_table *t, const char *name, stmt_info *si, stmt_undo **log, uint32_t index)
+{
+	return undo_push(t, name, log, index) && stmt_table_put(t, name, si);
+}
+
+bool stmt_table_del_undoable(stmt_table *t, const char *name, stmt_undo **log, uint32_t index)
+{
+	if (!undo_push(t, name, log, index))
+		return false;
+	stmt_table_del(t, name);
+	return true;
+}
+
+bool stmt_table_clear_undoable(stmt_table *t, stmt_undo **log, uint32_t index)
+{
+	stmt_entry *e, *tmp;
+
+	HASH_ITER(hh, t->stmts, e, tmp)
+		if (!undo_push(t, e->name, log, index))
+			return false;
+	stmt_table_clear_stmts(t);
+	return true;
+}
+
+void stmt_undo_revert(stmt_table *t, stmt_undo **log, uint32_t from)
+{
+	stmt_undo **pp = log, *u;
+
+	/* The log is newest first, so restoring in list order undoes the newest change first. */
+	while ((u = *pp) != NULL) {
+		if (u->index < from) {
+			pp = &u->next;
+			continue;
+		}
+		*pp = u->next;
+		if (u->prev)
+			stmt_table_put(t, u->name, u->prev);
+		else
+			stmt_table_del(t, u->name);
+		undo_release(u);
+	}
+}
+
+void stmt_undo_confirm(stmt_undo **log, uint32_t index)
+{
+	stmt_undo **pp = log, *u;
+
+	while ((u = *pp) != NULL) {
+		if (u->index != index) {
+			pp = &u->next;
+			continue;
+		}
+		*pp = u->next;
+		undo_release(u);
+	}
+}
+
+void stmt_undo_free(stmt_undo **log)
+{
+	stmt_undo *u;
+
+	while ((u = *log) != NULL) {
+		*log = u->next;
+		undo_release(u);
+	}
+}

@@ -26,6 +26,19 @@ typedef struct stmt_table {
 	struct stmt_entry *portals;        /* portals created by Bind */
 } stmt_table;
 
+/*
+ * A change to the statement names, kept until the server's answer confirms
+ * it: a Parse or PREPARE the server refuses (a name already in use, an
+ * aborted transaction), or one it skips after an earlier error, must not
+ * change what pgwarden thinks a name runs.
+ */
+typedef struct stmt_undo {
+	struct stmt_undo *next;   /* the change made before this one */
+	char *name;               /* the statement name changed */
+	stmt_info *prev;          /* what it meant before (a reference), NULL if it did not exist */
+	uint32_t index;           /* in a Query: which statement's result confirms it; else 0 */
+} stmt_undo;
+
 void stmt_table_init(stmt_table *t);
 void stmt_table_free(stmt_table *t);
 
@@ -41,6 +54,17 @@ void stmt_table_del(stmt_table *t, const char *name);
 void stmt_table_clear_stmts(stmt_table *t);
 
 /* Name a portal; 'params' (may be NULL) is a copy of the Bind's parameter section, kept for the audit. */
+/* The same changes, recording how to undo them (newest first) in *log. false on out of memory. */
+bool stmt_table_put_undoable(stmt_table *t, const char *name, stmt_info *si, stmt_undo **log, uint32_t index);
+bool stmt_table_del_undoable(stmt_table *t, const char *name, stmt_undo **log, uint32_t index);
+bool stmt_table_clear_undoable(stmt_table *t, stmt_undo **log, uint32_t index);
+/* The server refused or skipped the changes with index >= from: restore what the names meant, newest first. */
+void stmt_undo_revert(stmt_table *t, stmt_undo **log, uint32_t from);
+/* The server confirmed the changes with this index: forget how to undo them. */
+void stmt_undo_confirm(stmt_undo **log, uint32_t index);
+/* Forget every undo record (all confirmed). */
+void stmt_undo_free(stmt_undo **log);
+
 bool portal_table_put(stmt_table *t, const char *name, stmt_info *si, const uint8_t *params, size_t params_len);
 stmt_info *portal_table_get(stmt_table *t, const char *name);
 /* The Bind parameter section stored with a portal (NULL if none). */

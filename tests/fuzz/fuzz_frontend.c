@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "protocol/frame.h"
+#include "protocol/bind.h"
 #include "protocol/pktread.h"
 #include "proxy/owed.h"
 #include "proxy/stmt_table.h"
@@ -41,31 +42,17 @@ typedef struct sim {
 	uint64_t next_ref;
 } sim;
 
-/* proxy/gate.c bind_params: formats and values of a Bind parameter section; -1 if malformed. */
+/* The real reader (protocol/bind.c), touching every value the audit record would read. */
 static int bind_params(const uint8_t *p, size_t len, int max)
 {
-	pktread r;
-	int16_t nfmt, nval, fmt = 0;
-	const uint8_t *fmts = NULL, *val;
-	int32_t vlen;
-	int i, seen = 0;
+	audit_param out[64];
+	int n = bind_read_params(p, len, out, max < 64 ? max : 64), i, seen = 0;
 
-	pktread_init(&r, p, len);
-	if (!rd_i16(&r, &nfmt) || nfmt < 0 || !rd_bytes(&r, 2 * (size_t)nfmt, &fmts) || !rd_i16(&r, &nval) ||
-	    nval < 0)
-		return -1;
-	for (i = 0; i < nval; i++) {
-		if (!rd_i32(&r, &vlen) || (vlen >= 0 && !rd_bytes(&r, (size_t)vlen, &val)))
-			return -1;
-		if (nfmt == 1)
-			fmt = (int16_t)((fmts[0] << 8) | fmts[1]);
-		else if (nfmt > i)
-			fmt = (int16_t)((fmts[2 * i] << 8) | fmts[2 * i + 1]);
-		if (i < max && vlen > 0)
-			seen += val[0] + val[vlen - 1] + fmt; /* touch what the audit record would read */
-	}
+	for (i = 0; i < n; i++)
+		if (out[i].len > 0)
+			seen += out[i].value[0] + out[i].value[out[i].len - 1] + out[i].format;
 	(void)seen;
-	return nval < max ? nval : max;
+	return n;
 }
 
 static void expect(sim *s, owed_kind kind, bool with_ref)
@@ -204,7 +191,7 @@ static void server_answers(sim *s, uint8_t how)
 		owed_pop(&s->owed);
 		if (k == OWED_PARSE || k == OWED_BIND || k == OWED_DESCRIBE || k == OWED_EXECUTE ||
 		    k == OWED_CLOSE)
-			owed_error_skip(&s->owed);
+			owed_error_skip(&s->owed, NULL);
 	} else if (how & 1)
 		owed_pop(&s->owed);
 }

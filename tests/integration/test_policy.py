@@ -7,8 +7,9 @@ aborted, pipeline skipped to Sync, session goes on).
 After each tamper attempt the identity is checked as the database sees it: current_user,
 the pinned settings and an RLS-visible row count (policy_helpers.IDENTITY_SQL).
 
-Tests marked xfail(strict=True, reason="BUG: ...") expose pgwarden bugs still open; they
-turn into failures (XPASS) once fixed, so the mark must then be removed.
+Several tests here first exposed bugs (statement names changed before the server accepted
+them, a second RESET ALL in one Query, RESET ALL mid-pipeline, the read-only wall one
+statement late after a reload); they now guard the fixes.
 """
 import asyncio
 import secrets
@@ -337,8 +338,6 @@ def test_reset_all_then_statements_in_one_query(pgwarden, dbname):
         assert_identity(c)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: only the first RESET ALL of a Query gets the pinning SETs "
-                   "spliced after it; statements after a second RESET ALL in the same Query run unpinned")
 def test_second_reset_all_in_one_query(pgwarden):
     with pgwarden.connect(dbname="prod") as c:
         cur = run(c, "RESET ALL; SELECT 1; RESET ALL; SELECT current_setting('app.tenant_id', true), "
@@ -346,8 +345,6 @@ def test_second_reset_all_in_one_query(pgwarden):
         assert result_sets(cur)[-1] == [("acme", "bookkeeper", "on")]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: RESET ALL via the extended protocol re-pins only at Sync: "
-                   "a statement pipelined after it (before the Sync) runs unpinned")
 def test_reset_all_in_pipeline_then_statement(pgwarden):
     with pgwarden.connect(dbname="prod") as c:
         with c.pipeline():
@@ -653,10 +650,6 @@ def test_window_closed_by_reload_denies_prepared_write(pgwarden_factory, pg):
         pg.sql(f"DELETE FROM billing.invoices WHERE note = '{tag}'", "app")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: PREPARE is recorded when pgwarden allows it, not when the "
-                   "server accepts it: a second PREPARE of an existing name (server error 42P05) replaces "
-                   "pgwarden's record, so after the window closes EXECUTE is judged as 'SELECT 1' and the "
-                   "INSERT runs (and lands: see test_read_only_wall_restored_right_after_reload)")
 def test_failed_re_prepare_does_not_replace_tracked_statement(pgwarden_factory, pg):
     now = time.time()
     w = pgwarden_factory(extra_config=window_config(now))
@@ -676,10 +669,6 @@ def test_failed_re_prepare_does_not_replace_tracked_statement(pgwarden_factory, 
     assert n == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: default_transaction_read_only is re-applied only at the next "
-                   "ReadyForQuery after a window closes (gate_transaction_boundary), so the first statement "
-                   "after the close still runs read-write upstream (CONTRACT §4: production outside a "
-                   "window runs with default_transaction_read_only = on)")
 def test_read_only_wall_restored_right_after_reload(pgwarden_factory):
     now = time.time()
     w = pgwarden_factory(extra_config=window_config(now))
@@ -987,10 +976,6 @@ def test_denial_in_extended_batch_raw(pgwarden, dbname, denied_sql, expect):
 
 # --- prepared statements ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: gate_parse records a named statement before the server accepts "
-                   "the Parse: a second Parse of an existing name (server error 42P05) replaces pgwarden's "
-                   "record, so Execute is judged as 'SELECT 1' while the server runs the first statement "
-                   "(here pg_advisory_lock, a write per policy that the read-only wall does not stop)")
 def test_failed_re_parse_does_not_replace_tracked_statement(pgwarden, pg):
     locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"
     with raw_login(pgwarden, "prod") as r:
@@ -1015,9 +1000,6 @@ def test_unknown_prepared_statement_execute(pgwarden):
         assert_identity(c)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: same stale-Parse-name flaw, chained: the read-only wall is "
-                   "turned off (SET default_transaction_read_only = off) and an INSERT lands on prod "
-                   "outside a window")
 def test_stale_parse_name_cannot_write_on_prod(pgwarden, pg):
     tag = "pol-chain-" + secrets.token_hex(4)
 

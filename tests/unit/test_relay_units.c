@@ -202,7 +202,7 @@ static void test_owed_error_skip(void **state)
 		for (k = 0; k < c->n; k++)
 			assert_non_null(owed_push(&q, c->queued[k]));
 		owed_pop(&q); /* backend.c pops the errored entry first */
-		owed_error_skip(&q);
+		owed_error_skip(&q, NULL);
 		head = owed_head(&q);
 		ok = q.count == c->want_count && q.skip_until_sync == c->want_skipping &&
 		     (c->want_head == EMPTY ? head == NULL : head && head->kind == c->want_head);
@@ -232,12 +232,12 @@ static void test_owed_expects_while_skipping(void **state)
 		assert_true(owed_expects(&q, all[i]));
 	assert_non_null(owed_push(&q, OWED_EXECUTE));
 	owed_pop(&q);
-	owed_error_skip(&q);
+	owed_error_skip(&q, NULL);
 	assert_true(q.skip_until_sync);
 	for (i = 0; i < ARRAY_LEN(all); i++)
 		assert_int_equal(owed_expects(&q, all[i]), all[i] == OWED_SYNC);
 	/* a second error while skipping changes nothing */
-	owed_error_skip(&q);
+	owed_error_skip(&q, NULL);
 	assert_true(q.skip_until_sync);
 	assert_non_null(owed_push(&q, OWED_SYNC));
 	assert_false(q.skip_until_sync);
@@ -285,37 +285,37 @@ typedef struct pin_case {
 static const pin_case pin_cases[] = {
 	{"plain", "bookkeeper", "user:jimmie", "acme", NULL, true,
 	 "SET ROLE \"bookkeeper\"; SET \"app.actor_id\" TO E'user:jimmie'; SET \"app.tenant_id\" TO E'acme'; "
-	 "SET default_transaction_read_only TO on"},
+	 "SET \"default_transaction_read_only\" TO E'on'"},
 	{"no tenant, writable", "clerk", "agent:x", NULL, NULL, false,
 	 "SET ROLE \"clerk\"; SET \"app.actor_id\" TO E'agent:x'; SET \"app.tenant_id\" TO E''; "
-	 "SET default_transaction_read_only TO off"},
+	 "SET \"default_transaction_read_only\" TO E'off'"},
 	{"single quotes", "r", "o'brien", "a''b'", NULL, true,
 	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'o''brien'; SET \"app.tenant_id\" TO E'a''''b'''; "
-	 "SET default_transaction_read_only TO on"},
+	 "SET \"default_transaction_read_only\" TO E'on'"},
 	{"backslashes", "r", "a\\b\\", "\\'", NULL, true,
 	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'a\\\\b\\\\'; SET \"app.tenant_id\" TO E'\\\\'''; "
-	 "SET default_transaction_read_only TO on"},
+	 "SET \"default_transaction_read_only\" TO E'on'"},
 	{"double quotes", "we\"ird\"", "\"x\"", "t", NULL, false,
 	 "SET ROLE \"we\"\"ird\"\"\"; SET \"app.actor_id\" TO E'\"x\"'; SET \"app.tenant_id\" TO E't'; "
-	 "SET default_transaction_read_only TO off"},
+	 "SET \"default_transaction_read_only\" TO E'off'"},
 	{"injection attempt", "r\"; DROP TABLE t; --", "x'; RESET ROLE; --", "\\'; SELECT 1; --", NULL, true,
 	 "SET ROLE \"r\"\"; DROP TABLE t; --\"; SET \"app.actor_id\" TO E'x''; RESET ROLE; --'; "
-	 "SET \"app.tenant_id\" TO E'\\\\''; SELECT 1; --'; SET default_transaction_read_only TO on"},
+	 "SET \"app.tenant_id\" TO E'\\\\''; SELECT 1; --'; SET \"default_transaction_read_only\" TO E'on'"},
 	{"unicode", "rôle", "user:jörg✓", "ten\xf0\x9f\x98\x80nt", NULL, true,
 	 "SET ROLE \"rôle\"; SET \"app.actor_id\" TO E'user:jörg✓'; "
 	 "SET \"app.tenant_id\" TO E'ten\xf0\x9f\x98\x80nt'; "
-	 "SET default_transaction_read_only TO on"},
+	 "SET \"default_transaction_read_only\" TO E'on'"},
 	{"dollar, semicolon, newline", "r", "$$;\n--", "$t$", NULL, true,
 	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'$$;\n--'; SET \"app.tenant_id\" TO E'$t$'; "
-	 "SET default_transaction_read_only TO on"},
+	 "SET \"default_transaction_read_only\" TO E'on'"},
 	{"claims", "r", "a'b\\c\"d", "t", "request.jwt.claims", true,
 	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'a''b\\\\c\"d'; SET \"app.tenant_id\" TO E't'; "
 	 "SET \"request.jwt.claims\" TO "
 	 "E'{\"sub\":\"a''b\\\\\\\\c\\\\\"d\",\"role\":\"r\",\"tenant_id\":\"t\"}'; "
-	 "SET default_transaction_read_only TO on"},
+	 "SET \"default_transaction_read_only\" TO E'on'"},
 	{"claims, no tenant", "r", "x", NULL, "c.x", false,
 	 "SET ROLE \"r\"; SET \"app.actor_id\" TO E'x'; SET \"app.tenant_id\" TO E''; "
-	 "SET \"c.x\" TO E'{\"sub\":\"x\",\"role\":\"r\"}'; SET default_transaction_read_only TO off"},
+	 "SET \"c.x\" TO E'{\"sub\":\"x\",\"role\":\"r\"}'; SET \"default_transaction_read_only\" TO E'off'"},
 };
 
 static pgw_config pin_config(const char *claims)
