@@ -2,6 +2,8 @@
 #include "audit/audit.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,15 @@ struct audit_log {
 	char written_prev[AUDIT_HASH_HEX + 1]; /* hash of that line; the rollback point */
 	bool torn;                           /* a failed flush could not truncate its partial bytes */
 	off_t torn_off;                      /* ... back to this size; retried before the next write */
-	bool dirty;                          /* fsync=batch: written since the last fsync */
+	bool dirty;                          /* fsync=batch: written since the last fsync (loop thread) */
+	/* fsync = batch: a background thread fdatasyncs every 100 ms, so the event loop never waits on it */
+	pthread_t syncer;                    /* the syncer thread */
+	bool syncer_running;                 /* started by audit_open, joined by audit_close */
+	pthread_mutex_t sync_lock;           /* held by the syncer around fdatasync and by fd swaps */
+	pthread_cond_t sync_cond;            /* wakes the syncer early to stop */
+	bool sync_stop;                      /* under sync_lock: the syncer must exit */
+	atomic_bool sync_dirty;              /* written since the syncer's last fdatasync */
+	atomic_uint_fast64_t sync_errors;    /* failed background fdatasyncs */
 	bool healthy;                        /* the last flush succeeded */
 	uint64_t write_errors;               /* failed flushes and fsyncs since open */
 	time_t ts_sec;                       /* the second ts_prefix was formatted for */
@@ -242,6 +252,46 @@ static int open_log_file(const char *path, audit_hasher *h, tail_state *t, char 
 
 /* --- open, reopen, close -------------------------------------------------------------------- */
 
+#define SYNC_INTERVAL_NS 100000000L /* audit_fsync = batch: at least every 100 ms */
+
+/* The batch-mode syncer: fdatasync whatever was written since the last round, every 100 ms. */
+static void *syncer_main(void *arg)
+{
+	audit_log *log = arg;
+	struct timespec next;
+
+	pthread_mutex_lock(&log->sync_lock);
+	while (!log->sync_stop) {
+		clock_gettime(CLOCK_REALTIME, &next);
+		next.tv_nsec += SYNC_INTERVAL_NS;
+		if (next.tv_nsec >= 1000000000L) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&log->sync_cond, &log->sync_lock, &next);
+		if (log->sync_stop || !atomic_exchange(&log->sync_dirty, false))
+			continue;
+		if (fdatasync(log->fd) < 0) {
+			atomic_fetch_add(&log->sync_errors, 1);
+			log_error("audit log %s: fsync failed: %s", log->path, strerror(errno));
+		}
+	}
+	pthread_mutex_unlock(&log->sync_lock);
+	return NULL;
+}
+
+static void syncer_stop(audit_log *log)
+{
+	if (!log->syncer_running)
+		return;
+	pthread_mutex_lock(&log->sync_lock);
+	log->sync_stop = true;
+	pthread_cond_signal(&log->sync_cond);
+	pthread_mutex_unlock(&log->sync_lock);
+	pthread_join(log->syncer, NULL);
+	log->syncer_running = false;
+}
+
 audit_log *audit_open(const char *path, pgw_audit_fsync mode, char **err)
 {
 	audit_log *log;
@@ -271,6 +321,17 @@ audit_log *audit_open(const char *path, pgw_audit_fsync mode, char **err)
 	memcpy(log->written_prev, t.empty ? audit_zero_prev : t.hash, sizeof(log->written_prev));
 	log->seq = log->written_seq;
 	memcpy(log->prev, log->written_prev, sizeof(log->prev));
+	pthread_mutex_init(&log->sync_lock, NULL);
+	pthread_cond_init(&log->sync_cond, NULL);
+	atomic_init(&log->sync_dirty, false);
+	atomic_init(&log->sync_errors, 0);
+	if (mode == AUDIT_FSYNC_BATCH) {
+		if (pthread_create(&log->syncer, NULL, syncer_main, log) != 0) {
+			*err = strdup("cannot start the audit fsync thread");
+			goto fail;
+		}
+		log->syncer_running = true;
+	}
 	return log;
 fail:
 	audit_close(log);
@@ -313,8 +374,12 @@ int audit_reopen(audit_log *log, char **err)
 		log_warn("audit log %s: file does not end with the last record pgwarden wrote (seq %llu); "
 			 "the chain continues from seq %llu", log->path, (unsigned long long)log->written_seq,
 			 (unsigned long long)log->written_seq);
+	/* The syncer may be in fdatasync on the old fd: swap under its lock. */
+	pthread_mutex_lock(&log->sync_lock);
 	close(log->fd);
 	log->fd = fd;
+	atomic_store(&log->sync_dirty, false);
+	pthread_mutex_unlock(&log->sync_lock);
 	log->dirty = false;
 	log->torn = false;
 	return 0;
@@ -324,6 +389,7 @@ void audit_close(audit_log *log)
 {
 	if (log == NULL)
 		return;
+	syncer_stop(log);
 	if (log->fd >= 0) {
 		if (audit_pending(log))
 			(void)audit_flush(log);
@@ -333,6 +399,10 @@ void audit_close(audit_log *log)
 	}
 	jbuf_free(&log->batch);
 	audit_hasher_free(&log->hasher);
+	if (log->path) { /* set up past the first allocation: the sync primitives were initialised */
+		pthread_mutex_destroy(&log->sync_lock);
+		pthread_cond_destroy(&log->sync_cond);
+	}
 	free(log->path);
 	free(log);
 }
@@ -579,6 +649,8 @@ int audit_flush(audit_log *log)
 	jbuf_reset(&log->batch);
 	log->batch_first = 0;
 	log->dirty = log->mode == AUDIT_FSYNC_BATCH;
+	if (log->dirty)
+		atomic_store(&log->sync_dirty, true);
 	log->healthy = true;
 	return 0;
 }
@@ -596,7 +668,7 @@ bool audit_healthy(const audit_log *log)
 
 uint64_t audit_write_errors(const audit_log *log)
 {
-	return log->write_errors;
+	return log->write_errors + atomic_load(&((audit_log *)log)->sync_errors);
 }
 
 uint64_t audit_last_seq(const audit_log *log)

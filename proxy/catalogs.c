@@ -9,6 +9,8 @@
 #include "proxy/catalogs.h"
 
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +58,8 @@ typedef struct catalog_loader {
 	catalog_slot *slots;       /* by target name */
 	pthread_mutex_t lock;      /* guards done */
 	load_job *done;            /* finished loads, handed back by threads */
-	struct event *done_ev;     /* made active by threads */
+	int wake_fd;               /* eventfd a thread writes to when it hands a load back */
+	struct event *done_ev;     /* reads wake_fd on the loop */
 	struct event *retry_ev;    /* retries failed loads */
 } catalog_loader;
 
@@ -98,7 +101,15 @@ static void *load_thread(void *arg)
 	job->next = l->done;
 	l->done = job;
 	pthread_mutex_unlock(&l->lock);
-	event_active(l->done_ev, EV_READ, 0);
+	/*
+	 * Wake the loop through an eventfd rather than event_active(): the latter
+	 * would need libevent's locking on every event operation of the hot path.
+	 */
+	{
+		uint64_t one = 1;
+		ssize_t w = write(l->wake_fd, &one, sizeof(one));
+		(void)w;
+	}
 	return NULL;
 }
 
@@ -195,7 +206,10 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	pgw_server *srv = arg;
 	catalog_loader *l = srv->catalogs;
 	load_job *job;
+	uint64_t n;
+	ssize_t r = read(l->wake_fd, &n, sizeof(n));
 
+	(void)r;
 	pthread_mutex_lock(&l->lock);
 	job = l->done;
 	l->done = NULL;
@@ -238,10 +252,14 @@ int catalogs_init(pgw_server *srv)
 	if (!l)
 		return -1;
 	srv->catalogs = l;
+	l->wake_fd = -1;
 	pthread_mutex_init(&l->lock, NULL);
-	l->done_ev = event_new(srv->base, -1, EV_READ, done_cb, srv);
+	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->wake_fd < 0)
+		return -1;
+	l->done_ev = event_new(srv->base, l->wake_fd, EV_READ | EV_PERSIST, done_cb, srv);
 	l->retry_ev = evtimer_new(srv->base, retry_cb, srv);
-	if (!l->done_ev || !l->retry_ev)
+	if (!l->done_ev || !l->retry_ev || event_add(l->done_ev, NULL) != 0)
 		return -1;
 	catalogs_reload_all(srv);
 	return 0;
@@ -267,6 +285,8 @@ void catalogs_free(pgw_server *srv)
 	}
 	if (l->done_ev)
 		event_free(l->done_ev);
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
 	if (l->retry_ev)
 		event_free(l->retry_ev);
 	free(l);

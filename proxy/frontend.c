@@ -70,6 +70,17 @@ static void attach_undo(session *s, owed *o, gate_verdict *v)
 	v->undo = NULL;
 }
 
+/* An allowed statement will be forwarded: owe its response, with its audit refs and name changes. */
+static void owe_statement(session *s, owed_kind kind, gate_verdict *v)
+{
+	owed *o = expect(s, kind);
+
+	if (o && v->n_refs && !owed_set_refs(o, v->refs, v->n_refs))
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	attach_undo(s, o, v);
+	gate_verdict_clear(v);
+}
+
 static void deny(session *s, char type, uint32_t body_len, const gate_verdict *v)
 {
 	relay_deny(s, type, 5 + (size_t)body_len, v->message, v->detail[0] ? v->detail : NULL,
@@ -109,7 +120,6 @@ static void repin_extended(session *s)
 static void on_query(session *s, const uint8_t *body, uint32_t len)
 {
 	gate_verdict v;
-	owed *o;
 
 	if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1) {
 		malformed(s, "Query");
@@ -119,11 +129,7 @@ static void on_query(session *s, const uint8_t *body, uint32_t len)
 		deny(s, 'Q', len, &v);
 		return;
 	}
-	o = expect(s, OWED_QUERY);
-	if (o && v.n_refs && !owed_set_refs(o, v.refs, v.n_refs))
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	attach_undo(s, o, &v);
-	gate_verdict_clear(&v);
+	owe_statement(s, OWED_QUERY, &v);
 	if (s->closing)
 		return;
 	if (v.rewritten) {
@@ -191,7 +197,6 @@ static void on_execute(session *s, const uint8_t *body, uint32_t len)
 	const char *portal;
 	int32_t max_rows;
 	gate_verdict v;
-	owed *o;
 
 	pktread_init(&r, body, len);
 	rd_cstr(&r, &portal, NULL);
@@ -204,11 +209,7 @@ static void on_execute(session *s, const uint8_t *body, uint32_t len)
 		deny(s, 'E', len, &v);
 		return;
 	}
-	o = expect(s, OWED_EXECUTE);
-	if (o && v.n_refs && !owed_set_refs(o, v.refs, v.n_refs))
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	attach_undo(s, o, &v);
-	gate_verdict_clear(&v);
+	owe_statement(s, OWED_EXECUTE, &v);
 	if (s->closing)
 		return;
 	forward(s, len);

@@ -19,7 +19,6 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/thread.h>
 #include <openssl/ssl.h>
 
 #include "audit/audit.h"
@@ -50,7 +49,17 @@
 
 void server_request_flush(pgw_server *srv, session *s)
 {
-	if (s && !s->awaiting_flush) {
+	if (!s) {
+		/*
+		 * Records that no statement waits on (results, connects): written
+		 * with the next statement's batch, or within 10 ms, not one write each.
+		 */
+		static const struct timeval lazy = {0, 10000};
+		if (!evtimer_pending(srv->lazy_flush_ev, NULL))
+			evtimer_add(srv->lazy_flush_ev, &lazy);
+		return;
+	}
+	if (!s->awaiting_flush) {
 		s->awaiting_flush = true;
 		TAILQ_INSERT_TAIL(&srv->flush_list, s, flush_link);
 	}
@@ -70,14 +79,6 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		TAILQ_REMOVE(&srv->flush_list, s, flush_link);
 		relay_release_held(s, ok);
 	}
-}
-
-static void sync_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	pgw_server *srv = arg;
-
-	if (srv->audit)
-		audit_sync_tick(srv->audit);
 }
 
 void session_close_later(session *s, const char *reason)
@@ -305,23 +306,19 @@ static int setup_tls(pgw_server *srv)
 
 static int setup_events(pgw_server *srv)
 {
-	struct timeval tick = {0, 100000}; /* audit_fsync = batch: at least every 100 ms */
-
 	srv->flush_ev = event_new(srv->base, -1, 0, flush_cb, srv);
+	srv->lazy_flush_ev = evtimer_new(srv->base, flush_cb, srv);
 	srv->reap_ev = event_new(srv->base, -1, 0, reap_cb, srv);
-	srv->sync_timer = event_new(srv->base, -1, EV_PERSIST, sync_timer_cb, srv);
 	srv->shutdown_timer = evtimer_new(srv->base, shutdown_timer_cb, srv);
 	srv->sig_hup = evsignal_new(srv->base, SIGHUP, reload_cb, srv);
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, stop_cb, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, stop_cb, srv);
-	if (!srv->flush_ev || !srv->reap_ev || !srv->sync_timer || !srv->shutdown_timer || !srv->sig_hup ||
+	if (!srv->flush_ev || !srv->lazy_flush_ev || !srv->reap_ev || !srv->shutdown_timer || !srv->sig_hup ||
 	    !srv->sig_term || !srv->sig_int)
 		return -1;
 	event_add(srv->sig_hup, NULL);
 	event_add(srv->sig_term, NULL);
 	event_add(srv->sig_int, NULL);
-	if (srv->audit && srv->cfg->audit_fsync == AUDIT_FSYNC_BATCH)
-		event_add(srv->sync_timer, &tick);
 	return 0;
 }
 
@@ -339,9 +336,6 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	/* Session ids stay unique across restarts of one audit log: start from the clock (2^20 a second). */
 	srv->next_session_id = (uint64_t)time(NULL) << 20;
 	signal(SIGPIPE, SIG_IGN);
-	/* Catalog loader threads hand results back with event_active(): libevent must be thread-aware. */
-	if (evthread_use_pthreads() != 0)
-		return -1;
 	srv->base = event_base_new();
 	if (!srv->base)
 		return -1;
@@ -396,8 +390,8 @@ void server_free(pgw_server *srv)
 		SSL_CTX_free(srv->ssl_ctx);
 #define FREE_EV(e) if (e) event_free(e)
 	FREE_EV(srv->flush_ev);
+	FREE_EV(srv->lazy_flush_ev);
 	FREE_EV(srv->reap_ev);
-	FREE_EV(srv->sync_timer);
 	FREE_EV(srv->shutdown_timer);
 	FREE_EV(srv->sig_hup);
 	FREE_EV(srv->sig_term);

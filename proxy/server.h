@@ -36,8 +36,8 @@ typedef struct pgw_server {
 	unsigned cert_hash_len;
 
 	struct audit_log *audit;              /* NULL when audit_log is not set */
-	struct event *flush_ev;               /* low priority: write the audit batch, then release held bytes */
-	struct event *sync_timer;             /* audit_fsync = batch: fsync every 100 ms */
+	struct event *flush_ev;               /* after this loop iteration's callbacks: write the audit batch, release held bytes */
+	struct event *lazy_flush_ev;          /* within 10 ms: write records no statement waits on */
 	struct policy_classifier *classifier; /* shared statement classifier and its cache */
 	struct catalog_loader *catalogs;      /* each target's function catalog (catalogs.c) */
 
@@ -63,7 +63,11 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path);
 int server_run(pgw_server *srv);
 void server_free(pgw_server *srv);
 
-/* Ask the loop to write the audit batch (and release held upstream bytes) soon. */
+/*
+ * Ask the loop to write the audit batch: at the end of this iteration when
+ * session s holds statement bytes for it (released after the write), or
+ * within 10 ms when s is NULL (records nothing waits on).
+ */
 void server_request_flush(pgw_server *srv, session *s);
 
 /* During a graceful shutdown, end the session if it is between transactions (else later). */
