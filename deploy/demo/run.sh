@@ -17,6 +17,8 @@ cd "$REPO"
 . deploy/lib/pgtmp.sh
 
 DEMO=${DEMO_DIR:-$REPO/demo}
+# how the printed commands name the demo directory: relative to the repository when inside it
+DEMO_SHOW=${DEMO#"$REPO"/}
 PG_DIR=$DEMO/pg
 PGWARDEN=${PGWARDEN_BIN:-$REPO/pgwarden}
 PGWARDEN_PID=
@@ -65,7 +67,7 @@ port_free "$PORT" || PORT=$(pgtmp_free_port)
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 [ -f "$PG_DIR/data/PG_VERSION" ] && fresh="reusing" || fresh="creating"
-echo "demo: $fresh PostgreSQL in demo/pg (port $PG_PORT)" >&2
+echo "demo: $fresh PostgreSQL in $DEMO_SHOW/pg (port $PG_PORT)" >&2
 # A cluster left running by a killed demo is stopped first, so the port is ours.
 pgtmp_stop "$PG_DIR"
 pgtmp_start "$PG_DIR" "$PG_PORT" "$SVC_PASSWORD" 100
@@ -147,8 +149,8 @@ print_commands() {
 	done
 	echo
 	echo "# the audit trail, and its hash chain"
-	echo "./pgwarden audit show demo/audit.jsonl"
-	echo "./pgwarden audit verify demo/audit.jsonl"
+	echo "./pgwarden audit show $DEMO_SHOW/audit.jsonl"
+	echo "./pgwarden audit verify $DEMO_SHOW/audit.jsonl"
 	echo
 	echo "Ctrl-C stops pgwarden and the demo PostgreSQL."
 }
@@ -166,12 +168,12 @@ run_checks() {
 			failed=$((failed + 1))
 		fi
 	done
-	echo "== ./pgwarden audit show demo/audit.jsonl"
-	"$PGWARDEN" audit show demo/audit.jsonl || failed=$((failed + 1))
-	echo "== ./pgwarden audit verify demo/audit.jsonl"
-	"$PGWARDEN" audit verify demo/audit.jsonl || failed=$((failed + 1))
+	echo "== ./pgwarden audit show $DEMO_SHOW/audit.jsonl"
+	"$PGWARDEN" audit show "$DEMO/audit.jsonl" || failed=$((failed + 1))
+	echo "== ./pgwarden audit verify $DEMO_SHOW/audit.jsonl"
+	"$PGWARDEN" audit verify "$DEMO/audit.jsonl" || failed=$((failed + 1))
 	kill -0 "$PGWARDEN_PID" 2>/dev/null || { echo "!! pgwarden died"; failed=$((failed + 1)); }
-	echo "== pgwarden's log (demo/pgwarden.log)"
+	echo "== pgwarden's log ($DEMO_SHOW/pgwarden.log)"
 	cat "$DEMO/pgwarden.log"
 	if [ "$failed" -ne 0 ]; then
 		echo "demo: $failed check(s) failed"
