@@ -129,6 +129,22 @@ static backend_action internal_ext_message(session *s, char type, const uint8_t 
 	}
 }
 
+/*
+ * COPY FROM STDIN started. Until the client's CopyDone or CopyFail the
+ * server ignores Sync and Flush (PostgreSQL's copy code, for clients such as
+ * libpq that send them without knowing the command was COPY): a Sync sent
+ * right behind an extended-protocol COPY, before this answer came, owes
+ * nothing, and neither do those the client sends during the copy.
+ */
+static void on_copy_in(session *s, owed *head)
+{
+	owed *next;
+
+	s->up.copy_in++;
+	if (head && head->kind == OWED_EXECUTE && (next = owed_at(&s->owed, 1)) != NULL && next->kind == OWED_SYNC)
+		owed_remove_at(&s->owed, 1);
+}
+
 static void on_parameter_status(session *s, const uint8_t *body, uint32_t len)
 {
 	pktread r;
@@ -147,19 +163,18 @@ static void on_parameter_status(session *s, const uint8_t *body, uint32_t len)
 }
 
 /*
- * After an extended-protocol error the server skips everything up to Sync:
- * the skipped requests owe nothing, their name changes are undone, their
- * statements get result records saying they failed with the batch, and an
- * internal query among them (it never ran) is queued again.
+ * After an extended-protocol error the server skips everything up to Sync.
+ * The failing request (the head) and the skipped ones owe nothing more:
+ * the skipped statements get result records saying they failed with the
+ * batch, every statement-name change among them is undone (newest first),
+ * and an internal query among them (it never ran) is queued again.
  */
 static void skip_to_sync(session *s, const char *sqlstate)
 {
-	uint32_t i;
+	uint32_t n = owed_until_sync(&s->owed), i;
 
-	for (i = 0; i < s->owed.count; i++) {
-		owed *o = &s->owed.v[(s->owed.head + i) & (s->owed.cap - 1)];
-		if (o->kind == OWED_SYNC)
-			break;
+	for (i = 1; i < n; i++) {
+		owed *o = owed_at(&s->owed, i);
 		while (o->next_ref < o->n_refs)
 			record_result(s, o, NULL, sqlstate);
 	}
@@ -188,9 +203,7 @@ static backend_action on_error(session *s, owed *head, const uint8_t *body, uint
 	case OWED_DESCRIBE:
 	case OWED_EXECUTE:
 	case OWED_CLOSE:
-		/* The refused request's statement-name changes do not stand. */
-		stmt_undo_revert(&s->stmts, &head->undo, 0);
-		owed_pop(&s->owed);
+		/* The refused request and what follows it up to Sync: their name changes do not stand. */
 		skip_to_sync(s, denied ? "42501" : state);
 		break;
 	case OWED_QUERY:
@@ -270,8 +283,11 @@ backend_action backend_message(session *s, char type, const uint8_t *msg, uint32
 	case 'S':
 		on_parameter_status(s, body, len);
 		break;
+	case 'G': /* CopyInResponse */
+		on_copy_in(s, head);
+		break;
 	default:
-		break; /* 't', 'G', 'H', 'W', 'V', 'N', 'A', 'c': progress nothing by themselves */
+		break; /* 't', 'H', 'W', 'V', 'N', 'A', 'c': progress nothing by themselves */
 	}
 	return BACKEND_FORWARD;
 }

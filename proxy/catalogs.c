@@ -113,41 +113,6 @@ static void *load_thread(void *arg)
 	return NULL;
 }
 
-static void start_load(pgw_server *srv, catalog_slot *sl)
-{
-	const pgw_target *t = config_find_target(srv->cfg, sl->target);
-	load_job *job;
-	pthread_t th;
-	pthread_attr_t attr;
-
-	if (!t)
-		return; /* the target was removed by a reload */
-	if (sl->loading) {
-		sl->again = true;
-		return;
-	}
-	job = calloc(1, sizeof(*job));
-	if (!job || !(job->conninfo = strdup(t->conninfo))) {
-		free(job);
-		log_error("catalog %s: out of memory", sl->target);
-		return;
-	}
-	job->srv = srv;
-	job->slot = sl;
-	job->cfg = config_ref(srv->cfg);
-	job->mark = sl->stale_mark;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, load_thread, job) != 0) {
-		log_error("catalog %s: cannot start a loader thread", sl->target);
-		config_unref(job->cfg);
-		free(job->conninfo);
-		free(job);
-	} else
-		sl->loading = true;
-	pthread_attr_destroy(&attr);
-}
-
 /* Sessions waiting for this target's catalog go on once a load covering their DDL lands or fails. */
 static void wake_waiters(pgw_server *srv, catalog_slot *sl, bool failed)
 {
@@ -163,6 +128,56 @@ static void wake_waiters(pgw_server *srv, catalog_slot *sl, bool failed)
 		client_resume(s);
 		relay_client_input(s);
 	}
+}
+
+/* A load could not even start: treat it as failed (waiters go on, a retry is scheduled). */
+static void load_not_started(pgw_server *srv, catalog_slot *sl)
+{
+	struct timeval tv = {CATALOG_RETRY_SECONDS, 0};
+
+	sl->failed = true;
+	if (!evtimer_pending(srv->catalogs->retry_ev, NULL))
+		evtimer_add(srv->catalogs->retry_ev, &tv);
+	wake_waiters(srv, sl, true);
+}
+
+static void start_load(pgw_server *srv, catalog_slot *sl)
+{
+	const pgw_target *t = config_find_target(srv->cfg, sl->target);
+	load_job *job;
+	pthread_t th;
+	pthread_attr_t attr;
+
+	if (!t) {
+		wake_waiters(srv, sl, true); /* the target was removed by a reload: nobody waits for it */
+		return;
+	}
+	if (sl->loading) {
+		sl->again = true;
+		return;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job || !(job->conninfo = strdup(t->conninfo))) {
+		free(job);
+		log_error("catalog %s: out of memory", sl->target);
+		load_not_started(srv, sl);
+		return;
+	}
+	job->srv = srv;
+	job->slot = sl;
+	job->cfg = config_ref(srv->cfg);
+	job->mark = sl->stale_mark;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, load_thread, job) != 0) {
+		log_error("catalog %s: cannot start a loader thread", sl->target);
+		config_unref(job->cfg);
+		free(job->conninfo);
+		free(job);
+		load_not_started(srv, sl);
+	} else
+		sl->loading = true;
+	pthread_attr_destroy(&attr);
 }
 
 static void land(pgw_server *srv, load_job *job)

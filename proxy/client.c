@@ -173,7 +173,6 @@ static void closing_timeout_cb(evutil_socket_t fd, short what, void *arg)
 void client_fail(session *s, const char *sqlstate, const char *message, const char *detail)
 {
 	pktbuf b;
-	struct timeval tv = {CLOSING_GRACE_SECONDS, 0};
 
 	if (s->closing || s->client.phase == CLIENT_CLOSING)
 		return;
@@ -196,9 +195,17 @@ void client_fail(session *s, const char *sqlstate, const char *message, const ch
 		session_close_later(s, message);
 		return;
 	}
-	s->client.closing_timer = evtimer_new(s->srv->base, closing_timeout_cb, s);
+	client_close_after_grace(s);
+}
+
+void client_close_after_grace(session *s)
+{
+	struct timeval tv = {CLOSING_GRACE_SECONDS, 0};
+
+	if (!s->client.closing_timer)
+		s->client.closing_timer = evtimer_new(s->srv->base, closing_timeout_cb, s);
 	if (!s->client.closing_timer || evtimer_add(s->client.closing_timer, &tv) != 0)
-		session_close_later(s, message);
+		session_close_later(s, "closing");
 }
 
 /* ---- startup phase ---------------------------------------------------------------------- */
@@ -388,6 +395,10 @@ static void on_startup_input(session *s)
 	if (avail < len)
 		return;
 	pkt = evbuffer_pullup(in, len);
+	if (!pkt) {
+		session_close_later(s, "out of memory");
+		return;
+	}
 	code = be32(pkt + 4);
 	if (code == PGW_SSL_REQUEST_CODE && len == 8) {
 		evbuffer_drain(in, len);
@@ -484,6 +495,10 @@ static void on_auth_input(session *s)
 	if (avail < 5 + (size_t)blen)
 		return;
 	msg = evbuffer_pullup(in, 5 + (ssize_t)blen);
+	if (!msg) {
+		session_close_later(s, "out of memory");
+		return;
+	}
 	pktbuf_init(&out);
 	st = auth_on_message(s->client.auth, msg + 5, blen, &out, &who);
 	evbuffer_drain(in, 5 + (size_t)blen);

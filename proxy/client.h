@@ -22,6 +22,9 @@ void client_set_phase(session *s, client_phase phase);
  */
 void client_fail(session *s, const char *sqlstate, const char *message, const char *detail);
 
+/* Close the session in a few seconds whatever happens (final error unread, Terminate unanswered). */
+void client_close_after_grace(session *s);
+
 /* Upstream is pinned: finish the login (AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery). */
 void client_login_complete(session *s);
 

@@ -21,6 +21,7 @@
 #include "proxy/pin.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
+#include "protocol/pktbuf.h"
 #include "protocol/pktread.h"
 
 /* Forward the current message unchanged. */
@@ -147,15 +148,15 @@ static void on_parse(session *s, const uint8_t *body, uint32_t len)
 	pktread r;
 	const char *name, *query;
 	size_t qlen;
-	int16_t nparams;
+	uint16_t nparams;
 	const uint8_t *oids;
 	gate_verdict v;
 
 	pktread_init(&r, body, len);
 	rd_cstr(&r, &name, NULL);
 	rd_cstr(&r, &query, &qlen);
-	rd_i16(&r, &nparams);
-	if (nparams < 0 || !rd_bytes(&r, 4 * (size_t)(nparams < 0 ? 0 : nparams), &oids) || !pktread_done(&r)) {
+	rd_u16(&r, &nparams); /* unsigned: PostgreSQL allows 65535 parameters */
+	if (!rd_bytes(&r, 4 * (size_t)nparams, &oids) || !pktread_done(&r)) {
 		malformed(s, "Parse");
 		return;
 	}
@@ -186,7 +187,7 @@ static void on_bind(session *s, const uint8_t *body, uint32_t len)
 		deny(s, 'B', len, &v);
 		return;
 	}
-	expect(s, OWED_BIND);
+	attach_undo(s, expect(s, OWED_BIND), &v);
 	if (!s->closing)
 		forward(s, len);
 }
@@ -248,6 +249,11 @@ static void on_sync(session *s, uint32_t len)
 		malformed(s, "Sync");
 		return;
 	}
+	if (s->up.copy_in > 0) {
+		forward(s, len); /* ignored by the server during COPY FROM STDIN: owes nothing */
+		return;
+	}
+	s->ext_batch_open = false;
 	expect(s, OWED_SYNC);
 	if (s->closing)
 		return;
@@ -265,13 +271,54 @@ static void on_function_call(session *s, uint32_t len)
 	deny(s, 'F', len, &v);
 }
 
+/*
+ * Terminate: answers still owed are delivered before closing. The server
+ * holds extended-protocol answers until a Sync or Flush, and a COPY FROM
+ * STDIN waits for data, so send a Flush (and end a copy); and never wait
+ * for a client that is leaving longer than the grace period.
+ */
+static void on_terminate(session *s)
+{
+	static const uint8_t flush_msg[5] = {'H', 0, 0, 0, 4};
+
+	s->client.terminated = true;
+	client_pause(s);
+	if (s->owed.count) {
+		if (s->up.copy_in > 0) {
+			pktbuf b;
+
+			pktbuf_init(&b);
+			pkt_begin(&b, 'f');
+			pkt_put_cstr(&b, "client terminated during COPY");
+			pkt_end(&b);
+			if (!b.failed)
+				evbuffer_add(relay_upstream_out(s), b.data, b.len);
+			pktbuf_free(&b);
+			s->up.copy_in--;
+		}
+		evbuffer_add(relay_upstream_out(s), flush_msg, sizeof(flush_msg));
+		client_close_after_grace(s);
+	}
+	relay_close_if_terminated(s);
+}
+
 void frontend_message(session *s, char type, const uint8_t *msg, uint32_t len)
 {
 	const uint8_t *body = msg + 5;
 
-	/* Nothing in flight: a window may have opened or closed since the last ReadyForQuery. */
-	if (s->owed.count == 0)
+	/* During COPY FROM STDIN anything but CopyDone, CopyFail, Sync and Flush breaks the copy. */
+	if (s->up.copy_in > 0 && type != 'c' && type != 'f' && type != 'S' && type != 'H') {
+		char m[80];
+
+		snprintf(m, sizeof(m), "unexpected message type 0x%02x during COPY FROM STDIN", (unsigned char)type);
+		client_fail(s, "08P01", m, NULL);
+		return;
+	}
+	/* Between batches with nothing in flight: a window may have opened or closed since the last ReadyForQuery. */
+	if (s->owed.count == 0 && !s->ext_batch_open)
 		gate_transaction_boundary(s);
+	if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C')
+		s->ext_batch_open = true; /* until its Sync: no internal Query may be slipped in */
 
 	switch (type) {
 	case 'Q':
@@ -297,15 +344,16 @@ void frontend_message(session *s, char type, const uint8_t *msg, uint32_t len)
 		on_function_call(s, len);
 		break;
 	case 'H': /* Flush */
+		forward(s, len);
+		break;
 	case 'c': /* CopyDone */
 	case 'f': /* CopyFail */
+		s->up.copy_in--;
 		forward(s, len);
 		break;
 	case 'X': /* Terminate: deliver what is owed, then close (PQfinish says goodbye upstream) */
 		drop(s, len);
-		s->client.terminated = true;
-		client_pause(s);
-		relay_close_if_terminated(s);
+		on_terminate(s);
 		break;
 	default: {
 		char m[64];
@@ -321,6 +369,12 @@ void frontend_ready_for_query(session *s)
 	/* Function DDL committed (or rolled back): re-read the catalog before this session goes on. */
 	if (s->catalog_refresh_needed && s->up.txn_status == 'I' && s->owed.count == 0) {
 		s->catalog_refresh_needed = false;
+		/*
+		 * Mark stale again now that the DDL is committed: a load another
+		 * session started in between may have read the catalog before the
+		 * commit, and must not count as covering it.
+		 */
+		catalogs_mark_stale(s->srv, s->target->name);
 		catalogs_refresh_and_wait(s);
 	}
 }

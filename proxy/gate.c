@@ -376,9 +376,17 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 	}
 #endif
 	if (a.n > 1) {
-		/* PostgreSQL refuses several statements in one Parse: it keeps what the name meant. */
+		/*
+		 * PostgreSQL refuses several statements in one Parse. Forwarding it would
+		 * bet on our split matching the server's: deny it instead (same outcome).
+		 */
 		policy_analysis_clear(&a);
-		return true;
+		memset(&pv, 0, sizeof(pv));
+		pv.deny = true;
+		pv.rule = "unparsable";
+		snprintf(pv.message, sizeof(pv.message), "pgwarden: cannot insert multiple commands into a prepared statement");
+		snprintf(pv.detail, sizeof(pv.detail), "rule: unparsable");
+		return deny_extended(s, sql, len, &pv, v);
 	}
 	if (a.n == 1) {
 		subj = subject_of(s);
@@ -415,7 +423,7 @@ bool gate_bind(session *s, const char *portal, const char *stmt, const uint8_t *
 		deny_with(v, "pgwarden: unknown prepared statement", "rule: unparsable", NULL);
 		return false;
 	}
-	if (!portal_table_put(&s->stmts, portal, si, s->cfg->audit_params ? rest : NULL, rest_len))
+	if (!portal_table_put_undoable(&s->stmts, portal, si, s->cfg->audit_params ? rest : NULL, rest_len, &v->undo))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 	return true;
 }
@@ -499,7 +507,7 @@ void gate_transaction_boundary(session *s)
 {
 	bool want;
 
-	if (s->closing || s->up.txn_status != 'I' || s->owed.count != 0)
+	if (s->closing || s->up.txn_status != 'I' || s->owed.count != 0 || s->ext_batch_open)
 		return;
 	/* A reload may have opened or closed a window: judge with the current config. */
 	if (!refresh_identity(s) || s->target->environment != ENV_PRODUCTION)

@@ -155,6 +155,13 @@ static void io_event_cb(evutil_socket_t fd, short what, void *arg)
 			io_fail(io, "write error");
 			return;
 		}
+		/* a TLS write that needed a read may have drained the output here */
+		if (was_blocked && evbuffer_get_length(io->out) == 0) {
+			was_blocked = false;
+			io->h->on_drain(io->arg);
+			if (io->failed)
+				return;
+		}
 	}
 	if (what & EV_WRITE) {
 		if (io->read_wants_write || io->handshaking) {

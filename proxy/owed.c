@@ -104,18 +104,60 @@ uint64_t owed_take_ref(owed *o)
 	return o->refs[o->next_ref++];
 }
 
+owed *owed_at(owed_queue *q, uint32_t i)
+{
+	return i < q->count ? &q->v[(q->head + i) & (q->cap - 1)] : NULL;
+}
+
+void owed_remove_at(owed_queue *q, uint32_t i)
+{
+	uint32_t k;
+
+	if (i >= q->count)
+		return;
+	if (i == 0) {
+		owed_pop(q);
+		return;
+	}
+	owed_release(&q->v[(q->head + i) & (q->cap - 1)]);
+	/* close the gap: move the newer entries one slot back (fixing inline refs pointers) */
+	for (k = i; k + 1 < q->count; k++) {
+		owed *dst = &q->v[(q->head + k) & (q->cap - 1)];
+		*dst = q->v[(q->head + k + 1) & (q->cap - 1)];
+		if (dst->refs && dst->n_refs <= OWED_INLINE_REFS)
+			dst->refs = dst->inline_refs;
+	}
+	q->count--;
+}
+
+uint32_t owed_until_sync(const owed_queue *q)
+{
+	uint32_t n = 0;
+
+	while (n < q->count && q->v[(q->head + n) & (q->cap - 1)].kind != OWED_SYNC)
+		n++;
+	return n;
+}
+
 unsigned owed_error_skip(owed_queue *q, struct stmt_table *names)
 {
+	uint32_t n = owed_until_sync(q), i;
 	unsigned internal = 0;
 
-	/* PostgreSQL ignores every message until Sync, a simple Query too (postgres.c, ignore_till_sync). */
-	while (q->count && q->v[q->head].kind != OWED_SYNC) {
-		if (q->v[q->head].kind == OWED_INTERNAL || q->v[q->head].kind == OWED_INTERNAL_EXT)
+	/*
+	 * Undo newest first: each undo record holds what a name meant just
+	 * before its change, which assumed every earlier change had happened.
+	 */
+	for (i = n; i-- > 0;) {
+		owed *o = owed_at(q, i);
+		if (o->kind == OWED_INTERNAL || o->kind == OWED_INTERNAL_EXT)
 			internal++;
 		if (names)
-			stmt_undo_revert(names, &q->v[q->head].undo, 0);
-		owed_pop(q);
+			stmt_undo_revert(names, &o->undo, 0);
 	}
+	/* PostgreSQL ignores every message until Sync, a simple Query too (postgres.c, ignore_till_sync). */
+	for (i = 0; i < n; i++)
+		owed_pop(q);
 	if (!q->count)
 		q->skip_until_sync = true;
 	return internal;

@@ -67,9 +67,17 @@ uint64_t owed_peek_ref(const owed *o);
 /* The ref the next result of 'o' maps to (0 if none) and advance. */
 uint64_t owed_take_ref(owed *o);
 
+/* The i-th oldest entry (0 = head), or NULL. */
+owed *owed_at(owed_queue *q, uint32_t i);
+/* Remove the i-th oldest entry (its answer will never come). */
+void owed_remove_at(owed_queue *q, uint32_t i);
+/* How many entries come before the first OWED_SYNC (all of them if none). */
+uint32_t owed_until_sync(const owed_queue *q);
+
 /*
  * After an ErrorResponse for an extended-protocol message the server skips
- * every message up to Sync: drop the entries before the next OWED_SYNC. If
+ * every message up to Sync: drop the entries before the next OWED_SYNC (the
+ * failing request itself included, when it is still the head). If
  * no Sync is queued yet, later messages owe nothing until one is. The
  * skipped requests' statement-name changes are undone in 'names'. Returns
  * how many of pgwarden's internal queries were dropped (they never ran).

@@ -67,6 +67,7 @@ static bool upstream_backlogged(session *s)
 static void resume_client_if_drained(session *s)
 {
 	if (s->closing || !s->client.backpressured || s->client.phase != CLIENT_READY || s->client.terminated ||
+	    s->catalog_waiting ||
 	    upstream_queued(s) > RELAY_LOW_WATER)
 		return;
 	s->client.backpressured = false;
@@ -80,9 +81,11 @@ static void relay_client_messages(session *s)
 	struct evbuffer *in = s->client.io.in;
 	uint32_t max = (uint32_t)s->cfg->max_message_size;
 
-	while (!s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY) {
+	while (!s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY &&
+	       !s->client.terminated) {
 		size_t avail = evbuffer_get_length(in);
 		uint8_t hdr[5];
+		const uint8_t *msg;
 		char type;
 		uint32_t blen;
 
@@ -119,7 +122,12 @@ static void relay_client_messages(session *s)
 		}
 		if (avail < 5 + (size_t)blen)
 			return; /* the rest of the message is still on its way */
-		frontend_message(s, type, evbuffer_pullup(in, 5 + (ssize_t)blen), blen);
+		msg = evbuffer_pullup(in, 5 + (ssize_t)blen);
+		if (!msg) {
+			client_fail(s, "53200", "pgwarden: out of memory", NULL);
+			return;
+		}
+		frontend_message(s, type, msg, blen);
 	}
 }
 
@@ -151,6 +159,7 @@ void relay_upstream_input(session *s)
 		uint8_t hdr[5];
 		char type;
 		uint32_t blen;
+		const uint8_t *msg;
 		backend_action act;
 
 		if (s->up.passthru) {
@@ -181,7 +190,11 @@ void relay_upstream_input(session *s)
 			break;
 		/* Whole message present: let backend.c judge it with its body at the front. */
 		flush_run(s, in, &run);
-		act = backend_message(s, type, evbuffer_pullup(in, 5 + (ssize_t)blen), blen);
+		if (!(msg = evbuffer_pullup(in, 5 + (ssize_t)blen))) {
+			client_fail(s, "53200", "pgwarden: out of memory", NULL);
+			return;
+		}
+		act = backend_message(s, type, msg, blen);
 		if (act == BACKEND_FORWARD)
 			run = 5 + (size_t)blen;
 		else
@@ -320,29 +333,35 @@ void relay_inject_internal_ext(session *s, const char *sql)
 }
 
 /*
- * The poison: Execute of a portal that cannot exist (its name has 64 random
- * bits chosen per denial). It fails with an ErrorResponse and changes nothing,
- * so the server aborts the transaction block and, in the extended protocol,
- * skips to Sync, exactly as if the denied message itself had failed.
- * A simple Query is answered by ReadyForQuery, so its poison adds a Sync.
+ * The poison that takes a denied message's place upstream. It fails with
+ * an ErrorResponse and changes nothing, so the server aborts a transaction
+ * block and, in the extended protocol, skips to Sync, exactly as if the
+ * denied message itself had failed; and while the server is already
+ * skipping it is ignored like the message it replaces.
+ * - For a Query or FunctionCall: a Query that fails its syntax check
+ *   (answered by ErrorResponse and ReadyForQuery, like any Query).
+ * - For an extended-protocol message: Execute of a portal that cannot
+ *   exist (its name has 64 random bits chosen per denial).
  */
-static void send_poison(session *s, bool with_sync)
+static void send_poison(session *s, bool simple)
 {
 	pktbuf b;
 	uint8_t rnd[8];
 	char portal[48];
 
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		memset(rnd, 0x5a, sizeof(rnd));
-	snprintf(portal, sizeof(portal), "pgwarden_denied_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	pktbuf_init(&b);
-	pkt_begin(&b, 'E');
-	pkt_put_cstr(&b, portal);
-	pkt_put_u32(&b, 0);
-	pkt_end(&b);
-	if (with_sync) {
-		pkt_begin(&b, 'S');
+	if (simple) {
+		pkt_begin(&b, 'Q');
+		pkt_put_cstr(&b, "pgwarden denied this statement");
+		pkt_end(&b);
+	} else {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			memset(rnd, 0x5a, sizeof(rnd));
+		snprintf(portal, sizeof(portal), "pgwarden_denied_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+			 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		pkt_begin(&b, 'E');
+		pkt_put_cstr(&b, portal);
+		pkt_put_u32(&b, 0);
 		pkt_end(&b);
 	}
 	if (!b.failed)

@@ -339,6 +339,8 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	srv->base = event_base_new();
 	if (!srv->base)
 		return -1;
+	if (!cfg->audit_log)
+		log_warn("audit_log is not set: statements are NOT written to an audit log");
 	if (cfg->audit_log) {
 		srv->audit = audit_open(cfg->audit_log, cfg->audit_fsync, &err);
 		if (!srv->audit) {

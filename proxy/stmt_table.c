@@ -158,10 +158,10 @@ void stmt_table_free(stmt_table *t)
 
 /* ---- undo log ---------------------------------------------------------------------------- */
 
-static bool undo_push(stmt_table *t, const char *name, stmt_undo **log, uint32_t index)
+static bool undo_push_kind(stmt_table *t, const char *name, stmt_undo **log, uint32_t index, bool portal)
 {
 	stmt_undo *u = calloc(1, sizeof(*u));
-	stmt_info *prev = map_get(t->stmts, name);
+	stmt_info *prev = map_get(portal ? t->portals : t->stmts, name);
 
 	if (!u || !(u->name = strdup(name))) {
 		free(u);
@@ -171,9 +171,21 @@ static bool undo_push(stmt_table *t, const char *name, stmt_undo **log, uint32_t
 		stmt_info_ref(prev);
 	u->prev = prev;
 	u->index = index;
+	u->portal = portal;
 	u->next = *log;
 	*log = u;
 	return true;
+}
+
+static bool undo_push(stmt_table *t, const char *name, stmt_undo **log, uint32_t index)
+{
+	return undo_push_kind(t, name, log, index, false);
+}
+
+bool portal_table_put_undoable(stmt_table *t, const char *name, stmt_info *si, const uint8_t *params,
+			       size_t params_len, stmt_undo **log)
+{
+	return undo_push_kind(t, name, log, 0, true) && portal_table_put(t, name, si, params, params_len);
 }
 
 static void undo_release(stmt_undo *u)
@@ -218,7 +230,13 @@ void stmt_undo_revert(stmt_table *t, stmt_undo **log, uint32_t from)
 			continue;
 		}
 		*pp = u->next;
-		if (u->prev)
+		if (u->portal) {
+			/* the portal's Bind parameters are not kept for an undone portal: the audit omits them */
+			if (u->prev)
+				portal_table_put(t, u->name, u->prev, NULL, 0);
+			else
+				portal_table_del(t, u->name);
+		} else if (u->prev)
 			stmt_table_put(t, u->name, u->prev);
 		else
 			stmt_table_del(t, u->name);

@@ -37,6 +37,7 @@ typedef struct stmt_undo {
 	char *name;               /* the statement name changed */
 	stmt_info *prev;          /* what it meant before (a reference), NULL if it did not exist */
 	uint32_t index;           /* in a Query: which statement's result confirms it; else 0 */
+	bool portal;              /* a portal name (Bind), not a statement name */
 } stmt_undo;
 
 void stmt_table_init(stmt_table *t);
@@ -58,6 +59,9 @@ void stmt_table_clear_stmts(stmt_table *t);
 bool stmt_table_put_undoable(stmt_table *t, const char *name, stmt_info *si, stmt_undo **log, uint32_t index);
 bool stmt_table_del_undoable(stmt_table *t, const char *name, stmt_undo **log, uint32_t index);
 bool stmt_table_clear_undoable(stmt_table *t, stmt_undo **log, uint32_t index);
+/* A Bind the server may refuse (a named portal in use) or skip: kept only when answered BindComplete. */
+bool portal_table_put_undoable(stmt_table *t, const char *name, stmt_info *si, const uint8_t *params,
+			       size_t params_len, stmt_undo **log);
 /* The server refused or skipped the changes with index >= from: restore what the names meant, newest first. */
 void stmt_undo_revert(stmt_table *t, stmt_undo **log, uint32_t from);
 /* The server confirmed the changes with this index: forget how to undo them. */
