@@ -239,7 +239,7 @@ for wl in $WORKLOADS; do
 	done
 	for path in "${PATHS[@]}"; do
 		case $path in pgwarden*)
-			awk -v a="${med[$path]}" -v d="${med[direct]}" -v b="${med[pgbouncer]}" \
+			awk -v a="${med[$path]}" -v d="${med[direct]:-0}" -v b="${med[pgbouncer]:-0}" \
 				'BEGIN { printf "%20.2f%20.2f", (d > 0 ? a / d : 0), (b > 0 ? a / b : 0) }' ;;
 		esac
 	done
