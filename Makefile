@@ -71,9 +71,11 @@ unit: $(UNIT_BINS)
 integration: $(BIN)
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
+# A short fuzz smoke run keeps the libFuzzer targets building and clean; `make fuzz` runs longer.
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@FUZZ_SECONDS=5 bash tests/fuzz/run.sh
 	@$(MAKE) --no-print-directory integration
 
 run: deps
