@@ -10,6 +10,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential		# gcc, make, libc headers
 	clang			# second compiler, libFuzzer (make fuzz)
+	libclang-rt-14-dev	# libFuzzer and sanitizer runtimes (only recommended by clang)
 	clang-format		# make format-check
 	pkg-config		# Makefile finds library flags
 	libevent-dev		# event loop, evbuffers, evhttp (admin)
