@@ -23,20 +23,25 @@ fn_catalog *catalog_new(void)
 	return c;
 }
 
-/* The index entry for name[0..len), or NULL. */
-static cat_name *name_find(const fn_catalog *c, const char *name, size_t len)
+/* The entry for name[0..len) in index head (fn_catalog.names or .views), or NULL. */
+static cat_name *index_find(cat_name *head, const char *name, size_t len)
 {
 	cat_name *e = NULL;
 
-	HASH_FIND(hh, c->names, name, len, e);
+	HASH_FIND(hh, head, name, len, e);
 	return e;
 }
 
-/* The index entry for name, created if missing; NULL when out of memory. */
-static cat_name *name_get(fn_catalog *c, const char *name)
+static cat_name *name_find(const fn_catalog *c, const char *name, size_t len)
+{
+	return index_find(c->names, name, len);
+}
+
+/* The entry for name in index *head, created if missing; NULL when out of memory. */
+static cat_name *index_get(cat_name **head, const char *name)
 {
 	size_t len = strlen(name);
-	cat_name *e = name_find(c, name, len);
+	cat_name *e = index_find(*head, name, len);
 
 	if (e)
 		return e;
@@ -44,13 +49,18 @@ static cat_name *name_get(fn_catalog *c, const char *name)
 		free(e);
 		return NULL;
 	}
-	HASH_ADD_KEYPTR(hh, c->names, e->name, len, e);
+	HASH_ADD_KEYPTR(hh, *head, e->name, len, e);
 	if (e->oom) {
 		free(e->name);
 		free(e);
 		return NULL;
 	}
 	return e;
+}
+
+static cat_name *name_get(fn_catalog *c, const char *name)
+{
+	return index_get(&c->names, name);
 }
 
 int catalog_add_system(fn_catalog *c, const char *schema, const char *name)
@@ -89,7 +99,8 @@ static char *dup_or_null(const char *s, bool *oom)
 	return d;
 }
 
-int catalog_add_row(fn_catalog *c, const catalog_row *r)
+/* Copy a row into fns and index its name in *head. */
+static int add_entry(fn_catalog *c, const catalog_row *r, cat_name **head)
 {
 	cat_name *e;
 	cat_fn *fn;
@@ -120,9 +131,28 @@ int catalog_add_row(fn_catalog *c, const catalog_row *r)
 	fn->def = dup_or_null(r->def, &oom);
 	fn->defaults = dup_or_null(r->defaults, &oom);
 	c->n++; /* counted now so that catalog_unref frees what was copied */
-	if (oom || !(e = name_get(c, fn->name)) || !name_add_fn(e, (uint32_t)(c->n - 1)))
+	if (oom || !(e = index_get(head, fn->name)) || !name_add_fn(e, (uint32_t)(c->n - 1)))
 		return -1;
 	return 0;
+}
+
+int catalog_add_row(fn_catalog *c, const catalog_row *r)
+{
+	return add_entry(c, r, &c->names);
+}
+
+int catalog_add_view(fn_catalog *c, const char *schema, const char *name, const char *definition)
+{
+	/* Why: a view's SELECT is classified like a LANGUAGE sql body (its statements, its calls). */
+	catalog_row r = { .oid = 0,
+			  .schema = schema,
+			  .name = name,
+			  .lang = "sql",
+			  .kind = 'v',
+			  .volatility = 'v',
+			  .src = definition ? definition : "" };
+
+	return add_entry(c, &r, &c->views);
 }
 
 int catalog_add_agg_support(fn_catalog *c, uint32_t agg_oid, uint32_t support_oid, const char *schema,
@@ -165,9 +195,21 @@ void cat_fn_free_inputs(cat_fn *fn)
 	fn->n_callees = fn->cap_callees = 0;
 }
 
-static void catalog_destroy(fn_catalog *c)
+static void index_free(cat_name **head)
 {
 	cat_name *e, *tmp;
+
+	HASH_ITER(hh, *head, e, tmp)
+	{
+		HASH_DEL(*head, e);
+		free(e->name);
+		free(e->fns);
+		free(e);
+	}
+}
+
+static void catalog_destroy(fn_catalog *c)
+{
 
 	for (size_t i = 0; i < c->n; i++) {
 		cat_fn *fn = &c->fns[i];
@@ -186,13 +228,8 @@ static void catalog_destroy(fn_catalog *c)
 		free(c->agg[i].name);
 	}
 	free(c->agg);
-	HASH_ITER(hh, c->names, e, tmp)
-	{
-		HASH_DEL(c->names, e);
-		free(e->name);
-		free(e->fns);
-		free(e);
-	}
+	index_free(&c->names);
+	index_free(&c->views);
 	free(c);
 }
 
@@ -284,6 +321,55 @@ static void judge_cb(void *arg, const cat_fn *fn)
 	judge_bits(jc->j, jc->called, fn->bits, fn->why, "");
 }
 
+/*
+ * Views by relation name: the bare name, or for "a.b.c" schema "a" + name "b.c"
+ * and schema "a.b" + name "c" (identifiers may hold dots), like functions.
+ */
+int catalog_view_candidates(const fn_catalog *c, const char *rel, cand_cb cb, void *arg)
+{
+	const cat_name *e = index_find(c->views, rel, strlen(rel));
+	int found = 0;
+
+	for (size_t i = 0; e && i < e->n; i++) {
+		cb(arg, &c->fns[e->fns[i]]);
+		found = CAND_USER;
+	}
+	for (const char *dot = strchr(rel, '.'); dot; dot = strchr(dot + 1, '.')) {
+		size_t slen = (size_t)(dot - rel);
+
+		if (!(e = index_find(c->views, dot + 1, strlen(dot + 1))))
+			continue;
+		for (size_t i = 0; i < e->n; i++) {
+			const cat_fn *v = &c->fns[e->fns[i]];
+
+			if (schema_is(rel, slen, v->schema)) {
+				cb(arg, v);
+				found = CAND_USER;
+			}
+		}
+	}
+	return found;
+}
+
+static void judge_view_cb(void *arg, const cat_fn *v)
+{
+	judge_ctx *jc = arg;
+	uint32_t add = v->bits & ~jc->j->bits;
+
+	judge_bits(jc->j, jc->called, v->bits, v->why, "");
+	for (int b = 0; b < CJ_NBITS; b++) {
+		if (add & (1u << b))
+			jc->j->view[b] = true;
+	}
+}
+
+void catalog_judge_relation(const fn_catalog *c, const char *rel, catalog_judgement *j)
+{
+	judge_ctx jc = { .j = j, .called = rel };
+
+	catalog_view_candidates(c, rel, judge_view_cb, &jc);
+}
+
 void catalog_judge(const fn_catalog *c, const char *called, bool builtin_named, catalog_judgement *j)
 {
 	judge_ctx jc = { .j = j, .called = called };
@@ -329,7 +415,13 @@ static const char *volatility_name(char v)
 
 static const char *kind_name(char k)
 {
-	return k == 'p' ? "procedure" : k == 'a' ? "aggregate" : k == 'w' ? "window function" : "function";
+	switch (k) {
+	case 'p': return "procedure";
+	case 'a': return "aggregate";
+	case 'w': return "window function";
+	case 'v': return "view";
+	default: return "function";
+	}
 }
 
 /* The verdict words of a bit, in the order decide.c checks them. */

@@ -43,7 +43,8 @@ enum {
 /*
  * Blocking: read pg_proc over an open libpq connection (CONNECTION_OK, idle),
  * classify every function and procedure outside pg_catalog and
- * information_schema, resolve calls between them to a fixpoint. Runs its own
+ * information_schema, and every view there (pg_get_viewdef), resolve calls
+ * and view reads between them to a fixpoint. Runs its own
  * READ ONLY transaction on conn. cfg supplies trusted_functions, the pinned
  * setting names and protected roles. Returns NULL and *err (malloc'd) on
  * failure.
@@ -55,12 +56,14 @@ void catalog_unref(const fn_catalog *c);
 /* Per-class counts, for logs and /metrics. Each function is counted in the first class that fits: identity
  * (also lexing and grant-to-protected), opaque, writes, read_only. trusted overlaps. */
 typedef struct catalog_counts {
-	size_t analysed;  /* functions and procedures read */
-	size_t read_only; /* neither writes nor anything denied */
-	size_t writes;    /* can write (and nothing worse) */
-	size_t identity;  /* can change identity or lexing, or grant to a protected role */
-	size_t opaque;    /* cannot be verified and are not trusted */
-	size_t trusted;   /* listed in trusted_functions */
+	size_t analysed;     /* functions and procedures read */
+	size_t read_only;    /* neither writes nor anything denied */
+	size_t writes;       /* can write (and nothing worse) */
+	size_t identity;     /* can change identity or lexing, or grant to a protected role */
+	size_t opaque;       /* cannot be verified and are not trusted */
+	size_t trusted;      /* listed in trusted_functions */
+	size_t views;        /* views read (not counted above) */
+	size_t views_denied; /* views whose reading can do more than read (any CJ_* bit) */
 } catalog_counts;
 void catalog_counts_get(const fn_catalog *c, catalog_counts *out);
 
@@ -77,6 +80,7 @@ typedef struct catalog_judgement {
 	uint32_t bits;             /* CJ_* over all calls judged */
 	const char *fn[CJ_NBITS];  /* per bit: the name as called (borrowed from the facts) */
 	const char *why[CJ_NBITS]; /* per bit: why (borrowed from the catalog, or static) */
+	bool view[CJ_NBITS];       /* per bit: fn[] is a view the statement reads, not a function */
 } catalog_judgement;
 
 /*
@@ -91,6 +95,16 @@ typedef struct catalog_judgement {
  * argument types or a search_path with pg_catalog later); absence is fine.
  */
 void catalog_judge(const fn_catalog *c, const char *called, bool builtin_named, catalog_judgement *j);
+
+/*
+ * Judge one relation a statement names (policy_facts_relations()), OR-ing into
+ * j: every view it may be (by name, any schema when unqualified, most
+ * restrictive wins) counts with what its definition calls and reads. A name
+ * that is no view is a table (or a CTE): nothing to judge. A view created
+ * after the catalog was read is not known until the catalog is re-read (CREATE
+ * VIEW, ALTER VIEW ... RENAME/SET SCHEMA and CREATE RULE ask for that).
+ */
+void catalog_judge_relation(const fn_catalog *c, const char *rel, catalog_judgement *j);
 
 /* ---- building: catalog_load uses these; unit tests feed rows directly ---- */
 
@@ -117,6 +131,13 @@ fn_catalog *catalog_new(void);
 int catalog_add_system(fn_catalog *c, const char *schema, const char *name);
 /* A user function or procedure. 0, or -1 out of memory. */
 int catalog_add_row(fn_catalog *c, const catalog_row *r);
+/*
+ * A view (pg_class relkind 'v'): definition is pg_get_viewdef()'s SELECT. It is
+ * judged like a function whose body is that SELECT: what it calls and the views
+ * it reads. Materialized views are not added: their definition runs only on
+ * REFRESH (a write), reading one runs nothing. 0, or -1 out of memory.
+ */
+int catalog_add_view(fn_catalog *c, const char *schema, const char *name, const char *definition);
 /* A support function (transition, final...) of user aggregate agg_oid, with its schema, name and provolatile
  * (built-in support functions not in pgwarden's table count as read-only only when immutable or stable). 0,
  * or -1 out of memory. */

@@ -116,7 +116,8 @@ static void bits_from_config(cat_fn *fn, const pgw_config *cfg)
 /* Own bits of one function: body, definition-time settings. */
 static bool classify_fn(cat_fn *fn, const pgw_config *cfg)
 {
-	fn->trusted = is_trusted(cfg, fn);
+	/* Why: trusted_functions names functions; a view of the same name is not vouched for. */
+	fn->trusted = fn->kind != 'v' && is_trusted(cfg, fn);
 	/* Aggregates run their support functions: resolved as calls later. */
 	if (fn->kind != 'a') {
 		pc_routine r = { .lang = fn->lang,
@@ -209,7 +210,8 @@ static void edge_cb(void *arg, const cat_fn *to)
 		e->oom = true;
 }
 
-/* Edges for the calls in fn's body; calls that resolve to no user function give bits directly. */
+/* Edges for the calls in fn's body (a view's SELECT) and the views it reads; calls that resolve to no user
+ * function give bits directly. */
 static bool resolve_calls(fn_catalog *c, cat_fn *fn)
 {
 	edge_ctx e = { .c = c, .from = fn };
@@ -226,6 +228,9 @@ static bool resolve_calls(fn_catalog *c, cat_fn *fn)
 	}
 	for (size_t i = 0; f && i < f->builtins.n; i++)
 		catalog_candidates(c, f->builtins.v[i], true, edge_cb, &e);
+	/* Views the body reads run their definitions: edges like calls. Other names are tables. */
+	for (size_t i = 0; f && i < f->rels.n; i++)
+		catalog_view_candidates(c, f->rels.v[i], edge_cb, &e);
 	return !e.oom;
 }
 
@@ -337,7 +342,8 @@ static bool inherit(cat_fn *f, const cat_fn *g)
 		add &= ~(uint32_t)CJ_OPAQUE;
 	for (int b = 0; b < CJ_NBITS; b++) {
 		if (add & (1u << b))
-			set_bit(f, 1u << b, "calls %s.%s: %s", g->schema, g->name, nz(g->why[b]));
+			set_bit(f, 1u << b, "%s %s.%s: %s", g->kind == 'v' ? "reads view" : "calls", g->schema,
+				g->name, nz(g->why[b]));
 	}
 	return add != 0;
 }
@@ -379,10 +385,15 @@ static void compute_counts(fn_catalog *c)
 	catalog_counts *k = &c->counts;
 
 	memset(k, 0, sizeof(*k));
-	k->analysed = c->n;
 	for (size_t i = 0; i < c->n; i++) {
 		uint32_t b = c->fns[i].bits;
 
+		if (c->fns[i].kind == 'v') {
+			k->views++;
+			k->views_denied += b != 0;
+			continue;
+		}
+		k->analysed++;
 		k->trusted += c->fns[i].trusted;
 		if (b & (CJ_IDENTITY | CJ_LEXING | CJ_GRANT))
 			k->identity++;

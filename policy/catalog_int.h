@@ -13,14 +13,14 @@
 #define uthash_nonfatal_oom(elt) ((elt)->oom = true)
 #include <uthash.h>
 
-/* One user function or procedure. */
+/* One user function or procedure, or a view (kind 'v': its body is its SELECT, named in fn_catalog.views). */
 typedef struct cat_fn {
-	uint32_t oid;        /* pg_proc.oid */
+	uint32_t oid;        /* pg_proc.oid; 0 for a view (pg_class oids may repeat pg_proc's) */
 	char *schema;        /* nspname */
 	char *name;          /* proname */
 	char *args;          /* identity arguments, for explain */
 	char *lang;          /* lanname */
-	char kind;           /* prokind: f, p, a, w */
+	char kind;           /* prokind: f, p, a, w; v for a view */
 	char volatility;     /* provolatile: i, s, v */
 	bool secdef;         /* SECURITY DEFINER */
 	bool trusted;        /* listed in trusted_functions: opacity is waived */
@@ -66,6 +66,7 @@ struct fn_catalog {
 	cat_fn *fns;  /* every user function, by index */
 	size_t n, cap;
 	cat_name *names; /* uthash head: name -> functions */
+	cat_name *views; /* uthash head: relname -> views (entries of fns; never candidates of a call) */
 	cat_agg *agg;    /* aggregate support functions (build input) */
 	size_t n_agg, cap_agg;
 	catalog_counts counts; /* computed by catalog_finish() */
@@ -81,5 +82,7 @@ void cat_fn_free_inputs(cat_fn *fn);
 
 typedef void (*cand_cb)(void *arg, const cat_fn *fn);
 int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_named, cand_cb cb, void *arg);
+/* Every view a relation name may be ("schema.name" or "name", any schema); CAND_USER if one matched. */
+int catalog_view_candidates(const fn_catalog *c, const char *rel, cand_cb cb, void *arg);
 
 #endif

@@ -7,7 +7,7 @@
 #include "policy/catalog_int.h"
 
 /*
- * One READ ONLY, REPEATABLE READ transaction, so the three queries see one
+ * One READ ONLY, REPEATABLE READ transaction, so the queries see one
  * snapshot. search_path is emptied for it: pg_get_functiondef() and
  * pg_get_expr() then qualify every name outside pg_catalog ("public.g()"), so
  * deparsed BEGIN ATOMIC bodies and argument defaults name the exact schema.
@@ -53,6 +53,17 @@ static const char q_aggregates[] = "SELECT a.aggfnoid::pg_catalog.oid, s.oid, sn
 				   "a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn) "
 				   "JOIN pg_catalog.pg_namespace sn ON sn.oid = s.pronamespace "
 				   "WHERE " USER_SCHEMAS;
+
+/*
+ * Views (relkind 'v') with their definitions, deparsed under the empty
+ * search_path (names outside pg_catalog qualified). Materialized views ('m')
+ * are left out on purpose: their query runs only on REFRESH, which is a write
+ * already; reading one runs nothing, like a table.
+ */
+static const char q_views[] = "SELECT n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid) "
+			      "FROM pg_catalog.pg_class c "
+			      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+			      "WHERE c.relkind = 'v' AND " USER_SCHEMAS;
 
 static char *errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -161,6 +172,19 @@ static bool load_aggregates(PGconn *conn, fn_catalog *c, char **err)
 	return ok;
 }
 
+static bool load_views(PGconn *conn, fn_catalog *c, char **err)
+{
+	PGresult *r = run(conn, q_views, PGRES_TUPLES_OK, err);
+	bool ok = r != NULL;
+
+	for (int i = 0; ok && i < PQntuples(r); i++)
+		ok = catalog_add_view(c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), val(r, i, 2)) == 0;
+	if (r && !ok)
+		*err = strdup("catalog: out of memory");
+	PQclear(r);
+	return ok;
+}
+
 fn_catalog *catalog_load(PGconn *conn, const pgw_config *cfg, char **err)
 {
 	fn_catalog *c = NULL;
@@ -182,7 +206,7 @@ fn_catalog *catalog_load(PGconn *conn, const pgw_config *cfg, char **err)
 	}
 	if (!(in_txn = run_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err))
 	    || !run_cmd(conn, "SET LOCAL search_path = ''", err) || !load_system(conn, c, err)
-	    || !load_functions(conn, c, err) || !load_aggregates(conn, c, err)
+	    || !load_functions(conn, c, err) || !load_aggregates(conn, c, err) || !load_views(conn, c, err)
 	    || !run_cmd(conn, "COMMIT", err))
 		goto fail;
 	in_txn = false;

@@ -103,6 +103,7 @@ void facts_merge(policy_facts *dst, const policy_facts *src, uint32_t flag_mask)
 	merge_list(dst, &dst->grantees, &src->grantees);
 	merge_list(dst, &dst->funcs, &src->funcs);
 	merge_list(dst, &dst->builtins, &src->builtins);
+	merge_list(dst, &dst->rels, &src->rels);
 	if (src->oom)
 		dst->oom = true;
 }
@@ -129,6 +130,7 @@ static void facts_destroy(policy_facts *f)
 	strlist_free(&f->grantees);
 	strlist_free(&f->funcs);
 	strlist_free(&f->builtins);
+	strlist_free(&f->rels);
 	free(f);
 }
 
@@ -180,6 +182,12 @@ char *const *policy_facts_functions(const policy_facts *f, size_t *n)
 {
 	*n = f->funcs.n;
 	return f->funcs.v;
+}
+
+char *const *policy_facts_relations(const policy_facts *f, size_t *n)
+{
+	*n = f->rels.n;
+	return f->rels.v;
 }
 
 const char *policy_facts_why_write(const policy_facts *f)

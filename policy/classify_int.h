@@ -45,6 +45,7 @@ struct policy_facts {
 	pc_strlist funcs;    /* non-built-in functions called */
 	pc_strlist builtins; /* unqualified calls the built-in table judged: a user function of that name
 			      * may be the one PostgreSQL picks (other argument types, search_path) */
+	pc_strlist rels;     /* relations read or written, "schema.name" or "name" as written (folded) */
 	bool oom;            /* an allocation failed while building: the caller discards it */
 };
 

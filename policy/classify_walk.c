@@ -113,11 +113,44 @@ static bool is_pg_settings(const jdoc *d, uint32_t rel)
 	return !schema || jstr_eq(d, schema, "pg_catalog");
 }
 
+/*
+ * Record a relation a statement names (an unwrapped RangeVar body): "schema.name"
+ * or "name", folded as the parser gave them (catalogname is the database: dropped).
+ * The catalog judges the names that are views (policy_decide); tables are nothing.
+ */
+static void add_relation(pc_walk *w, uint32_t rv)
+{
+	const jdoc *d = w->d;
+	char *schema, *name, qual[300];
+
+	if (!rv || d->t[rv].type != J_OBJ)
+		return;
+	schema = jobj_get(d, rv, "schemaname") ? jstr_dup(d, jobj_get(d, rv, "schemaname")) : NULL;
+	name = jobj_get(d, rv, "relname") ? jstr_dup(d, jobj_get(d, rv, "relname")) : NULL;
+	if (name && (schema || !jobj_get(d, rv, "schemaname"))) {
+		snprintf(qual, sizeof(qual), "%s%s%s", schema ? schema : "", schema ? "." : "", name);
+		facts_add(w->f, &w->f->rels, qual, strlen(qual), false);
+	} else if (jobj_get(d, rv, "relname")) {
+		w->f->oom = true; /* a name we could not copy: the facts are discarded */
+	}
+	free(schema);
+	free(name);
+}
+
+/* A RangeVar in FROM (and other Node lists): a relation read. */
+static void on_rangevar(pc_walk *w, uint32_t body)
+{
+	add_relation(w, body);
+	walk_fields(w, body);
+}
+
 /* INSERT/UPDATE/DELETE/MERGE: writes; on pg_settings they can set any setting, role included. */
 static void on_dml(pc_walk *w, uint32_t body, const char *what)
 {
 	if (is_pg_settings(w->d, jobj_get(w->d, body, "relation")))
 		mark_identity(w, "%s pg_settings", what);
+	/* Why: the target is an unwrapped RangeVar; UPDATE/DELETE through a view evaluate its quals. */
+	add_relation(w, jobj_get(w->d, body, "relation"));
 	mark_write(w, "%s", what);
 	walk_fields(w, body);
 }
@@ -376,12 +409,19 @@ static void on_func_ddl(pc_walk *w, uint32_t body)
 	walk_fields(w, body);
 }
 
+/* CREATE [OR REPLACE] VIEW, CREATE RULE: what reading a relation runs changes (the catalog holds views). */
+static void on_view_ddl(pc_walk *w, uint32_t body)
+{
+	mark_func_ddl(w, "view definition change");
+	walk_fields(w, body);
+}
+
 /* Object types whose DROP, RENAME or SET SCHEMA changes the function catalog. */
 static bool objtype_is_func_ddl(const jdoc *d, uint32_t t)
 {
 	static const char *const kinds[] = { "OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE",
 					     "OBJECT_AGGREGATE", "OBJECT_SCHEMA",    "OBJECT_EXTENSION",
-					     "OBJECT_LANGUAGE" };
+					     "OBJECT_LANGUAGE", "OBJECT_VIEW",      "OBJECT_RULE" };
 
 	for (size_t i = 0; t && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (jstr_eq(d, t, kinds[i]))
@@ -526,11 +566,12 @@ static const node_kind node_kinds[] = {
 	{ "RangeTableFunc", NULL },
 	{ "RangeTableFuncCol", NULL },
 	{ "RangeTableSample", NULL },
-	{ "RangeVar", NULL },
+	{ "RangeVar", on_rangevar },
 	{ "RenameStmt", on_rename },
 	{ "ResTarget", NULL },
 	{ "ReturnStmt", NULL },
 	{ "RowExpr", NULL },
+	{ "RuleStmt", on_view_ddl },
 	{ "SQLValueFunction", NULL },
 	{ "SelectStmt", on_select },
 	{ "SetToDefault", NULL },
@@ -544,6 +585,7 @@ static const node_kind node_kinds[] = {
 	{ "UpdateStmt", on_update },
 	{ "VariableSetStmt", on_set },
 	{ "VariableShowStmt", on_read_leaf },
+	{ "ViewStmt", on_view_ddl },
 	{ "WindowDef", NULL },
 	{ "WithClause", NULL },
 	{ "XmlExpr", NULL },

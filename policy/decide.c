@@ -24,6 +24,12 @@
  * have is opaque-sql everywhere (it was created after the catalog was read,
  * e.g. in pg_temp, so what it does is unknown); a built-in the table does not
  * know is a write, as without a catalog.
+ *
+ * Views: every relation the statement names (policy_facts_relations) that the
+ * catalog knows as a view is judged like a call of a function whose body is
+ * the view's SELECT (what it calls, the views it reads), every view of an
+ * unqualified name counting; the message names the view. Other names are
+ * tables (or CTEs): nothing to judge. Without a catalog, views are not judged.
  */
 
 static void deny(policy_verdict *out, const char *rule, const char *fmt, const char *arg)
@@ -151,9 +157,13 @@ static void judge_calls(const policy_subject *s, const policy_facts *f, catalog_
 		catalog_judge(s->catalog, f->funcs.v[i], false, j);
 	for (size_t i = 0; i < f->builtins.n; i++)
 		catalog_judge(s->catalog, f->builtins.v[i], true, j);
+	/* Reading a view runs its definition: judged like the functions it calls (tables: nothing). */
+	for (size_t i = 0; i < f->rels.n; i++)
+		catalog_judge_relation(s->catalog, f->rels.v[i], j);
 }
 
-/* Deny for a function's bit, naming the function: "... function app_set_tenant: sets app.tenant_id". */
+/* Deny for a function's (or view's) bit, naming it: "... function app_set_tenant: sets app.tenant_id",
+ * "... view billing.v: calls billing.switch_tenant: sets app.tenant_id". */
 static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bit, const char *rule,
 		    const char *what)
 {
@@ -163,8 +173,8 @@ static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bi
 		return false;
 	out->deny = true;
 	out->rule = rule;
-	snprintf(out->message, sizeof(out->message), "pgwarden: %s: function %s: %s", what, j->fn[b],
-		 j->why[b] ? j->why[b] : "");
+	snprintf(out->message, sizeof(out->message), "pgwarden: %s: %s %s: %s", what,
+		 j->view[b] ? "view" : "function", j->fn[b], j->why[b] ? j->why[b] : "");
 	snprintf(out->detail, sizeof(out->detail), "rule: %s", rule);
 	return true;
 }
@@ -236,7 +246,8 @@ static const char *production_write(const policy_subject *s, const policy_facts 
 
 		if (!(j->bits & CJ_WRITE))
 			return NULL;
-		snprintf(buf, bufsz, "function %s: %s", j->fn[b], j->why[b] ? j->why[b] : "");
+		snprintf(buf, bufsz, "%s %s: %s", j->view[b] ? "view" : "function", j->fn[b],
+			 j->why[b] ? j->why[b] : "");
 		return buf;
 	}
 	if ((fn = untrusted_function(s->cfg, f))) {

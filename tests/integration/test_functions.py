@@ -143,6 +143,32 @@ def test_calls_judged_through_two_levels_overloads_and_proconfig(fresh, scratch)
             c.execute(f"SELECT {scratch}.ovl(1)")
 
 
+def test_view_calling_an_identity_changing_function_is_denied(fresh, scratch, pg):
+    # SELECT * FROM v runs v's definition: a view over switch_tenant() changes identity
+    # (set_config works even in a read-only transaction), one level or two.
+    with superuser(pg, "app_staging") as su:
+        su.execute(f"""
+            CREATE VIEW {scratch}.v_switch AS SELECT billing.switch_tenant('globex') AS t;
+            CREATE VIEW {scratch}.v_over AS SELECT * FROM {scratch}.v_switch;
+            CREATE VIEW {scratch}.v_plain AS SELECT 42 AS answer;
+            GRANT SELECT ON ALL TABLES IN SCHEMA {scratch} TO bookkeeper;
+        """)
+    n = log_len(fresh)
+    fresh.reload()  # views made directly on the database are seen at the next load
+    wait_for_catalog(fresh, "staging", n)
+    with psycopg.connect(fresh.dsn(dbname="staging"), autocommit=True) as c:
+        before = identity_of(c)
+        for view in ("v_switch", "v_over"):
+            with pytest.raises(errors.InsufficientPrivilege) as ei:
+                c.execute(f"SELECT * FROM {scratch}.{view}")
+            assert "identity-change" in rule_of(ei.value), view
+            msg = ei.value.diag.message_primary
+            assert f"view {scratch}.{view}" in msg and "switch_tenant" in msg, msg
+        assert identity_of(c) == before
+        assert c.execute(f"SELECT * FROM {scratch}.v_plain").fetchone() == (42,)
+        assert identity_of(c) == before
+
+
 def test_function_unknown_to_the_catalog_is_denied(fresh, scratch):
     # created directly on the database after the catalog was read: pgwarden cannot know it
     with psycopg.connect(fresh.dsn(dbname="staging"), autocommit=True) as c:

@@ -299,6 +299,9 @@ static const fn_case fns[] = {
 	    .volatility = 'v',
 	    .src = "aggregate_dummy" },
 	  WR },
+	/* a function reading a view runs the view's definition */
+	{ SQLFN(220, "reads_view", "SELECT count(*) FROM billing.v_tenant"), ID },
+	{ SQLFN(221, "reads_plain_view", "SELECT count(*) FROM v_plain"), RO },
 	/* grants, lexing, function DDL */
 	{ PLFN(220, "grant_anon", "", "void", " BEGIN GRANT SELECT ON t TO anon; END "), GR },
 	{ PLFN(221, "lex_fn", "", "void", " BEGIN SET standard_conforming_strings = off; END "), LEX },
@@ -307,6 +310,27 @@ static const fn_case fns[] = {
 	       "'select 1'; END "),
 	  WR },
 	{ PLFN(223, "unparsable_pl", "", "void", " BEGIN IF THEN END "), OPQ },
+};
+
+/* Views: pg_get_viewdef() text (names outside pg_catalog qualified, as under an empty search_path). */
+typedef struct view_case {
+	const char *schema, *name, *def;
+} view_case;
+
+static const view_case views[] = {
+	{ "billing", "v_tenant", " SELECT public.app_set_tenant('globex'::text) AS app_set_tenant;" },
+	{ "other", "v_tenant", " SELECT 1 AS one;" }, /* same name, read-only: unqualified reads still deny */
+	{ "billing", "v_write", " SELECT public.archive_old_rows() AS a;" },
+	{ "billing", "v_over", " SELECT v_tenant.app_set_tenant FROM billing.v_tenant;" },
+	{ "app", "v_w2", " SELECT v_write.a FROM billing.v_write JOIN public.t USING (a);" },
+	{ "public", "v_plain", " SELECT t.a, upper(t.b) AS b FROM public.t WHERE t.a > 1;" },
+	{ "app", "v_helper", " SELECT public.helper_read(t.b) AS h FROM public.t;" },
+	/* cycles cannot exist in PostgreSQL; the fixpoint must not care */
+	{ "app", "v_cyc1", " SELECT v_cyc2.a FROM app.v_cyc2;" },
+	{ "app", "v_cyc2", " SELECT v_cyc1.a FROM app.v_cyc1;" },
+	{ "app", "v_cyc_id1", " SELECT x.a FROM app.v_cyc_id2 x;" },
+	{ "app", "v_cyc_id2", " SELECT y.a FROM app.v_cyc_id1 y, billing.v_tenant;" },
+	{ "app", "v_broken", " SELEC 1;" },
 };
 
 /* The class of a set of CJ_ bits, most restrictive first. */
@@ -357,6 +381,8 @@ static fn_catalog *build_catalog(const pgw_config *cfg)
 	assert_int_equal(catalog_add_agg_support(c, 210, 2078, "pg_catalog", "set_config", 'v'), 0);
 	assert_int_equal(catalog_add_agg_support(c, 211, 177, "pg_catalog", "int4pl", 'i'), 0);
 	assert_int_equal(catalog_add_agg_support(c, 212, 121, "public", "ins_sql", 'v'), 0);
+	for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++)
+		assert_int_equal(catalog_add_view(c, views[i].schema, views[i].name, views[i].def), 0);
 	if (catalog_finish(c, cfg, &err) != 0)
 		fail_msg("catalog_finish: %s", err);
 	return c;
@@ -489,6 +515,8 @@ static void test_counts_and_explain(void **state)
 	assert_int_equal(k.analysed, sizeof(fns) / sizeof(fns[0]));
 	assert_int_equal(k.analysed, k.read_only + k.writes + k.identity + k.opaque);
 	assert_int_equal(k.trusted, 4);
+	assert_int_equal(k.views, sizeof(views) / sizeof(views[0]));
+	assert_int_equal(k.views_denied, 7); /* billing.v_tenant, v_write, v_over; app.v_w2, v_cyc_id1/2, v_broken */
 	assert_true(k.identity >= 10 && k.opaque >= 5 && k.writes >= 10 && k.read_only >= 10);
 
 	n = catalog_explain(fx->cat, "ovl", buf, sizeof(buf));
@@ -552,6 +580,27 @@ static const verdict_case verdicts[] = {
 	{ "PREPARE p AS SELECT app_set_tenant('x')", V_ID, V_ID, V_ID },
 	{ "DO $$ BEGIN PERFORM archive_old_rows(); END $$", V_WOW, V_OK, V_OK },
 	{ "SELECT 1", V_OK, V_OK, V_OK },
+	/* views: reading one runs its definition */
+	{ "SELECT * FROM billing.v_tenant", V_ID, V_ID, V_ID },
+	{ "SELECT * FROM v_tenant", V_ID, V_ID, V_ID }, /* any schema: billing's counts */
+	{ "SELECT * FROM other.v_tenant", V_OK, V_OK, V_OK },
+	{ "SELECT * FROM nosuch.v_tenant", V_OK, V_OK, V_OK }, /* not a view: a table */
+	{ "SELECT * FROM billing.v_write", V_WOW, V_OK, V_OK },
+	{ "SELECT * FROM billing.v_over", V_ID, V_ID, V_ID }, /* view over a view over the function */
+	{ "SELECT * FROM app.v_w2", V_WOW, V_OK, V_OK },
+	{ "SELECT * FROM v_plain p JOIN t USING (a)", V_OK, V_OK, V_OK },
+	{ "SELECT * FROM app.v_helper", V_OK, V_OK, V_OK },
+	{ "SELECT * FROM app.v_cyc1", V_OK, V_OK, V_OK },
+	{ "SELECT * FROM app.v_cyc_id1", V_ID, V_ID, V_ID },
+	{ "SELECT * FROM app.v_broken", V_OPQ, V_OPQ, V_OPQ },
+	{ "SELECT (SELECT count(*) FROM billing.v_write)", V_WOW, V_OK, V_OK },
+	{ "WITH x AS (SELECT * FROM billing.v_tenant) SELECT * FROM x", V_ID, V_ID, V_ID },
+	{ "SELECT * FROM t WHERE a IN (SELECT 1 FROM v_tenant)", V_ID, V_ID, V_ID },
+	{ "UPDATE billing.v_tenant SET app_set_tenant = 'x'", V_ID, V_ID, V_ID },
+	{ "DO $$ BEGIN PERFORM * FROM billing.v_tenant; END $$", V_ID, V_ID, V_ID },
+	{ "PREPARE pv AS SELECT * FROM billing.v_write", V_WOW, V_OK, V_OK },
+	{ "SELECT reads_view()", V_ID, V_ID, V_ID },
+	{ "SELECT reads_plain_view()", V_OK, V_OK, V_OK },
 };
 
 static const char *verdict_of(fixture *fx, const char *sql, const char *target, time_t now, bool stale,
@@ -614,6 +663,23 @@ static void test_verdict_messages(void **state)
 	assert_string_equal(v.message,
 			    "pgwarden: identity change is not allowed: "
 			    "function app_set_tenant: sets app.tenant_id");
+	verdict_of(fx, "SELECT * FROM billing.v_tenant", "staging", fx->outside, false, &v);
+	assert_string_equal(v.message,
+			    "pgwarden: identity change is not allowed: view billing.v_tenant: "
+			    "calls public.app_set_tenant: sets app.tenant_id");
+	verdict_of(fx, "SELECT * FROM billing.v_over", "staging", fx->outside, false, &v);
+	assert_string_equal(v.message,
+			    "pgwarden: identity change is not allowed: view billing.v_over: "
+			    "reads view billing.v_tenant: calls public.app_set_tenant: sets app.tenant_id");
+	verdict_of(fx, "SELECT * FROM billing.v_write", "prod", fx->outside, false, &v);
+	assert_string_equal(v.message,
+			    "pgwarden: write outside an approved window: view billing.v_write: "
+			    "calls public.archive_old_rows: DELETE");
+	/* A function's bit stays the function's even when a view also has it. */
+	verdict_of(fx, "SELECT app_set_tenant('x') FROM billing.v_tenant", "staging", fx->outside, false, &v);
+	assert_non_null(strstr(v.message, "function app_set_tenant: sets app.tenant_id"));
+	/* Reading a view is not a call of a user function: a stale catalog does not hold it up. */
+	assert_string_equal(verdict_of(fx, "SELECT * FROM v_plain", "staging", fx->outside, true, &v), V_OK);
 	verdict_of(fx, "SELECT c_fn()", "staging", fx->outside, false, &v);
 	assert_non_null(strstr(v.message, "function c_fn: written in language c"));
 	/* A stale catalog denies calls of user functions, nothing else. */
@@ -668,6 +734,12 @@ static void test_func_ddl_flag(void **state)
 		{ "DO $$ BEGIN CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select "
 		  "1'; END $$",
 		  true },
+		{ "CREATE VIEW v AS SELECT 1", true },
+		{ "CREATE OR REPLACE VIEW v AS SELECT app_set_tenant('x')", true },
+		{ "ALTER VIEW v RENAME TO w", true },
+		{ "ALTER VIEW v SET SCHEMA s", true },
+		{ "DROP VIEW v", true },
+		{ "CREATE RULE r AS ON SELECT TO t DO INSTEAD SELECT 1", true },
 		{ "CREATE TABLE t (a int)", false },
 		{ "DROP TABLE t", false },
 		{ "ALTER TABLE t RENAME TO u", false },
@@ -687,6 +759,67 @@ static void test_func_ddl_flag(void **state)
 		if (cases[i].ddl)
 			assert_false(fl & PF_READ_ONLY);
 		policy_analysis_clear(&a);
+	}
+}
+
+/* The relations a statement names: RangeVars anywhere (FROM, subqueries, DML targets, DO bodies), folded. */
+static void test_relation_facts(void **state)
+{
+	fixture *fx = *state;
+	static const policy_lexctx on = { .standard_conforming_strings = true };
+	static const struct {
+		const char *sql;
+		const char *rels; /* joined by ' ', in walk order (target list before FROM) */
+	} cases[] = {
+		{ "SELECT 1", "" },
+		{ "SELECT * FROM Billing.V_Tenant", "billing.v_tenant" },
+		{ "SELECT * FROM \"Billing\".\"V\" JOIN t USING (a)", "Billing.V t" },
+		{ "SELECT (SELECT max(a) FROM s.u) FROM t, LATERAL (SELECT * FROM w) x", "s.u t w" },
+		{ "INSERT INTO db.s.t SELECT * FROM v", "s.t v" },
+		{ "UPDATE t SET a = 1 FROM u", "t u" },
+		{ "DELETE FROM s.t", "s.t" },
+		{ "WITH c AS (SELECT 1) SELECT * FROM c", "c" },
+		{ "DO $$ BEGIN PERFORM * FROM s.v; END $$", "s.v" },
+		{ "SELECT * FROM generate_series(1, 3)", "" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		policy_analysis a;
+		char got[256] = "";
+		char *const *v;
+		size_t n;
+
+		/* Twice: the second answer comes from the cache and must be the same. */
+		for (int pass = 0; pass < 2; pass++) {
+			got[0] = '\0';
+			assert_int_equal(policy_analyze(fx->pc, cases[i].sql, strlen(cases[i].sql), &on, &a), 0);
+			assert_int_equal(a.n, 1);
+			v = policy_facts_relations(a.v[0].facts, &n);
+			for (size_t k = 0; k < n; k++)
+				snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? " " : "", v[k]);
+			policy_analysis_clear(&a);
+			if (strcmp(got, cases[i].rels) != 0)
+				fail_msg("%s (pass %d): want \"%s\" got \"%s\"", cases[i].sql, pass, cases[i].rels,
+					 got);
+		}
+	}
+}
+
+/* Texts that differ only in the relation name must not share cached facts (names are in the key). */
+static void test_relation_cache_key(void **state)
+{
+	fixture *fx = *state;
+	policy_verdict v;
+
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(verdict_of(fx, "SELECT * FROM app.v_cyc1", "staging", fx->outside, false, &v),
+				    V_OK);
+		assert_string_equal(verdict_of(fx, "SELECT * FROM app.v_cyc_id1", "staging", fx->outside, false,
+					       &v),
+				    V_ID);
+		assert_string_equal(verdict_of(fx, "select * from APP.V_CYC_ID1", "staging", fx->outside, false,
+					       &v),
+				    V_ID);
 	}
 }
 
@@ -809,7 +942,12 @@ static const char live_schema[] = "DROP SCHEMA IF EXISTS pgw_cat CASCADE; DROP S
 				  "  AS $$ SELECT set_config('app.tenant_id', $2, $3) $$;"
 				  "CREATE AGGREGATE evil(text, boolean) (sfunc = sfn, stype = text);"
 				  "CREATE AGGREGATE setcfg_agg(text, boolean) (sfunc = "
-				  "pg_catalog.set_config, stype = text);";
+				  "pg_catalog.set_config, stype = text);"
+				  "CREATE VIEW v_tenant AS SELECT app_set_tenant('x') AS t, lower('A') AS l;"
+				  "CREATE VIEW pgw_cat2.v_over AS SELECT * FROM v_tenant;"
+				  "CREATE VIEW v_write AS SELECT 1 AS one FROM t WHERE archive_old_rows() IS NULL;"
+				  "CREATE VIEW v_plain AS SELECT a, helper(a::text) AS h FROM t;"
+				  "CREATE MATERIALIZED VIEW mv AS SELECT app_set_tenant('x') AS t WITH NO DATA;";
 
 typedef struct live_expect {
 	const char *name;
@@ -896,6 +1034,26 @@ static void test_live_load(void **state)
 			fail_msg("%s: want %s got %s\n  %s", live[i].name, live[i].expect, got, buf);
 		}
 	}
+	/* Views: reading one is judged by its definition; a materialized view runs nothing when read. */
+	{
+		static const live_expect live_views[] = {
+			{ "pgw_cat.v_tenant", ID }, { "pgw_cat2.v_over", ID }, { "v_over", ID },
+			{ "pgw_cat.v_write", WR },  { "pgw_cat.v_plain", RO }, { "pgw_cat.mv", RO },
+			{ "pgw_cat.t", RO },
+		};
+		catalog_counts k;
+
+		for (size_t i = 0; i < sizeof(live_views) / sizeof(live_views[0]); i++) {
+			catalog_judgement j = { 0 };
+
+			catalog_judge_relation(c, live_views[i].name, &j);
+			if (strcmp(class_of(j.bits), live_views[i].expect) != 0)
+				fail_msg("%s: want %s got %s", live_views[i].name, live_views[i].expect,
+					 class_of(j.bits));
+		}
+		catalog_counts_get(c, &k);
+		assert_true(k.views >= 4);
+	}
 	/* The session is left idle and usable. */
 	assert_int_equal(PQtransactionStatus(conn), PQTRANS_IDLE);
 	exec_ok(conn,
@@ -916,6 +1074,8 @@ int main(void)
 		cmocka_unit_test(test_verdict_messages),
 		cmocka_unit_test(test_func_ddl_flag),
 		cmocka_unit_test(test_pg_temp_function),
+		cmocka_unit_test(test_relation_facts),
+		cmocka_unit_test(test_relation_cache_key),
 		cmocka_unit_test(test_bench_build),
 		cmocka_unit_test(test_live_load),
 	};
