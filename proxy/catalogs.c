@@ -194,8 +194,9 @@ static void land(pgw_server *srv, load_job *job)
 		sl->failed = false;
 		catalog_counts_get(sl->cat, &sl->counts);
 		log_info("catalog %s: %zu user functions analysed: %zu read-only, %zu write, %zu identity-changing, "
-			 "%zu opaque, %zu trusted", sl->target, sl->counts.analysed, sl->counts.read_only,
-			 sl->counts.writes, sl->counts.identity, sl->counts.opaque, sl->counts.trusted);
+			 "%zu opaque, %zu trusted; %zu views, %zu of them do more than read", sl->target,
+			 sl->counts.analysed, sl->counts.read_only, sl->counts.writes, sl->counts.identity,
+			 sl->counts.opaque, sl->counts.trusted, sl->counts.views, sl->counts.views_denied);
 	} else {
 		log_error("catalog %s: cannot read function definitions: %s", sl->target,
 			  job->err ? job->err : "unknown error");
@@ -341,6 +342,7 @@ void catalogs_render_metrics(pgw_server *srv, struct evbuffer *out)
 {
 	catalog_slot *sl, *tmp;
 
+	/* each metric family's samples together, as the text format wants */
 	evbuffer_add_printf(out, "# TYPE pgwarden_user_functions gauge\n");
 	HASH_ITER(hh, srv->catalogs->slots, sl, tmp) {
 		if (!sl->cat)
@@ -355,5 +357,14 @@ void catalogs_render_metrics(pgw_server *srv, struct evbuffer *out)
 				    sl->target, sl->counts.analysed, sl->target, sl->counts.read_only, sl->target,
 				    sl->counts.writes, sl->target, sl->counts.identity, sl->target, sl->counts.opaque,
 				    sl->target, sl->counts.trusted);
+	}
+	evbuffer_add_printf(out, "# TYPE pgwarden_user_views gauge\n");
+	HASH_ITER(hh, srv->catalogs->slots, sl, tmp) {
+		if (!sl->cat)
+			continue;
+		evbuffer_add_printf(out,
+				    "pgwarden_user_views{target=\"%s\",class=\"analysed\"} %zu\n"
+				    "pgwarden_user_views{target=\"%s\",class=\"more_than_read\"} %zu\n",
+				    sl->target, sl->counts.views, sl->target, sl->counts.views_denied);
 	}
 }
