@@ -238,6 +238,9 @@ backend_action backend_message(session *s, char type, const uint8_t *msg, uint32
 		s->up.txn_status = (char)body[0];
 		if (head && (head->kind == OWED_SYNC || head->kind == OWED_QUERY || head->kind == OWED_FUNCTION))
 			owed_pop(&s->owed);
+		/* all answered: an early CopyDone whose COPY never started (it failed first) is void */
+		if (s->owed.count == 0 && s->up.copy_in < 0)
+			s->up.copy_in = 0;
 		frontend_ready_for_query(s);
 		break;
 	case 'C': /* CommandComplete */

@@ -315,8 +315,11 @@ void frontend_message(session *s, char type, const uint8_t *msg, uint32_t len)
 		return;
 	}
 	/* Between batches with nothing in flight: a window may have opened or closed since the last ReadyForQuery. */
-	if (s->owed.count == 0 && !s->ext_batch_open)
+	if (s->owed.count == 0 && !s->ext_batch_open) {
 		gate_transaction_boundary(s);
+		if (s->closing || s->client.phase == CLIENT_CLOSING)
+			return; /* e.g. the token was revoked by a reload */
+	}
 	if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C')
 		s->ext_batch_open = true; /* until its Sync: no internal Query may be slipped in */
 
@@ -348,7 +351,13 @@ void frontend_message(session *s, char type, const uint8_t *msg, uint32_t len)
 		break;
 	case 'c': /* CopyDone */
 	case 'f': /* CopyFail */
-		s->up.copy_in--;
+		/*
+		 * Ends the COPY in progress, or one whose CopyInResponse is still on its
+		 * way (a client may send its data right behind the COPY). With nothing
+		 * owed no COPY can be pending: the server ignores a stray one, so do we.
+		 */
+		if (s->up.copy_in > 0 || (s->up.copy_in == 0 && s->owed.count > 0))
+			s->up.copy_in--;
 		forward(s, len);
 		break;
 	case 'X': /* Terminate: deliver what is owed, then close (PQfinish says goodbye upstream) */

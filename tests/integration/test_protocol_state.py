@@ -140,3 +140,28 @@ def test_terminate_with_unsynced_batch_closes(pgwarden, pg):
     while backends() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert backends() == 0
+
+
+def test_stray_copy_done_does_not_shift_later_copies(pgwarden, pg):
+    """CopyDone outside any COPY is ignored by the server; it must not make pgwarden think a
+    later COPY already ended (the Sync sent during that COPY would then owe an answer)."""
+    table = "cs_" + secrets.token_hex(4)
+    pg.sql(f"CREATE TABLE billing.{table} (a int); GRANT ALL ON billing.{table} TO bookkeeper", "app_staging")
+    try:
+        with login(pgwarden, "staging") as c:
+            c.send(msg(b"c") + msg(b"c"))
+            assert rows_of(c.simple("SELECT 1")) == [("1",)]
+            c.send(parse("", f"COPY billing.{table} FROM STDIN") + bind("", "") + execute() + sync())
+            kinds = []
+            while not kinds or kinds[-1] not in (b"G", b"E", b"Z"):
+                kinds.append(c.read_msg()[0])
+            assert kinds[-1] == b"G", kinds
+            # a Sync in the middle of the copy is ignored by the server: it owes nothing
+            c.send(msg(b"d", b"7\n") + sync() + msg(b"c") + sync())
+            got = c.read_until_ready()
+            assert [k for k, _ in got if k == b"C"] == [b"C"], got
+            c.send(query("SET ROLE postgres"))
+            assert sqlstates(c.read_until_ready()) == ["42501"]
+            assert rows_of(c.simple(f"SELECT count(*) FROM billing.{table}")) == [("1",)]
+    finally:
+        pg.sql(f"DROP TABLE billing.{table}", "app_staging")
