@@ -255,10 +255,26 @@ void catalogs_reload_all(pgw_server *srv)
 		catalog_slot *sl = slot_for(srv->catalogs, srv->cfg->targets[i].name, true);
 		if (!sl)
 			continue;
-		/* The old catalog was built with the old config: stale until the new one lands. */
-		sl->stale_mark++;
+		/*
+		 * The new config's trusted_functions and pinned names apply once the new
+		 * catalog lands; until then the old one keeps judging (marking it stale
+		 * would deny every user-function call for the length of a load, on every
+		 * reload).
+		 */
 		start_load(srv, sl);
 	}
+}
+
+bool catalogs_all_settled(pgw_server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < srv->cfg->n_targets; i++) {
+		catalog_slot *sl = slot_for(srv->catalogs, srv->cfg->targets[i].name, false);
+		if (sl && !sl->cat && !sl->failed)
+			return false;
+	}
+	return true;
 }
 
 int catalogs_init(pgw_server *srv)

@@ -22,6 +22,9 @@ struct fn_catalog;
 int catalogs_init(struct pgw_server *srv);
 void catalogs_free(struct pgw_server *srv);
 
+/* Whether every target's first load has landed or failed (startup waits for this, briefly). */
+bool catalogs_all_settled(struct pgw_server *srv);
+
 /* Config reloaded: every catalog depends on it (trusted_functions, pinned names): reload all. */
 void catalogs_reload_all(struct pgw_server *srv);
 

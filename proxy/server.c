@@ -322,6 +322,36 @@ static int setup_events(pgw_server *srv)
 	return 0;
 }
 
+/*
+ * Before accepting clients, give each target's first catalog load a few
+ * seconds to land: a call of a user function is denied while its target has
+ * no catalog, and clients connecting in the first moments should not see
+ * that. A target that cannot be reached does not hold up the start.
+ */
+#define CATALOG_STARTUP_WAIT_SECONDS 10
+
+static void wake_noop_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+static void wait_for_catalogs(pgw_server *srv)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!catalogs_all_settled(srv)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= CATALOG_STARTUP_WAIT_SECONDS) {
+			log_warn("starting before every function catalog is loaded: calls of user functions are "
+				 "denied on those targets until theirs is");
+			return;
+		}
+		/* wake at least once a second to look at the clock */
+		event_base_once(srv->base, -1, EV_TIMEOUT, wake_noop_cb, NULL, &(struct timeval){1, 0});
+		event_base_loop(srv->base, EVLOOP_ONCE);
+	}
+}
+
 int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 {
 	char *err = NULL;
@@ -352,7 +382,10 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	srv->classifier = policy_classifier_new(FACTS_CACHE_ENTRIES);
 	if (!srv->classifier || setup_tls(srv) != 0 || setup_events(srv) != 0)
 		return -1;
-	if (catalogs_init(srv) != 0 || open_listeners(srv) != 0)
+	if (catalogs_init(srv) != 0)
+		return -1;
+	wait_for_catalogs(srv);
+	if (open_listeners(srv) != 0)
 		return -1;
 	if (admin_start(srv) != 0)
 		return -1;
