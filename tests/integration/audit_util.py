@@ -40,7 +40,10 @@ def sha256_hex(b):
 
 def raw_lines(path):
     """The file's lines as bytes, without their newline (a last line without one is kept)."""
-    data = path.read_bytes()
+    return split_lines(path.read_bytes())
+
+
+def split_lines(data):
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -50,7 +53,7 @@ def raw_lines(path):
 def records(path):
     """Every line parsed as JSON (fails the test on a line that is not)."""
     out = []
-    for i, line in enumerate(raw_lines(path), 1):
+    for i, line in enumerate(split_lines(settled_bytes(path)), 1):
         try:
             rec = json.loads(line)
         except ValueError as e:
@@ -60,14 +63,26 @@ def records(path):
     return out
 
 
+def settled_bytes(path, timeout=5.0):
+    """The file's bytes once they end at a line boundary. A reader of a live log can catch
+    pgwarden in the middle of its write() (the kernel extends the file a page at a time), so a
+    missing last newline only counts once it stays missing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = path.read_bytes()
+        if data == b"" or data.endswith(b"\n") or time.monotonic() > deadline:
+            return data
+        time.sleep(0.02)
+
+
 def check_chain(*paths, first_prev=ZERO_PREV, first_seq=1):
     """Recompute the chain over the files in order: every line ends in a newline, is JSON,
     has seq = previous + 1 and prev = SHA-256 of the previous line's bytes. Returns records."""
     prev, seq, out = first_prev, first_seq - 1, []
     for path in paths:
-        data = path.read_bytes()
+        data = settled_bytes(path)
         assert data == b"" or data.endswith(b"\n"), f"{path}: last line has no newline"
-        for i, line in enumerate(raw_lines(path), 1):
+        for i, line in enumerate(split_lines(data), 1):
             rec = json.loads(line)
             where = f"{path.name}:{i}"
             if prev is not None:
@@ -84,8 +99,13 @@ def cli(*args, timeout=30):
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def verify(*paths):
-    """(exit status, stdout+stderr) of `pgwarden audit verify FILE...`."""
+def verify(*paths, settle=True):
+    """(exit status, stdout+stderr) of `pgwarden audit verify FILE...`. With settle, waits for
+    each file to end at a line boundary first (see settled_bytes); pass settle=False for a file
+    that is torn on purpose."""
+    if settle:
+        for path in paths:
+            settled_bytes(path)
     p = cli("audit", "verify", *paths)
     return p.returncode, p.stdout + p.stderr
 
