@@ -16,14 +16,42 @@
 
 static atomic_int cancels_in_flight;
 
+struct cancel_handle {
+	atomic_int refs;
+	PGcancel *pg;
+};
+
+cancel_handle *cancel_handle_new(PGconn *pg)
+{
+	cancel_handle *h = malloc(sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->pg = PQgetCancel(pg);
+	if (!h->pg) {
+		free(h);
+		return NULL;
+	}
+	atomic_init(&h->refs, 1);
+	return h;
+}
+
+void cancel_handle_unref(cancel_handle *h)
+{
+	if (h && atomic_fetch_sub(&h->refs, 1) == 1) {
+		PQfreeCancel(h->pg);
+		free(h);
+	}
+}
+
 static void *cancel_thread(void *arg)
 {
-	PGcancel *c = arg;
+	cancel_handle *h = arg;
 	char err[256];
 
-	if (!PQcancel(c, err, sizeof(err)))
+	if (!PQcancel(h->pg, err, sizeof(err)))
 		log_warn("cancel request to upstream failed: %s", err);
-	PQfreeCancel(c);
+	cancel_handle_unref(h);
 	atomic_fetch_sub(&cancels_in_flight, 1);
 	return NULL;
 }
@@ -32,20 +60,20 @@ void cancel_upstream(session *s)
 {
 	pthread_t th;
 	pthread_attr_t attr;
-	PGcancel *c;
+	cancel_handle *h = s->up.cancel;
 
-	if (s->up.phase != UPSTREAM_READY || !s->up.pg)
+	if (s->up.phase != UPSTREAM_READY || !h)
 		return;
 	if (atomic_fetch_add(&cancels_in_flight, 1) >= MAX_CANCEL_THREADS) {
 		atomic_fetch_sub(&cancels_in_flight, 1);
 		session_log(LOG_LVL_WARN, s, "cancel dropped: too many cancels in flight");
 		return;
 	}
-	c = PQgetCancel(s->up.pg);
+	atomic_fetch_add(&h->refs, 1);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (!c || pthread_create(&th, &attr, cancel_thread, c) != 0) {
-		PQfreeCancel(c);
+	if (pthread_create(&th, &attr, cancel_thread, h) != 0) {
+		cancel_handle_unref(h);
 		atomic_fetch_sub(&cancels_in_flight, 1);
 	} else
 		session_log(LOG_LVL_INFO, s, "cancel request forwarded upstream");

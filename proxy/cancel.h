@@ -17,4 +17,15 @@ struct session;
 /* Cancel whatever the session's upstream is running (the client vanished mid-query). */
 void cancel_upstream(struct session *s);
 
+/*
+ * What cancelling an upstream query needs (libpq's PGcancel: address and
+ * backend key), taken once at login so the session can drop its PGconn.
+ * Shared by the session and the cancel threads in flight, so a session that
+ * ends while its cancel is still being sent frees nothing under the thread.
+ */
+typedef struct cancel_handle cancel_handle;
+struct pg_conn;
+cancel_handle *cancel_handle_new(struct pg_conn *pg);
+void cancel_handle_unref(cancel_handle *h);
+
 #endif

@@ -316,7 +316,7 @@ static bool check_startup_params(session *s, startup_params *p)
 
 static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 {
-	startup_params *p = &s->client.params;
+	startup_params *p;
 	auth_params ap;
 	pktbuf b;
 	char msg[256];
@@ -331,6 +331,11 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 		return;
 	}
 	memcpy(s->client.startup_pkt, pkt, len);
+	p = s->client.params = malloc(sizeof(*p));
+	if (!p) {
+		session_close_later(s, "out of memory");
+		return;
+	}
 	if (startup_parse(s->client.startup_pkt + 8, len - 8, p) != STARTUP_OK) {
 		client_fail(s, "08P01", "invalid startup packet layout", NULL);
 		return;

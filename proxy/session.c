@@ -32,6 +32,7 @@ session *session_new(pgw_server *srv)
 	/* Our BackendKeyData pid: unique among live sessions for 2^31 connections. */
 	s->cancel_pid = (uint32_t)(s->id & 0x7fffffff);
 	s->client.fd = -1;
+	s->up.own_fd = -1;
 	s->cfg = config_ref(srv->cfg);
 	s->up.txn_status = 'I';
 	owed_init(&s->owed);
@@ -91,6 +92,7 @@ void session_free(session *s)
 	}
 	auth_free(s->client.auth);
 	free(s->client.startup_pkt);
+	free(s->client.params);
 	owed_free(&s->owed);
 	stmt_table_free(&s->stmts);
 	evbuffer_free(s->hold);

@@ -60,7 +60,7 @@ typedef struct client_conn {
 	struct event *startup_timer;   /* auth_timeout: fires if startup/auth does not finish */
 	struct pgw_auth *auth;         /* exchange in progress during CLIENT_AUTH */
 	uint8_t *startup_pkt;          /* copy of the StartupMessage (params point into it) */
-	startup_params params;         /* the parsed StartupMessage */
+	startup_params *params;        /* the parsed StartupMessage (1 kB: freed once upstream has it) */
 	const char *actor;             /* startup "user" = actor id (in startup_pkt) */
 	const char *database;          /* startup "database" = target name (in startup_pkt) */
 	uint32_t copy_passthru;        /* bytes of a CopyData message still to stream upstream */
@@ -72,9 +72,12 @@ typedef struct client_conn {
 /* The upstream side of a session. */
 typedef struct upstream_conn {
 	upstream_phase phase;
-	PGconn *pg;                    /* libpq owns the socket and, with TLS, the SSL object */
+	PGconn *pg;                    /* while connecting and pinning, and for good with TLS (libpq
+	                                  owns the SSL object); NULL once a plain socket is ours */
+	int own_fd;                    /* the plain socket once libpq is let go (-1 until then) */
+	struct cancel_handle *cancel;  /* for CancelRequests, taken at READY */
 	struct event *poll_ev;         /* socket readiness while libpq drives (connect, pin) */
-	pgw_io io;                     /* raw relay once READY (never closes fd or SSL: PQfinish does) */
+	pgw_io io;                     /* raw relay once READY (io never closes fd or SSL) */
 	uint32_t passthru;             /* bytes of a DataRow/CopyData still to stream to the client */
 	char txn_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool read_only;                /* what default_transaction_read_only is set to upstream */

@@ -7,15 +7,22 @@
  * empty, so the relay reads and writes the socket itself (io.c): plain TCP
  * directly, TLS through libpq's own SSL object (libpq keeps ownership;
  * PQfinish frees it).
+ *
+ * A plain socket is then taken from libpq altogether (release_libpq): the
+ * PGconn's two 16 kB buffers were most of an idle session's memory.
  */
 #include "proxy/upstream.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
+#include "proxy/cancel.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "proxy/pin.h"
@@ -34,10 +41,6 @@ void upstream_set_phase(session *s, upstream_phase phase)
 	s->up.phase = phase;
 }
 
-bool upstream_tls(const session *s)
-{
-	return s->up.pg && PQsslInUse(s->up.pg);
-}
 
 /* Wait for libpq's socket to become readable or writable. */
 static bool upstream_wait(session *s, short what)
@@ -99,7 +102,7 @@ static char *conninfo_options(const char *conninfo)
 /* Start PQconnectStartParams with the target's conninfo and the client's allowlisted settings. */
 static PGconn *connect_start(session *s)
 {
-	const startup_params *p = &s->client.params;
+	const startup_params *p = s->client.params;
 	const char *kw[STARTUP_MAX_PARAMS + 8], *val[STARTUP_MAX_PARAMS + 8];
 	char options[4096] = "";
 	size_t nk = 0, off = 0, i;
@@ -146,6 +149,8 @@ void upstream_start(session *s)
 	upstream_set_phase(s, UPSTREAM_CONNECTING);
 	clock_gettime(CLOCK_MONOTONIC, &s->up.connect_start);
 	s->up.pg = connect_start(s);
+	free(s->client.params); /* libpq has copied what it needs; actor and database live in startup_pkt */
+	s->client.params = NULL;
 	if (!s->up.pg || PQstatus(s->up.pg) == CONNECTION_BAD) {
 		upstream_failed(s, "connection start");
 		return;
@@ -207,31 +212,55 @@ static void upstream_on_close(void *arg, const char *why)
 
 static const io_handlers upstream_io_handlers = {upstream_on_read, upstream_on_drain, upstream_on_close};
 
+/*
+ * A plain socket's libpq connection, let go once the session runs on our
+ * duplicate of the socket (up.own_fd). PQfinish would say goodbye
+ * (Terminate) on the socket, so libpq's descriptor number is first pointed
+ * at an unconnected socket (dup2 swaps it in one step: no other thread can
+ * be handed that number meanwhile), where the goodbye fails harmlessly.
+ * upstream_close() says goodbye itself. If any step fails libpq is kept,
+ * which costs only memory.
+ */
+static void release_libpq(session *s)
+{
+	int sink = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (sink < 0)
+		return;
+	if (dup2(sink, PQsocket(s->up.pg)) >= 0) {
+		PQfinish(s->up.pg);
+		s->up.pg = NULL;
+	}
+	close(sink);
+}
+
 /* Pinning is done and libpq is idle: relay the socket ourselves from now on. */
 static void become_ready(session *s)
 {
 	int fd = PQsocket(s->up.pg);
 	SSL *ssl = PQsslInUse(s->up.pg) ? PQsslStruct(s->up.pg, "OpenSSL") : NULL;
+	const char *scs = PQparameterStatus(s->up.pg, "standard_conforming_strings");
 
 	event_free(s->up.poll_ev);
 	s->up.poll_ev = NULL;
+	s->up.cancel = cancel_handle_new(s->up.pg); /* NULL only without memory: cancels are dropped */
+	s->up.standard_conforming_strings = !scs || strcmp(scs, "on") == 0;
 	if (ssl) /* our writes retry from evbuffer chunks that may move (libpq's own writes never do) */
 		SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+	else if ((s->up.own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
+		fd = s->up.own_fd;
 	if (io_init(&s->up.io, s->srv->base, fd, ssl, &upstream_io_handlers, s) != 0) {
 		upstream_failed(s, "relay setup");
 		return;
 	}
 	io_set_reading(&s->up.io, true);
 	s->up.txn_status = 'I';
-	{
-		const char *scs = PQparameterStatus(s->up.pg, "standard_conforming_strings");
-		s->up.standard_conforming_strings = !scs || strcmp(scs, "on") == 0;
-	}
 	upstream_set_phase(s, UPSTREAM_READY);
-	client_login_complete(s);
+	client_login_complete(s); /* passes on libpq's ParameterStatus values */
+	if (s->up.own_fd >= 0)
+		release_libpq(s);
 }
 
-/* Collect the pinning results; any failure ends the session (identity would not hold). */
 static void poll_pinning(session *s)
 {
 	PGresult *res;
@@ -308,13 +337,26 @@ void upstream_close(session *s)
 		event_free(s->up.poll_ev);
 		s->up.poll_ev = NULL;
 	}
-	/* Free our io first: libpq still owns the socket and SSL and sends Terminate. */
+	/*
+	 * Say goodbye like libpq would, unless a message is half sent. Where
+	 * libpq is still there (TLS, or it could not be let go), PQfinish does.
+	 */
+	if (!s->up.pg && s->up.own_fd >= 0 && io_active(&s->up.io) && io_pending(&s->up.io) == 0) {
+		static const char terminate[5] = {'X', 0, 0, 0, 4};
+		(void)!send(s->up.own_fd, terminate, sizeof(terminate), MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
 	if (io_active(&s->up.io))
 		io_free(&s->up.io);
 	if (s->up.pg) {
 		PQfinish(s->up.pg);
 		s->up.pg = NULL;
 	}
+	if (s->up.own_fd >= 0) {
+		close(s->up.own_fd);
+		s->up.own_fd = -1;
+	}
+	cancel_handle_unref(s->up.cancel);
+	s->up.cancel = NULL;
 	if (s->up.phase != UPSTREAM_NONE)
 		upstream_set_phase(s, UPSTREAM_CLOSED);
 }

@@ -22,7 +22,4 @@ void upstream_stop(session *s);
 /* Drop the upstream connection now (session ending); safe to call in any phase, twice. */
 void upstream_close(session *s);
 
-/* Whether the upstream connection uses TLS (for logs). */
-bool upstream_tls(const session *s);
-
 #endif
