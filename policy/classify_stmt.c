@@ -70,6 +70,8 @@ static void walk_statement(pc_walk *w, uint32_t stmt)
 		facts_finalize(w->f);
 		return;
 	}
+	if (w->nest == 0 && node_body(d, stmt, "CopyStmt"))
+		w->f->flags |= PF_COPY;
 	walk_value(w, stmt);
 	if (!(w->f->flags & PF_PREPARE))
 		facts_finalize(w->f);

@@ -42,6 +42,7 @@ enum {
 	PF_LITERAL_DEP = 1u << 12, /* facts depend on a literal's value (cached under a literal-exact key) */
 	PF_TXN_CONTROL = 1u << 13, /* BEGIN/COMMIT/ROLLBACK/SAVEPOINT... */
 	PF_FUNC_DDL = 1u << 14,    /* can change function definitions: the relay re-reads the catalog after it */
+	PF_COPY = 1u << 15,        /* a COPY statement (top level): audited with protocol "copy" */
 };
 
 /* The user functions of one target's database, classified (policy/catalog.h). */

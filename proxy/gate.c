@@ -45,6 +45,12 @@ static void verdict_init(gate_verdict *v)
 	v->rewritten_len = 0;
 }
 
+/* The audit record's protocol: a COPY statement opens the COPY sub-protocol, whichever message carried it. */
+static const char *audit_protocol(const policy_facts *facts, const char *carrier)
+{
+	return facts && (policy_facts_flags(facts) & PF_COPY) ? "copy" : carrier;
+}
+
 /* Append an audit ref, growing from the inline storage when needed. */
 static bool add_ref(gate_verdict *v, uint64_t ref)
 {
@@ -249,7 +255,7 @@ static bool allow_query(session *s, const char *sql, size_t len, const policy_an
 
 	for (i = 0; i < a->n; i++) {
 		const policy_stmt *st = &a->v[i];
-		uint64_t ref = audit_statement(s, "simple", sql + st->offset, st->len, &pvs[i]);
+		uint64_t ref = audit_statement(s, audit_protocol(st->facts, "simple"), sql + st->offset, st->len, &pvs[i]);
 
 		if (!add_ref(v, ref))
 			goto oom;
@@ -328,7 +334,7 @@ bool gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
 		for (i = 0; i < a.n; i++) {
 			if (!pvs[i].deny)
 				policy_verdict_copy(&pvs[i], denial);
-			audit_statement(s, "simple", sql + a.v[i].offset, a.v[i].len, &pvs[i]);
+			audit_statement(s, audit_protocol(a.v[i].facts, "simple"), sql + a.v[i].offset, a.v[i].len, &pvs[i]);
 			count_decision(s, &pvs[i]);
 		}
 		deny_with(v, denial->message, denial->detail, denial->hint);
@@ -344,10 +350,11 @@ bool gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
 	return ok;
 }
 
-/* Deny and audit one extended-protocol statement text. */
-static bool deny_extended(session *s, const char *text, size_t len, const policy_verdict *pv, gate_verdict *v)
+/* Deny and audit one extended-protocol statement text (facts NULL if it has none). */
+static bool deny_extended(session *s, const policy_facts *facts, const char *text, size_t len,
+			  const policy_verdict *pv, gate_verdict *v)
 {
-	audit_statement(s, "extended", text, len, pv);
+	audit_statement(s, audit_protocol(facts, "extended"), text, len, pv);
 	count_decision(s, pv);
 	deny_with(v, pv->message, pv->detail, pv->hint);
 	return false;
@@ -386,7 +393,7 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 		pv.rule = "unparsable";
 		snprintf(pv.message, sizeof(pv.message), "pgwarden: cannot insert multiple commands into a prepared statement");
 		snprintf(pv.detail, sizeof(pv.detail), "rule: unparsable");
-		return deny_extended(s, sql, len, &pv, v);
+		return deny_extended(s, NULL, sql, len, &pv, v);
 	}
 	if (a.n == 1) {
 		subj = subject_of(s);
@@ -394,8 +401,9 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 		/* Window rules are judged at Execute (a window may open in between); the rest now. */
 		if (pv.deny && strcmp(pv.rule, "write-outside-window") != 0 &&
 		    strcmp(pv.rule, "read-write-override") != 0) {
+			deny_extended(s, a.v[0].facts, sql, len, &pv, v);
 			policy_analysis_clear(&a);
-			return deny_extended(s, sql, len, &pv, v);
+			return false;
 		}
 		facts = a.v[0].facts;
 		policy_facts_ref(facts);
@@ -449,7 +457,7 @@ static uint64_t audit_execute(session *s, const char *portal, const stmt_info *s
 		}
 		n = bind_read_params(p, plen, params, max);
 	}
-	seq = audit_statement_params(s, "extended", si->text, si->len, pv, n >= 0 ? params : NULL,
+	seq = audit_statement_params(s, audit_protocol(si->facts, "extended"), si->text, si->len, pv, n >= 0 ? params : NULL,
 				     n >= 0 ? (size_t)n : 0);
 	if (params != few)
 		free(params);
@@ -482,7 +490,7 @@ bool gate_execute(session *s, const char *portal, gate_verdict *v)
 	subj = subject_of(s);
 	decide_facts(s, &subj, si->facts, si->text, si->len, &pv);
 	if (pv.deny)
-		return deny_extended(s, si->text, si->len, &pv, v);
+		return deny_extended(s, si->facts, si->text, si->len, &pv, v);
 	count_decision(s, &pv);
 	if (!add_ref(v, audit_execute(s, portal, si, &pv)))
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);

@@ -26,7 +26,7 @@ from audit_util import (TS_RE, ZERO_PREV, check_chain, cli, ensure_marker_tables
                         wait_for, wait_records)
 from ops_util import http_get
 from pgserver import free_port
-from rawpg import RawConn, errors_of
+from rawpg import RawConn, errors_of, msg, query
 from warden import Warden
 
 pytestmark = pytest.mark.identity
@@ -192,9 +192,10 @@ def test_statement_and_result_records(scripted):
 
     # COPY: the statement, then its tag with the row count.
     cin = one(stmt_records(recs, sql="COPY j_markers (marker) FROM STDIN"), "copy in")
-    assert cin["protocol"] in ("simple", "copy")
+    assert cin["protocol"] == "copy"
     assert result_for(recs, cin)["tag"] == "COPY 3"
     cout = [r for r in stmt_records(recs) if r["sql"].startswith("COPY (SELECT marker")]
+    assert one(cout, "copy out")["protocol"] == "copy"
     assert result_for(recs, one(cout, "copy out"))["tag"] == "COPY 3"
 
     # Errors: a result with the SQLSTATE and no tag.
@@ -650,6 +651,33 @@ def test_awkward_statement_text(pgwarden_factory):
     assert verify(w.audit_path)[0] == 0
     out = cli("audit", "show", w.audit_path).stdout
     assert "\x1b" not in out and "\u202e" not in out and "\\x1b" in out
+
+
+def test_copy_statements_have_protocol_copy(pgwarden_factory):
+    """A COPY statement is recorded with protocol "copy" whether a Query or a Parse carried it, and
+    when it is denied; a DO block that contains a COPY is not itself a COPY."""
+    w = pgwarden_factory()
+    ext_sql = "COPY (SELECT 'ext-copy-j') TO STDOUT"
+    with RawConn(w.host, w.port) as r:
+        r.login(*w.raw_login())
+        r.send(msg(b"P", b"\0" + ext_sql.encode() + b"\0\0\0") + msg(b"B", b"\0\0" + b"\0\0" * 3)
+               + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
+        got = r.read_until_ready()
+        kinds = [k for k, _ in got]
+        assert b"H" in kinds and (b"d", b"ext-copy-j\n") in got, got
+        assert (b"C", b"COPY 1\0") in got, got
+        assert not errors_of(got)
+        r.send(query("COPY (SELECT 1) TO PROGRAM 'true'"))
+        assert [e["C"] for e in errors_of(r.read_until_ready())] == ["42501"]
+        r.send(query("DO $$BEGIN PERFORM 1; END$$"))
+        r.read_until_ready()
+    recs = wait_records(w.audit_path, lambda rs: stmt_records(rs, sql="DO $$BEGIN PERFORM 1; END$$"))
+    ext = one(stmt_records(recs, sql=ext_sql), "extended COPY")
+    assert ext["protocol"] == "copy" and ext["decision"] == "allow"
+    assert result_for(recs, ext)["tag"] == "COPY 1"
+    prog = one(stmt_records(recs, sql="COPY (SELECT 1) TO PROGRAM 'true'"), "denied COPY")
+    assert (prog["protocol"], prog["decision"]) == ("copy", "deny")
+    assert one(stmt_records(recs, sql="DO $$BEGIN PERFORM 1; END$$"), "DO")["protocol"] == "simple"
 
 
 def test_many_params_not_silently_dropped(pgwarden_factory):

@@ -564,6 +564,29 @@ static void test_prepared_facts(void **state)
 	policy_analysis_clear(&a);
 }
 
+/* PF_COPY (audited as protocol "copy") marks a top-level COPY only. */
+static void test_copy_flag(void **state)
+{
+	fixture *fx = *state;
+	policy_analysis a;
+
+	analyze1(fx->pc, "SELECT 1; COPY t FROM STDIN; COPY (SELECT 1) TO STDOUT", &a);
+	assert_int_equal(a.n, 3);
+	assert_false(policy_facts_flags(a.v[0].facts) & PF_COPY);
+	assert_true(policy_facts_flags(a.v[1].facts) & PF_COPY);
+	assert_true(policy_facts_flags(a.v[2].facts) & PF_COPY);
+	policy_analysis_clear(&a);
+
+	analyze1(fx->pc, "DO $$BEGIN COPY t TO '/tmp/x'; END$$", &a);
+	assert_false(policy_facts_flags(a.v[0].facts) & PF_COPY);
+	assert_true(policy_facts_flags(a.v[0].facts) & PF_OPAQUE);
+	policy_analysis_clear(&a);
+
+	analyze1(fx->pc, "PREPARE c AS SELECT 1", &a);
+	assert_false(policy_facts_flags(a.v[0].facts) & PF_COPY);
+	policy_analysis_clear(&a);
+}
+
 static void test_facts_lists(void **state)
 {
 	fixture *fx = *state;
@@ -855,6 +878,7 @@ int main(void)
 		cmocka_unit_test(test_split),
 		cmocka_unit_test(test_nul_and_unparsable),
 		cmocka_unit_test(test_prepared_facts),
+		cmocka_unit_test(test_copy_flag),
 		cmocka_unit_test(test_facts_lists),
 		cmocka_unit_test(test_cache_literal_confusion),
 		cmocka_unit_test(test_cache_hits),
