@@ -17,6 +17,8 @@
 #                           relay-bench-bin: no classification) to measure the policy engine
 #   BENCH_PATHS="direct pgbouncer"  only these paths (default: direct pgbouncer pgwarden)
 #   KEEP=1                  keep the temp dir (logs, configs) for inspection
+#   HOLD=1                  start everything, print each path's pid and connection string, and
+#                           wait (no runs): for profiling by hand
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -185,6 +187,19 @@ run_pgbench() {
 	[ -n "$tps" ] || { echo "$out" >&2; die "no tps in pgbench output"; }
 	echo "$tps"
 }
+
+# HOLD=1: no runs; print where everything listens and wait, for profiling by hand.
+if [ "${HOLD:-0}" = 1 ]; then
+	for path in "${PATHS[@]}"; do
+		pid=
+		case $path in pgbouncer) pid=$BOUNCER_PID ;; pgwarden*) v="PID_$path"; pid=${!v} ;; esac
+		printf '%-11s pid %-7s %s\n' "$path" "${pid:--}" "$(dsn "$path")"
+	done
+	echo "bench: holding; interrupt to stop and clean up" >&2
+	sleep infinity &
+	PIDS+=("$!")
+	wait "$!" # a signal interrupts wait at once (not a foreground sleep): the EXIT trap cleans up
+fi
 
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
