@@ -235,7 +235,7 @@ int io_start_tls_accept(pgw_io *io, SSL *ssl)
 	io->ssl = ssl;
 	if (SSL_set_fd(ssl, io->fd) != 1)
 		return -1;
-	SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+	SSL_set_mode(ssl, IO_TLS_MODES);
 	io->handshaking = true;
 	io_update_events(io);
 	return 0;

@@ -18,6 +18,14 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+/*
+ * The SSL modes every TLS session the io drives needs: writes are retried
+ * from evbuffer chunks that may have moved, may complete partially, and an
+ * idle session gives its 16 kB record buffers back (most of an idle TLS
+ * session's memory).
+ */
+#define IO_TLS_MODES (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS)
+
 /* What the owner hears. Called from the loop, never from inside io_flush. */
 typedef struct io_handlers {
 	void (*on_read)(void *arg);                   /* new bytes are in io->in */

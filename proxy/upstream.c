@@ -245,8 +245,8 @@ static void become_ready(session *s)
 	s->up.poll_ev = NULL;
 	s->up.cancel = cancel_handle_new(s->up.pg); /* NULL only without memory: cancels are dropped */
 	s->up.standard_conforming_strings = !scs || strcmp(scs, "on") == 0;
-	if (ssl) /* our writes retry from evbuffer chunks that may move (libpq's own writes never do) */
-		SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+	if (ssl) /* libpq's own writes never move their buffer; ours may (IO_TLS_MODES) */
+		SSL_set_mode(ssl, IO_TLS_MODES);
 	else if ((s->up.own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
 		fd = s->up.own_fd;
 	if (io_init(&s->up.io, s->srv->base, fd, ssl, &upstream_io_handlers, s) != 0) {

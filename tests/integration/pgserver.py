@@ -93,6 +93,7 @@ class PgServer:
                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                     "shared_buffers = 64MB\nlog_min_messages = warning\n"
                     "log_connections = off\nlog_line_prefix = '%m [%p] %u@%d '\n")
+            conf += self._tls_conf()
             # Files are written as the user that owns the data dir (we may be root).
             self._write_as(self.datadir / "postgresql.conf", conf, append=True)
             self._write_as(self.datadir / "pg_hba.conf", HBA)
@@ -104,6 +105,15 @@ class PgServer:
             raise RuntimeError(f"PostgreSQL setup failed: {e.cmd}\n{e.stdout}\n{e.stderr}\n"
                                f"{self.log_tail()}") from None
         return self
+
+    def _tls_conf(self):
+        """A self-signed certificate, so upstream TLS can be tested. Plain targets say
+        sslmode=disable (svc_dsn), so only the tests that ask for TLS get it."""
+        self._run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                  "-subj", "/CN=127.0.0.1", "-keyout", self.datadir / "server.key",
+                  "-out", self.datadir / "server.crt")
+        self._run("chmod", "600", self.datadir / "server.key")
+        return "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
 
     def _write_as(self, path, text, append=False):
         with open(path, "a" if append else "w") as f:
@@ -129,10 +139,10 @@ class PgServer:
         """Superuser conninfo over the unix socket (trust)."""
         return f"host={self.sockdir} port={self.port} dbname={dbname} user=postgres"
 
-    def svc_dsn(self, dbname="app"):
+    def svc_dsn(self, dbname="app", sslmode="disable"):
         """pgwarden_svc conninfo over TCP with its password (what pgwarden's conninfo holds)."""
         return (f"host={self.host} port={self.port} dbname={dbname} user={self.svc_user} "
-                f"password={self.svc_password}")
+                f"password={self.svc_password} sslmode={sslmode}")
 
     def psql_file(self, path, dbname, **variables):
         args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.admin_dsn(dbname), "-f", str(path)]

@@ -16,6 +16,7 @@ import pytest
 
 from rawpg import (CANCEL_REQUEST, GSSENC_REQUEST, SSL_REQUEST, Closed, RawConn, errors_of,
                    msg, parse_error, query, rows_of, startup_packet, terminate)
+from warden import SANITIZED
 
 
 def login(w, dbname="staging", **kw):
@@ -271,7 +272,7 @@ def test_many_idle_connections(pgwarden):
             # its libpq connection and buffers). The bound catches that coming back.
             per_conn = (pgwarden.rss_kb() - rss0) / 200
             print(f"pgwarden RSS per idle session: {per_conn:.1f} kB")
-            assert per_conn < 8, f"{per_conn:.1f} kB per idle session"
+            assert SANITIZED or per_conn < 8, f"{per_conn:.1f} kB per idle session"
         for _ in range(50):  # and some that never send anything
             unauth.append(socket.create_connection((pgwarden.host, pgwarden.port), timeout=5))
         still_serves(pgwarden)
@@ -347,7 +348,7 @@ def test_slow_reader_memory_bounded(pgwarden):
         if rss0 is not None:
             grew = peak - rss0
             print(f"pgwarden RSS growth during slow read: {grew} kB")
-            assert grew < 48_000, f"proxy RSS grew by {grew} kB for a slow reader"
+            assert SANITIZED or grew < 48_000, f"proxy RSS grew by {grew} kB for a slow reader"
         assert rows_of(c.simple("SELECT 'done'")) == [("done",)]
     finally:
         c.close()

@@ -20,6 +20,8 @@ from pathlib import Path
 from pgserver import REPO, free_port, wait_port
 
 PGWARDEN = Path(os.environ.get("PGWARDEN_BIN", REPO / "pgwarden"))
+# `make asan` builds pgwarden-asan; its memory use says nothing about pgwarden's (redzones, quarantine).
+SANITIZED = "asan" in PGWARDEN.name
 
 # Actor -> (role, tenant or None, extra token-file keys). Tokens are random per run.
 ACTORS = {
