@@ -175,7 +175,22 @@ workload_args() {
 	esac
 }
 
-# run_pgbench PATH WORKLOAD: print the tps of one run (fails the bench on failed transactions).
+# path_pid PATH: the proxy's pid for a path ("" for direct).
+path_pid() {
+	local v
+	case $1 in
+	pgbouncer) echo "$BOUNCER_PID" ;;
+	pgwarden*) v="PID_$1"; echo "${!v}" ;;
+	esac
+}
+
+# cpu_ticks PID: user + system CPU of the whole process (every thread), in clock ticks.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# run_pgbench PATH WORKLOAD: print "tps transactions" of one run (fails the bench on failed transactions).
 run_pgbench() {
 	local out tps failed
 	# shellcheck disable=SC2046 # workload_args is meant to split
@@ -185,7 +200,7 @@ run_pgbench() {
 	[ "${failed:-0}" = 0 ] || { echo "$out" >&2; die "pgbench $2 via $1: $failed failed transactions"; }
 	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
 	[ -n "$tps" ] || { echo "$out" >&2; die "no tps in pgbench output"; }
-	echo "$tps"
+	echo "$tps $(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
 }
 
 # HOLD=1: no runs; print where everything listens and wait, for profiling by hand.
@@ -210,10 +225,17 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	for wl in $WORKLOADS; do
 		for path in "${PATHS[@]}"; do
 			n=$((n + 1))
-			tps=$(run_pgbench "$path" "$wl")
-			printf '%s %s %s\n' "$wl" "$path" "$tps" >>"$RESULTS"
-			printf 'bench: [%d/%d] round %d %-16s %-11s %10.1f tps\n' "$n" "$total" "$round" "$wl" \
-				"$path" "$tps" >&2
+			pid=$(path_pid "$path")
+			[ -z "$pid" ] || ticks0=$(cpu_ticks "$pid")
+			read -r tps txns <<<"$(run_pgbench "$path" "$wl")"
+			# The proxy's own CPU per transaction: steadier than tps on a shared machine, where
+			# tps moves with whatever else runs, but a proxy's work per query does not.
+			cpu_us=-
+			[ -z "$pid" ] || cpu_us=$(awk -v a="$ticks0" -v b="$(cpu_ticks "$pid")" -v hz="$CLK_TCK" \
+				-v n="$txns" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
+			printf '%s %s %s %s\n' "$wl" "$path" "$tps" "$cpu_us" >>"$RESULTS"
+			printf 'bench: [%d/%d] round %d %-16s %-11s %10.1f tps %8s us CPU/txn\n' "$n" "$total" \
+				"$round" "$wl" "$path" "$tps" "$cpu_us" >&2
 		done
 	done
 done
@@ -237,6 +259,13 @@ for c in conns:
 PY
 }
 
+# median WORKLOAD PATH COLUMN: the median of a RESULTS column (3 = tps, 4 = CPU us/txn).
+median() {
+	awk -v w="$1" -v p="$2" -v c="$3" '$1 == w && $2 == p && $c != "-" { print $c }' "$RESULTS" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
+			else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 echo >&2
 printf '%-17s' "workload"
 for path in "${PATHS[@]}"; do printf '%16s' "$path tps"; done
@@ -248,8 +277,7 @@ for wl in $WORKLOADS; do
 	printf '%-17s' "$wl"
 	declare -A med=()
 	for path in "${PATHS[@]}"; do
-		med[$path]=$(awk -v w="$wl" -v p="$path" '$1 == w && $2 == p { print $3 }' "$RESULTS" | sort -g |
-			awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+		med[$path]=$(median "$wl" "$path" 3)
 		printf '%16.1f' "${med[$path]}"
 	done
 	for path in "${PATHS[@]}"; do
@@ -262,6 +290,29 @@ for wl in $WORKLOADS; do
 	unset med
 done
 echo "(median of $ROUNDS runs of ${DURATION}s each, -c $CLIENTS -j $THREADS, scale $SCALE)"
+
+echo
+printf '%-17s' "proxy CPU us/txn"
+for path in "${PATHS[@]}"; do [ "$path" = direct ] || printf '%16s' "$path"; done
+for path in "${PATHS[@]}"; do case $path in pgwarden*) printf '%20s' "$path/bouncer" ;; esac; done
+echo
+for wl in $WORKLOADS; do
+	printf '%-17s' "$wl"
+	declare -A med=()
+	for path in "${PATHS[@]}"; do
+		[ "$path" = direct ] && continue
+		med[$path]=$(median "$wl" "$path" 4)
+		printf '%16.1f' "${med[$path]}"
+	done
+	for path in "${PATHS[@]}"; do
+		case $path in pgwarden*)
+			awk -v a="${med[$path]}" -v b="${med[pgbouncer]:-0}" 'BEGIN { printf "%20.2f", (b > 0 ? a / b : 0) }' ;;
+		esac
+	done
+	echo
+	unset med
+done
+echo "(user + system CPU of the proxy process, all threads, per transaction: lower is better)"
 
 echo
 echo "memory per idle connection ($IDLE_CONNS idle sessions):"

@@ -41,7 +41,6 @@ void upstream_set_phase(session *s, upstream_phase phase)
 	s->up.phase = phase;
 }
 
-
 /* Wait for libpq's socket to become readable or writable. */
 static bool upstream_wait(session *s, short what)
 {
@@ -261,6 +260,7 @@ static void become_ready(session *s)
 		release_libpq(s);
 }
 
+/* Collect the pinning results; any failure ends the session (identity would not hold). */
 static void poll_pinning(session *s)
 {
 	PGresult *res;
@@ -343,7 +343,7 @@ void upstream_close(session *s)
 	 */
 	if (!s->up.pg && s->up.own_fd >= 0 && io_active(&s->up.io) && io_pending(&s->up.io) == 0) {
 		static const char terminate[5] = {'X', 0, 0, 0, 4};
-		(void)!send(s->up.own_fd, terminate, sizeof(terminate), MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)send(s->up.own_fd, terminate, sizeof(terminate), MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
 	if (io_active(&s->up.io))
 		io_free(&s->up.io);
