@@ -206,8 +206,7 @@ run_pgbench() {
 # HOLD=1: no runs; print where everything listens and wait, for profiling by hand.
 if [ "${HOLD:-0}" = 1 ]; then
 	for path in "${PATHS[@]}"; do
-		pid=
-		case $path in pgbouncer) pid=$BOUNCER_PID ;; pgwarden*) v="PID_$path"; pid=${!v} ;; esac
+		pid=$(path_pid "$path")
 		printf '%-11s pid %-7s %s\n' "$path" "${pid:--}" "$(dsn "$path")"
 	done
 	echo "bench: holding; interrupt to stop and clean up" >&2
@@ -228,8 +227,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			pid=$(path_pid "$path")
 			[ -z "$pid" ] || ticks0=$(cpu_ticks "$pid")
 			read -r tps txns <<<"$(run_pgbench "$path" "$wl")"
-			# The proxy's own CPU per transaction: steadier than tps on a shared machine, where
-			# tps moves with whatever else runs, but a proxy's work per query does not.
+			# The proxy's own CPU per transaction: on a shared machine tps moves with whatever
+			# else runs; the proxy's work per query moves less (contention still inflates it).
 			cpu_us=-
 			[ -z "$pid" ] || cpu_us=$(awk -v a="$ticks0" -v b="$(cpu_ticks "$pid")" -v hz="$CLK_TCK" \
 				-v n="$txns" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
