@@ -226,7 +226,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			n=$((n + 1))
 			pid=$(path_pid "$path")
 			[ -z "$pid" ] || ticks0=$(cpu_ticks "$pid")
-			read -r tps txns <<<"$(run_pgbench "$path" "$wl")"
+			out=$(run_pgbench "$path" "$wl") # its own line: a failed run must stop the bench (set -e)
+			read -r tps txns <<<"$out"
 			# The proxy's own CPU per transaction: on a shared machine tps moves with whatever
 			# else runs; the proxy's work per query moves less (contention still inflates it).
 			cpu_us=-

@@ -40,7 +40,8 @@ void merge_embedded_facts(policy_facts *f, const policy_facts *s, const char *wh
 		pl_mark_opaque(f, why);
 		return;
 	}
-	facts_merge(f, s, ~(uint32_t)(PF_READ_ONLY | PF_TXN_CONTROL));
+	/* PF_COPY describes a top-level statement's protocol, not what a body does. */
+	facts_merge(f, s, ~(uint32_t)(PF_READ_ONLY | PF_TXN_CONTROL | PF_COPY));
 	if (!(s->flags & PF_READ_ONLY))
 		f->flags |= PF_INT_WRITE;
 }

@@ -5,7 +5,6 @@
 #include <stdio.h>
 
 #include "protocol/scram.h"
-#include "proxy/io.h"
 
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, uint8_t *hash, unsigned *hash_len,
 			    char *err, size_t errsz)
@@ -20,7 +19,7 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, uint8_t
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_mode(ctx, IO_TLS_MODES);
+	/* SSL modes are set per connection by io_start_tls_accept (IO_TLS_MODES). */
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
 		e = ERR_get_error();
 		snprintf(err, errsz, "tls_cert_file \"%s\": %s", cert_file, ERR_reason_error_string(e));

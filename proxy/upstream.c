@@ -215,17 +215,13 @@ static const io_handlers upstream_io_handlers = {upstream_on_read, upstream_on_d
  * A plain socket's libpq connection, let go once the session runs on our
  * duplicate of the socket (up.own_fd). PQfinish would say goodbye
  * (Terminate) on the socket, so libpq's descriptor number is first pointed
- * at an unconnected socket (dup2 swaps it in one step: no other thread can
- * be handed that number meanwhile), where the goodbye fails harmlessly.
- * upstream_close() says goodbye itself. If any step fails libpq is kept,
- * which costs only memory.
+ * at sink, an unconnected socket (dup2 swaps it in one step: no other
+ * thread can be handed that number meanwhile), where the goodbye fails
+ * harmlessly. upstream_close() says goodbye itself. If dup2 fails libpq is
+ * kept, which costs only memory and a descriptor. Closes sink.
  */
-static void release_libpq(session *s)
+static void release_libpq(session *s, int sink)
 {
-	int sink = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (sink < 0)
-		return;
 	if (dup2(sink, PQsocket(s->up.pg)) >= 0) {
 		PQfinish(s->up.pg);
 		s->up.pg = NULL;
@@ -236,7 +232,7 @@ static void release_libpq(session *s)
 /* Pinning is done and libpq is idle: relay the socket ourselves from now on. */
 static void become_ready(session *s)
 {
-	int fd = PQsocket(s->up.pg);
+	int fd = PQsocket(s->up.pg), sink = -1;
 	SSL *ssl = PQsslInUse(s->up.pg) ? PQsslStruct(s->up.pg, "OpenSSL") : NULL;
 	const char *scs = PQparameterStatus(s->up.pg, "standard_conforming_strings");
 
@@ -244,11 +240,21 @@ static void become_ready(session *s)
 	s->up.poll_ev = NULL;
 	s->up.cancel = cancel_handle_new(s->up.pg); /* NULL only without memory: cancels are dropped */
 	s->up.standard_conforming_strings = !scs || strcmp(scs, "on") == 0;
-	if (ssl) /* libpq's own writes never move their buffer; ours may (IO_TLS_MODES) */
+	if (ssl) { /* libpq's own writes never move their buffer; ours may (IO_TLS_MODES) */
 		SSL_set_mode(ssl, IO_TLS_MODES);
-	else if ((s->up.own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
-		fd = s->up.own_fd;
+	} else if ((sink = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0) {
+		/* Both descriptors are taken first, so libpq is kept whole if either is missing. */
+		s->up.own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (s->up.own_fd >= 0) {
+			fd = s->up.own_fd;
+		} else {
+			close(sink);
+			sink = -1;
+		}
+	}
 	if (io_init(&s->up.io, s->srv->base, fd, ssl, &upstream_io_handlers, s) != 0) {
+		if (sink >= 0)
+			close(sink);
 		upstream_failed(s, "relay setup");
 		return;
 	}
@@ -256,8 +262,8 @@ static void become_ready(session *s)
 	s->up.txn_status = 'I';
 	upstream_set_phase(s, UPSTREAM_READY);
 	client_login_complete(s); /* passes on libpq's ParameterStatus values */
-	if (s->up.own_fd >= 0)
-		release_libpq(s);
+	if (sink >= 0)
+		release_libpq(s, sink);
 }
 
 /* Collect the pinning results; any failure ends the session (identity would not hold). */
@@ -338,10 +344,12 @@ void upstream_close(session *s)
 		s->up.poll_ev = NULL;
 	}
 	/*
-	 * Say goodbye like libpq would, unless a message is half sent. Where
+	 * Say goodbye like libpq would, unless a message is half sent (bytes
+	 * still queued, or a CopyData whose rest the client never sent). Where
 	 * libpq is still there (TLS, or it could not be let go), PQfinish does.
 	 */
-	if (!s->up.pg && s->up.own_fd >= 0 && io_active(&s->up.io) && io_pending(&s->up.io) == 0) {
+	if (!s->up.pg && s->up.own_fd >= 0 && io_active(&s->up.io) && io_pending(&s->up.io) == 0 &&
+	    s->client.copy_passthru == 0) {
 		static const char terminate[5] = {'X', 0, 0, 0, 4};
 		(void)send(s->up.own_fd, terminate, sizeof(terminate), MSG_NOSIGNAL | MSG_DONTWAIT);
 	}

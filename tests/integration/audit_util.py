@@ -50,10 +50,11 @@ def split_lines(data):
     return lines
 
 
-def records(path):
-    """Every line parsed as JSON (fails the test on a line that is not)."""
+def records(path, settle=5.0):
+    """Every line parsed as JSON (fails the test on a line that is not), once the file ends at a
+    line boundary (waiting up to settle seconds: see settled_bytes)."""
     out = []
-    for i, line in enumerate(split_lines(settled_bytes(path)), 1):
+    for i, line in enumerate(split_lines(settled_bytes(path, settle)), 1):
         try:
             rec = json.loads(line)
         except ValueError as e:
@@ -134,7 +135,7 @@ def wait_records(path, pred, timeout=5.0, what="audit records"):
     """Wait until pred(records) is truthy (records re-read each time); returns the records."""
     def probe():
         try:
-            recs = records(path)
+            recs = records(path, settle=0)  # a torn last line: this probe fails, the next retries
         except (AssertionError, OSError):
             return None
         return recs if pred(recs) else None

@@ -7,6 +7,7 @@ COPY both ways, pipelining, cancel, and closing without leaving the backend behi
 import hashlib
 import os
 import secrets
+import socket
 import threading
 import time
 
@@ -94,7 +95,8 @@ def test_cancel_and_close_over_tls(tls_warden, pg):
     # A client that vanishes without Terminate: the backend goes too.
     c2 = tls_warden.connect(dbname="tls_staging", application_name=app)
     c2.execute("SELECT 1")
-    os.close(c2.pgconn.socket)
+    # Cut the connection under psycopg without closing its descriptor (psycopg still owns it).
+    socket.socket(fileno=os.dup(c2.pgconn.socket)).shutdown(socket.SHUT_RDWR)
     wait_for(lambda: backends(pg, app) == 0, what="the upstream backend to go after the client vanished")
     with pytest.raises((psycopg.Error, OSError)):
         c2.execute("SELECT 1")
