@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit/audit.h"
 #include "audit/audit_int.h"
@@ -12,7 +13,9 @@
 /*
  * The checker walks every line of every file once, remembering the last good
  * record. What each fault looks like, and how it is named:
- *   truncated  the last line has no newline (a write cut short)
+ *   truncated  the last line has no newline (a write cut short); it is
+ *              re-read for a moment first, since a live log's writer may be
+ *              in the middle of that very write
  *   not JSON   the line does not parse, or lacks an integer seq / a hex prev
  *   edited     a line's hash differs from the prev of the line after it: the
  *              earlier line is reported (the last line of a set can be edited
@@ -182,12 +185,34 @@ static int check_line(verify_state *st, const char *file, uint64_t lineno, const
 	return 0;
 }
 
+/*
+ * A line without its newline is the file's last. pgwarden may be writing it
+ * right now (verify run on the live log): read it again from its start a few
+ * times, 100 ms apart, before calling it truncated. Returns the new length.
+ */
+#define VERIFY_REREAD_TRIES 3
+static ssize_t reread_last_line(FILE *f, off_t start, char **line, size_t *cap, ssize_t n)
+{
+	const struct timespec pause = {0, 100 * 1000 * 1000};
+	int i;
+
+	for (i = 0; i < VERIFY_REREAD_TRIES && (n <= 0 || (*line)[n - 1] != '\n'); i++) {
+		nanosleep(&pause, NULL);
+		clearerr(f);
+		if (fseeko(f, start, SEEK_SET) != 0)
+			break;
+		n = getline(line, cap, f);
+	}
+	return n;
+}
+
 static int verify_file(verify_state *st, const char *file)
 {
 	FILE *f;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
+	off_t start;
 	uint64_t lineno = 0;
 	int rc = 0;
 	bool has_nl;
@@ -195,8 +220,14 @@ static int verify_file(verify_state *st, const char *file)
 	f = fopen(file, "r");
 	if (f == NULL)
 		return fail(st, file, 0, "cannot open: %s", strerror(errno));
-	while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
+	while (rc == 0 && (start = ftello(f), n = getline(&line, &cap, f)) > 0) {
 		lineno++;
+		if (line[n - 1] != '\n' && start >= 0) /* start < 0: not seekable (a pipe) */
+			n = reread_last_line(f, start, &line, &cap, n);
+		if (n <= 0) {
+			rc = fail(st, file, lineno, "cannot read: the line shrank while being read");
+			break;
+		}
 		has_nl = line[n - 1] == '\n';
 		rc = check_line(st, file, lineno, line, has_nl ? (size_t)n - 1 : (size_t)n, has_nl);
 	}

@@ -27,7 +27,7 @@ from audit_util import (TS_RE, ZERO_PREV, check_chain, cli, ensure_marker_tables
 from ops_util import http_get
 from pgserver import free_port
 from rawpg import RawConn, errors_of, msg, query
-from warden import Warden
+from warden import PGWARDEN, Warden
 
 pytestmark = pytest.mark.identity
 
@@ -307,6 +307,26 @@ def test_verify_catches_truncated_and_garbage(scripted):
     rc, out = verify(junk)
     assert rc == 1 and out.startswith(f"{junk}:6: not JSON"), out
     assert cli("audit", "verify").returncode == 2
+
+
+def test_verify_waits_for_a_line_being_written(scripted):
+    """verify on a live log: a last line whose write is still under way is read again before it
+    counts as truncated; one that stays cut is reported (test above)."""
+    lines = raw_lines(scripted["log"])
+    live = scripted["dir"] / "live.jsonl"
+    live.write_bytes(b"".join(x + b"\n" for x in lines[:-1]) + lines[-1][:40])
+    p = subprocess.Popen([str(PGWARDEN), "audit", "verify", str(live)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.15)  # verify has read the cut line by now and is waiting to read it again
+    with open(live, "ab") as f:
+        f.write(lines[-1][40:] + b"\n")
+    out, _ = p.communicate(timeout=10)
+    assert p.returncode == 0 and out.startswith(f"ok: {len(lines)} records"), out
+    # A pipe cannot be read again: it is checked as it streams.
+    with open(scripted["log"], "rb") as f:
+        p = subprocess.run([str(PGWARDEN), "audit", "verify", "/dev/stdin"], stdin=f, capture_output=True,
+                           text=True, timeout=10)
+    assert p.returncode == 0 and p.stdout.startswith(f"ok: {len(lines)} records"), p.stdout + p.stderr
 
 
 def test_show_filters(scripted):
