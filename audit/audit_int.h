@@ -58,6 +58,9 @@ typedef struct audit_verify_result {
  */
 int audit_verify_files(const char *const *files, size_t n, audit_verify_result *res);
 
+/* How often verify reads an unterminated last line again, 100 ms apart (3; the fuzzer sets 0). */
+extern int audit_verify_reread_tries;
+
 /* Record filters of `audit show`; NULL / has_* false means "any". */
 typedef struct audit_show_filter {
 	const char *actor;    /* --actor: exact match */

@@ -190,13 +190,14 @@ static int check_line(verify_state *st, const char *file, uint64_t lineno, const
  * right now (verify run on the live log): read it again from its start a few
  * times, 100 ms apart, before calling it truncated. Returns the new length.
  */
-#define VERIFY_REREAD_TRIES 3
+int audit_verify_reread_tries = 3;
+
 static ssize_t reread_last_line(FILE *f, off_t start, char **line, size_t *cap, ssize_t n)
 {
 	const struct timespec pause = {0, 100 * 1000 * 1000};
 	int i;
 
-	for (i = 0; i < VERIFY_REREAD_TRIES && (n <= 0 || (*line)[n - 1] != '\n'); i++) {
+	for (i = 0; i < audit_verify_reread_tries && (n <= 0 || (*line)[n - 1] != '\n'); i++) {
 		nanosleep(&pause, NULL);
 		clearerr(f);
 		if (fseeko(f, start, SEEK_SET) != 0)

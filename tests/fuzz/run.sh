@@ -32,10 +32,9 @@ declare -A LIBS=(
 )
 TARGETS=(fuzz_startup fuzz_frontend fuzz_auth)
 
-# fuzz_classify.c (the policy module's target) links against the whole library, built instrumented.
-if [[ -f tests/fuzz/fuzz_classify.c ]]; then
-	TARGETS+=(fuzz_classify)
-fi
+# fuzz_classify.c (the policy module's target) and fuzz_audit.c (the audit log readers) link against
+# the whole library, built instrumented.
+TARGETS+=(fuzz_classify fuzz_audit)
 if [[ $# -gt 0 ]]; then
 	TARGETS=("$@")
 fi
@@ -51,7 +50,7 @@ build_library() {
 build_target() {
 	local t=$1
 	echo "== building $t"
-	if [[ $t == fuzz_classify ]]; then
+	if [[ $t == fuzz_classify || $t == fuzz_audit ]]; then
 		build_library
 		# shellcheck disable=SC2046
 		$CC $CFLAGS $SAN $(pkg-config --cflags $PKGS) -o "$OUT/$t" tests/fuzz/$t.c \
