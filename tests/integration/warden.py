@@ -201,6 +201,20 @@ class Warden:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
+    def idle_rss_per_session(self, connect, n=100):
+        """kB of RSS each of n idle sessions adds: connect() opens one (psycopg), which first
+        fetches a result big enough to need full-size TLS records. The sessions are closed after."""
+        rss0 = self.rss_kb()
+        conns = []
+        try:
+            for _ in range(n):
+                conns.append(connect())
+                conns[-1].execute("SELECT repeat('w', 100000)")
+            return (self.rss_kb() - rss0) / n
+        finally:
+            for c in conns:
+                c.close()
+
     # --- connecting ---
 
     def dsn(self, actor="user:jimmie", token=None, dbname="staging", **kw):
