@@ -32,12 +32,51 @@
  * tables (or CTEs): nothing to judge. Without a catalog, views are not judged.
  */
 
-static void deny(policy_verdict *out, const char *rule, const char *fmt, const char *arg)
+static const struct {
+	const char *name;
+	bool judged_at_execute;
+} rule_props[] = {
+	[RULE_NONE] = {NULL, false},
+	[RULE_GRANT_TO_PROTECTED] = {"grant-to-protected-role", false},
+	[RULE_WRITE_OUTSIDE_WINDOW] = {"write-outside-window", true},
+	[RULE_IDENTITY_CHANGE] = {"identity-change", false},
+	[RULE_READ_WRITE_OVERRIDE] = {"read-write-override", true},
+	[RULE_OPAQUE_SQL] = {"opaque-sql", false},
+	[RULE_FASTPATH] = {"fastpath", false},
+	[RULE_UNPARSABLE] = {"unparsable", false},
+	[RULE_CONFIG] = {"rule", false},
+};
+
+const char *policy_rule_name(policy_rule r)
+{
+	return (unsigned)r < sizeof(rule_props) / sizeof(rule_props[0]) ? rule_props[r].name : NULL;
+}
+
+bool policy_rule_judged_at_execute(policy_rule r)
+{
+	return (unsigned)r < sizeof(rule_props) / sizeof(rule_props[0]) && rule_props[r].judged_at_execute;
+}
+
+/* Mark out denied under 'rule' (RULE_CONFIG: its text already in out->rule_buf). */
+static void set_rule(policy_verdict *out, policy_rule rule)
 {
 	out->deny = true;
-	out->rule = rule;
+	out->rule_id = rule;
+	out->rule = rule == RULE_CONFIG ? out->rule_buf : policy_rule_name(rule);
+	snprintf(out->detail, sizeof(out->detail), "rule: %s", out->rule);
+}
+
+static void deny(policy_verdict *out, policy_rule rule, const char *fmt, const char *arg)
+{
+	set_rule(out, rule);
 	snprintf(out->message, sizeof(out->message), fmt, arg ? arg : "");
-	snprintf(out->detail, sizeof(out->detail), "rule: %s", rule);
+}
+
+void policy_verdict_deny(policy_verdict *out, policy_rule rule, const char *message)
+{
+	memset(out, 0, sizeof(*out));
+	set_rule(out, rule);
+	snprintf(out->message, sizeof(out->message), "%s", message);
 }
 
 static bool eq_ci(const char *a, const char *b)
@@ -133,7 +172,7 @@ static bool apply_rules(const policy_subject *s, const char *text, size_t len, p
 			continue;
 		if (r->action == RULE_ACTION_DENY) {
 			snprintf(out->rule_buf, sizeof(out->rule_buf), "rule:%s", r->name);
-			deny(out, out->rule_buf, "pgwarden: %s",
+			deny(out, RULE_CONFIG, "pgwarden: %s",
 			     r->message ? r->message : "statement denied by a rule");
 			return true;
 		}
@@ -142,6 +181,7 @@ static bool apply_rules(const policy_subject *s, const char *text, size_t len, p
 	}
 	if (logged) {
 		snprintf(out->rule_buf, sizeof(out->rule_buf), "rule:%s", logged->name);
+		out->rule_id = RULE_CONFIG;
 		out->rule = out->rule_buf;
 	}
 	return false;
@@ -164,18 +204,16 @@ static void judge_calls(const policy_subject *s, const policy_facts *f, catalog_
 
 /* Deny for a function's (or view's) bit, naming it: "... function app_set_tenant: sets app.tenant_id",
  * "... view billing.v: calls billing.switch_tenant: sets app.tenant_id". */
-static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bit, const char *rule,
+static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bit, policy_rule rule,
 		    const char *what)
 {
 	int b = __builtin_ctz(bit);
 
 	if (!(j->bits & bit))
 		return false;
-	out->deny = true;
-	out->rule = rule;
+	set_rule(out, rule);
 	snprintf(out->message, sizeof(out->message), "pgwarden: %s: %s %s: %s", what,
 		 j->view[b] ? "view" : "function", j->fn[b], j->why[b] ? j->why[b] : "");
-	snprintf(out->detail, sizeof(out->detail), "rule: %s", rule);
 	return true;
 }
 
@@ -186,45 +224,45 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 	const char *x;
 
 	if (f->flags & PF_UNPARSABLE) {
-		deny(out, "unparsable", "pgwarden: statement cannot be verified: %s", f->error);
+		deny(out, RULE_UNPARSABLE, "pgwarden: statement cannot be verified: %s", f->error);
 		return true;
 	}
 	if (f->flags & PF_LEXING_CHANGE) {
-		deny(out, "unparsable", "pgwarden: changing how SQL is lexed is not allowed: %s",
+		deny(out, RULE_UNPARSABLE, "pgwarden: changing how SQL is lexed is not allowed: %s",
 		     f->why_lexing);
 		return true;
 	}
-	if (deny_fn(out, j, CJ_LEXING, "unparsable", "changing how SQL is lexed is not allowed"))
+	if (deny_fn(out, j, CJ_LEXING, RULE_UNPARSABLE, "changing how SQL is lexed is not allowed"))
 		return true;
 	if (f->flags & PF_IDENTITY) {
-		deny(out, "identity-change", "pgwarden: identity change is not allowed: %s", f->why_identity);
+		deny(out, RULE_IDENTITY_CHANGE, "pgwarden: identity change is not allowed: %s", f->why_identity);
 		return true;
 	}
 	if ((x = policy_pinned_setting_written(s->cfg, f))) {
-		deny(out, "identity-change", "pgwarden: identity change is not allowed: setting %s is pinned",
+		deny(out, RULE_IDENTITY_CHANGE, "pgwarden: identity change is not allowed: setting %s is pinned",
 		     x);
 		return true;
 	}
-	if (deny_fn(out, j, CJ_IDENTITY, "identity-change", "identity change is not allowed"))
+	if (deny_fn(out, j, CJ_IDENTITY, RULE_IDENTITY_CHANGE, "identity change is not allowed"))
 		return true;
 	if ((x = policy_protected_grantee(s->cfg, f))) {
-		deny(out, "grant-to-protected-role",
+		deny(out, RULE_GRANT_TO_PROTECTED,
 		     "pgwarden: granting to protected role \"%s\" is not allowed", x);
 		return true;
 	}
-	if (deny_fn(out, j, CJ_GRANT, "grant-to-protected-role", "granting to a protected role is not allowed"))
+	if (deny_fn(out, j, CJ_GRANT, RULE_GRANT_TO_PROTECTED, "granting to a protected role is not allowed"))
 		return true;
 	if (f->flags & PF_OPAQUE) {
-		deny(out, "opaque-sql", "pgwarden: statement runs SQL pgwarden cannot verify: %s",
+		deny(out, RULE_OPAQUE_SQL, "pgwarden: statement runs SQL pgwarden cannot verify: %s",
 		     f->why_opaque);
 		return true;
 	}
-	if (deny_fn(out, j, CJ_OPAQUE, "opaque-sql", "statement runs SQL pgwarden cannot verify"))
+	if (deny_fn(out, j, CJ_OPAQUE, RULE_OPAQUE_SQL, "statement runs SQL pgwarden cannot verify"))
 		return true;
 	/* Stale: only calls of non-built-in names wait for the new catalog (built-in names are judged on
 	 * the old one, if any: denying every now() while a catalog loads would stop all traffic). */
 	if (s->catalog_stale && f->funcs.n > 0) {
-		deny(out, "opaque-sql",
+		deny(out, RULE_OPAQUE_SQL,
 		     "pgwarden: statement runs SQL pgwarden cannot verify: %sfunction definitions changed and are "
 		     "being read again; retry",
 		     NULL);
@@ -271,7 +309,7 @@ static void decide_production(const policy_subject *s, const policy_facts *f, co
 		return;
 	}
 	if (f->flags & PF_RW_OVERRIDE) {
-		deny(out, "read-write-override",
+		deny(out, RULE_READ_WRITE_OVERRIDE,
 		     "pgwarden: read-write transactions are not allowed outside an "
 		     "approved window: %s",
 		     f->why_rw);
@@ -279,7 +317,7 @@ static void decide_production(const policy_subject *s, const policy_facts *f, co
 		return;
 	}
 	if (write) {
-		deny(out, "write-outside-window", "pgwarden: write outside an approved window: %s", write);
+		deny(out, RULE_WRITE_OUTSIDE_WINDOW, "pgwarden: write outside an approved window: %s", write);
 		window_hint(s, out);
 	}
 }
@@ -306,7 +344,7 @@ void policy_decide(const policy_subject *s, const policy_facts *f, const char *t
 void policy_deny_fastpath(policy_verdict *out)
 {
 	memset(out, 0, sizeof(*out));
-	deny(out, "fastpath", "pgwarden: %sfunction calls through the fast-path protocol are not allowed",
+	deny(out, RULE_FASTPATH, "pgwarden: %sfunction calls through the fast-path protocol are not allowed",
 	     NULL);
 }
 

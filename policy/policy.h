@@ -127,9 +127,32 @@ typedef struct policy_subject {
 	bool catalog_stale;
 } policy_subject;
 
+/* The rule ids of CONTRACT §4; each has a name and properties (policy_rule_*). */
+typedef enum {
+	RULE_NONE = 0,            /* allowed, no rule involved */
+	RULE_GRANT_TO_PROTECTED,  /* grant-to-protected-role */
+	RULE_WRITE_OUTSIDE_WINDOW,/* write-outside-window: judged when the statement runs */
+	RULE_IDENTITY_CHANGE,     /* identity-change */
+	RULE_READ_WRITE_OVERRIDE, /* read-write-override: judged when the statement runs */
+	RULE_OPAQUE_SQL,          /* opaque-sql */
+	RULE_FASTPATH,            /* fastpath */
+	RULE_UNPARSABLE,          /* unparsable */
+	RULE_CONFIG,              /* rule:<name>, an operator's [rule.*] (the name is in rule_buf) */
+} policy_rule;
+
+/* The contract's id of a rule ("write-outside-window"); "rule" for RULE_CONFIG, NULL for RULE_NONE. */
+const char *policy_rule_name(policy_rule r);
+/*
+ * Whether a denial under this rule depends on the moment the statement runs
+ * (a window may open between Parse and Execute): such a Parse is accepted and
+ * the rule is judged again at each Execute. Every other denial is final at Parse.
+ */
+bool policy_rule_judged_at_execute(policy_rule r);
+
 typedef struct policy_verdict {
 	bool deny;          /* deny the statement */
-	const char *rule;   /* rule id when denied or logged, else NULL; static, or points at rule_buf */
+	policy_rule rule_id; /* which rule denied or logged it (RULE_NONE when none) */
+	const char *rule;   /* its id as text when denied or logged, else NULL; static, or points at rule_buf */
 	char message[256];  /* primary message, starts with "pgwarden: " */
 	char detail[256];   /* names the rule id: "rule: write-outside-window" */
 	char hint[256];     /* "" or "next approved window: sec-42 opens 2026-11-24T22:00:00Z" */
@@ -149,6 +172,9 @@ void policy_decide(const policy_subject *s, const policy_facts *f, const char *t
 
 /* A fact-free denial for FunctionCall messages (rule fastpath). */
 void policy_deny_fastpath(policy_verdict *out);
+
+/* A denial under a built-in rule with this primary message (the relay's own: unknown statement names). */
+void policy_verdict_deny(policy_verdict *out, policy_rule rule, const char *message);
 
 /* Copy a verdict, keeping rule valid (it may point into the source's rule_buf). */
 void policy_verdict_copy(policy_verdict *dst, const policy_verdict *src);

@@ -144,12 +144,9 @@ static void decide_facts(session *s, const policy_subject *subj, const policy_fa
 			policy_decide(subj, si->facts, si->text, si->len, pv);
 		else if (!si) {
 			/* Unknown to us means we cannot know what it runs: default deny. */
-			pv->deny = true;
-			pv->rule = "unparsable";
-			snprintf(pv->message, sizeof(pv->message), "pgwarden: unknown prepared statement \"%s\"",
-				 policy_facts_name(f));
-			snprintf(pv->detail, sizeof(pv->detail), "rule: unparsable");
-			pv->hint[0] = '\0';
+			char msg[sizeof(pv->message)];
+			snprintf(msg, sizeof(msg), "pgwarden: unknown prepared statement \"%s\"", policy_facts_name(f));
+			policy_verdict_deny(pv, RULE_UNPARSABLE, msg);
 		}
 	}
 }
@@ -388,19 +385,15 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 		 * bet on our split matching the server's: deny it instead (same outcome).
 		 */
 		policy_analysis_clear(&a);
-		memset(&pv, 0, sizeof(pv));
-		pv.deny = true;
-		pv.rule = "unparsable";
-		snprintf(pv.message, sizeof(pv.message), "pgwarden: cannot insert multiple commands into a prepared statement");
-		snprintf(pv.detail, sizeof(pv.detail), "rule: unparsable");
+		policy_verdict_deny(&pv, RULE_UNPARSABLE,
+				    "pgwarden: cannot insert multiple commands into a prepared statement");
 		return deny_extended(s, NULL, sql, len, &pv, v);
 	}
 	if (a.n == 1) {
 		subj = subject_of(s);
 		decide_facts(s, &subj, a.v[0].facts, sql, len, &pv);
 		/* Window rules are judged at Execute (a window may open in between); the rest now. */
-		if (pv.deny && strcmp(pv.rule, "write-outside-window") != 0 &&
-		    strcmp(pv.rule, "read-write-override") != 0) {
+		if (pv.deny && !policy_rule_judged_at_execute(pv.rule_id)) {
 			deny_extended(s, a.v[0].facts, sql, len, &pv, v);
 			policy_analysis_clear(&a);
 			return false;
