@@ -91,6 +91,12 @@ static const key_def main_keys[] = {
 	{ "max_message_size", KV_SIZE, C_(max_message_size), 0, 1024, 1073741824LL, NULL, 0 },
 	{ "auth_timeout", KV_INT, C_(auth_timeout), 0, 1, 3600, NULL, 0 },
 	{ "max_startup_conns", KV_INT, C_(max_startup_conns), 0, 1, 1000000, NULL, 0 },
+	/* Operator limits (CONTRACT §2; max_actor_conn is an extension). */
+	{ "max_client_conn", KV_INT, C_(max_client_conn), 0, 1, 1000000, NULL, 0 },
+	{ "client_idle_timeout", KV_INT, C_(client_idle_timeout), 0, 0, 31536000, NULL, 0 },
+	{ "idle_transaction_timeout", KV_INT, C_(idle_transaction_timeout), 0, 0, 31536000, NULL, 0 },
+	{ "query_timeout", KV_INT, C_(query_timeout), 0, 0, 31536000, NULL, 0 },
+	{ "max_actor_conn", KV_INT, C_(max_actor_conn), 0, 0, 1000000, NULL, 0 },
 };
 #undef C_
 
@@ -1009,6 +1015,10 @@ static void check_main(load_ctx *lc)
 			"client_tls: require needs tls_cert_file and tls_key_file");
 	check_readable(lc, "tls_cert_file", c->tls_cert_file);
 	check_readable(lc, "tls_key_file", c->tls_key_file);
+	/* Why: a parsed-but-ignored key misleads operators; one event loop is all this version runs. */
+	if (c->workers != 1)
+		cerr_at(lc, main_key_line(lc, "workers"),
+			"workers: only 1 is supported in this version (it runs one event-loop thread)");
 }
 
 static void check_targets(load_ctx *lc)
@@ -1177,6 +1187,7 @@ static pgw_config *config_new(const char *path)
 	c->max_message_size = 1073741824;
 	c->auth_timeout = 60;
 	c->max_startup_conns = 256;
+	c->max_client_conn = 10000;
 	c->path = strdup(path);
 	dir = strdup(path);
 	if (dir != NULL && (slash = strrchr(dir, '/')) != NULL)
@@ -1347,5 +1358,6 @@ int config_check_main(const char *path)
 	if (c == NULL)
 		return 1;
 	config_unref(c);
+	printf("ok\n");
 	return 0;
 }

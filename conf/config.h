@@ -120,6 +120,12 @@ typedef struct pgw_config {
 	size_t max_message_size;  /* max client message length, default 1 GB like PostgreSQL */
 	int auth_timeout;         /* seconds a client has to finish startup+auth, default 60 */
 	int max_startup_conns;    /* concurrent unauthenticated connections, default 256 */
+	/* Operator limits (CONTRACT §2; max_actor_conn is an extension); 0 = off unless noted: */
+	int max_client_conn;          /* client connections at once, default 10000; past it 53300 */
+	int client_idle_timeout;      /* seconds a client may sit idle outside a transaction */
+	int idle_transaction_timeout; /* seconds a client may sit idle inside a transaction */
+	int query_timeout;            /* seconds a statement may run before pgwarden cancels it */
+	int max_actor_conn;           /* logged-in sessions per actor id at once */
 
 	pgw_target *targets;
 	size_t n_targets;

@@ -319,7 +319,6 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	startup_params *p;
 	auth_params ap;
 	pktbuf b;
-	char msg[256];
 
 	if (s->cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client.ssl) {
 		client_fail(s, "28000", "pgwarden: TLS is required", NULL);
@@ -350,16 +349,17 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	s->client.database = p->database;
 	if (!check_startup_params(s, p))
 		return;
+	/*
+	 * Why authenticate before looking at the target: answering 3D000 to a
+	 * client without a valid token would let anyone probe target names
+	 * (CONTRACT §4). The exchange runs the same whatever the dbname; an
+	 * unknown one is only told to a client whose token proved valid.
+	 */
 	s->target = config_find_target(s->cfg, p->database);
-	if (!s->target) {
-		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", p->database);
-		client_fail(s, "3D000", msg, NULL);
-		return;
-	}
 	memset(&ap, 0, sizeof(ap));
 	ap.tokens = s->cfg->tokens;
 	ap.actor = p->user;
-	ap.target = s->target->name;
+	ap.target = p->database ? p->database : "";
 	ap.tls = s->client.ssl != NULL;
 	ap.plaintext_auth = s->cfg->plaintext_auth;
 	ap.tls_cert_hash = s->srv->cert_hash_len ? s->srv->cert_hash : NULL;
@@ -427,6 +427,16 @@ static void on_startup_input(session *s)
 
 static void on_auth_ok(session *s, const pgw_token *who)
 {
+	char msg[256];
+
+	if (!s->target) {
+		/* The token is valid: now, and only now, the client may learn the target does not exist. */
+		throttle_success(&s->srv->throttle, s->client.addr, who->actor);
+		snprintf(msg, sizeof(msg), "database \"%s\" does not exist",
+			 s->client.database ? s->client.database : "");
+		client_fail(s, "3D000", msg, NULL);
+		return;
+	}
 	s->who = who;
 	throttle_success(&s->srv->throttle, s->client.addr, who->actor);
 	if (who->kind == TOKEN_SHA256)

@@ -54,6 +54,27 @@ def test_unknown_dbname_is_3D000(pgwarden):
     assert err["S"] == "FATAL"
 
 
+def test_unknown_dbname_without_valid_token_is_28P01(pgwarden):
+    """Target names cannot be probed without a token: an unknown dbname answers exactly what a
+    wrong token for a real target answers (CONTRACT §4); only a valid token learns 3D000."""
+    jimmie = pgwarden.tokens["user:jimmie"]
+    cases = {
+        "wrong token, real target": ({"user": "user:jimmie", "database": "prod"}, "wrong-" + jimmie),
+        "wrong token, unknown target": ({"user": "user:jimmie", "database": "nosuchtarget"}, "wrong-" + jimmie),
+        "unknown actor, unknown target": ({"user": "user:nobody", "database": "nosuchtarget"}, jimmie),
+        "expired token, unknown target": ({"user": "user:expired", "database": "nosuch"},
+                                          pgwarden.tokens["user:expired"]),
+        "no password, unknown target": ({"user": "user:jimmie", "database": "nosuch"}, ""),
+    }
+    seen = {}
+    for name, (params, pw) in cases.items():
+        err, _ = startup_result(pgwarden, params, pw)
+        assert err is not None, name
+        seen[name] = visible(err)
+    assert all(v == seen["wrong token, real target"] for v in seen.values()), seen
+    assert seen["wrong token, real target"]["C"] == "28P01"
+
+
 def test_missing_dbname_defaults_or_fails_cleanly(pgwarden):
     """No database parameter: PostgreSQL would use the user name (here no such target)."""
     err, _ = startup_result(pgwarden, {"user": "user:jimmie"}, pgwarden.tokens["user:jimmie"])
