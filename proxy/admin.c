@@ -84,6 +84,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	metrics_render(&srv->metrics, srv->audit ? audit_write_errors(srv->audit) : 0, b);
 	render_live_gauges(srv, b);
 	catalogs_render_metrics(srv, b);
+	limits_render_metrics(srv, b);
 	evbuffer_add_printf(b, "# TYPE pgwarden_auth_delayed_total counter\npgwarden_auth_delayed_total %llu\n",
 			    (unsigned long long)srv->throttle.delayed);
 	reply(req, 200, "OK", "text/plain; version=0.0.4", b);

@@ -22,6 +22,7 @@
 
 #include "proxy/audit_hooks.h"
 #include "proxy/cancel.h"
+#include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/relay.h"
 #include "proxy/upstream.h"
@@ -146,6 +147,7 @@ void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int sockl
 	}
 	srv->n_unauthenticated++;
 	s->client.counted_unauth = true;
+	limits_on_accept(s);
 	tv.tv_sec = s->cfg->auth_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(s->client.startup_timer, &tv);
@@ -347,7 +349,7 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	}
 	s->client.actor = p->user;
 	s->client.database = p->database;
-	if (!check_startup_params(s, p))
+	if (!limits_admit_startup(s) || !check_startup_params(s, p))
 		return;
 	/*
 	 * Why authenticate before looking at the target: answering 3D000 to a
@@ -438,6 +440,8 @@ static void on_auth_ok(session *s, const pgw_token *who)
 		return;
 	}
 	s->who = who;
+	if (!limits_admit_actor(s))
+		return;
 	throttle_success(&s->srv->throttle, s->client.addr, who->actor);
 	if (who->kind == TOKEN_SHA256)
 		memcpy(s->secret_id, who->sha256, sizeof(s->secret_id));
@@ -595,6 +599,7 @@ static void client_on_read(void *arg)
 			on_auth_input(s);
 			break;
 		case CLIENT_READY:
+			limits_client_input(s);
 			relay_client_input(s);
 			goto done;
 		case CLIENT_WAIT_UPSTREAM:

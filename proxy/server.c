@@ -380,7 +380,7 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 		}
 	}
 	srv->classifier = policy_classifier_new(FACTS_CACHE_ENTRIES);
-	if (!srv->classifier || setup_tls(srv) != 0 || setup_events(srv) != 0)
+	if (!srv->classifier || setup_tls(srv) != 0 || setup_events(srv) != 0 || limits_init(srv) != 0)
 		return -1;
 	if (catalogs_init(srv) != 0)
 		return -1;
@@ -416,6 +416,7 @@ void server_free(pgw_server *srv)
 	}
 	close_listeners(srv);
 	admin_stop(srv);
+	limits_free(srv);
 	catalogs_free(srv);
 	if (srv->audit)
 		audit_close(srv->audit);

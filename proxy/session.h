@@ -21,6 +21,7 @@
 #include "conf/config.h"
 #include "protocol/startup.h"
 #include "proxy/io.h"
+#include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/owed.h"
 #include "proxy/stmt_table.h"
@@ -114,6 +115,7 @@ typedef struct session {
 	uint64_t catalog_wait_mark;
 
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
+	session_limits lim;            /* max_client_conn / max_actor_conn counts and timeouts (limits.c) */
 	bool audited_disconnect;       /* the disconnect record is written (once per session) */
 	char close_reason[160];        /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */
 	TAILQ_ENTRY(session) link;     /* srv->sessions */
