@@ -111,18 +111,52 @@ static void startup_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	client_fail(s, "08006", "pgwarden: authentication timeout", NULL);
 }
 
+/*
+ * An address at its quota of unfinished startups: close its oldest one to
+ * make room. Why shed instead of refusing the newcomer: behind NAT or a
+ * sidecar one address is every application instance, and refusing would let
+ * a few stuck or slow clients lock all of them out (issue 14). Returns
+ * whether a slot was freed.
+ */
+static bool shed_oldest_startup(pgw_server *srv, const char *addr)
+{
+	session *s;
+
+	TAILQ_FOREACH(s, &srv->sessions, link) {
+		if (s->closing || !s->client.counted_unauth || strcmp(s->client.addr, addr) != 0)
+			continue;
+		limits_count(srv, LIMIT_UNAUTH_SHED);
+		session_log(LOG_LVL_WARN, s, "closing the oldest unfinished startup from %s: its address is at "
+			    "its quota and a new connection came", addr);
+		client_fail(s, "53300", "pgwarden: too many unfinished logins from this address; the oldest is "
+			    "closed", NULL);
+		return !s->client.counted_unauth;
+	}
+	return false;
+}
+
+/* Room for one more unauthenticated connection from this address (shedding its oldest if need be). */
+static bool startup_slot(pgw_server *srv, const char *addr)
+{
+	/* One address may hold a quarter of the startup slots, so a flood from it leaves room for others. */
+	int per_address = srv->cfg->max_startup_conns / 4 > 8 ? srv->cfg->max_startup_conns / 4 : 8;
+
+	if (srv->n_unauthenticated >= srv->cfg->max_startup_conns)
+		return false;
+	if (throttle_startup_begin(&srv->throttle, addr, per_address))
+		return true;
+	return shed_oldest_startup(srv, addr) && throttle_startup_begin(&srv->throttle, addr, per_address);
+}
+
 void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int socklen)
 {
 	session *s;
 	struct timeval tv;
 	int one = 1;
 	client_conn probe;
-	/* One address may hold a quarter of the startup slots, so a flood from it leaves room for others. */
-	int per_address = srv->cfg->max_startup_conns / 4 > 8 ? srv->cfg->max_startup_conns / 4 : 8;
 
 	format_peer(&probe, sa);
-	if (srv->shutting_down || srv->n_unauthenticated >= srv->cfg->max_startup_conns ||
-	    !throttle_startup_begin(&srv->throttle, probe.addr, per_address)) {
+	if (srv->shutting_down || !startup_slot(srv, probe.addr)) {
 		log_warn("refusing connection from %s: %s", probe.peer,
 			 srv->shutting_down ? "shutting down" : "too many unauthenticated connections");
 		close(fd);
