@@ -266,6 +266,27 @@ static void become_ready(session *s)
 		release_libpq(s, sink);
 }
 
+/*
+ * The server refused a pinning statement: say what it was, not "could not
+ * connect". A missing role (42704) or a login role that may not SET ROLE to
+ * it (42501) is an operator's mistake the client should be told about in
+ * PostgreSQL's words; the statement is ours, the SQLSTATE is the server's.
+ */
+static void pinning_refused(session *s, const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	char msg[256], detail[256];
+
+	session_log(LOG_LVL_WARN, s, "pinning identity failed: %s (%s)", primary ? primary : "?",
+		    state ? state : "?");
+	snprintf(msg, sizeof(msg), "pgwarden: could not pin the session's identity on target \"%s\": %s",
+		 s->target->name, primary ? primary : "error");
+	snprintf(detail, sizeof(detail), "pgwarden's login role could not take on role \"%s\" of this token; "
+		 "the operator can find such records with pgwarden --check --connect.", s->who->role);
+	client_fail(s, state && strlen(state) == 5 ? state : "42501", msg, detail);
+}
+
 /* Collect the pinning results; any failure ends the session (identity would not hold). */
 static void poll_pinning(session *s)
 {
@@ -286,9 +307,8 @@ static void poll_pinning(session *s)
 			return;
 		}
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-			session_log(LOG_LVL_WARN, s, "pinning identity failed: %s", PQresultErrorMessage(res));
+			pinning_refused(s, res);
 			PQclear(res);
-			upstream_failed(s, "pinning");
 			return;
 		}
 		PQclear(res);

@@ -300,3 +300,48 @@ def test_cli_tokens_sha256_and_scram(pgwarden_factory):
             ("agent_rw", "acme")
     with pytest.raises(psycopg.OperationalError, match="authentication failed"):
         psycopg.connect(w.dsn("agent:scram", token=scram_tok + "x", dbname="staging"))
+
+
+def test_cli_token_expires_and_targets(pgwarden_factory):
+    tok, line = token_new("--actor", "user:limited", "--role", "bookkeeper", "--tenant", "acme",
+                          "--expires", "2099-01-01T00:00:00Z", "--targets", "staging")
+    assert line.endswith(" expires=2099-01-01T00:00:00Z targets=staging"), line
+    w = pgwarden_factory(extra_tokens=[line])
+    with psycopg.connect(w.dsn("user:limited", token=tok, dbname="staging")) as c:
+        assert c.execute("SELECT current_user").fetchone() == ("bookkeeper",)
+    with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+        psycopg.connect(w.dsn("user:limited", token=tok, dbname="prod"))  # not one of its targets
+
+
+def test_cli_token_new_refuses_bad_records(pgwarden):
+    from warden import PGWARDEN
+
+    def refused(*args):
+        p = subprocess.run([str(PGWARDEN), "token", "new", "--actor", "user:x", *args], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 1 and p.stdout == "", (args, p.stdout)  # no token printed
+        return p.stderr
+
+    for role in ("anon", "GUEST", "public"):
+        assert "protected role" in refused("--role", role)
+    assert "not an RFC 3339 time" in refused("--role", "bookkeeper", "--expires", "tomorrow")
+    assert "in the past" in refused("--role", "bookkeeper", "--expires", "2020-01-01T00:00:00Z")
+    assert "comma list" in refused("--role", "bookkeeper", "--targets", "a,,b")
+    # with -c, the config's targets and protected_roles are the reference
+    cfg = str(pgwarden.config_path)
+    assert 'no target "nosuch"' in refused("--role", "bookkeeper", "--targets", "prod,nosuch", "-c", cfg)
+
+
+def test_failed_set_role_is_reported_as_such(pgwarden_factory):
+    """A token whose role the login role cannot enter: the client is told that, with the server's
+    SQLSTATE, not 'could not connect to target'."""
+    w = pgwarden_factory(extra_tokens=[token_line("user:norole", "norole-token", "no_such_role_x", "acme"),
+                                       token_line("user:notmember", "nm-token", "postgres", "acme")])
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(w.dsn("user:norole", token="norole-token", dbname="staging"))
+    msg = str(ei.value)
+    assert "could not pin the session's identity" in msg and "no_such_role_x" in msg, msg
+    assert "could not connect" not in msg
+    err, _ = startup_result(w, {"user": "user:notmember", "database": "staging"}, "nm-token")
+    assert err["S"] == "FATAL" and err["C"] == "42501", err
+    assert "permission denied to set role" in err["M"], err
