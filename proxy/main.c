@@ -8,6 +8,7 @@
 #include "conf/token_new.h"
 #include "proxy/explain.h"
 #include "proxy/log.h"
+#include "proxy/preflight.h"
 #include "proxy/server.h"
 
 static const char usage_text[] =
@@ -16,6 +17,9 @@ static const char usage_text[] =
 	"Usage:\n"
 	"  pgwarden -c FILE                 run the proxy in the foreground (logs to stderr)\n"
 	"  pgwarden --check -c FILE         validate config and token file (FILE:LINE: message per error)\n"
+	"  pgwarden --check --connect -c FILE\n"
+	"                                   also connect to each target: token roles exist and can be SET,\n"
+	"                                   login role attributes; warn on windows that are over\n"
 	"  pgwarden --version               print the version\n"
 	"  pgwarden --explain -c FILE --target NAME [--actor ID] \"SQL\"\n"
 	"                                   show how a statement is classified and judged, and why\n"
@@ -63,7 +67,7 @@ static int run(const char *path)
 int main(int argc, char **argv)
 {
 	const char *config = NULL;
-	bool check = false;
+	bool check = false, connect = false;
 	int i;
 
 	if (getenv("PGWARDEN_DEBUG") && strcmp(getenv("PGWARDEN_DEBUG"), "0") != 0)
@@ -83,6 +87,8 @@ int main(int argc, char **argv)
 			return usage(stdout, 0);
 		else if (strcmp(argv[i], "--check") == 0)
 			check = true;
+		else if (strcmp(argv[i], "--connect") == 0)
+			connect = true;
 		else if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
 			config = argv[++i];
 		else {
@@ -94,5 +100,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pgwarden: no config file given (-c FILE)\n\n");
 		return usage(stderr, 2);
 	}
-	return check ? config_check_main(config) : run(config);
+	if (connect && !check) {
+		fprintf(stderr, "pgwarden: --connect goes with --check\n\n");
+		return usage(stderr, 2);
+	}
+	if (check)
+		return connect ? preflight_main(config) : config_check_main(config);
+	return run(config);
 }
