@@ -68,6 +68,7 @@ static const char *const fsync_names[] = { "always", "batch", "never", NULL };
 static const char *const client_tls_names[] = { "disable", "allow", "require", NULL };
 static const char *const environment_names[] = { "production", "staging", "development", NULL };
 static const char *const action_names[] = { "deny", "log", NULL };
+static const char *const log_format_names[] = { "text", "json", NULL };
 
 #define C_(f) offsetof(pgw_config, f)
 static const key_def main_keys[] = {
@@ -97,6 +98,7 @@ static const key_def main_keys[] = {
 	{ "idle_transaction_timeout", KV_INT, C_(idle_transaction_timeout), 0, 0, 31536000, NULL, 0 },
 	{ "query_timeout", KV_INT, C_(query_timeout), 0, 0, 31536000, NULL, 0 },
 	{ "max_actor_conn", KV_INT, C_(max_actor_conn), 0, 0, 1000000, NULL, 0 },
+	{ "log_format", KV_ENUM, C_(log_format), 0, 0, 0, log_format_names, 0 },
 };
 #undef C_
 
@@ -654,6 +656,7 @@ _Static_assert(sizeof(pgw_environment) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_audit_fsync) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_client_tls) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_rule_action) == sizeof(int), "KV_ENUM stores an int");
+_Static_assert(sizeof(pgw_log_format) == sizeof(int), "KV_ENUM stores an int");
 
 /* ---- sections ---- */
 

@@ -29,6 +29,11 @@ typedef enum {
 } pgw_client_tls;
 
 typedef enum {
+	LOG_FORMAT_TEXT, /* "2026-11-22 01:48:41.489 UTC LOG: s=17 user:jimmie prod 10.0.0.9:5123 ..." */
+	LOG_FORMAT_JSON, /* one JSON object a line: ts, level, session, actor, target, client, msg */
+} pgw_log_format;
+
+typedef enum {
 	AUDIT_FSYNC_ALWAYS, /* fsync before the statement is sent upstream */
 	AUDIT_FSYNC_BATCH,  /* fsync at least every 100 ms */
 	AUDIT_FSYNC_NEVER,  /* leave it to the OS */
@@ -126,6 +131,7 @@ typedef struct pgw_config {
 	int idle_transaction_timeout; /* seconds a client may sit idle inside a transaction */
 	int query_timeout;            /* seconds a statement may run before pgwarden cancels it */
 	int max_actor_conn;           /* logged-in sessions per actor id at once */
+	pgw_log_format log_format;    /* the process log's format, default text */
 
 	pgw_target *targets;
 	size_t n_targets;

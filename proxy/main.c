@@ -55,6 +55,7 @@ static int run(const char *path)
 		errors_free(&errs);
 		return 1;
 	}
+	pgw_log_json = cfg->log_format == LOG_FORMAT_JSON;
 	if (server_init(&srv, cfg, path) != 0) {
 		server_free(&srv);
 		return 1;

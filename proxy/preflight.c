@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "conf/config.h"
+#include "proxy/log.h"
 
 /* What one run found. */
 typedef struct preflight {
@@ -17,24 +18,6 @@ typedef struct preflight {
 	int errors;   /* problems that would break logins: exit 1 */
 	int warnings; /* risks the operator should look at */
 } preflight;
-
-/* libpq's messages span lines ("connection refused\n\tIs the server running..."): one line here. */
-static const char *one_line(const char *msg, char *buf, size_t size)
-{
-	size_t o = 0;
-
-	for (; msg && *msg && o + 1 < size; msg++) {
-		char ch = (*msg == '\n' || *msg == '\r' || *msg == '\t') ? ' ' : *msg;
-
-		if (ch == ' ' && (o == 0 || buf[o - 1] == ' '))
-			continue;
-		buf[o++] = ch;
-	}
-	while (o > 0 && buf[o - 1] == ' ')
-		o--;
-	buf[o] = '\0';
-	return buf;
-}
 
 static void report(preflight *pf, bool error, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -63,7 +46,7 @@ static void check_login_role(preflight *pf, PGconn *conn, const pgw_target *t)
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		report(pf, true, pf->cfg->path, t->line, "target.%s: cannot read the login role: %s", t->name,
-		       one_line(PQerrorMessage(conn), buf, sizeof(buf)));
+		       log_one_line(PQerrorMessage(conn), buf, sizeof(buf)));
 	} else {
 		static const char *const why[] = {NULL, "superuser: it can undo every pin and read every row",
 			"BYPASSRLS: row-level security does not apply to the roles it can become",
@@ -99,7 +82,7 @@ static void check_token_role(preflight *pf, PGconn *conn, const pgw_target *t, c
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		report(pf, true, tokens, tok->line, "cannot check role \"%s\" on target \"%s\": %s", tok->role,
-		       t->name, one_line(PQerrorMessage(conn), buf, sizeof(buf)));
+		       t->name, log_one_line(PQerrorMessage(conn), buf, sizeof(buf)));
 	else if (PQntuples(r) == 0)
 		report(pf, true, tokens, tok->line, "role \"%s\" of actor \"%s\" does not exist on target \"%s\"",
 		       tok->role, tok->actor, t->name);
@@ -119,7 +102,7 @@ static void check_target(preflight *pf, const pgw_target *t)
 
 	if (PQstatus(conn) != CONNECTION_OK) {
 		report(pf, true, pf->cfg->path, t->line, "target.%s: cannot connect: %s", t->name,
-		       one_line(PQerrorMessage(conn), buf, sizeof(buf)));
+		       log_one_line(PQerrorMessage(conn), buf, sizeof(buf)));
 		PQfinish(conn);
 		return;
 	}

@@ -197,6 +197,26 @@ static void close_listeners(pgw_server *srv)
 
 /* ---- signals ------------------------------------------------------------------------------------- */
 
+/* Swap in a new config that loaded without errors. */
+static void reload_accept(pgw_server *srv, pgw_config *ncfg)
+{
+	size_t nt = ncfg->tokens ? ncfg->tokens->n : 0;
+
+	if (strcmp(ncfg->listen, srv->cfg->listen) != 0)
+		log_warn("listen changed: takes effect only after a restart");
+	if ((ncfg->audit_log == NULL) != (srv->cfg->audit_log == NULL) ||
+	    (ncfg->audit_log && strcmp(ncfg->audit_log, srv->cfg->audit_log) != 0))
+		log_warn("audit_log changed: takes effect only after a restart");
+	config_unref(srv->cfg);
+	srv->cfg = ncfg;
+	pgw_log_json = ncfg->log_format == LOG_FORMAT_JSON;
+	catalogs_reload_all(srv);
+	health_on_reload(srv, true);
+	log_info("reload done: %zu %s, %zu %s, %zu %s, %zu token %s", ncfg->n_targets,
+		 PLURAL(ncfg->n_targets, "target", "targets"), ncfg->n_windows, PLURAL(ncfg->n_windows, "window", "windows"),
+		 ncfg->n_rules, PLURAL(ncfg->n_rules, "rule", "rules"), nt, PLURAL(nt, "record", "records"));
+}
+
 /* SIGHUP: all-or-nothing reload of config and tokens, and reopen the audit log (rotation). */
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -213,18 +233,9 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 			log_error("%s", errs.msgs[i]);
 		log_error("reload rejected: the previous configuration stays in force");
 		errors_free(&errs);
-	} else {
-		if (strcmp(ncfg->listen, srv->cfg->listen) != 0)
-			log_warn("listen changed: takes effect only after a restart");
-		if ((ncfg->audit_log == NULL) != (srv->cfg->audit_log == NULL) ||
-		    (ncfg->audit_log && strcmp(ncfg->audit_log, srv->cfg->audit_log) != 0))
-			log_warn("audit_log changed: takes effect only after a restart");
-		config_unref(srv->cfg);
-		srv->cfg = ncfg;
-		catalogs_reload_all(srv);
-		log_info("reload done: %zu targets, %zu windows, %zu rules, %zu token records", ncfg->n_targets,
-			 ncfg->n_windows, ncfg->n_rules, ncfg->tokens ? ncfg->tokens->n : (size_t)0);
-	}
+		health_on_reload(srv, false);
+	} else
+		reload_accept(srv, ncfg);
 	if (srv->audit) {
 		if (audit_reopen(srv->audit, &err) != 0) {
 			log_error("audit log reopen failed: %s", err ? err : "?");
@@ -380,7 +391,8 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 		}
 	}
 	srv->classifier = policy_classifier_new(FACTS_CACHE_ENTRIES);
-	if (!srv->classifier || setup_tls(srv) != 0 || setup_events(srv) != 0 || limits_init(srv) != 0)
+	if (!srv->classifier || setup_tls(srv) != 0 || setup_events(srv) != 0 || limits_init(srv) != 0 ||
+	    health_init(srv) != 0)
 		return -1;
 	if (catalogs_init(srv) != 0)
 		return -1;
@@ -395,7 +407,8 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 
 int server_run(pgw_server *srv)
 {
-	log_info("pgwarden %s ready: %zu targets", PGWARDEN_VERSION, srv->cfg->n_targets);
+	log_info("pgwarden %s ready: %zu %s", PGWARDEN_VERSION, srv->cfg->n_targets,
+		 PLURAL(srv->cfg->n_targets, "target", "targets"));
 	event_base_dispatch(srv->base);
 	audit_server_event(srv, "stop");
 	log_info("stopped");
@@ -417,6 +430,7 @@ void server_free(pgw_server *srv)
 	close_listeners(srv);
 	admin_stop(srv);
 	limits_free(srv);
+	health_free(srv);
 	catalogs_free(srv);
 	if (srv->audit)
 		audit_close(srv->audit);

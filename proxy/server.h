@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "conf/config.h"
+#include "proxy/health.h"
 #include "proxy/limits.h"
 #include "proxy/metrics.h"
 #include "proxy/session.h"
@@ -55,6 +56,7 @@ typedef struct pgw_server {
 
 	throttle throttle;                    /* login failure back-off and per-address startup counts */
 	pgw_metrics metrics;
+	health_state health;                  /* target reachability, reload results (health.c) */
 	limits_state limits;                  /* client and actor counts, timeouts sweep (limits.c) */
 	struct evhttp *admin;                 /* admin HTTP, NULL when off */
 } pgw_server;

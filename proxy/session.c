@@ -52,8 +52,8 @@ void session_log(pgw_log_level lvl, const session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	pgw_log(lvl, "s=%llu %s %s %s %s", (unsigned long long)s->id, s->client.actor ? s->client.actor : "-",
-		s->target ? s->target->name : "-", s->client.peer, msg);
+	pgw_log_session(lvl, (unsigned long long)s->id, s->client.actor, s->target ? s->target->name : NULL,
+			s->client.peer, "%s", msg);
 }
 
 void session_set_close_reason(session *s, const char *reason)
