@@ -18,7 +18,7 @@
 #include "policy/windows.h"
 
 #define CONFIG_FILE_MAX (16 * 1024 * 1024) /* a config larger than this is refused */
-#define MAX_KEYS 24                        /* keys in the largest section table */
+#define MAX_KEYS 48                        /* keys in the largest section table (checked below) */
 #define ECHO "%.60s"                       /* how much of a bad value an error quotes */
 #define RULE_MATCH_LIMIT 1000000           /* PCRE2 backtracking budget per statement */
 #define RULE_DEPTH_LIMIT 10000
@@ -99,8 +99,11 @@ static const key_def main_keys[] = {
 	{ "query_timeout", KV_INT, C_(query_timeout), 0, 0, 31536000, NULL, 0 },
 	{ "max_actor_conn", KV_INT, C_(max_actor_conn), 0, 0, 1000000, NULL, 0 },
 	{ "log_format", KV_ENUM, C_(log_format), 0, 0, 0, log_format_names, 0 },
+	{ "admin_token", KV_STRING, C_(admin_token), 0, 0, 0, NULL, KF_EMPTY_OK },
 };
 #undef C_
+/* Why: section.key_line is indexed by a key's position in its table; a table longer than MAX_KEYS overflows it. */
+_Static_assert(sizeof(main_keys) / sizeof(main_keys[0]) <= MAX_KEYS, "raise MAX_KEYS");
 
 #define T_(f) offsetof(pgw_target, f)
 static const key_def target_keys[] = {
@@ -1018,6 +1021,8 @@ static void check_main(load_ctx *lc)
 			"client_tls: require needs tls_cert_file and tls_key_file");
 	check_readable(lc, "tls_cert_file", c->tls_cert_file);
 	check_readable(lc, "tls_key_file", c->tls_key_file);
+	if (c->admin_token && c->admin_token[0] && strlen(c->admin_token) < 16)
+		cerr_at(lc, main_key_line(lc, "admin_token"), "admin_token: at least 16 characters (it guards kill and pause)");
 	/* Why: a parsed-but-ignored key misleads operators; one event loop is all this version runs. */
 	if (c->workers != 1)
 		cerr_at(lc, main_key_line(lc, "workers"),
@@ -1169,7 +1174,7 @@ static void config_free(pgw_config *c)
 	tokens_free(c->tokens);
 	free(c->path), free(c->dir), free(c->listen), free(c->admin_listen), free(c->tokens_file);
 	free(c->audit_log), free(c->tls_cert_file), free(c->tls_key_file), free(c->actor_setting);
-	free(c->tenant_setting), free(c->claims_setting);
+	free(c->tenant_setting), free(c->claims_setting), free(c->admin_token);
 	free_list(c->protected_roles, c->n_protected_roles);
 	free_list(c->trusted_functions, c->n_trusted_functions);
 	free(c);

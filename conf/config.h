@@ -132,6 +132,7 @@ typedef struct pgw_config {
 	int query_timeout;            /* seconds a statement may run before pgwarden cancels it */
 	int max_actor_conn;           /* logged-in sessions per actor id at once */
 	pgw_log_format log_format;    /* the process log's format, default text */
+	char *admin_token;            /* bearer token for the admin console's actions; NULL = actions off */
 
 	pgw_target *targets;
 	size_t n_targets;

@@ -16,6 +16,7 @@
 #include "audit/json_writer.h"
 #include "policy/windows.h"
 #include "proxy/catalogs.h"
+#include "proxy/console.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -212,10 +213,11 @@ int admin_start(pgw_server *srv)
 		log_error("admin_listen: cannot bind %s", spec);
 		return -1;
 	}
-	evhttp_set_allowed_methods(srv->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(srv->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_cb(srv->admin, "/healthz", healthz_cb, srv);
 	evhttp_set_cb(srv->admin, "/metrics", metrics_cb, srv);
 	evhttp_set_cb(srv->admin, "/windows", windows_cb, srv);
+	console_register(srv, srv->admin);
 	log_info("admin HTTP on %s", spec);
 	return 0;
 }

@@ -22,6 +22,7 @@
 
 #include "proxy/audit_hooks.h"
 #include "proxy/cancel.h"
+#include "proxy/console.h"
 #include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/relay.h"
@@ -182,6 +183,7 @@ void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int sockl
 	srv->n_unauthenticated++;
 	s->client.counted_unauth = true;
 	limits_on_accept(s);
+	console_on_accept(s);
 	tv.tv_sec = s->cfg->auth_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(s->client.startup_timer, &tv);
@@ -634,6 +636,8 @@ static void client_on_read(void *arg)
 			break;
 		case CLIENT_READY:
 			limits_client_input(s);
+			if (console_hold(s)) /* PAUSE: new statements wait for RESUME */
+				goto done;
 			relay_client_input(s);
 			goto done;
 		case CLIENT_WAIT_UPSTREAM:

@@ -178,6 +178,10 @@ static void sweep_session(session *s, const pgw_config *c, const struct timespec
 	if (s->closing || s->client.phase != CLIENT_READY)
 		return;
 	observe(s, now);
+	if (s->console.paused) { /* held by PAUSE: waiting is not the client's idleness */
+		s->lim.since = *now;
+		return;
+	}
 	t = seconds_between(&s->lim.since, now);
 	switch (s->lim.activity) {
 	case LIMITS_IDLE:
@@ -210,8 +214,6 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 	struct timespec now;
 	session *s, *next;
 
-	if (c->client_idle_timeout == 0 && c->idle_transaction_timeout == 0 && c->query_timeout == 0)
-		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	for (s = TAILQ_FIRST(&srv->sessions); s; s = next) {
 		next = TAILQ_NEXT(s, link);

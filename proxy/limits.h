@@ -3,7 +3,8 @@
  * the per-actor max_actor_conn (an extension), client_idle_timeout,
  * idle_transaction_timeout and query_timeout, with their metrics.
  *
- * The timeouts are judged by a once-a-second sweep over the sessions; each
+ * The timeouts are judged by a sweep over the sessions 4 times a second (it
+ * also keeps the "since" that the admin console shows); each
  * reads only three fields of relay state: s->client.phase, s->owed.count
  * (responses the upstream still owes: a statement is running) and
  * s->up.txn_status (inside a transaction block). The client read path tells

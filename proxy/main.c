@@ -6,6 +6,7 @@
 #include "audit/audit.h"
 #include "conf/config.h"
 #include "conf/token_new.h"
+#include "proxy/admin_cli.h"
 #include "proxy/explain.h"
 #include "proxy/log.h"
 #include "proxy/preflight.h"
@@ -27,6 +28,9 @@ static const char usage_text[] =
 	"  pgwarden token new --actor ID --role ROLE [--tenant T] [--expires RFC3339] [--targets A,B]\n"
 	"                     [--scram] [-c FILE]\n"
 	"                                   print a new token and its token-file line (protected roles refused)\n"
+	"  pgwarden admin [-c FILE | --url http://HOST:PORT] [--token T] COMMAND\n"
+	"                                   the operator console: sessions, kill ID, pause TARGET,\n"
+	"                                   resume TARGET, windows, stats, pools, health (JSON answers)\n"
 	"  pgwarden audit verify FILE...    check the hash chain of audit files (in order)\n"
 	"  pgwarden audit show [--actor A] [--decision deny] [--since T] [--until T] [--json] FILE...\n"
 	"                                   print matching audit records\n"
@@ -75,6 +79,8 @@ int main(int argc, char **argv)
 		pgw_log_min_level = LOG_LVL_DEBUG;
 	if (argc >= 2 && strcmp(argv[1], "token") == 0)
 		return token_cli_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "admin") == 0)
+		return admin_cli_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "audit") == 0)
 		return audit_cli_main(argc - 1, argv + 1);
 	for (i = 1; i < argc; i++)

@@ -430,6 +430,7 @@ void server_free(pgw_server *srv)
 	close_listeners(srv);
 	admin_stop(srv);
 	limits_free(srv);
+	console_free(srv);
 	health_free(srv);
 	catalogs_free(srv);
 	if (srv->audit)

@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "conf/config.h"
+#include "proxy/console.h"
 #include "proxy/health.h"
 #include "proxy/limits.h"
 #include "proxy/metrics.h"
@@ -56,6 +57,7 @@ typedef struct pgw_server {
 
 	throttle throttle;                    /* login failure back-off and per-address startup counts */
 	pgw_metrics metrics;
+	console_state console;                /* paused targets (console.c) */
 	health_state health;                  /* target reachability, reload results (health.c) */
 	limits_state limits;                  /* client and actor counts, timeouts sweep (limits.c) */
 	struct evhttp *admin;                 /* admin HTTP, NULL when off */

@@ -87,6 +87,7 @@ void session_free(session *s)
 	if (s->client.fail_timer)
 		event_free(s->client.fail_timer);
 	limits_on_free(s);
+	console_on_free(s);
 	if (s->client.counted_unauth) {
 		srv->n_unauthenticated--;
 		throttle_startup_done(&srv->throttle, s->client.addr);
