@@ -31,6 +31,7 @@
 #include "protocol/frame.h"
 #include "protocol/msgtypes.h"
 #include "protocol/pktbuf.h"
+#include "protocol/scram.h"
 #include "protocol/startup.h"
 
 /* Largest 'p' message accepted during authentication (PostgreSQL: PG_MAX_AUTH_TOKEN_LENGTH 65535). */
@@ -357,6 +358,8 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	startup_params *p;
 	auth_params ap;
 	pktbuf b;
+	uint8_t cbind[64];
+	size_t cbind_len = sizeof(cbind);
 
 	if (s->cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client.ssl) {
 		client_fail(s, "28000", "pgwarden: TLS is required", NULL);
@@ -400,8 +403,15 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	ap.target = p->database ? p->database : "";
 	ap.tls = s->client.ssl != NULL;
 	ap.plaintext_auth = s->cfg->plaintext_auth;
-	ap.tls_cert_hash = s->srv->cert_hash_len ? s->srv->cert_hash : NULL;
-	ap.tls_cert_hash_len = s->srv->cert_hash_len;
+	/*
+	 * Channel binding (tls-server-end-point) hashes the certificate THIS
+	 * connection was served, not the server's current one: after a reload
+	 * rotated the certificate, a handshake made before it still binds to the old.
+	 */
+	if (s->client.ssl && scram_cert_end_point_hash(SSL_get_certificate(s->client.ssl), cbind, &cbind_len)) {
+		ap.tls_cert_hash = cbind;
+		ap.tls_cert_hash_len = cbind_len;
+	}
 	ap.now = time(NULL);
 	pktbuf_init(&b);
 	s->client.auth = auth_begin(&ap, &b);

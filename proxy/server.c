@@ -197,11 +197,50 @@ static void close_listeners(pgw_server *srv)
 
 /* ---- signals ------------------------------------------------------------------------------------- */
 
+/*
+ * The client TLS context of a config: a new SSL_CTX from its cert and key
+ * (NULL in *ctx when it has none). Returns -1 (logged) when they cannot be
+ * loaded. Why a fresh context on reload: each live connection's SSL object
+ * holds a reference to the context and certificate it was made with, so
+ * swapping srv->ssl_ctx changes only new handshakes (certificate rotation
+ * without dropping sessions).
+ */
+static int load_tls(pgw_server *srv, const pgw_config *cfg, SSL_CTX **ctx)
+{
+	char err[512];
+	uint8_t hash[sizeof(srv->cert_hash)];
+	unsigned hash_len = sizeof(hash);
+
+	*ctx = NULL;
+	if (!cfg->tls_cert_file)
+		return 0;
+	*ctx = tls_server_ctx_new(cfg->tls_cert_file, cfg->tls_key_file, hash, &hash_len, err, sizeof(err));
+	if (!*ctx) {
+		log_error("%s", err);
+		return -1;
+	}
+	memcpy(srv->cert_hash, hash, sizeof(hash));
+	srv->cert_hash_len = hash_len;
+	return 0;
+}
+
 /* Swap in a new config that loaded without errors. */
 static void reload_accept(pgw_server *srv, pgw_config *ncfg)
 {
 	size_t nt = ncfg->tokens ? ncfg->tokens->n : 0;
 
+	SSL_CTX *ctx;
+
+	if (load_tls(srv, ncfg, &ctx) != 0) {
+		log_error("reload rejected: the TLS certificate or key cannot be used; the previous configuration "
+			  "and certificate stay in force");
+		config_unref(ncfg);
+		health_on_reload(srv, false);
+		return;
+	}
+	if (srv->ssl_ctx)
+		SSL_CTX_free(srv->ssl_ctx); /* live TLS sessions keep their own reference */
+	srv->ssl_ctx = ctx;
 	if (strcmp(ncfg->listen, srv->cfg->listen) != 0)
 		log_warn("listen changed: takes effect only after a restart");
 	if ((ncfg->audit_log == NULL) != (srv->cfg->audit_log == NULL) ||
@@ -301,18 +340,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 
 static int setup_tls(pgw_server *srv)
 {
-	char err[512];
-
-	if (!srv->cfg->tls_cert_file)
-		return 0;
-	srv->cert_hash_len = sizeof(srv->cert_hash);
-	srv->ssl_ctx = tls_server_ctx_new(srv->cfg->tls_cert_file, srv->cfg->tls_key_file, srv->cert_hash,
-					  &srv->cert_hash_len, err, sizeof(err));
-	if (!srv->ssl_ctx) {
-		log_error("%s", err);
-		return -1;
-	}
-	return 0;
+	return load_tls(srv, srv->cfg, &srv->ssl_ctx);
 }
 
 static int setup_events(pgw_server *srv)

@@ -35,7 +35,7 @@ typedef struct pgw_server {
 	int n_listeners;
 	char *unix_socket_path;               /* to unlink at exit */
 	SSL_CTX *ssl_ctx;                     /* client-facing TLS, NULL when not configured */
-	uint8_t cert_hash[64];                /* tls-server-end-point hash of our certificate */
+	uint8_t cert_hash[64];                /* tls-server-end-point hash of the current certificate (sessions bind to their own) */
 	unsigned cert_hash_len;
 
 	struct audit_log *audit;              /* NULL when audit_log is not set */
