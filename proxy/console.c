@@ -54,8 +54,10 @@ static long paused_index(const console_state *c, const char *target)
 
 bool console_hold(session *s)
 {
-	if (s->console.paused)
+	if (s->console.paused) {
+		client_pause(s); /* someone else (backpressure, catalog wait) may have resumed reading */
 		return true;
+	}
 	if (!s->target || s->srv->console.n_paused == 0 || paused_index(&s->srv->console, s->target->name) < 0)
 		return false;
 	/* Only between transactions: a transaction under way must be able to finish (or maintenance waits on it). */
