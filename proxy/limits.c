@@ -139,7 +139,12 @@ static double seconds_between(const struct timespec *a, const struct timespec *b
  * to its next request, from now, so a long pipeline of quick statements is
  * never taken for one slow statement.
  */
-static void observe(session *s, const struct timespec *now)
+static bool later(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+static void observe(session *s, const struct timespec *now, const struct timespec *prev_sweep)
 {
 	session_limits *lim = &s->lim;
 	limits_activity a = s->owed.count > 0 ? LIMITS_BUSY
@@ -151,7 +156,12 @@ static void observe(session *s, const struct timespec *now)
 				head->start.tv_nsec != lim->busy_head.tv_nsec;
 
 		if (new_head) {
-			lim->since = lim->activity == LIMITS_BUSY ? *now : head->start;
+			/*
+			 * Sent since the last sweep, or first seen busy: it runs from its send
+			 * time. Else it waited in a pipeline behind the one just answered and
+			 * runs from no earlier than that answer: count from now (late, never early).
+			 */
+			lim->since = lim->activity != LIMITS_BUSY || later(&head->start, prev_sweep) ? head->start : *now;
 			lim->busy_head = head->start;
 			lim->cancel_sent = false;
 		}
@@ -171,13 +181,14 @@ static void close_for(session *s, limit_kind k, const char *sqlstate, int second
 	client_fail(s, sqlstate, msg, NULL);
 }
 
-static void sweep_session(session *s, const pgw_config *c, const struct timespec *now)
+static void sweep_session(session *s, const pgw_config *c, const struct timespec *now,
+			  const struct timespec *prev_sweep)
 {
 	double t;
 
 	if (s->closing || s->client.phase != CLIENT_READY)
 		return;
-	observe(s, now);
+	observe(s, now, prev_sweep);
 	if (s->console.paused) { /* held by PAUSE: waiting is not the client's idleness */
 		s->lim.since = *now;
 		return;
@@ -217,8 +228,9 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	for (s = TAILQ_FIRST(&srv->sessions); s; s = next) {
 		next = TAILQ_NEXT(s, link);
-		sweep_session(s, c, &now);
+		sweep_session(s, c, &now, &srv->limits.last_sweep);
 	}
+	srv->limits.last_sweep = now;
 }
 
 int limits_init(pgw_server *srv)

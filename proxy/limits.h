@@ -57,7 +57,8 @@ typedef enum {
 typedef struct limits_state {
 	int admitted;                 /* client connections counted against max_client_conn */
 	struct actor_count *actors;   /* logged-in sessions per actor (uthash), only while > 0 */
-	struct event *sweep_ev;       /* once a second: the timeouts */
+	struct event *sweep_ev;       /* 4 times a second: the timeouts */
+	struct timespec last_sweep;   /* CLOCK_MONOTONIC time of the previous sweep */
 	uint64_t events[LIMIT_N];     /* counters behind pgwarden_limit_events_total */
 } limits_state;
 
