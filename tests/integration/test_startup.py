@@ -345,3 +345,34 @@ def test_failed_set_role_is_reported_as_such(pgwarden_factory):
     err, _ = startup_result(w, {"user": "user:notmember", "database": "staging"}, "nm-token")
     assert err["S"] == "FATAL" and err["C"] == "42501", err
     assert "permission denied to set role" in err["M"], err
+
+
+def test_unknown_dbname_with_scram_token(pgwarden_factory):
+    """SCRAM records too: the exchange runs to its end before the target is looked at."""
+    tok, line = token_new("--actor", "agent:scram2", "--role", "agent_rw", "--tenant", "acme", "--scram")
+    w = pgwarden_factory(extra_tokens=[line])
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(w.dsn("agent:scram2", token=tok, dbname="nosuch_scram"))
+    assert 'database "nosuch_scram" does not exist' in str(ei.value)
+    for actor, token in (("agent:scram2", tok + "x"), ("agent:nobody", tok)):
+        with pytest.raises(psycopg.OperationalError) as ei:
+            psycopg.connect(w.dsn(actor, token=token, dbname="nosuch_scram"))
+        assert "authentication failed" in str(ei.value) and "nosuch_scram" not in str(ei.value)
+
+
+def test_unknown_dbname_failure_takes_as_long_as_a_real_one(pgwarden_factory):
+    """Timing tells nothing either: a wrong token for an unknown target runs the same exchange
+    as for a real target (interleaved medians, each attempt from its own address and actor so
+    the failure back-off does not apply)."""
+    import statistics
+    from ops_util import try_login
+    w = pgwarden_factory()
+    times = {"prod": [], "nosuch_target": []}
+    for i in range(16):
+        for db in times:
+            res = try_login(w.host, w.port, f"127.0.{10 + i}.{1 if db == 'prod' else 2}", f"user:probe{i}{db}",
+                            "wrong-token", database=db, timeout=5)
+            assert res[0] == "error" and res[2]["C"] == "28P01", res
+            times[db].append(res[1])
+    known, unknown = statistics.median(times["prod"]), statistics.median(times["nosuch_target"])
+    assert unknown <= 2 * known + 0.005 and known <= 2 * unknown + 0.005, (known, unknown)
