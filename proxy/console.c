@@ -395,7 +395,7 @@ static void actions_cb(struct evhttp_request *req, void *arg)
 static void stats_target(jbuf *j, pgw_server *srv, const char *target)
 {
 	uint64_t allow = 0, deny = 0;
-	unsigned sessions = 0;
+	unsigned sessions = 0, busy = 0;
 	const session *s;
 
 	for (size_t i = 0; i < srv->metrics.n_series; i++) {
@@ -404,12 +404,19 @@ static void stats_target(jbuf *j, pgw_server *srv, const char *target)
 		if (strcmp(m->target, target) == 0)
 			*(strcmp(m->decision, "deny") == 0 ? &deny : &allow) += m->count;
 	}
-	TAILQ_FOREACH(s, &srv->sessions, link)
-		sessions += !s->closing && s->target && strcmp(s->target->name, target) == 0;
+	TAILQ_FOREACH(s, &srv->sessions, link) {
+		if (s->closing || !s->target || strcmp(s->target->name, target) != 0)
+			continue;
+		sessions++;
+		/* busy: inside a transaction or running a statement (what a PAUSE waits for) */
+		busy += s->client.phase == CLIENT_READY && (s->up.txn_status != 'I' || s->owed.count > 0);
+	}
 	jbuf_put_lit(j, "{\"target\":");
 	json_put_cstr(j, target);
 	jbuf_put_lit(j, ",\"sessions\":");
 	jbuf_put_u64(j, sessions);
+	jbuf_put_lit(j, ",\"busy\":");
+	jbuf_put_u64(j, busy);
 	jbuf_put_lit(j, ",\"statements_allowed\":");
 	jbuf_put_u64(j, allow);
 	jbuf_put_lit(j, ",\"statements_denied\":");

@@ -121,8 +121,12 @@ def test_pause_and_resume_target(pgwarden_factory):
         t.start()
         time.sleep(1.0)
         assert "v" not in done, "a new statement on a paused target must wait"
+        staging = next(x for x in admin(w, "stats")[1]["targets"] if x["target"] == "staging")
+        assert staging["busy"] == 1  # the open transaction: maintenance waits for busy == 0
         assert in_txn.execute("SELECT 2").fetchone() == (2,)  # a transaction under way finishes
         in_txn.execute("COMMIT")
+        wait_for(lambda: next(x for x in admin(w, "stats")[1]["targets"] if x["target"] == "staging")["busy"] == 0,
+                 what="no busy session left")
         assert other.execute("SELECT 3").fetchone() == (3,)  # other targets are not paused
         st = admin(w, "sessions")[1]
         assert by_actor(st, "user:jimmie") and any(s["state"] == "paused" for s in st)
