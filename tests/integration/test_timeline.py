@@ -399,3 +399,69 @@ def test_syntax_error_in_parse_skips_to_sync(pgwarden):
         got = c.read_until_ready()
         assert sqlstates(got) == ["42601"] and errors_of(got)[0].get("P") == "1", got
         assert rows_of(c.simple("SELECT 3")) == [("3",)]
+
+
+# ---- more variants ----------------------------------------------------------------------------------
+
+def test_portal_close_skipped_after_error_is_undone(pgwarden):
+    """Inside a block: Close P skipped after an error did not happen; after ROLLBACK TO SAVEPOINT
+    the portal still runs its own statement and is audited as it."""
+    marker = secrets.token_hex(4)
+    stmt, portal = "cs_" + secrets.token_hex(4), "cp_" + secrets.token_hex(4)
+    with login(pgwarden, "staging") as c:
+        c.simple("BEGIN")
+        c.send(parse(stmt, f"SELECT '{marker}'") + bind(portal, stmt) + sync())
+        assert sqlstates(c.read_until_ready()) == []
+        c.simple("SAVEPOINT a")
+        c.send(parse("", "SELECT 1/0") + bind("", "") + execute() + close(b"P", portal) + sync())
+        assert sqlstates(c.read_until_ready()) == ["22012"]
+        c.simple("ROLLBACK TO a")
+        c.send(execute(portal) + sync())
+        got = c.read_until_ready()
+        assert rows_of(got) == [(marker,)], got
+        c.simple("COMMIT")
+    assert audited(pgwarden, marker)[-1]["decision"] == "allow"
+
+
+def test_denied_parse_in_unsynced_pipeline_gives_one_error(pgwarden):
+    with login(pgwarden) as c:
+        c.send(parse("", "SET ROLE postgres") + bind("", "") + execute() + parse("", "SELECT 5") + bind("", "")
+               + execute() + sync() + parse("", "SELECT 6") + bind("", "") + execute() + sync())
+        got = read_syncs(c, 2)
+        assert sqlstates(got) == ["42501"] and rows_of(got) == [("6",)], got
+
+
+def test_deallocate_all_then_execute_is_unknown(pgwarden):
+    with login(pgwarden) as c:
+        c.simple("PREPARE da AS SELECT 1")
+        got = c.simple("DEALLOCATE ALL; EXECUTE da")
+        assert sqlstates(got) == ["42501"], got
+        assert "unknown prepared statement" in errors_of(got)[0]["M"]
+
+
+def test_sql_close_of_cursor_ends_its_portal(pgwarden):
+    with login(pgwarden) as c:
+        c.simple("BEGIN")
+        c.simple("DECLARE cc CURSOR FOR SELECT 1")
+        c.simple("CLOSE cc")
+        c.send(execute("cc") + sync())
+        got = c.read_until_ready()
+        assert len(sqlstates(got)) == 1 and rows_of(got) == [], got
+        c.simple("ROLLBACK")
+
+
+def test_extended_copy_with_early_copy_fail(pgwarden, copy_table):
+    with login(pgwarden, "staging") as c:
+        c.send(parse("", f"COPY billing.{copy_table} FROM STDIN") + bind("", "") + execute() + sync()
+               + msg(b"d", b"5\n") + msg(b"f", b"abandon\0") + sync())
+        got = c.read_until_ready()
+        assert sqlstates(got) == ["57014"], got
+        assert rows_of(c.simple(f"SELECT count(*) FROM billing.{copy_table}")) == [("0",)]
+
+
+def test_syntax_error_after_begin_in_same_query_runs_nothing(pgwarden):
+    """The parser rejects the whole Query before anything runs: BEGIN does not run either."""
+    with login(pgwarden, "staging") as c:
+        got = c.simple("BEGIN; SELEC 1")
+        assert sqlstates(got) == ["42601"] and status(got) == b"I", got
+        assert errors_of(got)[0]["P"] == "8", got
