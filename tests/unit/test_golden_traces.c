@@ -510,11 +510,11 @@ static void trace_issue10_sequence(void **state)
 	gmsg a1[] = {M('1', ""), M('Z', "I")};
 	gmsg p2[] = {M('P', "S1\0SELECT 2\0\0\0"), M('S', ""), M('C', "SS1\0"), M('P', "S1\0SELECT lo_create(0)\0\0\0"),
 		     M('S', "")};
-	gmsg a2[] = {M('E', "SERROR\0C42P05\0Mprepared statement \"S1\" already exists\0"), M('Z', "I"), M('3', ""),
+	gmsg a2[] = {M('E', "SERROR\0C42P05\0Mprepared statement \"S1\" already exists\0\0"), M('Z', "I"), M('3', ""),
 		     M('1', ""), M('Z', "I")};
 	gmsg p3[] = {M('B', "\0S1\0\0\0\0\0\0\0"), M('E', "\0\0\0\0\0"), M('S', "")};
 	gmsg u3[] = {PREFIX('E', "pgwarden_denied_"), PREFIX('E', "pgwarden_denied_"), M('S', "")};
-	gmsg a3[] = {M('E', "SERROR\0C34000\0Mportal does not exist\0"), M('Z', "I")};
+	gmsg a3[] = {M('E', "SERROR\0C34000\0Mportal does not exist\0\0"), M('Z', "I")};
 	gmsg z[] = {M('Z', "I")};
 
 	(void)state;
@@ -594,7 +594,7 @@ static void trace_denied_parse_in_batch(void **state)
 	gmsg c[] = {M('P', "\0SET ROLE postgres\0\0\0"), M('B', "\0\0\0\0\0\0\0\0"), M('E', "\0\0\0\0\0"), M('S', "")};
 	gmsg up[] = {PREFIX('E', "pgwarden_denied_"), PREFIX('E', "pgwarden_denied_"), PREFIX('E', "pgwarden_denied_"),
 		     M('S', "")};
-	gmsg a[] = {M('E', "SERROR\0C34000\0Mportal does not exist\0"), M('Z', "I")};
+	gmsg a[] = {M('E', "SERROR\0C34000\0Mportal does not exist\0\0"), M('Z', "I")};
 	gmsg z[] = {M('Z', "I")};
 
 	(void)state;
@@ -603,6 +603,99 @@ static void trace_denied_parse_in_batch(void **state)
 	send_all(g->up, a, N(a));
 	expect_denial(g->client, "identity-change");
 	expect_msgs(g->client, "client", z, N(z));
+	golden_stop(g);
+}
+
+/* An error at Bind in the first of two batches pipelined: the first batch is skipped to its Sync, the second runs. */
+static void trace_error_at_bind_across_syncs(void **state)
+{
+	golden *g = golden_start("staging");
+	gmsg c[] = {M('P', "a\0SELECT $1::int\0\0\0"), M('B', "\0a\0\0\0\0\0\0\0"), M('E', "\0\0\0\0\0"), M('S', ""),
+		    M('P', "\0SELECT 2\0\0\0"), M('B', "\0\0\0\0\0\0\0\0"), M('E', "\0\0\0\0\0"), M('S', "")};
+	gmsg a[] = {M('1', ""), M('E', "SERROR\0C08P01\0Mbind message supplies 0 parameters\0\0"), M('Z', "I"),
+		    M('1', ""), M('2', ""), M('D', "\0\1\0\0\0\1" "2"), M('C', "SELECT 1\0"), M('Z', "I")};
+
+	(void)state;
+	send_all(g->client, c, N(c));
+	expect_msgs(g->up, "upstream", c, N(c));
+	send_all(g->up, a, N(a));
+	expect_msgs(g->client, "client", a, N(a));
+	golden_stop(g);
+}
+
+/* CopyFail sent before the CopyInResponse: the server fails the COPY; the next Query is answered as itself. */
+static void trace_copy_early_fail(void **state)
+{
+	golden *g = golden_start("staging");
+	gmsg c[] = {M('Q', "COPY t FROM STDIN\0"), M('d', "1\n"), M('f', "abandon\0"), M('Q', "SELECT 2\0")};
+	gmsg a[] = {M('G', "\0\0\1\0\0"), M('E', "SERROR\0C57014\0MCOPY from stdin failed: abandon\0\0"), M('Z', "I"),
+		    M('D', "\0\1\0\0\0\1" "2"), M('C', "SELECT 1\0"), M('Z', "I")};
+
+	(void)state;
+	send_all(g->client, c, N(c));
+	expect_msgs(g->up, "upstream", c, N(c));
+	send_all(g->up, a, N(a));
+	expect_msgs(g->client, "client", a, N(a));
+	golden_stop(g);
+}
+
+/*
+ * BEGIN; SELECT 1; SET ROLE postgres in one Query: the statements before the
+ * denied one run, a poison fails in its place (so the block is aborted, E),
+ * and its error becomes the denial.
+ */
+static void trace_denial_mid_query(void **state)
+{
+	golden *g = golden_start("staging");
+	gmsg c[] = {M('Q', "BEGIN; SELECT 1; SET ROLE postgres\0")};
+	gmsg up[] = {M('Q', "BEGIN; SELECT 1;SELECT 'pgwarden denied this statement'::pg_catalog.int4\0")};
+	gmsg a[] = {M('C', "BEGIN\0"), M('D', "\0\1\0\0\0\1" "1"), M('C', "SELECT 1\0"),
+		    M('E', "SERROR\0C22P02\0Minvalid input syntax for type integer\0\0"), M('Z', "E")};
+	gmsg before[] = {M('C', "BEGIN\0"), M('D', "\0\1\0\0\0\1" "1"), M('C', "SELECT 1\0")};
+	gmsg z[] = {M('Z', "E")};
+
+	(void)state;
+	send_all(g->client, c, N(c));
+	expect_msgs(g->up, "upstream", up, N(up));
+	send_all(g->up, a, N(a));
+	expect_msgs(g->client, "client", before, N(before));
+	expect_denial(g->client, "identity-change");
+	expect_msgs(g->client, "client", z, N(z));
+	golden_stop(g);
+}
+
+/* A FunctionCall is denied: a Query poison goes upstream in its place. */
+static void trace_function_call_denied(void **state)
+{
+	golden *g = golden_start("staging");
+	gmsg c[] = {{.type = 'F', .body = "\0\0\0\1\0\0\0\0\0\0", .len = 10}};
+	gmsg up[] = {M('Q', "pgwarden denied this statement\0")};
+	gmsg a[] = {M('E', "SERROR\0C42601\0Msyntax error at or near \"pgwarden\"\0\0"), M('Z', "I")};
+	gmsg z[] = {M('Z', "I")};
+
+	(void)state;
+	send_all(g->client, c, N(c));
+	expect_msgs(g->up, "upstream", up, N(up));
+	send_all(g->up, a, N(a));
+	expect_denial(g->client, "fastpath");
+	expect_msgs(g->client, "client", z, N(z));
+	golden_stop(g);
+}
+
+/* A syntax error is answered by pgwarden with the parser's error and position; a poison keeps the server in step. */
+static void trace_syntax_error(void **state)
+{
+	golden *g = golden_start("staging");
+	gmsg c[] = {M('Q', "SELECT 1; SELEC 2\0")};
+	gmsg up[] = {M('Q', "SELECT 'pgwarden denied this statement'::pg_catalog.int4\0")};
+	gmsg a[] = {M('E', "SERROR\0C22P02\0Minvalid input syntax for type integer\0\0"), M('Z', "I")};
+	gmsg seen[] = {M('E', "SERROR\0VERROR\0C42601\0Msyntax error at or near \"SELEC\"\0P11\0\0"), M('Z', "I")};
+
+	(void)state;
+	send_all(g->client, c, N(c));
+	expect_msgs(g->up, "upstream", up, N(up));
+	send_all(g->up, a, N(a));
+	expect_msgs(g->client, "client", seen, N(seen));
 	golden_stop(g);
 }
 
@@ -622,6 +715,11 @@ int main(void)
 		cmocka_unit_test_teardown(trace_copy_early_done, teardown),
 		cmocka_unit_test_teardown(trace_repin_mid_batch, teardown),
 		cmocka_unit_test_teardown(trace_denied_parse_in_batch, teardown),
+		cmocka_unit_test_teardown(trace_error_at_bind_across_syncs, teardown),
+		cmocka_unit_test_teardown(trace_copy_early_fail, teardown),
+		cmocka_unit_test_teardown(trace_denial_mid_query, teardown),
+		cmocka_unit_test_teardown(trace_function_call_denied, teardown),
+		cmocka_unit_test_teardown(trace_syntax_error, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
