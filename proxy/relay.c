@@ -98,7 +98,8 @@ static void resume_client_if_drained(session *s)
 /*
  * The largest length word PostgreSQL accepts for this message type, read
  * before the body (postgres.c SocketBackend, copyfromparse.c
- * CopyGetData): statements and data may be large, control messages not.
+ * CopyGetData): statements and data may be large, control messages not;
+ * an unknown type is refused before its length is even looked at (0).
  * pgwarden rejects at the same point (the header), never after buffering.
  */
 static uint32_t client_message_limit(const session *s, char type)
@@ -112,8 +113,11 @@ static uint32_t client_message_limit(const session *s, char type)
 	case 'c': case 'f':
 		max = s->tl.mode == TL_MODE_COPY_IN ? PG_SMALL_MESSAGE_LIMIT : PG_LARGE_MESSAGE_LIMIT;
 		break;
-	default:
+	case 'Q': case 'P': case 'B': case 'F': case 'd':
 		max = PG_LARGE_MESSAGE_LIMIT;
+		break;
+	default:
+		return 0;
 	}
 	return (uint32_t)s->cfg->max_message_size < max ? (uint32_t)s->cfg->max_message_size : max;
 }
@@ -147,6 +151,12 @@ static void relay_client_messages(session *s)
 		if (avail < 5)
 			return;
 		evbuffer_copyout(in, hdr, 5);
+		if (client_message_limit(s, (char)hdr[0]) == 0) {
+			char m[64];
+			snprintf(m, sizeof(m), "invalid frontend message type %d", hdr[0]);
+			client_fail(s, "08P01", m, NULL);
+			return;
+		}
 		if (frame_peek(hdr, avail, client_message_limit(s, (char)hdr[0]), &type, &blen) != FRAME_OK) {
 			char sample[64];
 			session_log(LOG_LVL_WARN, s, "invalid message length from client: %s",

@@ -343,6 +343,10 @@ def test_message_length_limits_match_postgresql(pgwarden):
             closed, err = c.wait_closed(5)
             assert closed and err and err.get("C") == "08P01", (kind, length, err)
     with login(pgwarden, "staging") as c:
+        c.send(b"y" + struct.pack("!I", 2**30 - 2))  # an unknown type is refused before its length
+        closed, err = c.wait_closed(5)
+        assert closed and err and err.get("C") == "08P01" and "message type" in err.get("M", ""), err
+    with login(pgwarden, "staging") as c:
         c.send(b"Q" + struct.pack("!I", 2**30 - 2) + b"SELECT 1")  # allowed: the body is awaited
         closed, err = c.wait_closed(1)
         assert not closed and err is None
@@ -365,6 +369,14 @@ def server_error(pg, sql):
     "SELECT 'unterminated",
     "SELECT (1",
     "/* ü */ SELECT ü ü ü FROM",
+    "SELECT U&'\\zzzz'",
+    "SELECT U&'\\d800'",
+    'SELECT ""',
+    "SELECT 1e",
+    "SELECT $$abc",
+    "SELECT U&'x' UESCAPE '+'x",
+    "SELECT (((",
+    "PREPARE q AS SELEC 1",
 ])
 def test_syntax_error_is_the_parsers_answer(pgwarden, pg, sql):
     state, message, position = server_error(pg, sql)
