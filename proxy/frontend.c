@@ -134,9 +134,9 @@ static relay_status carry_out(session *s, char type, tl_kind kind, uint32_t len,
 {
 	tl_entry *e;
 
-	if (v->status == GATE_CLOSED) {
+	if (v->status == GATE_CLOSED || v->status == GATE_WAIT) {
 		gate_verdict_clear(v);
-		return RELAY_STOP;
+		return v->status == GATE_WAIT ? RELAY_WAIT : RELAY_STOP;
 	}
 	if (v->status != GATE_ALLOW)
 		return refuse(s, type, len, v);
@@ -389,8 +389,8 @@ relay_status frontend_message(session *s, char type, const uint8_t *msg, uint32_
 		return RELAY_STOP; /* e.g. the token was revoked by a reload */
 	if (type != 'X' && relay_repin(s) != RELAY_GO)
 		return RELAY_STOP;
-	if (dispatch(s, type, msg + 5, len) != RELAY_GO)
-		return RELAY_STOP;
+	if ((st = dispatch(s, type, msg + 5, len)) != RELAY_GO)
+		return st;
 	return relay_repin(s);
 }
 

@@ -18,6 +18,7 @@
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
+#include "proxy/parse_async.h"
 #include "proxy/pin.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
@@ -438,8 +439,14 @@ gate_status gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
 #ifdef PGW_RELAY_ONLY
 	return relay_only_query(s, sql, len, v);
 #endif
-	if (policy_analyze(s->srv->classifier, sql, len, &lx, &a) != 0)
+	switch (parse_async_analyze(s, sql, len, &lx, &a)) {
+	case PARSE_DONE:
+		break;
+	case PARSE_WAITING:
+		return v->status = GATE_WAIT;
+	case PARSE_FAILED:
 		return fail_oom(s, v);
+	}
 	subj = subject_of(s);
 	/* In order: a statement is judged with the names the earlier ones in the Query made (PREPARE; EXECUTE). */
 	for (i = 0; ok && i < a.n && v->status == GATE_ALLOW; i++) {
@@ -480,8 +487,14 @@ gate_status gate_parse(session *s, const char *name, const char *sql, size_t len
 	a.n = 0;
 	a.v = NULL;
 #else
-	if (policy_analyze(s->srv->classifier, sql, len, &lx, &a) != 0)
+	switch (parse_async_analyze(s, sql, len, &lx, &a)) {
+	case PARSE_DONE:
+		break;
+	case PARSE_WAITING:
+		return v->status = GATE_WAIT;
+	case PARSE_FAILED:
 		return fail_oom(s, v);
+	}
 #endif
 	if (a.n > 1) {
 		/* PostgreSQL's own answer (exec_parse_message): never bet on our split matching the server's. */

@@ -26,6 +26,7 @@ typedef enum {
 	GATE_ALLOW,  /* forward it (or v->rewritten instead) */
 	GATE_DENY,   /* policy denies it: answer v's error (SQLSTATE 42501) in its place */
 	GATE_FAIL,   /* PostgreSQL itself would reject it (a syntax error): answer v's error in its place */
+	GATE_WAIT,   /* a large text is being parsed off the loop: judge the message again when woken */
 	GATE_CLOSED, /* the session is ending (token revoked, out of memory): do nothing more */
 } gate_status;
 

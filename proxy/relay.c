@@ -54,7 +54,7 @@ void relay_client_input(session *s)
 bool relay_client_readable(const session *s)
 {
 	return !s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY &&
-	       !s->client.terminated && !s->catalog_waiting && !s->client.backpressured;
+	       !s->client.terminated && !s->catalog_waiting && !s->parse_waiting && !s->client.backpressured;
 }
 
 void relay_client_wake(session *s)

@@ -43,13 +43,14 @@ void relay_release_held(session *s, bool audit_ok);
 /* What a handler tells its caller: go on, or stop (the session is ending). */
 typedef enum {
 	RELAY_GO,   /* carry on with the next message */
+	RELAY_WAIT, /* the message stays at the front of the input until the session is woken */
 	RELAY_STOP, /* the session is closing: touch nothing more */
 } relay_status;
 
 /*
  * The one answer to "should the client be read now": the session is
- * relaying, the client has not sent Terminate, no catalog reload is awaited,
- * and the upstream backlog is not too large. (One more condition would go
+ * relaying, the client has not sent Terminate, no catalog reload and no
+ * off-loop parse is awaited, and the upstream backlog is not too large. (One more condition would go
  * here, e.g. an operator's PAUSE of the target.)
  */
 bool relay_client_readable(const session *s);

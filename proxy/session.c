@@ -15,6 +15,7 @@
 #include "proxy/audit_hooks.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
+#include "proxy/parse_async.h"
 
 session *session_new(pgw_server *srv)
 {
@@ -93,6 +94,7 @@ void session_free(session *s)
 	free(s->client.startup_pkt);
 	free(s->client.params);
 	tl_free(&s->tl);
+	parse_async_forget(s);
 	evbuffer_free(s->hold);
 	if (s->awaiting_flush)
 		TAILQ_REMOVE(&srv->flush_list, s, flush_link);

@@ -104,7 +104,9 @@ typedef struct session {
 	bool awaiting_flush;           /* on srv->flush_list */
 	bool catalog_refresh_needed;   /* sent function DDL: reload the catalog when its transaction ends */
 	bool catalog_waiting;          /* client paused until the target's catalog covers catalog_wait_mark */
-	uint64_t catalog_wait_mark;
+	uint64_t catalog_wait_mark;    /* the catalog load that must land before the client is read again */
+	struct parse_job *parse_job;   /* a large statement parsed off the loop (parse_async.c), or NULL */
+	bool parse_waiting;            /* client paused until parse_job lands */
 
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
 	bool audited_disconnect;       /* the disconnect record is written (once per session) */
