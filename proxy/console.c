@@ -52,17 +52,24 @@ static long paused_index(const console_state *c, const char *target)
 	return -1;
 }
 
+bool console_should_hold(const session *s)
+{
+	if (s->console.paused)
+		return true;
+	if (!s->target || s->srv->console.n_paused == 0 || paused_index(&s->srv->console, s->target->name) < 0)
+		return false;
+	/* Only between transactions: a transaction under way must be able to finish (or maintenance waits on it). */
+	return s->up.txn_status == 'I' && limits_requests_owed(s) == 0;
+}
+
 bool console_hold(session *s)
 {
+	if (!console_should_hold(s))
+		return false;
 	if (s->console.paused) {
 		client_pause(s); /* someone else (backpressure, catalog wait) may have resumed reading */
 		return true;
 	}
-	if (!s->target || s->srv->console.n_paused == 0 || paused_index(&s->srv->console, s->target->name) < 0)
-		return false;
-	/* Only between transactions: a transaction under way must be able to finish (or maintenance waits on it). */
-	if (s->up.txn_status != 'I' || s->owed.count > 0)
-		return false;
 	s->console.paused = true;
 	client_pause(s);
 	session_log(LOG_LVL_INFO, s, "paused: target %s is paused; the next statement waits for RESUME", s->target->name);
@@ -104,8 +111,7 @@ static void resume_target(pgw_server *srv, const char *target)
 		if (!s->console.paused || s->closing || !s->target || strcmp(s->target->name, target) != 0)
 			continue;
 		s->console.paused = false;
-		client_resume(s);
-		relay_client_input(s);
+		relay_client_wake(s); /* resumes reading unless the relay has its own reason to wait */
 		client_flush(s);
 	}
 }
@@ -220,7 +226,7 @@ static const char *session_state(const session *s)
 	}
 	if (s->console.paused)
 		return "paused";
-	if (s->owed.count > 0)
+	if (limits_requests_owed(s) > 0)
 		return "active";
 	return s->up.txn_status == 'T' ? "idle in transaction"
 	       : s->up.txn_status == 'E' ? "idle in transaction (aborted)" : "idle";
@@ -409,7 +415,7 @@ static void stats_target(jbuf *j, pgw_server *srv, const char *target)
 			continue;
 		sessions++;
 		/* busy: inside a transaction or running a statement (what a PAUSE waits for) */
-		busy += s->client.phase == CLIENT_READY && (s->up.txn_status != 'I' || s->owed.count > 0);
+		busy += s->client.phase == CLIENT_READY && (s->up.txn_status != 'I' || limits_requests_owed(s) > 0);
 	}
 	jbuf_put_lit(j, "{\"target\":");
 	json_put_cstr(j, target);

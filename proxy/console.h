@@ -6,7 +6,9 @@
  * PAUSE: a paused target's sessions are not read from while they are between
  * transactions, so new statements wait; a transaction under way finishes.
  * RESUME wakes them. The pause is a per-target flag in server state, checked
- * by console_hold() on the client read path.
+ * by console_hold() on the client read path (client.c); the relay's own wake
+ * paths (backpressure, catalog, off-loop parse) should also ask
+ * console_should_hold() in relay_client_readable().
  *
  * Protection: every POST and GET /sessions (which shows statement text) need
  * `Authorization: Bearer <admin_token>` when admin_token is set. Without
@@ -51,8 +53,16 @@ void console_on_free(struct session *s);
 void console_note_statement(struct session *s, const char *sql, size_t len);
 
 /*
- * Client read path: true when the session's target is paused and the
- * session is between transactions; reading is then stopped until RESUME.
+ * Whether the session must not be read now because of a PAUSE: its target
+ * is paused and it is between transactions (or already held). Meant for
+ * relay_client_readable(), the relay's one answer to "should the client be
+ * read now".
+ */
+bool console_should_hold(const struct session *s);
+
+/*
+ * Client read path: when console_should_hold(), mark the session held and
+ * stop reading it until RESUME; returns whether it did.
  */
 bool console_hold(struct session *s);
 

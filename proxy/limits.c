@@ -135,10 +135,15 @@ static double seconds_between(const struct timespec *a, const struct timespec *b
 
 /*
  * Track what the session does. A statement counts as running from the time
- * its request was sent (the oldest owed response); when a pipeline moves on
+ * its request was sent (the oldest timeline entry); when a pipeline moves on
  * to its next request, from now, so a long pipeline of quick statements is
  * never taken for one slow statement.
  */
+uint32_t limits_requests_owed(const session *s)
+{
+	return s->tl.count;
+}
+
 static bool later(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
@@ -147,11 +152,11 @@ static bool later(const struct timespec *a, const struct timespec *b)
 static void observe(session *s, const struct timespec *now, const struct timespec *prev_sweep)
 {
 	session_limits *lim = &s->lim;
-	limits_activity a = s->owed.count > 0 ? LIMITS_BUSY
+	limits_activity a = limits_requests_owed(s) > 0 ? LIMITS_BUSY
 			    : s->up.txn_status == 'I' ? LIMITS_IDLE : LIMITS_IDLE_TXN;
 
 	if (a == LIMITS_BUSY) {
-		const owed *head = owed_head(&s->owed);
+		const tl_entry *head = tl_head(&s->tl);
 		bool new_head = lim->activity != LIMITS_BUSY || head->start.tv_sec != lim->busy_head.tv_sec ||
 				head->start.tv_nsec != lim->busy_head.tv_nsec;
 

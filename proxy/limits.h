@@ -5,8 +5,9 @@
  *
  * The timeouts are judged by a sweep over the sessions 4 times a second (it
  * also keeps the "since" that the admin console shows); each
- * reads only three fields of relay state: s->client.phase, s->owed.count
- * (responses the upstream still owes: a statement is running) and
+ * reads only this of relay state: s->client.phase, the session timeline's
+ * entry count and its head's send time (s->tl.count, tl_head(&s->tl)->start:
+ * answers the upstream still owes, i.e. a statement is running) and
  * s->up.txn_status (inside a transaction block). The client read path tells
  * the sweep about input with limits_client_input().
  */
@@ -78,6 +79,9 @@ void limits_client_input(struct session *s);
 void limits_on_free(struct session *s);
 /* Count an event of a limit. */
 void limits_count(struct pgw_server *srv, limit_kind k);
+
+/* Requests the upstream has still to answer (the timeline's entries): > 0 while a statement runs. */
+uint32_t limits_requests_owed(const struct session *s);
 
 /* Prometheus text of pgwarden_limit_events_total{limit} and the configured maxima. */
 void limits_render_metrics(struct pgw_server *srv, struct evbuffer *out);
