@@ -46,6 +46,9 @@ struct policy_facts {
 	pc_strlist builtins; /* unqualified calls the built-in table judged: a user function of that name
 			      * may be the one PostgreSQL picks (other argument types, search_path) */
 	pc_strlist rels;     /* relations read or written, "schema.name" or "name" as written (folded) */
+	pc_strlist roles;    /* roles whose definition, attributes, name or memberships change (folded);
+			      * "*" for every role (ALTER ROLE ALL), "current_user", "current_role",
+			      * "session_user" for the specials: judged against config in decide (roles.c) */
 	bool oom;            /* an allocation failed while building: the caller discards it */
 };
 
@@ -129,9 +132,23 @@ void check_txn_options(pc_walk *w, uint32_t options);
 /* classify_grant.c */
 void on_grant(pc_walk *w, uint32_t body);
 void on_grant_role(pc_walk *w, uint32_t body);
-void on_role_options(pc_walk *w, uint32_t body, bool adds_members);
 /* Record a RoleSpec (wrapped or not) as a grantee. */
 void add_rolespec(pc_walk *w, uint32_t i);
+/* Role statements (classify_grant.c), registered in classify_walk.c's node table. */
+void on_create_role(pc_walk *w, uint32_t body);
+void on_alter_role(pc_walk *w, uint32_t body);
+void on_alter_role_set(pc_walk *w, uint32_t body);
+void on_drop_role(pc_walk *w, uint32_t body);
+void on_owned_by(pc_walk *w, uint32_t body);
+void on_policy(pc_walk *w, uint32_t body);
+/* RenameStmt of a role: both names are altered roles (no-op for other object types). */
+void note_role_rename(pc_walk *w, uint32_t body);
+
+/* ---- roles.c: decide-time judgement of facts' altered roles ---- */
+/* The first altered role of f that is protected, or NULL. */
+const char *policy_protected_role_altered(const pgw_config *cfg, const policy_facts *f);
+/* Whether f alters a role that is (or may be) a target's upstream login role; why filled then. */
+bool policy_login_role_altered(const pgw_config *cfg, const policy_facts *f, char *why, size_t whysz);
 
 /*
  * Classify every statement of a parse tree. Called on a stack big enough for

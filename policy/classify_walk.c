@@ -445,6 +445,7 @@ static void on_drop(pc_walk *w, uint32_t body)
 
 static void on_rename(pc_walk *w, uint32_t body)
 {
+	note_role_rename(w, body);
 	on_objtype_stmt(w, body, "renameType", "RenameStmt");
 }
 
@@ -475,17 +476,6 @@ static void on_prepared_nested(pc_walk *w, uint32_t body)
 	walk_fields(w, body);
 }
 
-static void on_role_stmt_add(pc_walk *w, uint32_t body)
-{
-	on_role_options(w, body, true);
-}
-
-static void on_alter_role(pc_walk *w, uint32_t body)
-{
-	/* ALTER GROUP g ADD USER u: action 1; DROP USER: -1. */
-	on_role_options(w, body, jnum(w->d, jobj_get(w->d, body, "action")) == 1);
-}
-
 typedef void (*node_handler)(pc_walk *w, uint32_t body);
 
 typedef struct node_kind {
@@ -507,6 +497,8 @@ static const node_kind node_kinds[] = {
 	{ "AlterExtensionStmt", on_func_ddl },
 	{ "AlterFunctionStmt", on_func_ddl },
 	{ "AlterObjectSchemaStmt", on_alter_schema_of },
+	{ "AlterPolicyStmt", on_policy },
+	{ "AlterRoleSetStmt", on_alter_role_set },
 	{ "AlterRoleStmt", on_alter_role },
 	{ "BitString", NULL },
 	{ "BoolExpr", NULL },
@@ -527,7 +519,8 @@ static const node_kind node_kinds[] = {
 	{ "CreateExtensionStmt", on_func_ddl },
 	{ "CreateFunctionStmt", on_create_function },
 	{ "CreatePLangStmt", on_func_ddl },
-	{ "CreateRoleStmt", on_role_stmt_add },
+	{ "CreatePolicyStmt", on_policy },
+	{ "CreateRoleStmt", on_create_role },
 	{ "CurrentOfExpr", NULL },
 	{ "DeallocateStmt", on_prepared_nested },
 	{ "DeclareCursorStmt", NULL },
@@ -536,7 +529,8 @@ static const node_kind node_kinds[] = {
 	{ "DeleteStmt", on_delete },
 	{ "DiscardStmt", on_discard },
 	{ "DoStmt", on_do },
-	{ "DropOwnedStmt", on_func_ddl },
+	{ "DropOwnedStmt", on_owned_by },
+	{ "DropRoleStmt", on_drop_role },
 	{ "DropStmt", on_drop },
 	{ "ExecuteStmt", on_prepared_nested },
 	{ "ExplainStmt", on_explain },
@@ -567,6 +561,7 @@ static const node_kind node_kinds[] = {
 	{ "RangeTableFuncCol", NULL },
 	{ "RangeTableSample", NULL },
 	{ "RangeVar", on_rangevar },
+	{ "ReassignOwnedStmt", on_owned_by },
 	{ "RenameStmt", on_rename },
 	{ "ResTarget", NULL },
 	{ "ReturnStmt", NULL },

@@ -222,6 +222,7 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 			    policy_verdict *out)
 {
 	const char *x;
+	char why[200];
 
 	if (f->flags & PF_UNPARSABLE) {
 		deny(out, RULE_UNPARSABLE, "pgwarden: statement cannot be verified: %s", f->error);
@@ -243,11 +244,19 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 		     x);
 		return true;
 	}
+	if (policy_login_role_altered(s->cfg, f, why, sizeof(why))) {
+		deny(out, RULE_IDENTITY_CHANGE, "pgwarden: identity change is not allowed: %s", why);
+		return true;
+	}
 	if (deny_fn(out, j, CJ_IDENTITY, RULE_IDENTITY_CHANGE, "identity change is not allowed"))
 		return true;
 	if ((x = policy_protected_grantee(s->cfg, f))) {
 		deny(out, RULE_GRANT_TO_PROTECTED,
 		     "pgwarden: granting to protected role \"%s\" is not allowed", x);
+		return true;
+	}
+	if ((x = policy_protected_role_altered(s->cfg, f))) {
+		deny(out, RULE_GRANT_TO_PROTECTED, "pgwarden: changing protected role \"%s\" is not allowed", x);
 		return true;
 	}
 	if (deny_fn(out, j, CJ_GRANT, RULE_GRANT_TO_PROTECTED, "granting to a protected role is not allowed"))

@@ -67,6 +67,9 @@ char *const *policy_facts_functions(const policy_facts *f, size_t *n);
 /* Relations named (RangeVar: FROM items, DML targets), "schema.name" or "name" as written (folded); a CTE
  * name is listed too. Tables and views alike: the catalog tells views apart (policy_decide). */
 char *const *policy_facts_relations(const policy_facts *f, size_t *n);
+/* Roles whose definition, attributes, name or memberships the statement changes (folded; "*": every
+ * role; "current_user"/"current_role"/"session_user" for the specials). */
+char *const *policy_facts_roles(const policy_facts *f, size_t *n);
 /* A short human description of why it is not read-only / identity / opaque ("INSERT", ...), or NULL. */
 const char *policy_facts_why_write(const policy_facts *f);
 const char *policy_facts_why_identity(const policy_facts *f);
