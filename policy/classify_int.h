@@ -174,6 +174,9 @@ void walk_do_block(policy_facts *f, const char *body, size_t len, int nest, int 
 void walk_plpgsql_source(policy_facts *f, const char *create_text, const char *what, int nest, int walk_depth);
 /* Merge the facts of one statement embedded in a body (DO, function) into f; what names the body. */
 void merge_embedded_facts(policy_facts *f, const policy_facts *s, const char *what);
+/* Session commands (classify_stmt.c), registered in classify_walk.c's node table. */
+void on_lock(pc_walk *w, uint32_t body);
+void on_load(pc_walk *w, uint32_t body);
 /* Turn the building flag PF_INT_WRITE into the public PF_READ_ONLY. */
 void facts_finalize(policy_facts *f);
 

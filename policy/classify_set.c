@@ -11,15 +11,30 @@
  * output, planning and timeouts, never data, identity or lexing. Sorted for
  * bsearch. Lexing and read-only settings are listed because their dangerous
  * values are flagged separately (PF_LEXING_CHANGE, PF_RW_OVERRIDE).
+ *
+ * Not here, so writes (production outside a window): session_replication_role
+ * (turns triggers and rules off), and everything unknown. Identity settings
+ * (role, session_authorization, the pinned ones) are denied before this list.
+ *
+ * search_path is here although it changes which function an unqualified name
+ * means: the catalog judges a call by name over every schema and every
+ * overload, most restrictive first (catalog.h), and views likewise, so no
+ * search_path can make a judged call run something that was not judged;
+ * a table found in another schema is still only a table read. (pg_temp is
+ * never searched for functions; temporary functions are refused outright.)
  */
 static const char *const harmless_settings[] = {
 	"application_name",
 	"array_nulls",
+	"backend_flush_after",
 	"backslash_quote",
 	"bytea_output",
+	"check_function_bodies",
+	"client_connection_check_interval",
 	"client_encoding",
 	"client_min_messages",
 	"commit_delay",
+	"commit_siblings",
 	"constraint_exclusion",
 	"cpu_index_tuple_cost",
 	"cpu_operator_cost",
@@ -27,7 +42,10 @@ static const char *const harmless_settings[] = {
 	"cursor_tuple_fraction",
 	"datestyle",
 	"default_statistics_target",
+	"default_table_access_method",
+	"default_tablespace",
 	"default_text_search_config",
+	"default_toast_compression",
 	"default_transaction_deferrable",
 	"default_transaction_isolation",
 	"default_transaction_read_only",
@@ -36,6 +54,7 @@ static const char *const harmless_settings[] = {
 	"enable_async_append",
 	"enable_bitmapscan",
 	"enable_gathermerge",
+	"enable_group_by_reordering",
 	"enable_hashagg",
 	"enable_hashjoin",
 	"enable_incremental_sort",
@@ -50,15 +69,20 @@ static const char *const harmless_settings[] = {
 	"enable_partition_pruning",
 	"enable_partitionwise_aggregate",
 	"enable_partitionwise_join",
+	"enable_presorted_aggregate",
 	"enable_seqscan",
 	"enable_sort",
 	"enable_tidscan",
+	"escape_string_warning",
+	"exit_on_error",
 	"extra_float_digits",
+	"force_parallel_mode",
 	"from_collapse_limit",
 	"geqo",
 	"geqo_effort",
 	"geqo_threshold",
 	"gin_fuzzy_search_limit",
+	"gin_pending_list_limit",
 	"hash_mem_multiplier",
 	"idle_in_transaction_session_timeout",
 	"idle_session_timeout",
@@ -72,26 +96,53 @@ static const char *const harmless_settings[] = {
 	"lc_numeric",
 	"lc_time",
 	"lock_timeout",
+	"logical_decoding_work_mem",
+	"maintenance_io_concurrency",
 	"maintenance_work_mem",
 	"max_parallel_maintenance_workers",
+	"max_parallel_workers",
 	"max_parallel_workers_per_gather",
+	"min_parallel_index_scan_size",
+	"min_parallel_table_scan_size",
 	"parallel_leader_participation",
 	"parallel_setup_cost",
 	"parallel_tuple_cost",
+	"password_encryption",
 	"plan_cache_mode",
 	"quote_all_identifiers",
 	"random_page_cost",
+	"recursive_worktable_factor",
+	"restrict_nonsystem_relation_kind",
 	"row_security",
 	"search_path",
 	"seq_page_cost",
 	"standard_conforming_strings",
 	"statement_timeout",
+	"synchronize_seqscans",
 	"synchronous_commit",
+	"tcp_keepalives_count",
+	"tcp_keepalives_idle",
+	"tcp_keepalives_interval",
+	"tcp_user_timeout",
 	"temp_buffers",
+	"temp_tablespaces",
 	"timezone",
+	"timezone_abbreviations",
 	"transaction_deferrable",
 	"transaction_isolation",
 	"transaction_read_only",
+	"transform_null_equals",
+	"vacuum_cost_delay",
+	"vacuum_cost_limit",
+	"vacuum_cost_page_dirty",
+	"vacuum_cost_page_hit",
+	"vacuum_cost_page_miss",
+	"vacuum_failsafe_age",
+	"vacuum_freeze_min_age",
+	"vacuum_freeze_table_age",
+	"vacuum_multixact_failsafe_age",
+	"vacuum_multixact_freeze_min_age",
+	"vacuum_multixact_freeze_table_age",
 	"work_mem",
 	"xmlbinary",
 	"xmloption",
@@ -102,8 +153,24 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/*
+ * Custom settings ("prefix.name": app.request_id, plpgsql.*, an extension's):
+ * the client's own. The ones that carry identity are pinned (actor_setting,
+ * tenant_setting, claims_setting) and denied at decide time, before this
+ * matters; an operator whose row policies read another custom setting must
+ * make it one of those. Core settings have no dot.
+ */
+static bool is_custom(const char *name)
+{
+	const char *dot = strchr(name, '.');
+
+	return dot && dot != name && dot[1] != '\0';
+}
+
 bool setting_is_harmless(const char *name)
 {
+	if (is_custom(name))
+		return true;
 	return bsearch(&name, harmless_settings, sizeof(harmless_settings) / sizeof(harmless_settings[0]),
 		       sizeof(harmless_settings[0]), cmp_name)
 	       != NULL;

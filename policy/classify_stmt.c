@@ -13,6 +13,32 @@ void facts_finalize(policy_facts *f)
 	f->flags &= ~PF_INT_WRITE;
 }
 
+/*
+ * LOCK: ACCESS SHARE (lockdefs.h AccessShareLock = 1) conflicts only with
+ * ACCESS EXCLUSIVE, which DROP/ALTER/VACUUM FULL take: it holds off schema
+ * changes exactly as a SELECT of the table does (pg_dump locks every table so).
+ * Stronger modes block other sessions' writes or reads: shared state, writes.
+ * Nothing is executed (a view's lock reaches its tables, its query is not run).
+ */
+void on_lock(pc_walk *w, uint32_t body)
+{
+	uint32_t mode = jobj_get(w->d, body, "mode");
+
+	if (!mode || jnum(w->d, mode) != 1)
+		mark_write(w, "LOCK");
+}
+
+/* LOAD 'plpgsql' (psql scripts and dumps send it; the language is always loaded): nothing new runs.
+ * Any other library runs its _PG_init in this backend: not known to be harmless. */
+void on_load(pc_walk *w, uint32_t body)
+{
+	uint32_t file = jobj_get(w->d, body, "filename");
+
+	w->f->flags |= PF_LITERAL_DEP; /* why: the file name is a literal; the cache must not share it */
+	if (!jstr_eq(w->d, file, "plpgsql") && !jstr_eq(w->d, file, "$libdir/plpgsql"))
+		mark_write(w, "LOAD");
+}
+
 static void set_name(pc_walk *w, uint32_t body)
 {
 	uint32_t n = jobj_get(w->d, body, "name");

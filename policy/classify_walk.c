@@ -358,14 +358,28 @@ static void on_funccall(pc_walk *w, uint32_t body)
 	walk_fields(w, body);
 }
 
-/* CALL: a procedure (no built-in ones exist); its FuncCall is not wrapped. */
+/*
+ * CALL: judged by the procedure's body, like a function call (the catalog
+ * classifies procedures too; without one, an untrusted name is a write on
+ * production). Why not on_funccall: there are no built-in procedures, so the
+ * name never means the built-in table's function (CALL lower('x') runs a user
+ * procedure named lower). Its FuncCall is not wrapped.
+ */
 static void on_call(pc_walk *w, uint32_t body)
 {
 	uint32_t fc = jobj_get(w->d, body, "funccall");
+	char *schema = NULL, *name = NULL, qual[300];
 
-	mark_write(w, "CALL");
-	if (fc && w->d->t[fc].type == J_OBJ)
-		on_funccall(w, fc);
+	if (!fc || w->d->t[fc].type != J_OBJ || !func_name(w->d, jobj_get(w->d, fc, "funcname"), &schema, &name)) {
+		mark_identity(w, "CALL of a procedure pgwarden cannot name");
+	} else {
+		snprintf(qual, sizeof(qual), "%s%s%s", schema ? schema : "", schema ? "." : "", name);
+		facts_add(w->f, &w->f->funcs, qual, strlen(qual), false);
+		w->f->flags |= PF_USER_FUNC;
+		walk_fields(w, fc);
+	}
+	free(schema);
+	free(name);
 }
 
 static void on_set(pc_walk *w, uint32_t b)
@@ -515,6 +529,7 @@ static const node_kind node_kinds[] = {
 	{ "ColumnDef", NULL },
 	{ "ColumnRef", NULL },
 	{ "CommonTableExpr", NULL },
+	{ "ConstraintsSetStmt", on_read_leaf }, /* SET CONSTRAINTS: this transaction's checks only */
 	{ "CopyStmt", on_copy },
 	{ "CreateExtensionStmt", on_func_ddl },
 	{ "CreateFunctionStmt", on_create_function },
@@ -546,6 +561,8 @@ static const node_kind node_kinds[] = {
 	{ "JoinExpr", NULL },
 	{ "List", NULL },
 	{ "ListenStmt", on_read_leaf },
+	{ "LoadStmt", on_load },
+	{ "LockStmt", on_lock },
 	{ "LockingClause", on_locking },
 	{ "MergeStmt", on_merge },
 	{ "MinMaxExpr", NULL },
