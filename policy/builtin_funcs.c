@@ -29,6 +29,7 @@ typedef struct builtin_func {
 
 static const builtin_func builtins[] = {
 	{ "abs", BF_READ },
+	{ "acldefault", BF_READ },
 	{ "acos", BF_READ },
 	{ "acosd", BF_READ },
 	{ "acosh", BF_READ },
@@ -343,6 +344,7 @@ static const builtin_func builtins[] = {
 	{ "pg_get_function_arguments", BF_READ },
 	{ "pg_get_function_identity_arguments", BF_READ },
 	{ "pg_get_function_result", BF_READ },
+	{ "pg_get_function_sqlbody", BF_READ },
 	{ "pg_get_functiondef", BF_READ },
 	{ "pg_get_indexdef", BF_READ },
 	{ "pg_get_keywords", BF_READ },
@@ -505,6 +507,7 @@ static const builtin_func builtins[] = {
 	{ "sha256", BF_READ },
 	{ "sha384", BF_READ },
 	{ "sha512", BF_READ },
+	{ "shobj_description", BF_READ },
 	{ "sign", BF_READ },
 	{ "similar_escape", BF_READ },
 	{ "similar_to_escape", BF_READ },

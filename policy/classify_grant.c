@@ -230,12 +230,18 @@ void on_owned_by(pc_walk *w, uint32_t body)
 		add_rolespec(w, newrole);
 }
 
-/* ALTER ROLE old RENAME TO new: a name now means another role (a GRANT to it could reach anon). */
+/* ALTER ROLE old RENAME TO new: a name now means another role (a GRANT to it could reach anon).
+ * Also: nothing may be renamed to pg_settings. */
 void note_role_rename(pc_walk *w, uint32_t body)
 {
 	const jdoc *d = w->d;
+	uint32_t type = jobj_get(d, body, "renameType");
 
-	if (!jstr_eq(d, jobj_get(d, body, "renameType"), "OBJECT_ROLE"))
+	/* Why here too: a relation renamed to pg_settings could shadow the catalog's (classify_set.c). */
+	if (!jstr_eq(d, type, "OBJECT_COLUMN") && !jstr_eq(d, type, "OBJECT_ROLE")
+	    && jstr_eq(d, jobj_get(d, body, "newname"), "pg_settings"))
+		mark_identity(w, "a relation named pg_settings can stand in for pg_catalog.pg_settings");
+	if (!jstr_eq(d, type, "OBJECT_ROLE"))
 		return;
 	add_altered_name(w, jobj_get(d, body, "subname"));
 	add_altered_name(w, jobj_get(d, body, "newname"));

@@ -107,6 +107,10 @@ typedef struct pc_walk {
 	int plan_only;   /* > 0 inside EXPLAIN without ANALYZE: nothing is executed */
 	int nest;        /* DO nesting level */
 	bool too_deep;   /* depth limit hit: the statement is unverifiable */
+	/* Inside the target list of SELECT ... FROM pg_settings WHERE name = 'x': the one value the
+	 * name column can hold there (classify_set.c walk_select_body), else NULL. Owned by that call. */
+	const char *settings_name;
+	const char *settings_qual; /* with settings_name: the name that qualifies its column ("s" in s.name) */
 } pc_walk;
 
 void walk_value(pc_walk *w, uint32_t i);
@@ -126,6 +130,11 @@ char *const_text(pc_walk *w, uint32_t i);
  * persist: ALTER ROLE/DATABASE/SYSTEM ... SET (future sessions). */
 void on_variable_set(pc_walk *w, uint32_t body, bool persist);
 void on_set_config(pc_walk *w, uint32_t funcbody);
+/* A SelectStmt's fields; knows which setting names reach set_config(name, ...) FROM pg_settings. */
+void walk_select_body(pc_walk *w, uint32_t body);
+/* A relation named by a statement's "relation"/"view"/"rel" field: one named pg_settings could
+ * shadow pg_catalog.pg_settings (pg_temp comes first) and feed set_config any name. */
+void note_named_relation(pc_walk *w, uint32_t rv);
 /* BEGIN/START/SET TRANSACTION options: transaction_read_only = false is a read-write override. */
 void check_txn_options(pc_walk *w, uint32_t options);
 

@@ -1,5 +1,6 @@
 /* classify_set.c - settings: SET/RESET, SET TRANSACTION, set_config(), ALTER ... SET, the harmless list. */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -299,7 +300,138 @@ void on_variable_set(pc_walk *w, uint32_t body, bool persist)
 	free(v);
 }
 
-/* set_config(name, value, is_local): only a constant name can be judged; anything else could be the role. */
+/* One String node's value equals s. */
+static bool string_node_is(const jdoc *d, uint32_t i, const char *s)
+{
+	uint32_t b = node_body(d, i, "String");
+
+	return b && jstr_eq(d, jobj_get(d, b, "sval"), s);
+}
+
+/*
+ * A ColumnRef meaning pg_settings' name column: "name", or "q.name" where q is
+ * the relation's alias (or its name when it has none). The caller made sure
+ * pg_settings is the only FROM item, so nothing else can own the column.
+ */
+static bool is_name_column(const jdoc *d, uint32_t i, const char *qual)
+{
+	uint32_t b = node_body(d, i, "ColumnRef"), f, n = 0, first = 0, last = 0;
+
+	if (!b || !(f = jobj_get(d, b, "fields")) || d->t[f].type != J_ARR)
+		return false;
+	for (uint32_t c = f + 1; c < d->t[f].end; c = d->t[c].end, n++)
+		first = first ? first : c, last = c;
+	if (n == 1)
+		return string_node_is(d, last, "name");
+	return n == 2 && string_node_is(d, first, qual) && string_node_is(d, last, "name");
+}
+
+/* name = 'x' (either side), with the plain or pg_catalog-qualified operator: 'x', else NULL. */
+static char *name_equality(pc_walk *w, uint32_t i, const char *qual)
+{
+	const jdoc *d = w->d;
+	uint32_t b = node_body(d, i, "A_Expr"), op, l, r, c, n = 0, part[2] = { 0, 0 };
+
+	if (!b || !jstr_eq(d, jobj_get(d, b, "kind"), "AEXPR_OP") || !(op = jobj_get(d, b, "name"))
+	    || d->t[op].type != J_ARR)
+		return NULL;
+	for (c = op + 1; c < d->t[op].end; c = d->t[c].end) {
+		if (n == 2)
+			return NULL;
+		part[n++] = c;
+	}
+	if (n == 0 || !string_node_is(d, part[n - 1], "=") || (n == 2 && !string_node_is(d, part[0], "pg_catalog")))
+		return NULL;
+	l = jobj_get(d, b, "lexpr");
+	r = jobj_get(d, b, "rexpr");
+	if (l && r && is_name_column(d, l, qual) && node_body(d, r, "A_Const"))
+		return const_text(w, r);
+	if (l && r && is_name_column(d, r, qual) && node_body(d, l, "A_Const"))
+		return const_text(w, l);
+	return NULL;
+}
+
+/* The constant a WHERE clause pins the name column to: a top-level equality, or one arm of an AND. */
+static char *where_pins_name(pc_walk *w, uint32_t where, const char *qual)
+{
+	const jdoc *d = w->d;
+	uint32_t b = node_body(d, where, "BoolExpr"), args;
+	char *v;
+
+	if (!b)
+		return name_equality(w, where, qual);
+	if (!jstr_eq(d, jobj_get(d, b, "boolop"), "AND_EXPR") || !(args = jobj_get(d, b, "args")))
+		return NULL;
+	for (uint32_t c = args + 1; c < d->t[args].end; c = d->t[c].end) {
+		if ((v = name_equality(w, c, qual)))
+			return v;
+	}
+	return NULL;
+}
+
+/*
+ * SELECT <targets> FROM [pg_catalog.]pg_settings [alias] WHERE name = 'x' [AND ...],
+ * with no WITH (a CTE could be called pg_settings) and nothing else in FROM:
+ * the target list only sees rows whose name is 'x' (pg_dump 15.18 sends this
+ * for restrict_nonsystem_relation_kind). Returns 'x', or NULL for any other
+ * shape. A relation named pg_settings elsewhere (pg_temp is searched first)
+ * cannot be made through pgwarden (note_named_relation).
+ */
+static char *select_pins_name(pc_walk *w, uint32_t body, char *qual, size_t qualsz)
+{
+	const jdoc *d = w->d;
+	uint32_t from = jobj_get(d, body, "fromClause"), where = jobj_get(d, body, "whereClause"), rv, sch, al;
+
+	if (!from || !where || jobj_get(d, body, "withClause") || d->t[from].type != J_ARR
+	    || d->t[from].end == from + 1 || d->t[from + 1].end != d->t[from].end)
+		return NULL;
+	if (!(rv = node_body(d, from + 1, "RangeVar")) || !jstr_eq(d, jobj_get(d, rv, "relname"), "pg_settings"))
+		return NULL;
+	if ((sch = jobj_get(d, rv, "schemaname")) && !jstr_eq(d, sch, "pg_catalog"))
+		return NULL;
+	snprintf(qual, qualsz, "pg_settings");
+	if ((al = jobj_get(d, rv, "alias")) && (al = jobj_get(d, al, "aliasname"))) {
+		char *a = jstr_dup(d, al);
+
+		snprintf(qual, qualsz, "%s", a ? a : "");
+		free(a);
+	}
+	return where_pins_name(w, where, qual);
+}
+
+void walk_select_body(pc_walk *w, uint32_t body)
+{
+	const jdoc *d = w->d;
+	const char *saved = w->settings_name, *saved_qual = w->settings_qual;
+	char qual[256] = "", *pinned = select_pins_name(w, body, qual, sizeof(qual));
+
+	/* Why only the target list: WHERE and JOIN quals may run for rows of any name. */
+	w->settings_name = NULL;
+	for (uint32_t c = body + 1; c + 1 < d->t[body].end; c = d->t[c + 1].end) {
+		bool targets = jstr_eq(d, c, "targetList");
+
+		if (d->t[c + 1].type != J_OBJ && d->t[c + 1].type != J_ARR)
+			continue;
+		w->settings_name = targets ? pinned : NULL;
+		w->settings_qual = qual;
+		walk_value(w, c + 1);
+	}
+	w->settings_name = saved;
+	w->settings_qual = saved_qual;
+	free(pinned);
+}
+
+void note_named_relation(pc_walk *w, uint32_t rv)
+{
+	if (w->d->t[rv].type == J_OBJ && jstr_eq(w->d, jobj_get(w->d, rv, "relname"), "pg_settings"))
+		mark_identity(w, "a relation named pg_settings can stand in for pg_catalog.pg_settings");
+}
+
+/*
+ * set_config(name, value, is_local): the names that can reach it decide. A
+ * constant is one name; pg_settings' name column under a WHERE that pins it
+ * is one name (walk_select_body); anything else could be the role.
+ */
 void on_set_config(pc_walk *w, uint32_t fbody)
 {
 	const jdoc *d = w->d;
@@ -314,7 +446,13 @@ void on_set_config(pc_walk *w, uint32_t fbody)
 	}
 	a0 = args + 1;
 	a1 = d->t[a0].end;
-	if (!(name = const_text(w, a0)) || !node_body(d, a0, "A_Const") || !jobj_get(d, a0 + 2, "sval")) {
+	if (w->settings_name && is_name_column(d, a0, w->settings_qual)) {
+		if (!(name = strdup(w->settings_name)))
+			w->f->oom = true;
+	} else if (node_body(d, a0, "A_Const") && jobj_get(d, a0 + 2, "sval")) {
+		name = const_text(w, a0);
+	}
+	if (!name) {
 		mark_identity(w, "set_config with a non-constant setting name");
 		goto out;
 	}

@@ -178,7 +178,7 @@ static void on_select(pc_walk *w, uint32_t body)
 		mark_write(w, "SELECT INTO");
 	if (jobj_get(w->d, body, "lockingClause"))
 		mark_write(w, "SELECT with a locking clause (FOR UPDATE/SHARE)");
-	walk_fields(w, body);
+	walk_select_body(w, body);
 }
 
 /* EXPLAIN: without ANALYZE nothing runs (but planning may fold user functions: still recorded). */
@@ -659,6 +659,8 @@ void walk_fields(pc_walk *w, uint32_t obj)
 			add_rolespec(w, c + 1);
 		else if (jstr_eq(d, c, "setstmt"))
 			on_variable_set(w, c + 1, true); /* ALTER ROLE/DATABASE/SYSTEM ... SET */
+		else if (jstr_eq(d, c, "relation") || jstr_eq(d, c, "view") || jstr_eq(d, c, "rel"))
+			note_named_relation(w, c + 1), walk_value(w, c + 1);
 		else
 			walk_value(w, c + 1);
 	}
