@@ -186,6 +186,11 @@ void merge_embedded_facts(policy_facts *f, const policy_facts *s, const char *wh
 /* Session commands (classify_stmt.c), registered in classify_walk.c's node table. */
 void on_lock(pc_walk *w, uint32_t body);
 void on_load(pc_walk *w, uint32_t body);
+/* cmdtag.c: PostgreSQL's command tag ("CREATE TABLE", "DROP VIEW") for the statement node whose
+ * body is at body (walk_node's handlers get it), or NULL when the node is not a statement. */
+const char *stmt_command_tag(const jdoc *d, uint32_t body, char *buf, size_t bufsz);
+/* For the unit test: the node table must stay sorted for bsearch. */
+bool cmdtag_table_sorted(void);
 /* Turn the building flag PF_INT_WRITE into the public PF_READ_ONLY. */
 void facts_finalize(policy_facts *f);
 

@@ -25,7 +25,7 @@ void on_lock(pc_walk *w, uint32_t body)
 	uint32_t mode = jobj_get(w->d, body, "mode");
 
 	if (!mode || jnum(w->d, mode) != 1)
-		mark_write(w, "LOCK");
+		mark_write(w, "LOCK TABLE");
 }
 
 /* LOAD 'plpgsql' (psql scripts and dumps send it; the language is always loaded): nothing new runs.

@@ -417,16 +417,28 @@ static void on_create_function(pc_walk *w, uint32_t body)
 	walk_fields(w, body);
 }
 
+/* The statement's command tag for messages ("ALTER EXTENSION"), or 'fallback'. */
+static const char *tag_or(pc_walk *w, uint32_t body, char *buf, size_t bufsz, const char *fallback)
+{
+	const char *tag = stmt_command_tag(w->d, body, buf, bufsz);
+
+	return tag ? tag : fallback;
+}
+
 static void on_func_ddl(pc_walk *w, uint32_t body)
 {
-	mark_func_ddl(w, "function definition change");
+	char buf[80];
+
+	mark_func_ddl(w, tag_or(w, body, buf, sizeof(buf), "function definition change"));
 	walk_fields(w, body);
 }
 
 /* CREATE [OR REPLACE] VIEW, CREATE RULE: what reading a relation runs changes (the catalog holds views). */
 static void on_view_ddl(pc_walk *w, uint32_t body)
 {
-	mark_func_ddl(w, "view definition change");
+	char buf[80];
+
+	mark_func_ddl(w, tag_or(w, body, buf, sizeof(buf), "view definition change"));
 	walk_fields(w, body);
 }
 
@@ -446,9 +458,11 @@ static bool objtype_is_func_ddl(const jdoc *d, uint32_t t)
 
 static void on_objtype_stmt(pc_walk *w, uint32_t body, const char *key, const char *what)
 {
+	char buf[80];
+
 	if (objtype_is_func_ddl(w->d, jobj_get(w->d, body, key)))
 		w->f->flags |= PF_FUNC_DDL;
-	mark_write(w, "%s", what);
+	mark_write(w, "%s", tag_or(w, body, buf, sizeof(buf), what));
 	walk_fields(w, body);
 }
 
@@ -635,8 +649,16 @@ static void walk_node(pc_walk *w, uint32_t typetok, uint32_t body)
 		k->on(w, body);
 		return;
 	}
-	if (!k)
-		mark_write(w, "%.*s", (int)(t->len < 64 ? t->len : 64), w->d->text + t->start);
+	if (!k) {
+		char buf[80];
+		const char *tag = stmt_command_tag(w->d, body, buf, sizeof(buf));
+
+		/* Messages speak SQL ("CREATE TABLE"); a non-statement node can only be named by its type. */
+		if (tag)
+			mark_write(w, "%s", tag);
+		else
+			mark_write(w, "%.*s", (int)(t->len < 64 ? t->len : 64), w->d->text + t->start);
+	}
 	walk_fields(w, body);
 }
 

@@ -942,6 +942,73 @@ static void test_builtin_table(void **state)
 	assert_false(setting_is_harmless("role"));
 }
 
+/* Denial messages name statements in SQL's words: PostgreSQL's command tags, never parse nodes. */
+static const struct {
+	const char *sql, *why;
+} why_cases[] = {
+	{ "CREATE TABLE t (a int)", "CREATE TABLE" },
+	{ "CREATE TEMP TABLE t AS SELECT 1", "CREATE TABLE AS" },
+	{ "CREATE MATERIALIZED VIEW m AS SELECT 1", "CREATE MATERIALIZED VIEW" },
+	{ "LOCK TABLE t", "LOCK TABLE" },
+	{ "VACUUM t", "VACUUM" },
+	{ "VACUUM (ANALYZE) t", "VACUUM" },
+	{ "ANALYZE t", "ANALYZE" },
+	{ "REINDEX TABLE t", "REINDEX" },
+	{ "CLUSTER t", "CLUSTER" },
+	{ "TRUNCATE t", "TRUNCATE TABLE" },
+	{ "DROP TABLE t", "DROP TABLE" },
+	{ "DROP MATERIALIZED VIEW m", "DROP MATERIALIZED VIEW" },
+	{ "DROP FUNCTION f()", "DROP FUNCTION" },
+	{ "DROP TEXT SEARCH CONFIGURATION c", "DROP TEXT SEARCH CONFIGURATION" },
+	{ "ALTER TABLE t ADD COLUMN b int", "ALTER TABLE" },
+	{ "ALTER TABLE t RENAME COLUMN a TO b", "ALTER TABLE" },
+	{ "ALTER INDEX i RENAME TO j", "ALTER INDEX" },
+	{ "ALTER TABLE t SET SCHEMA s", "ALTER TABLE" },
+	{ "ALTER FUNCTION f() OWNER TO x", "ALTER FUNCTION" },
+	{ "ALTER PROCEDURE p() RENAME TO q", "ALTER PROCEDURE" },
+	{ "CREATE INDEX i ON t (a)", "CREATE INDEX" },
+	{ "CREATE VIEW v AS SELECT 1", "CREATE VIEW" },
+	{ "CREATE EXTENSION hstore", "CREATE EXTENSION" },
+	{ "CREATE AGGREGATE a (int) (sfunc = f, stype = int)", "CREATE AGGREGATE" },
+	{ "CREATE TYPE ty AS (a int)", "CREATE TYPE" },
+	{ "CREATE SEQUENCE s", "CREATE SEQUENCE" },
+	{ "CREATE SCHEMA s", "CREATE SCHEMA" },
+	{ "COMMENT ON TABLE t IS 'x'", "COMMENT" },
+	{ "REFRESH MATERIALIZED VIEW m", "REFRESH MATERIALIZED VIEW" },
+	{ "CHECKPOINT", "CHECKPOINT" },
+	{ "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()", "CREATE TRIGGER" },
+	{ "DROP ROLE x", "DROP ROLE" },
+	{ "ALTER ROLE x NOLOGIN", "ALTER ROLE" },
+	{ "REVOKE a FROM b", "REVOKE" },
+	{ "CREATE POLICY p ON t TO x USING (true)", "CREATE POLICY" },
+	{ "LOAD 'auto_explain'", "LOAD" },
+};
+
+static void test_messages_in_sql_words(void **state)
+{
+	fixture *fx = *state;
+	static const policy_lexctx on = { .standard_conforming_strings = true };
+
+	assert_true(cmdtag_table_sorted());
+	for (size_t i = 0; i < sizeof(why_cases) / sizeof(why_cases[0]); i++) {
+		policy_analysis a;
+		policy_verdict v;
+		char want[128];
+
+		assert_int_equal(policy_analyze(fx->pc, why_cases[i].sql, strlen(why_cases[i].sql), &on, &a), 0);
+		assert_int_equal(a.n, 1);
+		if (!policy_facts_why_write(a.v[0].facts)
+		    || strcmp(policy_facts_why_write(a.v[0].facts), why_cases[i].why) != 0)
+			fail_msg("%s: why %s, want %s", why_cases[i].sql, policy_facts_why_write(a.v[0].facts),
+				 why_cases[i].why);
+		policy_analysis_clear(&a);
+		text_verdict(fx, fx->pc, why_cases[i].sql, "prod", fx->outside, NULL, &v);
+		snprintf(want, sizeof(want), "pgwarden: write outside an approved window: %s", why_cases[i].why);
+		assert_string_equal(v.message, want);
+		assert_null(strstr(v.message, "Stmt"));
+	}
+}
+
 /* Timing, printed for the report (not asserted). */
 static void test_bench(void **state)
 {
@@ -1022,6 +1089,7 @@ int main(void)
 		cmocka_unit_test(test_lexctx),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_verdict_fields),
+		cmocka_unit_test(test_messages_in_sql_words),
 		cmocka_unit_test(test_bench),
 	};
 
