@@ -138,26 +138,9 @@ static const char *untrusted_function(const pgw_config *cfg, const policy_facts 
 	return NULL;
 }
 
-static void format_utc(time_t t, char *buf, size_t sz)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, sz, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void window_hint(const policy_subject *s, policy_verdict *out)
 {
-	const pgw_window *w = NULL;
-	time_t t = windows_next_open(s->cfg, s->target->name, s->who ? s->who->actor : NULL, s->now, &w);
-	char when[32];
-
-	if (t == 0 || !w) {
-		snprintf(out->hint, sizeof(out->hint), "no approved window is scheduled for this target");
-		return;
-	}
-	format_utc(t, when, sizeof(when));
-	snprintf(out->hint, sizeof(out->hint), "next approved window: %s opens %s", w->name, when);
+	windows_hint(s->cfg, s->target->name, s->who ? s->who->actor : NULL, s->now, out->hint, sizeof(out->hint));
 }
 
 /* Operator rules: deny stops here (returns true); log remembers the first match. */

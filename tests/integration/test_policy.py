@@ -21,7 +21,7 @@ import pytest
 from psycopg import errors
 
 from policy_helpers import (SET_CONFIG_OID, assert_denied, assert_identity, expect_denied,
-                            function_call, identity, run, window_section)
+                            function_call, identity, rfc3339, run, window_section)
 from rawpg import RawConn, errors_of, msg, rows_of
 
 pytestmark = pytest.mark.identity  # pgwarden's own behaviour: skipped in direct mode
@@ -611,6 +611,11 @@ def test_open_window_allows_writes(pgwarden_factory, pg, procedures):
         e = expect_denied(c, "INSERT INTO invoices (tenant, amount) VALUES ('globex', 1)",
                           "write-outside-window", hint=True)
         assert "pol-later" in e.diag.message_hint
+        # and it says why the open one does not count, with the next one's close time
+        hint = e.diag.message_hint
+        assert "window pol-open is open until " in hint, hint
+        assert "but actor user:ada is not on its actors list" in hint, hint
+        assert f"pol-later opens {rfc3339(now + 86400)}, closes {rfc3339(now + 90000)}" in hint, hint
         expect_denied(c, "BEGIN READ WRITE", "read-write-override")
         assert_identity(c, "user:ada")
 
@@ -623,6 +628,25 @@ def test_window_for_other_actor_denies(pgwarden_factory):
         expect_denied(c, "DELETE FROM invoices WHERE id = -1", "write-outside-window", hint=True)
         expect_denied(c, "SET default_transaction_read_only = off", "read-write-override")
         assert_identity(c)
+
+
+def test_weekly_window_hint_in_its_zone_and_utc(pgwarden_factory):
+    """The HINT shows a weekly window's next opening in its own zone and in UTC, with its close.
+    Kolkata is UTC+05:30 all year; the window opens every day six hours from now."""
+    opens = time.time() + 6 * 3600
+    loc = time.gmtime(opens + 5.5 * 3600)
+    start, end = f"{loc.tm_hour:02d}:{loc.tm_min:02d}", f"{(loc.tm_hour + 1) % 24:02d}:{loc.tm_min:02d}"
+    section = ("[window.pol-weekly-{a}]\ntarget = prod\nweekly = mon,tue,wed,thu,fri,sat,sun {s}-{e}\n"
+               "timezone = Asia/Kolkata\napproved_by = ops:tests\nreason = hint test\nactors = user:{a}\n\n")
+    w = pgwarden_factory(extra_config=section.format(a="nobody", s=start, e=end)
+                         + section.format(a="jimmie", s=start, e=end))
+    with w.connect(dbname="prod") as c:
+        hint = expect_denied(c, "DELETE FROM invoices WHERE id = -1", "write-outside-window",
+                             hint=True).diag.message_hint
+    utc_open, utc_close = time.gmtime(opens), time.gmtime(opens + 3600)
+    assert f"next approved window: pol-weekly-jimmie opens {time.strftime('%Y-%m-%d', loc)}T{start}+05:30 " \
+           f"Asia/Kolkata ({time.strftime('%Y-%m-%dT%H:%M', utc_open)}Z), closes " in hint, hint
+    assert f"T{end}+05:30 ({time.strftime('%Y-%m-%dT%H:%M', utc_close)}Z)" in hint, hint
 
 
 def test_window_closed_by_reload_denies_prepared_write(pgwarden_factory, pg):

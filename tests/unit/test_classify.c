@@ -898,7 +898,8 @@ static void test_verdict_fields(void **state)
 	policy_verdict v;
 
 	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->outside, NULL, &v), WOW);
-	assert_string_equal(v.hint, "next approved window: sec-42 opens 2026-11-24T22:00:00Z");
+	assert_string_equal(v.hint,
+			    "next approved window: sec-42 opens 2026-11-24T22:00:00Z, closes 2026-11-24T23:30:00Z");
 	assert_string_equal(v.detail, "rule: write-outside-window");
 	assert_null(v.window);
 
@@ -908,10 +909,24 @@ static void test_verdict_fields(void **state)
 	assert_string_equal(text_verdict(fx, fx->pc, "SELECT 1", "prod", fx->inside, NULL, &v), OK);
 	assert_null(v.window);
 
-	/* Another actor: the window is not theirs. */
+	/* Another actor: the open window is not theirs, and the hint says exactly that. */
 	fx->who.actor = "user:jimmie";
 	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->inside, NULL, &v), WOW);
+	assert_string_equal(v.hint, "window sec-42 is open until 2026-11-24T23:30:00Z, but actor user:jimmie is not "
+				    "on its actors list; no approved window is scheduled for this actor");
+	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->outside, NULL, &v), WOW);
 	assert_string_equal(v.hint, "no approved window is scheduled for this target");
+	/* A weekly window: its own zone (Santiago is UTC-3 in November) and UTC, with the close. */
+	fx->who.actor = "user:ops";
+	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->outside, NULL, &v), WOW);
+	assert_string_equal(v.hint, "next approved window: weekly opens 2026-11-24T22:00-03:00 America/Santiago "
+				    "(2026-11-25T01:00Z), closes 2026-11-24T23:30-03:00 (2026-11-25T02:30Z)");
+	/* Inside sec-42, ops is not on its list but has its own window later. */
+	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->inside, NULL, &v), WOW);
+	assert_string_equal(v.hint, "window sec-42 is open until 2026-11-24T23:30:00Z, but actor user:ops is not on "
+				    "its actors list; next approved window: weekly opens 2026-11-24T22:00-03:00 "
+				    "America/Santiago (2026-11-25T01:00Z), closes 2026-11-24T23:30-03:00 "
+				    "(2026-11-25T02:30Z)");
 	fx->who.actor = "user:brent";
 
 	/* A log rule: allowed, rule reported. */
