@@ -202,6 +202,25 @@ static bool encoding_is_utf8(const char *v)
 	return v && (strcmp(norm, "utf8") == 0 || strcmp(norm, "unicode") == 0);
 }
 
+/* Settings whose dangerous values are caught by value in a session (SET ... = off): at startup,
+ * where pgwarden re-pins nothing of them, they are refused whatever the value. */
+static bool value_matters(const char *name);
+
+bool policy_startup_setting_ok(const char *name, const char *value, void *cfg)
+{
+	char lower[128];
+	size_t i;
+
+	for (i = 0; name[i] && i + 1 < sizeof(lower); i++)
+		lower[i] = (char)tolower((unsigned char)name[i]);
+	lower[i] = '\0';
+	if (name[i] || policy_setting_is_pinned(cfg, lower))
+		return false;
+	if (strcmp(lower, "client_encoding") == 0)
+		return true; /* its value is checked like the client_encoding parameter's */
+	return !value_matters(lower) && setting_is_harmless(lower);
+}
+
 /*
  * One setting written. value: the new value when it is a known constant, NULL
  * for DEFAULT/RESET or an expression. persist: ALTER ROLE/DATABASE/SYSTEM SET

@@ -173,6 +173,16 @@ typedef struct policy_verdict {
 void policy_decide(const policy_subject *s, const policy_facts *f, const char *text, size_t len,
 		   policy_verdict *out);
 
+/*
+ * Whether "-c name=value" in a client's startup options is allowed under the
+ * config snapshot cfg (a const pgw_config *, as void * for startup_options_check):
+ * exactly the settings a session could SET without a denial on any target -
+ * never role, session authorization, pinned settings, read-only settings,
+ * lexing settings (client_encoding is judged by its value elsewhere) or
+ * anything that counts as a write.
+ */
+bool policy_startup_setting_ok(const char *name, const char *value, void *cfg);
+
 /* A fact-free denial for FunctionCall messages (rule fastpath). */
 void policy_deny_fastpath(policy_verdict *out);
 

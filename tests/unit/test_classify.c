@@ -1024,6 +1024,30 @@ static void test_messages_in_sql_words(void **state)
 	}
 }
 
+/* Startup options allow what a session may SET, from the same judgement (issue 13). */
+static void test_startup_settings(void **state)
+{
+	fixture *fx = *state;
+	static const char *const ok[] = { "statement_timeout", "lock_timeout", "work_mem", "search_path",
+					  "DateStyle", "TimeZone", "extra_float_digits", "application_name",
+					  "client_encoding", "app.request_id", "plpgsql.variable_conflict",
+					  "vacuum_cost_delay", "synchronize_seqscans", "enable_seqscan" };
+	static const char *const refused[] = { "role", "ROLE", "session_authorization", "app.tenant_id",
+					       "App.Actor_Id", "request.jwt.claims", "default_transaction_read_only",
+					       "transaction_read_only", "standard_conforming_strings",
+					       "backslash_quote", "session_replication_role",
+					       "local_preload_libraries", "session_preload_libraries", "no_such_setting" };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (!policy_startup_setting_ok(ok[i], "x", fx->cfg))
+			fail_msg("startup setting %s refused", ok[i]);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (policy_startup_setting_ok(refused[i], "on", fx->cfg))
+			fail_msg("startup setting %s allowed", refused[i]);
+	}
+}
+
 /* Timing, printed for the report (not asserted). */
 static void test_bench(void **state)
 {
@@ -1105,6 +1129,7 @@ int main(void)
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_verdict_fields),
 		cmocka_unit_test(test_messages_in_sql_words),
+		cmocka_unit_test(test_startup_settings),
 		cmocka_unit_test(test_bench),
 	};
 
