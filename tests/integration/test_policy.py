@@ -674,6 +674,36 @@ def test_window_closed_by_reload_denies_prepared_write(pgwarden_factory, pg):
         pg.sql(f"DELETE FROM billing.invoices WHERE note = '{tag}'", "app")
 
 
+def test_explain_and_create_table_as_execute(pgwarden_factory, pg):
+    """EXPLAIN EXECUTE and CREATE TABLE AS EXECUTE (issue 14 item 7) are judged by the prepared
+    statement they run: a read is fine on prod, a write prepared in a window is denied after it."""
+    now = time.time()
+    w = pgwarden_factory(extra_config=window_config(now))
+    tag = "pol-xex-" + secrets.token_hex(4)
+    with w.connect(dbname="staging") as c:
+        run(c, "PREPARE pol_r AS SELECT count(*) FROM invoices WHERE id <= 5")
+        assert "Scan" in " ".join(r[0] for r in run(c, "EXPLAIN EXECUTE pol_r").fetchall())
+        run(c, "CREATE TEMP TABLE pol_x AS EXECUTE pol_r")
+        assert run(c, "SELECT * FROM pol_x").fetchone() == (3,)
+    try:
+        with w.connect(dbname="prod") as c:
+            run(c, "PREPARE pol_r AS SELECT count(*) FROM invoices WHERE id <= 5")
+            run(c, f"PREPARE pol_w AS {INSERT_ONE.format(tag)}")
+            run(c, "EXPLAIN EXECUTE pol_r")
+            run(c, "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE pol_r")
+            w.reload(extra_config="")
+            run(c, "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE pol_r")
+            expect_denied(c, "EXPLAIN ANALYZE EXECUTE pol_w", "write-outside-window", hint=True)
+            expect_denied(c, "CREATE TEMP TABLE pol_y AS EXECUTE pol_r", "write-outside-window")
+            with pytest.raises(psycopg.Error) as ei:
+                run(c, "EXPLAIN EXECUTE pol_unknown")
+            assert ei.value.diag.message_primary.startswith("pgwarden:")
+            assert_identity(c)
+        assert pg.sql(f"SELECT count(*) FROM billing.invoices WHERE note = '{tag}'", "app") == [(0,)]
+    finally:
+        pg.sql(f"DELETE FROM billing.invoices WHERE note = '{tag}'", "app")
+
+
 def test_failed_re_prepare_does_not_replace_tracked_statement(pgwarden_factory, pg):
     now = time.time()
     w = pgwarden_factory(extra_config=window_config(now))

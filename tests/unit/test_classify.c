@@ -159,6 +159,14 @@ static const verdict_case cases[] = {
 	{ "PREPARE r AS SELECT set_config('role', 'x', false)", ID, ID, ID },
 	{ "EXECUTE q(1)", OK, OK, OK },
 	{ "EXECUTE q(nextval('s'))", WOW, OK, OK },
+	/* EXPLAIN EXECUTE, CREATE TABLE AS EXECUTE: the relay judges the stored statement (PF_EXECUTE) */
+	{ "EXPLAIN EXECUTE q(1)", OK, OK, OK },
+	{ "EXPLAIN (ANALYZE, BUFFERS) EXECUTE q", OK, OK, OK },
+	{ "EXPLAIN EXECUTE q(nextval('s'))", WOW, OK, OK },
+	{ "EXPLAIN EXECUTE q(set_config('role', 'x', false))", ID, ID, ID },
+	{ "CREATE TEMP TABLE x AS EXECUTE q(1)", WOW, OK, OK },
+	{ "CREATE TABLE pg_settings AS EXECUTE q", ID, ID, ID },
+	{ "DO $$ BEGIN EXPLAIN EXECUTE q; END $$", OPQ, OPQ, OPQ },
 	{ "DEALLOCATE q", OK, OK, OK },
 	{ "DEALLOCATE ALL", OK, OK, OK },
 	{ "LISTEN ch", OK, OK, OK },
@@ -678,6 +686,17 @@ static void test_prepared_facts(void **state)
 	analyze1(fx->pc, "EXECUTE w(1)", &a);
 	assert_true(policy_facts_flags(a.v[0].facts) & PF_EXECUTE);
 	assert_true(policy_facts_flags(a.v[0].facts) & PF_READ_ONLY);
+	assert_string_equal(policy_facts_name(a.v[0].facts), "w");
+	policy_analysis_clear(&a);
+
+	analyze1(fx->pc, "EXPLAIN (ANALYZE) EXECUTE w(1)", &a);
+	assert_true(policy_facts_flags(a.v[0].facts) & PF_EXECUTE);
+	assert_string_equal(policy_facts_name(a.v[0].facts), "w");
+	policy_analysis_clear(&a);
+
+	analyze1(fx->pc, "CREATE TEMP TABLE c AS EXECUTE w(1)", &a);
+	assert_true(policy_facts_flags(a.v[0].facts) & PF_EXECUTE);
+	assert_false(policy_facts_flags(a.v[0].facts) & PF_READ_ONLY);
 	assert_string_equal(policy_facts_name(a.v[0].facts), "w");
 	policy_analysis_clear(&a);
 
