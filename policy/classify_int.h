@@ -181,6 +181,9 @@ void walk_do_block(policy_facts *f, const char *body, size_t len, int nest, int 
 /* Classify a whole CREATE FUNCTION ... LANGUAGE plpgsql text; merges into f. what: "DO block" or
  * "PL/pgSQL body", for the reasons given. */
 void walk_plpgsql_source(policy_facts *f, const char *create_text, const char *what, int nest, int walk_depth);
+/* classify_plfix.c: a PL/pgSQL body rewritten so libpg_query's catalog-less reader accepts cursor
+ * statements and declaration collations (same SQL runs); NULL when nothing to rewrite. Caller frees. */
+char *plpgsql_fix_body(const char *body);
 /* Merge the facts of one statement embedded in a body (DO, function) into f; what names the body. */
 void merge_embedded_facts(policy_facts *f, const policy_facts *s, const char *what);
 /* Session commands (classify_stmt.c), registered in classify_walk.c's node table. */

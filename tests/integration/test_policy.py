@@ -828,6 +828,51 @@ def test_opaque_user_function_staging(pgwarden):
         assert_identity(c)
 
 
+CURSOR_FN = """CREATE OR REPLACE FUNCTION billing.pol_cursor_total() RETURNS numeric LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c CURSOR (lim int) FOR SELECT amount FROM billing.invoices WHERE id <= lim;
+    rc refcursor;
+    label text COLLATE "C" := 'x';
+    r record;
+    total numeric := 0;
+BEGIN
+    FOR row IN c(5) LOOP total := total + row.amount; END LOOP;
+    OPEN rc FOR SELECT amount FROM billing.invoices WHERE id <= 5;
+    LOOP
+        FETCH NEXT FROM rc INTO r;
+        EXIT WHEN NOT FOUND;
+        total := total + r.amount;
+    END LOOP;
+    CLOSE rc;
+    RETURN total;
+END $$"""
+
+
+def test_plpgsql_cursors_and_collations(pgwarden, pg, _session_warden):
+    """Valid PL/pgSQL that libpg_query's reader rejects without a catalog (refcursor variables,
+    OPEN/FETCH/CLOSE, cursor FOR loops, COLLATE in a declaration) is read, in DO blocks and in
+    function bodies: read-only on prod, a write still a write."""
+    for db in ("app", "app_staging"):
+        pg.sql(CURSOR_FN, db)
+        pg.sql("GRANT EXECUTE ON FUNCTION billing.pol_cursor_total() TO bookkeeper", db)
+    try:
+        _session_warden.reload(wait=1.0)
+        do = ("DO $$ DECLARE c refcursor; r record; t text COLLATE \"C\" := 'a'; BEGIN "
+              "OPEN c FOR SELECT id FROM invoices; FETCH c INTO r; MOVE NEXT IN c; CLOSE c; END $$")
+        with pgwarden.connect(dbname="prod") as c:
+            run(c, do)
+            total = run(c, "SELECT billing.pol_cursor_total()").fetchone()[0]
+            assert total == 2 * run(c, "SELECT sum(amount) FROM invoices WHERE id <= 5").fetchone()[0]
+            expect_denied(c, "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR SELECT nextval('invoices_id_seq'); "
+                             "END $$", "write-outside-window")
+            expect_denied(c, "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR "
+                             "SELECT set_config('app.tenant_id', 'globex', false); END $$", "identity-change")
+            assert_identity(c)
+    finally:
+        for db in ("app", "app_staging"):
+            pg.sql("DROP FUNCTION IF EXISTS billing.pol_cursor_total()", db)
+
+
 def test_plain_do_block_allowed_on_staging(pgwarden):
     with pgwarden.connect(dbname="staging") as c:
         run(c, "DO $$BEGIN PERFORM 1; END$$")

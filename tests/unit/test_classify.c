@@ -481,6 +481,28 @@ static const verdict_case cases[] = {
 	{ "DO $$ DECLARE x int := 1; BEGIN x := x + nextval('s'); END $$", WOW, OK, OK },
 	{ "DO $$ BEGIN PERFORM pg_sleep(0); END $$", OK, OK, OK },
 	{ "DO $$ BEGIN DO $i$ BEGIN SET ROLE admin; END $i$; END $$", ID, ID, ID },
+	/* valid PL/pgSQL the catalog-less reader rejects (issue 14 item 7): cursors, declared collations */
+	{ "DO $$ DECLARE c refcursor; r record; BEGIN OPEN c FOR SELECT 1; FETCH c INTO r; CLOSE c; END $$", OK, OK,
+	  OK },
+	{ "DO $$ DECLARE c CURSOR FOR SELECT 1 AS a; r record; BEGIN OPEN c; FETCH NEXT FROM c INTO r; "
+	  "MOVE BACKWARD 1 IN c; CLOSE c; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE c refcursor := 'x'; BEGIN OPEN c NO SCROLL FOR SELECT * FROM t; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE c CURSOR (k int) FOR SELECT k; BEGIN FOR r IN c(1) LOOP RAISE NOTICE '%', r.k; "
+	  "END LOOP; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE c CURSOR FOR SELECT 1; BEGIN <<l>> FOR r IN c LOOP EXIT l; END LOOP; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE t text COLLATE \"C\" := 'a'; BEGIN RAISE NOTICE '%', t; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE t text COLLATE pg_catalog.\"default\" NOT NULL := 'a'; BEGIN NULL; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR DELETE FROM t RETURNING *; END $$", WOW, OK, OK },
+	{ "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR SELECT set_config('role', 'x', false); END $$", ID, ID,
+	  ID },
+	{ "DO $$ DECLARE c CURSOR FOR SELECT set_config('app.tenant_id', 'x', false); BEGIN OPEN c; END $$", ID,
+	  ID, ID },
+	{ "DO $$ DECLARE c CURSOR (k int) FOR SELECT k; BEGIN OPEN c(nextval('s')); END $$", WOW, OK, OK },
+	{ "DO $$ DECLARE c CURSOR (k int) FOR SELECT k; BEGIN FOR r IN c(nextval('s')) LOOP END LOOP; END $$",
+	  WOW, OK, OK },
+	{ "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR EXECUTE 'select 1'; END $$", OPQ, OPQ, OPQ },
+	{ "DO $$ DECLARE c CURSOR FOR SELECT 1; BEGIN OPEN c; FETCH ABSOLUTE nextval('s') FROM c; END $$", OPQ,
+	  OPQ, OPQ },
 	/* unparsable */
 	{ "SELEC 1", UNP, UNP, UNP },
 	{ "SELECT 'unterminated", UNP, UNP, UNP },
