@@ -133,7 +133,7 @@ def tool_env(w, actor="user:jimmie"):
 @pytest.mark.parametrize("fmt", ["p", "c"])
 def test_pg_dump_through_pgwarden(pgwarden, dumpable, dbname, fmt, tmp_path):
     out = tmp_path / f"dump.{fmt}"
-    r = subprocess.run([f"{PG_BIN}/pg_dump", "-d", dbname, "-F", fmt, "-n", "billing", "--enable-row-security",
+    r = subprocess.run([f"{PG_BIN}/pg_dump", "-d", dbname, "-F", fmt, "-t", "billing.invoices", "--enable-row-security",
                         "-f", str(out)],
                        env=tool_env(pgwarden), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -144,7 +144,10 @@ def test_pg_dump_through_pgwarden(pgwarden, dumpable, dbname, fmt, tmp_path):
         text = r.stdout
     else:
         text = out.read_text()
+    # one table (other tests leave objects in billing that bookkeeper may not read); its sequence
+    # and policies come along, and pg_dump's catalog queries are all the same
     assert "CREATE TABLE billing.invoices" in text
+    assert "CREATE POLICY tenant_isolation" in text
     assert "COPY billing.invoices" in text
     assert "\tacme\t" in text and "\tglobex\t" not in text  # row-level security held
 
