@@ -268,3 +268,42 @@ void on_policy(pc_walk *w, uint32_t body)
 	if ((v = jobj_get(d, body, "with_check")))
 		walk_value(w, v);
 }
+
+/* CREATE/ALTER USER MAPPING FOR role: the role gets to use the server with the mapping's credentials. */
+void on_user_mapping(pc_walk *w, uint32_t body)
+{
+	uint32_t user = jobj_get(w->d, body, "user");
+	char buf[40];
+	const char *tag = stmt_command_tag(w->d, body, buf, sizeof(buf));
+
+	mark_write(w, "%s", tag ? tag : "USER MAPPING");
+	if (user)
+		add_rolespec(w, user);
+}
+
+/* CREATE DATABASE ... OWNER name: the owner is a plain string option here, not a RoleSpec. */
+void on_createdb(pc_walk *w, uint32_t body)
+{
+	const jdoc *d = w->d;
+	uint32_t opts = jobj_get(d, body, "options"), c, de, arg, str;
+
+	mark_write(w, "CREATE DATABASE");
+	for (c = opts ? opts + 1 : 0; opts && d->t[opts].type == J_ARR && c < d->t[opts].end; c = d->t[c].end) {
+		if (!(de = node_body(d, c, "DefElem")) || !jstr_eq(d, jobj_get(d, de, "defname"), "owner"))
+			continue;
+		w->f->flags |= PF_GRANT;
+		if (!(arg = jobj_get(d, de, "arg")))
+			continue; /* OWNER DEFAULT: the creator */
+		if (!(str = node_body(d, arg, "String")) || !(str = jobj_get(d, str, "sval"))) {
+			mark_identity(w, "database owner pgwarden cannot name");
+			continue;
+		}
+		char *name = jstr_dup(d, str);
+
+		if (name)
+			facts_add(w->f, &w->f->grantees, name, strlen(name), false);
+		else
+			w->f->oom = true;
+		free(name);
+	}
+}

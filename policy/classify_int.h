@@ -150,6 +150,8 @@ void on_alter_role_set(pc_walk *w, uint32_t body);
 void on_drop_role(pc_walk *w, uint32_t body);
 void on_owned_by(pc_walk *w, uint32_t body);
 void on_policy(pc_walk *w, uint32_t body);
+void on_user_mapping(pc_walk *w, uint32_t body);
+void on_createdb(pc_walk *w, uint32_t body);
 /* RenameStmt of a role: both names are altered roles (no-op for other object types). */
 void note_role_rename(pc_walk *w, uint32_t body);
 

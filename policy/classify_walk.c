@@ -528,6 +528,7 @@ static const node_kind node_kinds[] = {
 	{ "AlterPolicyStmt", on_policy },
 	{ "AlterRoleSetStmt", on_alter_role_set },
 	{ "AlterRoleStmt", on_alter_role },
+	{ "AlterUserMappingStmt", on_user_mapping },
 	{ "BitString", NULL },
 	{ "BoolExpr", NULL },
 	{ "Boolean", NULL },
@@ -550,6 +551,8 @@ static const node_kind node_kinds[] = {
 	{ "CreatePLangStmt", on_func_ddl },
 	{ "CreatePolicyStmt", on_policy },
 	{ "CreateRoleStmt", on_create_role },
+	{ "CreateUserMappingStmt", on_user_mapping },
+	{ "CreatedbStmt", on_createdb },
 	{ "CurrentOfExpr", NULL },
 	{ "DeallocateStmt", on_prepared_nested },
 	{ "DeclareCursorStmt", NULL },
@@ -665,7 +668,8 @@ static void walk_node(pc_walk *w, uint32_t typetok, uint32_t body)
 /* Field names whose (unwrapped) value is a RoleSpec receiving ownership. */
 static bool is_owner_field(const jdoc *d, uint32_t key)
 {
-	return jstr_eq(d, key, "newowner") || jstr_eq(d, key, "authrole") || jstr_eq(d, key, "newrole");
+	return jstr_eq(d, key, "newowner") || jstr_eq(d, key, "authrole") || jstr_eq(d, key, "newrole")
+	       || jstr_eq(d, key, "owner"); /* CREATE TABLESPACE ... OWNER */
 }
 
 void walk_fields(pc_walk *w, uint32_t obj)

@@ -54,6 +54,10 @@ PROTECTED_CHANGES = [
     "CREATE POLICY pol_p ON billing.invoices AS PERMISSIVE TO public USING (true)",
     "ALTER POLICY tenant_isolation ON billing.invoices TO anon",
     "ALTER POLICY tenant_isolation ON billing.invoices TO bookkeeper, \"ANON\" USING (true)",
+    "CREATE DATABASE pol_db OWNER anon",
+    "CREATE TABLESPACE pol_ts OWNER guest LOCATION '/nonexistent'",
+    "CREATE USER MAPPING FOR anon SERVER pol_srv OPTIONS (user 'x')",
+    "ALTER USER MAPPING FOR PUBLIC SERVER pol_srv OPTIONS (SET password 'x')",
     "DO $$ BEGIN ALTER ROLE anon LOGIN; END $$",
     "DO $$ BEGIN CREATE POLICY pol_p ON billing.invoices TO anon USING (true); END $$",
 ]
