@@ -27,8 +27,10 @@ static char *rolespec_name(const jdoc *d, uint32_t i, bool *named)
 	*named = true;
 	if (!b)
 		b = i; /* an unwrapped RoleSpec field (newowner, authrole, role, ...) */
-	if (d->t[b].type != J_OBJ)
-		return (*named = false), NULL;
+	if (d->t[b].type != J_OBJ) {
+		*named = false;
+		return NULL;
+	}
 	type = jobj_get(d, b, "roletype");
 	for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
 		if (jstr_eq(d, type, specials[k].type))
@@ -286,6 +288,7 @@ void on_createdb(pc_walk *w, uint32_t body)
 {
 	const jdoc *d = w->d;
 	uint32_t opts = jobj_get(d, body, "options"), c, de, arg, str;
+	char *name;
 
 	mark_write(w, "CREATE DATABASE");
 	for (c = opts ? opts + 1 : 0; opts && d->t[opts].type == J_ARR && c < d->t[opts].end; c = d->t[c].end) {
@@ -298,9 +301,7 @@ void on_createdb(pc_walk *w, uint32_t body)
 			mark_identity(w, "database owner pgwarden cannot name");
 			continue;
 		}
-		char *name = jstr_dup(d, str);
-
-		if (name)
+		if ((name = jstr_dup(d, str)))
 			facts_add(w->f, &w->f->grantees, name, strlen(name), false);
 		else
 			w->f->oom = true;
