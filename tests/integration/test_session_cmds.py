@@ -170,6 +170,19 @@ def test_psql_script_through_pgwarden(pgwarden, dbname, tmp_path):
     assert "\n3\n" in "\n" + r.stdout
 
 
+PSQL_META = [r"\dt billing.*", r"\d+ billing.invoices", r"\df billing.*", r"\dn", r"\du", r"\l", r"\dv",
+             r"\di", r"\ds", r"\dp billing.*", r"\dx", r"\dT", r"\dd", r"\dD", r"\do", r"\dF",
+             r"\dconfig", r"\sf billing.tenant_total", r"\dS+ pg_class"]
+
+
+@pytest.mark.parametrize("cmd", PSQL_META)
+def test_psql_meta_commands_on_prod(pgwarden, cmd):
+    """psql's backslash commands read the catalog with built-in functions: none is a write."""
+    r = subprocess.run([f"{PG_BIN}/psql", "-X", "-d", "prod", "-c", cmd], env=tool_env(pgwarden),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "pgwarden" not in r.stderr, r.stderr
+
+
 def test_set_config_from_pg_settings_pinned_to_one_name(pgwarden):
     """pg_dump 15.18's form: the name comes from a column, but the WHERE clause pins it to one
     constant that is not pinned by pgwarden."""
