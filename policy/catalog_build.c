@@ -84,6 +84,8 @@ static void bits_from_facts(cat_fn *fn, const policy_facts *f, const pgw_config 
 		set_bit(fn, CJ_GRANT, "grants to protected role \"%s\"", x);
 	if ((x = policy_protected_role_altered(cfg, f)))
 		set_bit(fn, CJ_GRANT, "changes protected role \"%s\"", x);
+	if (policy_actor_role_altered(cfg, f, why, sizeof(why)))
+		set_bit(fn, CJ_IDENTITY, "%s", why);
 	if (f->flags & PF_OPAQUE)
 		set_bit(fn, CJ_OPAQUE, "%s", nz(f->why_opaque));
 	if (!(f->flags & PF_READ_ONLY))

@@ -160,6 +160,8 @@ void note_role_rename(pc_walk *w, uint32_t body);
 const char *policy_protected_role_altered(const pgw_config *cfg, const policy_facts *f);
 /* Whether f alters a role that is (or may be) a target's upstream login role; why filled then. */
 bool policy_login_role_altered(const pgw_config *cfg, const policy_facts *f, char *why, size_t whysz);
+/* Whether f alters the role of a token record (an actor's upstream role); why filled then. */
+bool policy_actor_role_altered(const pgw_config *cfg, const policy_facts *f, char *why, size_t whysz);
 
 /*
  * Classify every statement of a parse tree. Called on a stack big enough for

@@ -242,6 +242,10 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 		deny(out, RULE_GRANT_TO_PROTECTED, "pgwarden: changing protected role \"%s\" is not allowed", x);
 		return true;
 	}
+	if (policy_actor_role_altered(s->cfg, f, why, sizeof(why))) {
+		deny(out, RULE_IDENTITY_CHANGE, "pgwarden: identity change is not allowed: %s", why);
+		return true;
+	}
 	if (deny_fn(out, j, CJ_GRANT, RULE_GRANT_TO_PROTECTED, "granting to a protected role is not allowed"))
 		return true;
 	if (f->flags & PF_OPAQUE) {

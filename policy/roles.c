@@ -10,7 +10,9 @@
  * Facts list the roles a statement alters by name (policy_facts_roles); which
  * names matter is config: protected_roles, and the upstream login role of
  * every target (roles are cluster-wide, and two targets may share a cluster,
- * so a staging session must not lock pgwarden out of production either).
+ * so a staging session must not lock pgwarden out of production either), and
+ * the role of every token record (renaming, dropping or re-granting it changes
+ * who those actors are upstream, or locks them out of SET ROLE).
  */
 
 /* Why "*" and the specials: ALTER ROLE ALL touches every role; session_user is the login role
@@ -92,6 +94,22 @@ bool policy_login_role_altered(const pgw_config *cfg, const policy_facts *f, cha
 				else
 					snprintf(why, whysz, "role %s %s pgwarden's login role (target %s)", r,
 						 is_wildcard(r) ? "may be" : "is", tn);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+bool policy_actor_role_altered(const pgw_config *cfg, const policy_facts *f, char *why, size_t whysz)
+{
+	const pgw_token_table *t = cfg->tokens;
+
+	for (size_t i = 0; t && i < f->roles.n; i++) {
+		for (size_t k = 0; k < t->n; k++) {
+			if (t->v[k].role && strcasecmp(f->roles.v[i], t->v[k].role) == 0) {
+				snprintf(why, whysz, "role %s is the role of actor %s's token", t->v[k].role,
+					 t->v[k].actor);
 				return true;
 			}
 		}

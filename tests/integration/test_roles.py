@@ -107,6 +107,26 @@ def test_login_role_changes_denied(pgwarden, pg, sql, dbname):
         assert_identity(c)
 
 
+ACTOR_ROLE_CHANGES = [
+    "ALTER ROLE bookkeeper RENAME TO pol_bk",
+    "ALTER ROLE agent_rw NOLOGIN",
+    "ALTER ROLE bookkeeper SET statement_timeout = 1",
+    "DROP ROLE agent_rw",
+    "GRANT pol_reader TO bookkeeper",
+    "REVOKE bookkeeper FROM pol_reader",
+    "CREATE ROLE pol_x IN ROLE bookkeeper",
+]
+
+
+@pytest.mark.parametrize("dbname", ["staging", "prod"])
+@pytest.mark.parametrize("sql", ACTOR_ROLE_CHANGES)
+def test_actor_role_changes_denied(pgwarden, sql, dbname):
+    """The role of a token record is who those actors are upstream: not changed through pgwarden."""
+    with pgwarden.connect(dbname=dbname) as c:
+        expect_denied(c, sql, "identity-change")
+        assert_identity(c)
+
+
 def test_other_role_statements_reach_the_server(pgwarden):
     """A role that is neither protected nor a login role is not pgwarden's business on staging:
     the statement reaches the server (which refuses it: bookkeeper has no CREATEROLE)."""

@@ -428,6 +428,14 @@ static const verdict_case cases[] = {
 	{ "REASSIGN OWNED BY pgwarden_svc TO x", ID, ID, ID },
 	{ "DROP OWNED BY stage_svc", ID, ID, ID },
 	{ "DO $$ BEGIN ALTER ROLE pgwarden_svc NOLOGIN; END $$", ID, ID, ID },
+	/* the roles of token records: who an actor is upstream */
+	{ "ALTER ROLE app_rw RENAME TO x", ID, ID, ID },
+	{ "ALTER ROLE x RENAME TO app_rw", ID, ID, ID },
+	{ "DROP ROLE app_rw", ID, ID, ID },
+	{ "GRANT admin TO app_rw", ID, ID, ID },
+	{ "REVOKE app_rw FROM x", ID, ID, ID },
+	{ "ALTER ROLE APP_RW CREATEROLE", ID, ID, ID },
+	{ "CREATE ROLE x IN ROLE app_rw", ID, ID, ID },
 	/* opaque SQL and server files */
 	{ "DO $$ BEGIN EXECUTE 'select 1'; END $$", OPQ, OPQ, OPQ },
 	{ "DO $$ DECLARE r record; BEGIN FOR r IN EXECUTE 'select 1' LOOP END LOOP; END $$", OPQ, OPQ, OPQ },
