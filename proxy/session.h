@@ -85,6 +85,7 @@ typedef struct upstream_conn {
 	                                  server reads COPY data (a client may send CopyDone before the
 	                                  CopyInResponse arrives: the count then dips below 0 first) */
 	bool standard_conforming_strings; /* tracked from ParameterStatus */
+	uint32_t backend_pid;          /* the upstream backend's pid (PQbackendPID): what wall signatures bind */
 	struct timespec connect_start; /* for the connect-latency metric */
 } upstream_conn;
 
