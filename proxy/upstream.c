@@ -167,6 +167,15 @@ static bool session_wants_read_only(session *s)
 	       !windows_open_now(s->cfg, s->target->name, s->who->actor, time(NULL));
 }
 
+pin_wall upstream_pin_wall(const session *s)
+{
+	pin_wall w = { s->target, s->up.backend_pid, 0 };
+
+	if (!s->up.read_only)
+		w.write_until = wall_write_until(s->cfg, s->target, s->who->actor, time(NULL));
+	return w;
+}
+
 /*
  * The pin, signed for the database walls when the target requires them, and
  * then the walls' verdict on it (WALL_CHECK_SQL): the one place a walled
@@ -176,13 +185,11 @@ static bool session_wants_read_only(session *s)
  */
 static char *walled_pin_sql(session *s)
 {
-	pin_wall w = { s->target, s->up.backend_pid, 0 };
+	pin_wall w = upstream_pin_wall(s);
 	char *pin, *sql;
 
 	if (!wall_required(s->target))
 		return pin_sql_build(s->cfg, s->who, s->up.read_only);
-	if (!s->up.read_only)
-		w.write_until = wall_write_until(s->cfg, s->target, s->who->actor, time(NULL));
 	pin = pin_sql_build_walled(s->cfg, s->who, s->up.read_only, &w);
 	if (!pin || asprintf(&sql, "%s; " WALL_CHECK_SQL, pin) < 0)
 		sql = NULL;

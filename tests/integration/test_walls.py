@@ -382,5 +382,11 @@ def test_full_pgwarden_with_walls(pg, pgwarden_factory, wall_key):
         with pytest.raises(psycopg.Error) as ei:
             c.execute("INSERT INTO billing.invoices (tenant, amount) VALUES ('acme', 1)")
         assert ei.value.diag.message_primary.startswith("pgwarden:")
+        # Calling the wall is itself judged read-only on production.
+        assert c.execute("SELECT pgwarden_wall.tenant_id(), pgwarden_wall.pin_status()").fetchone() == ("acme", "ok")
+        # RESET ALL (pools send it) never widens what the session sees. (Until the re-pin after
+        # it is signed too, the session sees no rows at all: pin_status() is 'unsigned'.)
+        c.execute("RESET ALL")
+        assert visible_tenants(c) <= {"acme"}
     with w.connect("user:ada", dbname="walled") as c:
         assert visible_tenants(c) == {"globex"}
