@@ -379,11 +379,17 @@ WHERE c.relkind IN ('r', 'p', 'f') AND c.relpersistence <> 't'
 -- pg_terminate_backend / pg_cancel_backend: every pgwarden session has the same session user, so a
 -- session that got back to it (RESET ROLE, through a classifier miss) could end all the others.
 -- pgwarden cancels through the protocol's CancelRequest, which does not need them.
+-- pg_logical_emit_message: writes WAL (and, non-transactional, outside any rollback) that logical
+-- replication consumers receive; nothing behind pgwarden needs it.
+-- Advisory locks stay: they change no data (PostgreSQL allows them in read-only transactions on
+-- purpose), applications use them for coordination, and pgwarden's pooling tracks them. What they
+-- can do is block other sessions that use the same keys: a denial of service, not a breach.
 SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure)
 FROM pg_proc p
 WHERE p.pronamespace = 'pg_catalog'::regnamespace
   AND p.proname IN ('lo_create', 'lo_creat', 'lo_from_bytea', 'lo_put', 'lowrite', 'lo_truncate', 'lo_truncate64',
-		    'lo_unlink', 'lo_import', 'lo_export', 'pg_terminate_backend', 'pg_cancel_backend')
+		    'lo_unlink', 'lo_import', 'lo_export', 'pg_terminate_backend', 'pg_cancel_backend',
+		    'pg_logical_emit_message')
 \gexec
 
 -- Sequences: setval needs UPDATE on the sequence; nextval needs USAGE (kept: INSERT defaults call

@@ -232,6 +232,8 @@ WRITES = {
     "lo_create, attribute notation": "SELECT (0::oid).lo_create",
     "lo_from_bytea": "SELECT lo_from_bytea(0, 'x')",
     "setval": "SELECT setval('billing.invoices_id_seq', 1)",
+    "pg_logical_emit_message": "SELECT pg_logical_emit_message(false, 'x', 'y')",
+    "pg_terminate_backend (after RESET ROLE)": "RESET ROLE; SELECT pg_terminate_backend(0)",
 }
 
 
