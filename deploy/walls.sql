@@ -16,6 +16,7 @@
 --                   so DBAs and migrations that connect directly are not affected.
 --   actor_setting   must equal pgwarden.ini's actor_setting (default app.actor_id)
 --   tenant_setting  must equal pgwarden.ini's tenant_setting (default app.tenant_id)
+--   protected_roles comma list of roles nothing may be granted to (default anon,guest; PUBLIC always)
 --
 -- What it builds (README "Walls in the database" says which promise each covers):
 --   1. role pgwarden_wall_owner (NOLOGIN, member of nothing, nobody a member of it) owning
@@ -49,6 +50,10 @@ SET client_min_messages = warning;
 \if :{?tenant_setting}
 \else
 \set tenant_setting app.tenant_id
+\endif
+\if :{?protected_roles}
+\else
+\set protected_roles anon,guest
 \endif
 
 BEGIN;
@@ -405,13 +410,18 @@ WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 
 -- ---- 5. The grant wall ----------------------------------------------------------------------------
 
--- Protected roles (pgwarden's protected_roles; PUBLIC is grantee 0 in an aclitem).
-CREATE TABLE IF NOT EXISTS pgwarden_wall.protected_role (
-	rolname name PRIMARY KEY  -- a role nothing may be granted to from a pgwarden session
+-- Protected roles (pgwarden's protected_roles but public; PUBLIC is grantee 0 in an aclitem), kept
+-- by OID: a role renamed later (ALTER ROLE anon RENAME TO ...) stays protected.
+DROP TABLE IF EXISTS pgwarden_wall.protected_role;  -- walls version 1 kept names here
+CREATE TABLE IF NOT EXISTS pgwarden_wall.protected (
+	roleid oid PRIMARY KEY  -- a role nothing may be granted to from a pgwarden session
 );
-ALTER TABLE pgwarden_wall.protected_role OWNER TO pgwarden_wall_owner;
-REVOKE ALL ON pgwarden_wall.protected_role FROM PUBLIC;
-INSERT INTO pgwarden_wall.protected_role VALUES ('anon'), ('guest') ON CONFLICT DO NOTHING;
+ALTER TABLE pgwarden_wall.protected OWNER TO pgwarden_wall_owner;
+REVOKE ALL ON pgwarden_wall.protected FROM PUBLIC;
+INSERT INTO pgwarden_wall.protected
+SELECT r.oid FROM pg_roles r
+WHERE r.rolname = ANY (string_to_array(replace(:'protected_roles', ' ', ''), ','))
+ON CONFLICT DO NOTHING;
 
 -- Every privilege the catalogs give a protected role or PUBLIC on an object of this database, and
 -- every policy that names one, as text. PUBLIC's defaults (EXECUTE on functions, USAGE on types and
@@ -419,8 +429,7 @@ INSERT INTO pgwarden_wall.protected_role VALUES ('anon'), ('guest') ON CONFLICT 
 CREATE OR REPLACE FUNCTION pgwarden_wall.protected_grants() RETURNS SETOF text
 	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-	WITH prot AS (SELECT 0::oid AS oid UNION ALL
-		      SELECT r.oid FROM pg_roles r JOIN pgwarden_wall.protected_role p ON p.rolname = r.rolname),
+	WITH prot AS (SELECT 0::oid AS oid UNION ALL SELECT roleid FROM pgwarden_wall.protected),
 	acls(cat, objid, sub, acl, def) AS (
 		SELECT 'class', oid, 0, relacl, NULL::text FROM pg_class WHERE relacl IS NOT NULL
 		UNION ALL SELECT 'column', attrelid, attnum::int, attacl, NULL FROM pg_attribute WHERE attacl IS NOT NULL
@@ -455,8 +464,10 @@ REVOKE ALL ON pgwarden_wall.accepted_grant FROM PUBLIC;
 TRUNCATE pgwarden_wall.accepted_grant;
 INSERT INTO pgwarden_wall.accepted_grant SELECT DISTINCT * FROM pgwarden_wall.protected_grants();
 
--- After GRANT, ALTER DEFAULT PRIVILEGES, CREATE/ALTER POLICY (and the grants inside CREATE
--- SCHEMA) in a pgwarden session: refuse (roll back) if a protected role gained anything. The
+-- After every DDL command in a pgwarden session (GRANT, ALTER DEFAULT PRIVILEGES, CREATE/ALTER
+-- POLICY, the grants inside CREATE SCHEMA, default privileges applied by a CREATE ...; DDL through
+-- pgwarden is rare, and the scan takes milliseconds): refuse (roll back) if a protected role gained
+-- anything. The
 -- catalog is read after the command, so the name it was given by (rename, quoting, U&"") does
 -- not matter. Role membership (GRANT role TO anon) fires no event trigger: README says what
 -- covers it.
@@ -479,10 +490,7 @@ END
 $$;
 ALTER FUNCTION pgwarden_wall.guard_grants() OWNER TO pgwarden_wall_owner;
 DROP EVENT TRIGGER IF EXISTS pgwarden_wall_grants;
-CREATE EVENT TRIGGER pgwarden_wall_grants ON ddl_command_end
-	WHEN TAG IN ('GRANT', 'ALTER DEFAULT PRIVILEGES', 'CREATE POLICY', 'ALTER POLICY', 'CREATE SCHEMA',
-		     'CREATE TABLE', 'CREATE FUNCTION', 'CREATE PROCEDURE', 'ALTER TABLE', 'CREATE VIEW')
-	EXECUTE FUNCTION pgwarden_wall.guard_grants();
+CREATE EVENT TRIGGER pgwarden_wall_grants ON ddl_command_end EXECUTE FUNCTION pgwarden_wall.guard_grants();
 
 COMMIT;
 

@@ -419,6 +419,7 @@ void server_free(pgw_server *srv)
 	}
 	close_listeners(srv);
 	admin_stop(srv);
+	wall_check_wait();
 	catalogs_free(srv);
 	if (srv->audit)
 		audit_close(srv->audit);

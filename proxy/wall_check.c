@@ -12,6 +12,8 @@
 #include "proxy/pin.h"
 #include "proxy/wall.h"
 
+#define CHECK_CONNECT_TIMEOUT "5" /* seconds a check waits for its connection, unless conninfo says */
+
 /* The identity the check pins: no role (the login role's own 'none'), no tenant. */
 static const pgw_token check_who = { .actor = "pgwarden:wall-check", .role = "none", .tenant = NULL };
 
@@ -76,7 +78,10 @@ static bool check_target(const pgw_config *cfg, const pgw_target *t)
 {
 	char why[512] = "", id[9];
 	const char *verdict;
-	PGconn *pg = PQconnectdb(t->conninfo);
+	/* connect_timeout first: the target's own conninfo (expanded after it) overrides it. */
+	const char *const kw[] = { "connect_timeout", "dbname", "fallback_application_name", NULL };
+	const char *const val[] = { CHECK_CONNECT_TIMEOUT, t->conninfo, "pgwarden wall check", NULL };
+	PGconn *pg = PQconnectdbParams(kw, val, 1);
 
 	wall_key_id(t, id);
 	if (PQstatus(pg) != CONNECTION_OK) {
@@ -106,29 +111,61 @@ int wall_check_targets(const pgw_config *cfg)
 	return failed;
 }
 
+/*
+ * The one reload check that may be running. Joinable, not detached: stopping
+ * waits for it (wall_check_wait), so exit handlers never tear OpenSSL down
+ * under a libpq connect (issue 14 item 7 is that crash for catalog loaders).
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_t th;  /* valid while started */
+	bool started;  /* a thread was started and not joined yet */
+	bool running;  /* it has not finished its checks */
+} checker = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
 static void *check_thread(void *arg)
 {
 	pgw_config *cfg = arg;
 
 	wall_check_targets(cfg);
 	config_unref(cfg);
+	pthread_mutex_lock(&checker.lock);
+	checker.running = false;
+	pthread_mutex_unlock(&checker.lock);
 	return NULL;
 }
 
 void wall_check_targets_async(pgw_config *cfg)
 {
-	pthread_t th;
-	bool any = false;
+	bool any = false, ok;
 
 	for (size_t i = 0; i < cfg->n_targets; i++)
 		any = any || wall_required(&cfg->targets[i]);
 	if (!any)
 		return;
-	config_ref(cfg);
-	if (pthread_create(&th, NULL, check_thread, cfg) != 0) {
-		log_warn("walls: cannot start the check thread; sessions still check on their own connection");
-		config_unref(cfg);
+	pthread_mutex_lock(&checker.lock);
+	if (checker.running) { /* reloads in a burst: the sessions' own checks cover the config skipped here */
+		pthread_mutex_unlock(&checker.lock);
+		log_info("walls: a check is still running; this reload's is skipped");
 		return;
 	}
-	pthread_detach(th);
+	if (checker.started)
+		pthread_join(checker.th, NULL); /* finished: only reaps it */
+	config_ref(cfg);
+	ok = pthread_create(&checker.th, NULL, check_thread, cfg) == 0;
+	checker.started = checker.running = ok;
+	pthread_mutex_unlock(&checker.lock);
+	if (!ok) {
+		log_warn("walls: cannot start the check thread; sessions still check on their own connection");
+		config_unref(cfg);
+	}
+}
+
+void wall_check_wait(void)
+{
+	pthread_mutex_lock(&checker.lock);
+	if (checker.started)
+		pthread_join(checker.th, NULL); /* bounded: each connect has a timeout (CHECK_CONNECT_TIMEOUT) */
+	checker.started = checker.running = false;
+	pthread_mutex_unlock(&checker.lock);
 }

@@ -13,7 +13,13 @@
  */
 int wall_check_targets(const pgw_config *cfg);
 
-/* The same on a detached thread (after a reload, so the event loop does not wait). Holds a config ref. */
+/*
+ * The same on a thread (after a reload, so the event loop does not wait);
+ * holds a config ref. Skipped, with a log line, while the previous one runs.
+ */
 void wall_check_targets_async(pgw_config *cfg);
+
+/* At stop: wait for a running check (each connect is bounded by a timeout). */
+void wall_check_wait(void);
 
 #endif

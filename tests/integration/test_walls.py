@@ -324,10 +324,24 @@ def test_grant_to_protected_role_fails_at_the_database(pg, relay_in_window, gran
     assert pg.sql("SELECT count(*) FROM pg_default_acl", "app_walled")[0][0] == 0
 
 
+def test_renamed_protected_role_stays_protected(pg, relay_in_window):
+    """The wall keeps protected roles by OID: anon under another name is still anon."""
+    pg.sql("ALTER ROLE anon RENAME TO anon_renamed")
+    try:
+        with relay_in_window.connect("user:jimmie", dbname="walled") as c:
+            c.execute("DROP TABLE IF EXISTS billing.mine; CREATE TABLE billing.mine (i int)")
+            err = try_sql(c, "GRANT SELECT ON billing.mine TO anon_renamed")
+            assert err is not None and "protected role" in err, err
+            c.execute("DROP TABLE billing.mine")
+    finally:
+        pg.sql("ALTER ROLE anon_renamed RENAME TO anon")
+
+
 # --- pgwarden's checks ---------------------------------------------------------------------------
 
 
-def test_wrong_key_is_detected_at_start(pg, pgwarden_factory, tmp_path):
+def test_wrong_key_is_detected_at_start(pg, pgwarden_factory, wall_key, tmp_path):
+    """The database holds wall_key; pgwarden is given another one."""
     bad = tmp_path / "wrong.key"
     bad.write_text(secrets.token_hex(32) + "\n")
     os.chmod(bad, 0o600)
@@ -340,6 +354,21 @@ def test_wrong_key_is_detected_at_start(pg, pgwarden_factory, tmp_path):
     # Other targets are served.
     with w.connect("user:jimmie", dbname="staging") as c:
         assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_reload_checks_the_walls_again(pg, pgwarden_factory, wall_key, tmp_path):
+    """A reload to another key: the check runs again (logged), and sessions are refused."""
+    w = pgwarden_factory(extra_config=walled_target(pg, wall_key))
+    with w.connect("user:jimmie", dbname="walled") as c:
+        assert visible_tenants(c) == {"acme"}
+    bad = tmp_path / "other.key"
+    bad.write_text(secrets.token_hex(32) + "\n")
+    os.chmod(bad, 0o600)
+    w.reload(extra_config=walled_target(pg, bad), wait=1.5)
+    assert w.stderr_text().count("target walled: walls = required but the database's wall key is not") == 1
+    with pytest.raises(psycopg.OperationalError):
+        w.connect("user:jimmie", dbname="walled")
+    assert "the database says the pin is \"mismatch\"" in w.stderr_text()
 
 
 def test_missing_walls_are_detected(pg, pgwarden_factory, wall_key):
