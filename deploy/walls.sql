@@ -138,71 +138,104 @@ SELECT pgwarden_wall.set_key(:'wall_key') AS wall_key_id;
 
 -- ---- 2. The verified identity -----------------------------------------------------------------
 
+-- Every wall function is PL/pgSQL: PL/pgSQL keeps its query plans for the session, while a LANGUAGE
+-- sql function that cannot be inlined (SECURITY DEFINER, SET) is parsed and planned on every call,
+-- which cost about 0.5 ms per statement here. Every one sets search_path, so no object of a caller's
+-- schema can stand in for a built-in.
+
 -- HMAC-SHA256(key, msg) in hex. The signing oracle: nobody but the owner may call it.
+-- decode(..., 'escape') with backslashes doubled is the text's bytes as they are (UTF-8 in a UTF8
+-- database), like convert_to(); it is used because pgwarden's classifier knows it to be read-only,
+-- so statements calling the wall are not judged as writes.
 CREATE OR REPLACE FUNCTION pgwarden_wall.mac(msg text) RETURNS text
-	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-	-- decode(..., 'escape') with backslashes doubled is the text's bytes as they are (UTF-8 in a
-	-- UTF8 database), like convert_to(); it is used because pgwarden's classifier knows it to be
-	-- read-only, so statements calling the wall are not judged as writes.
+DECLARE
+	r text;
+BEGIN
 	SELECT encode(sha256(k.k_opad || sha256(k.k_ipad || decode(replace(msg, E'\\', E'\\\\'), 'escape'))), 'hex')
-	FROM pgwarden_wall.key k
+	INTO r FROM pgwarden_wall.key k;
+	RETURN r;
+END
 $$;
 ALTER FUNCTION pgwarden_wall.mac(text) OWNER TO pgwarden_wall_owner;
 REVOKE ALL ON FUNCTION pgwarden_wall.mac(text) FROM PUBLIC;
+DROP FUNCTION IF EXISTS pgwarden_wall.pin_message();  -- folded into verified()
 
--- The message pgwarden signs for an identity pin (proxy/wall.c builds the same bytes): every field
--- ends with a newline, and no field pgwarden signs can hold one (token-file fields have no white
--- space), so two different identities never give the same message. Binding the backend pid means
--- a signature seen elsewhere (a log) does not work in another session.
-CREATE OR REPLACE FUNCTION pgwarden_wall.pin_message() RETURNS text
-	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- Whether this session's identity is the one pgwarden signed: pgwarden.pin must be the HMAC of the
+-- message proxy/wall.c signs, rebuilt here from what the database sees. Every field ends with a
+-- newline, and no field pgwarden signs can hold one (token-file fields have no white space), so two
+-- identities never give the same message. The backend pid makes a signature seen elsewhere (a log,
+-- another session) worthless here. STABLE: RLS calls it once per statement when written as
+-- (SELECT pgwarden_wall.verified()).
+CREATE OR REPLACE FUNCTION pgwarden_wall.verified() RETURNS boolean
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	sig text := current_setting('pgwarden.pin', true);
+	ok boolean;
+BEGIN
+	IF sig IS NULL OR length(sig) <> 64 THEN  -- (a regular expression here cost 10 us a call)
+		RETURN false;
+	END IF;
 	-- Why current_setting('role'): inside a SECURITY DEFINER function current_user is the owner,
 	-- but the role setting is still the session's SET ROLE ('none' when there is none), and a
 	-- session cannot change it without changing its current role with it.
-	SELECT 'pgwarden-pin-v1' || E'\n' || pg_backend_pid() || E'\n' || current_setting('role') || E'\n'
-		|| coalesce(current_setting(c.actor_setting, true), '') || E'\n'
-		|| coalesce(current_setting(c.tenant_setting, true), '') || E'\n'
-	FROM pgwarden_wall.config c
-$$;
-ALTER FUNCTION pgwarden_wall.pin_message() OWNER TO pgwarden_wall_owner;
-REVOKE ALL ON FUNCTION pgwarden_wall.pin_message() FROM PUBLIC;
-
--- Whether this session's identity is the one pgwarden signed. STABLE: RLS calls it once per
--- statement when written as (SELECT pgwarden_wall.verified()).
-CREATE OR REPLACE FUNCTION pgwarden_wall.verified() RETURNS boolean
-	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT coalesce(current_setting('pgwarden.pin', true) = pgwarden_wall.mac(pgwarden_wall.pin_message()), false)
+	SELECT sig = encode(sha256(k.k_opad || sha256(k.k_ipad || decode(replace(
+			'pgwarden-pin-v1' || E'\n' || pg_backend_pid() || E'\n' || current_setting('role') || E'\n'
+			|| coalesce(current_setting(c.actor_setting, true), '') || E'\n'
+			|| coalesce(current_setting(c.tenant_setting, true), '') || E'\n',
+			E'\\', E'\\\\'), 'escape'))), 'hex')
+	INTO ok FROM pgwarden_wall.key k, pgwarden_wall.config c;
+	RETURN coalesce(ok, false);
+END
 $$;
 
 -- The pinned tenant, or NULL when the identity is not the signed one (or there is no tenant).
 CREATE OR REPLACE FUNCTION pgwarden_wall.tenant_id() RETURNS text
-	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT CASE WHEN pgwarden_wall.verified() THEN nullif(current_setting(c.tenant_setting, true), '') END
-	FROM pgwarden_wall.config c
+DECLARE
+	t text;
+BEGIN
+	IF NOT pgwarden_wall.verified() THEN
+		RETURN NULL;
+	END IF;
+	SELECT nullif(current_setting(c.tenant_setting, true), '') INTO t FROM pgwarden_wall.config c;
+	RETURN t;
+END
 $$;
 
 -- The pinned actor id, or NULL when the identity is not the signed one.
 CREATE OR REPLACE FUNCTION pgwarden_wall.actor_id() RETURNS text
-	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT CASE WHEN pgwarden_wall.verified() THEN nullif(current_setting(c.actor_setting, true), '') END
-	FROM pgwarden_wall.config c
+DECLARE
+	a text;
+BEGIN
+	IF NOT pgwarden_wall.verified() THEN
+		RETURN NULL;
+	END IF;
+	SELECT nullif(current_setting(c.actor_setting, true), '') INTO a FROM pgwarden_wall.config c;
+	RETURN a;
+END
 $$;
 
 -- Why the signature check failed, for pgwarden's check at session start and `SELECT` by hand:
 -- 'ok', 'no key', 'unsigned' or 'mismatch'. Reveals nothing a caller could sign with.
 CREATE OR REPLACE FUNCTION pgwarden_wall.pin_status() RETURNS text
-	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT CASE
-		WHEN NOT EXISTS (SELECT 1 FROM pgwarden_wall.key) THEN 'no key'
-		WHEN coalesce(current_setting('pgwarden.pin', true), '') = '' THEN 'unsigned'
-		WHEN pgwarden_wall.verified() THEN 'ok'
-		ELSE 'mismatch' END
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pgwarden_wall.key) THEN
+		RETURN 'no key';
+	ELSIF coalesce(current_setting('pgwarden.pin', true), '') = '' THEN
+		RETURN 'unsigned';
+	ELSIF pgwarden_wall.verified() THEN
+		RETURN 'ok';
+	END IF;
+	RETURN 'mismatch';
+END
 $$;
 
 -- The walls' version: pgwarden refuses a target whose walls are older than it needs.
@@ -275,8 +308,15 @@ GRANT EXECUTE ON FUNCTION pgwarden_wall.write_granted() TO PUBLIC;
 
 -- Whether the wall applies to this session: pgwarden's login role, on a production database.
 CREATE OR REPLACE FUNCTION pgwarden_wall.policed() RETURNS boolean
-	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT coalesce((SELECT c.production AND session_user = c.svc_role FROM pgwarden_wall.config c), true) $$;
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p boolean;
+BEGIN
+	SELECT c.production AND session_user = c.svc_role INTO p FROM pgwarden_wall.config c;
+	RETURN coalesce(p, true);  -- no config row: police everyone
+END
+$$;
 ALTER FUNCTION pgwarden_wall.policed() OWNER TO pgwarden_wall_owner;
 GRANT EXECUTE ON FUNCTION pgwarden_wall.policed() TO PUBLIC;
 

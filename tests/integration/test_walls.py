@@ -190,7 +190,7 @@ def test_the_wall_functions_give_nothing_to_sign_with(relay):
     and of pgwarden_svc itself."""
     with relay.connect("user:jimmie", dbname="walled") as c:
         for sql in ("SELECT pgwarden_wall.mac('x')", "SELECT * FROM pgwarden_wall.key",
-                    "SELECT pgwarden_wall.pin_message()", "SELECT pgwarden_wall.set_key(repeat('0', 64))",
+                    "SELECT pgwarden_wall.set_key(repeat('0', 64))",
                     "RESET ROLE; SELECT * FROM pgwarden_wall.key",
                     "RESET ROLE; SELECT pgwarden_wall.mac('x')"):
             err = try_sql(c, sql)
