@@ -73,6 +73,18 @@ static const char *check_pin(const pgw_config *cfg, const pgw_target *t, PGconn 
 	return verdict;
 }
 
+/* A production wall is only as good as its coverage: name the tables without the write guard. */
+static void warn_unguarded(const pgw_target *t, PGconn *pg)
+{
+	char why[512];
+	char *v = one_value(pg, "SELECT coalesce(string_agg(u::text, ', '), '') FROM pgwarden_wall.unguarded_tables() u",
+			    why, sizeof(why));
+
+	if (v != NULL && v[0] != '\0')
+		log_warn("target %s: tables without the walls' write guard (re-run deploy/walls.sql): %.400s", t->name, v);
+	free(v);
+}
+
 /* Check one target; logs the outcome. True when its walls hold. */
 static bool check_target(const pgw_config *cfg, const pgw_target *t)
 {
@@ -89,6 +101,8 @@ static bool check_target(const pgw_config *cfg, const pgw_target *t)
 		verdict = "cannot connect to check them";
 	} else {
 		verdict = check_pin(cfg, t, pg, why, sizeof(why));
+		if (verdict == NULL)
+			warn_unguarded(t, pg);
 	}
 	PQfinish(pg);
 	chomp(why);

@@ -232,6 +232,10 @@ WRITES = {
     "lo_create, attribute notation": "SELECT (0::oid).lo_create",
     "lo_from_bytea": "SELECT lo_from_bytea(0, 'x')",
     "setval": "SELECT setval('billing.invoices_id_seq', 1)",
+    "MERGE": "MERGE INTO billing.invoices t USING (SELECT 1 AS id) s ON t.id = s.id "
+             "WHEN MATCHED THEN UPDATE SET amount = 0",
+    "INSERT ... ON CONFLICT": "INSERT INTO billing.invoices (id, tenant, amount) VALUES (1, 'acme', 0) "
+                              "ON CONFLICT (id) DO UPDATE SET amount = 0",
     "pg_logical_emit_message": "SELECT pg_logical_emit_message(false, 'x', 'y')",
     "pg_terminate_backend (after RESET ROLE)": "RESET ROLE; SELECT pg_terminate_backend(0)",
 }
@@ -248,6 +252,23 @@ def test_production_write_outside_window_fails_at_the_database(pg, relay, write)
     assert invoice_count(pg) == before
     assert pg.sql("SELECT count(*) FROM pg_class WHERE relname = 'sneaky'", "app_walled")[0][0] == 0
     assert pg.sql("SELECT count(*) FROM pg_largeobject_metadata", "app_walled")[0][0] == 0
+
+
+def test_copy_from_outside_window_fails_at_the_database(pg, relay):
+    """COPY FROM (refused by PostgreSQL on RLS tables anyway) into a plain table created after
+    walls.sql: the event trigger gave it the guard, which fires for COPY too."""
+    pg.sql("CREATE TABLE billing.plain (v int); GRANT INSERT, SELECT ON billing.plain TO bookkeeper",
+           "app_walled")
+    try:
+        with relay.connect("user:jimmie", dbname="walled") as c:
+            c.execute("SET default_transaction_read_only = off")
+            with pytest.raises(psycopg.Error) as ei:
+                with c.cursor().copy("COPY billing.plain (v) FROM STDIN") as cp:
+                    cp.write_row((7,))
+            assert "pgwarden wall" in str(ei.value)
+        assert pg.sql("SELECT count(*) FROM billing.plain", "app_walled")[0][0] == 0
+    finally:
+        pg.sql("DROP TABLE billing.plain", "app_walled")
 
 
 def test_production_write_inside_window_succeeds(pg, relay_in_window):
@@ -369,6 +390,16 @@ def test_reload_checks_the_walls_again(pg, pgwarden_factory, wall_key, tmp_path)
     with pytest.raises(psycopg.OperationalError):
         w.connect("user:jimmie", dbname="walled")
     assert "the database says the pin is \"mismatch\"" in w.stderr_text()
+
+
+def test_unguarded_tables_are_named_at_start(pg, pgwarden_factory, wall_key):
+    pg.sql("ALTER TABLE billing.notes DISABLE TRIGGER pgwarden_wall_guard", "app_walled")
+    try:
+        w = pgwarden_factory(extra_config=walled_target(pg, wall_key))
+        assert "target walled: tables without the walls' write guard (re-run deploy/walls.sql): billing.notes" \
+            in w.stderr_text()
+    finally:
+        pg.sql("ALTER TABLE billing.notes ENABLE TRIGGER pgwarden_wall_guard", "app_walled")
 
 
 def test_missing_walls_are_detected(pg, pgwarden_factory, wall_key):
