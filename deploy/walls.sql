@@ -133,8 +133,22 @@ ALTER FUNCTION pgwarden_wall.set_key(text) OWNER TO pgwarden_wall_owner;
 REVOKE ALL ON FUNCTION pgwarden_wall.set_key(text) FROM PUBLIC;
 
 \if :{?wall_key}
+-- The key travels in this one statement: keep it out of the server log.
+SET LOCAL log_statement = 'none';
+SET LOCAL log_min_duration_statement = -1;
 SELECT pgwarden_wall.set_key(:'wall_key') AS wall_key_id;
+RESET log_statement;
+RESET log_min_duration_statement;
 \endif
+
+-- pgwarden pins the signature with SET statements, whose text pg_stat_statements keeps and shows to
+-- every session of the same role; with pooling, a signature read there could be replayed on its
+-- backend once that backend is lent to another actor. Utility tracking goes off for pgwarden's
+-- sessions (where the module is loaded the setting is superuser-only; where it is not, there is
+-- nothing to track).
+SELECT format('ALTER ROLE %I IN DATABASE %I SET pg_stat_statements.track_utility = off', :'svc_role',
+	      current_database())
+\gexec
 
 -- ---- 2. The verified identity -----------------------------------------------------------------
 

@@ -197,6 +197,13 @@ def test_the_wall_functions_give_nothing_to_sign_with(relay):
             assert err is not None and "permission denied" in err, (sql, err)
 
 
+def test_signatures_stay_out_of_statement_statistics(pg):
+    """pg_stat_statements would show the pin's SET texts to every session of the role."""
+    rows = pg.sql("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+                  "WHERE d.datname = 'app_walled' AND s.setrole = 'pgwarden_svc'::regrole")
+    assert ["pg_stat_statements.track_utility=off"] in [r[0] for r in rows]
+
+
 def test_control_without_walls_the_same_escape_succeeds(pg, pgwarden_factory, relay_bin):
     """The method can see a breach: on the unwalled prod target, the relay lets the escape
     through and globex rows become visible. (This is what the walls prevent.)"""
