@@ -197,6 +197,17 @@ def test_the_wall_functions_give_nothing_to_sign_with(relay):
             assert err is not None and "permission denied" in err, (sql, err)
 
 
+def test_key_hidden_even_from_pg_read_all_data(pg, relay):
+    """A role that may read every table (pg_read_all_data) still sees no key row: forced RLS."""
+    pg.sql("GRANT pg_read_all_data TO bookkeeper")
+    try:
+        with relay.connect("user:jimmie", dbname="walled") as c:
+            assert c.execute("SELECT count(*) FROM pgwarden_wall.key").fetchone()[0] == 0
+            assert c.execute("SELECT pgwarden_wall.pin_status()").fetchone()[0] == "ok"
+    finally:
+        pg.sql("REVOKE pg_read_all_data FROM bookkeeper")
+
+
 def test_signatures_stay_out_of_statement_statistics(pg):
     """pg_stat_statements would show the pin's SET texts to every session of the role."""
     rows = pg.sql("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
