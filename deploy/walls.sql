@@ -11,7 +11,7 @@
 --                   target's wall_key_file in pgwarden.ini (make one: openssl rand -hex 32).
 --                   Optional on a re-run: the stored key is kept when it is not given.
 --   production      1 (default): also install the write wall (table writes and DDL need a signed
---                   write grant, pinned by pgwarden only while a window is open). 0 for staging.
+--                   write grant, valid only inside an approved window). 0 for staging.
 --   svc_role        pgwarden's login role (default pgwarden_svc): the walls police its sessions only,
 --                   so DBAs and migrations that connect directly are not affected.
 --   actor_setting   must equal pgwarden.ini's actor_setting (default app.actor_id)
@@ -26,7 +26,7 @@
 --      backend, the current role and the settings; pgwarden_wall.protect_table() adds the
 --      restrictive RLS policy that makes a tenant table use them;
 --   3. (production) the write wall: a statement-level trigger on every table and an event trigger
---      on DDL that refuse unless a signed, unexpired write grant (pgwarden.write) is present;
+--      on DDL that refuse unless a signed write grant for the present moment (pgwarden.write) is present;
 --      an event trigger adds the trigger to tables created later;
 --   4. EXECUTE revoked on what writes outside tables (large objects) and on what ends other
 --      sessions; UPDATE on sequences (setval) taken from pgwarden's roles;
@@ -293,28 +293,28 @@ GRANT EXECUTE ON FUNCTION pgwarden_wall.verified(), pgwarden_wall.tenant_id(), p
 
 -- ---- 3. The write wall (production) -------------------------------------------------------------
 
--- Whether a signed, unexpired write grant is pinned: pgwarden.write = '<unix expiry>:<hex HMAC of
--- pgwarden-write-v1, pid, role, actor, expiry>'. pgwarden pins it only while a window is open for
--- the actor, with the window's close as expiry; clock_timestamp() makes it lapse mid-transaction.
+-- Whether a signed write grant for the present moment is pinned: pgwarden.write =
+-- '<from>:<until>:<hex HMAC of pgwarden-write-v2, pid, role, actor, from, until>' (UTC seconds).
+-- pgwarden pins one for the actor's window open now or opening next (so a session pinned before its
+-- window can write in it); the database checks [from, until) against clock_timestamp(), so the grant
+-- is worth nothing outside the window and lapses mid-transaction at its close.
 CREATE OR REPLACE FUNCTION pgwarden_wall.write_granted() RETURNS boolean
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	g text := coalesce(current_setting('pgwarden.write', true), '');
+	g text[] := string_to_array(coalesce(current_setting('pgwarden.write', true), ''), ':');
 	c pgwarden_wall.config;
-	until text;
+	now_s numeric := extract(epoch FROM clock_timestamp());
 BEGIN
-	IF g !~ '^[0-9]{1,12}:[0-9a-f]{64}$' OR NOT pgwarden_wall.verified() THEN
-		RETURN false;
-	END IF;
-	until := split_part(g, ':', 1);
-	IF until::bigint <= extract(epoch FROM clock_timestamp()) THEN
+	IF array_length(g, 1) IS DISTINCT FROM 3 OR length(g[3]) <> 64
+	   OR g[1] !~ '^[0-9]{1,12}$' OR g[2] !~ '^[0-9]{1,12}$'
+	   OR now_s < g[1]::bigint OR now_s >= g[2]::bigint OR NOT pgwarden_wall.verified() THEN
 		RETURN false;
 	END IF;
 	SELECT * INTO c FROM pgwarden_wall.config;
-	RETURN split_part(g, ':', 2) = pgwarden_wall.mac('pgwarden-write-v1' || E'\n' || pg_backend_pid() || E'\n'
+	RETURN g[3] = pgwarden_wall.mac('pgwarden-write-v2' || E'\n' || pg_backend_pid() || E'\n'
 		|| current_setting('role') || E'\n' || coalesce(current_setting(c.actor_setting, true), '') || E'\n'
-		|| until || E'\n');
+		|| g[1] || E'\n' || g[2] || E'\n');
 END
 $$;
 ALTER FUNCTION pgwarden_wall.write_granted() OWNER TO pgwarden_wall_owner;

@@ -121,7 +121,7 @@ static int put_wall(char *buf, size_t bufsz, int off, pin_style style, const pgw
 	if (!wall_sign_pin(w->target, w->backend_pid, who->role, who->actor, who->tenant, sig))
 		return -1;
 	if (w->write_until > 0 &&
-	    !wall_sign_write(w->target, w->backend_pid, who->role, who->actor, w->write_until, grant))
+	    !wall_sign_write(w->target, w->backend_pid, who->role, who->actor, w->write_from, w->write_until, grant))
 		return -1;
 	off = put_setting(buf, bufsz, off, style, WALL_PIN_SETTING, sig, false);
 	return put_setting(buf, bufsz, off, style, WALL_WRITE_SETTING, grant, false);

@@ -33,7 +33,8 @@ char *pin_sql_build_single(const pgw_config *cfg, const pgw_token *who, bool rea
 typedef struct pin_wall {
 	const pgw_target *target; /* the session's target: its wall key signs; unsigned unless walls = required */
 	uint32_t backend_pid;     /* the upstream backend the pin is for (PQbackendPID): the signature holds only there */
-	time_t write_until;       /* > 0: also pin a write grant expiring then (the open window's close); 0: none */
+	time_t write_from;        /* the write grant's window [write_from, write_until) (wall_write_window) */
+	time_t write_until;       /* > 0: pin a write grant for that window; 0: none (pgwarden.write = '') */
 } pin_wall;
 
 /*
@@ -42,7 +43,7 @@ typedef struct pin_wall {
  * two more statements, or two more set_config() columns. w NULL, or a target
  * without walls: the same text as the unwalled builders. Every re-pin of a
  * walled session must use these (RESET ALL clears both settings), with the
- * same backend_pid and a write_until from wall_write_until() at that time.
+ * same backend_pid and the window from wall_write_window() at that time.
  */
 char *pin_sql_build_walled(const pgw_config *cfg, const pgw_token *who, bool read_only, const pin_wall *w);
 char *pin_sql_build_single_walled(const pgw_config *cfg, const pgw_token *who, bool read_only, const pin_wall *w);

@@ -169,10 +169,9 @@ static bool session_wants_read_only(session *s)
 
 pin_wall upstream_pin_wall(const session *s)
 {
-	pin_wall w = { s->target, s->up.backend_pid, 0 };
+	pin_wall w = { s->target, s->up.backend_pid, 0, 0 };
 
-	if (!s->up.read_only)
-		w.write_until = wall_write_until(s->cfg, s->target, s->who->actor, time(NULL));
+	wall_write_window(s->cfg, s->target, s->who->actor, time(NULL), &w.write_from, &w.write_until);
 	return w;
 }
 

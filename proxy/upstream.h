@@ -25,8 +25,8 @@ void upstream_close(session *s);
 
 /*
  * What a re-pin of this session must sign for the database walls (walls =
- * required): its target, its backend, and a write grant up to the close of
- * the window open now (none when the session is read-only). Every re-pin
+ * required): its target, its backend, and a write grant for the window open
+ * now or opening next (wall_write_window). Every re-pin
  * (after RESET ALL / DISCARD ALL, a splice, a pool borrow, a window opening)
  * should build its SQL with pin_sql_build_walled(cfg, who, read_only, &w):
  * RESET ALL clears pgwarden.pin, and an unsigned pin leaves the session with

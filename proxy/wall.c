@@ -58,34 +58,44 @@ bool wall_sign_pin(const pgw_target *t, uint32_t backend_pid, const char *role, 
 	return ok;
 }
 
-bool wall_sign_write(const pgw_target *t, uint32_t backend_pid, const char *role, const char *actor, time_t until,
-		     char out[WALL_WRITE_MAX])
+bool wall_sign_write(const pgw_target *t, uint32_t backend_pid, const char *role, const char *actor, time_t from,
+		     time_t until, char out[WALL_WRITE_MAX])
 {
 	char *msg, sig[WALL_SIG_HEX];
 	bool ok;
 
-	if (asprintf(&msg, "pgwarden-write-v1\n%u\n%s\n%s\n%lld\n", backend_pid, role, actor, (long long)until) < 0)
+	if (asprintf(&msg, "pgwarden-write-v2\n%u\n%s\n%s\n%lld\n%lld\n", backend_pid, role, actor, (long long)from,
+		     (long long)until) < 0)
 		return false;
 	ok = sign(t, msg, sig);
 	free(msg);
 	if (ok)
-		snprintf(out, WALL_WRITE_MAX, "%lld:%s", (long long)until, sig);
+		snprintf(out, WALL_WRITE_MAX, "%lld:%lld:%s", (long long)from, (long long)until, sig);
 	return ok;
 }
 
-time_t wall_write_until(const pgw_config *cfg, const pgw_target *t, const char *actor, time_t now)
+bool wall_write_window(const pgw_config *cfg, const pgw_target *t, const char *actor, time_t now, time_t *from,
+		       time_t *until)
 {
-	const pgw_window *w;
+	const pgw_window *w = NULL;
 	bool open = false;
-	time_t next_open = 0, next_close = 0;
+	time_t next_open = 0, next_close = 0, at = now;
 
+	*from = *until = 0;
 	if (t == NULL || t->environment != ENV_PRODUCTION)
-		return 0;
+		return false;
 	w = windows_open_now(cfg, t->name, actor, now);
-	if (w == NULL)
-		return 0;
-	window_state(w, now, &open, &next_open, &next_close);
-	return open ? next_close : 0;
+	if (w == NULL) {
+		at = windows_next_open(cfg, t->name, actor, now, &w);
+		if (at == 0 || w == NULL || at - now > WALL_GRANT_AHEAD)
+			return false;
+	}
+	window_state(w, at, &open, &next_open, &next_close);
+	if (!open || next_close <= at)
+		return false;
+	*from = at;
+	*until = next_close;
+	return true;
 }
 
 void wall_key_id(const pgw_target *t, char out[9])

@@ -47,7 +47,7 @@ static void chomp(char *s)
  */
 static const char *check_pin(const pgw_config *cfg, const pgw_target *t, PGconn *pg, char *why, size_t whysz)
 {
-	pin_wall w = { t, (uint32_t)PQbackendPID(pg), 0 };
+	pin_wall w = { t, (uint32_t)PQbackendPID(pg), 0, 0 };
 	char *sql = pin_sql_build_single_walled(cfg, &check_who, true, &w), *v;
 	const char *verdict = NULL;
 

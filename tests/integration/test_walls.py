@@ -317,11 +317,27 @@ def test_write_grant_expires_with_the_window(pg, pgwarden_factory, relay_bin, wa
         assert err is not None and "pgwarden wall" in err
 
 
+def test_write_grant_for_a_window_that_opens_later(pg, pgwarden_factory, relay_bin, wall_key):
+    """A session pinned before its window holds a grant for it: refused before the window opens,
+    accepted once it is open, with no re-pin in between."""
+    now = int(time.time())
+    w = pgwarden_factory(extra_config=walled_target(pg, wall_key) +
+                         window_section("later", now + 3, now + 3600, target="walled"), binary=relay_bin)
+    with w.connect("user:jimmie", dbname="walled") as c:
+        c.execute("SET default_transaction_read_only = off")
+        insert = "INSERT INTO billing.invoices (tenant, amount, note) VALUES ('acme', 1, 'walls: later')"
+        err = try_sql(c, insert)
+        assert err is not None and "pgwarden wall" in err
+        time.sleep(max(0.0, now + 3.3 - time.time()))
+        assert try_sql(c, insert) is None
+        c.execute("DELETE FROM billing.invoices WHERE note = 'walls: later'")
+
+
 def test_forged_write_grant_is_refused(relay):
     with relay.connect("user:jimmie", dbname="walled") as c:
         c.execute("SET default_transaction_read_only = off")
         c.execute("SELECT set_config('pgwarden.write', %s, false)",
-                  (f"{int(time.time()) + 3600}:{'0' * 64}",))
+                  (f"{int(time.time()) - 60}:{int(time.time()) + 3600}:{'0' * 64}",))
         err = try_sql(c, "INSERT INTO billing.invoices (tenant, amount) VALUES ('acme', 1)")
         assert err is not None and "pgwarden wall" in err
 

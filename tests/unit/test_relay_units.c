@@ -460,11 +460,55 @@ static void test_wall_signatures(void **state)
 	assert_string_equal(sig, "7112172587237fe4176f87f8f97786a91afe952ac69ccef94198eda5b19af397");
 	assert_true(wall_sign_pin(&t, 4242, "bookkeeper", "user:jimmie", NULL, sig));
 	assert_string_equal(sig, "c856a07397e7d5708c30ef079224835af97b33037572f2c9675a93160fcf46e2");
-	assert_true(wall_sign_write(&t, 4242, "bookkeeper", "user:jimmie", 1800000000, grant));
-	assert_string_equal(grant, "1800000000:cbc627a018e9629e905993d620412c4b93b5baf7e75679dd308631f7587a2f27");
+	assert_true(wall_sign_write(&t, 4242, "bookkeeper", "user:jimmie", 1799990000, 1800000000, grant));
+	assert_string_equal(grant,
+			    "1799990000:1800000000:fa6ddb3c7769d001f00ef7fcbf6e6db0e7cd24980e6c09bdc89274193c4b5e28");
 	/* Another pid, another signature. */
 	assert_true(wall_sign_pin(&t, 4243, "bookkeeper", "user:jimmie", "acme", sig));
 	assert_string_not_equal(sig, "7112172587237fe4176f87f8f97786a91afe952ac69ccef94198eda5b19af397");
+}
+
+/*
+ * The write grant's window: the one open now (from now to its close), else
+ * the next one within WALL_GRANT_AHEAD, never on a non-production target.
+ */
+static void test_wall_write_window(void **state)
+{
+	static char prod[] = "prod", staging[] = "staging", wname[] = "w";
+	const time_t t0 = 1800000000;
+	pgw_target targets[2];
+	pgw_window win;
+	pgw_config cfg = pin_config(NULL);
+	time_t from, until;
+
+	(void)state;
+	memset(targets, 0, sizeof(targets));
+	targets[0].name = prod;
+	targets[0].environment = ENV_PRODUCTION;
+	targets[1].name = staging;
+	targets[1].environment = ENV_STAGING;
+	memset(&win, 0, sizeof(win));
+	win.name = wname;
+	win.target = prod;
+	win.start_utc = t0 + 100;
+	win.end_utc = t0 + 200;
+	cfg.targets = targets;
+	cfg.n_targets = 2;
+	cfg.windows = &win;
+	cfg.n_windows = 1;
+
+	assert_true(wall_write_window(&cfg, &targets[0], "user:a", t0, &from, &until)); /* ahead */
+	assert_int_equal(from, t0 + 100);
+	assert_int_equal(until, t0 + 200);
+	assert_true(wall_write_window(&cfg, &targets[0], "user:a", t0 + 150, &from, &until)); /* open */
+	assert_int_equal(from, t0 + 150);
+	assert_int_equal(until, t0 + 200);
+	assert_false(wall_write_window(&cfg, &targets[0], "user:a", t0 + 200, &from, &until)); /* over */
+	assert_int_equal(until, 0);
+	assert_false(wall_write_window(&cfg, &targets[1], "user:a", t0 + 150, &from, &until)); /* staging */
+	win.start_utc = t0 + WALL_GRANT_AHEAD + 1; /* too far ahead */
+	win.end_utc = win.start_utc + 100;
+	assert_false(wall_write_window(&cfg, &targets[0], "user:a", t0, &from, &until));
 }
 
 /* The walled pin: the plain pin, then pgwarden.pin and pgwarden.write, and nothing else. */
@@ -473,12 +517,12 @@ static void test_pin_sql_walled(void **state)
 	pgw_config cfg = pin_config(NULL);
 	pgw_token who = pin_token("bookkeeper", "user:jimmie", "acme");
 	pgw_target walled = wall_target(WALLS_REQUIRED), off = wall_target(WALLS_OFF);
-	pin_wall w = {&walled, 4242, 1800000000};
+	pin_wall w = {&walled, 4242, 1799990000, 1800000000};
 	const char *names[6] = {"role", "app.actor_id", "app.tenant_id", "default_transaction_read_only",
 				WALL_PIN_SETTING, WALL_WRITE_SETTING};
 	const char *values[6] = {"bookkeeper", "user:jimmie", "acme", "off",
 				 "7112172587237fe4176f87f8f97786a91afe952ac69ccef94198eda5b19af397",
-				 "1800000000:cbc627a018e9629e905993d620412c4b93b5baf7e75679dd308631f7587a2f27"};
+				 "1799990000:1800000000:fa6ddb3c7769d001f00ef7fcbf6e6db0e7cd24980e6c09bdc89274193c4b5e28"};
 	char *sql, *plain;
 
 	(void)state;
@@ -747,6 +791,7 @@ int main(void)
 		cmocka_unit_test(test_pin_sql),
 		cmocka_unit_test(test_wall_signatures),
 		cmocka_unit_test(test_pin_sql_walled),
+		cmocka_unit_test(test_wall_write_window),
 		cmocka_unit_test(test_pin_sql_generated),
 		cmocka_unit_test(test_quote_bounds),
 		cmocka_unit_test(test_stmt_table),
