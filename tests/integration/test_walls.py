@@ -486,3 +486,23 @@ def test_full_pgwarden_with_walls(pg, pgwarden_factory, wall_key):
         assert visible_tenants(c) <= {"acme"}
     with w.connect("user:ada", dbname="walled") as c:
         assert visible_tenants(c) == {"globex"}
+
+
+def test_full_pgwarden_writes_in_a_window_with_walls(pg, pgwarden_factory, wall_key):
+    """Normal use of a walled production target: a session opened before its window writes once
+    the window opens (pgwarden lifts the read-only default, the database honours the grant it
+    pinned ahead), and pgwarden's own denial still answers before it opens."""
+    now = int(time.time())
+    w = pgwarden_factory(extra_config=walled_target(pg, wall_key) +
+                         window_section("soon", now + 3, now + 3600, target="walled"))
+    before = invoice_count(pg)
+    with w.connect("user:jimmie", dbname="walled") as c:
+        insert = "INSERT INTO billing.invoices (tenant, amount, note) VALUES ('acme', 1, 'walls: full')"
+        with pytest.raises(psycopg.Error) as ei:
+            c.execute(insert)
+        assert ei.value.diag.message_primary.startswith("pgwarden:")
+        time.sleep(max(0.0, now + 3.3 - time.time()))
+        c.execute(insert)
+        assert c.execute("SELECT count(*) FROM billing.invoices WHERE note = 'walls: full'").fetchone()[0] == 1
+        c.execute("DELETE FROM billing.invoices WHERE note = 'walls: full'")
+    assert invoice_count(pg) == before
