@@ -4,6 +4,7 @@
  * after every batch of callbacks, and the reaper that frees sessions only
  * after the callback that closed them has returned.
  */
+#include "proxy/wall_check.h"
 #include "proxy/server.h"
 
 #include <errno.h>
@@ -250,6 +251,7 @@ static void reload_accept(pgw_server *srv, pgw_config *ncfg)
 	srv->cfg = ncfg;
 	pgw_log_json = ncfg->log_format == LOG_FORMAT_JSON;
 	catalogs_reload_all(srv);
+	wall_check_targets_async(ncfg); /* logs; sessions check on their own connection too */
 	health_on_reload(srv, true);
 	log_info("reload done: %zu %s, %zu %s, %zu %s, %zu token %s", ncfg->n_targets,
 		 PLURAL(ncfg->n_targets, "target", "targets"), ncfg->n_windows, PLURAL(ncfg->n_windows, "window", "windows"),
@@ -425,6 +427,7 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	if (catalogs_init(srv) != 0)
 		return -1;
 	wait_for_catalogs(srv);
+	wall_check_targets(cfg); /* before listening: a missing wall or a wrong key is logged at start */
 	if (open_listeners(srv) != 0)
 		return -1;
 	if (admin_start(srv) != 0)
@@ -460,6 +463,7 @@ void server_free(pgw_server *srv)
 	limits_free(srv);
 	console_free(srv);
 	health_free(srv);
+	wall_check_wait();
 	catalogs_free(srv);
 	if (srv->audit)
 		audit_close(srv->audit);
