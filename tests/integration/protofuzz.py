@@ -329,7 +329,7 @@ class ServerModel:
         if k == "P":
             return m[2]
         if k == "B" or (k in "DC" and m[1] == "S"):
-            return self.stmts.get(m[2] if k != "B" else m[2])
+            return self.stmts.get(m[2])
         if k == "E":
             return self.portals.get(m[1])
         if k in "DC":
@@ -366,7 +366,7 @@ class ServerModel:
                 tag = tag_of(ans[-1][1])
                 self.sql_effect(sql, tag)
                 return [(sql, tag)]
-            if kinds[-1] == "s":  # ran, and audited as such
+            if kinds[-1] == "s":  # it ran: pgwarden writes a result tagged SUSPENDED
                 return [(sql, "SUSPENDED")]
         elif k == "Q":
             return self.query(m[1], ans)
