@@ -172,6 +172,30 @@ def test_a_portal_rebound_after_a_denied_parse_differential(prod):
 
 
 @pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
+def test_a_refused_parse_in_the_same_batch_keeps_the_first_text_in_the_audit(prod):
+    """Found by the fuzzer (seed 4242): Parse s2 = SELECT 2, then Parse s2 = another read in the
+    same batch (42P05): the server keeps SELECT 2, and the audit of Execute must say so."""
+    w, pg = prod
+    differential(w, pg, [[["P", "s2", "SELECT 2"], ["P", "s2", "SELECT count(*) FROM billing.invoices"], ["S"],
+                          ["B", "p1", "s2"], ["E", "p1", 0], ["S"]]])
+
+
+@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
+def test_a_sql_execute_of_a_name_a_refused_parse_reused_creates_no_large_object(prod):
+    """Found by the fuzzer (seed 4242): s2 = lo_create; a later Parse s2 = a read fails (42P05);
+    SQL EXECUTE s2 runs lo_create on the server, so it must be denied as a write."""
+    w, pg = prod
+    before = large_objects(pg)
+    with login(w) as c:
+        send(c, ["P", "s2", "SELECT lo_create(0)"], ["S"])
+        # one write: the refused Parse's answer arrives after EXECUTE s2 was judged
+        got = send(c, ["P", "s2", "SELECT current_setting('app.tenant_id')"], ["S"],
+                   ["P", "s1", "EXECUTE s2"], ["B", "p2", "s1"], ["E", "p2", 0], ["S"])
+    assert large_objects(pg) == before
+    assert sqlstates(got) == ["42P05", "42501"], got
+
+
+@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_b_close_skipped_after_an_error_keeps_the_statement(prod):
     """A Close after an error in the same pipeline is skipped by the server: S1 keeps its
     definition (lo_create); the next Parse of S1 fails (42P05); Execute of S1 must be judged as
