@@ -1,7 +1,7 @@
 """test_protocol_fuzz.py - the differential protocol fuzzer (protofuzz.py) as a smoke test, and
-the known holes of issues 10 and 14 as deterministic raw-protocol sequences on the prod target
-outside any window. Each sequence states the fixed behaviour; the ones today's relay gets wrong
-are strict xfails, to be flipped when the timeline branch merges. Raw protocol, no driver."""
+the known holes of issues 10 and 14 (and those the fuzzer found) as deterministic raw-protocol
+sequences on the prod target outside any window. Each sequence states the fixed behaviour; the
+one main still gets wrong is a strict xfail, to be flipped when fixed. Raw protocol, no driver."""
 import os
 import struct
 
@@ -13,7 +13,9 @@ from rawpg import RawConn, errors_of, rows_of
 
 pytestmark = pytest.mark.identity
 
-FIXED_ON_TIMELINE = "issue 10/14: fixed on branch timeline"
+# Sequences main still gets wrong after the timeline merge (strict: flip when fixed).
+STILL_OPEN = ("issue 10: a Parse refused by the server (42P05) in the same batch makes the relay "
+              "forget the name the server still holds (denied as 'unknown prepared statement')")
 
 # Smoke budget: whichever runs out first. PROTOFUZZ_SEED replays another run's seed.
 SMOKE_CASES = int(os.environ.get("PROTOFUZZ_CASES", "150"))
@@ -71,12 +73,11 @@ def differential(w, pg, pipeline):
 # --- the fuzzer ---------------------------------------------------------------------------
 
 @pytest.mark.xfail(strict=False, reason=(
-    "issue 10/14, classes found on today's relay: a write or large object through pgwarden "
-    "(effects); audit naming a portal's old SQL (audit/wrong-sql); FOR UPDATE reaching the "
-    "server's 25006 (readonly-wall); a parser error answered as a 42501 denial; a Query denied "
-    "whole before its earlier statements run; names lost after a skipped or failed message "
-    "(false-denial: unknown prepared statement/portal); a denied Parse keeping the unnamed "
-    "statement (replies/shape). The failure message lists each with a replayable pipeline"))
+    "issue 10, classes still found on main after the timeline merge: names forgotten after a "
+    "Parse the server refused (42P05) in the same batch, and after a portal's transaction ended "
+    "and it was bound again (false denials: unknown prepared statement / unknown portal); a "
+    "denied Parse of the unnamed statement keeps the old one upstream, where PostgreSQL would "
+    "have dropped it (replies/shape-at-D). The failure message lists each with a replayable pipeline"))
 def test_differential_fuzz_smoke(prod):
     w, pg = prod
     reports = []
@@ -121,7 +122,6 @@ LO_SEQUENCE = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_a_reused_name_across_syncs_creates_no_large_object(prod):
     """Issue 10's sequence: the first Parse of the second batch fails (42P05), which must not
     put S1 back to SELECT 1 over the later Close and Parse: S1 is lo_create, so Execute is
@@ -137,7 +137,6 @@ def test_a_reused_name_across_syncs_creates_no_large_object(prod):
     assert last_extended(w) == [("SELECT lo_create(0)", "deny")]
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_a_reused_name_across_syncs_differential(prod):
     w, pg = prod
     differential(w, pg, LO_SEQUENCE)
@@ -153,7 +152,6 @@ REBIND_SEQUENCE = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_a_portal_rebound_after_a_denied_parse_creates_no_large_object(prod):
     w, pg = prod
     before = large_objects(pg)
@@ -165,13 +163,12 @@ def test_a_portal_rebound_after_a_denied_parse_creates_no_large_object(prod):
     assert sqlstates(got) == ["42501", "42501"], got
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_a_portal_rebound_after_a_denied_parse_differential(prod):
     w, pg = prod
     differential(w, pg, REBIND_SEQUENCE)
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
+@pytest.mark.xfail(strict=True, reason=STILL_OPEN)
 def test_a_refused_parse_in_the_same_batch_keeps_the_first_text_in_the_audit(prod):
     """Found by the fuzzer (seed 4242): Parse s2 = SELECT 2, then Parse s2 = another read in the
     same batch (42P05): the server keeps SELECT 2, and the audit of Execute must say so."""
@@ -180,7 +177,6 @@ def test_a_refused_parse_in_the_same_batch_keeps_the_first_text_in_the_audit(pro
                           ["B", "p1", "s2"], ["E", "p1", 0], ["S"]]])
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_a_sql_execute_of_a_name_a_refused_parse_reused_creates_no_large_object(prod):
     """Found by the fuzzer (seed 4242): s2 = lo_create; a later Parse s2 = a read fails (42P05);
     SQL EXECUTE s2 runs lo_create on the server, so it must be denied as a write."""
@@ -195,7 +191,6 @@ def test_a_sql_execute_of_a_name_a_refused_parse_reused_creates_no_large_object(
     assert sqlstates(got) == ["42P05", "42501"], got
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_b_close_skipped_after_an_error_keeps_the_statement(prod):
     """A Close after an error in the same pipeline is skipped by the server: S1 keeps its
     definition (lo_create); the next Parse of S1 fails (42P05); Execute of S1 must be judged as
@@ -215,8 +210,8 @@ def test_b_close_skipped_after_an_error_keeps_the_statement(prod):
 
 
 def test_b_close_skipped_differential(prod):
-    """Passes today too: the relay denies S1 as unknown (a denial of a risky statement is
-    allowed here); the audit and rule are checked by the test above."""
+    """Passed before the timeline merge too (the old relay denied S1 as unknown, and a denial of
+    a risky statement is allowed here); the audit and rule are checked by the test above."""
     w, pg = prod
     differential(w, pg, [
         [["P", "S1", "SELECT lo_create(0)"], ["S"]],
@@ -225,7 +220,6 @@ def test_b_close_skipped_differential(prod):
     ])
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_c_portal_name_reused_after_its_transaction_ended(prod):
     """A portal bound to a write ends with its transaction (Sync); a cursor of the same name in
     a later transaction is a read: executing it runs SELECT 2, not a denial of the old write."""
@@ -240,7 +234,6 @@ def test_c_portal_name_reused_after_its_transaction_ended(prod):
     assert rows_of(flat(got)) == [("2",)]
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_c_portal_name_reused_differential(prod):
     w, pg = prod
     differential(w, pg, [
@@ -251,7 +244,6 @@ def test_c_portal_name_reused_differential(prod):
     ])
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_d_declare_reusing_a_protocol_portal_name_is_audited_as_the_cursor(prod):
     """Issue 14 item 5: portal p1 (SELECT 1) ends with its transaction; DECLARE p1 CURSOR FOR
     SELECT 2 reuses the name; Execute p1 runs the cursor, and its audit record must say so."""
@@ -266,7 +258,6 @@ def test_d_declare_reusing_a_protocol_portal_name_is_audited_as_the_cursor(prod)
     assert decision == "allow" and pf.same_sql(sql, "SELECT 2"), sql
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_d_sql_close_then_declare_in_one_transaction_differential(prod):
     """Inside one transaction: SQL CLOSE ends protocol portal p1, DECLARE p1 takes its name."""
     w, pg = prod
@@ -279,7 +270,6 @@ def test_d_sql_close_then_declare_in_one_transaction_differential(prod):
 
 # --- issue 14 item 8: protocol fidelity ------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_e_prepare_execute_deallocate_in_one_query(prod):
     w, _ = prod
     with login(w) as c:
@@ -289,7 +279,6 @@ def test_e_prepare_execute_deallocate_in_one_query(prod):
     assert rows_of(got) == [("3",)]
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_f_denied_statement_after_begin_in_one_query_leaves_a_failed_block(prod):
     """BEGIN; INSERT ...; SET ROLE ... in one Query: the server would be in a failed transaction
     block (E) after it; a client that goes on must not be running in autocommit."""
@@ -304,7 +293,6 @@ def test_f_denied_statement_after_begin_in_one_query_leaves_a_failed_block(prod)
     assert pg.sql(f"SELECT count(*) FROM {pf.SCRATCH}", pf.DATABASE)[0][0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_g_select_for_update_extended_is_pgwardens_denial(prod):
     w, _ = prod
     with login(w) as c:
@@ -331,7 +319,6 @@ def test_h_message_length_2_30_postgres_itself(prod):
     assert closed and err is None, err
 
 
-@pytest.mark.xfail(strict=True, reason=FIXED_ON_TIMELINE)
 def test_h_message_length_2_30_rejected(prod):
     w, _ = prod
     closed, err = huge_header_closes(w.host, w.port, {"user": pf.ACTOR, "database": pf.TARGET},
