@@ -347,13 +347,14 @@ class ServerModel:
             return self.portals.get(m[2])
         return None
 
-    def risky(self, sql):
+    def risky(self, sql, depth=0):
         """May pgwarden deny this SQL? Risky catalog entries, SQL EXECUTE of a risky or unknown
-        statement, and None (a name the server does not know: it would fail anyway)."""
-        if sql is None:
+        statement (or of itself: Parse s2 "EXECUTE s2"), and None (a name the server does not
+        know: it would fail anyway)."""
+        if sql is None or depth > 3:
             return True
         if sql.startswith("EXECUTE "):
-            return self.risky(self.stmts.get(sql.split()[1]))
+            return self.risky(self.stmts.get(sql.split()[1]), depth + 1)
         return CATALOG.get(sql, False)
 
     def apply(self, m, ans):
