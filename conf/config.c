@@ -92,7 +92,7 @@ static const key_def main_keys[] = {
 	{ "trusted_functions", KV_FUNCS, C_(trusted_functions), C_(n_trusted_functions), 0, 0, NULL,
 	  KF_EMPTY_OK },
 	{ "workers", KV_INT, C_(workers), 0, 1, 64, NULL, 0 },
-	{ "max_message_size", KV_SIZE, C_(max_message_size), 0, 1024, 1073741824LL, NULL, 0 },
+	{ "max_message_size", KV_SIZE, C_(max_message_size), 0, 1024, PGW_MAX_MESSAGE_SIZE, NULL, 0 },
 	{ "auth_timeout", KV_INT, C_(auth_timeout), 0, 1, 3600, NULL, 0 },
 	{ "max_startup_conns", KV_INT, C_(max_startup_conns), 0, 1, 1000000, NULL, 0 },
 	/* Operator limits (CONTRACT §2; max_actor_conn is an extension). */
@@ -1258,7 +1258,7 @@ static pgw_config *config_new(const char *path)
 	c->audit_fsync = AUDIT_FSYNC_BATCH;
 	c->client_tls = CLIENT_TLS_ALLOW;
 	c->workers = 1;
-	c->max_message_size = 1073741824;
+	c->max_message_size = PGW_MAX_MESSAGE_SIZE;
 	c->auth_timeout = 60;
 	c->max_startup_conns = 256;
 	c->max_client_conn = 10000;

@@ -16,6 +16,9 @@
 
 #include "conf/tokens.h"
 
+/* PostgreSQL 15's largest frontend message length word (MaxAllocSize - 1, libpq.h): the relay's cap. */
+#define PGW_MAX_MESSAGE_SIZE 0x3ffffffeu
+
 typedef enum {
 	ENV_PRODUCTION,  /* writes only inside approved windows, read-only upstream otherwise */
 	ENV_STAGING,     /* writes allowed; grants and identity rules still apply */
@@ -135,7 +138,7 @@ typedef struct pgw_config {
 	size_t n_trusted_functions;
 	int workers;              /* default 1 */
 	/* Extensions beyond CONTRACT §2 (documented in README): */
-	size_t max_message_size;  /* max client message length, default 1 GB like PostgreSQL */
+	size_t max_message_size;  /* max client message length, default and most PGW_MAX_MESSAGE_SIZE */
 	int auth_timeout;         /* seconds a client has to finish startup+auth, default 60 */
 	int max_startup_conns;    /* concurrent unauthenticated connections, default 256 */
 	/* Operator limits (CONTRACT §2; max_actor_conn is an extension); 0 = off unless noted: */

@@ -98,7 +98,7 @@ static void resume_client_if_drained(session *s)
 }
 
 /* PostgreSQL 15's limits on a frontend message's length word (libpq.h). */
-#define PG_LARGE_MESSAGE_LIMIT 0x3ffffffeu /* MaxAllocSize - 1 */
+#define PG_LARGE_MESSAGE_LIMIT PGW_MAX_MESSAGE_SIZE /* MaxAllocSize - 1 */
 #define PG_SMALL_MESSAGE_LIMIT 10000u
 
 /*

@@ -270,7 +270,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c->protected_roles[2], "public");
 	assert_int_equal(c->n_trusted_functions, 0);
 	assert_int_equal(c->workers, 1);
-	assert_int_equal(c->max_message_size, 1073741824);
+	assert_int_equal(c->max_message_size, 1073741822);
 	assert_int_equal(c->auth_timeout, 60);
 	assert_int_equal(c->max_startup_conns, 256);
 	assert_int_equal(c->n_windows, 0);
@@ -344,7 +344,12 @@ static const error_case error_cases[] = {
 	{ "query_timeout = -1\n", { "@:7: query_timeout: \"-1\" is not an integer from 0 to 31536000" } },
 	{ "auth_timeout = -1\n", { "@:7: auth_timeout: \"-1\" is not an integer from 1 to 3600" } },
 	{ "max_message_size = 100\n",
-	  { "@:7: max_message_size: \"100\" is not an integer from 1024 to 1073741824" } },
+	  { "@:7: max_message_size: \"100\" is not an integer from 1024 to 1073741822" } },
+	/* PostgreSQL's own limit is 2^30 - 2 (MaxAllocSize - 1): 2^30 would promise what the relay refuses */
+	{ "max_message_size = 1073741823\n",
+	  { "@:7: max_message_size: \"1073741823\" is not an integer from 1024 to 1073741822" } },
+	{ "max_message_size = 1073741824\n",
+	  { "@:7: max_message_size: \"1073741824\" is not an integer from 1024 to 1073741822" } },
 	{ "admin_listen = localhost\n",
 		{ "@:7: admin_listen: \"localhost\" is not host:port or unix:/directory" } },
 	{ "admin_listen = ::1:9930\n",
