@@ -129,11 +129,34 @@ static relay_status refuse(session *s, char type, uint32_t len, gate_verdict *v)
 	return RELAY_GO;
 }
 
+/*
+ * The message names a name whose meaning an unanswered request decides (a
+ * Parse or Bind reusing a name the server may still hold, or a portal the
+ * coming ReadyForQuery ends): guessing would deny what the server runs, so
+ * it stays at the front of the input until the next answer arrives
+ * (relay_upstream_input wakes the client). Why the Flush: the server holds
+ * its answers until Sync or Flush, and the client may send neither before
+ * it has its answers; a Flush has no reply of its own and changes nothing
+ * else (ignored, like every message, while the server skips to Sync).
+ */
+static relay_status await_answer(session *s, gate_verdict *v)
+{
+	static const uint8_t flush_msg[5] = { 'H', 0, 0, 0, 4 };
+
+	gate_verdict_clear(v);
+	s->tl.awaiting = true;
+	evbuffer_add(relay_upstream_out(s), flush_msg, sizeof(flush_msg));
+	relay_client_wake(s); /* no longer readable: pauses the client until the answer */
+	return RELAY_WAIT;
+}
+
 /* Carry out the gate's verdict on the message at the front of the client input. */
 static relay_status carry_out(session *s, char type, tl_kind kind, uint32_t len, gate_verdict *v)
 {
 	tl_entry *e;
 
+	if (v->status == GATE_AWAIT)
+		return await_answer(s, v);
 	if (v->status == GATE_CLOSED || v->status == GATE_WAIT) {
 		gate_verdict_clear(v);
 		return v->status == GATE_WAIT ? RELAY_WAIT : RELAY_STOP;

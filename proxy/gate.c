@@ -545,9 +545,12 @@ gate_status gate_bind(session *s, const char *portal, const char *stmt, const ui
 	policy_subject subj;
 
 	verdict_init(v);
-	if (tl_lookup(&s->tl, TL_NS_STMT, stmt, &si) != TL_NAME_KNOWN)
-		/* A statement we never saw prepared (or one being redefined) cannot be judged: default deny. */
+	if (tl_lookup(&s->tl, TL_NS_STMT, stmt, &si) != TL_NAME_KNOWN) {
+		if (tl_doubt_awaits_server(&s->tl, NULL, TL_NS_STMT, stmt))
+			return v->status = GATE_AWAIT;
+		/* A statement we never saw prepared cannot be judged: default deny. */
 		return deny_with(v, "pgwarden: unknown prepared statement", "rule: unparsable", NULL);
+	}
 	if (!refresh_identity(s))
 		return v->status = GATE_CLOSED;
 #ifndef PGW_RELAY_ONLY
@@ -602,8 +605,11 @@ gate_status gate_execute(session *s, const char *portal, gate_verdict *v)
 	policy_subject subj;
 
 	verdict_init(v);
-	if (tl_lookup(&s->tl, TL_NS_PORTAL, portal, &si) != TL_NAME_KNOWN)
+	if (tl_lookup(&s->tl, TL_NS_PORTAL, portal, &si) != TL_NAME_KNOWN) {
+		if (tl_doubt_awaits_server(&s->tl, NULL, TL_NS_PORTAL, portal))
+			return v->status = GATE_AWAIT;
 		return deny_with(v, "pgwarden: unknown portal", "rule: unparsable", NULL);
+	}
 	if (!refresh_identity(s))
 		return v->status = GATE_CLOSED;
 	if (!si->facts) {

@@ -27,6 +27,7 @@ typedef enum {
 	GATE_DENY,   /* policy denies it: answer v's error (SQLSTATE 42501) in its place */
 	GATE_FAIL,   /* PostgreSQL itself would reject it (a syntax error): answer v's error in its place */
 	GATE_WAIT,   /* a large text is being parsed off the loop: judge the message again when woken */
+	GATE_AWAIT,  /* it names a doubtful name an entry already sent decides: judge it again after the answer */
 	GATE_CLOSED, /* the session is ending (token revoked, out of memory): do nothing more */
 } gate_status;
 

@@ -205,6 +205,16 @@ tl_name_state tl_lookup(timeline *t, tl_ns ns, const char *name, stmt_info **si)
 	return tl_lookup_with(t, NULL, ns, name, si);
 }
 
+bool tl_doubt_awaits_server(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name)
+{
+	const tl_change *c;
+
+	if (local && newest_change(local, ns, name))
+		return false;
+	c = newest_change(&t->changes, ns, name);
+	return c && c->op == TL_PUT && c->doubtful && c->entry != 0;
+}
+
 const uint8_t *tl_portal_params(timeline *t, const char *name, size_t *len)
 {
 	const tl_change *c = newest_change(&t->changes, TL_NS_PORTAL, name);

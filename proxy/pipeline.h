@@ -129,6 +129,7 @@ typedef struct timeline {
 	bool batch_open;         /* extended-protocol messages sent since the last Sync */
 	uint32_t early_copy_ends;/* CopyDone/CopyFail sent while no COPY had started (its CopyInResponse to come) */
 	bool repin;              /* identity must be re-applied before the client's next request */
+	bool awaiting;           /* the client's next message names a doubtful name: read it again after the next answer */
 } timeline;
 
 void tl_init(timeline *t);
@@ -173,6 +174,13 @@ tl_name_state tl_lookup(timeline *t, tl_ns ns, const char *name, stmt_info **si)
 /* The same, looking first at changes not yet handed over (a Query's earlier statements). */
 tl_name_state tl_lookup_with(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name,
 			     stmt_info **si);
+/*
+ * A doubtful name (TL_NAME_DOUBTFUL) that an entry already sent decides:
+ * the server's answer to it settles the name, so the message that names it
+ * can wait for that answer and be judged again. false when the doubt comes
+ * from 'local' (an earlier statement of the same Query): nothing to wait for.
+ */
+bool tl_doubt_awaits_server(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name);
 /* The Bind parameters a portal's current meaning was bound with (NULL if none). */
 const uint8_t *tl_portal_params(timeline *t, const char *name, size_t *len);
 

@@ -58,7 +58,8 @@ void relay_client_input(session *s)
 bool relay_client_readable(const session *s)
 {
 	return !s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY &&
-	       !s->client.terminated && !s->catalog_waiting && !s->parse_waiting && !s->client.backpressured &&
+	       !s->client.terminated && !s->catalog_waiting && !s->parse_waiting && !s->tl.awaiting &&
+	       !s->client.backpressured &&
 	       !console_should_hold(s);
 }
 
@@ -264,6 +265,11 @@ void relay_upstream_input(session *s)
 	client_flush(s);
 	/* internal queries and the audit may have queued upstream bytes too */
 	upstream_flush(s);
+	if (s->tl.awaiting && !s->closing) {
+		/* an answer may have settled the name the waiting message names: judge it again */
+		s->tl.awaiting = false;
+		relay_client_wake(s);
+	}
 	relay_close_if_terminated(s);
 	server_close_if_idle(s);
 	if (!s->closing && io_pending(&s->client.io) > RELAY_HIGH_WATER)

@@ -13,10 +13,6 @@ from rawpg import RawConn, errors_of, rows_of
 
 pytestmark = pytest.mark.identity
 
-# Sequences main still gets wrong after the timeline merge (strict: flip when fixed).
-STILL_OPEN = ("issue 10: a Parse refused by the server (42P05) in the same batch makes the relay "
-              "forget the name the server still holds (denied as 'unknown prepared statement')")
-
 # Smoke budget: whichever runs out first. PROTOFUZZ_SEED replays another run's seed.
 SMOKE_CASES = int(os.environ.get("PROTOFUZZ_CASES", "150"))
 SMOKE_SECONDS = float(os.environ.get("PROTOFUZZ_SECONDS", "30"))
@@ -168,13 +164,43 @@ def test_a_portal_rebound_after_a_denied_parse_differential(prod):
     differential(w, pg, REBIND_SEQUENCE)
 
 
-@pytest.mark.xfail(strict=True, reason=STILL_OPEN)
 def test_a_refused_parse_in_the_same_batch_keeps_the_first_text_in_the_audit(prod):
     """Found by the fuzzer (seed 4242): Parse s2 = SELECT 2, then Parse s2 = another read in the
     same batch (42P05): the server keeps SELECT 2, and the audit of Execute must say so."""
     w, pg = prod
     differential(w, pg, [[["P", "s2", "SELECT 2"], ["P", "s2", "SELECT count(*) FROM billing.invoices"], ["S"],
                           ["B", "p1", "s2"], ["E", "p1", 0], ["S"]]])
+
+
+def test_a_name_redefined_after_a_parse_the_server_refused_is_known(prod):
+    """A Parse the server refuses (42P01) earlier in the batch leaves the name free, so a later
+    Parse of it in the same write defines it: the Bind that names it is judged on the server's
+    answer (the relay waits for it), not denied as an unknown statement."""
+    w, pg = prod
+    pipeline = [[["P", "s1", "SELECT * FROM pf_missing_table"], ["S"],
+                 ["P", "s1", "SELECT g FROM generate_series(1, 5) g"], ["B", "p1", "s1"], ["E", "p1", 0],
+                 ["S"]]]
+    with login(w) as c:
+        got = send(c, *pipeline[0])
+    assert sqlstates(got) == ["42P01"], got
+    assert len(rows_of(flat(got))) == 5
+    assert last_extended(w) == [("SELECT g FROM generate_series(1, 5) g", "allow")]
+    differential(w, pg, pipeline)
+
+
+def test_a_name_redefined_after_a_duplicate_parse_differential(prod):
+    """The same with 42P05: the second Parse of s2 fails, the third (after Sync and Close) wins."""
+    w, pg = prod
+    differential(w, pg, [[["P", "s2", "SELECT 2"], ["P", "s2", "SELECT 3"], ["S"], ["C", "S", "s2"],
+                          ["P", "s2", "SELECT 4"], ["B", "p1", "s2"], ["E", "p1", 0], ["S"]]])
+
+
+def test_c_portal_rebound_after_its_transaction_ended_is_known(prod):
+    """Bind p2 again after the Sync that ended its transaction (the server dropped p2): the
+    Execute that names it runs the new statement, it is not an unknown portal."""
+    w, pg = prod
+    differential(w, pg, [[["P", "s2", "SELECT current_setting('app.tenant_id')"], ["B", "p2", "s2"], ["S"],
+                          ["P", "s1", "COMMIT"], ["B", "p2", "s1"], ["E", "p2", 2], ["S"]]])
 
 
 def test_a_sql_execute_of_a_name_a_refused_parse_reused_creates_no_large_object(prod):
