@@ -107,6 +107,12 @@ static void apply(stmt_table *tab, const tl_change *c)
 			stmt_table_del(tab, c->name);
 		else
 			portal_table_del(tab, c->name);
+	} else if (!c->si) {
+		/* a PUT with no meaning (a poison Parse of the unnamed statement) leaves the name unknown */
+		if (c->ns == TL_NS_STMT)
+			stmt_table_del(tab, c->name);
+		else
+			portal_table_del(tab, c->name);
 	} else if (c->ns == TL_NS_STMT) {
 		stmt_table_put(tab, c->name, c->si);
 	} else {

@@ -434,13 +434,26 @@ relay_status relay_repin(session *s)
  * skipping it is ignored like the message it replaces.
  * - For a Query or FunctionCall: a Query that fails (the gate may give one
  *   running the statements before a denied one first).
- * - For an extended-protocol message: Execute of a portal that cannot
+ * - For a Parse of the unnamed statement: a Parse of the unnamed statement
+ *   that fails to parse. Why not the Execute: PostgreSQL drops the unnamed
+ *   statement before it parses a new one (postgres.c, exec_parse_message),
+ *   so after the server's own error at that Parse the old unnamed statement
+ *   is gone, and after a denial it must be gone too.
+ * - For another extended-protocol message: Execute of a portal that cannot
  *   exist (its name has 64 random bits chosen per denial).
  */
-static bool add_poison(session *s, bool simple, pktbuf *b)
+static bool add_poison(session *s, bool simple, bool unnamed_parse, pktbuf *b)
 {
 	char portal[48];
 
+	if (unnamed_parse) {
+		pkt_begin(b, 'P');
+		pkt_put_cstr(b, "");
+		pkt_put_cstr(b, "pgwarden denied this statement"); /* a syntax error: nothing runs */
+		pkt_put_u16(b, 0);
+		pkt_end(b);
+		return true;
+	}
 	if (simple) {
 		pkt_begin(b, 'Q');
 		pkt_put_cstr(b, "pgwarden denied this statement");
@@ -460,6 +473,9 @@ relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err,
 			  const uint8_t *query, size_t query_len, tl_entry **entry)
 {
 	bool simple = (type == 'Q' || type == 'F');
+	const uint8_t *front = evbuffer_pullup(s->client.io.in, 6);
+	bool unnamed_parse = type == 'P' && front && front[5] == '\0'; /* the name is the body's first string */
+	struct tl_changes drop = TAILQ_HEAD_INITIALIZER(drop);
 	tl_entry *e;
 	pktbuf b;
 
@@ -467,12 +483,22 @@ relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err,
 	pktbuf_init(&b);
 	if (query)
 		pkt_put_bytes(&b, query, query_len);
-	else if (!add_poison(s, simple, &b)) {
+	else if (!add_poison(s, simple, unnamed_parse, &b)) {
 		free(err);
 		pktbuf_free(&b);
 		return RELAY_STOP;
 	}
-	e = b.failed ? NULL : tl_push(&s->tl, simple ? TL_QUERY : TL_EXECUTE, TL_DENY);
+	/*
+	 * The poison Parse drops the unnamed statement when the server runs it
+	 * (not when it skips it): a doubtful change with no meaning, refused by
+	 * its error (pipeline.c, refuse()), so the name is unknown meanwhile.
+	 */
+	if (unnamed_parse && !tl_change_add(&drop, TL_NS_STMT, TL_PUT, "", NULL, NULL, 0, 0, true, false))
+		b.failed = true;
+	e = b.failed ? NULL : tl_push(&s->tl, unnamed_parse ? TL_PARSE : simple ? TL_QUERY : TL_EXECUTE, TL_DENY);
+	if (e)
+		tl_adopt(&s->tl, e, &drop);
+	tl_changes_free(&drop);
 	if (!e) {
 		free(err);
 		pktbuf_free(&b);

@@ -68,12 +68,6 @@ def differential(w, pg, pipeline):
 
 # --- the fuzzer ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 10, classes still found on main after the timeline merge: names forgotten after a "
-    "Parse the server refused (42P05) in the same batch, and after a portal's transaction ended "
-    "and it was bound again (false denials: unknown prepared statement / unknown portal); a "
-    "denied Parse of the unnamed statement keeps the old one upstream, where PostgreSQL would "
-    "have dropped it (replies/shape-at-D). The failure message lists each with a replayable pipeline"))
 def test_differential_fuzz_smoke(prod):
     w, pg = prod
     reports = []
@@ -201,6 +195,22 @@ def test_c_portal_rebound_after_its_transaction_ended_is_known(prod):
     w, pg = prod
     differential(w, pg, [[["P", "s2", "SELECT current_setting('app.tenant_id')"], ["B", "p2", "s2"], ["S"],
                           ["P", "s1", "COMMIT"], ["B", "p2", "s1"], ["E", "p2", 2], ["S"]]])
+
+
+@pytest.mark.parametrize("refused", ["SELEC 1", "SET app.tenant_id = 'globex'"], ids=["syntax-error", "denied"])
+def test_a_refused_parse_of_the_unnamed_statement_drops_the_old_one(prod, refused):
+    """PostgreSQL drops the unnamed statement before parsing a new one: after pgwarden refuses
+    a Parse of it (its parser's error or a denial), Bind and Describe of the unnamed statement
+    must fail as they would after the server's own error, not reach the old statement."""
+    w, pg = prod
+    pipeline = [[["P", "", "SELECT current_user::text"], ["S"]],
+                [["P", "", refused], ["S"], ["B", "", ""], ["S"], ["D", "S", ""], ["S"]]]
+    with login(w) as c:
+        assert sqlstates(send(c, *pipeline[0])) == []
+        got = send(c, *pipeline[1])
+    states = sqlstates(got)
+    assert len(states) == 3 and states[2] == "26000", got
+    differential(w, pg, pipeline)
 
 
 def test_a_sql_execute_of_a_name_a_refused_parse_reused_creates_no_large_object(prod):
