@@ -104,6 +104,10 @@ void facts_merge(policy_facts *dst, const policy_facts *src, uint32_t flag_mask)
 	merge_list(dst, &dst->funcs, &src->funcs);
 	merge_list(dst, &dst->builtins, &src->builtins);
 	merge_list(dst, &dst->rels, &src->rels);
+	merge_list(dst, &dst->wrels, &src->wrels);
+	merge_list(dst, &dst->attrs, &src->attrs);
+	merge_list(dst, &dst->opers, &src->opers);
+	merge_list(dst, &dst->types, &src->types);
 	if (src->oom)
 		dst->oom = true;
 }
@@ -131,6 +135,10 @@ static void facts_destroy(policy_facts *f)
 	strlist_free(&f->funcs);
 	strlist_free(&f->builtins);
 	strlist_free(&f->rels);
+	strlist_free(&f->wrels);
+	strlist_free(&f->attrs);
+	strlist_free(&f->opers);
+	strlist_free(&f->types);
 	free(f);
 }
 

@@ -46,6 +46,10 @@ struct policy_facts {
 	pc_strlist builtins; /* unqualified calls the built-in table judged: a user function of that name
 			      * may be the one PostgreSQL picks (other argument types, search_path) */
 	pc_strlist rels;     /* relations read or written, "schema.name" or "name" as written (folded) */
+	pc_strlist wrels;    /* relations written (DML, COPY FROM, TRUNCATE targets): their triggers, defaults... run */
+	pc_strlist attrs;    /* attribute names ("(x).name", "t.name"): PostgreSQL may run name(x) (ParseFuncOrColumn) */
+	pc_strlist types;    /* type names cast to or declared ("schema.name" or bare; pg_catalog dropped) */
+	pc_strlist opers;    /* operator names used, "schema.op" or "op" (A_Expr, ANY/ALL sublinks, BETWEEN's >= <=) */
 	bool oom;            /* an allocation failed while building: the caller discards it */
 };
 
@@ -108,6 +112,16 @@ typedef struct pc_walk {
 
 void walk_value(pc_walk *w, uint32_t i);
 void walk_fields(pc_walk *w, uint32_t obj);
+/* A relation a statement writes (an unwrapped RangeVar body): recorded in rels and wrels. */
+void add_written_relation(pc_walk *w, uint32_t rv);
+/* classify_calls.c: calls without a FuncCall (attribute notation, operators, casts), node handlers. */
+void on_columnref(pc_walk *w, uint32_t body);
+void on_indirection(pc_walk *w, uint32_t body);
+void on_aexpr(pc_walk *w, uint32_t body);
+void on_sublink(pc_walk *w, uint32_t body);
+void on_typename(pc_walk *w, uint32_t body);
+void on_typecast(pc_walk *w, uint32_t body);
+void on_truncate(pc_walk *w, uint32_t body);
 void mark_write(pc_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mark_identity(pc_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mark_opaque(pc_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

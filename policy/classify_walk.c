@@ -118,7 +118,7 @@ static bool is_pg_settings(const jdoc *d, uint32_t rel)
  * or "name", folded as the parser gave them (catalogname is the database: dropped).
  * The catalog judges the names that are views (policy_decide); tables are nothing.
  */
-static void add_relation(pc_walk *w, uint32_t rv)
+static void add_relation_to(pc_walk *w, uint32_t rv, pc_strlist *list)
 {
 	const jdoc *d = w->d;
 	char *schema, *name, qual[300];
@@ -129,12 +129,24 @@ static void add_relation(pc_walk *w, uint32_t rv)
 	name = jobj_get(d, rv, "relname") ? jstr_dup(d, jobj_get(d, rv, "relname")) : NULL;
 	if (name && (schema || !jobj_get(d, rv, "schemaname"))) {
 		snprintf(qual, sizeof(qual), "%s%s%s", schema ? schema : "", schema ? "." : "", name);
-		facts_add(w->f, &w->f->rels, qual, strlen(qual), false);
+		facts_add(w->f, list, qual, strlen(qual), false);
 	} else if (jobj_get(d, rv, "relname")) {
 		w->f->oom = true; /* a name we could not copy: the facts are discarded */
 	}
 	free(schema);
 	free(name);
+}
+
+static void add_relation(pc_walk *w, uint32_t rv)
+{
+	add_relation_to(w, rv, &w->f->rels);
+}
+
+/* A relation written: named like any other, and its write hooks (triggers, defaults...) are judged. */
+void add_written_relation(pc_walk *w, uint32_t rv)
+{
+	add_relation_to(w, rv, &w->f->rels);
+	add_relation_to(w, rv, &w->f->wrels);
 }
 
 /* A RangeVar in FROM (and other Node lists): a relation read. */
@@ -150,7 +162,7 @@ static void on_dml(pc_walk *w, uint32_t body, const char *what)
 	if (is_pg_settings(w->d, jobj_get(w->d, body, "relation")))
 		mark_identity(w, "%s pg_settings", what);
 	/* Why: the target is an unwrapped RangeVar; UPDATE/DELETE through a view evaluate its quals. */
-	add_relation(w, jobj_get(w->d, body, "relation"));
+	add_written_relation(w, jobj_get(w->d, body, "relation"));
 	mark_write(w, "%s", what);
 	walk_fields(w, body);
 }
@@ -224,8 +236,10 @@ static void on_copy(pc_walk *w, uint32_t body)
 		mark_opaque(w, "COPY ... PROGRAM runs a server command");
 	else if (jobj_get(d, body, "filename"))
 		mark_opaque(w, "COPY to or from a server file");
-	if (bool_field(d, body, "is_from"))
+	if (bool_field(d, body, "is_from")) {
 		mark_write(w, "COPY FROM");
+		add_written_relation(w, jobj_get(d, body, "relation"));
+	}
 	walk_fields(w, body);
 }
 
@@ -497,9 +511,9 @@ typedef struct node_kind {
 static const node_kind node_kinds[] = {
 	{ "A_ArrayExpr", NULL },
 	{ "A_Const", NULL },
-	{ "A_Expr", NULL },
+	{ "A_Expr", on_aexpr },
 	{ "A_Indices", NULL },
-	{ "A_Indirection", NULL },
+	{ "A_Indirection", on_indirection },
 	{ "A_Star", NULL },
 	{ "Alias", NULL },
 	{ "AlterDefaultPrivilegesStmt", on_alter_default_privs },
@@ -521,7 +535,7 @@ static const node_kind node_kinds[] = {
 	{ "CoalesceExpr", NULL },
 	{ "CollateClause", NULL },
 	{ "ColumnDef", NULL },
-	{ "ColumnRef", NULL },
+	{ "ColumnRef", on_columnref },
 	{ "CommonTableExpr", NULL },
 	{ "CopyStmt", on_copy },
 	{ "CreateExtensionStmt", on_func_ddl },
@@ -577,10 +591,11 @@ static const node_kind node_kinds[] = {
 	{ "SetToDefault", NULL },
 	{ "SortBy", NULL },
 	{ "String", NULL },
-	{ "SubLink", NULL },
+	{ "SubLink", on_sublink },
 	{ "TransactionStmt", on_transaction },
-	{ "TypeCast", NULL },
-	{ "TypeName", NULL },
+	{ "TruncateStmt", on_truncate },
+	{ "TypeCast", on_typecast },
+	{ "TypeName", on_typename },
 	{ "UnlistenStmt", on_read_leaf },
 	{ "UpdateStmt", on_update },
 	{ "VariableSetStmt", on_set },

@@ -187,19 +187,12 @@ static bool apply_rules(const policy_subject *s, const char *text, size_t len, p
 	return false;
 }
 
-/* Judge every user function the statement calls against the target's catalog (zeroed without one). */
+/* Judge everything the statement makes PostgreSQL run against the target's catalog (zeroed without one). */
 static void judge_calls(const policy_subject *s, const policy_facts *f, catalog_judgement *j)
 {
 	memset(j, 0, sizeof(*j));
-	if (!s->catalog)
-		return;
-	for (size_t i = 0; i < f->funcs.n; i++)
-		catalog_judge(s->catalog, f->funcs.v[i], false, j);
-	for (size_t i = 0; i < f->builtins.n; i++)
-		catalog_judge(s->catalog, f->builtins.v[i], true, j);
-	/* Reading a view runs its definition: judged like the functions it calls (tables: nothing). */
-	for (size_t i = 0; i < f->rels.n; i++)
-		catalog_judge_relation(s->catalog, f->rels.v[i], j);
+	if (s->catalog)
+		catalog_judge_facts(s->catalog, f, j);
 }
 
 /* Deny for a function's (or view's) bit, naming it: "... function app_set_tenant: sets app.tenant_id",
@@ -213,7 +206,7 @@ static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bi
 		return false;
 	set_rule(out, rule);
 	snprintf(out->message, sizeof(out->message), "pgwarden: %s: %s %s: %s", what,
-		 j->view[b] ? "view" : "function", j->fn[b], j->why[b] ? j->why[b] : "");
+		 j->kind[b] ? j->kind[b] : "function", j->fn[b], j->why[b] ? j->why[b] : "");
 	return true;
 }
 
@@ -261,7 +254,7 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 		return true;
 	/* Stale: only calls of non-built-in names wait for the new catalog (built-in names are judged on
 	 * the old one, if any: denying every now() while a catalog loads would stop all traffic). */
-	if (s->catalog_stale && f->funcs.n > 0) {
+	if (s->catalog_stale && (f->funcs.n > 0 || f->attrs.n > 0 || j->user)) {
 		deny(out, RULE_OPAQUE_SQL,
 		     "pgwarden: statement runs SQL pgwarden cannot verify: %sfunction definitions changed and are "
 		     "being read again; retry",
@@ -284,7 +277,7 @@ static const char *production_write(const policy_subject *s, const policy_facts 
 
 		if (!(j->bits & CJ_WRITE))
 			return NULL;
-		snprintf(buf, bufsz, "%s %s: %s", j->view[b] ? "view" : "function", j->fn[b],
+		snprintf(buf, bufsz, "%s %s: %s", j->kind[b] ? j->kind[b] : "function", j->fn[b],
 			 j->why[b] ? j->why[b] : "");
 		return buf;
 	}

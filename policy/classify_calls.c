@@ -1,0 +1,165 @@
+/* classify_calls.c - calls a statement makes without a FuncCall: attribute notation, operators, casts. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/classify_int.h"
+
+/*
+ * PostgreSQL decides during parse analysis, from its catalog, which
+ * functions these run; the parse tree only names them. The walk records the
+ * names and the catalog judges them (policy_decide, catalog_judge_*):
+ *  - attribute notation: "t.name", "(expr).name" and "(row).name" are
+ *    name(t) when no column "name" exists (ParseFuncOrColumn, transformColumnRef,
+ *    transformIndirection). The LAST field of a ColumnRef with two or more
+ *    fields, and every field name of an A_Indirection, may be such a call.
+ *  - operators: every A_Expr names an operator (IN means "=", LIKE "~~",
+ *    BETWEEN ">=" and "<="); ANY/ALL sublinks without an operator mean "=".
+ *  - casts: "x::t", CAST(x AS t) and the column types of a written table run
+ *    the cast function into t, and a domain's CHECK constraints.
+ */
+
+/* "schema.name" or "name" from a list of String nodes (the last two, decoded); false if it is not one. */
+static bool name_list(const jdoc *d, uint32_t list, char *out, size_t outsz)
+{
+	uint32_t parts[4], np = 0, c, s;
+	char *a = NULL, *b;
+
+	if (!list || d->t[list].type != J_ARR)
+		return false;
+	for (c = list + 1; c < d->t[list].end; c = d->t[c].end) {
+		if (np == 4 || !(s = node_body(d, c, "String")) || !(s = jobj_get(d, s, "sval")))
+			return false;
+		parts[np++] = s;
+	}
+	if (np == 0 || (np >= 2 && !(a = jstr_dup(d, parts[np - 2]))) || !(b = jstr_dup(d, parts[np - 1]))) {
+		free(a);
+		return false;
+	}
+	snprintf(out, outsz, "%s%s%s", a ? a : "", a ? "." : "", b);
+	free(a);
+	free(b);
+	return true;
+}
+
+/* A field name PostgreSQL may resolve to a one-argument function (decoded: JSON escapes undone). */
+static void add_attr(pc_walk *w, uint32_t string_node)
+{
+	uint32_t s = node_body(w->d, string_node, "String");
+	char *name;
+
+	if (!s || !(s = jobj_get(w->d, s, "sval")))
+		return;
+	if (!(name = jstr_dup(w->d, s))) {
+		w->f->oom = true;
+		return;
+	}
+	facts_add(w->f, &w->f->attrs, name, strlen(name), false);
+	free(name);
+}
+
+void on_columnref(pc_walk *w, uint32_t body)
+{
+	const jdoc *d = w->d;
+	uint32_t fields = jobj_get(d, body, "fields"), c, last = 0, n = 0;
+
+	for (c = fields ? fields + 1 : 0; fields && d->t[fields].type == J_ARR && c < d->t[fields].end;
+	     c = d->t[c].end) {
+		last = c;
+		n++;
+	}
+	/* Why: a one-field reference is a column or an error; "a.b" may be b(a), "a.b.c" c(a.b). */
+	if (n >= 2)
+		add_attr(w, last);
+	walk_fields(w, body);
+}
+
+void on_indirection(pc_walk *w, uint32_t body)
+{
+	const jdoc *d = w->d;
+	uint32_t ind = jobj_get(d, body, "indirection"), c;
+
+	for (c = ind ? ind + 1 : 0; ind && d->t[ind].type == J_ARR && c < d->t[ind].end; c = d->t[c].end)
+		add_attr(w, c);
+	walk_fields(w, body);
+}
+
+static void add_oper(pc_walk *w, const char *op)
+{
+	facts_add(w->f, &w->f->opers, op, strlen(op), false);
+}
+
+void on_aexpr(pc_walk *w, uint32_t body)
+{
+	const jdoc *d = w->d;
+	uint32_t kind = jobj_get(d, body, "kind");
+	char op[200];
+
+	if (kind && d->t[kind].len >= 13 && memcmp(d->text + d->t[kind].start, "AEXPR_BETWEEN", 13) == 0) {
+		add_oper(w, ">="); /* BETWEEN and its variants expand to >= and <= (transformAExprBetween) */
+		add_oper(w, "<=");
+	} else if (kind && d->t[kind].len >= 11
+		   && memcmp(d->text + d->t[kind].start, "AEXPR_NOT_B", 11) == 0) {
+		add_oper(w, "<");
+		add_oper(w, ">");
+	} else if (name_list(d, jobj_get(d, body, "name"), op, sizeof(op))) {
+		add_oper(w, op);
+	} else {
+		add_oper(w, "="); /* an operator we cannot name: judged as the most common one, and any */
+		add_oper(w, "*");
+	}
+	walk_fields(w, body);
+}
+
+void on_sublink(pc_walk *w, uint32_t body)
+{
+	const jdoc *d = w->d;
+	uint32_t t = jobj_get(d, body, "subLinkType");
+	char op[200];
+
+	if (name_list(d, jobj_get(d, body, "operName"), op, sizeof(op)))
+		add_oper(w, op);
+	else if (jstr_eq(d, t, "ANY_SUBLINK") || jstr_eq(d, t, "ALL_SUBLINK"))
+		add_oper(w, "="); /* x IN (SELECT ...): operName is empty, "=" is meant */
+	walk_fields(w, body);
+}
+
+/* A type named by a cast: casts into it and its domain checks run. tn: a TypeName body. */
+static void add_type(pc_walk *w, uint32_t tn)
+{
+	char t[200];
+
+	if (tn && w->d->t[tn].type == J_OBJ && name_list(w->d, jobj_get(w->d, tn, "names"), t, sizeof(t))) {
+		/* Why: "pg_catalog.int4" and "int4" are one type; the catalog indexes bare names. */
+		const char *bare = strncmp(t, "pg_catalog.", 11) == 0 ? t + 11 : t;
+
+		facts_add(w->f, &w->f->types, bare, strlen(bare), false);
+	}
+}
+
+void on_typename(pc_walk *w, uint32_t body)
+{
+	add_type(w, body);
+	walk_fields(w, body);
+}
+
+/* x::t and CAST(x AS t): the TypeName is not wrapped. */
+void on_typecast(pc_walk *w, uint32_t body)
+{
+	add_type(w, jobj_get(w->d, body, "typeName"));
+	walk_fields(w, body);
+}
+
+/* TRUNCATE: a write; its tables' TRUNCATE triggers run. */
+void on_truncate(pc_walk *w, uint32_t body)
+{
+	const jdoc *d = w->d;
+	uint32_t rels = jobj_get(d, body, "relations"), c, rv;
+
+	mark_write(w, "TRUNCATE");
+	for (c = rels ? rels + 1 : 0; rels && d->t[rels].type == J_ARR && c < d->t[rels].end; c = d->t[c].end) {
+		if ((rv = node_body(d, c, "RangeVar")))
+			add_written_relation(w, rv);
+	}
+	walk_fields(w, body);
+}

@@ -1,0 +1,208 @@
+"""test_calls.py - pgwarden judges what PostgreSQL really runs (issue 14, holes 1 and 2, item 7):
+attribute notation is a call (ParseFuncOrColumn), operators, casts, domains, triggers, defaults
+and policies run functions without a call in the text, and built-ins are judged from pg_proc's
+own facts. Every harmful statement is checked at the database too: identity, tenant, rows,
+large objects, advisory locks and sequences must not have moved."""
+import secrets
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from test_functions import identity_of, rule_of, wait_for_catalog
+
+pytestmark = pytest.mark.identity
+
+
+def superuser(pg, db):
+    return psycopg.connect(pg.admin_dsn(db), autocommit=True)
+
+
+def denied(c, sql, rule=None):
+    """Run sql; it must be denied by pgwarden (42501, message pgwarden:) under rule if given."""
+    with pytest.raises(errors.InsufficientPrivilege) as ei:
+        c.execute(sql)
+    assert ei.value.diag.message_primary.startswith("pgwarden:"), sql
+    if rule:
+        assert rule in rule_of(ei.value), (sql, rule_of(ei.value), ei.value.diag.message_primary)
+    return ei.value
+
+
+def db_state(pg, db):
+    """What a harmful call could leave behind, read as the superuser."""
+    with superuser(pg, db) as c:
+        return c.execute("SELECT (SELECT count(*) FROM pg_largeobject_metadata), "
+                         "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'), "
+                         "(SELECT last_value FROM billing.invoices_id_seq), "
+                         "(SELECT count(*) FROM billing.invoices)").fetchone()
+
+
+@pytest.fixture
+def fresh(pgwarden_factory):
+    w = pgwarden_factory()
+    wait_for_catalog(w, "prod", 0)
+    wait_for_catalog(w, "staging", 0)
+    return w
+
+
+# ---- hole 1: attribute notation is a function call ----
+
+ATTR_TENANT = [
+    "SELECT ('globex'::text).switch_tenant",
+    "SELECT (('globex'::text)).switch_tenant",
+    "SELECT v.t.switch_tenant FROM (SELECT 'globex'::text AS t) v",
+    "SELECT (v.t).switch_tenant FROM (SELECT 'globex'::text AS t) v",
+    "SELECT 1 WHERE ('globex'::text).switch_tenant IS NOT NULL",
+]
+
+
+@pytest.mark.parametrize("dbname", ["prod", "staging"])
+@pytest.mark.parametrize("sql", ATTR_TENANT)
+def test_attribute_notation_tenant_setter_is_identity_change(fresh, dbname, sql):
+    with psycopg.connect(fresh.dsn(dbname=dbname), autocommit=True) as c:
+        before = identity_of(c)
+        denied(c, sql, "identity-change")
+        assert identity_of(c) == before
+        assert c.execute("SELECT count(*) FROM invoices").fetchone() == (3,)
+
+
+def test_attribute_notation_ts_stat_cannot_set_the_role(fresh):
+    with psycopg.connect(fresh.dsn(dbname="staging"), autocommit=True) as c:
+        before = identity_of(c)
+        denied(c, "SELECT (('SELECT set_config(''role'', ''pgwarden_svc'', false)::text::tsvector')::text)"
+                  ".ts_stat", "opaque-sql")
+        assert identity_of(c) == before
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT (0::oid).lo_create",
+    "SELECT (4242::bigint).pg_advisory_lock",
+    "SELECT (4242::bigint).pg_advisory_xact_lock",
+    "SELECT ('billing.invoices_id_seq'::regclass).nextval",
+    "SELECT (5::numeric).add_invoice",
+    "SELECT x.a.add_invoice FROM (SELECT 5::numeric AS a) x",
+])
+def test_attribute_notation_writes_need_a_window_on_production(fresh, pg, sql):
+    before = db_state(pg, "app")
+    with psycopg.connect(fresh.dsn(dbname="prod"), autocommit=True) as c:
+        denied(c, sql, "write-outside-window")
+        # the session is still read-only, and nothing was left behind
+        assert c.execute("SHOW transaction_read_only").fetchone() == ("on",)
+    assert db_state(pg, "app") == before
+
+
+def test_ordinary_column_references_are_not_calls(fresh):
+    with psycopg.connect(fresh.dsn(dbname="prod"), autocommit=True) as c:
+        for sql in ("SELECT i.id, i.amount, i.note FROM invoices i ORDER BY i.id",
+                    "SELECT (i).id, billing.invoices.tenant FROM billing.invoices i, billing.invoices",
+                    "SELECT s.x FROM (SELECT 1 AS x) s",
+                    "SELECT i.id FROM invoices i WHERE i.amount BETWEEN 1 AND 500 AND i.id IN (1, 2, 3)"):
+            c.execute(sql)
+
+
+# ---- item 7: built-ins judged from pg_proc ----
+
+PURE_BUILTINS = [
+    "SELECT numrange(1, 5)", "SELECT int4range(1, 5, '[]')", "SELECT nummultirange(numrange(1, 2))",
+    "SELECT jsonb_path_query_tz('{\"a\": 1}', '$.a')", "SELECT ts_lexize('simple', 'Word')",
+    "SELECT box(point(0, 0), point(1, 1))", "SELECT hashtext('x')", "SELECT int4send(1)",
+    "SELECT jsonb('{}')", "SELECT inet('10.0.0.1')", "SELECT regrole('bookkeeper')",
+    "SELECT '{}'::jsonb", "SELECT CAST('1' AS int8)", "SELECT ('1.5'::text).numeric",
+    "SELECT (now()).date", "SELECT (i.tenant).length FROM invoices i",
+]
+
+
+@pytest.mark.parametrize("sql", PURE_BUILTINS)
+def test_pure_builtins_run_on_production(fresh, sql):
+    with psycopg.connect(fresh.dsn(dbname="prod"), autocommit=True) as c:
+        c.execute(sql)
+
+
+@pytest.mark.parametrize("sql", ["SELECT pg_terminate_backend(0)", "SELECT txid_current()",
+                                 "SELECT lo_create(0)", "SELECT setval('billing.invoices_id_seq', 1)",
+                                 "SELECT pg_notify('x', 'y')"])
+def test_volatile_builtins_stay_writes(fresh, sql):
+    with psycopg.connect(fresh.dsn(dbname="prod"), autocommit=True) as c:
+        denied(c, sql, "write-outside-window")
+
+
+# ---- hole 2: implicit calls, resolved from the catalog ----
+
+@pytest.fixture
+def hooks(pg, pgwarden_factory):
+    """In app_staging: a schema with a tenant setter bound to an operator, a cast, a domain, a
+    trigger, a default, a policy and a rule; then a pgwarden that read it."""
+    s = "hk_" + secrets.token_hex(3)
+    with superuser(pg, "app_staging") as c:
+        c.execute(f"""
+            CREATE SCHEMA {s};
+            GRANT USAGE ON SCHEMA {s} TO bookkeeper;
+            CREATE FUNCTION {s}.set_t(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
+              BEGIN PERFORM set_config('app.tenant_id', b, false); RETURN true; END $$;
+            CREATE FUNCTION {s}.set_t1(b text) RETURNS boolean LANGUAGE sql
+              AS $$ SELECT {s}.set_t('', b) $$;
+            CREATE FUNCTION {s}.trg() RETURNS trigger LANGUAGE plpgsql AS $$
+              BEGIN PERFORM set_config('app.tenant_id', 'globex', false); RETURN NEW; END $$;
+            CREATE OPERATOR {s}.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = {s}.set_t);
+            CREATE DOMAIN {s}.d AS text CHECK ({s}.set_t1(VALUE));
+            CREATE TYPE {s}.ct AS (a text);
+            CREATE FUNCTION {s}.ct_bool({s}.ct) RETURNS boolean LANGUAGE sql
+              AS $$ SELECT {s}.set_t1('globex') $$;
+            CREATE CAST ({s}.ct AS boolean) WITH FUNCTION {s}.ct_bool({s}.ct);
+            CREATE TABLE {s}.trig (a int);
+            CREATE TRIGGER t BEFORE INSERT ON {s}.trig FOR EACH ROW EXECUTE FUNCTION {s}.trg();
+            CREATE TABLE {s}.deflt (a int, b boolean DEFAULT {s}.set_t1('globex'));
+            CREATE TABLE {s}.pol (a int);
+            ALTER TABLE {s}.pol ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY p ON {s}.pol USING ({s}.set_t1('globex'));
+            CREATE TABLE {s}.ruled (a int);
+            CREATE RULE r AS ON INSERT TO {s}.ruled DO ALSO INSERT INTO {s}.trig VALUES (NEW.a);
+            CREATE TABLE {s}.parent (a int PRIMARY KEY);
+            CREATE TABLE {s}.child (a int REFERENCES {s}.parent ON DELETE CASCADE);
+            CREATE TRIGGER t BEFORE DELETE ON {s}.child FOR EACH ROW EXECUTE FUNCTION {s}.trg();
+            CREATE FUNCTION {s}.writes_trig() RETURNS int LANGUAGE sql
+              AS $$ INSERT INTO {s}.trig VALUES (1) RETURNING a $$;
+            CREATE TABLE {s}.plain (a int);
+            GRANT ALL ON ALL TABLES IN SCHEMA {s} TO bookkeeper;
+            GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO bookkeeper;
+        """)
+    w = pgwarden_factory()
+    wait_for_catalog(w, "staging", 0)
+    yield w, s
+    with superuser(pg, "app_staging") as c:
+        c.execute(f"DROP SCHEMA {s} CASCADE")
+
+
+def implicit_cases(s):
+    return [
+        f"SELECT 'a' OPERATOR({s}.===) 'globex'",
+        f"SELECT 1 WHERE 'a' OPERATOR({s}.===) ANY (ARRAY['globex'])",
+        f"SELECT 'globex'::{s}.d",
+        f"SELECT CAST('globex' AS {s}.d)",
+        f"SELECT ROW('x')::{s}.ct::boolean",
+        f"INSERT INTO {s}.trig VALUES (1)",
+        f"INSERT INTO {s}.deflt (a) VALUES (1)",
+        f"SELECT * FROM {s}.pol",
+        f"INSERT INTO {s}.ruled VALUES (1)",
+        f"DELETE FROM {s}.parent",
+        f"SELECT {s}.writes_trig()",
+        f"COPY {s}.trig FROM STDIN",
+    ]
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_implicit_calls_are_judged(hooks, case):
+    w, s = hooks
+    sql = implicit_cases(s)[case]
+    with psycopg.connect(w.dsn(dbname="staging"), autocommit=True) as c:
+        before = identity_of(c)
+        denied(c, sql, "identity-change")
+        assert identity_of(c) == before
+
+
+def test_tables_without_harmful_hooks_are_untouched(hooks):
+    w, s = hooks
+    with psycopg.connect(w.dsn(dbname="staging")) as c:
+        c.execute(f"INSERT INTO {s}.plain VALUES (1)")
+        c.execute(f"SELECT a FROM {s}.plain WHERE a = 1 ORDER BY a")
+        c.rollback()
