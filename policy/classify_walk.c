@@ -423,6 +423,14 @@ static void on_func_ddl(pc_walk *w, uint32_t body)
 	walk_fields(w, body);
 }
 
+/* DDL that changes what an operator, cast, type or table runs (the catalog's hooks): a write, and the
+ * catalog is read again after it. */
+static void on_hook_ddl(pc_walk *w, uint32_t body)
+{
+	mark_func_ddl(w, "definition change of a table, type, operator, cast, trigger or policy");
+	walk_fields(w, body);
+}
+
 /* CREATE [OR REPLACE] VIEW, CREATE RULE: what reading a relation runs changes (the catalog holds views). */
 static void on_view_ddl(pc_walk *w, uint32_t body)
 {
@@ -433,9 +441,17 @@ static void on_view_ddl(pc_walk *w, uint32_t body)
 /* Object types whose DROP, RENAME or SET SCHEMA changes the function catalog. */
 static bool objtype_is_func_ddl(const jdoc *d, uint32_t t)
 {
-	static const char *const kinds[] = { "OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE",
-					     "OBJECT_AGGREGATE", "OBJECT_SCHEMA",    "OBJECT_EXTENSION",
-					     "OBJECT_LANGUAGE", "OBJECT_VIEW",      "OBJECT_RULE" };
+	/* Functions and views, and every object whose hooks the catalog reads (catalog_hooks.c): tables,
+	 * triggers, policies, types, domains, casts, operators, operator classes, event triggers. */
+	static const char *const kinds[] = {
+		"OBJECT_FUNCTION",  "OBJECT_PROCEDURE",   "OBJECT_ROUTINE",       "OBJECT_AGGREGATE",
+		"OBJECT_SCHEMA",    "OBJECT_EXTENSION",   "OBJECT_LANGUAGE",      "OBJECT_VIEW",
+		"OBJECT_RULE",      "OBJECT_TABLE",       "OBJECT_FOREIGN_TABLE", "OBJECT_COLUMN",
+		"OBJECT_TRIGGER",   "OBJECT_POLICY",      "OBJECT_TYPE",          "OBJECT_DOMAIN",
+		"OBJECT_DOMCONSTRAINT", "OBJECT_TABCONSTRAINT", "OBJECT_CAST",    "OBJECT_OPERATOR",
+		"OBJECT_OPCLASS",   "OBJECT_OPFAMILY",    "OBJECT_EVENT_TRIGGER", "OBJECT_INDEX",
+		"OBJECT_MATVIEW",   "OBJECT_ATTRIBUTE",
+	};
 
 	for (size_t i = 0; t && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (jstr_eq(d, t, kinds[i]))
@@ -517,11 +533,18 @@ static const node_kind node_kinds[] = {
 	{ "A_Star", NULL },
 	{ "Alias", NULL },
 	{ "AlterDefaultPrivilegesStmt", on_alter_default_privs },
+	{ "AlterDomainStmt", on_hook_ddl },
+	{ "AlterEventTrigStmt", on_hook_ddl },
 	{ "AlterExtensionContentsStmt", on_func_ddl },
 	{ "AlterExtensionStmt", on_func_ddl },
 	{ "AlterFunctionStmt", on_func_ddl },
 	{ "AlterObjectSchemaStmt", on_alter_schema_of },
+	{ "AlterOpFamilyStmt", on_hook_ddl },
+	{ "AlterOperatorStmt", on_hook_ddl },
+	{ "AlterPolicyStmt", on_hook_ddl },
 	{ "AlterRoleStmt", on_alter_role },
+	{ "AlterTableStmt", on_hook_ddl },
+	{ "AlterTypeStmt", on_hook_ddl },
 	{ "BitString", NULL },
 	{ "BoolExpr", NULL },
 	{ "Boolean", NULL },
@@ -537,11 +560,23 @@ static const node_kind node_kinds[] = {
 	{ "ColumnDef", NULL },
 	{ "ColumnRef", on_columnref },
 	{ "CommonTableExpr", NULL },
+	{ "CompositeTypeStmt", on_hook_ddl },
 	{ "CopyStmt", on_copy },
+	{ "CreateCastStmt", on_hook_ddl },
+	{ "CreateDomainStmt", on_hook_ddl },
+	{ "CreateEventTrigStmt", on_hook_ddl },
 	{ "CreateExtensionStmt", on_func_ddl },
+	{ "CreateForeignTableStmt", on_hook_ddl },
 	{ "CreateFunctionStmt", on_create_function },
+	{ "CreateOpClassStmt", on_hook_ddl },
+	{ "CreateOpFamilyStmt", on_hook_ddl },
 	{ "CreatePLangStmt", on_func_ddl },
+	{ "CreatePolicyStmt", on_hook_ddl },
+	{ "CreateRangeStmt", on_hook_ddl },
 	{ "CreateRoleStmt", on_role_stmt_add },
+	{ "CreateSchemaStmt", on_hook_ddl },
+	{ "CreateStmt", on_hook_ddl },
+	{ "CreateTrigStmt", on_hook_ddl },
 	{ "CurrentOfExpr", NULL },
 	{ "DeallocateStmt", on_prepared_nested },
 	{ "DeclareCursorStmt", NULL },
@@ -561,6 +596,7 @@ static const node_kind node_kinds[] = {
 	{ "GrantStmt", on_grant },
 	{ "GroupingFunc", NULL },
 	{ "GroupingSet", NULL },
+	{ "IndexStmt", on_hook_ddl },
 	{ "InsertStmt", on_insert },
 	{ "Integer", NULL },
 	{ "JoinExpr", NULL },

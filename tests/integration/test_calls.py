@@ -206,3 +206,43 @@ def test_tables_without_harmful_hooks_are_untouched(hooks):
         c.execute(f"INSERT INTO {s}.plain VALUES (1)")
         c.execute(f"SELECT a FROM {s}.plain WHERE a = 1 ORDER BY a")
         c.rollback()
+
+
+@pytest.fixture
+def own_schema(pg):
+    """A schema in app_staging the app role owns (it may create functions, tables, triggers)."""
+    s = "own_" + secrets.token_hex(3)
+    with superuser(pg, "app_staging") as c:
+        c.execute(f"CREATE SCHEMA {s} AUTHORIZATION bookkeeper")
+        c.execute(f"GRANT USAGE ON SCHEMA {s} TO pgwarden_svc")
+    yield s
+    with superuser(pg, "app_staging") as c:
+        c.execute(f"DROP SCHEMA {s} CASCADE")
+
+
+def test_hooks_made_through_pgwarden_are_judged_after_and_when_re_pointed(fresh, own_schema):
+    """A trigger made and later re-pointed (CREATE OR REPLACE FUNCTION) through pgwarden: the catalog is
+    read again after each DDL, so the next write to the table is judged with the new definition."""
+    s = own_schema
+    with psycopg.connect(fresh.dsn(dbname="staging"), autocommit=True) as ddl, \
+            psycopg.connect(fresh.dsn(dbname="staging"), autocommit=True) as c:
+        ddl.execute(f"CREATE FUNCTION {s}.trg() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RETURN NEW; END $$")
+        ddl.execute(f"CREATE TABLE {s}.t (a int)")
+        ddl.execute(f"CREATE TRIGGER tg BEFORE INSERT ON {s}.t FOR EACH ROW EXECUTE FUNCTION {s}.trg()")
+        c.execute(f"INSERT INTO {s}.t VALUES (1)")  # a harmless trigger: allowed
+        ddl.execute(f"CREATE OR REPLACE FUNCTION {s}.trg() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN PERFORM set_config('app.tenant_id', 'globex', false); RETURN NEW; END $$")
+        ddl.execute("SELECT 1")  # the DDL session waited for the new catalog
+        before = identity_of(c)
+        denied(c, f"INSERT INTO {s}.t VALUES (2)", "identity-change")
+        assert identity_of(c) == before
+        # binding a tenant setter is judged as its call; re-pointing a harmless one is caught at the write
+        ddl.execute(f"CREATE FUNCTION {s}.set_t() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$")
+        ddl.execute(f"CREATE TABLE {s}.d (a int, b text DEFAULT {s}.set_t())")
+        c.execute(f"INSERT INTO {s}.d (a) VALUES (1)")
+        ddl.execute(f"CREATE OR REPLACE FUNCTION {s}.set_t() RETURNS text LANGUAGE sql AS "
+                    "$$ SELECT set_config('app.tenant_id', 'globex', false) $$")
+        ddl.execute("SELECT 1")
+        denied(c, f"INSERT INTO {s}.d (a) VALUES (2)", "identity-change")
+        assert identity_of(c) == before
