@@ -9,6 +9,7 @@
 #include "proxy/catalogs.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
 
 /* A failed load is tried again after this long. */
 #define CATALOG_RETRY_SECONDS 5
+/* At exit, loader threads still running are waited for this long (they may be inside libpq). */
+#define CATALOG_EXIT_WAIT_SECONDS 3
 
 /* One target's catalog and its loading state (loop thread only). */
 typedef struct catalog_slot {
@@ -56,7 +59,9 @@ typedef struct load_job {
 /* The loader's shared state. */
 typedef struct catalog_loader {
 	catalog_slot *slots;       /* by target name */
-	pthread_mutex_t lock;      /* guards done */
+	pthread_mutex_t lock;      /* guards done and running */
+	pthread_cond_t idle;       /* signalled when a thread ends (running went down) */
+	int running;               /* loader threads started and not yet ended */
 	load_job *done;            /* finished loads, handed back by threads */
 	int wake_fd;               /* eventfd a thread writes to when it hands a load back */
 	struct event *done_ev;     /* reads wake_fd on the loop */
@@ -100,16 +105,19 @@ static void *load_thread(void *arg)
 	pthread_mutex_lock(&l->lock);
 	job->next = l->done;
 	l->done = job;
-	pthread_mutex_unlock(&l->lock);
 	/*
 	 * Wake the loop through an eventfd rather than event_active(): the latter
 	 * would need libevent's locking on every event operation of the hot path.
+	 * Written under the lock: once running is 0, catalogs_free may close it.
 	 */
 	{
 		uint64_t one = 1;
 		ssize_t w = write(l->wake_fd, &one, sizeof(one));
 		(void)w;
 	}
+	l->running--;
+	pthread_cond_broadcast(&l->idle);
+	pthread_mutex_unlock(&l->lock);
 	return NULL;
 }
 
@@ -169,7 +177,13 @@ static void start_load(pgw_server *srv, catalog_slot *sl)
 	job->mark = sl->stale_mark;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&srv->catalogs->lock);
+	srv->catalogs->running++;
+	pthread_mutex_unlock(&srv->catalogs->lock);
 	if (pthread_create(&th, &attr, load_thread, job) != 0) {
+		pthread_mutex_lock(&srv->catalogs->lock);
+		srv->catalogs->running--;
+		pthread_mutex_unlock(&srv->catalogs->lock);
 		log_error("catalog %s: cannot start a loader thread", sl->target);
 		config_unref(job->cfg);
 		free(job->conninfo);
@@ -286,6 +300,7 @@ int catalogs_init(pgw_server *srv)
 	srv->catalogs = l;
 	l->wake_fd = -1;
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->idle, NULL);
 	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->wake_fd < 0)
 		return -1;
@@ -297,6 +312,27 @@ int catalogs_init(pgw_server *srv)
 	return 0;
 }
 
+/*
+ * Wait, bounded, for loader threads to end (a stop during a load: the thread
+ * may be in PQconnectdbParams for up to its connect_timeout). True if none runs.
+ */
+static bool wait_for_loaders(catalog_loader *l)
+{
+	struct timespec until;
+	bool idle;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CATALOG_EXIT_WAIT_SECONDS;
+	pthread_mutex_lock(&l->lock);
+	while (l->running > 0 && pthread_cond_timedwait(&l->idle, &l->lock, &until) == 0)
+		;
+	idle = l->running == 0;
+	pthread_mutex_unlock(&l->lock);
+	if (!idle)
+		log_warn("catalog: a loader thread is still connecting; exiting without waiting for it");
+	return idle;
+}
+
 void catalogs_free(pgw_server *srv)
 {
 	catalog_loader *l = srv->catalogs;
@@ -304,10 +340,8 @@ void catalogs_free(pgw_server *srv)
 
 	if (!l)
 		return;
-	/* A loader thread still running will touch the lock and the event: leave them to the exiting process. */
-	HASH_ITER(hh, l->slots, sl, tmp)
-		if (sl->loading)
-			return;
+	if (!wait_for_loaders(l))
+		return; /* a thread still runs and will touch the lock and the eventfd: leave them to the exit */
 	HASH_ITER(hh, l->slots, sl, tmp) {
 		HASH_DEL(l->slots, sl);
 		if (sl->cat)

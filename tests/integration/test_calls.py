@@ -246,3 +246,81 @@ def test_hooks_made_through_pgwarden_are_judged_after_and_when_re_pointed(fresh,
         ddl.execute("SELECT 1")
         denied(c, f"INSERT INTO {s}.d (a) VALUES (2)", "identity-change")
         assert identity_of(c) == before
+
+
+# ---- the crash: SIGTERM while a catalog loader thread is inside libpq ----
+
+class HoldingProxy:
+    """TCP relay to PostgreSQL. While held, server bytes wait; release() lets them through at
+    once, so a catalog loader's TLS handshake runs at a moment the test chooses."""
+
+    def __init__(self, host, port):
+        import socket
+        import threading
+        self.target = (host, port)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            s = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(c, s, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(s, c, True), daemon=True).start()
+
+    def _pipe(self, src, dst, from_server):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if from_server:
+                    self.gate.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (src, dst):
+                try:
+                    x.close()
+                except OSError:
+                    pass
+
+    def close(self):
+        self.gate.set()
+        self.sock.close()
+
+
+def test_sigterm_during_a_catalog_load_exits_cleanly(pg, pgwarden_factory):
+    """Issue 14 item 7: SIGSEGV when SIGTERM arrived while a loader thread was in PQconnectdbParams
+    (OpenSSL's exit handler freed its state under the thread's TLS handshake)."""
+    import random
+    import signal
+    import threading
+    import time
+    proxy = HoldingProxy(pg.host, pg.port)
+    conninfo = pg.svc_dsn("app_staging", sslmode="require").replace(f"port={pg.port}", f"port={proxy.port}")
+    try:
+        for attempt in range(12):
+            proxy.gate.set()
+            w = pgwarden_factory(extra_config=f"[target.slow]\nconninfo = {conninfo}\nenvironment = staging\n")
+            wait_for_catalog(w, "slow", 0)
+            proxy.gate.clear()
+            w.proc.send_signal(signal.SIGHUP)  # every catalog is read again, the slow one through the proxy
+            time.sleep(0.2)
+            # the handshake resumes around the moment the process exits
+            threading.Timer(random.uniform(0.0, 0.03), proxy.gate.set).start()
+            rc = w.stop(signal.SIGTERM, timeout=15)
+            assert rc == 0, f"attempt {attempt}: exit {rc}\n{w.stderr_text(20)}"
+    finally:
+        proxy.close()
