@@ -256,9 +256,6 @@ void cat_fn_free_inputs(cat_fn *fn)
 	fn->config = fn->src = fn->def = fn->defaults = NULL;
 	policy_facts_unref(fn->facts);
 	fn->facts = NULL;
-	free(fn->callees);
-	fn->callees = NULL;
-	fn->n_callees = fn->cap_callees = 0;
 }
 
 static void index_free(cat_name **head)
@@ -281,6 +278,7 @@ static void catalog_destroy(fn_catalog *c)
 		cat_fn *fn = &c->fns[i];
 
 		cat_fn_free_inputs(fn);
+		free(fn->callees); /* kept after the build: staleness follows them (catalog_stale_hit) */
 		free(fn->schema);
 		free(fn->name);
 		free(fn->args);

@@ -94,6 +94,26 @@ void catalog_judge(const fn_catalog *c, const char *called, bool builtin_named, 
 /* Judge reading one relation: the views it may be (their definitions) and its RLS policies, OR-ing into j. */
 void catalog_judge_relation(const fn_catalog *c, const char *rel, catalog_judgement *j);
 
+/*
+ * The names whose definitions changed since the catalog was read (catalog_stale.c), kept by the relay
+ * per target; "global" when a change's names are unknown. Marks are the relay's counter.
+ */
+typedef struct catalog_stale catalog_stale;
+catalog_stale *catalog_stale_new(void);
+void catalog_stale_free(catalog_stale *st);
+/* name NULL: everything is stale. */
+void catalog_stale_add(catalog_stale *st, const char *name, uint64_t mark);
+/* A catalog loaded after mark 'covered' landed: forget what it covers. */
+void catalog_stale_covered(catalog_stale *st, uint64_t covered);
+bool catalog_stale_global(const catalog_stale *st);
+bool catalog_stale_any(const catalog_stale *st);
+bool catalog_stale_has(const catalog_stale *st, const char *name);
+/*
+ * The first name a statement uses, or a function a judged entry can reach, that is stale; NULL if none.
+ * Only names count here: a global staleness is policy_subject.catalog_stale.
+ */
+const char *catalog_stale_hit(const fn_catalog *c, const policy_facts *f, const catalog_stale *st);
+
 /* ---- building: catalog_load uses these; unit tests feed rows directly ---- */
 
 /* One row of pg_proc, as catalog_load reads it. Strings are copied. */

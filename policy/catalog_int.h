@@ -37,7 +37,7 @@ typedef struct cat_fn {
 	char *def;           /* pg_get_functiondef() */
 	char *defaults;      /* argument defaults */
 	policy_facts *facts; /* the body's facts */
-	uint32_t *callees;   /* indexes of functions this one may call */
+	uint32_t *callees;   /* indexes of entries this one may run (kept: staleness follows them) */
 	size_t n_callees, cap_callees;
 } cat_fn;
 
@@ -87,7 +87,7 @@ enum {
 	CAND_SYSTEM = 2, /* a built-in (pg_catalog, information_schema) may be the one called */
 };
 
-/* Free a function's build inputs (bodies, facts, edges); safe to call twice. */
+/* Free a function's build inputs (bodies, facts; edges stay); safe to call twice. */
 void cat_fn_free_inputs(cat_fn *fn);
 
 typedef void (*cand_cb)(void *arg, const cat_fn *fn);

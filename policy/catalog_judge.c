@@ -1,4 +1,5 @@
 /* catalog_judge.c - what a statement (or a body) makes PostgreSQL run, judged from the catalog. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy/catalog_int.h"
@@ -207,4 +208,69 @@ void catalog_judge_relation(const fn_catalog *c, const char *rel, catalog_judgem
 
 	catalog_view_candidates(c, rel, entry_cb, &w);
 	catalog_hook_candidates(c, CATALOG_HOOK_READ, rel, entry_cb, &w);
+}
+
+/* ---- staleness: what a statement uses whose definition changed since the catalog was read ---- */
+
+typedef struct stale_ctx {
+	const fn_catalog *c;
+	const catalog_stale *st;
+	uint8_t *seen; /* one byte per entry; NULL when out of memory (then every entry counts as hit) */
+	const char *hit;
+} stale_ctx;
+
+/* Depth-first over the entry's edges: an entry is stale when its name, or a reachable entry's, is. */
+static void stale_visit(stale_ctx *x, const cat_fn *fn)
+{
+	size_t i = (size_t)(fn - x->c->fns);
+
+	if (x->hit || (x->seen && x->seen[i]))
+		return;
+	if (!x->seen || catalog_stale_has(x->st, fn->name)) {
+		x->hit = fn->name;
+		return;
+	}
+	x->seen[i] = 1;
+	for (size_t k = 0; k < fn->n_callees && !x->hit; k++)
+		stale_visit(x, &x->c->fns[fn->callees[k]]);
+}
+
+static void stale_entry(void *arg, const char *what, const cat_fn *fn)
+{
+	stale_visit(arg, fn);
+}
+
+static void stale_direct(void *arg, const char *what, uint32_t bits, const char *why)
+{
+}
+
+static const char *stale_list(const catalog_stale *st, const pc_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (catalog_stale_has(st, l->v[i]))
+			return l->v[i];
+	}
+	return NULL;
+}
+
+const char *catalog_stale_hit(const fn_catalog *c, const policy_facts *f, const catalog_stale *st)
+{
+	const pc_strlist *lists[] = { &f->funcs, &f->builtins, &f->attrs, &f->rels,
+				      &f->wrels, &f->types,    &f->opers };
+	stale_ctx x = { .c = c, .st = st };
+	cand_sink sink = { .fn = stale_entry, .bits = stale_direct, .arg = &x };
+	const char *hit;
+
+	if (!catalog_stale_any(st))
+		return NULL;
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		if ((hit = stale_list(st, lists[i])))
+			return hit;
+	}
+	if (!c)
+		return NULL;
+	x.seen = calloc(c->n ? c->n : 1, 1);
+	catalog_facts_candidates(c, f, &sink);
+	free(x.seen);
+	return x.hit;
 }

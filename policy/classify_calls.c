@@ -163,3 +163,64 @@ void on_truncate(pc_walk *w, uint32_t body)
 	}
 	walk_fields(w, body);
 }
+
+/*
+ * DDL whose every expression is in its own text (defaults, CHECKs, generated
+ * columns, index expressions, policy quals, domain CHECKs) is judged like
+ * the calls it binds, so what it makes the object run is what this statement
+ * was judged for. The catalog is read again after it (to know the object
+ * later), but nothing existing becomes stale: the same transaction may go on
+ * using the new table (CREATE TABLE t; COPY t FROM STDIN in pg_dump output).
+ * The empty name marks "names known, none stale" (no name is empty).
+ */
+void on_ddl_self_judged(pc_walk *w, uint32_t body)
+{
+	mark_write(w, "definition of a table, index, type, domain or policy");
+	walk_fields(w, body); /* before PF_FUNC_DDL: its identifiers are not collected as stale names */
+	w->f->flags |= PF_FUNC_DDL;
+	facts_add(w->f, &w->f->ddl_names, "", 0, false);
+}
+
+/* CREATE [EVENT] TRIGGER: the function it binds is judged as called here; a later CREATE OR REPLACE of
+ * that function makes its name stale. */
+void on_create_trigger(pc_walk *w, uint32_t body)
+{
+	judge_named_call(w, jobj_get(w->d, body, "funcname"));
+	on_ddl_self_judged(w, body);
+}
+
+/* ALTER TABLE subcommands whose effect is in the statement's own text (or removes what runs). */
+static bool subcommand_self_judged(const jdoc *d, uint32_t t)
+{
+	static const char *const ok[] = {
+		"AT_AddColumn",     "AT_ColumnDefault",  "AT_AddConstraint",   "AT_DropColumn",
+		"AT_DropConstraint", "AT_DropNotNull",   "AT_SetNotNull",      "AT_SetStatistics",
+		"AT_SetStorage",    "AT_ValidateConstraint", "AT_SetRelOptions", "AT_ResetRelOptions",
+		"AT_ClusterOn",     "AT_DropCluster",    "AT_SetCompression",  "AT_AddIdentity",
+		"AT_SetIdentity",   "AT_DropIdentity",   "AT_ReplicaIdentity", "AT_SetLogged",
+		"AT_SetUnLogged",   "AT_DisableTrig",    "AT_DisableTrigAll",  "AT_DisableTrigUser",
+		"AT_DisableRule",   "AT_DisableRowSecurity", "AT_NoForceRowSecurity", "AT_ChangeOwner",
+	};
+
+	for (size_t i = 0; t && i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (jstr_eq(d, t, ok[i]))
+			return true;
+	}
+	return false;
+}
+
+/* ALTER TABLE: self-judged unless a subcommand turns on what exists (ENABLE TRIGGER, row security,
+ * ATTACH PARTITION, INHERIT, a column type change): then the table's name is stale. */
+void on_alter_table(pc_walk *w, uint32_t body)
+{
+	const jdoc *d = w->d;
+	uint32_t cmds = jobj_get(d, body, "cmds"), c, cmd;
+
+	for (c = cmds ? cmds + 1 : 0; cmds && d->t[cmds].type == J_ARR && c < d->t[cmds].end; c = d->t[c].end) {
+		if (!(cmd = node_body(d, c, "AlterTableCmd")) || !subcommand_self_judged(d, jobj_get(d, cmd, "subtype"))) {
+			on_hook_ddl(w, body);
+			return;
+		}
+	}
+	on_ddl_self_judged(w, body);
+}

@@ -108,6 +108,7 @@ void facts_merge(policy_facts *dst, const policy_facts *src, uint32_t flag_mask)
 	merge_list(dst, &dst->attrs, &src->attrs);
 	merge_list(dst, &dst->opers, &src->opers);
 	merge_list(dst, &dst->types, &src->types);
+	merge_list(dst, &dst->ddl_names, &src->ddl_names);
 	if (src->oom)
 		dst->oom = true;
 }
@@ -139,6 +140,7 @@ static void facts_destroy(policy_facts *f)
 	strlist_free(&f->attrs);
 	strlist_free(&f->opers);
 	strlist_free(&f->types);
+	strlist_free(&f->ddl_names);
 	free(f);
 }
 
@@ -190,6 +192,12 @@ char *const *policy_facts_functions(const policy_facts *f, size_t *n)
 {
 	*n = f->funcs.n;
 	return f->funcs.v;
+}
+
+char *const *policy_facts_ddl_names(const policy_facts *f, size_t *n)
+{
+	*n = f->ddl_names.n;
+	return f->ddl_names.v;
 }
 
 char *const *policy_facts_relations(const policy_facts *f, size_t *n)

@@ -49,6 +49,7 @@ struct policy_facts {
 	pc_strlist wrels;    /* relations written (DML, COPY FROM, TRUNCATE targets): their triggers, defaults... run */
 	pc_strlist attrs;    /* attribute names ("(x).name", "t.name"): PostgreSQL may run name(x) (ParseFuncOrColumn) */
 	pc_strlist types;    /* type names cast to or declared ("schema.name" or bare; pg_catalog dropped) */
+	pc_strlist ddl_names; /* PF_FUNC_DDL: every name the DDL mentions (bare): what it can change */
 	pc_strlist opers;    /* operator names used, "schema.op" or "op" (A_Expr, ANY/ALL sublinks, BETWEEN's >= <=) */
 	bool oom;            /* an allocation failed while building: the caller discards it */
 };
@@ -122,6 +123,12 @@ void on_sublink(pc_walk *w, uint32_t body);
 void on_typename(pc_walk *w, uint32_t body);
 void on_typecast(pc_walk *w, uint32_t body);
 void on_truncate(pc_walk *w, uint32_t body);
+void on_ddl_self_judged(pc_walk *w, uint32_t body);
+void on_create_trigger(pc_walk *w, uint32_t body);
+void on_alter_table(pc_walk *w, uint32_t body);
+/* classify_walk.c: DDL changing hooks, stale by the names it mentions; a function named by a list, as a call. */
+void on_hook_ddl(pc_walk *w, uint32_t body);
+void judge_named_call(pc_walk *w, uint32_t list);
 void mark_write(pc_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mark_identity(pc_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mark_opaque(pc_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -340,6 +340,9 @@ static void judge_function(pc_walk *w, uint32_t body, const char *schema, const 
 	/* Why: public.lower(integer) is what PostgreSQL picks for lower(1); the catalog judges those. */
 	if (!schema && bc != BF_UNKNOWN)
 		facts_add(w->f, &w->f->builtins, name, strlen(name), false);
+	/* Named without arguments (CREATE TRIGGER): what depends on them counts as the worst. */
+	if (!body && (bc == BF_SET_CONFIG || bc == BF_TS_REWRITE))
+		bc = BF_OPAQUE_SQL;
 	switch (bc) {
 	case BF_READ: break;
 	case BF_WRITE: mark_write(w, "function %s", name); break;
@@ -356,6 +359,19 @@ static void judge_function(pc_walk *w, uint32_t body, const char *schema, const 
 		w->f->flags |= PF_USER_FUNC;
 		break;
 	}
+}
+
+/* A function named by a list (FuncCall.funcname, CREATE TRIGGER's funcname): judged as a call of it. */
+void judge_named_call(pc_walk *w, uint32_t list)
+{
+	char *schema, *name;
+
+	if (!func_name(w->d, list, &schema, &name))
+		mark_identity(w, "function call pgwarden cannot name");
+	else
+		judge_function(w, 0, schema, name);
+	free(schema);
+	free(name);
 }
 
 /* A function call: built-ins by table; anything else is recorded as a user function. */
@@ -425,7 +441,7 @@ static void on_func_ddl(pc_walk *w, uint32_t body)
 
 /* DDL that changes what an operator, cast, type or table runs (the catalog's hooks): a write, and the
  * catalog is read again after it. */
-static void on_hook_ddl(pc_walk *w, uint32_t body)
+void on_hook_ddl(pc_walk *w, uint32_t body)
 {
 	mark_func_ddl(w, "definition change of a table, type, operator, cast, trigger or policy");
 	walk_fields(w, body);
@@ -533,7 +549,7 @@ static const node_kind node_kinds[] = {
 	{ "A_Star", NULL },
 	{ "Alias", NULL },
 	{ "AlterDefaultPrivilegesStmt", on_alter_default_privs },
-	{ "AlterDomainStmt", on_hook_ddl },
+	{ "AlterDomainStmt", on_ddl_self_judged },
 	{ "AlterEventTrigStmt", on_hook_ddl },
 	{ "AlterExtensionContentsStmt", on_func_ddl },
 	{ "AlterExtensionStmt", on_func_ddl },
@@ -541,9 +557,9 @@ static const node_kind node_kinds[] = {
 	{ "AlterObjectSchemaStmt", on_alter_schema_of },
 	{ "AlterOpFamilyStmt", on_hook_ddl },
 	{ "AlterOperatorStmt", on_hook_ddl },
-	{ "AlterPolicyStmt", on_hook_ddl },
+	{ "AlterPolicyStmt", on_ddl_self_judged },
 	{ "AlterRoleStmt", on_alter_role },
-	{ "AlterTableStmt", on_hook_ddl },
+	{ "AlterTableStmt", on_alter_table },
 	{ "AlterTypeStmt", on_hook_ddl },
 	{ "BitString", NULL },
 	{ "BoolExpr", NULL },
@@ -560,23 +576,23 @@ static const node_kind node_kinds[] = {
 	{ "ColumnDef", NULL },
 	{ "ColumnRef", on_columnref },
 	{ "CommonTableExpr", NULL },
-	{ "CompositeTypeStmt", on_hook_ddl },
+	{ "CompositeTypeStmt", on_ddl_self_judged },
 	{ "CopyStmt", on_copy },
 	{ "CreateCastStmt", on_hook_ddl },
-	{ "CreateDomainStmt", on_hook_ddl },
-	{ "CreateEventTrigStmt", on_hook_ddl },
+	{ "CreateDomainStmt", on_ddl_self_judged },
+	{ "CreateEventTrigStmt", on_create_trigger },
 	{ "CreateExtensionStmt", on_func_ddl },
-	{ "CreateForeignTableStmt", on_hook_ddl },
+	{ "CreateForeignTableStmt", on_ddl_self_judged },
 	{ "CreateFunctionStmt", on_create_function },
 	{ "CreateOpClassStmt", on_hook_ddl },
 	{ "CreateOpFamilyStmt", on_hook_ddl },
 	{ "CreatePLangStmt", on_func_ddl },
-	{ "CreatePolicyStmt", on_hook_ddl },
-	{ "CreateRangeStmt", on_hook_ddl },
+	{ "CreatePolicyStmt", on_ddl_self_judged },
+	{ "CreateRangeStmt", on_ddl_self_judged },
 	{ "CreateRoleStmt", on_role_stmt_add },
-	{ "CreateSchemaStmt", on_hook_ddl },
-	{ "CreateStmt", on_hook_ddl },
-	{ "CreateTrigStmt", on_hook_ddl },
+	{ "CreateSchemaStmt", on_ddl_self_judged },
+	{ "CreateStmt", on_ddl_self_judged },
+	{ "CreateTrigStmt", on_create_trigger },
 	{ "CurrentOfExpr", NULL },
 	{ "DeallocateStmt", on_prepared_nested },
 	{ "DeclareCursorStmt", NULL },
@@ -596,7 +612,7 @@ static const node_kind node_kinds[] = {
 	{ "GrantStmt", on_grant },
 	{ "GroupingFunc", NULL },
 	{ "GroupingSet", NULL },
-	{ "IndexStmt", on_hook_ddl },
+	{ "IndexStmt", on_ddl_self_judged },
 	{ "InsertStmt", on_insert },
 	{ "Integer", NULL },
 	{ "JoinExpr", NULL },
@@ -679,6 +695,27 @@ static void walk_node(pc_walk *w, uint32_t typetok, uint32_t body)
 	walk_fields(w, body);
 }
 
+/*
+ * DDL: every identifier it mentions may be what it changes (a function, a table whose triggers or defaults
+ * it changes, a type, an operator): the catalog is stale for those names only. Longer strings are bodies.
+ */
+static void add_ddl_name(pc_walk *w, uint32_t key, uint32_t val)
+{
+	const jdoc *d = w->d;
+	char *v;
+
+	if (!(jstr_eq(d, key, "sval") || jstr_eq(d, key, "relname") || jstr_eq(d, key, "newname"))
+	    || d->t[val].len == 0 || d->t[val].len > 4 * 63)
+		return;
+	if (!(v = jstr_dup(d, val))) {
+		w->f->oom = true;
+		return;
+	}
+	if (strlen(v) <= 63)
+		facts_add(w->f, &w->f->ddl_names, v, strlen(v), false);
+	free(v);
+}
+
 /* Field names whose (unwrapped) value is a RoleSpec receiving ownership. */
 static bool is_owner_field(const jdoc *d, uint32_t key)
 {
@@ -692,6 +729,8 @@ void walk_fields(pc_walk *w, uint32_t obj)
 	if (d->t[obj].type != J_OBJ)
 		return;
 	for (uint32_t c = obj + 1; c + 1 < d->t[obj].end; c = d->t[c + 1].end) {
+		if (d->t[c + 1].type == J_STR && (w->f->flags & PF_FUNC_DDL))
+			add_ddl_name(w, c, c + 1);
 		if (d->t[c + 1].type != J_OBJ && d->t[c + 1].type != J_ARR)
 			continue;
 		if (is_owner_field(d, c))

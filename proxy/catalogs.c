@@ -41,8 +41,22 @@ typedef struct catalog_slot {
 	bool again;                /* load once more when it lands */
 	bool failed;               /* the last load failed; a retry is scheduled */
 	catalog_counts counts;     /* of the newest catalog */
+	catalog_stale *stale;      /* names (or everything) changed since the newest catalog was read */
+	struct pending_ddl *pending; /* per session: what its uncommitted DDL named, re-marked at its commit */
 	UT_hash_handle hh;
 } catalog_slot;
+
+/* What one session's DDL named, until its transaction ends (catalogs_refresh_and_wait). */
+typedef struct pending_ddl {
+	uint64_t session_id;       /* the session (key) */
+	char **names;              /* bare names its DDL mentioned */
+	size_t n;
+	bool global;               /* some of its DDL named nothing we know: everything */
+	UT_hash_handle hh;
+} pending_ddl;
+
+/* Sessions whose DDL is pending at once, past which a new one is recorded as global (bounded memory). */
+#define CATALOG_PENDING_MAX 1024
 
 /* A load handed to a thread and back. */
 typedef struct load_job {
@@ -76,7 +90,9 @@ static catalog_slot *slot_for(catalog_loader *l, const char *target, bool create
 	if (sl || !create)
 		return sl;
 	sl = calloc(1, sizeof(*sl));
-	if (!sl || !(sl->target = strdup(target))) {
+	if (!sl || !(sl->target = strdup(target)) || !(sl->stale = catalog_stale_new())) {
+		if (sl)
+			free(sl->target);
 		free(sl);
 		return NULL;
 	}
@@ -205,6 +221,7 @@ static void land(pgw_server *srv, load_job *job)
 			catalog_unref(sl->cat);
 		sl->cat = job->result;
 		sl->covered = job->mark;
+		catalog_stale_covered(sl->stale, sl->covered);
 		sl->failed = false;
 		catalog_counts_get(sl->cat, &sl->counts);
 		log_info("catalog %s: %zu user functions analysed: %zu read-only, %zu write, %zu identity-changing, "
@@ -312,6 +329,8 @@ int catalogs_init(pgw_server *srv)
 	return 0;
 }
 
+static void pending_free_all(catalog_slot *sl);
+
 /*
  * Wait, bounded, for loader threads to end (a stop during a load: the thread
  * may be in PQconnectdbParams for up to its connect_timeout). True if none runs.
@@ -346,6 +365,8 @@ void catalogs_free(pgw_server *srv)
 		HASH_DEL(l->slots, sl);
 		if (sl->cat)
 			catalog_unref(sl->cat);
+		pending_free_all(sl);
+		catalog_stale_free(sl->stale);
 		free(sl->target);
 		free(sl);
 	}
@@ -363,8 +384,15 @@ const fn_catalog *catalogs_get(pgw_server *srv, const char *target, bool *stale)
 {
 	catalog_slot *sl = slot_for(srv->catalogs, target, false);
 
-	*stale = !sl || !sl->cat || sl->covered != sl->stale_mark;
+	*stale = !sl || !sl->cat || catalog_stale_global(sl->stale);
 	return sl ? sl->cat : NULL;
+}
+
+const catalog_stale *catalogs_stale_names(pgw_server *srv, const char *target)
+{
+	catalog_slot *sl = slot_for(srv->catalogs, target, false);
+
+	return sl && catalog_stale_any(sl->stale) ? sl->stale : NULL;
 }
 
 void catalogs_mark_stale(pgw_server *srv, const char *target)
@@ -375,13 +403,105 @@ void catalogs_mark_stale(pgw_server *srv, const char *target)
 		sl->stale_mark++;
 }
 
-void catalogs_refresh_and_wait(session *s)
+static void pending_free(catalog_slot *sl, pending_ddl *p)
+{
+	HASH_DEL(sl->pending, p);
+	for (size_t i = 0; i < p->n; i++)
+		free(p->names[i]);
+	free(p->names);
+	free(p);
+}
+
+static void pending_free_all(catalog_slot *sl)
+{
+	pending_ddl *p, *tmp;
+
+	HASH_ITER(hh, sl->pending, p, tmp)
+		pending_free(sl, p);
+}
+
+/* The session's record, created if missing; NULL when full or out of memory (then: global). */
+static pending_ddl *pending_get(catalog_slot *sl, uint64_t id)
+{
+	pending_ddl *p = NULL;
+
+	HASH_FIND(hh, sl->pending, &id, sizeof(id), p);
+	if (p || HASH_COUNT(sl->pending) >= CATALOG_PENDING_MAX || !(p = calloc(1, sizeof(*p))))
+		return p;
+	p->session_id = id;
+	HASH_ADD(hh, sl->pending, session_id, sizeof(p->session_id), p);
+	return p;
+}
+
+static void pending_add(pending_ddl *p, const char *name)
+{
+	char **nv = realloc(p->names, (p->n + 1) * sizeof(*nv));
+
+	if (!nv || !(nv[p->n] = strdup(name))) {
+		if (nv)
+			p->names = nv;
+		p->global = true;
+		return;
+	}
+	p->names = nv;
+	p->n++;
+}
+
+/* Mark stale what the record names (or everything), at the slot's current mark. */
+static void stale_add_names(catalog_slot *sl, char *const *names, size_t n, bool global)
+{
+	if (global || n == 0) {
+		catalog_stale_add(sl->stale, NULL, sl->stale_mark);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		catalog_stale_add(sl->stale, names[i], sl->stale_mark);
+}
+
+void catalogs_mark_stale_for(session *s, const struct policy_facts *f, bool names_known)
 {
 	catalog_slot *sl = slot_for(s->srv->catalogs, s->target->name, true);
+	char *const *names = NULL;
+	size_t n = 0;
+	pending_ddl *p;
 
 	if (!sl)
 		return;
-	session_log(LOG_LVL_INFO, s, "function definitions may have changed: reloading the catalog");
+	sl->stale_mark++;
+	if (names_known)
+		names = policy_facts_ddl_names(f, &n);
+	stale_add_names(sl, names, n, !names_known);
+	if (!(p = pending_get(sl, s->id))) {
+		catalog_stale_add(sl->stale, NULL, sl->stale_mark);
+		return;
+	}
+	if (!names_known || n == 0)
+		p->global = true;
+	for (size_t i = 0; i < n && !p->global; i++)
+		pending_add(p, names[i]);
+}
+
+void catalogs_refresh_and_wait(session *s)
+{
+	catalog_slot *sl = slot_for(s->srv->catalogs, s->target->name, true);
+	pending_ddl *p = NULL;
+	uint64_t id = s->id;
+
+	if (!sl)
+		return;
+	/*
+	 * The DDL is committed now: a load that started before the commit may have
+	 * covered the names marked while it ran. Mark them again at the current mark
+	 * (catalogs_mark_stale bumped it); without a record, everything.
+	 */
+	HASH_FIND(hh, sl->pending, &id, sizeof(id), p);
+	if (p) {
+		stale_add_names(sl, p->names, p->n, p->global);
+		pending_free(sl, p);
+	} else {
+		catalog_stale_add(sl->stale, NULL, sl->stale_mark);
+	}
+	session_log(LOG_LVL_INFO, s, "definitions may have changed: reloading the catalog");
 	s->catalog_waiting = true;
 	s->catalog_wait_mark = sl->stale_mark;
 	client_pause(s);

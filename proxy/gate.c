@@ -130,6 +130,7 @@ static policy_subject subject_of(session *s)
 	subj.in_transaction = s->up.txn_status != 'I';
 	/* Without a current catalog, calls of user functions are denied (never judged on an old view). */
 	subj.catalog = catalogs_get(s->srv, s->target->name, &subj.catalog_stale);
+	subj.stale_names = catalogs_stale_names(s->srv, s->target->name);
 	return subj;
 }
 
@@ -163,7 +164,7 @@ static void track_statement(session *s, const policy_facts *f, const char *text,
 
 	/* refresh_catalog: the statement, or a function it calls, can change function definitions */
 	if (pv->refresh_catalog) {
-		catalogs_mark_stale(s->srv, s->target->name);
+		catalogs_mark_stale_for(s, f, pv->refresh_names_known);
 		s->catalog_refresh_needed = true;
 	}
 	if (flags & PF_PREPARE) {

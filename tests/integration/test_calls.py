@@ -324,3 +324,46 @@ def test_sigterm_during_a_catalog_load_exits_cleanly(pg, pgwarden_factory):
             assert rc == 0, f"attempt {attempt}: exit {rc}\n{w.stderr_text(20)}"
     finally:
         proxy.close()
+
+
+def test_function_ddl_loop_does_not_stop_other_functions(fresh, own_schema):
+    """Issue 14 item 6: a session re-running CREATE OR REPLACE FUNCTION in a loop made the catalog stale
+    for everyone (99.7% of other sessions' calls denied). Only the names the DDL touches are stale now:
+    calls of other functions, and reads, go on; calls of the replaced one wait for the new catalog."""
+    import threading
+    import time
+    s = own_schema
+    with psycopg.connect(fresh.dsn(dbname="staging"), autocommit=True) as ddl:
+        ddl.execute(f"CREATE FUNCTION {s}.churn() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$")
+    stop = threading.Event()
+
+    def churn():
+        with psycopg.connect(fresh.dsn(dbname="staging"), autocommit=True) as c:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                c.execute(f"CREATE OR REPLACE FUNCTION {s}.churn() RETURNS int LANGUAGE sql AS $$ SELECT {i} $$")
+
+    t = threading.Thread(target=churn)
+    t.start()
+    denied_other = total = denied_churn = 0
+    try:
+        with psycopg.connect(fresh.dsn(dbname="staging"), autocommit=True) as c:
+            deadline = time.time() + 3
+            while time.time() < deadline:
+                total += 1
+                try:
+                    c.execute("SELECT billing.tenant_total(), i.id FROM invoices i WHERE i.id = 1")
+                except errors.InsufficientPrivilege:
+                    denied_other += 1
+                try:
+                    c.execute(f"SELECT {s}.churn()")
+                except errors.InsufficientPrivilege as e:
+                    assert "opaque-sql" in rule_of(e)
+                    denied_churn += 1
+    finally:
+        stop.set()
+        t.join()
+    print(f"other calls denied {denied_other}/{total}, churned function denied {denied_churn}/{total}")
+    assert total > 20
+    assert denied_other == 0
