@@ -625,6 +625,84 @@ static const char *verdict_of(fixture *fx, const char *sql, const char *target, 
 	return r;
 }
 
+/* Built-ins by pg_proc facts; attribute notation as one-argument calls; hooks (issue 14 holes 1, 2, item 7). */
+static void test_builtin_facts_attrs_and_hooks(void **state)
+{
+	fixture *fx = *state;
+	fn_catalog *c = catalog_new();
+	char *err = NULL;
+	static const policy_lexctx on = { .standard_conforming_strings = true };
+	catalog_row set_t = { .oid = 900, .schema = "s", .name = "set_t", .lang = "sql", .kind = 'f',
+			      .volatility = 'v', .src = "SELECT set_config('app.tenant_id', $1, false)",
+			      .nargs_min = 1, .nargs_max = 1 };
+	catalog_row two = { .oid = 901, .schema = "s", .name = "two_args", .lang = "sql", .kind = 'f',
+			    .volatility = 'v', .src = "SELECT set_config('app.tenant_id', $1, false)",
+			    .nargs_min = 2, .nargs_max = 2 };
+	static const struct {
+		const char *sql;
+		const char *want; /* verdict on staging */
+	} cases[] = {
+		{ "SELECT numrange(1, 2)", V_OK },                 /* immutable built-in */
+		{ "SELECT some_volatile(1)", V_OK },               /* volatile: a write, allowed on staging */
+		{ "SELECT ('x'::text).set_t", V_ID },              /* attribute notation */
+		{ "SELECT (t.b).set_t FROM t", V_ID },
+		{ "SELECT t.set_t FROM t", V_ID },
+		{ "SELECT ('x'::text).two_args", V_OK },           /* two arguments: only a column */
+		{ "SELECT t.a, t.b FROM t", V_OK },                /* no function of those names */
+		{ "SELECT ('x'::text).ts_stat", V_OPQ },           /* a dangerous built-in's own judgement */
+		{ "SELECT ('x'::text).query_to_xml", V_OK },       /* four arguments: only a column */
+		{ "SELECT query_to_xml('x', true, true, '')", V_OPQ },
+		{ "SELECT jsonb('{}')", V_OK },                    /* a type: a function-style cast */
+		{ "SELECT 'a' === 'b'", V_ID },                    /* an operator bound to set_t */
+		{ "SELECT 'a' OPERATOR(s.===) 'b'", V_ID },
+		{ "SELECT 1 FROM t WHERE a IN (SELECT a FROM t)", V_OK },
+		{ "INSERT INTO s.trig VALUES (1)", V_ID },         /* a trigger */
+		{ "SELECT * FROM s.trig", V_OK },                  /* reading runs no trigger */
+		{ "SELECT * FROM s.pol", V_ID },                   /* a policy */
+		{ "SELECT 'x'::s.d", V_ID },                       /* a domain CHECK */
+		{ "DELETE FROM s.parent", V_ID },                  /* a cascade into s.trig */
+	};
+
+	assert_non_null(c);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "numrange", 'i', 2, 3), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "some_volatile", 'v', 1, 1), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "query_to_xml", 's', 4, 4), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "set_config", 'v', 3, 3), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "ts_stat", 'v', 1, 2), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "upper", 'i', 1, 1), 0);
+	assert_int_equal(catalog_add_type(c, "jsonb"), 0);
+	assert_int_equal(catalog_add_row(c, &set_t), 0);
+	assert_int_equal(catalog_add_row(c, &two), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_OPERATOR, "", "===", "SELECT s.set_t(NULL)"), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_WRITE, "s", "trig",
+					  "CREATE TRIGGER x BEFORE INSERT ON s.trig FOR EACH ROW EXECUTE FUNCTION "
+					  "s.set_t(); SELECT s.set_t(NULL)"),
+			 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_READ, "s", "pol", "SELECT s.set_t('x')"), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_TYPE, "s", "d", "SELECT s.set_t(VALUE)"), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_WRITE, "s", "parent", "DELETE FROM s.trig"), 0);
+	if (catalog_finish(c, fx->cfg, &err) != 0)
+		fail_msg("catalog_finish: %s", err);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		policy_subject subj = { .cfg = fx->cfg,
+					.target = config_find_target(fx->cfg, "staging"),
+					.who = &fx->who,
+					.now = fx->outside,
+					.catalog = c };
+		policy_analysis a;
+		policy_verdict v;
+		const char *got;
+
+		assert_int_equal(policy_analyze(fx->pc, cases[i].sql, strlen(cases[i].sql), &on, &a), 0);
+		policy_decide(&subj, a.v[0].facts, cases[i].sql, strlen(cases[i].sql), &v);
+		got = v.deny ? v.rule : V_OK;
+		if (strcmp(got, cases[i].want) != 0)
+			fail_msg("%s: want %s got %s (%s)", cases[i].sql, cases[i].want, got, v.message);
+		policy_analysis_clear(&a);
+	}
+	catalog_unref(c);
+}
+
 /* Per-name staleness (issue 14 item 6): DDL on one function holds up only what uses it. */
 static void test_stale_names(void **state)
 {
@@ -1133,6 +1211,7 @@ int main(void)
 		cmocka_unit_test(test_verdicts),
 		cmocka_unit_test(test_verdict_messages),
 		cmocka_unit_test(test_stale_names),
+		cmocka_unit_test(test_builtin_facts_attrs_and_hooks),
 		cmocka_unit_test(test_func_ddl_flag),
 		cmocka_unit_test(test_pg_temp_function),
 		cmocka_unit_test(test_relation_facts),
