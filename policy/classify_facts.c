@@ -176,6 +176,23 @@ const char *policy_facts_error(const policy_facts *f)
 	return f->error;
 }
 
+bool policy_facts_syntax_error(const policy_facts *f, int *position)
+{
+	*position = f->syntax ? f->error_pos : 0;
+	return f->syntax;
+}
+
+policy_facts *facts_syntax_error(const char *message, int position)
+{
+	policy_facts *f = facts_unparsable("%s", message);
+
+	if (f) {
+		f->syntax = true;
+		f->error_pos = position > 0 ? position : 0;
+	}
+	return f;
+}
+
 char *const *policy_facts_settings(const policy_facts *f, size_t *n)
 {
 	*n = f->settings.n;

@@ -35,6 +35,8 @@ struct policy_facts {
 	char *name;          /* PREPARE/EXECUTE/DEALLOCATE name, NULL for DEALLOCATE ALL */
 	policy_facts *inner; /* PREPARE: the body's facts (owned reference) */
 	char *error;         /* PF_UNPARSABLE: the reason */
+	bool syntax;         /* PF_UNPARSABLE: PostgreSQL's parser or scanner rejected it (a syntax error) */
+	int error_pos;       /* syntax: the parser's 1-based character position, 0 if none */
 	char *why_write;     /* first reason it is not read-only, e.g. "INSERT" */
 	char *why_identity;  /* first identity-change reason, e.g. "SET ROLE" */
 	char *why_opaque;    /* first opaque-sql reason, e.g. "function dblink runs SQL given as text" */
@@ -56,6 +58,8 @@ struct policy_facts {
 
 policy_facts *facts_new(void);
 policy_facts *facts_unparsable(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Facts of a text PostgreSQL's parser rejects: unparsable, with the parser's message and position. */
+policy_facts *facts_syntax_error(const char *message, int position);
 void facts_set_why(policy_facts *f, char **slot, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void facts_add(policy_facts *f, pc_strlist *l, const char *s, size_t len, bool lower);
 /* Fold everything in src into dst (DO bodies, EXPLAIN targets): flags, reasons, lists. */
@@ -253,6 +257,7 @@ typedef struct pc_scan {
 	pc_token *v; /* significant tokens (comments dropped) */
 	size_t n, cap;
 	char err[256]; /* scanner error, when scan_text returns -2 */
+	int err_pos;   /* -2: the scanner's 1-based character position (0: none); -1: not the scanner's own error */
 } pc_scan;
 
 /* Scan a NUL-terminated text. 0 ok, -1 out of memory, -2 scanner error (s->err). */

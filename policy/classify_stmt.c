@@ -70,6 +70,23 @@ static void walk_statement(pc_walk *w, uint32_t stmt)
 		facts_finalize(w->f);
 		return;
 	}
+	if ((b = node_body(d, stmt, "DeclareCursorStmt"))) {
+		/* A portal of that name, one namespace with protocol portals upstream; 0x20 is CURSOR_OPT_HOLD. */
+		uint32_t n = jobj_get(d, b, "portalname"), o = jobj_get(d, b, "options");
+
+		w->f->flags |= PF_DECLARE;
+		if (n && !(w->f->name = jstr_dup(d, n)))
+			w->f->oom = true;
+		if (o && (jnum(d, o) & 0x20))
+			w->f->flags |= PF_CURSOR_HOLD;
+	}
+	if ((b = node_body(d, stmt, "ClosePortalStmt"))) {
+		uint32_t n = jobj_get(d, b, "portalname"); /* absent: CLOSE ALL */
+
+		w->f->flags |= PF_CLOSE_CURSOR;
+		if (n && !(w->f->name = jstr_dup(d, n)))
+			w->f->oom = true;
+	}
 	if (w->nest == 0 && node_body(d, stmt, "CopyStmt"))
 		w->f->flags |= PF_COPY;
 	walk_value(w, stmt);

@@ -43,6 +43,9 @@ enum {
 	PF_TXN_CONTROL = 1u << 13, /* BEGIN/COMMIT/ROLLBACK/SAVEPOINT... */
 	PF_FUNC_DDL = 1u << 14,    /* can change function definitions: the relay re-reads the catalog after it */
 	PF_COPY = 1u << 15,        /* a COPY statement (top level): audited with protocol "copy" */
+	PF_DECLARE = 1u << 16,     /* DECLARE name CURSOR: creates a portal of that name (policy_facts_name) */
+	PF_CURSOR_HOLD = 1u << 17, /* with PF_DECLARE: WITH HOLD, the cursor outlives its transaction */
+	PF_CLOSE_CURSOR = 1u << 18, /* CLOSE name (name NULL for CLOSE ALL): drops portals */
 };
 
 /* The user functions of one target's database, classified (policy/catalog.h). */
@@ -52,12 +55,19 @@ typedef struct fn_catalog fn_catalog;
 typedef struct policy_facts policy_facts;
 
 uint32_t policy_facts_flags(const policy_facts *f);
-/* PREPARE/EXECUTE/DEALLOCATE statement name, or NULL (DEALLOCATE ALL). */
+/* PREPARE/EXECUTE/DEALLOCATE statement name, DECLARE/CLOSE cursor name, or NULL (DEALLOCATE ALL, CLOSE ALL). */
 const char *policy_facts_name(const policy_facts *f);
 /* PREPARE: facts of the body (borrowed from f); NULL otherwise. */
 const policy_facts *policy_facts_inner(const policy_facts *f);
 /* PF_UNPARSABLE: why ("syntax error at or near ..."); NULL otherwise. */
 const char *policy_facts_error(const policy_facts *f);
+/*
+ * Whether PostgreSQL's own parser (or scanner) rejected the text, as the
+ * server would: then *position is the parser's 1-based character position
+ * in the whole text (0 if it gave none). false for what parses but is too
+ * large or deep to verify.
+ */
+bool policy_facts_syntax_error(const policy_facts *f, int *position);
 /* Settings written by SET/RESET/set_config/ALTER ... SET, lower-cased. */
 char *const *policy_facts_settings(const policy_facts *f, size_t *n);
 /* Grantees, as the parser folded them ("public" for PUBLIC, "current_user"... for specials). */

@@ -806,10 +806,16 @@ def test_fastpath_denied(pgwarden, dbname):
 # --- unparsable --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_syntax_error_denied(pgwarden, protocol):
+def test_syntax_error_is_the_parsers_answer(pgwarden, protocol):
+    """CONTRACT §4: what PostgreSQL's parser rejects gets the parser's answer from pgwarden
+    (42601 and the error position), not a denial; `unparsable` is for what is too large."""
     with pgwarden.connect() as c:
-        e = expect_denied(c, "SELEC 1", "unparsable", protocol)
-        assert "syntax error" in e.diag.message_primary
+        with pytest.raises(psycopg.Error) as ei:
+            run(c, "SELEC 1", protocol)
+        e = ei.value
+        assert e.sqlstate == "42601", f"{e.sqlstate}: {e.diag.message_primary}"
+        assert e.diag.message_primary == 'syntax error at or near "SELEC"'
+        assert e.diag.statement_position == "1"
         assert_identity(c)
 
 
@@ -827,7 +833,10 @@ def test_huge_statements_denied_without_killing_proxy(pgwarden, name, sql):
             denied = False
         except psycopg.Error as e:
             denied = True
-            if name != "20k-stmts":
+            if name == "50k-parens":
+                # PostgreSQL's own parser rejects this nesting (bison's stack): its answer, 42601
+                assert e.sqlstate == "42601" and "memory exhausted" in e.diag.message_primary
+            elif name != "20k-stmts":
                 assert_denied(e, "unparsable")
         assert time.monotonic() - t0 < 20
         assert denied or name == "20k-stmts"
@@ -956,8 +965,10 @@ def test_ready_for_query_status_after_denial(pgwarden):
 @pytest.mark.parametrize("dbname,denied_sql,expect", [
     # identity: the Parse itself is denied (no ParseComplete for it)
     ("staging", "SET ROLE agent_rw", [b"1", b"2", b"D", b"C", b"E", b"Z"]),
-    # production write: Parse and Bind pass, the Execute is denied (window rules are judged there)
-    ("prod", "DELETE FROM invoices WHERE id = -1", [b"1", b"2", b"D", b"C", b"1", b"2", b"E", b"Z"]),
+    # production write: the Parse passes (window rules are judged when it runs), the Bind is
+    # denied (the server may refuse some already at Bind, e.g. FOR UPDATE: the client must see
+    # pgwarden's denial there)
+    ("prod", "DELETE FROM invoices WHERE id = -1", [b"1", b"2", b"D", b"C", b"1", b"E", b"Z"]),
 ])
 def test_denial_in_extended_batch_raw(pgwarden, dbname, denied_sql, expect):
     """Extended protocol on the wire: one ErrorResponse for the denied statement, the rest up
