@@ -360,6 +360,17 @@ void catalogs_free(pgw_server *srv)
 		return;
 	if (!wait_for_loaders(l))
 		return; /* a thread still runs and will touch the lock and the eventfd: leave them to the exit */
+	/* Loads that ended after the loop stopped were never landed. */
+	while (l->done) {
+		load_job *job = l->done;
+
+		l->done = job->next;
+		catalog_unref(job->result);
+		config_unref(job->cfg);
+		free(job->conninfo);
+		free(job->err);
+		free(job);
+	}
 	HASH_ITER(hh, l->slots, sl, tmp) {
 		HASH_DEL(l->slots, sl);
 		if (sl->cat)
