@@ -209,6 +209,26 @@ static void start_load(pgw_server *srv, catalog_slot *sl)
 	pthread_attr_destroy(&attr);
 }
 
+static void pending_free(catalog_slot *sl, pending_ddl *p);
+
+/* Drop the records of sessions that ended inside their DDL transaction (rolled back): bounded memory. */
+static void pending_prune(pgw_server *srv, catalog_slot *sl)
+{
+	pending_ddl *p, *tmp;
+
+	if (HASH_COUNT(sl->pending) < CATALOG_PENDING_MAX / 16)
+		return;
+	HASH_ITER(hh, sl->pending, p, tmp) {
+		session *s;
+
+		TAILQ_FOREACH(s, &srv->sessions, link)
+			if (s->id == p->session_id && !s->closing)
+				break;
+		if (!s)
+			pending_free(sl, p);
+	}
+}
+
 static void land(pgw_server *srv, load_job *job)
 {
 	catalog_slot *sl = job->slot;
@@ -237,6 +257,7 @@ static void land(pgw_server *srv, load_job *job)
 		}
 	}
 	wake_waiters(srv, sl, !job->result);
+	pending_prune(srv, sl);
 	if (job->result && (sl->again || sl->stale_mark > sl->covered)) {
 		sl->again = false;
 		start_load(srv, sl);
