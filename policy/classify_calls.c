@@ -156,7 +156,7 @@ void on_truncate(pc_walk *w, uint32_t body)
 	const jdoc *d = w->d;
 	uint32_t rels = jobj_get(d, body, "relations"), c, rv;
 
-	mark_write(w, "TRUNCATE");
+	mark_write(w, "TRUNCATE TABLE"); /* PostgreSQL's command tag */
 	for (c = rels ? rels + 1 : 0; rels && d->t[rels].type == J_ARR && c < d->t[rels].end; c = d->t[c].end) {
 		if ((rv = node_body(d, c, "RangeVar")))
 			add_written_relation(w, rv);
@@ -175,7 +175,11 @@ void on_truncate(pc_walk *w, uint32_t body)
  */
 void on_ddl_self_judged(pc_walk *w, uint32_t body)
 {
-	mark_write(w, "definition of a table, index, type, domain or policy");
+	char buf[80];
+	const char *tag = stmt_command_tag(w->d, body, buf, sizeof(buf));
+
+	/* Messages speak SQL ("CREATE TABLE"). */
+	mark_write(w, "%s", tag ? tag : "definition of a table, index, type, domain or policy");
 	walk_fields(w, body); /* before PF_FUNC_DDL: its identifiers are not collected as stale names */
 	w->f->flags |= PF_FUNC_DDL;
 	facts_add(w->f, &w->f->ddl_names, "", 0, false);
@@ -223,4 +227,12 @@ void on_alter_table(pc_walk *w, uint32_t body)
 		}
 	}
 	on_ddl_self_judged(w, body);
+}
+
+/* CREATE/ALTER POLICY: the roles it applies to (grants), its expressions judged as calls, and self-judged DDL. */
+void on_policy_ddl(pc_walk *w, uint32_t body)
+{
+	on_policy(w, body);
+	w->f->flags |= PF_FUNC_DDL;
+	facts_add(w->f, &w->f->ddl_names, "", 0, false);
 }

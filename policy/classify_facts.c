@@ -109,6 +109,7 @@ void facts_merge(policy_facts *dst, const policy_facts *src, uint32_t flag_mask)
 	merge_list(dst, &dst->opers, &src->opers);
 	merge_list(dst, &dst->types, &src->types);
 	merge_list(dst, &dst->ddl_names, &src->ddl_names);
+	merge_list(dst, &dst->roles, &src->roles);
 	if (src->oom)
 		dst->oom = true;
 }
@@ -141,6 +142,7 @@ static void facts_destroy(policy_facts *f)
 	strlist_free(&f->opers);
 	strlist_free(&f->types);
 	strlist_free(&f->ddl_names);
+	strlist_free(&f->roles);
 	free(f);
 }
 
@@ -221,6 +223,12 @@ char *const *policy_facts_relations(const policy_facts *f, size_t *n)
 {
 	*n = f->rels.n;
 	return f->rels.v;
+}
+
+char *const *policy_facts_roles(const policy_facts *f, size_t *n)
+{
+	*n = f->roles.n;
+	return f->roles.v;
 }
 
 const char *policy_facts_why_write(const policy_facts *f)
