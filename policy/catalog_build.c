@@ -124,7 +124,9 @@ static void bits_from_config(cat_fn *fn, const pgw_config *cfg)
 static bool classify_fn(cat_fn *fn, const pgw_config *cfg)
 {
 	/* Why: trusted_functions names functions; a view of the same name is not vouched for. */
-	fn->trusted = strchr("fpaw", fn->kind) && is_trusted(cfg, fn);
+	/* Why: deploy/walls.sql's functions (the database's own walls, installed by the operator into a schema
+	 * only its owner role can change) run on every write and DDL of a walled target: vouched for. */
+	fn->trusted = strchr("fpaw", fn->kind) && (is_trusted(cfg, fn) || strcmp(fn->schema, "pgwarden_wall") == 0);
 	/* Aggregates run their support functions: resolved as calls later. */
 	if (fn->kind != 'a') {
 		pc_routine r = { .lang = fn->lang,
@@ -239,7 +241,7 @@ static void direct_cb(void *arg, const char *what, uint32_t bits, const char *wh
 static bool resolve_calls(fn_catalog *c, cat_fn *fn)
 {
 	edge_ctx e = { .c = c, .from = fn };
-	cand_sink sink = { .fn = edge_cb, .bits = direct_cb, .arg = &e };
+	cand_sink sink = { .fn = edge_cb, .bits = direct_cb, .arg = &e, .ddl_hooks = !(fn->kind >= 'A' && fn->kind <= 'Z') };
 
 	if (fn->facts)
 		catalog_facts_candidates(c, fn->facts, &sink);

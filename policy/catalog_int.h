@@ -109,6 +109,7 @@ typedef struct cand_sink {
 	void (*fn)(void *arg, const char *what, const cat_fn *fn);                  /* an entry it runs */
 	void (*bits)(void *arg, const char *what, uint32_t bits, const char *why); /* direct bits */
 	void *arg;                                                                  /* for both */
+	bool ddl_hooks; /* judge event triggers for DDL (not inside hooks: their SQL is pgwarden's own text) */
 } cand_sink;
 void catalog_facts_candidates(const fn_catalog *c, const policy_facts *f, const cand_sink *sink);
 /* Every view a relation name may be ("schema.name" or "name", any schema); CAND_USER if one matched. */

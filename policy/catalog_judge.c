@@ -130,7 +130,8 @@ void catalog_facts_candidates(const fn_catalog *c, const policy_facts *f, const 
 		w.what = implicit_opers[i];
 		catalog_hook_candidates(c, CATALOG_HOOK_OPERATOR, implicit_opers[i], entry_cb, &w);
 	}
-	if (!(f->flags & PF_READ_ONLY)) {
+	/* Event triggers fire on DDL; DML (a written table) and read-only statements fire none. */
+	if (sink->ddl_hooks && !(f->flags & PF_READ_ONLY) && f->wrels.n == 0) {
 		w.what = "event trigger";
 		catalog_hook_candidates(c, CATALOG_HOOK_DDL, "", entry_cb, &w);
 	}
@@ -185,14 +186,14 @@ static void judge_direct(void *arg, const char *what, uint32_t bits, const char 
 
 void catalog_judge_facts(const fn_catalog *c, const policy_facts *f, catalog_judgement *j)
 {
-	cand_sink sink = { .fn = judge_entry, .bits = judge_direct, .arg = j };
+	cand_sink sink = { .fn = judge_entry, .bits = judge_direct, .arg = j, .ddl_hooks = true };
 
 	catalog_facts_candidates(c, f, &sink);
 }
 
 void catalog_judge(const fn_catalog *c, const char *called, bool builtin_named, catalog_judgement *j)
 {
-	cand_sink sink = { .fn = judge_entry, .bits = judge_direct, .arg = j };
+	cand_sink sink = { .fn = judge_entry, .bits = judge_direct, .arg = j, .ddl_hooks = true };
 	walk_ctx w = { .sink = &sink, .what = called };
 
 	if (builtin_named)
@@ -203,7 +204,7 @@ void catalog_judge(const fn_catalog *c, const char *called, bool builtin_named, 
 
 void catalog_judge_relation(const fn_catalog *c, const char *rel, catalog_judgement *j)
 {
-	cand_sink sink = { .fn = judge_entry, .bits = judge_direct, .arg = j };
+	cand_sink sink = { .fn = judge_entry, .bits = judge_direct, .arg = j, .ddl_hooks = true };
 	walk_ctx w = { .sink = &sink, .what = rel };
 
 	catalog_view_candidates(c, rel, entry_cb, &w);
@@ -258,7 +259,7 @@ const char *catalog_stale_hit(const fn_catalog *c, const policy_facts *f, const 
 	const pc_strlist *lists[] = { &f->funcs, &f->builtins, &f->attrs, &f->rels,
 				      &f->wrels, &f->types,    &f->opers };
 	stale_ctx x = { .c = c, .st = st };
-	cand_sink sink = { .fn = stale_entry, .bits = stale_direct, .arg = &x };
+	cand_sink sink = { .fn = stale_entry, .bits = stale_direct, .arg = &x, .ddl_hooks = true };
 	const char *hit;
 
 	if (!catalog_stale_any(st))

@@ -661,6 +661,8 @@ static void test_builtin_facts_attrs_and_hooks(void **state)
 		{ "SELECT * FROM s.pol", V_ID },                   /* a policy */
 		{ "SELECT 'x'::s.d", V_ID },                       /* a domain CHECK */
 		{ "DELETE FROM s.parent", V_ID },                  /* a cascade into s.trig */
+		{ "CREATE TABLE x (a int)", V_ID },                /* an event trigger fires on DDL */
+		{ "INSERT INTO t VALUES (1)", V_OK },              /* ... not on DML */
 	};
 
 	assert_non_null(c);
@@ -681,6 +683,7 @@ static void test_builtin_facts_attrs_and_hooks(void **state)
 	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_READ, "s", "pol", "SELECT s.set_t('x')"), 0);
 	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_TYPE, "s", "d", "SELECT s.set_t(VALUE)"), 0);
 	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_WRITE, "s", "parent", "DELETE FROM s.trig"), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_DDL, "", "", "SELECT s.set_t(NULL)"), 0);
 	if (catalog_finish(c, fx->cfg, &err) != 0)
 		fail_msg("catalog_finish: %s", err);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
