@@ -151,6 +151,14 @@ static void walk_statement(pc_walk *w, uint32_t stmt)
 		if (n && !(w->f->name = jstr_dup(d, n)))
 			w->f->oom = true;
 	}
+	if ((b = node_body(d, stmt, "FetchStmt")) && !jobj_get(d, b, "ismove")) {
+		/* The relay refuses Describe of a prepared FETCH (proxy/gate.c, gate_describe_statement). */
+		uint32_t n = jobj_get(d, b, "portalname");
+
+		w->f->flags |= PF_FETCH;
+		if (n && !(w->f->name = jstr_dup(d, n)))
+			w->f->oom = true;
+	}
 	if (w->nest == 0 && node_body(d, stmt, "CopyStmt"))
 		w->f->flags |= PF_COPY;
 	walk_value(w, stmt);

@@ -46,6 +46,7 @@ enum {
 	PF_DECLARE = 1u << 16,     /* DECLARE name CURSOR: creates a portal of that name (policy_facts_name) */
 	PF_CURSOR_HOLD = 1u << 17, /* with PF_DECLARE: WITH HOLD, the cursor outlives its transaction */
 	PF_CLOSE_CURSOR = 1u << 18, /* CLOSE name (name NULL for CLOSE ALL): drops portals */
+	PF_FETCH = 1u << 19,        /* FETCH (not MOVE) from cursor policy_facts_name: returns its rows */
 };
 
 /* The user functions of one target's database, classified (policy/catalog.h). */
@@ -55,7 +56,7 @@ typedef struct fn_catalog fn_catalog;
 typedef struct policy_facts policy_facts;
 
 uint32_t policy_facts_flags(const policy_facts *f);
-/* PREPARE/EXECUTE/DEALLOCATE statement name, DECLARE/CLOSE cursor name, or NULL (DEALLOCATE ALL, CLOSE ALL). */
+/* PREPARE/EXECUTE/DEALLOCATE statement name, DECLARE/CLOSE/FETCH cursor name, or NULL (DEALLOCATE ALL, CLOSE ALL). */
 const char *policy_facts_name(const policy_facts *f);
 /* PREPARE: facts of the body (borrowed from f); NULL otherwise. */
 const policy_facts *policy_facts_inner(const policy_facts *f);

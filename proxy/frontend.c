@@ -256,6 +256,13 @@ static relay_status on_describe_or_close(session *s, char type, const uint8_t *b
 	rd_cstr(&r, &name, NULL);
 	if (!pktread_done(&r) || (what != 'S' && what != 'P'))
 		return malformed(s, type == 'D' ? "Describe" : "Close");
+	if (type == 'D' && what == 'S') {
+		gate_verdict v;
+
+		if (gate_describe_statement(s, name, &v) != GATE_ALLOW)
+			return carry_out(s, type, TL_DESCRIBE, len, &v);
+		gate_verdict_clear(&v);
+	}
 	/* Close of a name that does not exist is no error (CloseComplete): the change is certain once answered. */
 	if (type == 'C' && !tl_change_add(&changes, what == 'S' ? TL_NS_STMT : TL_NS_PORTAL, TL_DEL, name, NULL, NULL,
 					  0, 0, false, false))

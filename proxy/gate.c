@@ -599,6 +599,38 @@ static uint64_t audit_execute(session *s, const char *portal, const stmt_info *s
 	return seq;
 }
 
+/*
+ * Describe of a prepared statement. Why a FETCH is refused: PostgreSQL 15
+ * computes a FETCH's result columns from its cursor at Parse, and Describe
+ * then reads the cursor again with only an Assert that it still exists
+ * (FetchStatementTargetList in pquery.c, from CachedPlanGetTargetList): a
+ * cursor gone by then (closed, or ended with its transaction, which a
+ * COMMIT in the same batch does unseen here) crashes the backend and
+ * restarts the whole cluster. MOVE returns no rows and is safe, and so is
+ * Describe of the FETCH's portal (what drivers send), so only this is refused.
+ */
+gate_status gate_describe_statement(session *s, const char *name, gate_verdict *v)
+{
+	stmt_info *si;
+
+	verdict_init(v);
+	switch (tl_lookup(&s->tl, TL_NS_STMT, name, &si)) {
+	case TL_NAME_NONE:
+		return GATE_ALLOW; /* the server answers 26000 itself */
+	case TL_NAME_DOUBTFUL:
+		if (tl_doubt_awaits_server(&s->tl, NULL, TL_NS_STMT, name))
+			return v->status = GATE_AWAIT;
+		return deny_with(v, "pgwarden: unknown prepared statement", "rule: unparsable", NULL);
+	case TL_NAME_KNOWN:
+		break;
+	}
+	if (si->facts && (policy_facts_flags(si->facts) & PF_FETCH))
+		return deny_with(v, "pgwarden: Describe of a prepared FETCH statement is refused",
+				 "rule: unparsable",
+				 "PostgreSQL 15 crashes on it once the cursor is gone; describe the portal instead");
+	return GATE_ALLOW;
+}
+
 gate_status gate_execute(session *s, const char *portal, gate_verdict *v)
 {
 	stmt_info *si;

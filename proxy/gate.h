@@ -55,6 +55,8 @@ gate_status gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
 gate_status gate_parse(session *s, const char *name, const char *sql, size_t len, gate_verdict *v);
 gate_status gate_bind(session *s, const char *portal, const char *stmt, const uint8_t *rest, size_t rest_len,
 		      gate_verdict *v);
+/* Describe 'S': refused for a prepared FETCH (it can crash PostgreSQL 15), else allowed. */
+gate_status gate_describe_statement(session *s, const char *name, gate_verdict *v);
 gate_status gate_execute(session *s, const char *portal, gate_verdict *v);
 /* FunctionCall: always denied (rule fastpath); audited. */
 gate_status gate_function_call(session *s, gate_verdict *v);

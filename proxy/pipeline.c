@@ -214,11 +214,27 @@ tl_name_state tl_lookup(timeline *t, tl_ns ns, const char *name, stmt_info **si)
 bool tl_doubt_awaits_server(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name)
 {
 	const tl_change *c;
+	uint32_t i;
 
 	if (local && newest_change(local, ns, name))
 		return false;
 	c = newest_change(&t->changes, ns, name);
-	return c && c->op == TL_PUT && c->doubtful && c->entry != 0;
+	if (!c || c->op != TL_PUT || !c->doubtful || c->entry == 0)
+		return false;
+	/*
+	 * A poison's change (a denied Parse of the unnamed statement) with no
+	 * Sync after it: the poison fails or is skipped, so the server skips
+	 * whatever comes next to the Sync, and there is nothing to wait for.
+	 */
+	for (i = t->count; i-- > 0;) {
+		const tl_entry *e = tl_at(t, i);
+
+		if (e->kind == TL_SYNC)
+			return true;
+		if (e->seq == c->entry)
+			return e->action != TL_DENY;
+	}
+	return true;
 }
 
 const uint8_t *tl_portal_params(timeline *t, const char *name, size_t *len)

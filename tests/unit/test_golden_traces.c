@@ -592,9 +592,10 @@ static void trace_denied_parse_in_batch(void **state)
 {
 	golden *g = golden_start("staging");
 	gmsg c[] = {M('P', "\0SET ROLE postgres\0\0\0"), M('B', "\0\0\0\0\0\0\0\0"), M('E', "\0\0\0\0\0"), M('S', "")};
-	gmsg up[] = {PREFIX('E', "pgwarden_denied_"), PREFIX('E', "pgwarden_denied_"), PREFIX('E', "pgwarden_denied_"),
-		     M('S', "")};
-	gmsg a[] = {M('E', "SERROR\0C34000\0Mportal does not exist\0\0"), M('Z', "I")};
+	/* the denied Parse of the unnamed statement: a failing Parse of it, so the server drops the old one too */
+	gmsg up[] = {M('P', "\0pgwarden denied this statement\0\0\0"), PREFIX('E', "pgwarden_denied_"),
+		     PREFIX('E', "pgwarden_denied_"), M('S', "")};
+	gmsg a[] = {M('E', "SERROR\0C42601\0Msyntax error at or near \"pgwarden\"\0\0"), M('Z', "I")};
 	gmsg z[] = {M('Z', "I")};
 
 	(void)state;
