@@ -196,6 +196,24 @@ static void decide_facts(session *s, const policy_subject *subj, const policy_fa
 	}
 }
 
+/* An EXECUTE of a statement name whose meaning an unanswered request decides: judge it after the answer. */
+static bool execute_awaits(session *s, const policy_facts *f)
+{
+	return f && (policy_facts_flags(f) & PF_EXECUTE) && policy_facts_name(f) &&
+	       tl_doubt_awaits_server(&s->tl, NULL, TL_NS_STMT, policy_facts_name(f));
+}
+
+/*
+ * Whether a change the gate predicts is doubtful: the name is in use (a PUT
+ * on it is refused unless it is gone by then), or the transaction has
+ * failed, where the server refuses every statement but ROLLBACK and COMMIT
+ * (a CLOSE or DEALLOCATE there changes nothing).
+ */
+static bool change_doubtful(session *s, bool in_use)
+{
+	return in_use || s->tl.mode == TL_MODE_FAILED;
+}
+
 /* Whether a name is in use once 'local''s changes are made: a PUT on it is refused unless it is gone by then. */
 static bool name_in_use(session *s, const struct tl_changes *local, tl_ns ns, const char *name)
 {
@@ -219,7 +237,7 @@ static bool track_prepare(session *s, const policy_facts *f, const char *text, s
 		return false;
 	}
 	ok = tl_change_add(&v->changes, TL_NS_STMT, TL_PUT, name, si, NULL, 0, index,
-			   name_in_use(s, &v->changes, TL_NS_STMT, name), false);
+			   change_doubtful(s, name_in_use(s, &v->changes, TL_NS_STMT, name)), false);
 	stmt_info_unref(si);
 	return ok;
 }
@@ -241,7 +259,7 @@ static bool track_declare(session *s, const policy_facts *f, const char *text, s
 	}
 	si->cursor = true;
 	ok = tl_change_add(&v->changes, TL_NS_PORTAL, TL_PUT, name, si, NULL, 0, index,
-			   name_in_use(s, &v->changes, TL_NS_PORTAL, name),
+			   change_doubtful(s, name_in_use(s, &v->changes, TL_NS_PORTAL, name)),
 			   (policy_facts_flags(f) & PF_CURSOR_HOLD) != 0);
 	stmt_info_unref(si);
 	return ok;
@@ -267,12 +285,12 @@ static bool track_statement(session *s, const policy_facts *f, const char *text,
 		return track_prepare(s, f, text, len, v, index);
 	if (flags & PF_DEALLOCATE)
 		return tl_change_add(&v->changes, TL_NS_STMT, name ? TL_DEL : TL_CLEAR, name, NULL, NULL, 0, index,
-				     false, false);
+				     change_doubtful(s, false), false);
 	if (flags & PF_DECLARE)
 		return track_declare(s, f, text, len, v, index);
 	if (flags & PF_CLOSE_CURSOR)
 		return tl_change_add(&v->changes, TL_NS_PORTAL, name ? TL_DEL : TL_CLEAR, name, NULL, NULL, 0, index,
-				     false, false);
+				     change_doubtful(s, false), false);
 	return true;
 }
 
@@ -450,6 +468,11 @@ gate_status gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
 	case PARSE_FAILED:
 		return fail_oom(s, v);
 	}
+	for (i = 0; i < a.n; i++)
+		if (execute_awaits(s, a.v[i].facts)) {
+			policy_analysis_clear(&a);
+			return v->status = GATE_AWAIT;
+		}
 	subj = subject_of(s);
 	/* In order: a statement is judged with the names the earlier ones in the Query made (PREPARE; EXECUTE). */
 	for (i = 0; ok && i < a.n && v->status == GATE_ALLOW; i++) {
@@ -508,6 +531,10 @@ gate_status gate_parse(session *s, const char *name, const char *sql, size_t len
 		snprintf(v->sqlstate, sizeof(v->sqlstate), "42601");
 		return v->status;
 	}
+	if (a.n == 1 && execute_awaits(s, a.v[0].facts)) {
+		policy_analysis_clear(&a);
+		return v->status = GATE_AWAIT;
+	}
 	if (a.n == 1) {
 		subj = subject_of(s);
 		decide_facts(s, &subj, a.v[0].facts, sql, len, NULL, &pv);
@@ -526,7 +553,7 @@ gate_status gate_parse(session *s, const char *name, const char *sql, size_t len
 		policy_facts_unref(facts);
 	/* a named statement in use makes the server refuse the Parse (42P05): the change is doubtful */
 	ok = si && tl_change_add(&v->changes, TL_NS_STMT, TL_PUT, name, si, NULL, 0, 0,
-				 name_in_use(s, NULL, TL_NS_STMT, name), false);
+				 change_doubtful(s, name_in_use(s, NULL, TL_NS_STMT, name)), false);
 	stmt_info_unref(si);
 	return ok ? GATE_ALLOW : fail_oom(s, v);
 }
@@ -555,6 +582,8 @@ gate_status gate_bind(session *s, const char *portal, const char *stmt, const ui
 	if (!refresh_identity(s))
 		return v->status = GATE_CLOSED;
 #ifndef PGW_RELAY_ONLY
+	if (execute_awaits(s, si->facts))
+		return v->status = GATE_AWAIT;
 	if (si->facts) {
 		subj = subject_of(s);
 		decide_facts(s, &subj, si->facts, si->text, si->len, NULL, &pv);
@@ -566,7 +595,7 @@ gate_status gate_bind(session *s, const char *portal, const char *stmt, const ui
 	(void)subj;
 #endif
 	if (!tl_change_add(&v->changes, TL_NS_PORTAL, TL_PUT, portal, si, s->cfg->audit_params ? rest : NULL,
-			   rest_len, 0, name_in_use(s, NULL, TL_NS_PORTAL, portal), false))
+			   rest_len, 0, change_doubtful(s, name_in_use(s, NULL, TL_NS_PORTAL, portal)), false))
 		return fail_oom(s, v);
 	return GATE_ALLOW;
 }
@@ -655,6 +684,8 @@ gate_status gate_execute(session *s, const char *portal, gate_verdict *v)
 		/* an empty statement: EmptyQueryResponse, nothing to judge or record */
 		return GATE_ALLOW;
 	}
+	if (execute_awaits(s, si->facts))
+		return v->status = GATE_AWAIT;
 	subj = subject_of(s);
 	decide_facts(s, &subj, si->facts, si->text, si->len, NULL, &pv);
 	if (pv.deny)

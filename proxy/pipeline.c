@@ -185,10 +185,10 @@ static const tl_change *newest_change(const struct tl_changes *list, tl_ns ns, c
 static tl_name_state state_of(const tl_change *c, stmt_info **si)
 {
 	*si = NULL;
-	if (c->op != TL_PUT)
-		return TL_NAME_NONE;
 	if (c->doubtful)
 		return TL_NAME_DOUBTFUL;
+	if (c->op != TL_PUT)
+		return TL_NAME_NONE;
 	*si = c->si;
 	return TL_NAME_KNOWN;
 }
@@ -219,11 +219,11 @@ bool tl_doubt_awaits_server(timeline *t, const struct tl_changes *local, tl_ns n
 	if (local && newest_change(local, ns, name))
 		return false;
 	c = newest_change(&t->changes, ns, name);
-	if (!c || c->op != TL_PUT || !c->doubtful || c->entry == 0)
+	if (!c || !c->doubtful || c->entry == 0)
 		return false;
 	/*
-	 * A poison's change (a denied Parse of the unnamed statement) with no
-	 * Sync after it: the poison fails or is skipped, so the server skips
+	 * An extended-protocol poison's change (a denied Parse of the unnamed
+	 * statement) with no Sync after it: the poison fails or is skipped, so the server skips
 	 * whatever comes next to the Sync, and there is nothing to wait for.
 	 */
 	for (i = t->count; i-- > 0;) {
@@ -231,8 +231,8 @@ bool tl_doubt_awaits_server(timeline *t, const struct tl_changes *local, tl_ns n
 
 		if (e->kind == TL_SYNC)
 			return true;
-		if (e->seq == c->entry)
-			return e->action != TL_DENY;
+		if (e->seq == c->entry) /* a denied Query runs the statements before its poison: no skip */
+			return e->action != TL_DENY || e->kind == TL_QUERY;
 	}
 	return true;
 }

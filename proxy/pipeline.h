@@ -99,7 +99,7 @@ typedef struct tl_change {
 	uint32_t index;          /* in a Query: the result index that confirms it; else 0 */
 	tl_ns ns;                /* statement or portal */
 	tl_op op;                /* put, delete, clear */
-	bool doubtful;           /* a PUT on a name in use: the server refuses it unless the name is gone by then */
+	bool doubtful;           /* a PUT on a name in use (refused unless the name is gone by then), or any change in a failed transaction */
 	bool holdable;           /* portal: a WITH HOLD cursor (survives the transaction) */
 	char *name;              /* the name (NULL for TL_CLEAR) */
 	stmt_info *si;           /* TL_PUT: its meaning (one reference) */

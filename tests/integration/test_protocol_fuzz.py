@@ -213,6 +213,25 @@ def test_a_refused_parse_of_the_unnamed_statement_drops_the_old_one(prod, refuse
     differential(w, pg, pipeline)
 
 
+def test_a_sql_execute_of_a_name_a_refused_parse_left_alone_is_known(prod):
+    """Found by the fuzzer (seed 1101): the second Parse of s2 is refused (42P05), so s2 is still
+    SELECT 1 after the Sync, and a prepared `EXECUTE s2` is judged on it, not denied as unknown."""
+    w, pg = prod
+    differential(w, pg, [[["P", "s2", "SELECT 1"], ["P", "s2", "SELECT (1/(random()*0)::int)"], ["S"],
+                          ["P", "s1", "EXECUTE s2"], ["S"]]])
+
+
+def test_a_close_in_a_failed_transaction_keeps_the_portal(prod):
+    """Found by the fuzzer (seed 1101): in a failed transaction block the server refuses CLOSE p1
+    (25P02), so p1 still exists and Execute of it gets the server's 25P02, not a denial."""
+    w, pg = prod
+    differential(w, pg, [[["P", "s2", "BEGIN"], ["B", "", "s2"], ["E", "", 2],
+                          ["P", "s1", "SELECT count(*) FROM billing.pf_scratch"], ["B", "p1", "s1"],
+                          ["E", "p2", 0], ["S"]],
+                         [["Q", ["CLOSE p1", "SELECT lo_create(0)", "SET default_transaction_read_only = off"]],
+                          ["E", "p1", 1], ["S"]]])
+
+
 def test_a_sql_execute_of_a_name_a_refused_parse_reused_creates_no_large_object(prod):
     """Found by the fuzzer (seed 4242): s2 = lo_create; a later Parse s2 = a read fails (42P05);
     SQL EXECUTE s2 runs lo_create on the server, so it must be denied as a write."""
