@@ -624,6 +624,35 @@ static void trace_error_at_bind_across_syncs(void **state)
 	golden_stop(g);
 }
 
+/*
+ * A Parse reusing a name in the same unsynced write makes the name doubtful
+ * (42P05 unless the first Parse fails): the Bind that names it is not sent
+ * until the server answers; pgwarden asks for the answers with a Flush.
+ * The first Parse fails here, so the second defines the name and the Bind
+ * goes upstream as the client sent it, not as a denial's poison.
+ */
+static void trace_doubtful_name_waits_for_the_answer(void **state)
+{
+	golden *g = golden_start("staging");
+	gmsg c[] = {M('P', "a\0SELECT * FROM missing\0\0\0"), M('S', ""), M('P', "a\0SELECT 2\0\0\0"),
+		    M('B', "\0a\0\0\0\0\0\0\0"), M('S', "")};
+	gmsg up1[] = {c[0], c[1], c[2], M('H', "")};
+	gmsg a1[] = {M('E', "SERROR\0C42P01\0Mrelation \"missing\" does not exist\0\0"), M('Z', "I"), M('1', "")};
+	gmsg up2[] = {c[3], c[4]};
+	gmsg a2[] = {M('2', ""), M('Z', "I")};
+
+	(void)state;
+	send_all(g->client, c, N(c));
+	expect_msgs(g->up, "upstream", up1, N(up1));
+	expect_quiet(g->up, "upstream");
+	send_all(g->up, a1, N(a1));
+	expect_msgs(g->up, "upstream", up2, N(up2));
+	send_all(g->up, a2, N(a2));
+	expect_msgs(g->client, "client", a1, N(a1));
+	expect_msgs(g->client, "client", a2, N(a2));
+	golden_stop(g);
+}
+
 /* CopyFail sent before the CopyInResponse: the server fails the COPY; the next Query is answered as itself. */
 static void trace_copy_early_fail(void **state)
 {
@@ -717,6 +746,7 @@ int main(void)
 		cmocka_unit_test_teardown(trace_repin_mid_batch, teardown),
 		cmocka_unit_test_teardown(trace_denied_parse_in_batch, teardown),
 		cmocka_unit_test_teardown(trace_error_at_bind_across_syncs, teardown),
+		cmocka_unit_test_teardown(trace_doubtful_name_waits_for_the_answer, teardown),
 		cmocka_unit_test_teardown(trace_copy_early_fail, teardown),
 		cmocka_unit_test_teardown(trace_denial_mid_query, teardown),
 		cmocka_unit_test_teardown(trace_function_call_denied, teardown),
