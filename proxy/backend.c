@@ -248,7 +248,16 @@ static void on_reply(session *s, tl_entry *head, const reply_rule *r, char type,
 
 	if (!head)
 		return;
-	if (r->results & K(head->kind)) {
+	if (type == 'I' && head->kind == TL_EXECUTE) {
+		/*
+		 * Why no result: an Execute pgwarden judged as a statement can be
+		 * answered EmptyQueryResponse when its Bind failed inside a
+		 * transaction block, which leaves an empty portal of that name
+		 * (postgres.c, exec_execute_message): nothing ran. An empty
+		 * statement has no ref to take.
+		 */
+		tl_take_ref(head);
+	} else if (r->results & K(head->kind)) {
 		index = head->next_ref;
 		record_result(s, head, type == 'C' ? command_tag(body, len) : type == 's' ? "SUSPENDED" : "", NULL);
 		if (head->kind == TL_QUERY)

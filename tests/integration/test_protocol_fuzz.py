@@ -232,6 +232,15 @@ def test_a_close_in_a_failed_transaction_keeps_the_portal(prod):
                           ["E", "p1", 1], ["S"]]])
 
 
+def test_execute_of_a_portal_whose_bind_failed_in_a_block_has_no_result_record(prod):
+    """Found by the fuzzer (seed 2202): a Bind that fails inside a transaction block leaves an
+    empty portal upstream, and Execute of it gets EmptyQueryResponse: nothing ran, so the audit
+    has no result record for the statement pgwarden judged."""
+    w, pg = prod
+    differential(w, pg, [[["P", "", "BEGIN"], ["B", "p2", ""], ["E", "p2", 0], ["P", "s1", "SELECT 1/0"],
+                          ["B", "p1", "s1"], ["S"], ["E", "p1", 2], ["S"]]])
+
+
 def test_a_sql_execute_of_a_name_a_refused_parse_reused_creates_no_large_object(prod):
     """Found by the fuzzer (seed 4242): s2 = lo_create; a later Parse s2 = a read fails (42P05);
     SQL EXECUTE s2 runs lo_create on the server, so it must be denied as a write."""
