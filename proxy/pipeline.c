@@ -219,7 +219,8 @@ bool tl_doubt_awaits_server(timeline *t, const struct tl_changes *local, tl_ns n
 	if (local && newest_change(local, ns, name))
 		return false;
 	c = newest_change(&t->changes, ns, name);
-	if (!c || !c->doubtful || c->entry == 0)
+	/* a pending deletion is doubtful too: an earlier error in its batch makes the server skip it */
+	if (!c || !(c->doubtful || c->op != TL_PUT) || c->entry == 0)
 		return false;
 	/*
 	 * An extended-protocol poison's change (a denied Parse of the unnamed

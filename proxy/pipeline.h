@@ -175,7 +175,8 @@ tl_name_state tl_lookup(timeline *t, tl_ns ns, const char *name, stmt_info **si)
 tl_name_state tl_lookup_with(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name,
 			     stmt_info **si);
 /*
- * A doubtful name (TL_NAME_DOUBTFUL) that an entry already sent decides:
+ * A doubtful or deleted name (a doubtful change, or a Close/CLOSE/DEALLOCATE
+ * the server skips after an earlier error in its batch) that an entry already sent decides:
  * the server's answer to it settles the name, so the message that names it
  * can wait for that answer and be judged again. false when the doubt comes
  * from 'local' (an earlier statement of the same Query): nothing to wait for.

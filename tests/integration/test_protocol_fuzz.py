@@ -241,6 +241,18 @@ def test_execute_of_a_portal_whose_bind_failed_in_a_block_has_no_result_record(p
                           ["B", "p1", "s1"], ["S"], ["E", "p1", 2], ["S"]]])
 
 
+@pytest.mark.parametrize("pipeline", [
+    [[["P", "s2", "BEGIN"], ["S"]], [["E", "p2", 2], ["C", "S", "s2"], ["S"], ["B", "p2", "s2"], ["S"]]],
+    [[["P", "s2", "COMMIT"], ["P", "s2", "SELECT pg_advisory_lock(4711)"], ["C", "S", "s2"], ["S"],
+      ["B", "p2", "s2"], ["S"]]],
+], ids=["after-a-missing-portal", "after-a-duplicate-parse"])
+def test_b_close_skipped_in_the_same_write_keeps_the_statement(prod, pipeline):
+    """Found by the fuzzer (seeds 2202, 3303): a Close skipped after an earlier error in its batch
+    deletes nothing, so a Bind of the name after the Sync, in the same write, binds it."""
+    w, pg = prod
+    differential(w, pg, pipeline)
+
+
 def test_a_sql_execute_of_a_name_a_refused_parse_reused_creates_no_large_object(prod):
     """Found by the fuzzer (seed 4242): s2 = lo_create; a later Parse s2 = a read fails (42P05);
     SQL EXECUTE s2 runs lo_create on the server, so it must be denied as a write."""
