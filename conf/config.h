@@ -34,11 +34,22 @@ typedef enum {
 	AUDIT_FSYNC_NEVER,  /* leave it to the OS */
 } pgw_audit_fsync;
 
+/* pool_mode: only session pooling is implemented; "transaction" is a config error until it is. */
+typedef enum {
+	POOL_MODE_SESSION, /* a client keeps one upstream connection from its first message to disconnect */
+} pgw_pool_mode;
+
 /* [target.NAME]: an upstream database; the client's dbname selects it. */
 typedef struct pgw_target {
 	char *name;                  /* NAME from the section header */
 	char *conninfo;              /* libpq connection string */
 	pgw_environment environment; /* production | staging | development */
+	pgw_pool_mode pool_mode;     /* how long a client keeps a pooled upstream connection (CONTRACT §7) */
+	int pool_size;               /* most upstream connections to this target at once */
+	int pool_min_idle;           /* idle connections kept open (only 0 is supported yet) */
+	int pool_wait_timeout;       /* seconds a client waits for a connection before 53300 */
+	int server_idle_timeout;     /* seconds an idle pooled connection stays open */
+	int server_lifetime;         /* seconds after which a connection is closed when it next goes idle */
 	int line;                    /* line of the section header, for messages */
 } pgw_target;
 

@@ -16,6 +16,7 @@
 #include "audit/json_writer.h"
 #include "policy/windows.h"
 #include "proxy/catalogs.h"
+#include "proxy/pool.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -84,9 +85,23 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	metrics_render(&srv->metrics, srv->audit ? audit_write_errors(srv->audit) : 0, b);
 	render_live_gauges(srv, b);
 	catalogs_render_metrics(srv, b);
+	pool_metrics_render(srv, b);
 	evbuffer_add_printf(b, "# TYPE pgwarden_auth_delayed_total counter\npgwarden_auth_delayed_total %llu\n",
 			    (unsigned long long)srv->throttle.delayed);
 	reply(req, 200, "OK", "text/plain; version=0.0.4", b);
+	evbuffer_free(b);
+}
+
+/* /pools: each target's pool, like PgBouncer's SHOW POOLS. */
+static void pools_cb(struct evhttp_request *req, void *arg)
+{
+	pgw_server *srv = arg;
+	struct evbuffer *b = evbuffer_new();
+
+	if (!b)
+		return;
+	pool_render_json(srv, b);
+	reply(req, 200, "OK", "application/json", b);
 	evbuffer_free(b);
 }
 
@@ -184,6 +199,7 @@ int admin_start(pgw_server *srv)
 	evhttp_set_cb(srv->admin, "/healthz", healthz_cb, srv);
 	evhttp_set_cb(srv->admin, "/metrics", metrics_cb, srv);
 	evhttp_set_cb(srv->admin, "/windows", windows_cb, srv);
+	evhttp_set_cb(srv->admin, "/pools", pools_cb, srv);
 	log_info("admin HTTP on %s", spec);
 	return 0;
 }

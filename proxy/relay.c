@@ -18,6 +18,7 @@
 #include "protocol/frame.h"
 #include "protocol/pktbuf.h"
 #include "proxy/pin.h"
+#include "proxy/pool.h"
 
 /* Server messages are trusted less than blindly: the same 1 GB bound as PostgreSQL's own limit. */
 #define BACKEND_MESSAGE_MAX 0x40000000u
@@ -47,6 +48,14 @@ static void relay_client_messages(session *s);
 
 void relay_client_input(session *s)
 {
+	if (s->pool_skip_to_sync && !pool_skip_input(s))
+		return; /* a statement whose wait for a connection timed out is still arriving */
+	if (s->up.phase == UPSTREAM_NONE) {
+		/* Between logins and the first message a client holds no connection: this one borrows. */
+		if (s->client.phase == CLIENT_READY && evbuffer_get_length(s->client.io.in) > 0)
+			pool_borrow(s);
+		return;
+	}
 	relay_client_messages(s);
 	upstream_flush(s);
 }
@@ -61,6 +70,11 @@ void relay_client_wake(session *s)
 {
 	if (s->closing || s->client.phase != CLIENT_READY)
 		return;
+	if (s->up.phase == UPSTREAM_NONE && !s->pool_waiting) {
+		client_resume(s); /* holding no connection: the next message borrows one */
+		relay_client_input(s);
+		return;
+	}
 	if (!relay_client_readable(s)) {
 		client_pause(s);
 		return;
@@ -389,24 +403,48 @@ static relay_status repin_extended(session *s, const char *sql)
 	return send_own(s, &b, kinds, 4);
 }
 
+/* The pin for this session between batches: the client's startup settings, then identity, in one Query. */
+static char *repin_sql(session *s)
+{
+	char *pin = pin_sql_build(s->cfg, s->who, s->up.read_only), *sql;
+	size_t n;
+
+	if (!pin || !s->settings_sql || !s->settings_sql[0])
+		return pin;
+	n = strlen(s->settings_sql) + strlen(pin) + 3;
+	if ((sql = malloc(n)) != NULL)
+		snprintf(sql, n, "%s; %s", s->settings_sql, pin);
+	free(pin);
+	return sql;
+}
+
+/*
+ * Pin in front of the client's next request. A pooled connection carries
+ * nothing of this client (it was reset to "nobody", or the client ran
+ * RESET ALL / DISCARD ALL): the client's own startup settings go first,
+ * then role, actor, tenant, claims and the read-only default, so identity
+ * is set last and nothing in the settings can touch it.
+ */
 relay_status relay_repin(session *s)
 {
 	char *sql;
-	relay_status st;
+	relay_status st = RELAY_GO;
 
 	if (s->closing)
 		return RELAY_STOP;
 	/* Skipping to Sync, reading COPY data, or in a failed transaction, the server would not run it: wait. */
 	if (!s->tl.repin || s->tl.mode != TL_MODE_NORMAL)
 		return RELAY_GO;
-	sql = s->tl.batch_open ? pin_sql_build_single(s->cfg, s->who, s->up.read_only)
-			       : pin_sql_build(s->cfg, s->who, s->up.read_only);
+	sql = s->tl.batch_open ? pin_sql_build_single(s->cfg, s->who, s->up.read_only) : repin_sql(s);
 	if (!sql) {
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return RELAY_STOP;
 	}
 	s->tl.repin = false;
-	st = s->tl.batch_open ? repin_extended(s, sql) : repin_simple(s, sql);
+	if (s->tl.batch_open && s->settings_sql && s->settings_sql[0])
+		st = repin_extended(s, s->settings_sql);
+	if (st == RELAY_GO)
+		st = s->tl.batch_open ? repin_extended(s, sql) : repin_simple(s, sql);
 	free(sql);
 	return st;
 }

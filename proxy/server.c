@@ -5,6 +5,7 @@
  * after the callback that closed them has returned.
  */
 #include "proxy/server.h"
+#include "proxy/pool.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -222,6 +223,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		config_unref(srv->cfg);
 		srv->cfg = ncfg;
 		catalogs_reload_all(srv);
+		pool_config_changed(srv); /* a target whose conninfo changed drains its pool */
 		log_info("reload done: %zu targets, %zu windows, %zu rules, %zu token records", ncfg->n_targets,
 			 ncfg->n_windows, ncfg->n_rules, ncfg->tokens ? ncfg->tokens->n : (size_t)0);
 	}
@@ -319,7 +321,7 @@ static int setup_events(pgw_server *srv)
 	event_add(srv->sig_hup, NULL);
 	event_add(srv->sig_term, NULL);
 	event_add(srv->sig_int, NULL);
-	return 0;
+	return pool_init(srv);
 }
 
 /*
@@ -414,6 +416,7 @@ void server_free(pgw_server *srv)
 		TAILQ_REMOVE(&srv->reap_list, s, reap_link);
 		session_free(s);
 	}
+	pool_free_all(srv); /* after the sessions: the connections they returned */
 	close_listeners(srv);
 	admin_stop(srv);
 	catalogs_free(srv);

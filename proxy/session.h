@@ -31,16 +31,15 @@ struct policy_facts;
 typedef enum {
 	CLIENT_STARTUP,        /* waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
 	CLIENT_AUTH,           /* authentication requested; waiting for 'p' messages */
-	CLIENT_WAIT_UPSTREAM,  /* authenticated; upstream connecting and pinning, client input paused */
+	CLIENT_WAIT_UPSTREAM,  /* authenticated; a cold pool connects to learn the server's parameters, client input paused */
 	CLIENT_READY,          /* relaying */
 	CLIENT_CLOSING,        /* a final error is queued; close once it is written */
 } client_phase;
 
 typedef enum {
-	UPSTREAM_NONE,         /* not started (client still in startup/auth) */
-	UPSTREAM_CONNECTING,   /* PQconnectPoll in progress */
-	UPSTREAM_PINNING,      /* SET ROLE and pinned settings sent through libpq, waiting for results */
-	UPSTREAM_READY,        /* raw protocol relay through our own bufferevent on libpq's socket */
+	UPSTREAM_NONE,         /* no connection: before the first message, or waiting for the pool */
+	UPSTREAM_CONNECTING,   /* PQconnectPoll in progress (a new pool connection for this session) */
+	UPSTREAM_READY,        /* borrowed: raw protocol relay through our own io on the socket */
 	UPSTREAM_CLOSED,       /* gone; the session is ending */
 } upstream_phase;
 
@@ -82,6 +81,10 @@ typedef struct upstream_conn {
 	bool read_only;                /* what default_transaction_read_only is set to upstream */
 	bool standard_conforming_strings; /* tracked from ParameterStatus */
 	struct timespec connect_start; /* for the connect-latency metric */
+	uint32_t backend_pid;          /* the server process behind it (audit backend_pid) */
+	unsigned generation;           /* the pool's conninfo generation it was opened under */
+	time_t born;                   /* monotonic seconds at connect: server_lifetime */
+	bool counted;                  /* counted in its pool's open connections */
 } upstream_conn;
 
 /* One session: a client, its upstream, identity and the relay's bookkeeping. */
@@ -95,6 +98,14 @@ typedef struct session {
 	const pgw_target *target;      /* in cfg */
 	const pgw_token *who;          /* matched token record, in cfg */
 	uint8_t secret_id[32];         /* sha256 or StoredKey of the matched record: finds it after reload */
+
+	struct pgw_pool *pool;         /* the target's pool (pool.c), set at login */
+	char *settings_sql;            /* the client's startup settings as one SELECT set_config(...), "" if none (every pin) */
+	bool pool_waiting;             /* in the pool's queue for a connection */
+	bool pool_skip_to_sync;        /* a wait timed out inside an extended batch: drop client messages up to Sync */
+	struct timespec wait_start;    /* when the wait began (pgwarden_pool_wait_seconds) */
+	struct event *wait_timer;      /* pool_wait_timeout */
+	TAILQ_ENTRY(session) wait_link; /* pool->waiting */
 
 	uint32_t cancel_pid;           /* our BackendKeyData */
 	uint32_t cancel_key;
