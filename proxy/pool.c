@@ -166,6 +166,10 @@ static bool on_reset_ready(pool_conn *pc, char status)
 		pool_conn_free(pc, false);
 		return false;
 	}
+	if (pc->up.generation != p->generation) { /* the conninfo changed while it was being reset */
+		pool_conn_free(pc, false);
+		return false;
+	}
 	pc->idle_since = mono_now();
 	TAILQ_INSERT_TAIL(&p->idle, pc, link);
 	pool_kick(p);
@@ -471,8 +475,9 @@ static const char *not_returnable(const session *s)
 	const pgw_pool *p = s->pool;
 	const pgw_target *t = pool_target(p);
 
-	if (s->up.phase != UPSTREAM_READY || !io_active(&s->up.io) || s->up.io.failed)
-		return "not ready";
+	/* (io.failed alone means only that session_close_later stopped its callbacks) */
+	if (s->up.phase != UPSTREAM_READY || !io_active(&s->up.io) || s->up.broken)
+		return "broken";
 	if (s->up.txn_status != 'I' || s->tl.count != 0)
 		return "inside a transaction or owing replies";
 	if (io_pending(&s->up.io) || evbuffer_get_length(s->hold) || s->awaiting_flush || s->client.copy_passthru ||

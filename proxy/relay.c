@@ -38,8 +38,10 @@ static void upstream_flush(session *s)
 {
 	if (s->closing || s->awaiting_flush || !io_active(&s->up.io))
 		return;
-	if (io_flush(&s->up.io) != 0)
+	if (io_flush(&s->up.io) != 0) {
+		s->up.broken = true;
 		client_fail(s, "08006", "pgwarden: upstream connection lost", NULL);
+	}
 }
 
 /* ---- client -> upstream ------------------------------------------------------------------ */

@@ -85,6 +85,7 @@ typedef struct upstream_conn {
 	unsigned generation;           /* the pool's conninfo generation it was opened under */
 	time_t born;                   /* monotonic seconds at connect: server_lifetime */
 	bool counted;                  /* counted in its pool's open connections */
+	bool broken;                   /* a read or write failed, or the server closed it: never lent again */
 } upstream_conn;
 
 /* One session: a client, its upstream, identity and the relay's bookkeeping. */

@@ -129,6 +129,7 @@ static void upstream_on_close(void *arg, const char *why)
 {
 	session *s = arg;
 
+	s->up.broken = true;
 	if (s->closing)
 		return;
 	session_log(LOG_LVL_WARN, s, "upstream connection lost (%s)", why);
