@@ -39,6 +39,15 @@ typedef enum {
 	POOL_MODE_SESSION, /* a client keeps one upstream connection from its first message to disconnect */
 } pgw_pool_mode;
 
+/* walls = ...: whether the target's database carries deploy/walls.sql and pgwarden feeds it. */
+typedef enum {
+	WALLS_OFF,      /* no signature is pinned and nothing is checked */
+	WALLS_REQUIRED, /* pins are signed with the wall key; a session whose database does not verify
+	                   the signature (walls missing, other key) is refused */
+} pgw_walls;
+
+#define WALL_KEY_LEN 32 /* bytes of a wall key (64 hex digits in wall_key_file) */
+
 /* [target.NAME]: an upstream database; the client's dbname selects it. */
 typedef struct pgw_target {
 	char *name;                  /* NAME from the section header */
@@ -51,6 +60,10 @@ typedef struct pgw_target {
 	int server_idle_timeout;     /* seconds an idle pooled connection stays open */
 	int server_lifetime;         /* seconds after which a connection is closed when it next goes idle */
 	int line;                    /* line of the section header, for messages */
+	/* database walls (deploy/walls.sql), one block */
+	pgw_walls walls;                      /* walls = off (default) | required */
+	char *wall_key_file;                  /* wall_key_file: the key shared with the database; required with walls */
+	unsigned char wall_key[WALL_KEY_LEN]; /* the key read from wall_key_file at load (all zero when off) */
 } pgw_target;
 
 struct pgw_zone; /* a parsed IANA time zone (policy/windows.c), opaque here */

@@ -104,6 +104,7 @@ void facts_merge(policy_facts *dst, const policy_facts *src, uint32_t flag_mask)
 	merge_list(dst, &dst->funcs, &src->funcs);
 	merge_list(dst, &dst->builtins, &src->builtins);
 	merge_list(dst, &dst->rels, &src->rels);
+	merge_list(dst, &dst->roles, &src->roles);
 	if (src->oom)
 		dst->oom = true;
 }
@@ -131,6 +132,7 @@ static void facts_destroy(policy_facts *f)
 	strlist_free(&f->funcs);
 	strlist_free(&f->builtins);
 	strlist_free(&f->rels);
+	strlist_free(&f->roles);
 	free(f);
 }
 
@@ -205,6 +207,12 @@ char *const *policy_facts_relations(const policy_facts *f, size_t *n)
 {
 	*n = f->rels.n;
 	return f->rels.v;
+}
+
+char *const *policy_facts_roles(const policy_facts *f, size_t *n)
+{
+	*n = f->roles.n;
+	return f->roles.v;
 }
 
 const char *policy_facts_why_write(const policy_facts *f)

@@ -77,6 +77,9 @@ char *const *policy_facts_functions(const policy_facts *f, size_t *n);
 /* Relations named (RangeVar: FROM items, DML targets), "schema.name" or "name" as written (folded); a CTE
  * name is listed too. Tables and views alike: the catalog tells views apart (policy_decide). */
 char *const *policy_facts_relations(const policy_facts *f, size_t *n);
+/* Roles whose definition, attributes, name or memberships the statement changes (folded; "*": every
+ * role; "current_user"/"current_role"/"session_user" for the specials). */
+char *const *policy_facts_roles(const policy_facts *f, size_t *n);
 /* A short human description of why it is not read-only / identity / opaque ("INSERT", ...), or NULL. */
 const char *policy_facts_why_write(const policy_facts *f);
 const char *policy_facts_why_identity(const policy_facts *f);
@@ -179,6 +182,16 @@ typedef struct policy_verdict {
  */
 void policy_decide(const policy_subject *s, const policy_facts *f, const char *text, size_t len,
 		   policy_verdict *out);
+
+/*
+ * Whether "-c name=value" in a client's startup options is allowed under the
+ * config snapshot cfg (a const pgw_config *, as void * for startup_options_check):
+ * exactly the settings a session could SET without a denial on any target -
+ * never role, session authorization, pinned settings, read-only settings,
+ * lexing settings (client_encoding is judged by its value elsewhere) or
+ * anything that counts as a write.
+ */
+bool policy_startup_setting_ok(const char *name, const char *value, void *cfg);
 
 /* A fact-free denial for FunctionCall messages (rule fastpath). */
 void policy_deny_fastpath(policy_verdict *out);

@@ -80,8 +80,8 @@ typedef struct upstream_conn {
 	char txn_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool read_only;                /* what default_transaction_read_only is set to upstream */
 	bool standard_conforming_strings; /* tracked from ParameterStatus */
+	uint32_t backend_pid;          /* the upstream backend's pid (PQbackendPID): what wall signatures bind */
 	struct timespec connect_start; /* for the connect-latency metric */
-	uint32_t backend_pid;          /* the server process behind it (audit backend_pid) */
 	unsigned generation;           /* the pool's conninfo generation it was opened under */
 	time_t born;                   /* monotonic seconds at connect: server_lifetime */
 	bool counted;                  /* counted in its pool's open connections */

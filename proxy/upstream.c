@@ -29,6 +29,7 @@
 #include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
+#include "proxy/wall.h"
 #include "policy/windows.h"
 
 static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg);
@@ -101,6 +102,14 @@ bool upstream_wants_read_only(session *s)
 {
 	return s->target->environment == ENV_PRODUCTION &&
 	       !windows_open_now(s->cfg, s->target->name, s->who->actor, time(NULL));
+}
+
+pin_wall upstream_pin_wall(const session *s)
+{
+	pin_wall w = { s->target, s->up.backend_pid, 0, 0 };
+
+	wall_write_window(s->cfg, s->target, s->who->actor, time(NULL), &w.write_from, &w.write_until);
+	return w;
 }
 
 static void count_connect(session *s)
