@@ -330,6 +330,7 @@ static void borrowed(session *s)
 	p->n_lent++;
 	s->up.read_only = upstream_wants_read_only(s);
 	s->tl.repin = true;
+	s->wall_check_due = true;
 	session_log(LOG_LVL_DEBUG, s, "borrowed backend %u", s->up.backend_pid);
 	relay_client_wake(s);
 }

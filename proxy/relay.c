@@ -15,10 +15,12 @@
 #include "proxy/frontend.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "proxy/upstream.h"
 #include "protocol/frame.h"
 #include "protocol/pktbuf.h"
 #include "proxy/pin.h"
 #include "proxy/pool.h"
+#include "proxy/wall.h"
 
 /* Server messages are trusted less than blindly: the same 1 GB bound as PostgreSQL's own limit. */
 #define BACKEND_MESSAGE_MAX 0x40000000u
@@ -405,18 +407,28 @@ static relay_status repin_extended(session *s, const char *sql)
 	return send_own(s, &b, kinds, 4);
 }
 
-/* The pin for this session between batches: the client's startup settings, then identity, in one Query. */
-static char *repin_sql(session *s)
-{
-	char *pin = pin_sql_build(s->cfg, s->who, s->up.read_only), *sql;
-	size_t n;
+/*
+ * A walled target's verdict on a borrow's pin, on the very backend lent:
+ * anything but 'ok' (walls missing, another key) fails this swallowed
+ * statement, and a failed pin ends the session (own_request_failed).
+ */
+#define WALL_CHECK_OR_FAIL \
+	"SELECT (CASE WHEN pgwarden_wall.pin_status() = 'ok' THEN '1' ELSE 'walls refused the pin' END)::int"
 
-	if (!pin || !s->settings_sql || !s->settings_sql[0])
-		return pin;
-	n = strlen(s->settings_sql) + strlen(pin) + 3;
-	if ((sql = malloc(n)) != NULL)
-		snprintf(sql, n, "%s; %s", s->settings_sql, pin);
+/* The pin for this session between batches: the client's startup settings, then identity, in one Query. */
+static char *repin_sql(session *s, const pin_wall *w)
+{
+	char *pin = pin_sql_build_walled(s->cfg, s->who, s->up.read_only, w), *sql;
+	const char *settings = s->settings_sql ? s->settings_sql : "";
+	bool check = s->wall_check_due && wall_required(s->target);
+
+	if (!pin)
+		return NULL;
+	if (asprintf(&sql, "%s%s%s%s%s", settings, settings[0] ? "; " : "", pin, check ? "; " : "",
+		     check ? WALL_CHECK_OR_FAIL : "") < 0)
+		sql = NULL;
 	free(pin);
+	s->wall_check_due = false;
 	return sql;
 }
 
@@ -431,13 +443,16 @@ relay_status relay_repin(session *s)
 {
 	char *sql;
 	relay_status st = RELAY_GO;
+	pin_wall w;
 
 	if (s->closing)
 		return RELAY_STOP;
 	/* Skipping to Sync, reading COPY data, or in a failed transaction, the server would not run it: wait. */
 	if (!s->tl.repin || s->tl.mode != TL_MODE_NORMAL)
 		return RELAY_GO;
-	sql = s->tl.batch_open ? pin_sql_build_single(s->cfg, s->who, s->up.read_only) : repin_sql(s);
+	/* RESET ALL cleared the walls' signatures too: a walled target gets them signed again. */
+	w = upstream_pin_wall(s);
+	sql = s->tl.batch_open ? pin_sql_build_single_walled(s->cfg, s->who, s->up.read_only, &w) : repin_sql(s, &w);
 	if (!sql) {
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return RELAY_STOP;

@@ -480,10 +480,15 @@ def test_full_pgwarden_with_walls(pg, pgwarden_factory, wall_key):
         assert ei.value.diag.message_primary.startswith("pgwarden:")
         # Calling the wall is itself judged read-only on production.
         assert c.execute("SELECT pgwarden_wall.tenant_id(), pgwarden_wall.pin_status()").fetchone() == ("acme", "ok")
-        # RESET ALL (pools send it) never widens what the session sees. (Until the re-pin after
-        # it is signed too, the session sees no rows at all: pin_status() is 'unsigned'.)
+        # RESET ALL (pools send it) clears the signature with the settings: pgwarden's re-pin
+        # signs them again, in the simple and the extended protocol, so the session goes on as it was.
         c.execute("RESET ALL")
-        assert visible_tenants(c) <= {"acme"}
+        assert visible_tenants(c) == {"acme"}
+        assert c.execute("SELECT pgwarden_wall.pin_status()").fetchone()[0] == "ok"
+        c.execute("RESET ALL", prepare=True)
+        assert c.execute("SELECT pgwarden_wall.tenant_id()", prepare=True).fetchone()[0] == "acme"
+        c.execute("RESET ALL; SELECT 1")
+        assert visible_tenants(c) == {"acme"}
     with w.connect("user:ada", dbname="walled") as c:
         assert visible_tenants(c) == {"globex"}
 
