@@ -101,6 +101,23 @@ static void error_sqlstate(const uint8_t *body, uint32_t len, char out[6])
 	}
 }
 
+/* The primary message field ('M') of an ErrorResponse body, for our log, or "" (the body must end in NUL). */
+static const char *error_message(const uint8_t *body, uint32_t len)
+{
+	pktread r;
+	uint8_t code;
+	const char *val;
+
+	pktread_init(&r, body, len);
+	while (rd_u8(&r, &code) && code != 0) {
+		if (!rd_cstr(&r, &val, NULL))
+			return "";
+		if (code == 'M')
+			return val;
+	}
+	return "";
+}
+
 /* A result (CommandComplete, EmptyQueryResponse or ErrorResponse) for the head entry. */
 static void record_result(session *s, tl_entry *head, const char *tag, const char *sqlstate)
 {
@@ -183,10 +200,10 @@ static void skip_to_sync(session *s, const char *sqlstate)
 }
 
 /* An error for one of pgwarden's own requests: in an aborted transaction it is harmless (ask again later). */
-static bool own_request_failed(session *s, const char *state)
+static bool own_request_failed(session *s, const char *state, const char *msg)
 {
 	if (strcmp(state, "25P02") != 0) {
-		session_log(LOG_LVL_ERROR, s, "re-pin failed (SQLSTATE %s): closing session", state);
+		session_log(LOG_LVL_ERROR, s, "re-pin failed (SQLSTATE %s: %.200s): closing session", state, msg);
 		client_fail(s, "XX000", "pgwarden: could not re-apply the pinned identity", NULL);
 		return false;
 	}
@@ -203,7 +220,7 @@ static backend_action on_error(session *s, tl_entry *head, const uint8_t *body, 
 	error_sqlstate(body, len, state);
 	if (!head)
 		return BACKEND_FORWARD; /* e.g. FATAL from an administrator's pg_terminate_backend */
-	if (head->action == TL_SWALLOW && !own_request_failed(s, state))
+	if (head->action == TL_SWALLOW && !own_request_failed(s, state, error_message(body, len)))
 		return BACKEND_DROP;
 	index = head->next_ref;
 	/* the poison's error, not a real one from a statement that ran before it */

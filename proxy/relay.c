@@ -413,7 +413,8 @@ static relay_status repin_extended(session *s, const char *sql)
  * statement, and a failed pin ends the session (own_request_failed).
  */
 #define WALL_CHECK_OR_FAIL \
-	"SELECT (CASE WHEN pgwarden_wall.pin_status() = 'ok' THEN '1' ELSE 'walls refused the pin' END)::int"
+	"SELECT (CASE WHEN s = 'ok' THEN '1' ELSE 'the database says the pin is ' || s END)::int " \
+	"FROM pgwarden_wall.pin_status() AS s"
 
 /* The pin for this session between batches: the client's startup settings, then identity, in one Query. */
 static char *repin_sql(session *s, const pin_wall *w)
