@@ -137,6 +137,8 @@ static void record_result(session *s, tl_entry *head, const char *tag, const cha
  */
 static bool swallowed(const tl_entry *head, char type)
 {
+	if (head && type == 'S' && head->action == TL_SWALLOW && head->quiet)
+		return true; /* a borrow's pin re-states what the login already told the client */
 	if (!head || type == 'S' || type == 'N' || type == 'A')
 		return false;
 	if (head->action == TL_SWALLOW)

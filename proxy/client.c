@@ -585,6 +585,8 @@ void client_login_complete(session *s)
 	 */
 	for (i = 0; i < POOL_N_REPORTED; i++) {
 		const char *v = client_startup_value(s, pool_reported[i]);
+		if (strcmp(pool_reported[i], "default_transaction_read_only") == 0)
+			v = upstream_wants_read_only(s) ? "on" : "off"; /* what the borrow's pin will set */
 		if (!v)
 			v = pool_param(s->pool, pool_reported[i]);
 		if (v)

@@ -331,6 +331,7 @@ static void borrowed(session *s)
 	s->up.read_only = upstream_wants_read_only(s);
 	s->tl.repin = true;
 	s->wall_check_due = true;
+	s->borrow_pin_due = true;
 	session_log(LOG_LVL_DEBUG, s, "borrowed backend %u", s->up.backend_pid);
 	relay_client_wake(s);
 }

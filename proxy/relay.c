@@ -463,6 +463,9 @@ relay_status relay_repin(session *s)
 		st = repin_extended(s, s->settings_sql);
 	if (st == RELAY_GO)
 		st = s->tl.batch_open ? repin_extended(s, sql) : repin_simple(s, sql);
+	if (st == RELAY_GO && s->borrow_pin_due && s->tl.count > 0)
+		tl_at(&s->tl, s->tl.count - 1)->quiet = true;
+	s->borrow_pin_due = false;
 	free(sql);
 	return st;
 }

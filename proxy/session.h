@@ -103,6 +103,7 @@ typedef struct session {
 	struct pgw_pool *pool;         /* the target's pool (pool.c), set at login */
 	char *settings_sql;            /* the client's startup settings as one SELECT set_config(...), "" if none (every pin) */
 	bool pool_waiting;             /* in the pool's queue for a connection */
+	bool borrow_pin_due;           /* the next pin is a borrow's: its ParameterStatus repeat the login's, swallowed */
 	bool wall_check_due;           /* the next pin also asks a walled target's database to verify it (each borrow) */
 	bool pool_skip_to_sync;        /* a wait timed out inside an extended batch: drop client messages up to Sync */
 	struct timespec wait_start;    /* when the wait began (pgwarden_pool_wait_seconds) */

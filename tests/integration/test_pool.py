@@ -18,10 +18,15 @@ pytestmark = pytest.mark.skipif(DIRECT, reason="pooling is pgwarden's")
 ONE = "pool_size = 1\npool_wait_timeout = 2"
 
 
-def svc_backends(pg, db="app_staging"):
-    """Client backends of pgwarden's service login on a database."""
-    return pg.sql(f"SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgwarden_svc' "
-                  f"AND datname = '{db}' AND backend_type = 'client backend'")[0][0]
+def svc_pids(pg, db="app_staging"):
+    """Client backends of pgwarden's service login on a database (any pgwarden's)."""
+    return {r[0] for r in pg.sql(f"SELECT pid FROM pg_stat_activity WHERE usename = 'pgwarden_svc' "
+                                 f"AND datname = '{db}' AND backend_type = 'client backend'")}
+
+
+def svc_backends(pg, db="app_staging", besides=frozenset()):
+    """How many of them are not in 'besides' (the backends other pgwardens of the run keep)."""
+    return len(svc_pids(pg, db) - besides)
 
 
 def one_value(pg, query):
@@ -51,11 +56,12 @@ def one(pgwarden_factory):
 
 def test_login_costs_no_backend(pgwarden_factory, pg):
     """Logged-in clients that send nothing hold no backend; a pool keeps what it opened."""
+    others = svc_pids(pg)
     w = pgwarden_factory(target_config="pool_size = 3")
     first = w.connect()  # a cold pool opens one connection to learn the server's parameters
-    before = svc_backends(pg)
+    assert svc_backends(pg, besides=others) <= 1
     clients = [w.connect() for _ in range(30)]
-    assert svc_backends(pg) == before <= 1
+    assert svc_backends(pg, besides=others) <= 1
     for c in clients + [first]:
         c.close()
 
@@ -265,13 +271,14 @@ def test_cancel_reaches_only_its_own_query(pgwarden_factory):
 
 def test_many_clients_on_a_small_pool(pgwarden_factory, pg):
     """60 concurrent clients on a pool of 4: none fails, at most 4 backends ever."""
+    others = svc_pids(pg)
     w = pgwarden_factory(target_config="pool_size = 4\npool_wait_timeout = 60")
     errors, peak = [], [0]
     stop = threading.Event()
 
     def watch():
         while not stop.is_set():
-            peak[0] = max(peak[0], svc_backends(pg))
+            peak[0] = max(peak[0], svc_backends(pg, besides=others))
             time.sleep(0.05)
 
     def client(i):
@@ -340,3 +347,83 @@ def test_pools_view_and_metrics(pgwarden_factory):
     assert 'pgwarden_pool_connections{target="staging",state="idle"} 1' in m
     assert 'pgwarden_pool_waiting_clients{target="staging"} 0' in m
     assert 'pgwarden_pool_wait_seconds_count{target="staging"} 1' in m
+
+
+def test_read_only_default_follows_each_borrower(pgwarden_factory):
+    """Production: one actor has an open window and writes, the next on the same backend has
+    none and is read-only again (the pin carries the default as of each borrow)."""
+    from datetime import datetime, timedelta, timezone
+    now = datetime.now(timezone.utc)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    window = (f"[window.pool-open]\ntarget = prod\nstart = {(now - timedelta(hours=1)).strftime(fmt)}\n"
+              f"end = {(now + timedelta(hours=1)).strftime(fmt)}\napproved_by = ops:tests\n"
+              f"reason = pool test\nactors = user:jimmie\n")
+    w = pgwarden_factory(extra_config=window, target_config=ONE)
+    for _ in range(2):
+        with w.connect("user:jimmie", dbname="prod") as c:
+            assert c.execute("SHOW default_transaction_read_only").fetchone()[0] == "off"
+            pid = ident(c)[3]
+        with w.connect("user:ada", dbname="prod") as c:
+            assert c.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+            assert ident(c)[3] == pid  # the same backend
+            with pytest.raises(psycopg.Error):
+                c.execute("UPDATE invoices SET note = note WHERE id = -1")
+
+
+def test_statement_records_carry_backend_pid(pgwarden_factory):
+    from audit_util import records
+    w = pgwarden_factory(target_config=ONE)
+    with w.connect("user:jimmie") as c:
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with w.connect("user:ada") as c:
+        c.execute("SELECT 1")
+    recs = [r for r in records(w.audit_path) if r["event"] == "statement"]
+    assert [r["backend_pid"] for r in recs] == [pid, pid]
+    assert all("backend_pid" not in r for r in records(w.audit_path) if r["event"] == "result")
+
+
+@pytest.mark.parametrize("mode", ["simple", "extended", "prepared"])
+def test_pgbench_on_a_small_pool(pgwarden_factory, pg, mode):
+    """pgbench, 8 clients and a new connection per transaction (-C): 0 failures. A pool of 2 for
+    simple and extended (clients wait their turn); prepared mode prepares with a blocking call
+    (PQprepare) that stalls pgbench's whole thread while one client waits for a connection the
+    others hold: any session-mode pooler deadlocks there, so it gets a pool as large as -c."""
+    import re
+    import subprocess
+    size = 8 if mode == "prepared" else 2
+    others = svc_pids(pg)
+    w = pgwarden_factory(target_config=f"pool_size = {size}\npool_wait_timeout = 60")
+    p = subprocess.run(["pgbench", "-n", "-C", "-M", mode, "-c", "8", "-j", "2", "-t", "20", "-f", "/dev/stdin",
+                        w.dsn(dbname="staging")], input="SELECT count(*) FROM invoices;\n",
+                       capture_output=True, text=True, timeout=180)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    m = re.search(r"number of transactions actually processed: (\d+)/(\d+)", out)
+    assert m and m.group(1) == m.group(2) == "160", out
+    assert svc_backends(pg, besides=others) <= size
+
+
+def test_asyncpg_and_psycopg_pools(pgwarden_factory):
+    """Client-side pools over pgwarden's pool: asyncpg resets with RESET ALL / UNLISTEN on
+    release, psycopg_pool (when installed) keeps its connections; identity holds throughout."""
+    import asyncio
+    import asyncpg
+    # session mode: each client-side connection keeps its backend while it lives, so size for both pools
+    w = pgwarden_factory(target_config="pool_size = 6")
+
+    async def main():
+        pools = [await asyncpg.create_pool(min_size=1, max_size=3, **w.asyncpg_args(a, dbname="staging"))
+                 for a in ("user:jimmie", "user:ada")]
+        try:
+            async def one(pool, actor):
+                async with pool.acquire() as conn:
+                    assert await conn.fetchval("SELECT current_setting('app.actor_id')") == actor
+                    await conn.execute("SET work_mem = '5MB'")
+            # each asyncpg pool holds at most 3 of our sessions
+            await asyncio.wait_for(asyncio.gather(*[one(pools[i % 2], ("user:jimmie", "user:ada")[i % 2])
+                                                    for i in range(20)]), 60)
+        finally:
+            for p in pools:
+                await p.close()
+
+    asyncio.run(main())
