@@ -25,6 +25,7 @@
 
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/health.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
@@ -57,14 +58,14 @@ static bool upstream_wait(session *s, short what)
 
 static void upstream_failed(session *s, const char *what)
 {
-	char msg[256];
+	char msg[256], folded[512];
 	const char *pgerr = s->up.pg ? PQerrorMessage(s->up.pg) : "";
-	size_t n = strlen(pgerr);
 
 	/* libpq's message may name hosts and users: it goes to our log, not to the client. */
-	while (n && pgerr[n - 1] == '\n')
-		n--;
-	session_log(LOG_LVL_WARN, s, "upstream %s failed for target %s: %.*s", what, s->target->name, (int)n, pgerr);
+	session_log(LOG_LVL_WARN, s, "upstream %s failed for target %s: %s", what, s->target->name,
+		    log_one_line(pgerr, folded, sizeof(folded)));
+	if (s->up.phase == UPSTREAM_CONNECTING)
+		health_note_connect(s->srv, s->target->name, false, folded);
 	snprintf(msg, sizeof(msg), "pgwarden: could not connect to target \"%s\"", s->target->name);
 	client_fail(s, "08006", msg, NULL);
 }
@@ -118,6 +119,7 @@ static void count_connect(session *s)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	s->srv->metrics.upstream_connects++;
+	health_note_connect(s->srv, s->target->name, true, NULL);
 	s->srv->metrics.upstream_connect_us_total +=
 		(uint64_t)((now.tv_sec - s->up.connect_start.tv_sec) * 1000000 +
 			   (now.tv_nsec - s->up.connect_start.tv_nsec) / 1000);
