@@ -480,7 +480,8 @@ static const char *not_returnable(const session *s)
 	/* (io.failed alone means only that session_close_later stopped its callbacks) */
 	if (s->up.phase != UPSTREAM_READY || !io_active(&s->up.io) || s->up.broken)
 		return "broken";
-	if (s->up.txn_status != 'I' || s->tl.count != 0)
+	/* an extended batch without its Sync has a transaction open upstream, whatever the last 'Z' said */
+	if (s->up.txn_status != 'I' || s->tl.count != 0 || s->tl.batch_open)
 		return "inside a transaction or owing replies";
 	if (io_pending(&s->up.io) || evbuffer_get_length(s->hold) || s->awaiting_flush || s->client.copy_passthru ||
 	    s->up.passthru || evbuffer_get_length(s->up.io.in))
