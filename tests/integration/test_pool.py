@@ -403,9 +403,9 @@ def test_pgbench_on_a_small_pool(pgwarden_factory, pg, mode):
     assert svc_backends(pg, besides=others) <= size
 
 
-def test_asyncpg_and_psycopg_pools(pgwarden_factory):
-    """Client-side pools over pgwarden's pool: asyncpg resets with RESET ALL / UNLISTEN on
-    release, psycopg_pool (when installed) keeps its connections; identity holds throughout."""
+def test_asyncpg_pools(pgwarden_factory):
+    """Client-side pools over pgwarden's pool: two asyncpg pools (their RESET ALL / UNLISTEN on
+    release is accepted and re-pinned), 20 acquisitions; each sees only its own actor."""
     import asyncio
     import asyncpg
     # session mode: each client-side connection keeps its backend while it lives, so size for both pools
