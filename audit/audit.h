@@ -65,6 +65,7 @@ typedef struct audit_record {
 	const char *decision;    /* allow deny */
 	const char *rule;
 	const char *window;
+	uint32_t backend_pid;    /* statement: the upstream backend that runs it (CONTRACT §5, §7); 0 absent */
 	uint64_t ref;            /* result: seq of its statement record; 0 absent */
 	const char *tag;         /* result: CommandComplete tag */
 	const char *sqlstate;    /* result: error SQLSTATE */

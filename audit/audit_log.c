@@ -519,6 +519,10 @@ static void put_fields(jbuf *b, const audit_record *r)
 	PUT_STR(b, "decision", r->decision);
 	PUT_STR(b, "rule", r->rule);
 	PUT_STR(b, "window", r->window);
+	if (r->backend_pid != 0) {
+		jbuf_put_lit(b, ",\"backend_pid\":");
+		jbuf_put_u64(b, r->backend_pid);
+	}
 	if (r->ref != 0) {
 		jbuf_put_lit(b, ",\"ref\":");
 		jbuf_put_u64(b, r->ref);

@@ -70,6 +70,7 @@ static const char *const fsync_names[] = { "always", "batch", "never", NULL };
 static const char *const client_tls_names[] = { "disable", "allow", "require", NULL };
 static const char *const environment_names[] = { "production", "staging", "development", NULL };
 static const char *const action_names[] = { "deny", "log", NULL };
+static const char *const pool_mode_names[] = { "session", NULL }; /* "transaction": not yet (issue 11) */
 static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const walls_names[] = { "off", "required", NULL };
 
@@ -116,6 +117,13 @@ static const key_def target_keys[] = {
 	/* database walls (deploy/walls.sql) */
 	[TK_WALLS] = { "walls", KV_ENUM, T_(walls), 0, 0, 0, walls_names, 0 },
 	[TK_WALL_KEY_FILE] = { "wall_key_file", KV_PATH, T_(wall_key_file), 0, 0, 0, NULL, KF_EMPTY_OK },
+	/* pooling (CONTRACT §7) */
+	{ "pool_mode", KV_ENUM, T_(pool_mode), 0, 0, 0, pool_mode_names, 0 },
+	{ "pool_size", KV_INT, T_(pool_size), 0, 1, 10000, NULL, 0 },
+	{ "pool_min_idle", KV_INT, T_(pool_min_idle), 0, 0, 0, NULL, 0 },
+	{ "pool_wait_timeout", KV_INT, T_(pool_wait_timeout), 0, 1, 86400, NULL, 0 },
+	{ "server_idle_timeout", KV_INT, T_(server_idle_timeout), 0, 1, 86400 * 365, NULL, 0 },
+	{ "server_lifetime", KV_INT, T_(server_lifetime), 0, 1, 86400 * 365, NULL, 0 },
 };
 #undef T_
 
@@ -666,6 +674,7 @@ _Static_assert(sizeof(pgw_environment) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_audit_fsync) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_client_tls) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_rule_action) == sizeof(int), "KV_ENUM stores an int");
+_Static_assert(sizeof(pgw_pool_mode) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_log_format) == sizeof(int), "KV_ENUM stores an int");
 
 /* ---- sections ---- */
@@ -743,6 +752,11 @@ static long section_object(load_ctx *lc, section_kind kind, const char *name)
 		if ((idx = grow_array((void **)&c->targets, &c->n_targets, sizeof(pgw_target))) < 0)
 			return -1;
 		c->targets[idx].line = lc->line;
+		c->targets[idx].pool_mode = POOL_MODE_SESSION;
+		c->targets[idx].pool_size = 20;
+		c->targets[idx].pool_wait_timeout = 30;
+		c->targets[idx].server_idle_timeout = 600;
+		c->targets[idx].server_lifetime = 3600;
 		name_field = &c->targets[idx].name;
 		break;
 	case SEC_WINDOW:

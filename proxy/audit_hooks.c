@@ -90,6 +90,7 @@ uint64_t audit_statement_params(session *s, const char *protocol, const char *sq
 	r.decision = pv->deny ? "deny" : "allow";
 	r.rule = pv->rule;
 	r.window = pv->window;
+	r.backend_pid = s->up.phase == UPSTREAM_READY ? s->up.backend_pid : 0; /* joins PostgreSQL's own logs */
 	r.params = params;
 	r.n_params = n_params;
 	seq = audit_append(s->srv->audit, &r);

@@ -6,6 +6,7 @@
  */
 #include "proxy/wall_check.h"
 #include "proxy/server.h"
+#include "proxy/pool.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -251,6 +252,7 @@ static void reload_accept(pgw_server *srv, pgw_config *ncfg)
 	srv->cfg = ncfg;
 	pgw_log_json = ncfg->log_format == LOG_FORMAT_JSON;
 	catalogs_reload_all(srv);
+	pool_config_changed(srv); /* a target whose conninfo changed drains its pool */
 	wall_check_targets_async(ncfg); /* logs; sessions check on their own connection too */
 	health_on_reload(srv, true);
 	log_info("reload done: %zu %s, %zu %s, %zu %s, %zu token %s", ncfg->n_targets,
@@ -360,7 +362,7 @@ static int setup_events(pgw_server *srv)
 	event_add(srv->sig_hup, NULL);
 	event_add(srv->sig_term, NULL);
 	event_add(srv->sig_int, NULL);
-	return 0;
+	return pool_init(srv);
 }
 
 /*
@@ -458,6 +460,7 @@ void server_free(pgw_server *srv)
 		TAILQ_REMOVE(&srv->reap_list, s, reap_link);
 		session_free(s);
 	}
+	pool_free_all(srv); /* after the sessions: the connections they returned */
 	close_listeners(srv);
 	admin_stop(srv);
 	limits_free(srv);

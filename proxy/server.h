@@ -43,6 +43,8 @@ typedef struct pgw_server {
 	struct event *lazy_flush_ev;          /* within 10 ms: write records no statement waits on */
 	struct policy_classifier *classifier; /* shared statement classifier and its cache */
 	struct catalog_loader *catalogs;      /* each target's function catalog (catalogs.c) */
+	struct pgw_pool *pools;               /* each target's upstream connection pool (pool.c), a list */
+	struct event *pool_sweep;             /* closes pooled connections past their idle time or lifetime */
 
 	struct session_list sessions;         /* every live session */
 	struct session_list flush_list;       /* sessions with bytes held for the audit flush */
