@@ -24,7 +24,7 @@
 #include "audit/audit.h"
 #include "policy/policy.h"
 #include "proxy/admin.h"
-#include "proxy/audit_hooks.h"
+#include "proxy/audit_events.h"
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
@@ -212,7 +212,6 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		for (i = 0; i < errs.n; i++)
 			log_error("%s", errs.msgs[i]);
 		log_error("reload rejected: the previous configuration stays in force");
-		errors_free(&errs);
 	} else {
 		if (strcmp(ncfg->listen, srv->cfg->listen) != 0)
 			log_warn("listen changed: takes effect only after a restart");
@@ -230,8 +229,9 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 			log_error("audit log reopen failed: %s", err ? err : "?");
 			free(err);
 		}
-		audit_server_event(srv, "reload");
 	}
+	audit_events_reload(srv, ncfg != NULL, &errs);
+	errors_free(&errs);
 }
 
 static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -389,15 +389,14 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 		return -1;
 	if (admin_start(srv) != 0)
 		return -1;
-	audit_server_event(srv, "start");
-	return 0;
+	return audit_events_start(srv);
 }
 
 int server_run(pgw_server *srv)
 {
 	log_info("pgwarden %s ready: %zu targets", PGWARDEN_VERSION, srv->cfg->n_targets);
 	event_base_dispatch(srv->base);
-	audit_server_event(srv, "stop");
+	audit_events_stop(srv);
 	log_info("stopped");
 	return 0;
 }
@@ -417,6 +416,7 @@ void server_free(pgw_server *srv)
 	close_listeners(srv);
 	admin_stop(srv);
 	catalogs_free(srv);
+	audit_events_free(srv);
 	if (srv->audit)
 		audit_close(srv->audit);
 	if (srv->classifier)

@@ -114,6 +114,7 @@ typedef struct session {
 	uint64_t catalog_wait_mark;
 
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
+	bool audited_connect;          /* the connect record is written (once per session) */
 	bool audited_disconnect;       /* the disconnect record is written (once per session) */
 	char close_reason[160];        /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */
 	TAILQ_ENTRY(session) link;     /* srv->sessions */
