@@ -117,7 +117,7 @@ def test_every_line_json_seq_and_chain(scripted):
         assert r["ts"] >= last_ts, f"ts goes backwards at seq {r['seq']}"
         last_ts = r["ts"]
         assert r["event"] in ("start", "stop", "reload", "connect", "auth_ok", "auth_fail", "statement",
-                              "result", "disconnect"), r
+                              "result", "disconnect", "window_open", "window_close", "checkpoint"), r
 
 
 def test_no_token_in_log(scripted):
@@ -243,7 +243,8 @@ def test_verify_accepts_real_log(scripted):
     rc, out = verify(scripted["log"])
     n = len(scripted["recs"])
     assert rc == 0, out
-    assert out.strip() == f"ok: {n} records, seq 1..{n}", out
+    last = raw_lines(scripted["log"])[-1]
+    assert out.strip() == f"ok: {n} records, seq 1..{n}\nhead: {n}:{sha256_hex(last)}", out
 
 
 def tampered(scripted, name, mutate):
