@@ -7,6 +7,7 @@
 
 #include "audit/audit.h"
 #include "audit/audit_int.h"
+#include "audit/audit_report.h"
 
 #define DEFAULT_WIDTH 160 /* line width of `audit show` when stdout is not a terminal and COLUMNS is unset */
 
@@ -129,5 +130,7 @@ int audit_cli_main(int argc, char **argv)
 		return audit_verify_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "show") == 0)
 		return audit_show_main(argc - 1, argv + 1);
-	return usage("unknown command %s (verify or show)", argv[1]);
+	if (strcmp(argv[1], "report") == 0)
+		return audit_report_main(argc - 1, argv + 1);
+	return usage("unknown command %s (verify, show or report)", argv[1]);
 }

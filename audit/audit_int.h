@@ -44,6 +44,12 @@ int audit_hash_line(audit_hasher *h, const void *p, size_t n, char out[AUDIT_HAS
  */
 int audit_parse_rfc3339(const char *s, int64_t *us_out);
 
+/*
+ * A time on the command line: RFC 3339, or a span back from now: a whole
+ * number and s, m, h or d ("30m", "2h", "1d"). 0 on success, -1 if neither.
+ */
+int audit_parse_when(const char *s, int64_t *us_out);
+
 /* Hex digits of the longest signature (Ed25519: 64 bytes). */
 #define AUDIT_SIG_HEX_MAX 128
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit/audit_int.h"
 #include "audit/json_writer.h"
@@ -101,6 +102,33 @@ int audit_parse_rfc3339(const char *s, int64_t *us_out)
 		return -1;
 	/* A leap second (:60) counts as the next second's start, as timegm would. */
 	*us_out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - off) * 1000000 + us;
+	return 0;
+}
+
+int audit_parse_when(const char *s, int64_t *us_out)
+{
+	struct timespec now;
+	int64_t n = 0, unit;
+	const char *p = s;
+
+	if (audit_parse_rfc3339(s, us_out) == 0)
+		return 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > 1000000000)
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	if (p == s || p[0] == '\0' || p[1] != '\0')
+		return -1;
+	switch (*p) {
+	case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	default: return -1;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	*us_out = ((int64_t)now.tv_sec - n * unit) * 1000000 + now.tv_nsec / 1000;
 	return 0;
 }
 
