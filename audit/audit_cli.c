@@ -1,4 +1,5 @@
 /* audit_cli.c - `pgwarden audit verify|show`: argument parsing and dispatch. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +10,25 @@
 #include "audit/audit_int.h"
 #include "audit/audit_report.h"
 
-#define DEFAULT_WIDTH 160 /* line width of `audit show` when stdout is not a terminal and COLUMNS is unset */
+#define DEFAULT_WIDTH 200 /* line width of `audit show` when stdout is not a terminal and COLUMNS is unset */
+
+#define EVENT_LIST                                                                                         \
+	"start, stop, reload, connect, auth_ok, auth_fail, statement, result, disconnect, window_open, "           \
+	"window_close, checkpoint"
+
+static const char *const event_names[] = {"start", "stop", "reload", "connect", "auth_ok", "auth_fail",
+					  "statement", "result", "disconnect", "window_open", "window_close",
+					  "checkpoint", NULL};
+static const char *const decision_names[] = {"allow", "deny", NULL};
 
 static const char usage_text[] =
-	"usage: pgwarden audit verify FILE...\n"
-	"       pgwarden audit show [--actor A] [--decision allow|deny] [--since T] [--until T] [--json]\n"
-	"                           FILE...\n"
-	"  T is an RFC 3339 time, e.g. 2026-11-22T01:02:03Z; records with since <= ts < until are shown\n";
+	"usage: pgwarden audit verify [--key FILE] [--expect-head SEQ:HASH] FILE...\n"
+	"       pgwarden audit show [--actor A] [--decision allow|deny] [--target T] [--session N] [--window W]\n"
+	"                           [--event E] [--rule R] [--since T] [--until T] [--json] [--wide] FILE...\n"
+	"       pgwarden audit report [--since T] [--until T] [--window W] [--target T]\n"
+	"                             [--format text|json|html] [--key FILE] FILE...\n"
+	"  T is an RFC 3339 time (2026-11-22T01:02:03Z) or a span back from now (30m, 2h, 1d);\n"
+	"  records with since <= ts < until are shown. E is one of: " EVENT_LIST ".\n";
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -64,14 +77,47 @@ static int option_value(int argc, char **argv, int *i, const char *name, const c
 	return 1;
 }
 
-/* Parse --since / --until; -1 after printing usage if the time is not RFC 3339. */
+/* Parse --since / --until; -1 after printing usage if the time is neither RFC 3339 nor a span. */
 static int time_option(const char *opt, const char *val, bool *has, int64_t *us)
 {
-	if (audit_parse_rfc3339(val, us) < 0) {
-		fprintf(stderr, "pgwarden audit show: %s: not an RFC 3339 time: %s\n", opt, val);
+	if (audit_parse_when(val, us) < 0) {
+		fprintf(stderr, "pgwarden audit show: %s: not an RFC 3339 time or a span like 30m, 2h, 1d: %s\n",
+			opt, val);
 		return -1;
 	}
 	*has = true;
+	return 0;
+}
+
+/* A value that must be one of 'names' (a typo must not give an empty table); -1 after usage. */
+static int strict_option(const char *opt, const char *val, const char *const *names, const char *list,
+			 const char **out)
+{
+	size_t i;
+
+	for (i = 0; names[i]; i++)
+		if (strcmp(val, names[i]) == 0) {
+			*out = names[i];
+			return 0;
+		}
+	fprintf(stderr, "pgwarden audit show: %s: \"%s\" is not one of: %s\n", opt, val, list);
+	return -1;
+}
+
+/* --session N: a positive integer. */
+static int session_option(const char *val, audit_show_filter *f)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	if (errno != 0 || end == val || *end != '\0' || v == 0 || val[0] == '-') {
+		fprintf(stderr, "pgwarden audit show: --session: not a session id: %s\n", val);
+		return -1;
+	}
+	f->has_session = true;
+	f->session = v;
 	return 0;
 }
 
@@ -81,14 +127,24 @@ static int show_option(int argc, char **argv, int *i, audit_show_filter *f)
 	const char *v = NULL;
 	int r;
 
-	if (strcmp(argv[*i], "--json") == 0) {
-		f->json = true;
+	if (strcmp(argv[*i], "--json") == 0 || strcmp(argv[*i], "--wide") == 0) {
+		*(argv[*i][2] == 'j' ? &f->json : &f->wide) = true;
 		return 0;
 	}
 	if ((r = option_value(argc, argv, i, "--actor", &v)) != 0)
 		f->actor = v;
-	else if ((r = option_value(argc, argv, i, "--decision", &v)) != 0)
-		f->decision = v;
+	else if ((r = option_value(argc, argv, i, "--target", &v)) != 0)
+		f->target = v;
+	else if ((r = option_value(argc, argv, i, "--window", &v)) != 0)
+		f->window = v;
+	else if ((r = option_value(argc, argv, i, "--rule", &v)) != 0)
+		f->rule = v;
+	else if ((r = option_value(argc, argv, i, "--decision", &v)) > 0)
+		return strict_option("--decision", v, decision_names, "allow, deny", &f->decision) < 0 ? 2 : 0;
+	else if ((r = option_value(argc, argv, i, "--event", &v)) > 0)
+		return strict_option("--event", v, event_names, EVENT_LIST, &f->event) < 0 ? 2 : 0;
+	else if ((r = option_value(argc, argv, i, "--session", &v)) > 0)
+		return session_option(v, f) < 0 ? 2 : 0;
 	else if ((r = option_value(argc, argv, i, "--since", &v)) > 0)
 		return time_option("--since", v, &f->has_since, &f->since_us) < 0 ? usage(NULL, NULL) : 0;
 	else if ((r = option_value(argc, argv, i, "--until", &v)) > 0)

@@ -108,14 +108,38 @@ extern int audit_verify_reread_tries;
 /* Record filters of `audit show`; NULL / has_* false means "any". */
 typedef struct audit_show_filter {
 	const char *actor;    /* --actor: exact match */
-	const char *decision; /* --decision: exact match */
+	const char *decision; /* --decision: allow or deny (the CLI refuses anything else) */
+	const char *target;   /* --target: exact match */
+	const char *window;   /* --window: exact match */
+	const char *event;    /* --event: one of CONTRACT §5's events (checked by the CLI) */
+	const char *rule;     /* --rule: exact match */
+	bool has_session;
+	uint64_t session;     /* --session: this session id */
 	bool has_since;
 	int64_t since_us;     /* --since: ts >= since */
 	bool has_until;
 	int64_t until_us;     /* --until: ts < until */
 	bool json;            /* --json: print matching lines as they are */
+	bool wide;            /* --wide: the statement column is never shortened */
 	int width;            /* total width of a human-readable line */
 } audit_show_filter;
+
+/* A result record, summarised for the line of its statement. */
+typedef struct audit_result_entry {
+	uint64_t ref;  /* seq of the statement */
+	char text[64]; /* "INSERT 0 1 1.2ms", "ERROR 22012 800us" */
+} audit_result_entry;
+
+/* The results of a set of files, by ref (audit_results.c). */
+typedef struct audit_result_index {
+	audit_result_entry *v; /* sorted by ref */
+	size_t n, cap;
+} audit_result_index;
+
+void audit_result_index_load(audit_result_index *ix, const char *const *files, size_t n);
+/* The summary of the result of statement 'ref', or NULL. */
+const char *audit_result_index_find(const audit_result_index *ix, uint64_t ref);
+void audit_result_index_free(audit_result_index *ix);
 
 /* Print the records of 'files' matching 'f' to 'out'; problems go to 'errout'. Returns the exit status. */
 int audit_show_files(const char *const *files, size_t n, const audit_show_filter *f, FILE *out,

@@ -341,9 +341,10 @@ def test_show_filters(scripted):
     got = [json.loads(x) for x in p.stdout.splitlines()]
     assert {r["sql"] for r in got} == {"GRANT SELECT ON j_markers TO anon", "GRANT SELECT ON j_markers TO guest",
                                         "INSERT INTO j_markers (marker) VALUES ('aud-prod-denied')"}
-    p = cli("audit", "show", "--decision", "deny", "--actor", "user:ada", log)
+    p = cli("audit", "show", "--decision", "deny", "--actor", "user:ada", "--wide", log)
     lines = p.stdout.splitlines()
-    assert p.returncode == 0 and lines[0].split() == ["TIME", "ACTOR", "TARGET", "DECISION", "RULE", "STATEMENT"]
+    assert p.returncode == 0 and lines[0].split() == ["SEQ", "TIME", "SESSION", "ACTOR", "TARGET", "WINDOW",
+                                                      "DECISION", "RULE", "RESULT", "STATEMENT"]
     assert len(lines) == 2 and "write-outside-window" in lines[1] and "aud-prod-denied" in lines[1], lines
     # Time filters: since <= ts < until.
     ts = scripted["recs"][5]["ts"]

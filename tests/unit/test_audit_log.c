@@ -701,14 +701,37 @@ static void test_show(void **state)
 	fputs(show_fixture, fx);
 	fclose(fx);
 	memset(&f, 0, sizeof(f));
-	f.width = 160;
+	f.width = 250;
 	out = show(&f, path, &rc);
 	assert_int_equal(rc, 0);
-	assert_int_equal(count_lines(out), 1 + 4); /* header + 4 records */
+	assert_int_equal(count_lines(out), 1 + 3); /* header + 3 records: the result is on its statement's line */
 	assert_non_null(strstr(out, "SELECT 1\\x1b[2J")); /* newline folded, ESC shown safely */
 	assert_null(strchr(out, '\x1b'));
+	assert_non_null(strstr(out, "SELECT 1 120us"));
+	assert_null(strstr(out, "[result"));
+	assert_int_equal(strncmp(out, "SEQ ", 4), 0);
+	free(out);
+
+	/* Asked for explicitly, results are lines of their own. */
+	f.event = "result";
+	out = show(&f, path, &rc);
+	assert_int_equal(count_lines(out), 2);
 	assert_non_null(strstr(out, "[result ref=2 tag=SELECT 1 120us]"));
 	free(out);
+	f.event = NULL;
+
+	/* target, rule, session filters */
+	f.rule = "write-outside-window";
+	out = show(&f, path, &rc);
+	assert_int_equal(count_lines(out), 2);
+	assert_non_null(strstr(out, "DELETE FROM t"));
+	free(out);
+	f.rule = NULL;
+	f.target = "staging";
+	out = show(&f, path, &rc);
+	assert_int_equal(count_lines(out), 1);
+	free(out);
+	f.target = NULL;
 
 	f.decision = "deny";
 	out = show(&f, path, &rc);
@@ -733,11 +756,15 @@ static void test_show(void **state)
 	assert_int_equal(count_lines(out), 2); /* seq 2 and 3 */
 	free(out);
 
-	/* a long statement is shortened to the width */
+	/* a long statement is shortened to the width, unless --wide */
 	memset(&f, 0, sizeof(f));
 	f.width = 20;
 	out = show(&f, path, &rc);
 	assert_non_null(strstr(out, "DELETE FROM t"));
+	free(out);
+	f.wide = true;
+	out = show(&f, path, &rc);
+	assert_non_null(strstr(out, "SELECT 1\\x1b[2J"));
 	free(out);
 }
 
@@ -784,6 +811,11 @@ static void test_cli_usage(void **state)
 	char *a6[] = {"audit", "show", "--actor", NULL};
 	char *a7[] = {"audit", "verify", (char *)tpath("chain.jsonl"), NULL};
 	char *a8[] = {"audit", "verify", (char *)tpath("edit.jsonl"), NULL};
+	char *a9[] = {"audit", "show", "--decision", "allowed", "x", NULL};
+	char *a10[] = {"audit", "show", "--event", "statements", "x", NULL};
+	char *a11[] = {"audit", "show", "--session", "12x", "x", NULL};
+	char *a12[] = {"audit", "verify", "--expect-head", "1:xyz", "x", NULL};
+	char *a13[] = {"audit", "report", "--format", "pdf", "x", NULL};
 
 	assert_int_equal(audit_cli_main(1, a1), 2);
 	assert_int_equal(audit_cli_main(2, a2), 2);
@@ -793,6 +825,11 @@ static void test_cli_usage(void **state)
 	assert_int_equal(audit_cli_main(3, a6), 2);
 	assert_int_equal(audit_cli_main(3, a7), 0);
 	assert_int_equal(audit_cli_main(3, a8), 1);
+	assert_int_equal(audit_cli_main(5, a9), 2);
+	assert_int_equal(audit_cli_main(5, a10), 2);
+	assert_int_equal(audit_cli_main(5, a11), 2);
+	assert_int_equal(audit_cli_main(5, a12), 2);
+	assert_int_equal(audit_cli_main(5, a13), 2);
 }
 
 /* Not an assertion: the cost of one typical statement record, append + flush (fsync never). */
