@@ -312,14 +312,26 @@ static void hash_file(const char *path, char hex[65])
 	EVP_MD_CTX_free(ctx);
 }
 
-/* A rejected config's errors, joined with "; " and capped. */
+/*
+ * A rejected config's errors, joined with "; " and capped. A conninfo
+ * error is cut after the key: libpq's message quotes the connection
+ * string, which may hold a password, and the audit log is for auditors.
+ */
 static void join_errors(const pgw_errors *errs, char *out, size_t sz)
 {
 	size_t n = 0, i;
+	const char *msg, *ci;
 
 	out[0] = '\0';
-	for (i = 0; errs && i < errs->n && n + 1 < sz; i++)
-		n += (size_t)snprintf(out + n, sz - n, "%s%s", i ? "; " : "", errs->msgs[i]);
+	for (i = 0; errs && i < errs->n && n + 1 < sz; i++) {
+		msg = errs->msgs[i];
+		ci = strstr(msg, ": conninfo: ");
+		if (ci)
+			n += (size_t)snprintf(out + n, sz - n, "%s%.*s: conninfo: not a valid connection string "
+					      "(details in pgwarden's log)", i ? "; " : "", (int)(ci - msg), msg);
+		else
+			n += (size_t)snprintf(out + n, sz - n, "%s%s", i ? "; " : "", msg);
+	}
 	if (out[0] == '\0')
 		snprintf(out, sz, "rejected");
 }

@@ -276,3 +276,16 @@ def test_bad_checkpoint_key_is_a_config_error(pgwarden_factory, tmp_path):
     assert p.returncode == 1 and "Ed25519" in p.stderr, p.stderr
     p = cli("audit", "verify", "--key", short, w.audit_path)
     assert p.returncode == 2 and "short.key" in p.stderr, p.stderr
+
+
+def test_rejected_reload_does_not_quote_a_connection_string(pgwarden_factory):
+    w = pgwarden_factory()
+    text = w.config_path.read_text()
+    w.config_path.write_text(text + "\n[target.j-bad]\nconninfo = host=127.0.0.1 password=hunter2 sekrit-j\n"
+                                    "environment = staging\n")
+    w.proc.send_signal(signal.SIGHUP)
+    recs = wait_records(w.audit_path, lambda rs: of(rs, "reload"))
+    bad = of(recs, "reload")[0]
+    assert bad["accepted"] is False and "conninfo" in bad["error"], bad
+    assert "sekrit-j" not in bad["error"] and "hunter2" not in bad["error"]
+    assert "sekrit-j" not in w.audit_path.read_text()
