@@ -217,6 +217,20 @@ static void split_tag(const char *tag, char *kind, size_t ksz, bool *has_rows, u
 	snprintf(kind, ksz, "%.*s", (int)(end < ksz ? end : ksz - 1), tag);
 }
 
+/*
+ * Drop the statements whose result was counted (keeping seq order), so a
+ * long log costs memory for the statements still waiting, not for all.
+ */
+static void compact_pending(gather *g)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < g->n_pend; i++)
+		if (!g->pend[i].done)
+			g->pend[n++] = g->pend[i];
+	g->n_pend = n;
+}
+
 static void on_statement(gather *g, json_t *rec, uint64_t seq)
 {
 	report_model *m = g->m;
@@ -241,8 +255,11 @@ static void on_statement(gather *g, json_t *rec, uint64_t seq)
 		r->sql = dup_or_null(jstr(rec, "sql"));
 		return;
 	}
-	if (!in_filter(m->filter, rec, jstr(rec, "window")) ||
-	    !grow((void **)&g->pend, g->n_pend, &g->cap_pend, sizeof(*g->pend)))
+	if (!in_filter(m->filter, rec, jstr(rec, "window")))
+		return;
+	if (g->n_pend == g->cap_pend)
+		compact_pending(g);
+	if (!grow((void **)&g->pend, g->n_pend, &g->cap_pend, sizeof(*g->pend)))
 		return;
 	p = &g->pend[g->n_pend++];
 	p->seq = seq;
@@ -287,6 +304,8 @@ static void on_result(gather *g, json_t *rec)
 	else
 		snprintf(kind, sizeof(kind), "error %s", state ? state : "?");
 	count(g, p->section, p->actor, p->target, kind, has_rows, rows);
+	free(p->section), free(p->actor), free(p->target);
+	p->section = p->actor = p->target = NULL;
 }
 
 /* ---- reading ------------------------------------------------------------------------------ */
