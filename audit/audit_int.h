@@ -113,11 +113,11 @@ typedef struct audit_show_filter {
 	const char *window;   /* --window: exact match */
 	const char *event;    /* --event: one of CONTRACT §5's events (checked by the CLI) */
 	const char *rule;     /* --rule: exact match */
-	bool has_session;
+	bool has_session;     /* --session given */
 	uint64_t session;     /* --session: this session id */
-	bool has_since;
+	bool has_since;       /* --since given */
 	int64_t since_us;     /* --since: ts >= since */
-	bool has_until;
+	bool has_until;       /* --until given */
 	int64_t until_us;     /* --until: ts < until */
 	bool json;            /* --json: print matching lines as they are */
 	bool wide;            /* --wide: the statement column is never shortened */
@@ -133,7 +133,8 @@ typedef struct audit_result_entry {
 /* The results of a set of files, by ref (audit_results.c). */
 typedef struct audit_result_index {
 	audit_result_entry *v; /* sorted by ref */
-	size_t n, cap;
+	size_t n;              /* entries */
+	size_t cap;            /* allocated */
 } audit_result_index;
 
 void audit_result_index_load(audit_result_index *ix, const char *const *files, size_t n);

@@ -18,10 +18,13 @@ typedef struct pending_stmt {
 
 /* Reading state. */
 typedef struct gather {
-	report_model *m;
-	pending_stmt *pend; /* in seq order (the log's order) */
-	size_t n_pend, cap_pend;
-	size_t cap_counts, cap_refusals, cap_windows;
+	report_model *m;     /* what is being filled */
+	pending_stmt *pend;  /* allowed statements, in seq order (the log's order) */
+	size_t n_pend;       /* how many */
+	size_t cap_pend;     /* allocated */
+	size_t cap_counts;   /* allocated m->counts */
+	size_t cap_refusals; /* allocated m->refusals */
+	size_t cap_windows;  /* allocated m->windows */
 } gather;
 
 static char *dup_or_null(const char *s)

@@ -70,17 +70,18 @@ typedef struct report_model {
 	audit_verify_result verify; /* the chain check over the same files */
 	bool verified;              /* verify passed */
 	bool key_given;             /* checkpoints were checked with a key */
-	const char *const *files;   /* the files, in order */
-	size_t n_files;
-	const report_filter *filter;
+	const char *const *files;   /* the files, in order (the caller's) */
+	size_t n_files;             /* how many */
+	const report_filter *filter; /* what to include (the caller's) */
 	uint64_t records;           /* records read */
-	char *first_ts, *last_ts;   /* the time the records span */
-	report_window *windows;
-	size_t n_windows;
-	report_count *counts;
-	size_t n_counts;
-	report_refusal *refusals;
-	size_t n_refusals;
+	char *first_ts;             /* ts of the first record read */
+	char *last_ts;              /* ts of the last */
+	report_window *windows;     /* every window the records mention, first seen first */
+	size_t n_windows;           /* how many */
+	report_count *counts;       /* who wrote what, first seen first */
+	size_t n_counts;            /* how many */
+	report_refusal *refusals;   /* refused statements, in log order */
+	size_t n_refusals;          /* how many */
 	uint64_t skipped_lines;     /* lines that were not audit records */
 } report_model;
 

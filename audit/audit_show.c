@@ -10,7 +10,7 @@
 #include "audit/json_writer.h"
 
 /* Column widths of the human-readable form; the statement takes what is left. */
-#define COL_SEQ 7
+#define COL_SEQ 7       /* seq: seven digits before the column shifts */
 #define COL_TIME 27     /* 2026-11-22T01:02:03.123456Z */
 #define COL_SESSION 16  /* session ids are the start second << 20 plus a counter: 16 digits */
 #define COL_ACTOR 16
@@ -28,7 +28,8 @@
 typedef struct show_state {
 	audit_result_index results; /* every result of the files, by ref */
 	uint64_t *shown;            /* seqs of statements printed with their result, ascending */
-	size_t n_shown, cap_shown;
+	size_t n_shown;             /* how many */
+	size_t cap_shown;           /* allocated */
 } show_state;
 
 /* --- RFC 3339 ------------------------------------------------------------------------------- */
