@@ -81,6 +81,7 @@ static const key_def main_keys[] = {
 	{ "audit_fsync", KV_ENUM, C_(audit_fsync), 0, 0, 0, fsync_names, 0 },
 	/* audit checkpoints (audit/audit_sign.c) */
 	{ "audit_checkpoint_key", KV_PATH, C_(audit_checkpoint_key), 0, 0, 0, NULL, KF_EMPTY_OK },
+	{ "audit_checkpoint_interval", KV_INT, C_(audit_checkpoint_interval), 0, 1, 86400, NULL, 0 },
 	{ "tls_cert_file", KV_PATH, C_(tls_cert_file), 0, 0, 0, NULL, KF_EMPTY_OK },
 	{ "tls_key_file", KV_PATH, C_(tls_key_file), 0, 0, 0, NULL, KF_EMPTY_OK },
 	{ "client_tls", KV_ENUM, C_(client_tls), 0, 0, 0, client_tls_names, 0 },
@@ -1199,6 +1200,7 @@ static pgw_config *config_new(const char *path)
 	c->workers = 1;
 	c->max_message_size = 1073741824;
 	c->auth_timeout = 60;
+	c->audit_checkpoint_interval = 60;
 	c->max_startup_conns = 256;
 	c->path = strdup(path);
 	dir = strdup(path);

@@ -106,6 +106,7 @@ typedef struct pgw_config {
 	bool audit_params;
 	pgw_audit_fsync audit_fsync;
 	char *audit_checkpoint_key; /* resolved against dir; NULL = no checkpoint records */
+	int audit_checkpoint_interval; /* seconds between checkpoints while records are written, default 60 */
 	char *tls_cert_file;      /* resolved against dir; NULL = no client TLS */
 	char *tls_key_file;
 	pgw_client_tls client_tls;

@@ -16,14 +16,14 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 
-#define CHECKPOINT_INTERVAL_SECONDS 60 /* a checkpoint at most this often, only when records were written */
 #define WINDOW_RECHECK_SECONDS 3600    /* look again at least this often (clock steps, far transitions) */
 #define REJECT_ERROR_MAX 2048          /* bytes of a rejected reload's errors kept in its record */
 
 /* What the process has recorded so far; owned by the server. */
 typedef struct audit_events {
 	struct event *window_timer;     /* fires at the next window transition */
-	struct event *checkpoint_timer; /* every CHECKPOINT_INTERVAL_SECONDS */
+	struct event *checkpoint_timer; /* every audit_checkpoint_interval seconds */
+	int checkpoint_interval;        /* the interval the timer runs at */
 	char **open;                    /* names of the windows last recorded open */
 	size_t n_open;                  /* how many */
 	uint64_t checkpoint_seq;        /* seq of the last checkpoint appended (0: none) */
@@ -269,9 +269,21 @@ static void load_signer(pgw_server *srv)
 	audit_set_signer(srv->audit, k);
 }
 
+/* (Re)arm the periodic checkpoint timer at the config's interval. */
+static void arm_checkpoint_timer(pgw_server *srv, audit_events *ev)
+{
+	struct timeval every = {srv->cfg->audit_checkpoint_interval, 0};
+
+	if (ev->checkpoint_interval == srv->cfg->audit_checkpoint_interval &&
+	    event_pending(ev->checkpoint_timer, EV_TIMEOUT, NULL))
+		return;
+	ev->checkpoint_interval = srv->cfg->audit_checkpoint_interval;
+	event_del(ev->checkpoint_timer);
+	event_add(ev->checkpoint_timer, &every);
+}
+
 int audit_events_start(pgw_server *srv)
 {
-	static const struct timeval every = {CHECKPOINT_INTERVAL_SECONDS, 0};
 	audit_events *ev;
 
 	if (!srv->audit)
@@ -287,7 +299,7 @@ int audit_events_start(pgw_server *srv)
 	write_process_record(srv, "start", -1, srv->cfg->sha256, NULL);
 	checkpoint(srv, ev);
 	watch_windows(srv);
-	event_add(ev->checkpoint_timer, &every);
+	arm_checkpoint_timer(srv, ev);
 	return audit_flush(srv->audit) == 0 ? 0 : -1;
 }
 
@@ -343,8 +355,10 @@ void audit_events_reload(pgw_server *srv, bool accepted, const pgw_errors *errs)
 
 	if (!srv->audit || !ev)
 		return;
-	if (accepted)
+	if (accepted) {
 		load_signer(srv);
+		arm_checkpoint_timer(srv, ev);
+	}
 	checkpoint(srv, ev); /* the first record of a freshly rotated file: the set can start here */
 	if (accepted) {
 		write_process_record(srv, "reload", 1, srv->cfg->sha256, NULL);

@@ -291,3 +291,22 @@ def test_rejected_reload_does_not_quote_a_connection_string(pgwarden_factory):
     assert bad["accepted"] is False and "conninfo" in bad["error"], bad
     assert "sekrit-j" not in bad["error"] and "hunter2" not in bad["error"]
     assert "sekrit-j" not in w.audit_path.read_text()
+
+
+def test_periodic_checkpoints_only_with_activity(pgwarden_factory, tmp_path):
+    key = hmac_key(tmp_path)
+    w = pgwarden_factory(extra_config=f"audit_checkpoint_key = {key}\naudit_checkpoint_interval = 1\n")
+    with w.connect() as c:
+        c.execute("SELECT 'j-periodic'")
+    recs = wait_records(w.audit_path, lambda rs: of(rs, "checkpoint")
+                        and of(rs, "checkpoint")[-1]["seq"] > stmt_records(rs, sql="SELECT 'j-periodic'")[0]["seq"]
+                        if stmt_records(rs, sql="SELECT 'j-periodic'") else False, timeout=10,
+                        what="a periodic checkpoint after the statement")
+    # Idle: no record was written since that checkpoint, so no more come.
+    n = len(of(records(w.audit_path), "checkpoint"))
+    time.sleep(2.5)
+    recs = records(w.audit_path)
+    assert len(of(recs, "checkpoint")) == n, "checkpoints while idle"
+    assert recs[-1]["event"] == "checkpoint"
+    rc, out, err = verify("--key", key, w.audit_path)
+    assert rc == 0 and f"checkpoints: {n} verified" in out, out + err
