@@ -19,12 +19,18 @@
 #define WINDOW_RECHECK_SECONDS 3600    /* look again at least this often (clock steps, far transitions) */
 #define REJECT_ERROR_MAX 2048          /* bytes of a rejected reload's errors kept in its record */
 
+/* A window recorded open: its name and target as they were then. */
+typedef struct open_window {
+	char *name;   /* window name (owned) */
+	char *target; /* its target (owned) */
+} open_window;
+
 /* What the process has recorded so far; owned by the server. */
 typedef struct audit_events {
 	struct event *window_timer;     /* fires at the next window transition */
 	struct event *checkpoint_timer; /* every audit_checkpoint_interval seconds */
 	int checkpoint_interval;        /* the interval the timer runs at */
-	char **open;                    /* names of the windows last recorded open */
+	open_window *open;              /* the windows last recorded open */
 	size_t n_open;                  /* how many */
 	uint64_t checkpoint_seq;        /* seq of the last checkpoint appended (0: none) */
 } audit_events;
@@ -154,35 +160,36 @@ static void checkpoint(pgw_server *srv, audit_events *ev)
 
 /* ---- window transitions ----------------------------------------------------------------------- */
 
-static bool name_in(char *const *names, size_t n, const char *name)
+/* Whether (name, target) is in v[0..n). */
+static bool open_in(const open_window *v, size_t n, const char *name, const char *target)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
+		if (strcmp(v[i].name, name) == 0 && strcmp(v[i].target, target) == 0)
 			return true;
 	return false;
 }
 
-static const pgw_window *find_window(const pgw_config *c, const char *name)
+static void free_open(open_window *v, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < c->n_windows; i++)
-		if (strcmp(c->windows[i].name, name) == 0)
-			return &c->windows[i];
-	return NULL;
+	for (i = 0; i < n; i++)
+		free(v[i].name), free(v[i].target);
+	free(v);
 }
 
 /*
- * Compare the windows open now with those last recorded open; write a
- * window_close for each that closed (or left the config), then a
- * window_open for each that opened. Returns the next transition (0: none).
+ * Compare the windows open now with those last recorded open (by name and
+ * target); write a window_close for each that closed, left the config or
+ * moved to another target, then a window_open for each that opened.
+ * Returns the next transition (0: none).
  */
 static time_t record_transitions(pgw_server *srv, audit_events *ev, time_t now)
 {
 	const pgw_config *c = srv->cfg;
-	char **open = calloc(c->n_windows + 1, sizeof(char *));
+	open_window *open = calloc(c->n_windows + 1, sizeof(*open));
 	size_t n = 0, i;
 	time_t next = 0, t, no, nc;
 	bool is_open;
@@ -190,22 +197,27 @@ static time_t record_transitions(pgw_server *srv, audit_events *ev, time_t now)
 	if (open == NULL)
 		return now + 1; /* try again in a second */
 	for (i = 0; i < c->n_windows; i++) {
-		window_state(&c->windows[i], now, &is_open, &no, &nc);
+		const pgw_window *w = &c->windows[i];
+
+		window_state(w, now, &is_open, &no, &nc);
 		t = is_open ? nc : no;
 		if (t > now && (next == 0 || t < next))
 			next = t;
-		if (is_open && (open[n] = strdup(c->windows[i].name)) != NULL)
-			n++;
+		if (!is_open || (open[n].name = strdup(w->name)) == NULL)
+			continue;
+		if ((open[n].target = strdup(w->target)) == NULL) {
+			free(open[n].name);
+			continue;
+		}
+		n++;
 	}
 	for (i = 0; i < ev->n_open; i++)
-		if (!name_in(open, n, ev->open[i])) {
-			const pgw_window *w = find_window(c, ev->open[i]);
-			write_window_event(srv, "window_close", ev->open[i], w ? w->target : NULL);
-		}
+		if (!open_in(open, n, ev->open[i].name, ev->open[i].target))
+			write_window_event(srv, "window_close", ev->open[i].name, ev->open[i].target);
 	for (i = 0; i < n; i++)
-		if (!name_in(ev->open, ev->n_open, open[i]))
-			write_window_event(srv, "window_open", open[i], find_window(c, open[i])->target);
-	free_list(ev->open, ev->n_open);
+		if (!open_in(ev->open, ev->n_open, open[i].name, open[i].target))
+			write_window_event(srv, "window_open", open[i].name, open[i].target);
+	free_open(ev->open, ev->n_open);
 	ev->open = open;
 	ev->n_open = n;
 	return next;
@@ -397,7 +409,7 @@ void audit_events_free(pgw_server *srv)
 		event_free(ev->window_timer);
 	if (ev->checkpoint_timer)
 		event_free(ev->checkpoint_timer);
-	free_list(ev->open, ev->n_open);
+	free_open(ev->open, ev->n_open);
 	free(ev);
 	srv->audit_events = NULL;
 }

@@ -104,7 +104,7 @@ def test_reload_accepted_and_rejected(pgwarden_factory):
     # A reload that drops the window closes it.
     w.reload(extra_config="")
     recs = wait_records(w.audit_path, lambda rs: of(rs, "window_close"))
-    assert [r["window"] for r in of(recs, "window_close")] == ["j-new"]
+    assert [(r["window"], r["target"]) for r in of(recs, "window_close")] == [("j-new", "prod")]
     assert of(recs, "reload")[-1]["windows"] == []
 
 
