@@ -27,8 +27,16 @@ static const char usage_text[] =
 	"                           [--event E] [--rule R] [--since T] [--until T] [--json] [--wide] FILE...\n"
 	"       pgwarden audit report [--since T] [--until T] [--window W] [--target T]\n"
 	"                             [--format text|json|html] [--key FILE] FILE...\n"
-	"  T is an RFC 3339 time (2026-11-22T01:02:03Z) or a span back from now (30m, 2h, 1d);\n"
-	"  records with since <= ts < until are shown. E is one of: " EVENT_LIST ".\n";
+	"verify: exit 0 intact, 1 broken (naming the first bad line), 2 usage; prints \"head: SEQ:HASH\".\n"
+	"  --key FILE             check every checkpoint's signature (the HMAC secret, or the Ed25519\n"
+	"                         public key); a set must then start at seq 1 or at a checkpoint\n"
+	"  --expect-head SEQ:HASH fail unless record SEQ is still there and its line hashes to HASH\n"
+	"show: aligned columns, a statement's result on its line; --json prints the raw lines;\n"
+	"  --wide never shortens the statement. T is an RFC 3339 time (2026-11-22T01:02:03Z) or a span\n"
+	"  back from now (30m, 2h, 1d); since <= ts < until. E is one of: " EVENT_LIST ".\n"
+	"report: per window its approval, writes by actor and kind (rows from the tags) and refusals;\n"
+	"  per actor the same outside windows; the chain is verified first and the result said at\n"
+	"  the top (exit 1 when it does not verify). html is one self-contained page.\n";
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -178,8 +186,23 @@ int audit_show_main(int argc, char **argv)
 	return fflush(stdout) == 0 ? rc : 1;
 }
 
+/* `audit --help`, `audit show --help`...: the usage on stdout, exit 0 (a "--help" after "--" is a file). */
+static bool wants_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
 int audit_cli_main(int argc, char **argv)
 {
+	if (wants_help(argc, argv)) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
 	if (argc < 2)
 		return usage(NULL, NULL);
 	if (strcmp(argv[1], "verify") == 0)

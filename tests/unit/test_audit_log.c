@@ -818,6 +818,7 @@ static void test_cli_usage(void **state)
 	char *a11[] = {"audit", "show", "--session", "12x", "x", NULL};
 	char *a12[] = {"audit", "verify", "--expect-head", "1:xyz", "x", NULL};
 	char *a13[] = {"audit", "report", "--format", "pdf", "x", NULL};
+	char *a14[] = {"audit", "report", "--help", NULL};
 
 	assert_int_equal(audit_cli_main(1, a1), 2);
 	assert_int_equal(audit_cli_main(2, a2), 2);
@@ -832,6 +833,7 @@ static void test_cli_usage(void **state)
 	assert_int_equal(audit_cli_main(5, a11), 2);
 	assert_int_equal(audit_cli_main(5, a12), 2);
 	assert_int_equal(audit_cli_main(5, a13), 2);
+	assert_int_equal(audit_cli_main(3, a14), 0);
 }
 
 
