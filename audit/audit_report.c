@@ -25,6 +25,7 @@ typedef struct gather {
 	size_t cap_counts;   /* allocated m->counts */
 	size_t cap_refusals; /* allocated m->refusals */
 	size_t cap_windows;  /* allocated m->windows */
+	size_t cap_configs;  /* allocated m->configs */
 } gather;
 
 static char *dup_or_null(const char *s)
@@ -80,6 +81,33 @@ static report_window *window_get(gather *g, const char *name)
 	return w;
 }
 
+/* A new or changed approval: kept in the window's history (changes are evidence too). */
+static void note_approval(report_window *w, json_t *e, uint64_t seq, const char *ts)
+{
+	if (w->history == NULL)
+		w->history = json_array();
+	json_array_append_new(w->history, json_pack("{s:I, s:s?, s:O}", "seq", (json_int_t)seq, "ts", ts,
+						     "approval", e));
+}
+
+/* Every start and reload, taken or not: the config's history is part of the evidence. */
+static void note_config(gather *g, json_t *rec, uint64_t seq)
+{
+	report_model *m = g->m;
+	json_t *acc = json_object_get(rec, "accepted");
+	report_config *c;
+
+	if (!grow((void **)&m->configs, m->n_configs, &g->cap_configs, sizeof(*m->configs)))
+		return;
+	c = &m->configs[m->n_configs++];
+	c->seq = seq;
+	c->ts = dup_or_null(jstr(rec, "ts"));
+	c->event = dup_or_null(jstr(rec, "event"));
+	c->accepted = json_is_boolean(acc) ? json_is_true(acc) : -1;
+	c->config = dup_or_null(jstr(rec, "config"));
+	c->error = dup_or_null(jstr(rec, "error"));
+}
+
 /* start / reload (not a rejected one): the approvals in force from here on. */
 static void on_config_record(gather *g, json_t *rec, uint64_t seq)
 {
@@ -87,6 +115,7 @@ static void on_config_record(gather *g, json_t *rec, uint64_t seq)
 	report_window *w;
 	size_t i;
 
+	note_config(g, rec, seq);
 	if (json_is_false(acc) || !json_is_array(wins))
 		return;
 	json_array_foreach(wins, i, e) {
@@ -94,6 +123,8 @@ static void on_config_record(gather *g, json_t *rec, uint64_t seq)
 
 		if (name == NULL || (w = window_get(g, name)) == NULL)
 			continue;
+		if (!w->approval || !json_equal(w->approval, e))
+			note_approval(w, e, seq, jstr(rec, "ts"));
 		json_decref(w->approval);
 		w->approval = json_incref(e);
 		w->approval_seq = seq;
@@ -403,6 +434,7 @@ void report_model_free(report_model *m)
 			free(w->opened[j]), free(w->closed[j]);
 		free(w->opened), free(w->closed), free(w->name);
 		json_decref(w->approval);
+		json_decref(w->history);
 	}
 	for (i = 0; i < m->n_counts; i++)
 		free(m->counts[i].section), free(m->counts[i].actor), free(m->counts[i].target), free(m->counts[i].kind);
@@ -412,7 +444,12 @@ void report_model_free(report_model *m)
 		free(r->section), free(r->ts), free(r->actor), free(r->target), free(r->rule), free(r->reason);
 		free(r->sql);
 	}
-	free(m->windows), free(m->counts), free(m->refusals), free(m->first_ts), free(m->last_ts);
+	for (i = 0; i < m->n_configs; i++) {
+		report_config *c = &m->configs[i];
+
+		free(c->ts), free(c->event), free(c->config), free(c->error);
+	}
+	free(m->windows), free(m->counts), free(m->refusals), free(m->configs), free(m->first_ts), free(m->last_ts);
 }
 
 /* ---- the command -------------------------------------------------------------------------- */

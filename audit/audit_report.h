@@ -59,11 +59,22 @@ typedef struct report_window {
 	char *name;      /* window name */
 	json_t *approval; /* its entry from the last start/reload record that listed it (owned) */
 	uint64_t approval_seq; /* seq of that record */
+	json_t *history;  /* every distinct approval in log order: [{"seq","ts","approval"}] (owned) */
 	char **opened;   /* ts of each window_open */
 	char **closed;   /* ts of the matching window_close, or NULL while still open */
 	size_t n_open;   /* openings */
 	bool is_open;    /* open at the point reading has reached */
 } report_window;
+
+/* A start or reload record: when the config changed, or a change was refused. */
+typedef struct report_config {
+	uint64_t seq;   /* the record */
+	char *ts;       /* when */
+	char *event;    /* "start" or "reload" */
+	int accepted;   /* reload: 1 taken, 0 rejected; start: -1 */
+	char *config;   /* SHA-256 of the config file, NULL if absent */
+	char *error;    /* a rejected reload's errors, else NULL */
+} report_config;
 
 /* Everything a report shows. */
 typedef struct report_model {
@@ -82,6 +93,8 @@ typedef struct report_model {
 	size_t n_counts;            /* how many */
 	report_refusal *refusals;   /* refused statements, in log order */
 	size_t n_refusals;          /* how many */
+	report_config *configs;     /* start and reload records, in log order */
+	size_t n_configs;           /* how many */
 	uint64_t skipped_lines;     /* lines that were not audit records */
 } report_model;
 

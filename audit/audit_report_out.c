@@ -153,10 +153,14 @@ static void html_note(FILE *out, const char *text, bool alarm)
 	fputs("</p>\n", out);
 }
 
+/* The column of the open table that holds statements (shown monospace, pre-wrapped); -1: none. */
+static int html_sql_col = -1;
+
 static void html_table(FILE *out, const char *const *head, int ncols)
 {
 	int i;
 
+	html_sql_col = strcmp(head[ncols - 1], "statement") == 0 ? ncols - 1 : -1;
 	fputs("<table>\n<thead><tr>", out);
 	for (i = 0; i < ncols; i++) {
 		fputs("<th>", out);
@@ -172,8 +176,7 @@ static void html_row(FILE *out, const char *const *cells, int ncols)
 
 	fputs("<tr>", out);
 	for (i = 0; i < ncols; i++) {
-		/* The last column of a refusal table is its statement. */
-		fputs(i == ncols - 1 && ncols == 6 ? "<td class=\"sql\">" : "<td>", out);
+		fputs(i == html_sql_col ? "<td class=\"sql\">" : "<td>", out);
 		html_put(out, cells[i], SQL_SHOWN_MAX);
 		fputs("</td>", out);
 	}
@@ -255,6 +258,7 @@ static void approval(const report_window *w, const skin *k, FILE *out)
 			     "in the files given.", true);
 		return;
 	}
+	k->note(out, "Approval as last recorded:", false);
 	k->kv(out, "target", json_string_value(json_object_get(a, "target")));
 	k->kv(out, "approved by", json_string_value(json_object_get(a, "approved_by")));
 	k->kv(out, "reason", json_string_value(json_object_get(a, "reason")));
@@ -270,6 +274,43 @@ static void approval(const report_window *w, const skin *k, FILE *out)
 		snprintf(s, sizeof(s), "%s to %s", json_string_value(json_object_get(a, "start")),
 			 json_string_value(json_object_get(a, "end")));
 	k->kv(out, "approved for", s);
+}
+
+/* When the approval changed within the files: every version, with the record that brought it. */
+static void approval_history(const report_window *w, const skin *k, FILE *out)
+{
+	static const char *const head[] = {"from seq", "at", "approved by", "reason", "actors", "approved for"};
+	json_t *h, *a, *v;
+	size_t i, j, n;
+	char seq[24], actors[512], when[256];
+
+	if (json_array_size(w->history) < 2)
+		return;
+	k->note(out, "The approval of this window changed within these files; each version as recorded:", true);
+	k->table(out, head, 6);
+	json_array_foreach(w->history, i, h) {
+		a = json_object_get(h, "approval");
+		snprintf(seq, sizeof(seq), "%lld", (long long)json_integer_value(json_object_get(h, "seq")));
+		actors[0] = '\0';
+		n = 0;
+		json_array_foreach(json_object_get(a, "actors"), j, v)
+			if (json_is_string(v) && n < sizeof(actors))
+				n += (size_t)snprintf(actors + n, sizeof(actors) - n, "%s%s", j ? ", " : "", json_string_value(v));
+		if (json_is_string(json_object_get(a, "weekly")))
+			snprintf(when, sizeof(when), "weekly %s (%s)", json_string_value(json_object_get(a, "weekly")),
+				 json_string_value(json_object_get(a, "timezone")));
+		else
+			snprintf(when, sizeof(when), "%s to %s", json_string_value(json_object_get(a, "start")),
+				 json_string_value(json_object_get(a, "end")));
+		{
+			const char *cells[6] = {seq, json_string_value(json_object_get(h, "ts")),
+						json_string_value(json_object_get(a, "approved_by")),
+						json_string_value(json_object_get(a, "reason")), actors[0] ? actors : "any actor",
+						when};
+			k->row(out, cells, 6);
+		}
+	}
+	k->table_end(out);
 }
 
 static void openings(const report_window *w, const skin *k, FILE *out)
@@ -342,6 +383,30 @@ static void refusals(const report_model *m, const char *section, const char *act
 		k->note(out, "Nothing refused.", false);
 }
 
+/* The start and reload records: when the config (and so the approvals) changed, and refused changes. */
+static void config_changes(const report_model *m, const skin *k, FILE *out)
+{
+	static const char *const head[] = {"seq", "time", "event", "result", "config SHA-256", "error"};
+	char seq[24];
+	size_t i;
+
+	k->heading(out, 2, "configuration");
+	if (m->n_configs == 0) {
+		k->note(out, "No start or reload record in these files.", true);
+		return;
+	}
+	k->table(out, head, 6);
+	for (i = 0; i < m->n_configs; i++) {
+		const report_config *c = &m->configs[i];
+		const char *cells[6] = {seq, c->ts, c->event,
+					c->accepted < 0 ? "-" : c->accepted ? "accepted" : "REJECTED", c->config, c->error};
+
+		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
+		k->row(out, cells, 6);
+	}
+	k->table_end(out);
+}
+
 static bool window_shown(const report_model *m, const report_window *w)
 {
 	const char *t = w->approval ? json_string_value(json_object_get(w->approval, "target")) : NULL;
@@ -386,6 +451,7 @@ static void page(const report_model *m, const skin *k, FILE *out)
 	k->heading(out, 1, "pgwarden audit report");
 	verification(m, k, out);
 	filters(m, k, out);
+	config_changes(m, k, out);
 	for (i = 0; i < m->n_windows; i++) {
 		const report_window *w = &m->windows[i];
 
@@ -394,6 +460,7 @@ static void page(const report_model *m, const skin *k, FILE *out)
 		snprintf(title, sizeof(title), "window %s", w->name);
 		k->heading(out, 2, title);
 		approval(w, k, out);
+		approval_history(w, k, out);
 		openings(w, k, out);
 		k->heading(out, 3, "writes in this window");
 		counts(m, w->name, NULL, k, out);
@@ -483,6 +550,22 @@ static json_t *json_refusals(const report_model *m, const char *section)
 	return a;
 }
 
+static json_t *json_configs(const report_model *m)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; i < m->n_configs; i++) {
+		const report_config *c = &m->configs[i];
+
+		json_array_append_new(a, json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "seq", (json_int_t)c->seq, "ts",
+						   jstr_or_null(c->ts), "event", jstr_or_null(c->event), "accepted",
+						   c->accepted < 0 ? json_null() : json_boolean(c->accepted), "config",
+						   jstr_or_null(c->config), "error", jstr_or_null(c->error)));
+	}
+	return a;
+}
+
 static void render_json(const report_model *m, FILE *out)
 {
 	json_t *root = json_object(), *wins = json_array(), *w, *op;
@@ -501,12 +584,14 @@ static void render_json(const report_model *m, FILE *out)
 		for (j = 0; j < rw->n_open; j++)
 			json_array_append_new(op, json_pack("{s:o, s:o}", "open", jstr_or_null(rw->opened[j]), "close",
 							    jstr_or_null(rw->closed[j])));
-		w = json_pack("{s:s, s:O, s:o, s:o, s:o}", "name", rw->name, "approval",
-			      rw->approval ? rw->approval : json_null(), "openings", op, "writes",
+		w = json_pack("{s:s, s:O, s:o, s:o, s:o, s:o}", "name", rw->name, "approval",
+			      rw->approval ? rw->approval : json_null(), "approvals",
+			      rw->history ? json_incref(rw->history) : json_array(), "openings", op, "writes",
 			      json_counts(m, rw->name), "refused", json_refusals(m, rw->name));
 		json_array_append_new(wins, w);
 	}
 	json_object_set_new(root, "windows", wins);
+	json_object_set_new(root, "configuration", json_configs(m));
 	if (m->filter->window == NULL)
 		json_object_set_new(root, "outside", json_pack("{s:o, s:o}", "writes", json_counts(m, NULL), "refused",
 								json_refusals(m, NULL)));

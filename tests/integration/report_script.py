@@ -70,6 +70,10 @@ def script():
                                               sql="INSERT INTO j_markers VALUES ('x')", decision="allow")),
         ("2026-11-24T23:40:00.001000Z", dict(event="result", **js, ref=21, tag="INSERT 0 1", duration_us=700)),
         ("2026-11-24T23:41:00.000000Z", dict(event="disconnect", **b)),
+        ("2026-11-24T23:41:30.000000Z", dict(event="reload", config="cd" * 32, windows=[
+            dict(WINDOWS[0], reason="RLS hardening SEC-42, extended to SEC-43"), WINDOWS[1]], accepted=True)),
+        ("2026-11-24T23:41:40.000000Z", dict(event="reload", config="ef" * 32, windows=[], accepted=False,
+                                             error="pgwarden.ini:9: start: \"x\" is not an RFC 3339 time")),
         ("2026-11-24T23:42:00.000000Z", dict(event="stop")),
     ]
     return recs

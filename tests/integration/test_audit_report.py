@@ -49,6 +49,14 @@ def test_golden_json(scripted_log):
                                                                ("INSERT", 2), ("error 22012", None)}
     assert [r["rule"] for r in sec["refused"]] == ["write-outside-window", "grant-to-protected-role"]
     assert doc["chain"]["verified"] is True and doc["chain"]["start"] == "seq1"
+    # The approval as it stood at each start/reload that changed it, and every config change.
+    assert [(a["seq"], a["approval"]["reason"]) for a in sec["approvals"]] == [
+        (1, "RLS hardening SEC-42 <b>&\"'"), (24, "RLS hardening SEC-42, extended to SEC-43")]
+    assert sec["approval"]["reason"] == "RLS hardening SEC-42, extended to SEC-43"
+    assert len(doc["windows"][1]["approvals"]) == 1, "an unchanged approval is listed once"
+    assert [(c["seq"], c["event"], c["accepted"]) for c in doc["configuration"]] == [
+        (1, "start", None), (24, "reload", True), (25, "reload", False)]
+    assert "RFC 3339" in doc["configuration"][2]["error"]
 
 
 class StrictHTML(html.parser.HTMLParser):

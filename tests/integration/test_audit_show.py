@@ -63,7 +63,8 @@ def test_filters(log):
     assert seqs(show("--json", "--event", "window_close", log)[1]) == [20]
     assert seqs(show("--json", "--rule", "grant-to-protected-role", log)[1]) == [19]
     assert seqs(show("--json", "--decision", "deny", "--actor", "user:jimmie", log)[1]) == [4, 18]
-    assert seqs(show("--json", "--since", "2026-11-24T23:40:00Z", log)[1]) == [21, 22, 23, 24]
+    assert seqs(show("--json", "--since", "2026-11-24T23:40:00Z", log)[1]) == [21, 22, 23, 24, 25, 26]
+    assert seqs(show("--json", "--event", "reload", log)[1]) == [24, 25]
     assert seqs(show("--json", "--since", "2h", log)[1]) == [], "the scripted log is from 2026-11-24"
 
 
