@@ -87,7 +87,10 @@ def scripted(pg, tmp_path_factory):
         w.start()
         out = run_script(w)
         # Every connection has ended, the port probe's too: each connect has its disconnect.
+        # The failed login's records are written within 10 ms of its answer (nothing waits on them):
+        # wait for them too, or the copy may be taken before that session is in the file at all.
         wait_records(w.audit_path, lambda rs: sum(r["event"] == "disconnect" for r in rs) >= 4
+                     and any(r["event"] == "auth_fail" for r in rs)
                      and sum(r["event"] == "connect" for r in rs)
                      == sum(r["event"] == "disconnect" for r in rs),
                      what="all sessions' disconnect records")
