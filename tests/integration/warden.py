@@ -161,7 +161,18 @@ class Warden:
         if self._logf:
             self._logf.close()
             self._logf = None
+        if SANITIZED:
+            self._check_sanitizer_reports()
         return rc
+
+    def _check_sanitizer_reports(self):
+        """Under `make asan` a sanitizer report in pgwarden's stderr fails the test that ran it
+        (UBSan and ASan abort the process; LeakSanitizer reports at exit, with the process gone)."""
+        text = self.stderr_text(tail=100000)
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in text:
+                at = text.index(marker)
+                raise AssertionError(f"sanitizer report in pgwarden's stderr:\n{text[max(0, at - 200):at + 3000]}")
 
     def restart(self, extra_config=None):
         """Stop and start again, optionally with new extra config lines."""
@@ -259,6 +270,15 @@ class DirectWarden(Warden):
 
     def stop(self, sig=None, timeout=None):
         return None
+
+    def _check_sanitizer_reports(self):
+        """Under `make asan` a sanitizer report in pgwarden's stderr fails the test that ran it
+        (UBSan and ASan abort the process; LeakSanitizer reports at exit, with the process gone)."""
+        text = self.stderr_text(tail=100000)
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in text:
+                at = text.index(marker)
+                raise AssertionError(f"sanitizer report in pgwarden's stderr:\n{text[max(0, at - 200):at + 3000]}")
 
     def restart(self, extra_config=None):
         return self
