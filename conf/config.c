@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
+#include <openssl/crypto.h>
 #include <libpq-fe.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -70,6 +72,7 @@ static const char *const fsync_names[] = { "always", "batch", "never", NULL };
 static const char *const client_tls_names[] = { "disable", "allow", "require", NULL };
 static const char *const environment_names[] = { "production", "staging", "development", NULL };
 static const char *const action_names[] = { "deny", "log", NULL };
+static const char *const walls_names[] = { "off", "required", NULL };
 
 #define C_(f) offsetof(pgw_config, f)
 static const key_def main_keys[] = {
@@ -100,9 +103,13 @@ static const key_def main_keys[] = {
 #undef C_
 
 #define T_(f) offsetof(pgw_target, f)
+enum { TK_CONNINFO, TK_ENVIRONMENT, TK_WALLS, TK_WALL_KEY_FILE }; /* indexes into target_keys */
 static const key_def target_keys[] = {
-	{ "conninfo", KV_CONNINFO, T_(conninfo), 0, 0, 0, NULL, KF_REQUIRED },
-	{ "environment", KV_ENUM, T_(environment), 0, 0, 0, environment_names, KF_REQUIRED },
+	[TK_CONNINFO] = { "conninfo", KV_CONNINFO, T_(conninfo), 0, 0, 0, NULL, KF_REQUIRED },
+	[TK_ENVIRONMENT] = { "environment", KV_ENUM, T_(environment), 0, 0, 0, environment_names, KF_REQUIRED },
+	/* database walls (deploy/walls.sql) */
+	[TK_WALLS] = { "walls", KV_ENUM, T_(walls), 0, 0, 0, walls_names, 0 },
+	[TK_WALL_KEY_FILE] = { "wall_key_file", KV_PATH, T_(wall_key_file), 0, 0, 0, NULL, KF_EMPTY_OK },
 };
 #undef T_
 
@@ -1035,12 +1042,69 @@ static void check_main(load_ctx *lc)
 	check_checkpoint_key(lc);
 }
 
+/* A wall key file: 64 hex digits, blanks around them allowed; not readable by others. */
+static bool read_wall_key(const char *path, unsigned char key[WALL_KEY_LEN], char *why, size_t whysz)
+{
+	char text[256], *p;
+	size_t n = 0;
+	struct stat st;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL || fstat(fileno(f), &st) != 0) {
+		snprintf(why, whysz, "cannot read %s: %s", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return false;
+	}
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(why, whysz, "%s is open to other users (chmod 600 it)", path);
+		return false;
+	}
+	for (p = text; isspace((unsigned char)*p); p++)
+		;
+	for (n = 0; n < 2 * WALL_KEY_LEN && isxdigit((unsigned char)p[n]); n++)
+		;
+	if (n != 2 * WALL_KEY_LEN || (p[n] != '\0' && !isspace((unsigned char)p[n]))) {
+		snprintf(why, whysz, "%s must hold 64 hex digits (openssl rand -hex 32)", path);
+		return false;
+	}
+	for (n = 0; n < WALL_KEY_LEN; n++) {
+		char byte[3] = { p[2 * n], p[2 * n + 1], '\0' };
+
+		key[n] = (unsigned char)strtoul(byte, NULL, 16);
+	}
+	return true;
+}
+
+/* walls = required needs a readable key file; a key file without walls is a mistake. */
+static void check_target_walls(load_ctx *lc, pgw_target *t, const section *s)
+{
+	char why[512];
+
+	resolve_path(lc, &t->wall_key_file, "");
+	if (t->walls == WALLS_REQUIRED && t->wall_key_file == NULL)
+		cerr_at(lc, s->key_line[TK_WALLS] ? s->key_line[TK_WALLS] : s->line,
+			"[%s]: walls = required needs wall_key_file", s->label);
+	else if (t->walls == WALLS_OFF && t->wall_key_file != NULL)
+		cerr_at(lc, s->key_line[TK_WALL_KEY_FILE], "[%s]: wall_key_file is set but walls is not required",
+			s->label);
+	else if (t->walls == WALLS_REQUIRED && !read_wall_key(t->wall_key_file, t->wall_key, why, sizeof(why)))
+		cerr_at(lc, s->key_line[TK_WALL_KEY_FILE], "wall_key_file: %s", why);
+}
+
 static void check_targets(load_ctx *lc)
 {
 	if (lc->c->n_targets == 0)
 		cerr_at(lc, 0, "no [target.NAME] section: at least one target is required");
-	for (size_t i = 0; i < lc->c->n_targets; i++)
-		check_required(lc, find_section(lc, SEC_TARGET, i));
+	for (size_t i = 0; i < lc->c->n_targets; i++) {
+		const section *s = find_section(lc, SEC_TARGET, i);
+
+		check_required(lc, s);
+		check_target_walls(lc, &lc->c->targets[i], s);
+	}
 }
 
 static void check_window(load_ctx *lc, pgw_window *w, const section *s, time_t now)
@@ -1160,7 +1224,9 @@ static void validate(load_ctx *lc)
 static void config_free(pgw_config *c)
 {
 	for (size_t i = 0; i < c->n_targets; i++)
-		free(c->targets[i].name), free(c->targets[i].conninfo);
+		free(c->targets[i].name), free(c->targets[i].conninfo), free(c->targets[i].wall_key_file);
+	if (c->targets != NULL)
+		OPENSSL_cleanse(c->targets, c->n_targets * sizeof(*c->targets)); /* the wall keys */
 	for (size_t i = 0; i < c->n_windows; i++) {
 		pgw_window *w = &c->windows[i];
 

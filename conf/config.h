@@ -34,12 +34,25 @@ typedef enum {
 	AUDIT_FSYNC_NEVER,  /* leave it to the OS */
 } pgw_audit_fsync;
 
+/* walls = ...: whether the target's database carries deploy/walls.sql and pgwarden feeds it. */
+typedef enum {
+	WALLS_OFF,      /* no signature is pinned and nothing is checked */
+	WALLS_REQUIRED, /* pins are signed with the wall key; a session whose database does not verify
+	                   the signature (walls missing, other key) is refused */
+} pgw_walls;
+
+#define WALL_KEY_LEN 32 /* bytes of a wall key (64 hex digits in wall_key_file) */
+
 /* [target.NAME]: an upstream database; the client's dbname selects it. */
 typedef struct pgw_target {
 	char *name;                  /* NAME from the section header */
 	char *conninfo;              /* libpq connection string */
 	pgw_environment environment; /* production | staging | development */
 	int line;                    /* line of the section header, for messages */
+	/* database walls (deploy/walls.sql), one block */
+	pgw_walls walls;                      /* walls = off (default) | required */
+	char *wall_key_file;                  /* wall_key_file: the key shared with the database; required with walls */
+	unsigned char wall_key[WALL_KEY_LEN]; /* the key read from wall_key_file at load (all zero when off) */
 } pgw_target;
 
 struct pgw_zone; /* a parsed IANA time zone (policy/windows.c), opaque here */

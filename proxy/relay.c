@@ -15,6 +15,7 @@
 #include "proxy/frontend.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "proxy/upstream.h"
 #include "protocol/frame.h"
 #include "protocol/pktbuf.h"
 #include "proxy/pin.h"
@@ -393,14 +394,17 @@ relay_status relay_repin(session *s)
 {
 	char *sql;
 	relay_status st;
+	pin_wall w;
 
 	if (s->closing)
 		return RELAY_STOP;
 	/* Skipping to Sync, reading COPY data, or in a failed transaction, the server would not run it: wait. */
 	if (!s->tl.repin || s->tl.mode != TL_MODE_NORMAL)
 		return RELAY_GO;
-	sql = s->tl.batch_open ? pin_sql_build_single(s->cfg, s->who, s->up.read_only)
-			       : pin_sql_build(s->cfg, s->who, s->up.read_only);
+	/* RESET ALL cleared the walls' signatures too: a walled target gets them signed again. */
+	w = upstream_pin_wall(s);
+	sql = s->tl.batch_open ? pin_sql_build_single_walled(s->cfg, s->who, s->up.read_only, &w)
+			       : pin_sql_build_walled(s->cfg, s->who, s->up.read_only, &w);
 	if (!sql) {
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return RELAY_STOP;

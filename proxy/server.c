@@ -4,6 +4,7 @@
  * after every batch of callbacks, and the reaper that frees sessions only
  * after the callback that closed them has returned.
  */
+#include "proxy/wall_check.h"
 #include "proxy/server.h"
 
 #include <errno.h>
@@ -221,6 +222,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		config_unref(srv->cfg);
 		srv->cfg = ncfg;
 		catalogs_reload_all(srv);
+		wall_check_targets_async(ncfg); /* logs; sessions check on their own connection too */
 		log_info("reload done: %zu targets, %zu windows, %zu rules, %zu token records", ncfg->n_targets,
 			 ncfg->n_windows, ncfg->n_rules, ncfg->tokens ? ncfg->tokens->n : (size_t)0);
 	}
@@ -385,6 +387,7 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	if (catalogs_init(srv) != 0)
 		return -1;
 	wait_for_catalogs(srv);
+	wall_check_targets(cfg); /* before listening: a missing wall or a wrong key is logged at start */
 	if (open_listeners(srv) != 0)
 		return -1;
 	if (admin_start(srv) != 0)
@@ -415,6 +418,7 @@ void server_free(pgw_server *srv)
 	}
 	close_listeners(srv);
 	admin_stop(srv);
+	wall_check_wait();
 	catalogs_free(srv);
 	audit_events_free(srv);
 	if (srv->audit)

@@ -81,6 +81,7 @@ typedef struct upstream_conn {
 	char txn_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool read_only;                /* what default_transaction_read_only is set to upstream */
 	bool standard_conforming_strings; /* tracked from ParameterStatus */
+	uint32_t backend_pid;          /* the upstream backend's pid (PQbackendPID): what wall signatures bind */
 	struct timespec connect_start; /* for the connect-latency metric */
 } upstream_conn;
 

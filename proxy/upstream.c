@@ -28,6 +28,7 @@
 #include "proxy/pin.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
+#include "proxy/wall.h"
 #include "policy/windows.h"
 
 static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg);
@@ -166,6 +167,48 @@ static bool session_wants_read_only(session *s)
 	       !windows_open_now(s->cfg, s->target->name, s->who->actor, time(NULL));
 }
 
+pin_wall upstream_pin_wall(const session *s)
+{
+	pin_wall w = { s->target, s->up.backend_pid, 0, 0 };
+
+	wall_write_window(s->cfg, s->target, s->who->actor, time(NULL), &w.write_from, &w.write_until);
+	return w;
+}
+
+/*
+ * The pin, signed for the database walls when the target requires them, and
+ * then the walls' verdict on it (WALL_CHECK_SQL): the one place a walled
+ * target is proven to have its walls and our key, on the very backend the
+ * session will use, so a target whose walls are missing or hold another key
+ * is refused whatever the start-time check saw.
+ */
+static char *walled_pin_sql(session *s)
+{
+	pin_wall w = upstream_pin_wall(s);
+	char *pin, *sql;
+
+	if (!wall_required(s->target))
+		return pin_sql_build(s->cfg, s->who, s->up.read_only);
+	pin = pin_sql_build_walled(s->cfg, s->who, s->up.read_only, &w);
+	if (!pin || asprintf(&sql, "%s; " WALL_CHECK_SQL, pin) < 0)
+		sql = NULL;
+	free(pin);
+	return sql;
+}
+
+/* A row among the pinning results is the walls' verdict: anything but 'ok' refuses the session. */
+static bool wall_verdict_ok(session *s, const PGresult *res)
+{
+	const char *v = PQntuples(res) == 1 && PQnfields(res) == 1 ? PQgetvalue(res, 0, 0) : "?";
+
+	if (strcmp(v, "ok") == 0)
+		return true;
+	session_log(LOG_LVL_ERROR, s, "target %s: walls = required but the database says the pin is \"%s\"%s",
+		    s->target->name, v,
+		    strcmp(v, "mismatch") == 0 ? ": its wall key is not the one in wall_key_file" : "");
+	return false;
+}
+
 static void start_pinning(session *s)
 {
 	char *sql;
@@ -177,7 +220,8 @@ static void start_pinning(session *s)
 		(uint64_t)((now.tv_sec - s->up.connect_start.tv_sec) * 1000000 +
 			   (now.tv_nsec - s->up.connect_start.tv_nsec) / 1000);
 	s->up.read_only = session_wants_read_only(s);
-	sql = pin_sql_build(s->cfg, s->who, s->up.read_only);
+	s->up.backend_pid = (uint32_t)PQbackendPID(s->up.pg);
+	sql = walled_pin_sql(s);
 	if (!sql || !PQsendQuery(s->up.pg, sql)) {
 		free(sql);
 		upstream_failed(s, "pinning");
@@ -285,8 +329,12 @@ static void poll_pinning(session *s)
 			become_ready(s);
 			return;
 		}
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-			session_log(LOG_LVL_WARN, s, "pinning identity failed: %s", PQresultErrorMessage(res));
+		if ((PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) ||
+		    (PQresultStatus(res) == PGRES_TUPLES_OK && !wall_verdict_ok(s, res))) {
+			if (PQresultStatus(res) != PGRES_TUPLES_OK)
+				session_log(LOG_LVL_WARN, s, "pinning identity failed: %s%s", PQresultErrorMessage(res),
+					    wall_required(s->target) ? " (walls = required: is deploy/walls.sql installed?)"
+								     : "");
 			PQclear(res);
 			upstream_failed(s, "pinning");
 			return;

@@ -2,6 +2,7 @@
 # deploy/demo/run.sh - `make run`: a private PostgreSQL + pgwarden with demo actors, in ./demo/.
 #
 # First run: initdb under demo/pg and load tests/sql/demo_schema.sql; later runs reuse it.
+# Every run installs deploy/walls.sql in both databases (key in demo/wall.key).
 # Writes demo/pgwarden.ini (targets prod and staging, a weekly window) and demo/tokens.txt
 # (tokens kept in demo/tokens.env so the printed commands stay valid across runs), starts
 # pgwarden in the foreground and prints psql commands to try. Ctrl-C stops what it started.
@@ -72,6 +73,21 @@ echo "demo: $fresh PostgreSQL in $DEMO_SHOW/pg (port $PG_PORT)" >&2
 pgtmp_stop "$PG_DIR"
 pgtmp_start "$PG_DIR" "$PG_PORT" "$SVC_PASSWORD" 100
 
+# --- the walls inside the database (deploy/walls.sql) ----------------------------------------
+# One key for both demo databases (kept in demo/wall.key, 0600). walls.sql is idempotent, so it
+# runs on every start; prod gets the write wall too (production=1), staging only the identity and
+# grant walls. The invoices table is put behind the verified tenant.
+if [ ! -f "$DEMO/wall.key" ]; then
+	(umask 077 && openssl rand -hex 32 >"$DEMO/wall.key")
+fi
+apply_walls() {
+	psql -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U postgres -d "$1" -v production="$2" \
+		-v wall_key="$(cat "$DEMO/wall.key")" -f deploy/walls.sql \
+		-c "SELECT pgwarden_wall.protect_table('billing.invoices', 'tenant')" >/dev/null
+}
+apply_walls app 1
+apply_walls app_staging 0
+
 # --- pgwarden config and tokens ------------------------------------------------------------
 # The weekly window opens two days from now (Santiago time), so right now prod is read-only
 # and the denied write shows the next window in its HINT.
@@ -87,10 +103,14 @@ plaintext_auth = yes             ; demo on localhost only: tokens without TLS
 [target.prod]
 conninfo = host=127.0.0.1 port=$PG_PORT dbname=app user=pgwarden_svc password=$SVC_PASSWORD
 environment = production
+walls = required                 ; deploy/walls.sql is installed: pins are signed and checked
+wall_key_file = wall.key
 
 [target.staging]
 conninfo = host=127.0.0.1 port=$PG_PORT dbname=app_staging user=pgwarden_svc password=$SVC_PASSWORD
 environment = staging
+walls = required
+wall_key_file = wall.key
 
 [window.weekly]
 target = prod
@@ -130,6 +150,7 @@ STEPS=(
 	"tenant isolation: jimmie (acme) sees only acme rows|$JIMMIE_PROD|SELECT tenant, count(*) FROM invoices GROUP BY tenant|acme"
 	"tenant isolation: ada (globex) sees only globex rows|$ADA_PROD|SELECT tenant, count(*) FROM invoices GROUP BY tenant|globex"
 	"who am I upstream|$JIMMIE_PROD|SELECT current_user, current_setting('app.actor_id') AS actor, current_setting('app.tenant_id') AS tenant|bookkeeper"
+	"the database itself verifies pgwarden's signed pin (the wall RLS uses)|$JIMMIE_PROD|SELECT pgwarden_wall.pin_status() AS pin, pgwarden_wall.tenant_id() AS verified_tenant|acme"
 	"write on production outside the window: denied, HINT names the next window|$JIMMIE_PROD|UPDATE invoices SET amount = amount + 1 WHERE id = 1|pgwarden:"
 	"write on staging: allowed|$JIMMIE_STAGING|UPDATE invoices SET note = 'edited through pgwarden' WHERE id = 1 RETURNING id, tenant, note|UPDATE 1"
 	"GRANT to a protected role: denied on every target|$JIMMIE_STAGING|GRANT SELECT ON invoices TO anon|grant-to-protected-role"

@@ -62,8 +62,9 @@ class Warden:
 
     direct = False
 
-    def __init__(self, pg, extra_config="", extra_tokens=(), auth_timeout=2, base=None):
+    def __init__(self, pg, extra_config="", extra_tokens=(), auth_timeout=2, base=None, binary=None):
         self.pg = pg
+        self.binary = Path(binary) if binary else PGWARDEN  # e.g. ./pgwarden-relay (test_walls.py)
         self.dir = Path(tempfile.mkdtemp(prefix="pgwarden-run-", dir=base))
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -126,11 +127,11 @@ class Warden:
     # --- process ---
 
     def start(self, timeout=10):
-        if not PGWARDEN.exists():
-            raise RuntimeError(f"{PGWARDEN} not built (run make)")
+        if not self.binary.exists():
+            raise RuntimeError(f"{self.binary} not built (run make)")
         self.write_files()
         self._logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(PGWARDEN), "-c", str(self.config_path)], cwd=self.dir,
+        self.proc = subprocess.Popen([str(self.binary), "-c", str(self.config_path)], cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=self._logf, stderr=self._logf)
         if not wait_port(self.host, self.port, timeout, alive=self.alive):
             msg = "exited" if not self.alive() else "did not listen"
