@@ -22,7 +22,7 @@
 #include "policy/windows.h"
 
 #define CONFIG_FILE_MAX (16 * 1024 * 1024) /* a config larger than this is refused */
-#define MAX_KEYS 24                        /* keys in the largest section table */
+#define MAX_KEYS 48                        /* keys in the largest section table (checked below) */
 #define ECHO "%.60s"                       /* how much of a bad value an error quotes */
 #define RULE_MATCH_LIMIT 1000000           /* PCRE2 backtracking budget per statement */
 #define RULE_DEPTH_LIMIT 10000
@@ -72,6 +72,7 @@ static const char *const fsync_names[] = { "always", "batch", "never", NULL };
 static const char *const client_tls_names[] = { "disable", "allow", "require", NULL };
 static const char *const environment_names[] = { "production", "staging", "development", NULL };
 static const char *const action_names[] = { "deny", "log", NULL };
+static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const walls_names[] = { "off", "required", NULL };
 
 #define C_(f) offsetof(pgw_config, f)
@@ -99,8 +100,18 @@ static const key_def main_keys[] = {
 	{ "max_message_size", KV_SIZE, C_(max_message_size), 0, 1024, 1073741824LL, NULL, 0 },
 	{ "auth_timeout", KV_INT, C_(auth_timeout), 0, 1, 3600, NULL, 0 },
 	{ "max_startup_conns", KV_INT, C_(max_startup_conns), 0, 1, 1000000, NULL, 0 },
+	/* Operator limits (CONTRACT §2; max_actor_conn is an extension). */
+	{ "max_client_conn", KV_INT, C_(max_client_conn), 0, 1, 1000000, NULL, 0 },
+	{ "client_idle_timeout", KV_INT, C_(client_idle_timeout), 0, 0, 31536000, NULL, 0 },
+	{ "idle_transaction_timeout", KV_INT, C_(idle_transaction_timeout), 0, 0, 31536000, NULL, 0 },
+	{ "query_timeout", KV_INT, C_(query_timeout), 0, 0, 31536000, NULL, 0 },
+	{ "max_actor_conn", KV_INT, C_(max_actor_conn), 0, 0, 1000000, NULL, 0 },
+	{ "log_format", KV_ENUM, C_(log_format), 0, 0, 0, log_format_names, 0 },
+	{ "admin_token", KV_STRING, C_(admin_token), 0, 0, 0, NULL, KF_EMPTY_OK },
 };
 #undef C_
+/* Why: section.key_line is indexed by a key's position in its table; a table longer than MAX_KEYS overflows it. */
+_Static_assert(sizeof(main_keys) / sizeof(main_keys[0]) <= MAX_KEYS, "raise MAX_KEYS");
 
 #define T_(f) offsetof(pgw_target, f)
 enum { TK_CONNINFO, TK_ENVIRONMENT, TK_WALLS, TK_WALL_KEY_FILE }; /* indexes into target_keys */
@@ -660,6 +671,7 @@ _Static_assert(sizeof(pgw_environment) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_audit_fsync) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_client_tls) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_rule_action) == sizeof(int), "KV_ENUM stores an int");
+_Static_assert(sizeof(pgw_log_format) == sizeof(int), "KV_ENUM stores an int");
 
 /* ---- sections ---- */
 
@@ -1040,6 +1052,12 @@ static void check_main(load_ctx *lc)
 	check_readable(lc, "tls_cert_file", c->tls_cert_file);
 	check_readable(lc, "tls_key_file", c->tls_key_file);
 	check_checkpoint_key(lc);
+	if (c->admin_token && c->admin_token[0] && strlen(c->admin_token) < 16)
+		cerr_at(lc, main_key_line(lc, "admin_token"), "admin_token: at least 16 characters (it guards kill and pause)");
+	/* Why: a parsed-but-ignored key misleads operators; one event loop is all this version runs. */
+	if (c->workers != 1)
+		cerr_at(lc, main_key_line(lc, "workers"),
+			"workers: only 1 is supported in this version (it runs one event-loop thread)");
 }
 
 /* A wall key file: 64 hex digits, blanks around them allowed; not readable by others. */
@@ -1246,7 +1264,7 @@ static void config_free(pgw_config *c)
 	tokens_free(c->tokens);
 	free(c->path), free(c->dir), free(c->listen), free(c->admin_listen), free(c->tokens_file);
 	free(c->audit_log), free(c->audit_checkpoint_key), free(c->tls_cert_file), free(c->tls_key_file), free(c->actor_setting);
-	free(c->tenant_setting), free(c->claims_setting);
+	free(c->tenant_setting), free(c->claims_setting), free(c->admin_token);
 	free_list(c->protected_roles, c->n_protected_roles);
 	free_list(c->trusted_functions, c->n_trusted_functions);
 	free(c);
@@ -1268,6 +1286,7 @@ static pgw_config *config_new(const char *path)
 	c->auth_timeout = 60;
 	c->audit_checkpoint_interval = 60;
 	c->max_startup_conns = 256;
+	c->max_client_conn = 10000;
 	c->path = strdup(path);
 	dir = strdup(path);
 	if (dir != NULL && (slash = strrchr(dir, '/')) != NULL)
@@ -1456,5 +1475,6 @@ int config_check_main(const char *path)
 	if (c == NULL)
 		return 1;
 	config_unref(c);
+	printf("ok\n");
 	return 0;
 }

@@ -29,6 +29,11 @@ typedef enum {
 } pgw_client_tls;
 
 typedef enum {
+	LOG_FORMAT_TEXT, /* "2026-11-22 01:48:41.489 UTC LOG: s=17 user:jimmie prod 10.0.0.9:5123 ..." */
+	LOG_FORMAT_JSON, /* one JSON object a line: ts, level, session, actor, target, client, msg */
+} pgw_log_format;
+
+typedef enum {
 	AUDIT_FSYNC_ALWAYS, /* fsync before the statement is sent upstream */
 	AUDIT_FSYNC_BATCH,  /* fsync at least every 100 ms */
 	AUDIT_FSYNC_NEVER,  /* leave it to the OS */
@@ -136,6 +141,14 @@ typedef struct pgw_config {
 	size_t max_message_size;  /* max client message length, default 1 GB like PostgreSQL */
 	int auth_timeout;         /* seconds a client has to finish startup+auth, default 60 */
 	int max_startup_conns;    /* concurrent unauthenticated connections, default 256 */
+	/* Operator limits (CONTRACT §2; max_actor_conn is an extension); 0 = off unless noted: */
+	int max_client_conn;          /* client connections at once, default 10000; past it 53300 */
+	int client_idle_timeout;      /* seconds a client may sit idle outside a transaction */
+	int idle_transaction_timeout; /* seconds a client may sit idle inside a transaction */
+	int query_timeout;            /* seconds a statement may run before pgwarden cancels it */
+	int max_actor_conn;           /* logged-in sessions per actor id at once */
+	pgw_log_format log_format;    /* the process log's format, default text */
+	char *admin_token;            /* bearer token for the admin console's actions; NULL = actions off */
 
 	pgw_target *targets;
 	size_t n_targets;

@@ -12,6 +12,7 @@
 
 #include "proxy/backend.h"
 #include "proxy/client.h"
+#include "proxy/console.h"
 #include "proxy/frontend.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -49,13 +50,16 @@ static void relay_client_messages(session *s);
 void relay_client_input(session *s)
 {
 	relay_client_messages(s);
+	/* An admin PAUSE stopped the loop between transactions: held until RESUME wakes it. */
+	console_hold(s);
 	upstream_flush(s);
 }
 
 bool relay_client_readable(const session *s)
 {
 	return !s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY &&
-	       !s->client.terminated && !s->catalog_waiting && !s->parse_waiting && !s->client.backpressured;
+	       !s->client.terminated && !s->catalog_waiting && !s->parse_waiting && !s->client.backpressured &&
+	       !console_should_hold(s);
 }
 
 void relay_client_wake(session *s)
@@ -63,7 +67,8 @@ void relay_client_wake(session *s)
 	if (s->closing || s->client.phase != CLIENT_READY)
 		return;
 	if (!relay_client_readable(s)) {
-		client_pause(s);
+		if (!console_hold(s)) /* a PAUSE marks the session held, so RESUME finds it */
+			client_pause(s);
 		return;
 	}
 	client_resume(s);

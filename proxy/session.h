@@ -20,7 +20,9 @@
 
 #include "conf/config.h"
 #include "protocol/startup.h"
+#include "proxy/console.h"
 #include "proxy/io.h"
+#include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pipeline.h"
 
@@ -110,6 +112,8 @@ typedef struct session {
 	bool parse_waiting;            /* client paused until parse_job lands */
 
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
+	session_console console;       /* accept time, last statement, PAUSE hold (console.c) */
+	session_limits lim;            /* max_client_conn / max_actor_conn counts and timeouts (limits.c) */
 	bool audited_connect;          /* the connect record is written (once per session) */
 	bool audited_disconnect;       /* the disconnect record is written (once per session) */
 	char close_reason[160];        /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */

@@ -24,6 +24,7 @@
 
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/health.h"
 #include "proxy/log.h"
 #include "proxy/pin.h"
 #include "proxy/relay.h"
@@ -56,14 +57,14 @@ static bool upstream_wait(session *s, short what)
 
 static void upstream_failed(session *s, const char *what)
 {
-	char msg[256];
+	char msg[256], folded[512];
 	const char *pgerr = s->up.pg ? PQerrorMessage(s->up.pg) : "";
-	size_t n = strlen(pgerr);
 
 	/* libpq's message may name hosts and users: it goes to our log, not to the client. */
-	while (n && pgerr[n - 1] == '\n')
-		n--;
-	session_log(LOG_LVL_WARN, s, "upstream %s failed for target %s: %.*s", what, s->target->name, (int)n, pgerr);
+	session_log(LOG_LVL_WARN, s, "upstream %s failed for target %s: %s", what, s->target->name,
+		    log_one_line(pgerr, folded, sizeof(folded)));
+	if (s->up.phase == UPSTREAM_CONNECTING)
+		health_note_connect(s->srv, s->target->name, false, folded);
 	snprintf(msg, sizeof(msg), "pgwarden: could not connect to target \"%s\"", s->target->name);
 	client_fail(s, "08006", msg, NULL);
 }
@@ -216,6 +217,7 @@ static void start_pinning(session *s)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	s->srv->metrics.upstream_connects++;
+	health_note_connect(s->srv, s->target->name, true, NULL);
 	s->srv->metrics.upstream_connect_us_total +=
 		(uint64_t)((now.tv_sec - s->up.connect_start.tv_sec) * 1000000 +
 			   (now.tv_nsec - s->up.connect_start.tv_nsec) / 1000);
@@ -310,6 +312,27 @@ static void become_ready(session *s)
 		release_libpq(s, sink);
 }
 
+/*
+ * The server refused a pinning statement: say what it was, not "could not
+ * connect". A missing role (42704) or a login role that may not SET ROLE to
+ * it (42501) is an operator's mistake the client should be told about in
+ * PostgreSQL's words; the statement is ours, the SQLSTATE is the server's.
+ */
+static void pinning_refused(session *s, const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	char msg[256], detail[256];
+
+	session_log(LOG_LVL_WARN, s, "pinning identity failed: %s (%s)%s", primary ? primary : "?", state ? state : "?",
+		    wall_required(s->target) ? " (walls = required: is deploy/walls.sql installed?)" : "");
+	snprintf(msg, sizeof(msg), "pgwarden: could not pin the session's identity on target \"%s\": %s",
+		 s->target->name, primary ? primary : "error");
+	snprintf(detail, sizeof(detail), "pgwarden's login role could not take on role \"%s\" of this token; "
+		 "the operator can find such records with pgwarden --check --connect.", s->who->role);
+	client_fail(s, state && strlen(state) == 5 ? state : "42501", msg, detail);
+}
+
 /* Collect the pinning results; any failure ends the session (identity would not hold). */
 static void poll_pinning(session *s)
 {
@@ -329,12 +352,12 @@ static void poll_pinning(session *s)
 			become_ready(s);
 			return;
 		}
-		if ((PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) ||
-		    (PQresultStatus(res) == PGRES_TUPLES_OK && !wall_verdict_ok(s, res))) {
-			if (PQresultStatus(res) != PGRES_TUPLES_OK)
-				session_log(LOG_LVL_WARN, s, "pinning identity failed: %s%s", PQresultErrorMessage(res),
-					    wall_required(s->target) ? " (walls = required: is deploy/walls.sql installed?)"
-								     : "");
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+			pinning_refused(s, res);
+			PQclear(res);
+			return;
+		}
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && !wall_verdict_ok(s, res)) {
 			PQclear(res);
 			upstream_failed(s, "pinning");
 			return;

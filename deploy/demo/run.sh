@@ -73,6 +73,15 @@ echo "demo: $fresh PostgreSQL in $DEMO_SHOW/pg (port $PG_PORT)" >&2
 pgtmp_stop "$PG_DIR"
 pgtmp_start "$PG_DIR" "$PG_PORT" "$SVC_PASSWORD" 100
 
+# --- client TLS: a self-signed certificate, kept across runs -------------------------------
+# The demo serves TLS like a production setup, so the README's sslmode=require examples work as printed.
+if [ ! -f "$DEMO/server.crt" ] || [ ! -f "$DEMO/server.key" ]; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+		-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$DEMO/server.key" -out "$DEMO/server.crt" 2>/dev/null || die "openssl could not make a certificate"
+	chmod 600 "$DEMO/server.key"
+fi
+
 # --- the walls inside the database (deploy/walls.sql) ----------------------------------------
 # One key for both demo databases (kept in demo/wall.key, 0600). walls.sql is idempotent, so it
 # runs on every start; prod gets the write wall too (production=1), staging only the identity and
@@ -98,7 +107,9 @@ cat >"$DEMO/pgwarden.ini" <<EOT
 listen = 127.0.0.1:$PORT
 tokens_file = tokens.txt
 audit_log = audit.jsonl
-plaintext_auth = yes             ; demo on localhost only: tokens without TLS
+tls_cert_file = server.crt       ; self-signed, made by the demo (sslrootcert=$DEMO_SHOW/server.crt to verify it)
+tls_key_file = server.key
+client_tls = require             ; tokens travel only over TLS
 
 [target.prod]
 conninfo = host=127.0.0.1 port=$PG_PORT dbname=app user=pgwarden_svc password=$SVC_PASSWORD
@@ -139,7 +150,7 @@ fi
 PGWARDEN_PID=$!
 pgtmp_wait_port "$PORT" 10 || die "pgwarden did not start listening on $PORT"
 
-conn() { echo "host=127.0.0.1 port=$PORT dbname=$1 user=$2 password=$3"; }
+conn() { echo "host=127.0.0.1 port=$PORT dbname=$1 user=$2 password=$3 sslmode=require"; }
 JIMMIE_PROD=$(conn prod user:jimmie "$JIMMIE_TOKEN")
 ADA_PROD=$(conn prod user:ada "$ADA_TOKEN")
 JIMMIE_STAGING=$(conn staging user:jimmie "$JIMMIE_TOKEN")
@@ -156,6 +167,7 @@ STEPS=(
 	"GRANT to a protected role: denied on every target|$JIMMIE_STAGING|GRANT SELECT ON invoices TO anon|grant-to-protected-role"
 	"changing the pinned tenant: denied|$JIMMIE_STAGING|SET app.tenant_id = 'globex'|identity-change"
 	"the agent's token is limited to staging|$AGENT_PROD|SELECT 1|authentication failed"
+	"TLS verified against the demo's own certificate|$JIMMIE_PROD sslmode=verify-full sslrootcert=$DEMO/server.crt host=localhost|SELECT 'verified certificate' AS tls|verified certificate"
 )
 
 print_commands() {
@@ -168,6 +180,10 @@ print_commands() {
 		echo "# $title"
 		printf 'psql "%s" -c "%s"\n' "$dsn" "$sql"
 	done
+	echo
+	echo "# the README's example (TOKEN is in $DEMO_SHOW/tokens.env)"
+	echo "TOKEN=$JIMMIE_TOKEN"
+	echo "psql \"host=127.0.0.1 port=$PORT dbname=prod user=user:jimmie password=\$TOKEN sslmode=require\""
 	echo
 	echo "# the audit trail, and its hash chain"
 	echo "./pgwarden audit show $DEMO_SHOW/audit.jsonl"

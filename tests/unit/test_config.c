@@ -79,7 +79,7 @@ static const char good_ini[] =
 	"claims_setting = request.jwt.claims\n"
 	"protected_roles = anon, \"Guest\", PUBLIC\n"
 	"trusted_functions = App.Safe_Fn, \"App\".\"Mixed\"\"Q\"\n"
-	"workers = 4\n"
+	"workers = 1\n"
 	"max_message_size = 65536\n"
 	"auth_timeout = 10\n"
 	"max_startup_conns = 32\n"
@@ -156,7 +156,7 @@ static void test_good_file(void **state)
 	assert_int_equal(c->n_trusted_functions, 2);
 	assert_string_equal(c->trusted_functions[0], "app.safe_fn");
 	assert_string_equal(c->trusted_functions[1], "App.Mixed\"Q");
-	assert_int_equal(c->workers, 4);
+	assert_int_equal(c->workers, 1);
 	assert_int_equal(c->max_message_size, 65536);
 	assert_int_equal(c->auth_timeout, 10);
 	assert_int_equal(c->max_startup_conns, 32);
@@ -339,6 +339,9 @@ static const error_case error_cases[] = {
 	  { "@:7: audit_params: \"perhaps\" is not a boolean (yes/no, on/off, true/false, 1/0)" } },
 	{ "workers = 0\n", { "@:7: workers: \"0\" is not an integer from 1 to 64" } },
 	{ "workers = 2x\n", { "@:7: workers: \"2x\" is not an integer from 1 to 64" } },
+	{ "workers = 4\n", { "@:7: workers: only 1 is supported in this version (it runs one event-loop thread)" } },
+	{ "max_client_conn = 0\n", { "@:7: max_client_conn: \"0\" is not an integer from 1 to 1000000" } },
+	{ "query_timeout = -1\n", { "@:7: query_timeout: \"-1\" is not an integer from 0 to 31536000" } },
 	{ "auth_timeout = -1\n", { "@:7: auth_timeout: \"-1\" is not an integer from 1 to 3600" } },
 	{ "max_message_size = 100\n",
 	  { "@:7: max_message_size: \"100\" is not an integer from 1024 to 1073741824" } },
