@@ -125,6 +125,7 @@ typedef struct pgw_config {
 	int refcount;             /* config_ref / config_unref; single-threaded event loop */
 	char *path;               /* the config file as given */
 	char *dir;                /* its directory, base of relative paths */
+	char sha256[65];          /* lowercase hex SHA-256 of the file's bytes as parsed (audit start/reload) */
 
 	/* [pgwarden] */
 	char *listen;             /* "host:port" or "unix:/dir" */
@@ -133,6 +134,8 @@ typedef struct pgw_config {
 	char *audit_log;          /* resolved against dir; NULL = no audit log */
 	bool audit_params;
 	pgw_audit_fsync audit_fsync;
+	char *audit_checkpoint_key; /* resolved against dir; NULL = no checkpoint records */
+	int audit_checkpoint_interval; /* seconds between checkpoints while records are written, default 60 */
 	char *tls_cert_file;      /* resolved against dir; NULL = no client TLS */
 	char *tls_key_file;
 	pgw_client_tls client_tls;

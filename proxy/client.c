@@ -192,7 +192,6 @@ void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int sockl
 	tv.tv_usec = 0;
 	evtimer_add(s->client.startup_timer, &tv);
 	io_set_reading(&s->client.io, true);
-	audit_connect(s);
 }
 
 /* Leave the unauthenticated state (login done or session ending). */
@@ -394,6 +393,7 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	}
 	s->client.actor = p->user;
 	s->client.database = p->database;
+	audit_connect(s); /* now it can name the actor and application_name */
 	if (!limits_admit_startup(s) || !check_startup_params(s, p))
 		return;
 	/*

@@ -22,6 +22,7 @@
 #include "proxy/throttle.h"
 
 struct audit_log;
+struct audit_events;
 struct policy_classifier;
 
 #define SERVER_MAX_LISTENERS 8
@@ -39,6 +40,7 @@ typedef struct pgw_server {
 	unsigned cert_hash_len;
 
 	struct audit_log *audit;              /* NULL when audit_log is not set */
+	struct audit_events *audit_events;    /* window and checkpoint timers, what was recorded (audit_events.c) */
 	struct event *flush_ev;               /* after this loop iteration's callbacks: write the audit batch, release held bytes */
 	struct event *lazy_flush_ev;          /* within 10 ms: write records no statement waits on */
 	struct policy_classifier *classifier; /* shared statement classifier and its cache */

@@ -127,6 +127,7 @@ typedef struct session {
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
 	session_console console;       /* accept time, last statement, PAUSE hold (console.c) */
 	session_limits lim;            /* max_client_conn / max_actor_conn counts and timeouts (limits.c) */
+	bool audited_connect;          /* the connect record is written (once per session) */
 	bool audited_disconnect;       /* the disconnect record is written (once per session) */
 	char close_reason[160];        /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */
 	TAILQ_ENTRY(session) link;     /* srv->sessions */
