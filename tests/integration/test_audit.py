@@ -87,7 +87,10 @@ def scripted(pg, tmp_path_factory):
         w.start()
         out = run_script(w)
         # Every connection has ended, the port probe's too: each connect has its disconnect.
+        # The failed login's records are written within 10 ms of its answer (nothing waits on them):
+        # wait for them too, or the copy may be taken before that session is in the file at all.
         wait_records(w.audit_path, lambda rs: sum(r["event"] == "disconnect" for r in rs) >= 4
+                     and any(r["event"] == "auth_fail" for r in rs)
                      and sum(r["event"] == "connect" for r in rs)
                      == sum(r["event"] == "disconnect" for r in rs),
                      what="all sessions' disconnect records")
@@ -117,7 +120,7 @@ def test_every_line_json_seq_and_chain(scripted):
         assert r["ts"] >= last_ts, f"ts goes backwards at seq {r['seq']}"
         last_ts = r["ts"]
         assert r["event"] in ("start", "stop", "reload", "connect", "auth_ok", "auth_fail", "statement",
-                              "result", "disconnect"), r
+                              "result", "disconnect", "window_open", "window_close", "checkpoint"), r
 
 
 def test_no_token_in_log(scripted):
@@ -243,7 +246,8 @@ def test_verify_accepts_real_log(scripted):
     rc, out = verify(scripted["log"])
     n = len(scripted["recs"])
     assert rc == 0, out
-    assert out.strip() == f"ok: {n} records, seq 1..{n}", out
+    last = raw_lines(scripted["log"])[-1]
+    assert out.strip() == f"ok: {n} records, seq 1..{n}\nhead: {n}:{sha256_hex(last)}", out
 
 
 def tampered(scripted, name, mutate):
@@ -340,9 +344,10 @@ def test_show_filters(scripted):
     got = [json.loads(x) for x in p.stdout.splitlines()]
     assert {r["sql"] for r in got} == {"GRANT SELECT ON j_markers TO anon", "GRANT SELECT ON j_markers TO guest",
                                         "INSERT INTO j_markers (marker) VALUES ('aud-prod-denied')"}
-    p = cli("audit", "show", "--decision", "deny", "--actor", "user:ada", log)
+    p = cli("audit", "show", "--decision", "deny", "--actor", "user:ada", "--wide", log)
     lines = p.stdout.splitlines()
-    assert p.returncode == 0 and lines[0].split() == ["TIME", "ACTOR", "TARGET", "DECISION", "RULE", "STATEMENT"]
+    assert p.returncode == 0 and lines[0].split() == ["SEQ", "TIME", "SESSION", "ACTOR", "TARGET", "WINDOW",
+                                                      "DECISION", "RULE", "RESULT", "STATEMENT"]
     assert len(lines) == 2 and "write-outside-window" in lines[1] and "aud-prod-denied" in lines[1], lines
     # Time filters: since <= ts < until.
     ts = scripted["recs"][5]["ts"]
