@@ -145,7 +145,10 @@ static relay_status await_answer(session *s, gate_verdict *v)
 
 	gate_verdict_clear(v);
 	s->tl.awaiting = true;
-	evbuffer_add(relay_upstream_out(s), flush_msg, sizeof(flush_msg));
+	if (s->tl.flushed_seq != s->tl.next_seq) { /* a Flush behind the same entries would add nothing */
+		evbuffer_add(relay_upstream_out(s), flush_msg, sizeof(flush_msg));
+		s->tl.flushed_seq = s->tl.next_seq;
+	}
 	relay_client_wake(s); /* no longer readable: pauses the client until the answer */
 	return RELAY_WAIT;
 }

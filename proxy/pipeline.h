@@ -131,6 +131,7 @@ typedef struct timeline {
 	uint32_t early_copy_ends;/* CopyDone/CopyFail sent while no COPY had started (its CopyInResponse to come) */
 	bool repin;              /* identity must be re-applied before the client's next request */
 	bool awaiting;           /* the client's next message names a doubtful name: read it again after the next answer */
+	uint64_t flushed_seq;    /* next_seq when pgwarden last sent its own Flush: every entry before it will be answered */
 } timeline;
 
 void tl_init(timeline *t);
