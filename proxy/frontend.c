@@ -192,6 +192,22 @@ static relay_status on_query(session *s, const uint8_t *body, uint32_t len)
 	if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1)
 		return malformed(s, "Query");
 	gate_query(s, (const char *)body, len - 1, &v);
+	/*
+	 * Why: each statement of a Query runs in the unnamed portal, replacing
+	 * the client's (postgres.c, exec_simple_query), and when it fails inside
+	 * a transaction block that portal is left behind pointing at freed
+	 * memory: PostgreSQL 15 crashes on an Execute of it (the whole cluster
+	 * restarts). So the unnamed portal is gone once the Query ran, failed or
+	 * not, and Execute "" is refused until a new Bind "" (unknown portal).
+	 */
+	if ((v.status == GATE_ALLOW || v.status == GATE_DENY) &&
+	    !tl_change_add(&v.changes, TL_NS_PORTAL, TL_DEL, "", NULL, NULL, 0, 0, false, false)) {
+		free(v.rewritten);
+		gate_verdict_clear(&v);
+		return oom(s);
+	}
+	if (v.status == GATE_ALLOW || v.status == GATE_DENY)
+		TAILQ_LAST(&v.changes, tl_changes)->stands_on_error = true;
 	return carry_out(s, 'Q', TL_QUERY, len, &v);
 }
 

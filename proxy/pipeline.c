@@ -128,6 +128,10 @@ static void apply(stmt_table *tab, const tl_change *c)
  */
 static void refuse(stmt_table *tab, const tl_change *c)
 {
+	if (c->stands_on_error) {
+		apply(tab, c);
+		return;
+	}
 	if (c->op == TL_PUT && c->name && c->name[0] == '\0') {
 		if (c->ns == TL_NS_STMT)
 			stmt_table_del(tab, "");

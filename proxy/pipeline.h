@@ -102,6 +102,7 @@ typedef struct tl_change {
 	tl_op op;                /* put, delete, clear */
 	bool doubtful;           /* a PUT on a name in use (refused unless the name is gone by then), or any change in a failed transaction */
 	bool holdable;           /* portal: a WITH HOLD cursor (survives the transaction) */
+	bool stands_on_error;    /* made even when its request fails (a Query's replacing the unnamed portal) */
 	char *name;              /* the name (NULL for TL_CLEAR) */
 	stmt_info *si;           /* TL_PUT: its meaning (one reference) */
 	uint8_t *params;         /* TL_PUT portal: the Bind's parameter section for the audit, or NULL */

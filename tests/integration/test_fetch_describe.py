@@ -121,3 +121,34 @@ def test_move_and_the_fetch_portal_are_still_described(own):
         assert not ended and not errors_of(got), got
         kinds = [k for k, _ in got]
         assert b"n" in kinds and b"T" in kinds and b"D" in kinds, kinds
+
+
+# Found by the fuzzer (seed 4404): a simple Query's statement that fails inside a transaction
+# block leaves the unnamed portal behind pointing at freed memory; Execute "" crashes PostgreSQL
+# (a use after free: whether it crashes depends on what reused the memory, so the exact sequence).
+STALE_PORTAL = [[["P", "s1", "SELECT current_user::text"], ["B", "", "s1"], ["Q", ["BEGIN", "CLOSE c1"]], ["S"]],
+                [["P", "s1", "SELECT (1/(random()*0)::int)"], ["S"], ["H"]], [["E", "", 2], ["S"]]]
+
+
+def test_postgres_itself_crashes_on_execute_of_the_portal_a_failed_query_left(own):
+    w, pg = own
+    before = wait_recovered(pg)
+    c = pf.login_reference(pg)
+    ended = False
+    for step in STALE_PORTAL:
+        got, ended = run(c, step)
+    assert ended, got
+    c.close()
+    assert wait_recovered(pg) == before
+
+
+def test_execute_of_the_portal_a_failed_query_left_is_refused(own):
+    w, pg = own
+    wait_recovered(pg)
+    with pf.login_pgwarden(w, "stale") as c:
+        for step in STALE_PORTAL:
+            got, ended = run(c, step)
+            assert not ended, got
+        assert [e.get("C") for e in errors_of(got)] == ["42501"], got
+        got, ended = run(c, [["Q", ["ROLLBACK"]], ["Q", ["SELECT 1"]]])
+        assert not ended and not errors_of(got), got
