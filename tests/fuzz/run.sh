@@ -32,9 +32,11 @@ declare -A LIBS=(
 )
 TARGETS=(fuzz_startup fuzz_frontend fuzz_auth)
 
-# fuzz_classify.c (the policy module's target) and fuzz_audit.c (the audit log readers) link against
-# the whole library, built instrumented.
-TARGETS+=(fuzz_classify fuzz_audit)
+# fuzz_classify.c (the policy module's target), fuzz_fastscan.c (the fast scanner against
+# pg_query_scan) and fuzz_audit.c (the audit log readers) link against the whole library, built
+# instrumented.
+LIB_TARGETS=" fuzz_classify fuzz_fastscan fuzz_audit "
+TARGETS+=(fuzz_classify fuzz_fastscan fuzz_audit)
 if [[ $# -gt 0 ]]; then
 	TARGETS=("$@")
 fi
@@ -50,7 +52,7 @@ build_library() {
 build_target() {
 	local t=$1
 	echo "== building $t"
-	if [[ $t == fuzz_classify || $t == fuzz_audit ]]; then
+	if [[ $LIB_TARGETS == *" $t "* ]]; then
 		build_library
 		# shellcheck disable=SC2046
 		$CC $CFLAGS $SAN $(pkg-config --cflags $PKGS) -o "$OUT/$t" tests/fuzz/$t.c \
