@@ -22,6 +22,60 @@
  * name once, so they are pg_query_scan's numbering by construction.
  */
 
+/* ---- character classes (scan.l) ---- */
+
+/* Bits of char_class[]: scan.l's character sets, ASCII only (non-ASCII bytes bail). */
+enum {
+	CL_SPACE = 1 << 0,  /* {space}: [ \t\n\r\f] */
+	CL_DIGIT = 1 << 1,  /* [0-9] */
+	CL_START = 1 << 2,  /* {ident_start} without \200-\377 */
+	CL_CONT = 1 << 3,   /* {ident_cont} without \200-\377 */
+	CL_OP = 1 << 4,     /* {op_chars} */
+	CL_SELF = 1 << 5,   /* {self} */
+	CL_KEEP = 1 << 6,   /* op_chars that let an operator end in + or - */
+	CL_HIGH = 1 << 7,   /* a non-ASCII byte */
+};
+
+static uint8_t char_class[256]; /* written once under kw_once (build_keywords), before kw_ready */
+
+static void set_class(const char *chars, uint8_t bits)
+{
+	for (; *chars; chars++)
+		char_class[(unsigned char)*chars] |= bits;
+}
+
+static void build_classes(void)
+{
+	static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_";
+
+	set_class(" \t\n\r\f", CL_SPACE);
+	set_class("0123456789", CL_DIGIT | CL_CONT);
+	set_class(letters, CL_START | CL_CONT);
+	set_class("$", CL_CONT);
+	set_class("~!@#^&|`?+-*/%<>=", CL_OP);
+	set_class(",()[].;:+-*/%^<>=", CL_SELF);
+	set_class("~!@#^&|`?%", CL_KEEP);
+	for (int b = 0x80; b < 0x100; b++)
+		char_class[b] |= CL_HIGH;
+}
+
+static inline bool has_class(char c, uint8_t bits)
+{
+	return (char_class[(unsigned char)c] & bits) != 0;
+}
+
+static inline bool is_space(char c)
+{
+	return has_class(c, CL_SPACE);
+}
+
+static inline bool is_digit(char c)
+{
+	return has_class(c, CL_DIGIT);
+}
+
+/* ---- keywords ---- */
+
 /* common/kwlookup.h (PostgreSQL 12+), not in libpg_query's public header. */
 typedef struct pg_kwlist {
 	const char *kw_string;       /* all keywords in order, separated by NUL */
@@ -75,6 +129,7 @@ static void build_keywords(void)
 {
 	int n = ScanKeywords.num_keywords;
 
+	build_classes();
 	if (n <= 0 || n > FS_MAX_KEYWORDS || ScanKeywords.max_kw_len <= 0
 	    || ScanKeywords.max_kw_len >= FS_NAMEDATALEN)
 		return;
@@ -88,34 +143,6 @@ bool fast_scan_init(void)
 {
 	pthread_once(&kw_once, build_keywords);
 	return kw_ready;
-}
-
-/* ---- character classes (scan.l) ---- */
-
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* ident_start without the non-ASCII bytes (those bail). */
-static bool is_ident_start(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static bool is_ident_cont(char c)
-{
-	return is_ident_start(c) || is_digit(c) || c == '$';
-}
-
-static bool is_op_char(char c)
-{
-	return c && strchr("~!@#^&|`?+-*/%<>=", c) != NULL;
 }
 
 /* ---- the scanner ---- */
@@ -162,9 +189,9 @@ static fast_scan_rc scan_word(fs_cursor *c)
 	char buf[FS_NAMEDATALEN];
 	int kw;
 
-	while (e < c->len && is_ident_cont(c->t[e]))
+	while (e < c->len && has_class(c->t[e], CL_CONT))
 		e++;
-	if (e < c->len && (c->t[e] == '\'' || c->t[e] == '&' || (unsigned char)c->t[e] >= 0x80))
+	if (e < c->len && (c->t[e] == '\'' || c->t[e] == '&' || has_class(c->t[e], CL_HIGH)))
 		return FAST_BAIL;
 	if (e - st > (size_t)ScanKeywords.max_kw_len)
 		return emit(c, st, e, TK_IDENT, 0);
@@ -210,7 +237,7 @@ static fast_scan_rc scan_number(fs_cursor *c)
 		e = skip_digits(c, d);
 		integer = false;
 	}
-	if (e < c->len && (is_ident_cont(c->t[e]) || c->t[e] == '.' || (unsigned char)c->t[e] >= 0x80))
+	if (e < c->len && (has_class(c->t[e], CL_CONT | CL_HIGH) || c->t[e] == '.'))
 		return FAST_BAIL; /* trailing junk or a second '.' */
 	if (integer) {
 		/* process_integer_literal: ICONST only if it fits an int32, else FCONST */
@@ -231,7 +258,7 @@ static fast_scan_rc scan_param(fs_cursor *c)
 	if (!is_digit(at(c, st + 1)))
 		return FAST_BAIL;
 	e = skip_digits(c, st + 1);
-	if (e < c->len && (is_ident_cont(c->t[e]) || c->t[e] == '.' || (unsigned char)c->t[e] >= 0x80))
+	if (e < c->len && (has_class(c->t[e], CL_CONT | CL_HIGH) || c->t[e] == '.'))
 		return FAST_BAIL; /* param_junk */
 	return emit(c, st, e, TK_PARAM, 0);
 }
@@ -313,7 +340,7 @@ static fast_scan_rc scan_operator(fs_cursor *c)
 	size_t st = c->i, e = st, n;
 	uint32_t tok;
 
-	while (e < c->len && is_op_char(c->t[e])) {
+	while (e < c->len && has_class(c->t[e], CL_OP)) {
 		if (e > st && ((c->t[e - 1] == '-' && c->t[e] == '-') || (c->t[e - 1] == '/' && c->t[e] == '*')))
 			return FAST_BAIL;
 		e++;
@@ -323,11 +350,11 @@ static fast_scan_rc scan_operator(fs_cursor *c)
 		bool keep = false;
 
 		for (size_t k = st; k < e - 1; k++)
-			keep |= strchr("~!@#^&|`?%", c->t[k]) != NULL;
+			keep |= has_class(c->t[k], CL_KEEP);
 		while (!keep && n > 1 && (c->t[st + n - 1] == '+' || c->t[st + n - 1] == '-'))
 			n--;
 	}
-	if (n == 1 && strchr("+-*/%^<>=", c->t[st]))
+	if (n == 1 && has_class(c->t[st], CL_SELF))
 		return emit(c, st, st + 1, (uint32_t)(unsigned char)c->t[st], 0);
 	if (n == 2 && (tok = two_char_token(c->t + st)) != 0)
 		return emit(c, st, st + 2, tok, 0);
@@ -356,7 +383,7 @@ static fast_scan_rc scan_one(fs_cursor *c)
 {
 	char ch = c->t[c->i];
 
-	if (is_ident_start(ch))
+	if (has_class(ch, CL_START))
 		return scan_word(c);
 	if (is_digit(ch))
 		return scan_number(c);
@@ -368,10 +395,10 @@ static fast_scan_rc scan_one(fs_cursor *c)
 		return scan_param(c);
 	if (ch == ':' || ch == '.')
 		return scan_colon_dot(c);
-	if (strchr(",()[];", ch))
-		return emit(c, c->i, c->i + 1, (uint32_t)(unsigned char)ch, 0);
-	if (is_op_char(ch))
+	if (has_class(ch, CL_OP))
 		return scan_operator(c);
+	if (has_class(ch, CL_SELF)) /* , ( ) [ ] ; (':' and '.' were taken above) */
+		return emit(c, c->i, c->i + 1, (uint32_t)(unsigned char)ch, 0);
 	return FAST_BAIL; /* non-ASCII, backslash, braces, control bytes, ... */
 }
 
