@@ -71,9 +71,14 @@ run_target() {
 	if [[ -d tests/fuzz/corpus/$t ]]; then
 		cp -n tests/fuzz/corpus/$t/* "$corpus/" 2>/dev/null || true
 	fi
+	local dict=()
+	# a target's token dictionary, when it has one, steers mutations toward its grammar
+	if [[ -f tests/fuzz/$t.dict ]]; then
+		dict=(-dict="tests/fuzz/$t.dict")
+	fi
 	echo "== running $t for ${SECONDS_EACH}s"
 	if ! "$OUT/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-		-print_final_stats=1 -artifact_prefix="$art/" "$corpus" >"$OUT/$t.log" 2>&1; then
+		-print_final_stats=1 "${dict[@]}" -artifact_prefix="$art/" "$corpus" >"$OUT/$t.log" 2>&1; then
 		echo "!! $t FAILED; last lines of $OUT/$t.log:"
 		tail -n 40 "$OUT/$t.log"
 		return 1
