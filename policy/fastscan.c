@@ -341,6 +341,13 @@ static fast_scan_rc scan_operator(fs_cursor *c)
 	uint32_t tok;
 
 	while (e < c->len && has_class(c->t[e], CL_OP)) {
+		/*
+		 * Why a cap: a trimmed run is scanned again from the cut, so a long
+		 * run of "+-+-..." would cost quadratic time. Longer operators are
+		 * a scanner error anyway ("operator too long").
+		 */
+		if (e - st + 1 >= FS_NAMEDATALEN)
+			return FAST_BAIL;
 		if (e > st && ((c->t[e - 1] == '-' && c->t[e] == '-') || (c->t[e - 1] == '/' && c->t[e] == '*')))
 			return FAST_BAIL;
 		e++;
