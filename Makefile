@@ -65,7 +65,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_A)
 deps:
 	@bash deploy/install-deps.sh
 
-unit: $(UNIT_BINS)
+unit: $(UNIT_BINS) $(BIN)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 integration: $(BIN)

@@ -66,6 +66,7 @@ static bool is_trusted(const pgw_config *cfg, const cat_fn *fn)
 static void bits_from_facts(cat_fn *fn, const policy_facts *f, const pgw_config *cfg)
 {
 	const char *x;
+	char why[200];
 
 	if (f->flags & PF_UNPARSABLE)
 		set_bit(fn, CJ_OPAQUE, "%s", nz(f->error));
@@ -77,8 +78,14 @@ static void bits_from_facts(cat_fn *fn, const policy_facts *f, const pgw_config 
 		set_bit(fn, CJ_IDENTITY, "sets %s", x);
 	if (f->flags & PF_SESSION_RESET)
 		set_bit(fn, CJ_IDENTITY, "RESET ALL resets the pinned role and settings");
+	if (policy_login_role_altered(cfg, f, why, sizeof(why)))
+		set_bit(fn, CJ_IDENTITY, "%s", why);
 	if ((x = policy_protected_grantee(cfg, f)))
 		set_bit(fn, CJ_GRANT, "grants to protected role \"%s\"", x);
+	if ((x = policy_protected_role_altered(cfg, f)))
+		set_bit(fn, CJ_GRANT, "changes protected role \"%s\"", x);
+	if (policy_actor_role_altered(cfg, f, why, sizeof(why)))
+		set_bit(fn, CJ_IDENTITY, "%s", why);
 	if (f->flags & PF_OPAQUE)
 		set_bit(fn, CJ_OPAQUE, "%s", nz(f->why_opaque));
 	if (!(f->flags & PF_READ_ONLY))

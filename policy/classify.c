@@ -177,6 +177,14 @@ static int out_unparsable(policy_analysis *out, size_t len, const char *msg)
 	return f ? out_one(out, 0, len, f) : -1;
 }
 
+/* The whole text as one statement PostgreSQL's parser rejects. */
+static int out_syntax_error(policy_analysis *out, size_t len, const char *msg, int position)
+{
+	policy_facts *f = facts_syntax_error(msg, position);
+
+	return f ? out_one(out, 0, len, f) : -1;
+}
+
 /* Statements from cached (or fresh) token ranges, each with a new facts reference. */
 static int out_from_entries(policy_classifier *pc, const pc_entry_stmt *v, size_t n, policy_analysis *out)
 {
@@ -271,7 +279,9 @@ typedef struct parse_job {
 	bool scs;        /* standard_conforming_strings for this thread's scanner */
 	pc_rawstmt *v;   /* result statements */
 	int rc;          /* walk_parse_tree's result, or -2 with err */
-	char err[256];
+	bool syntax;     /* rc -2 because the parser rejected the text */
+	int cursorpos;   /* syntax: the parser's 1-based character position (0: none) */
+	char err[256];   /* rc -2: why */
 } parse_job;
 
 static void run_parse(parse_job *job)
@@ -284,6 +294,8 @@ static void run_parse(parse_job *job)
 		snprintf(job->err, sizeof(job->err), "%s",
 			 r.error->message ? r.error->message : "syntax error");
 		job->rc = -2;
+		job->syntax = true;
+		job->cursorpos = r.error->cursorpos;
 	} else {
 		job->rc =
 		    walk_parse_tree(r.parse_tree, strlen(r.parse_tree), &job->v, job->err, sizeof(job->err));
@@ -387,6 +399,8 @@ static int analyze_miss(policy_classifier *pc, size_t len, const policy_lexctx *
 	guarded_parse(&job, weight);
 	if (job.rc == -1)
 		return -1;
+	if (job.rc == -2 && job.syntax)
+		return out_syntax_error(out, len, job.err, job.cursorpos);
 	if (job.rc == -2)
 		return out_unparsable(out, len, job.err);
 	n = job.rc;
@@ -485,6 +499,8 @@ int policy_analyze(policy_classifier *pc, const char *sql, size_t len, const pol
 		rc = scan_text(&pc->scan, pc->buf);
 	if (rc == -1)
 		return -1;
+	if (rc == -2 && pc->scan.err_pos >= 0)
+		return out_syntax_error(out, len, pc->scan.err, pc->scan.err_pos);
 	if (rc == -2)
 		return out_unparsable(out, len, pc->scan.err);
 	if (pc->scan.n == 0)

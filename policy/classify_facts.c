@@ -104,6 +104,7 @@ void facts_merge(policy_facts *dst, const policy_facts *src, uint32_t flag_mask)
 	merge_list(dst, &dst->funcs, &src->funcs);
 	merge_list(dst, &dst->builtins, &src->builtins);
 	merge_list(dst, &dst->rels, &src->rels);
+	merge_list(dst, &dst->roles, &src->roles);
 	if (src->oom)
 		dst->oom = true;
 }
@@ -131,6 +132,7 @@ static void facts_destroy(policy_facts *f)
 	strlist_free(&f->funcs);
 	strlist_free(&f->builtins);
 	strlist_free(&f->rels);
+	strlist_free(&f->roles);
 	free(f);
 }
 
@@ -166,6 +168,23 @@ const char *policy_facts_error(const policy_facts *f)
 	return f->error;
 }
 
+bool policy_facts_syntax_error(const policy_facts *f, int *position)
+{
+	*position = f->syntax ? f->error_pos : 0;
+	return f->syntax;
+}
+
+policy_facts *facts_syntax_error(const char *message, int position)
+{
+	policy_facts *f = facts_unparsable("%s", message);
+
+	if (f) {
+		f->syntax = true;
+		f->error_pos = position > 0 ? position : 0;
+	}
+	return f;
+}
+
 char *const *policy_facts_settings(const policy_facts *f, size_t *n)
 {
 	*n = f->settings.n;
@@ -188,6 +207,12 @@ char *const *policy_facts_relations(const policy_facts *f, size_t *n)
 {
 	*n = f->rels.n;
 	return f->rels.v;
+}
+
+char *const *policy_facts_roles(const policy_facts *f, size_t *n)
+{
+	*n = f->roles.n;
+	return f->roles.v;
 }
 
 const char *policy_facts_why_write(const policy_facts *f)

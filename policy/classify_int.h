@@ -35,6 +35,8 @@ struct policy_facts {
 	char *name;          /* PREPARE/EXECUTE/DEALLOCATE name, NULL for DEALLOCATE ALL */
 	policy_facts *inner; /* PREPARE: the body's facts (owned reference) */
 	char *error;         /* PF_UNPARSABLE: the reason */
+	bool syntax;         /* PF_UNPARSABLE: PostgreSQL's parser or scanner rejected it (a syntax error) */
+	int error_pos;       /* syntax: the parser's 1-based character position, 0 if none */
 	char *why_write;     /* first reason it is not read-only, e.g. "INSERT" */
 	char *why_identity;  /* first identity-change reason, e.g. "SET ROLE" */
 	char *why_opaque;    /* first opaque-sql reason, e.g. "function dblink runs SQL given as text" */
@@ -46,11 +48,16 @@ struct policy_facts {
 	pc_strlist builtins; /* unqualified calls the built-in table judged: a user function of that name
 			      * may be the one PostgreSQL picks (other argument types, search_path) */
 	pc_strlist rels;     /* relations read or written, "schema.name" or "name" as written (folded) */
+	pc_strlist roles;    /* roles whose definition, attributes, name or memberships change (folded);
+			      * "*" for every role (ALTER ROLE ALL), "current_user", "current_role",
+			      * "session_user" for the specials: judged against config in decide (roles.c) */
 	bool oom;            /* an allocation failed while building: the caller discards it */
 };
 
 policy_facts *facts_new(void);
 policy_facts *facts_unparsable(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Facts of a text PostgreSQL's parser rejects: unparsable, with the parser's message and position. */
+policy_facts *facts_syntax_error(const char *message, int position);
 void facts_set_why(policy_facts *f, char **slot, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void facts_add(policy_facts *f, pc_strlist *l, const char *s, size_t len, bool lower);
 /* Fold everything in src into dst (DO bodies, EXPLAIN targets): flags, reasons, lists. */
@@ -104,6 +111,10 @@ typedef struct pc_walk {
 	int plan_only;   /* > 0 inside EXPLAIN without ANALYZE: nothing is executed */
 	int nest;        /* DO nesting level */
 	bool too_deep;   /* depth limit hit: the statement is unverifiable */
+	/* Inside the target list of SELECT ... FROM pg_settings WHERE name = 'x': the one value the
+	 * name column can hold there (classify_set.c walk_select_body), else NULL. Owned by that call. */
+	const char *settings_name;
+	const char *settings_qual; /* with settings_name: the name that qualifies its column ("s" in s.name) */
 } pc_walk;
 
 void walk_value(pc_walk *w, uint32_t i);
@@ -123,15 +134,38 @@ char *const_text(pc_walk *w, uint32_t i);
  * persist: ALTER ROLE/DATABASE/SYSTEM ... SET (future sessions). */
 void on_variable_set(pc_walk *w, uint32_t body, bool persist);
 void on_set_config(pc_walk *w, uint32_t funcbody);
+/* A SelectStmt's fields; knows which setting names reach set_config(name, ...) FROM pg_settings. */
+void walk_select_body(pc_walk *w, uint32_t body);
+/* A relation named by a statement's "relation"/"view"/"rel" field: one named pg_settings could
+ * shadow pg_catalog.pg_settings (pg_temp comes first) and feed set_config any name. */
+void note_named_relation(pc_walk *w, uint32_t rv);
 /* BEGIN/START/SET TRANSACTION options: transaction_read_only = false is a read-write override. */
 void check_txn_options(pc_walk *w, uint32_t options);
 
 /* classify_grant.c */
 void on_grant(pc_walk *w, uint32_t body);
 void on_grant_role(pc_walk *w, uint32_t body);
-void on_role_options(pc_walk *w, uint32_t body, bool adds_members);
 /* Record a RoleSpec (wrapped or not) as a grantee. */
 void add_rolespec(pc_walk *w, uint32_t i);
+/* Role statements (classify_grant.c), registered in classify_walk.c's node table. */
+void on_create_role(pc_walk *w, uint32_t body);
+void on_alter_role(pc_walk *w, uint32_t body);
+void on_alter_role_set(pc_walk *w, uint32_t body);
+void on_drop_role(pc_walk *w, uint32_t body);
+void on_owned_by(pc_walk *w, uint32_t body);
+void on_policy(pc_walk *w, uint32_t body);
+void on_user_mapping(pc_walk *w, uint32_t body);
+void on_createdb(pc_walk *w, uint32_t body);
+/* RenameStmt of a role: both names are altered roles (no-op for other object types). */
+void note_role_rename(pc_walk *w, uint32_t body);
+
+/* ---- roles.c: decide-time judgement of facts' altered roles ---- */
+/* The first altered role of f that is protected, or NULL. */
+const char *policy_protected_role_altered(const pgw_config *cfg, const policy_facts *f);
+/* Whether f alters a role that is (or may be) a target's upstream login role; why filled then. */
+bool policy_login_role_altered(const pgw_config *cfg, const policy_facts *f, char *why, size_t whysz);
+/* Whether f alters the role of a token record (an actor's upstream role); why filled then. */
+bool policy_actor_role_altered(const pgw_config *cfg, const policy_facts *f, char *why, size_t whysz);
 
 /*
  * Classify every statement of a parse tree. Called on a stack big enough for
@@ -155,8 +189,19 @@ void walk_do_block(policy_facts *f, const char *body, size_t len, int nest, int 
 /* Classify a whole CREATE FUNCTION ... LANGUAGE plpgsql text; merges into f. what: "DO block" or
  * "PL/pgSQL body", for the reasons given. */
 void walk_plpgsql_source(policy_facts *f, const char *create_text, const char *what, int nest, int walk_depth);
+/* classify_plfix.c: a PL/pgSQL body rewritten so libpg_query's catalog-less reader accepts cursor
+ * statements and declaration collations (same SQL runs); NULL when nothing to rewrite. Caller frees. */
+char *plpgsql_fix_body(const char *body);
 /* Merge the facts of one statement embedded in a body (DO, function) into f; what names the body. */
 void merge_embedded_facts(policy_facts *f, const policy_facts *s, const char *what);
+/* Session commands (classify_stmt.c), registered in classify_walk.c's node table. */
+void on_lock(pc_walk *w, uint32_t body);
+void on_load(pc_walk *w, uint32_t body);
+/* cmdtag.c: PostgreSQL's command tag ("CREATE TABLE", "DROP VIEW") for the statement node whose
+ * body is at body (walk_node's handlers get it), or NULL when the node is not a statement. */
+const char *stmt_command_tag(const jdoc *d, uint32_t body, char *buf, size_t bufsz);
+/* For the unit test: the node table must stay sorted for bsearch. */
+bool cmdtag_table_sorted(void);
 /* Turn the building flag PF_INT_WRITE into the public PF_READ_ONLY. */
 void facts_finalize(policy_facts *f);
 
@@ -232,6 +277,7 @@ typedef struct pc_scan {
 	pc_token *v; /* significant tokens (comments dropped) */
 	size_t n, cap;
 	char err[256]; /* scanner error, when scan_text returns -2 */
+	int err_pos;   /* -2: the scanner's 1-based character position (0: none); -1: not the scanner's own error */
 } pc_scan;
 
 /* Scan a NUL-terminated text. 0 ok, -1 out of memory, -2 scanner error (s->err). */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "policy/classify_int.h"
 
@@ -204,17 +205,65 @@ static bool pick_tag(const char *body, char *tag, size_t tagsz)
 	return false;
 }
 
-void walk_plpgsql_source(policy_facts *f, const char *create_text, const char *what, int nest, int depth)
+/*
+ * The dollar-quoted body after AS in a CREATE FUNCTION text: [*start, *end) is
+ * the quoted token, *tl its tag's length. False when there is none.
+ */
+static bool find_body(const char *text, size_t *start, size_t *end, size_t *tl)
 {
-	PgQueryPlpgsqlParseResult r = pg_query_parse_plpgsql(create_text);
+	pc_scan s = { 0 };
+	bool found = false;
+
+	if (scan_text(&s, text) == 0) {
+		for (size_t i = 0; i + 1 < s.n && !found; i++) {
+			const pc_token *t = &s.v[i + 1];
+			const char *q = text + t->start, *close;
+
+			if (s.v[i].end - s.v[i].start != 2 || strncasecmp(text + s.v[i].start, "as", 2) != 0
+			    || t->token != TK_SCONST || *q != '$' || !(close = strchr(q + 1, '$')))
+				continue;
+			*tl = (size_t)(close - q) + 1;
+			*start = t->start;
+			*end = t->end;
+			found = *end - *start >= 2 * *tl && strncmp(text + *end - *tl, q, *tl) == 0;
+		}
+	}
+	scan_free(&s);
+	return found;
+}
+
+/* The CREATE FUNCTION text with its body passed through plpgsql_fix_body, or NULL. */
+static char *fixed_source(const char *text)
+{
+	size_t start, end, tl, bl;
+	char *body, *fixed = NULL, *out = NULL, tag[24];
+
+	if (!find_body(text, &start, &end, &tl))
+		return NULL;
+	bl = end - start - 2 * tl;
+	if (!(body = strndup(text + start + tl, bl)))
+		return NULL;
+	fixed = plpgsql_fix_body(body);
+	if (fixed && pick_tag(fixed, tag, sizeof(tag))) {
+		size_t n = start + strlen(fixed) + 2 * strlen(tag) + strlen(text + end) + 1;
+
+		if ((out = malloc(n)))
+			snprintf(out, n, "%.*s%s%s%s%s", (int)start, text, tag, fixed, tag, text + end);
+	}
+	free(body);
+	free(fixed);
+	return out;
+}
+
+/* Parse and walk; false with r's error kept when libpg_query rejects the text. */
+static bool walk_parsed(policy_facts *f, PgQueryPlpgsqlParseResult *r, const char *what, int nest, int depth)
+{
 	jdoc d = { 0 };
 	char why[200];
 
-	if (r.error) {
-		snprintf(why, sizeof(why), "%s pgwarden cannot analyse: %s", what,
-			 r.error->message ? r.error->message : "parse error");
-		pl_mark_opaque(f, why);
-	} else if (json_parse(&d, r.plpgsql_funcs, strlen(r.plpgsql_funcs)) != 0) {
+	if (r->error)
+		return false;
+	if (json_parse(&d, r->plpgsql_funcs, strlen(r->plpgsql_funcs)) != 0) {
 		snprintf(why, sizeof(why), "%s pgwarden cannot analyse", what);
 		pl_mark_opaque(f, why);
 	} else {
@@ -223,6 +272,32 @@ void walk_plpgsql_source(policy_facts *f, const char *create_text, const char *w
 		pl_value(&w, 0);
 	}
 	json_free(&d);
+	return true;
+}
+
+void walk_plpgsql_source(policy_facts *f, const char *create_text, const char *what, int nest, int depth)
+{
+	PgQueryPlpgsqlParseResult r = pg_query_parse_plpgsql(create_text), r2;
+	char why[200], *fixed;
+
+	if (walk_parsed(f, &r, what, nest, depth)) {
+		pg_query_free_plpgsql_parse_result(r);
+		return;
+	}
+	/* Why a second try: the reader has no catalog; valid cursor and COLLATE code fails (plfix.c). */
+	if ((fixed = fixed_source(create_text))) {
+		r2 = pg_query_parse_plpgsql(fixed);
+		free(fixed);
+		if (walk_parsed(f, &r2, what, nest, depth)) {
+			pg_query_free_plpgsql_parse_result(r2);
+			pg_query_free_plpgsql_parse_result(r);
+			return;
+		}
+		pg_query_free_plpgsql_parse_result(r2);
+	}
+	snprintf(why, sizeof(why), "%s pgwarden cannot analyse: %s", what,
+		 r.error->message ? r.error->message : "parse error");
+	pl_mark_opaque(f, why);
 	pg_query_free_plpgsql_parse_result(r);
 }
 

@@ -168,8 +168,10 @@ int scan_text(pc_scan *s, const char *sql)
 
 	s->n = 0;
 	s->err[0] = '\0';
+	s->err_pos = -1;
 	if (r.error) {
 		snprintf(s->err, sizeof(s->err), "%s", r.error->message ? r.error->message : "scanner error");
+		s->err_pos = r.error->cursorpos;
 		pg_query_free_scan_result(r);
 		return -2;
 	}

@@ -13,6 +13,32 @@ void facts_finalize(policy_facts *f)
 	f->flags &= ~PF_INT_WRITE;
 }
 
+/*
+ * LOCK: ACCESS SHARE (lockdefs.h AccessShareLock = 1) conflicts only with
+ * ACCESS EXCLUSIVE, which DROP/ALTER/VACUUM FULL take: it holds off schema
+ * changes exactly as a SELECT of the table does (pg_dump locks every table so).
+ * Stronger modes block other sessions' writes or reads: shared state, writes.
+ * Nothing is executed (a view's lock reaches its tables, its query is not run).
+ */
+void on_lock(pc_walk *w, uint32_t body)
+{
+	uint32_t mode = jobj_get(w->d, body, "mode");
+
+	if (!mode || jnum(w->d, mode) != 1)
+		mark_write(w, "LOCK TABLE");
+}
+
+/* LOAD 'plpgsql' (psql scripts and dumps send it; the language is always loaded): nothing new runs.
+ * Any other library runs its _PG_init in this backend: not known to be harmless. */
+void on_load(pc_walk *w, uint32_t body)
+{
+	uint32_t file = jobj_get(w->d, body, "filename");
+
+	w->f->flags |= PF_LITERAL_DEP; /* why: the file name is a literal; the cache must not share it */
+	if (!jstr_eq(w->d, file, "plpgsql") && !jstr_eq(w->d, file, "$libdir/plpgsql"))
+		mark_write(w, "LOAD");
+}
+
 static void set_name(pc_walk *w, uint32_t body)
 {
 	uint32_t n = jobj_get(w->d, body, "name");
@@ -45,6 +71,43 @@ static void on_top_prepare(pc_walk *w, uint32_t body)
 		outer->oom = true;
 }
 
+/* EXECUTE name(params): the relay decides the stored PREPARE facts; here only the parameters. */
+static void on_top_execute(pc_walk *w, uint32_t exec)
+{
+	uint32_t params = jobj_get(w->d, exec, "params");
+
+	w->f->flags |= PF_EXECUTE;
+	set_name(w, exec);
+	if (params)
+		walk_value(w, params);
+}
+
+/*
+ * EXPLAIN [ANALYZE] EXECUTE name and CREATE TABLE ... AS EXECUTE name run a
+ * prepared statement too: facts carry PF_EXECUTE and its name, so the relay
+ * judges the stored statement as for a plain EXECUTE (even without ANALYZE,
+ * where it is only planned: conservative). Returns false for other shapes.
+ */
+static bool on_wrapped_execute(pc_walk *w, uint32_t stmt)
+{
+	const jdoc *d = w->d;
+	uint32_t b, exec, into;
+
+	if ((b = node_body(d, stmt, "ExplainStmt")) && (exec = node_body(d, jobj_get(d, b, "query"), "ExecuteStmt"))) {
+		on_top_execute(w, exec);
+		return true;
+	}
+	if ((b = node_body(d, stmt, "CreateTableAsStmt"))
+	    && (exec = node_body(d, jobj_get(d, b, "query"), "ExecuteStmt"))) {
+		mark_write(w, "CREATE TABLE AS");
+		on_top_execute(w, exec);
+		if ((into = jobj_get(d, b, "into")))
+			walk_fields(w, into);
+		return true;
+	}
+	return false;
+}
+
 /* One top-level statement: the three prepared-statement commands are special here only. */
 static void walk_statement(pc_walk *w, uint32_t stmt)
 {
@@ -57,10 +120,11 @@ static void walk_statement(pc_walk *w, uint32_t stmt)
 	}
 	if ((b = node_body(d, stmt, "ExecuteStmt"))) {
 		/* The stored facts are the relay's; here only the parameters (they are evaluated). */
-		w->f->flags |= PF_EXECUTE;
-		set_name(w, b);
-		if ((b = jobj_get(d, b, "params")))
-			walk_value(w, b);
+		on_top_execute(w, b);
+		facts_finalize(w->f);
+		return;
+	}
+	if (w->nest == 0 && on_wrapped_execute(w, stmt)) {
 		facts_finalize(w->f);
 		return;
 	}
@@ -69,6 +133,23 @@ static void walk_statement(pc_walk *w, uint32_t stmt)
 		set_name(w, b);
 		facts_finalize(w->f);
 		return;
+	}
+	if ((b = node_body(d, stmt, "DeclareCursorStmt"))) {
+		/* A portal of that name, one namespace with protocol portals upstream; 0x20 is CURSOR_OPT_HOLD. */
+		uint32_t n = jobj_get(d, b, "portalname"), o = jobj_get(d, b, "options");
+
+		w->f->flags |= PF_DECLARE;
+		if (n && !(w->f->name = jstr_dup(d, n)))
+			w->f->oom = true;
+		if (o && (jnum(d, o) & 0x20))
+			w->f->flags |= PF_CURSOR_HOLD;
+	}
+	if ((b = node_body(d, stmt, "ClosePortalStmt"))) {
+		uint32_t n = jobj_get(d, b, "portalname"); /* absent: CLOSE ALL */
+
+		w->f->flags |= PF_CLOSE_CURSOR;
+		if (n && !(w->f->name = jstr_dup(d, n)))
+			w->f->oom = true;
 	}
 	if (w->nest == 0 && node_body(d, stmt, "CopyStmt"))
 		w->f->flags |= PF_COPY;

@@ -178,7 +178,7 @@ static void on_select(pc_walk *w, uint32_t body)
 		mark_write(w, "SELECT INTO");
 	if (jobj_get(w->d, body, "lockingClause"))
 		mark_write(w, "SELECT with a locking clause (FOR UPDATE/SHARE)");
-	walk_fields(w, body);
+	walk_select_body(w, body);
 }
 
 /* EXPLAIN: without ANALYZE nothing runs (but planning may fold user functions: still recorded). */
@@ -358,14 +358,28 @@ static void on_funccall(pc_walk *w, uint32_t body)
 	walk_fields(w, body);
 }
 
-/* CALL: a procedure (no built-in ones exist); its FuncCall is not wrapped. */
+/*
+ * CALL: judged by the procedure's body, like a function call (the catalog
+ * classifies procedures too; without one, an untrusted name is a write on
+ * production). Why not on_funccall: there are no built-in procedures, so the
+ * name never means the built-in table's function (CALL lower('x') runs a user
+ * procedure named lower). Its FuncCall is not wrapped.
+ */
 static void on_call(pc_walk *w, uint32_t body)
 {
 	uint32_t fc = jobj_get(w->d, body, "funccall");
+	char *schema = NULL, *name = NULL, qual[300];
 
-	mark_write(w, "CALL");
-	if (fc && w->d->t[fc].type == J_OBJ)
-		on_funccall(w, fc);
+	if (!fc || w->d->t[fc].type != J_OBJ || !func_name(w->d, jobj_get(w->d, fc, "funcname"), &schema, &name)) {
+		mark_identity(w, "CALL of a procedure pgwarden cannot name");
+	} else {
+		snprintf(qual, sizeof(qual), "%s%s%s", schema ? schema : "", schema ? "." : "", name);
+		facts_add(w->f, &w->f->funcs, qual, strlen(qual), false);
+		w->f->flags |= PF_USER_FUNC;
+		walk_fields(w, fc);
+	}
+	free(schema);
+	free(name);
 }
 
 static void on_set(pc_walk *w, uint32_t b)
@@ -403,16 +417,28 @@ static void on_create_function(pc_walk *w, uint32_t body)
 	walk_fields(w, body);
 }
 
+/* The statement's command tag for messages ("ALTER EXTENSION"), or 'fallback'. */
+static const char *tag_or(pc_walk *w, uint32_t body, char *buf, size_t bufsz, const char *fallback)
+{
+	const char *tag = stmt_command_tag(w->d, body, buf, bufsz);
+
+	return tag ? tag : fallback;
+}
+
 static void on_func_ddl(pc_walk *w, uint32_t body)
 {
-	mark_func_ddl(w, "function definition change");
+	char buf[80];
+
+	mark_func_ddl(w, tag_or(w, body, buf, sizeof(buf), "function definition change"));
 	walk_fields(w, body);
 }
 
 /* CREATE [OR REPLACE] VIEW, CREATE RULE: what reading a relation runs changes (the catalog holds views). */
 static void on_view_ddl(pc_walk *w, uint32_t body)
 {
-	mark_func_ddl(w, "view definition change");
+	char buf[80];
+
+	mark_func_ddl(w, tag_or(w, body, buf, sizeof(buf), "view definition change"));
 	walk_fields(w, body);
 }
 
@@ -432,9 +458,11 @@ static bool objtype_is_func_ddl(const jdoc *d, uint32_t t)
 
 static void on_objtype_stmt(pc_walk *w, uint32_t body, const char *key, const char *what)
 {
+	char buf[80];
+
 	if (objtype_is_func_ddl(w->d, jobj_get(w->d, body, key)))
 		w->f->flags |= PF_FUNC_DDL;
-	mark_write(w, "%s", what);
+	mark_write(w, "%s", tag_or(w, body, buf, sizeof(buf), what));
 	walk_fields(w, body);
 }
 
@@ -445,6 +473,7 @@ static void on_drop(pc_walk *w, uint32_t body)
 
 static void on_rename(pc_walk *w, uint32_t body)
 {
+	note_role_rename(w, body);
 	on_objtype_stmt(w, body, "renameType", "RenameStmt");
 }
 
@@ -475,17 +504,6 @@ static void on_prepared_nested(pc_walk *w, uint32_t body)
 	walk_fields(w, body);
 }
 
-static void on_role_stmt_add(pc_walk *w, uint32_t body)
-{
-	on_role_options(w, body, true);
-}
-
-static void on_alter_role(pc_walk *w, uint32_t body)
-{
-	/* ALTER GROUP g ADD USER u: action 1; DROP USER: -1. */
-	on_role_options(w, body, jnum(w->d, jobj_get(w->d, body, "action")) == 1);
-}
-
 typedef void (*node_handler)(pc_walk *w, uint32_t body);
 
 typedef struct node_kind {
@@ -507,7 +525,10 @@ static const node_kind node_kinds[] = {
 	{ "AlterExtensionStmt", on_func_ddl },
 	{ "AlterFunctionStmt", on_func_ddl },
 	{ "AlterObjectSchemaStmt", on_alter_schema_of },
+	{ "AlterPolicyStmt", on_policy },
+	{ "AlterRoleSetStmt", on_alter_role_set },
 	{ "AlterRoleStmt", on_alter_role },
+	{ "AlterUserMappingStmt", on_user_mapping },
 	{ "BitString", NULL },
 	{ "BoolExpr", NULL },
 	{ "Boolean", NULL },
@@ -523,11 +544,15 @@ static const node_kind node_kinds[] = {
 	{ "ColumnDef", NULL },
 	{ "ColumnRef", NULL },
 	{ "CommonTableExpr", NULL },
+	{ "ConstraintsSetStmt", on_read_leaf }, /* SET CONSTRAINTS: this transaction's checks only */
 	{ "CopyStmt", on_copy },
 	{ "CreateExtensionStmt", on_func_ddl },
 	{ "CreateFunctionStmt", on_create_function },
 	{ "CreatePLangStmt", on_func_ddl },
-	{ "CreateRoleStmt", on_role_stmt_add },
+	{ "CreatePolicyStmt", on_policy },
+	{ "CreateRoleStmt", on_create_role },
+	{ "CreateUserMappingStmt", on_user_mapping },
+	{ "CreatedbStmt", on_createdb },
 	{ "CurrentOfExpr", NULL },
 	{ "DeallocateStmt", on_prepared_nested },
 	{ "DeclareCursorStmt", NULL },
@@ -536,7 +561,8 @@ static const node_kind node_kinds[] = {
 	{ "DeleteStmt", on_delete },
 	{ "DiscardStmt", on_discard },
 	{ "DoStmt", on_do },
-	{ "DropOwnedStmt", on_func_ddl },
+	{ "DropOwnedStmt", on_owned_by },
+	{ "DropRoleStmt", on_drop_role },
 	{ "DropStmt", on_drop },
 	{ "ExecuteStmt", on_prepared_nested },
 	{ "ExplainStmt", on_explain },
@@ -552,6 +578,8 @@ static const node_kind node_kinds[] = {
 	{ "JoinExpr", NULL },
 	{ "List", NULL },
 	{ "ListenStmt", on_read_leaf },
+	{ "LoadStmt", on_load },
+	{ "LockStmt", on_lock },
 	{ "LockingClause", on_locking },
 	{ "MergeStmt", on_merge },
 	{ "MinMaxExpr", NULL },
@@ -567,6 +595,7 @@ static const node_kind node_kinds[] = {
 	{ "RangeTableFuncCol", NULL },
 	{ "RangeTableSample", NULL },
 	{ "RangeVar", on_rangevar },
+	{ "ReassignOwnedStmt", on_owned_by },
 	{ "RenameStmt", on_rename },
 	{ "ResTarget", NULL },
 	{ "ReturnStmt", NULL },
@@ -623,15 +652,24 @@ static void walk_node(pc_walk *w, uint32_t typetok, uint32_t body)
 		k->on(w, body);
 		return;
 	}
-	if (!k)
-		mark_write(w, "%.*s", (int)(t->len < 64 ? t->len : 64), w->d->text + t->start);
+	if (!k) {
+		char buf[80];
+		const char *tag = stmt_command_tag(w->d, body, buf, sizeof(buf));
+
+		/* Messages speak SQL ("CREATE TABLE"); a non-statement node can only be named by its type. */
+		if (tag)
+			mark_write(w, "%s", tag);
+		else
+			mark_write(w, "%.*s", (int)(t->len < 64 ? t->len : 64), w->d->text + t->start);
+	}
 	walk_fields(w, body);
 }
 
 /* Field names whose (unwrapped) value is a RoleSpec receiving ownership. */
 static bool is_owner_field(const jdoc *d, uint32_t key)
 {
-	return jstr_eq(d, key, "newowner") || jstr_eq(d, key, "authrole") || jstr_eq(d, key, "newrole");
+	return jstr_eq(d, key, "newowner") || jstr_eq(d, key, "authrole") || jstr_eq(d, key, "newrole")
+	       || jstr_eq(d, key, "owner"); /* CREATE TABLESPACE ... OWNER */
 }
 
 void walk_fields(pc_walk *w, uint32_t obj)
@@ -647,6 +685,8 @@ void walk_fields(pc_walk *w, uint32_t obj)
 			add_rolespec(w, c + 1);
 		else if (jstr_eq(d, c, "setstmt"))
 			on_variable_set(w, c + 1, true); /* ALTER ROLE/DATABASE/SYSTEM ... SET */
+		else if (jstr_eq(d, c, "relation") || jstr_eq(d, c, "view") || jstr_eq(d, c, "rel"))
+			note_named_relation(w, c + 1), walk_value(w, c + 1);
 		else
 			walk_value(w, c + 1);
 	}

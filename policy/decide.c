@@ -138,26 +138,9 @@ static const char *untrusted_function(const pgw_config *cfg, const policy_facts 
 	return NULL;
 }
 
-static void format_utc(time_t t, char *buf, size_t sz)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, sz, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void window_hint(const policy_subject *s, policy_verdict *out)
 {
-	const pgw_window *w = NULL;
-	time_t t = windows_next_open(s->cfg, s->target->name, s->who ? s->who->actor : NULL, s->now, &w);
-	char when[32];
-
-	if (t == 0 || !w) {
-		snprintf(out->hint, sizeof(out->hint), "no approved window is scheduled for this target");
-		return;
-	}
-	format_utc(t, when, sizeof(when));
-	snprintf(out->hint, sizeof(out->hint), "next approved window: %s opens %s", w->name, when);
+	windows_hint(s->cfg, s->target->name, s->who ? s->who->actor : NULL, s->now, out->hint, sizeof(out->hint));
 }
 
 /* Operator rules: deny stops here (returns true); log remembers the first match. */
@@ -222,6 +205,7 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 			    policy_verdict *out)
 {
 	const char *x;
+	char why[200];
 
 	if (f->flags & PF_UNPARSABLE) {
 		deny(out, RULE_UNPARSABLE, "pgwarden: statement cannot be verified: %s", f->error);
@@ -243,11 +227,23 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 		     x);
 		return true;
 	}
+	if (policy_login_role_altered(s->cfg, f, why, sizeof(why))) {
+		deny(out, RULE_IDENTITY_CHANGE, "pgwarden: identity change is not allowed: %s", why);
+		return true;
+	}
 	if (deny_fn(out, j, CJ_IDENTITY, RULE_IDENTITY_CHANGE, "identity change is not allowed"))
 		return true;
 	if ((x = policy_protected_grantee(s->cfg, f))) {
 		deny(out, RULE_GRANT_TO_PROTECTED,
 		     "pgwarden: granting to protected role \"%s\" is not allowed", x);
+		return true;
+	}
+	if ((x = policy_protected_role_altered(s->cfg, f))) {
+		deny(out, RULE_GRANT_TO_PROTECTED, "pgwarden: changing protected role \"%s\" is not allowed", x);
+		return true;
+	}
+	if (policy_actor_role_altered(s->cfg, f, why, sizeof(why))) {
+		deny(out, RULE_IDENTITY_CHANGE, "pgwarden: identity change is not allowed: %s", why);
 		return true;
 	}
 	if (deny_fn(out, j, CJ_GRANT, RULE_GRANT_TO_PROTECTED, "granting to a protected role is not allowed"))

@@ -43,6 +43,9 @@ enum {
 	PF_TXN_CONTROL = 1u << 13, /* BEGIN/COMMIT/ROLLBACK/SAVEPOINT... */
 	PF_FUNC_DDL = 1u << 14,    /* can change function definitions: the relay re-reads the catalog after it */
 	PF_COPY = 1u << 15,        /* a COPY statement (top level): audited with protocol "copy" */
+	PF_DECLARE = 1u << 16,     /* DECLARE name CURSOR: creates a portal of that name (policy_facts_name) */
+	PF_CURSOR_HOLD = 1u << 17, /* with PF_DECLARE: WITH HOLD, the cursor outlives its transaction */
+	PF_CLOSE_CURSOR = 1u << 18, /* CLOSE name (name NULL for CLOSE ALL): drops portals */
 };
 
 /* The user functions of one target's database, classified (policy/catalog.h). */
@@ -52,12 +55,19 @@ typedef struct fn_catalog fn_catalog;
 typedef struct policy_facts policy_facts;
 
 uint32_t policy_facts_flags(const policy_facts *f);
-/* PREPARE/EXECUTE/DEALLOCATE statement name, or NULL (DEALLOCATE ALL). */
+/* PREPARE/EXECUTE/DEALLOCATE statement name, DECLARE/CLOSE cursor name, or NULL (DEALLOCATE ALL, CLOSE ALL). */
 const char *policy_facts_name(const policy_facts *f);
 /* PREPARE: facts of the body (borrowed from f); NULL otherwise. */
 const policy_facts *policy_facts_inner(const policy_facts *f);
 /* PF_UNPARSABLE: why ("syntax error at or near ..."); NULL otherwise. */
 const char *policy_facts_error(const policy_facts *f);
+/*
+ * Whether PostgreSQL's own parser (or scanner) rejected the text, as the
+ * server would: then *position is the parser's 1-based character position
+ * in the whole text (0 if it gave none). false for what parses but is too
+ * large or deep to verify.
+ */
+bool policy_facts_syntax_error(const policy_facts *f, int *position);
 /* Settings written by SET/RESET/set_config/ALTER ... SET, lower-cased. */
 char *const *policy_facts_settings(const policy_facts *f, size_t *n);
 /* Grantees, as the parser folded them ("public" for PUBLIC, "current_user"... for specials). */
@@ -67,6 +77,9 @@ char *const *policy_facts_functions(const policy_facts *f, size_t *n);
 /* Relations named (RangeVar: FROM items, DML targets), "schema.name" or "name" as written (folded); a CTE
  * name is listed too. Tables and views alike: the catalog tells views apart (policy_decide). */
 char *const *policy_facts_relations(const policy_facts *f, size_t *n);
+/* Roles whose definition, attributes, name or memberships the statement changes (folded; "*": every
+ * role; "current_user"/"current_role"/"session_user" for the specials). */
+char *const *policy_facts_roles(const policy_facts *f, size_t *n);
 /* A short human description of why it is not read-only / identity / opaque ("INSERT", ...), or NULL. */
 const char *policy_facts_why_write(const policy_facts *f);
 const char *policy_facts_why_identity(const policy_facts *f);
@@ -169,6 +182,16 @@ typedef struct policy_verdict {
  */
 void policy_decide(const policy_subject *s, const policy_facts *f, const char *text, size_t len,
 		   policy_verdict *out);
+
+/*
+ * Whether "-c name=value" in a client's startup options is allowed under the
+ * config snapshot cfg (a const pgw_config *, as void * for startup_options_check):
+ * exactly the settings a session could SET without a denial on any target -
+ * never role, session authorization, pinned settings, read-only settings,
+ * lexing settings (client_encoding is judged by its value elsewhere) or
+ * anything that counts as a write.
+ */
+bool policy_startup_setting_ok(const char *name, const char *value, void *cfg);
 
 /* A fact-free denial for FunctionCall messages (rule fastpath). */
 void policy_deny_fastpath(policy_verdict *out);

@@ -705,6 +705,89 @@ time_t windows_next_open(const pgw_config *c, const char *target, const char *ac
 	return best;
 }
 
+/* ---- hints for denied production writes ---- */
+
+/* "2026-11-25T22:00:00-03:00" in the window's zone (weekly), or "2026-11-26T01:00:00Z" (one-off). */
+static void format_local(const pgw_window *w, time_t t, char *buf, size_t sz)
+{
+	int32_t off = w->weekly ? window_zone_offset(w, t) : 0;
+	time_t local = t + off;
+	struct tm tm;
+	char day[24];
+
+	gmtime_r(&local, &tm);
+	/* Weekly windows are minute-grained: seconds would only lengthen the hint (256 bytes). */
+	strftime(day, sizeof(day), w->weekly ? "%Y-%m-%dT%H:%M" : "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!w->weekly) {
+		snprintf(buf, sz, "%sZ", day);
+		return;
+	}
+	snprintf(buf, sz, "%s%c%02d:%02d", day, off < 0 ? '-' : '+', abs(off) / 3600, abs(off) % 3600 / 60);
+}
+
+static void format_utc_time(time_t t, char *buf, size_t sz, bool seconds)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sz, seconds ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%dT%H:%MZ", &tm);
+}
+
+/* "sec-42 opens 2026-11-24T22:00:00Z, closes 2026-11-24T23:30:00Z" or, for a weekly window,
+ * "weekly opens 2026-11-25T22:00-03:00 America/Santiago (2026-11-26T01:00Z), closes ...". */
+static void describe_opening(const pgw_window *w, time_t open_at, char *buf, size_t sz)
+{
+	time_t next_open, close_at;
+	bool open;
+	char lo[40], lc[40], uo[24], uc[24];
+
+	window_state(w, open_at, &open, &next_open, &close_at);
+	format_local(w, open_at, lo, sizeof(lo));
+	format_local(w, close_at, lc, sizeof(lc));
+	format_utc_time(open_at, uo, sizeof(uo), !w->weekly);
+	format_utc_time(close_at, uc, sizeof(uc), !w->weekly);
+	if (!w->weekly)
+		snprintf(buf, sz, "%s opens %s, closes %s", w->name, uo, uc);
+	else
+		snprintf(buf, sz, "%s opens %s %s (%s), closes %s (%s)", w->name, lo, w->timezone, uo, lc, uc);
+}
+
+/* A window open now for the target whose actors= list leaves this actor out, or NULL. */
+static const pgw_window *open_for_others(const pgw_config *c, const char *target, const char *actor, time_t now)
+{
+	for (size_t i = 0; i < c->n_windows; i++) {
+		const pgw_window *w = &c->windows[i];
+
+		if (target && strcmp(w->target, target) == 0 && !window_applies(w, target, actor)
+		    && window_is_open(w, now))
+			return w;
+	}
+	return NULL;
+}
+
+void windows_hint(const pgw_config *c, const char *target, const char *actor, time_t now, char *buf, size_t sz)
+{
+	const pgw_window *w = NULL, *other = open_for_others(c, target, actor, now);
+	time_t t = windows_next_open(c, target, actor, now, &w);
+	char next[200] = "", busy[160] = "", until[24];
+
+	if (t != 0 && w)
+		describe_opening(w, t, next, sizeof(next));
+	if (other) {
+		time_t no, nc;
+		bool open;
+
+		window_state(other, now, &open, &no, &nc);
+		format_utc_time(nc, until, sizeof(until), true);
+		snprintf(busy, sizeof(busy), "window %s is open until %s, but actor %s is not on its actors list; ",
+			 other->name, until, actor ? actor : "(none)");
+	}
+	if (next[0])
+		snprintf(buf, sz, "%snext approved window: %s", busy, next);
+	else
+		snprintf(buf, sz, "%sno approved window is scheduled for %s", busy, other ? "this actor" : "this target");
+}
+
 void window_release(pgw_window *w)
 {
 	zone_free(w->zone);

@@ -56,6 +56,13 @@ time_t windows_next_open(const pgw_config *c, const char *target, const char *ac
  */
 void window_state(const pgw_window *w, time_t now, bool *open, time_t *next_open, time_t *next_close);
 
+/*
+ * The HINT of a production write denied at 'now': the actor's next opening on
+ * this target with its close, in the window's own zone and in UTC; when a
+ * window is open now but its actors= list leaves this actor out, that first.
+ */
+void windows_hint(const pgw_config *c, const char *target, const char *actor, time_t now, char *buf, size_t sz);
+
 /* Load-time only (config_load) -------------------------------------------- */
 
 /*

@@ -175,25 +175,38 @@ static bool options_walk(const char *options, option_visitor visit, void *arg)
 }
 
 typedef struct refusal {
-	char *out;   /* where to copy the refused name */
+	char *out;                /* where to copy the refused name */
 	size_t outsz;
+	startup_setting_check ok; /* the judge */
+	void *arg;                /* its argument */
 } refusal;
 
 static bool visit_allowed(const char *name, const char *value, void *arg)
 {
 	refusal *r = arg;
 
-	if (value && startup_setting_allowed(name))
+	if (value && strcmp(name, "options") != 0 && r->ok(name, value, r->arg))
 		return true;
 	snprintf(r->out, r->outsz, "%s", name);
 	return false;
 }
 
-bool startup_options_allowed(const char *options, char *refused, size_t refused_sz)
+static bool in_allowlist(const char *name, const char *value, void *arg)
 {
-	refusal r = {refused, refused_sz};
+	return startup_setting_allowed(name);
+}
+
+bool startup_options_check(const char *options, startup_setting_check ok, void *arg, char *refused,
+			   size_t refused_sz)
+{
+	refusal r = {refused, refused_sz, ok, arg};
 
 	return options_walk(options, visit_allowed, &r);
+}
+
+bool startup_options_allowed(const char *options, char *refused, size_t refused_sz)
+{
+	return startup_options_check(options, in_allowlist, NULL, refused, refused_sz);
 }
 
 static bool visit_encoding(const char *name, const char *value, void *arg)

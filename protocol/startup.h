@@ -41,6 +41,17 @@ bool startup_setting_allowed(const char *name);
  */
 bool startup_options_allowed(const char *options, char *refused, size_t refused_sz);
 
+/* A judge of one "-c name=value" of an options value (name with '-' already turned into '_'). */
+typedef bool (*startup_setting_check)(const char *name, const char *value, void *arg);
+
+/*
+ * The same walk with the caller's judge: pgwarden passes the session's own
+ * judgement of SET (policy_startup_setting_ok), so options allow exactly what
+ * a session could SET. On refusal copies the offending name to 'refused'.
+ */
+bool startup_options_check(const char *options, startup_setting_check ok, void *arg, char *refused,
+			   size_t refused_sz);
+
 /* Whether every client_encoding given inside an options value is safe. */
 bool startup_options_encoding_safe(const char *options);
 

@@ -1,6 +1,6 @@
 /*
- * backend.c - the meaning of server messages for the relay: which owed
- * response they complete, what they tell the audit log, and which ones the
+ * backend.c - the meaning of server messages for the relay: which timeline
+ * entry they complete, what they tell the audit log, and which ones the
  * client must not see (our internal queries, a poison's raw error).
  *
  * PostgreSQL docs, "Message Flow": a simple Query ends with ReadyForQuery;
@@ -18,27 +18,67 @@
 #include "proxy/client.h"
 #include "proxy/frontend.h"
 #include "proxy/gate.h"
-#include "proxy/stmt_table.h"
+#include "proxy/pipeline.h"
 #include "proxy/log.h"
 #include "protocol/pktread.h"
 #include "protocol/startup.h"
 
+/* The bit of an entry kind in a reply rule's masks. */
+#define K(kind) (1u << (kind))
+
+/* Which entry a server message completes, and whose audit result it is. */
+typedef struct reply_rule {
+	char type;          /* server message type */
+	uint32_t completes; /* entry kinds (K()) this message completes when one is at the head */
+	uint32_t results;   /* entry kinds whose statement result it is (audit `result` record) */
+} reply_rule;
+
+/*
+ * The table of which reply completes which entry (PostgreSQL docs,
+ * "Message Flow"). Not listed: ErrorResponse and CopyInResponse (handled
+ * on their own below), and what completes nothing (ParameterDescription,
+ * DataRow, CopyOutResponse, NoticeResponse, NotificationResponse,
+ * ParameterStatus, ...). RowDescription completes a Describe only: inside
+ * a Query or Execute it starts rows.
+ */
+static const reply_rule reply_rules[] = {
+	{'1', K(TL_PARSE), 0},                                    /* ParseComplete */
+	{'2', K(TL_BIND), 0},                                     /* BindComplete */
+	{'3', K(TL_CLOSE), 0},                                    /* CloseComplete */
+	{'n', K(TL_DESCRIBE), 0},                                 /* NoData */
+	{'T', K(TL_DESCRIBE), 0},                                 /* RowDescription */
+	{'C', K(TL_EXECUTE), K(TL_EXECUTE) | K(TL_QUERY)},        /* CommandComplete */
+	{'I', K(TL_EXECUTE), K(TL_EXECUTE) | K(TL_QUERY)},        /* EmptyQueryResponse */
+	{'s', K(TL_EXECUTE), K(TL_EXECUTE)},                      /* PortalSuspended */
+	{'Z', K(TL_SYNC) | K(TL_QUERY), 0},                       /* ReadyForQuery */
+};
+
+static const reply_rule *rule_for(char type)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(reply_rules) / sizeof(reply_rules[0]); i++)
+		if (reply_rules[i].type == type)
+			return &reply_rules[i];
+	return NULL;
+}
+
 backend_action backend_classify(session *s, char type, uint32_t body_len)
 {
-	owed *head = owed_head(&s->owed);
+	tl_entry *head = tl_head(&s->tl);
 
-	/* Internal queries' rows are swallowed, so they are read whole (they are tiny). */
-	if ((type == 'D' || type == 'd') && !(head && (head->kind == OWED_INTERNAL || head->kind == OWED_INTERNAL_EXT)))
+	/* Our own requests' rows are swallowed, so they are read whole (they are tiny). */
+	if ((type == 'D' || type == 'd') && !(head && head->action == TL_SWALLOW))
 		return BACKEND_STREAM;
 	return BACKEND_WHOLE;
 }
 
-static int64_t elapsed_us(const owed *o)
+static int64_t elapsed_us(const tl_entry *e)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - o->start.tv_sec) * 1000000 + (now.tv_nsec - o->start.tv_nsec) / 1000;
+	return (int64_t)(now.tv_sec - e->start.tv_sec) * 1000000 + (now.tv_nsec - e->start.tv_nsec) / 1000;
 }
 
 /* The SQLSTATE field of an ErrorResponse body, or "" */
@@ -62,71 +102,29 @@ static void error_sqlstate(const uint8_t *body, uint32_t len, char out[6])
 }
 
 /* A result (CommandComplete, EmptyQueryResponse or ErrorResponse) for the head entry. */
-static void record_result(session *s, owed *head, const char *tag, const char *sqlstate)
+static void record_result(session *s, tl_entry *head, const char *tag, const char *sqlstate)
 {
-	uint64_t ref = owed_take_ref(head);
+	uint64_t ref = tl_take_ref(head);
 	int64_t us = elapsed_us(head);
 
 	metrics_observe_duration(&s->srv->metrics, us);
-	if (ref && ref != GATE_REF_INTERNAL)
+	if (ref && ref != TL_REF_INTERNAL)
 		audit_result(s, ref, tag, sqlstate, us);
 }
 
-/* Messages of our own internal query: everything is swallowed but ParameterStatus and notices. */
-static backend_action internal_message(session *s, char type, const uint8_t *body, uint32_t len)
-{
-	char state[6];
-
-	switch (type) {
-	case 'E':
-		error_sqlstate(body, len, state);
-		/* In an aborted transaction the internal query fails harmlessly: the rollback undoes what it fixes. */
-		if (strcmp(state, "25P02") != 0) {
-			session_log(LOG_LVL_ERROR, s, "internal query failed (SQLSTATE %s): closing session", state);
-			client_fail(s, "XX000", "pgwarden: could not re-apply the pinned identity", NULL);
-		}
-		return BACKEND_DROP;
-	case 'Z':
-		s->up.txn_status = (char)body[0];
-		owed_pop(&s->owed);
-		return BACKEND_DROP;
-	case 'S':
-	case 'N':
-	case 'A':
-		return BACKEND_FORWARD;
-	default:
-		return BACKEND_DROP;
-	}
-}
-
 /*
- * Answers to an internal extended message (Parse, Bind, Execute, Close):
- * one completion each, swallowed; the Execute's row too. An error means the
- * identity could not be re-applied mid-batch: the session cannot go on.
+ * The one swallow path: whether the client must not see this message.
+ * Everything answering pgwarden's own requests (re-pin) is swallowed, as is
+ * the CommandComplete of a pinning SET spliced into a client's Query; but
+ * never ParameterStatus, notices or notifications, which are the client's.
  */
-static backend_action internal_ext_message(session *s, char type, const uint8_t *body, uint32_t len)
+static bool swallowed(const tl_entry *head, char type)
 {
-	char state[6];
-
-	switch (type) {
-	case '1': /* ParseComplete */
-	case '2': /* BindComplete */
-	case '3': /* CloseComplete */
-	case 'C': /* CommandComplete of the Execute */
-		owed_pop(&s->owed);
-		return BACKEND_DROP;
-	case 'E':
-		error_sqlstate(body, len, state);
-		session_log(LOG_LVL_ERROR, s, "internal re-pin failed (SQLSTATE %s): closing session", state);
-		client_fail(s, "XX000", "pgwarden: could not re-apply the pinned identity", NULL);
-		return BACKEND_DROP;
-	case 'S':
-	case 'N':
-	case 'A':
-		return BACKEND_FORWARD;
-	default:
-		return BACKEND_DROP; /* its RowDescription and DataRow */
-	}
+	if (!head || type == 'S' || type == 'N' || type == 'A')
+		return false;
+	if (head->action == TL_SWALLOW)
+		return true;
+	return type == 'C' && head->kind == TL_QUERY && tl_peek_ref(head) == TL_REF_INTERNAL;
 }
 
 /*
@@ -134,15 +132,18 @@ static backend_action internal_ext_message(session *s, char type, const uint8_t 
  * server ignores Sync and Flush (PostgreSQL's copy code, for clients such as
  * libpq that send them without knowing the command was COPY): a Sync sent
  * right behind an extended-protocol COPY, before this answer came, owes
- * nothing, and neither do those the client sends during the copy.
+ * nothing. A CopyDone the client sent before this answer ended it already.
  */
-static void on_copy_in(session *s, owed *head)
+static void on_copy_in(session *s, tl_entry *head)
 {
-	owed *next;
+	tl_entry *next;
 
-	s->up.copy_in++;
-	if (head && head->kind == OWED_EXECUTE && (next = owed_at(&s->owed, 1)) != NULL && next->kind == OWED_SYNC)
-		owed_remove_at(&s->owed, 1);
+	if (s->tl.early_copy_ends > 0)
+		s->tl.early_copy_ends--;
+	else
+		tl_set_mode(&s->tl, TL_MODE_COPY_IN);
+	if (head && head->kind == TL_EXECUTE && (next = tl_at(&s->tl, 1)) != NULL && next->kind == TL_SYNC)
+		tl_remove_at(&s->tl, 1);
 }
 
 static void on_parameter_status(session *s, const uint8_t *body, uint32_t len)
@@ -164,56 +165,58 @@ static void on_parameter_status(session *s, const uint8_t *body, uint32_t len)
 
 /*
  * After an extended-protocol error the server skips everything up to Sync.
- * The failing request (the head) and the skipped ones owe nothing more:
- * the skipped statements get result records saying they failed with the
- * batch, every statement-name change among them is undone (newest first),
- * and an internal query among them (it never ran) is queued again.
+ * The skipped statements get result records saying they failed with the
+ * batch; the timeline drops their entries and name changes; a re-pin among
+ * them (it never ran) is asked for again.
  */
 static void skip_to_sync(session *s, const char *sqlstate)
 {
-	uint32_t n = owed_until_sync(&s->owed), i;
+	uint32_t n = tl_until_sync(&s->tl), i;
 
 	for (i = 1; i < n; i++) {
-		owed *o = owed_at(&s->owed, i);
-		while (o->next_ref < o->n_refs)
-			record_result(s, o, NULL, sqlstate);
+		tl_entry *e = tl_at(&s->tl, i);
+		while (e->next_ref < e->n_refs)
+			record_result(s, e, NULL, sqlstate);
 	}
-	if (owed_error_skip(&s->owed, &s->stmts) > 0)
-		s->repin_pending = true;
+	if (tl_error_skip(&s->tl) > 0)
+		s->tl.repin = true;
 }
 
-static backend_action on_error(session *s, owed *head, const uint8_t *body, uint32_t len)
+/* An error for one of pgwarden's own requests: in an aborted transaction it is harmless (ask again later). */
+static bool own_request_failed(session *s, const char *state)
+{
+	if (strcmp(state, "25P02") != 0) {
+		session_log(LOG_LVL_ERROR, s, "re-pin failed (SQLSTATE %s): closing session", state);
+		client_fail(s, "XX000", "pgwarden: could not re-apply the pinned identity", NULL);
+		return false;
+	}
+	s->tl.repin = true;
+	return true;
+}
+
+static backend_action on_error(session *s, tl_entry *head, const uint8_t *body, uint32_t len)
 {
 	char state[6];
-	bool denied;
+	uint32_t index;
+	bool denial;
 
 	error_sqlstate(body, len, state);
 	if (!head)
 		return BACKEND_FORWARD; /* e.g. FATAL from an administrator's pg_terminate_backend */
-	denied = head->denied;
-	if (denied) {
-		/* The poison failed as planned: the client sees the denial instead. */
+	if (head->action == TL_SWALLOW && !own_request_failed(s, state))
+		return BACKEND_DROP;
+	index = head->next_ref;
+	/* the poison's error, not a real one from a statement that ran before it */
+	denial = head->action == TL_DENY && (head->deny_at == TL_NO_DENIAL || head->deny_at == index);
+	if (denial)
 		client_send(s, head->deny_msg, head->deny_len);
-		record_result(s, head, NULL, "42501");
-	} else
-		record_result(s, head, NULL, state);
-	switch (head->kind) {
-	case OWED_PARSE:
-	case OWED_BIND:
-	case OWED_DESCRIBE:
-	case OWED_EXECUTE:
-	case OWED_CLOSE:
-		/* The refused request and what follows it up to Sync: their name changes do not stand. */
-		skip_to_sync(s, denied ? "42501" : state);
-		break;
-	case OWED_QUERY:
-		/* This statement and the rest of the Query did not run: undo their changes. */
-		stmt_undo_revert(&s->stmts, &head->undo, head->next_ref ? head->next_ref - 1 : 0);
-		break;
-	default:
-		break; /* FunctionCall and Sync end at ReadyForQuery */
-	}
-	return denied ? BACKEND_DROP : BACKEND_FORWARD;
+	record_result(s, head, NULL, denial ? "42501" : state);
+	head->failed = true;
+	if (head->kind == TL_QUERY)
+		tl_refuse_from(&s->tl, head, index); /* this statement and the rest of the Query did not run */
+	else if (head->kind != TL_SYNC)
+		skip_to_sync(s, denial ? "42501" : state);
+	return denial || head->action == TL_SWALLOW ? BACKEND_DROP : BACKEND_FORWARD;
 }
 
 /* The CommandComplete tag, NUL-terminated inside the body. */
@@ -222,75 +225,68 @@ static const char *command_tag(const uint8_t *body, uint32_t len)
 	return (len > 0 && body[len - 1] == '\0') ? (const char *)body : "";
 }
 
+/*
+ * ReadyForQuery: the transaction status; the predicted mode follows it
+ * (a failed block refuses everything until it ends); portals end with their
+ * transaction; everything answered means no COPY can still be starting.
+ */
+static void on_ready(session *s, char status)
+{
+	s->up.txn_status = status;
+	if (status == 'E' && s->tl.mode == TL_MODE_NORMAL)
+		tl_set_mode(&s->tl, TL_MODE_FAILED);
+	else if (status != 'E' && s->tl.mode == TL_MODE_FAILED)
+		tl_set_mode(&s->tl, TL_MODE_NORMAL);
+	if (status == 'I')
+		tl_transaction_ended(&s->tl);
+}
+
+/* A reply with a rule: the audit result it carries, and the entry it completes. */
+static void on_reply(session *s, tl_entry *head, const reply_rule *r, char type, const uint8_t *body, uint32_t len)
+{
+	uint32_t index;
+
+	if (!head)
+		return;
+	if (r->results & K(head->kind)) {
+		index = head->next_ref;
+		record_result(s, head, type == 'C' ? command_tag(body, len) : type == 's' ? "SUSPENDED" : "", NULL);
+		if (head->kind == TL_QUERY)
+			tl_confirm_index(&s->tl, head, index);
+	}
+	if (r->completes & K(head->kind))
+		tl_complete_head(&s->tl);
+	if (type == 'Z' && s->tl.count == 0)
+		s->tl.early_copy_ends = 0; /* all answered: a CopyDone whose COPY never started is void */
+}
+
 backend_action backend_message(session *s, char type, const uint8_t *msg, uint32_t len)
 {
 	const uint8_t *body = msg + 5;
-	owed *head = owed_head(&s->owed);
+	tl_entry *head = tl_head(&s->tl);
+	bool swallow = swallowed(head, type);
+	const reply_rule *r;
 
-	if (head && head->kind == OWED_INTERNAL)
-		return internal_message(s, type, body, len);
-	if (head && head->kind == OWED_INTERNAL_EXT)
-		return internal_ext_message(s, type, body, len);
 	switch (type) {
-	case 'Z': /* ReadyForQuery */
-		if (len < 1)
-			break;
-		s->up.txn_status = (char)body[0];
-		if (head && (head->kind == OWED_SYNC || head->kind == OWED_QUERY || head->kind == OWED_FUNCTION))
-			owed_pop(&s->owed);
-		/* all answered: an early CopyDone whose COPY never started (it failed first) is void */
-		if (s->owed.count == 0 && s->up.copy_in < 0)
-			s->up.copy_in = 0;
-		frontend_ready_for_query(s);
-		break;
-	case 'C': /* CommandComplete */
-		if (head && head->kind == OWED_QUERY && owed_peek_ref(head) == GATE_REF_INTERNAL) {
-			owed_take_ref(head); /* one of the pinning SETs spliced into the Query */
-			return BACKEND_DROP;
-		}
-		if (head && (head->kind == OWED_QUERY || head->kind == OWED_EXECUTE)) {
-			if (head->kind == OWED_QUERY)
-				stmt_undo_confirm(&head->undo, head->next_ref);
-			record_result(s, head, command_tag(body, len), NULL);
-			if (head->kind == OWED_EXECUTE)
-				owed_pop(&s->owed);
-		}
-		break;
-	case 'I': /* EmptyQueryResponse */
-		if (head && (head->kind == OWED_QUERY || head->kind == OWED_EXECUTE)) {
-			record_result(s, head, "", NULL);
-			if (head->kind == OWED_EXECUTE)
-				owed_pop(&s->owed);
-		}
-		break;
-	case 's': /* PortalSuspended */
-		if (head && head->kind == OWED_EXECUTE) {
-			record_result(s, head, "SUSPENDED", NULL);
-			owed_pop(&s->owed);
-		}
-		break;
 	case 'E':
 		return on_error(s, head, body, len);
-	case '1': /* ParseComplete */
-	case '2': /* BindComplete */
-	case '3': /* CloseComplete */
-	case 'n': /* NoData */
-		if (head && (head->kind == OWED_PARSE || head->kind == OWED_BIND || head->kind == OWED_CLOSE ||
-			     head->kind == OWED_DESCRIBE))
-			owed_pop(&s->owed);
-		break;
-	case 'T': /* RowDescription: ends a Describe; inside Query/Execute it starts rows */
-		if (head && head->kind == OWED_DESCRIBE)
-			owed_pop(&s->owed);
+	case 'G': /* CopyInResponse */
+		on_copy_in(s, head);
 		break;
 	case 'S':
 		on_parameter_status(s, body, len);
 		break;
-	case 'G': /* CopyInResponse */
-		on_copy_in(s, head);
+	case 'Z':
+		if (len < 1)
+			return BACKEND_FORWARD;
+		on_ready(s, (char)body[0]);
 		break;
 	default:
-		break; /* 't', 'H', 'W', 'V', 'N', 'A', 'c': progress nothing by themselves */
+		break;
 	}
-	return BACKEND_FORWARD;
+	if ((r = rule_for(type)) != NULL)
+		on_reply(s, head, r, type, body, len);
+	if (type == 'Z' && !s->closing)
+		frontend_ready_for_query(s);
+	return swallow ? BACKEND_DROP : BACKEND_FORWARD;
 }

@@ -1,6 +1,6 @@
 /*
  * backend.h - what each server message means for the session: progress
- * through the owed-response FIFO, transaction status, result records, and
+ * through the timeline, transaction status, result records, and
  * the rewriting of a poison's error into pgwarden's denial.
  */
 #ifndef PGW_BACKEND_H

@@ -125,8 +125,7 @@ static void wake_waiters(pgw_server *srv, catalog_slot *sl, bool failed)
 		if (!failed && sl->covered < s->catalog_wait_mark)
 			continue;
 		s->catalog_waiting = false;
-		client_resume(s);
-		relay_client_input(s);
+		relay_client_wake(s);
 	}
 }
 
@@ -350,7 +349,7 @@ void catalogs_refresh_and_wait(session *s)
 	session_log(LOG_LVL_INFO, s, "function definitions may have changed: reloading the catalog");
 	s->catalog_waiting = true;
 	s->catalog_wait_mark = sl->stale_mark;
-	client_pause(s);
+	relay_client_wake(s); /* no longer readable: pauses the client */
 	start_load(s->srv, sl);
 }
 

@@ -25,6 +25,7 @@
 #include "proxy/log.h"
 #include "proxy/relay.h"
 #include "proxy/upstream.h"
+#include "policy/policy.h"
 #include "protocol/auth.h"
 #include "protocol/frame.h"
 #include "protocol/msgtypes.h"
@@ -293,10 +294,13 @@ static bool check_startup_params(session *s, startup_params *p)
 		client_fail(s, "42501", msg, NULL);
 		return false;
 	}
-	if (p->options && !startup_options_allowed(p->options, refused, sizeof(refused))) {
+	/* options: the session's own judgement of SET (policy_startup_setting_ok), one source of truth. */
+	if (p->options
+	    && !startup_options_check(p->options, policy_startup_setting_ok, (void *)s->cfg, refused,
+				      sizeof(refused))) {
 		snprintf(msg, sizeof(msg), "pgwarden: startup parameter \"%s\" is not allowed", refused);
-		client_fail(s, "42501", msg, "Only application_name, client_encoding, DateStyle, IntervalStyle, "
-				"TimeZone, extra_float_digits and search_path may be set at startup.");
+		client_fail(s, "42501", msg, "options may set only what a session may SET: not the role, session "
+				"authorization, pinned, read-only or lexing settings.");
 		return false;
 	}
 	for (i = 0; i < p->n; i++) {

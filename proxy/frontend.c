@@ -1,8 +1,8 @@
 /*
  * frontend.c - client messages of a ready session, one on_<message>() each.
  *
- * Every message that makes the server answer pushes an owed entry before it
- * is forwarded, so backend.c can match responses exactly. Statements (Query,
+ * Every message that makes the server answer pushes a timeline entry before
+ * it is forwarded, so backend.c can match responses exactly. Statements (Query,
  * Parse, Execute, FunctionCall) pass through the gate, which classifies,
  * decides and writes the audit record before anything goes upstream.
  */
@@ -36,114 +36,140 @@ static void drop(session *s, uint32_t body_len)
 	evbuffer_drain(s->client.io.in, 5 + (size_t)body_len);
 }
 
-/* Push an owed entry for a message about to be forwarded; false (session failing) on out of memory. */
-static owed *expect(session *s, owed_kind kind)
+static relay_status oom(session *s)
 {
-	owed *o;
-
-	if (!owed_expects(&s->owed, kind))
-		return NULL; /* the server is skipping to Sync and will not answer */
-	o = owed_push(&s->owed, kind);
-	if (!o)
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	return o;
+	client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	return RELAY_STOP;
 }
 
-static void malformed(session *s, const char *what)
+static relay_status malformed(session *s, const char *what)
 {
 	char msg[128];
 
 	snprintf(msg, sizeof(msg), "invalid %s message format", what);
 	client_fail(s, "08P01", msg, NULL);
+	return RELAY_STOP;
 }
 
-/*
- * Hand the statement-name changes the gate made to the request's owed
- * entry: they stand once the server answers it. With no entry (the server
- * is skipping to Sync and will ignore the request) they are undone now.
- */
-static void attach_undo(session *s, owed *o, gate_verdict *v)
+/* Owe the server's answer to a message about to be forwarded. */
+static tl_entry *owe(session *s, tl_kind kind)
 {
-	if (o)
-		o->undo = v->undo;
-	else
-		stmt_undo_revert(&s->stmts, &v->undo, 0);
-	v->undo = NULL;
+	if (kind != TL_QUERY && kind != TL_SYNC)
+		s->tl.batch_open = true; /* until its Sync: a re-pin must use the extended protocol */
+	return tl_push(&s->tl, kind, TL_FORWARD);
 }
 
-/* An allowed statement will be forwarded: owe its response, with its audit refs and name changes. */
-static void owe_statement(session *s, owed_kind kind, gate_verdict *v)
+/* The ErrorResponse pgwarden answers in a refused message's place (malloc'd), or NULL. */
+static uint8_t *refusal_error(const gate_verdict *v, size_t *len)
 {
-	owed *o = expect(s, kind);
+	pktbuf b;
+	char pos[16];
 
-	if (o && v->n_refs && !owed_set_refs(o, v->refs, v->n_refs))
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	attach_undo(s, o, v);
+	pktbuf_init(&b);
+	pkt_begin(&b, 'E');
+	pkt_put_u8(&b, 'S');
+	pkt_put_cstr(&b, "ERROR");
+	pkt_put_u8(&b, 'V');
+	pkt_put_cstr(&b, "ERROR");
+	pkt_put_u8(&b, 'C');
+	pkt_put_cstr(&b, v->sqlstate);
+	pkt_put_u8(&b, 'M');
+	pkt_put_cstr(&b, v->message);
+	if (v->detail[0]) {
+		pkt_put_u8(&b, 'D');
+		pkt_put_cstr(&b, v->detail);
+	}
+	if (v->hint[0]) {
+		pkt_put_u8(&b, 'H');
+		pkt_put_cstr(&b, v->hint);
+	}
+	if (v->position > 0) {
+		/* the parser's cursor: 1-based character position in the whole Query string */
+		snprintf(pos, sizeof(pos), "%d", v->position);
+		pkt_put_u8(&b, 'P');
+		pkt_put_cstr(&b, pos);
+	}
+	pkt_put_u8(&b, 0);
+	pkt_end(&b);
+	if (b.failed) {
+		pktbuf_free(&b);
+		return NULL;
+	}
+	*len = b.len;
+	return b.data;
+}
+
+/* Give an entry the verdict's audit refs. */
+static bool set_refs(tl_entry *e, const gate_verdict *v)
+{
+	return !v->n_refs || tl_set_refs(e, v->refs, v->n_refs);
+}
+
+/* Refused (denied, or what the server's parser would reject): the refusal takes the message's place. */
+static relay_status refuse(session *s, char type, uint32_t len, gate_verdict *v)
+{
+	size_t elen;
+	uint8_t *err = refusal_error(v, &elen);
+	tl_entry *e;
+
+	if (!err || relay_refuse(s, type, 5 + (size_t)len, err, elen, v->rewritten, v->rewritten_len, &e) != RELAY_GO) {
+		free(v->rewritten);
+		gate_verdict_clear(v);
+		return err ? RELAY_STOP : oom(s);
+	}
+	free(v->rewritten);
+	e->deny_at = v->deny_at;
+	/* a Query's statements before the denied one run: their refs and name changes stand */
+	if (!set_refs(e, v)) {
+		gate_verdict_clear(v);
+		return oom(s);
+	}
+	tl_adopt_before(&s->tl, e, &v->changes, v->deny_at);
 	gate_verdict_clear(v);
+	return RELAY_GO;
 }
 
-static void deny(session *s, char type, uint32_t body_len, const gate_verdict *v)
+/* Carry out the gate's verdict on the message at the front of the client input. */
+static relay_status carry_out(session *s, char type, tl_kind kind, uint32_t len, gate_verdict *v)
 {
-	relay_deny(s, type, 5 + (size_t)body_len, v->message, v->detail[0] ? v->detail : NULL,
-		   v->hint[0] ? v->hint : NULL);
-}
+	tl_entry *e;
 
-/* RESET ALL / DISCARD ALL were forwarded: re-apply identity before the client's next request. */
-static void repin_if_needed(session *s)
-{
-	char *sql;
-
-	if (!s->repin_pending || s->closing)
-		return;
-	s->repin_pending = false;
-	sql = pin_sql_build(s->cfg, s->who, s->up.read_only);
-	if (!sql) {
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-		return;
+	if (v->status == GATE_CLOSED || v->status == GATE_WAIT) {
+		gate_verdict_clear(v);
+		return v->status == GATE_WAIT ? RELAY_WAIT : RELAY_STOP;
 	}
-	relay_inject_internal(s, sql);
-	free(sql);
-}
-
-static void repin_extended(session *s)
-{
-	char *sql = pin_sql_build_single(s->cfg, s->who, s->up.read_only);
-
-	s->repin_pending = false;
-	if (!sql) {
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-		return;
+	if (v->status != GATE_ALLOW)
+		return refuse(s, type, len, v);
+	if (!(e = owe(s, kind)) || !set_refs(e, v)) {
+		free(v->rewritten);
+		gate_verdict_clear(v);
+		return oom(s);
 	}
-	relay_inject_internal_ext(s, sql);
-	free(sql);
+	tl_adopt(&s->tl, e, &v->changes);
+	if (v->rewritten) {
+		/* the gate rewrote the Query (the pin spliced in after a RESET ALL inside it) */
+		drop(s, len);
+		evbuffer_add(relay_upstream_out(s), v->rewritten, v->rewritten_len);
+		free(v->rewritten);
+	} else
+		forward(s, len);
+	if (v->repin)
+		s->tl.repin = true; /* RESET ALL / DISCARD ALL ran last: re-pin before the next request */
+	gate_verdict_clear(v);
+	return RELAY_GO;
 }
 
-static void on_query(session *s, const uint8_t *body, uint32_t len)
+static relay_status on_query(session *s, const uint8_t *body, uint32_t len)
 {
 	gate_verdict v;
 
-	if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1) {
-		malformed(s, "Query");
-		return;
-	}
-	if (!gate_query(s, (const char *)body, len - 1, &v)) {
-		deny(s, 'Q', len, &v);
-		return;
-	}
-	owe_statement(s, OWED_QUERY, &v);
-	if (s->closing)
-		return;
-	if (v.rewritten) {
-		/* the gate rewrote the Query (e.g. re-pinning after RESET ALL inside it) */
-		drop(s, len);
-		evbuffer_add(relay_upstream_out(s), v.rewritten, v.rewritten_len);
-		free(v.rewritten);
-	} else
-		forward(s, len);
-	repin_if_needed(s);
+	if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1)
+		return malformed(s, "Query");
+	gate_query(s, (const char *)body, len - 1, &v);
+	return carry_out(s, 'Q', TL_QUERY, len, &v);
 }
 
-static void on_parse(session *s, const uint8_t *body, uint32_t len)
+static relay_status on_parse(session *s, const uint8_t *body, uint32_t len)
 {
 	pktread r;
 	const char *name, *query;
@@ -156,20 +182,13 @@ static void on_parse(session *s, const uint8_t *body, uint32_t len)
 	rd_cstr(&r, &name, NULL);
 	rd_cstr(&r, &query, &qlen);
 	rd_u16(&r, &nparams); /* unsigned: PostgreSQL allows 65535 parameters */
-	if (!rd_bytes(&r, 4 * (size_t)nparams, &oids) || !pktread_done(&r)) {
-		malformed(s, "Parse");
-		return;
-	}
-	if (!gate_parse(s, name, query, qlen, &v)) {
-		deny(s, 'P', len, &v);
-		return;
-	}
-	attach_undo(s, expect(s, OWED_PARSE), &v);
-	if (!s->closing)
-		forward(s, len);
+	if (!rd_bytes(&r, 4 * (size_t)nparams, &oids) || !pktread_done(&r))
+		return malformed(s, "Parse");
+	gate_parse(s, name, query, qlen, &v);
+	return carry_out(s, 'P', TL_PARSE, len, &v);
 }
 
-static void on_bind(session *s, const uint8_t *body, uint32_t len)
+static relay_status on_bind(session *s, const uint8_t *body, uint32_t len)
 {
 	pktread r;
 	const char *portal, *stmt;
@@ -178,21 +197,14 @@ static void on_bind(session *s, const uint8_t *body, uint32_t len)
 	pktread_init(&r, body, len);
 	rd_cstr(&r, &portal, NULL);
 	rd_cstr(&r, &stmt, NULL);
-	if (r.bad) {
-		malformed(s, "Bind");
-		return;
-	}
+	if (r.bad)
+		return malformed(s, "Bind");
 	/* The rest (formats, parameters) is checked by the gate when it needs the values. */
-	if (!gate_bind(s, portal, stmt, body + r.pos, len - r.pos, &v)) {
-		deny(s, 'B', len, &v);
-		return;
-	}
-	attach_undo(s, expect(s, OWED_BIND), &v);
-	if (!s->closing)
-		forward(s, len);
+	gate_bind(s, portal, stmt, body + r.pos, len - r.pos, &v);
+	return carry_out(s, 'B', TL_BIND, len, &v);
 }
 
-static void on_execute(session *s, const uint8_t *body, uint32_t len)
+static relay_status on_execute(session *s, const uint8_t *body, uint32_t len)
 {
 	pktread r;
 	const char *portal;
@@ -202,73 +214,79 @@ static void on_execute(session *s, const uint8_t *body, uint32_t len)
 	pktread_init(&r, body, len);
 	rd_cstr(&r, &portal, NULL);
 	rd_i32(&r, &max_rows);
-	if (!pktread_done(&r)) {
-		malformed(s, "Execute");
-		return;
-	}
-	if (!gate_execute(s, portal, &v)) {
-		deny(s, 'E', len, &v);
-		return;
-	}
-	owe_statement(s, OWED_EXECUTE, &v);
-	if (s->closing)
-		return;
-	forward(s, len);
-	/* RESET ALL / DISCARD ALL ran: re-pin before the batch's next message, not at its Sync. */
-	if (s->repin_pending)
-		repin_extended(s);
+	if (!pktread_done(&r))
+		return malformed(s, "Execute");
+	gate_execute(s, portal, &v);
+	return carry_out(s, 'E', TL_EXECUTE, len, &v);
 }
 
-static void on_describe_or_close(session *s, char type, const uint8_t *body, uint32_t len)
+static relay_status on_describe_or_close(session *s, char type, const uint8_t *body, uint32_t len)
 {
 	pktread r;
 	uint8_t what;
 	const char *name;
+	struct tl_changes changes = TAILQ_HEAD_INITIALIZER(changes);
+	tl_entry *e;
 
 	pktread_init(&r, body, len);
 	rd_u8(&r, &what);
 	rd_cstr(&r, &name, NULL);
-	if (!pktread_done(&r) || (what != 'S' && what != 'P')) {
-		malformed(s, type == 'D' ? "Describe" : "Close");
-		return;
+	if (!pktread_done(&r) || (what != 'S' && what != 'P'))
+		return malformed(s, type == 'D' ? "Describe" : "Close");
+	/* Close of a name that does not exist is no error (CloseComplete): the change is certain once answered. */
+	if (type == 'C' && !tl_change_add(&changes, what == 'S' ? TL_NS_STMT : TL_NS_PORTAL, TL_DEL, name, NULL, NULL,
+					  0, 0, false, false))
+		return oom(s);
+	if (!(e = owe(s, type == 'D' ? TL_DESCRIBE : TL_CLOSE))) {
+		tl_changes_free(&changes);
+		return oom(s);
 	}
-	if (type == 'C') {
-		if (what == 'S')
-			stmt_table_del(&s->stmts, name);
-		else
-			portal_table_del(&s->stmts, name);
-	}
-	expect(s, type == 'D' ? OWED_DESCRIBE : OWED_CLOSE);
-	if (!s->closing)
-		forward(s, len);
-}
-
-static void on_sync(session *s, uint32_t len)
-{
-	if (len != 0) {
-		malformed(s, "Sync");
-		return;
-	}
-	if (s->up.copy_in > 0) {
-		forward(s, len); /* ignored by the server during COPY FROM STDIN: owes nothing */
-		return;
-	}
-	s->ext_batch_open = false;
-	expect(s, OWED_SYNC);
-	if (s->closing)
-		return;
+	tl_adopt(&s->tl, e, &changes);
 	forward(s, len);
-	/* Unnamed portals die at the end of the transaction; named ones are tracked until Close. */
-	repin_if_needed(s);
+	return RELAY_GO;
 }
 
-static void on_function_call(session *s, uint32_t len)
+static relay_status on_sync(session *s, uint32_t len)
+{
+	if (len != 0)
+		return malformed(s, "Sync");
+	if (s->tl.mode == TL_MODE_COPY_IN) {
+		forward(s, len); /* ignored by the server during COPY FROM STDIN: owes nothing */
+		return RELAY_GO;
+	}
+	if (!owe(s, TL_SYNC))
+		return oom(s);
+	s->tl.batch_open = false;
+	if (s->tl.mode == TL_MODE_SKIP)
+		tl_set_mode(&s->tl, TL_MODE_NORMAL); /* the server stops skipping here */
+	forward(s, len);
+	return RELAY_GO;
+}
+
+/*
+ * CopyDone / CopyFail: end the COPY in progress, or one whose
+ * CopyInResponse is still on its way (a client may send its data right
+ * behind the COPY): that one is counted, and backend.c pairs it with the
+ * CopyInResponse. With nothing owed no COPY can be pending: the server
+ * ignores a stray one, so do we.
+ */
+static relay_status on_copy_end(session *s, uint32_t len)
+{
+	if (s->tl.mode == TL_MODE_COPY_IN)
+		tl_set_mode(&s->tl, TL_MODE_NORMAL);
+	else if (s->tl.count > 0)
+		s->tl.early_copy_ends++;
+	forward(s, len);
+	return RELAY_GO;
+}
+
+static relay_status on_function_call(session *s, uint32_t len)
 {
 	gate_verdict v;
 
 	/* FunctionCall can reach set_config by OID with no SQL to read: always denied (rule fastpath). */
 	gate_function_call(s, &v);
-	deny(s, 'F', len, &v);
+	return carry_out(s, 'F', TL_QUERY, len, &v);
 }
 
 /*
@@ -277,14 +295,15 @@ static void on_function_call(session *s, uint32_t len)
  * STDIN waits for data, so send a Flush (and end a copy); and never wait
  * for a client that is leaving longer than the grace period.
  */
-static void on_terminate(session *s)
+static relay_status on_terminate(session *s, uint32_t len)
 {
 	static const uint8_t flush_msg[5] = {'H', 0, 0, 0, 4};
 
+	drop(s, len);
 	s->client.terminated = true;
-	client_pause(s);
-	if (s->owed.count) {
-		if (s->up.copy_in > 0) {
+	relay_client_wake(s); /* no longer readable: pauses the client */
+	if (s->tl.count) {
+		if (s->tl.mode == TL_MODE_COPY_IN) {
 			pktbuf b;
 
 			pktbuf_init(&b);
@@ -294,89 +313,93 @@ static void on_terminate(session *s)
 			if (!b.failed)
 				evbuffer_add(relay_upstream_out(s), b.data, b.len);
 			pktbuf_free(&b);
-			s->up.copy_in--;
+			tl_set_mode(&s->tl, TL_MODE_NORMAL);
 		}
 		evbuffer_add(relay_upstream_out(s), flush_msg, sizeof(flush_msg));
 		client_close_after_grace(s);
 	}
 	relay_close_if_terminated(s);
+	return RELAY_STOP;
 }
 
-void frontend_message(session *s, char type, const uint8_t *msg, uint32_t len)
+static relay_status unknown_type(session *s, char type)
 {
-	const uint8_t *body = msg + 5;
+	char m[64];
 
-	/* During COPY FROM STDIN anything but CopyDone, CopyFail, Sync and Flush breaks the copy. */
-	if (s->up.copy_in > 0 && type != 'c' && type != 'f' && type != 'S' && type != 'H') {
-		char m[80];
+	snprintf(m, sizeof(m), "invalid frontend message type %d", (unsigned char)type);
+	client_fail(s, "08P01", m, NULL);
+	return RELAY_STOP;
+}
 
-		snprintf(m, sizeof(m), "unexpected message type 0x%02x during COPY FROM STDIN", (unsigned char)type);
-		client_fail(s, "08P01", m, NULL);
-		return;
-	}
-	/* Between batches with nothing in flight: a window may have opened or closed since the last ReadyForQuery. */
-	if (s->owed.count == 0 && !s->ext_batch_open) {
-		gate_transaction_boundary(s);
-		if (s->closing || s->client.phase == CLIENT_CLOSING)
-			return; /* e.g. the token was revoked by a reload */
-	}
-	if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C')
-		s->ext_batch_open = true; /* until its Sync: no internal Query may be slipped in */
-
+static relay_status dispatch(session *s, char type, const uint8_t *body, uint32_t len)
+{
 	switch (type) {
-	case 'Q':
-		on_query(s, body, len);
-		break;
-	case 'P':
-		on_parse(s, body, len);
-		break;
-	case 'B':
-		on_bind(s, body, len);
-		break;
-	case 'E':
-		on_execute(s, body, len);
-		break;
+	case 'Q': return on_query(s, body, len);
+	case 'P': return on_parse(s, body, len);
+	case 'B': return on_bind(s, body, len);
+	case 'E': return on_execute(s, body, len);
 	case 'D':
-	case 'C':
-		on_describe_or_close(s, type, body, len);
-		break;
-	case 'S':
-		on_sync(s, len);
-		break;
-	case 'F':
-		on_function_call(s, len);
-		break;
+	case 'C': return on_describe_or_close(s, type, body, len);
+	case 'S': return on_sync(s, len);
+	case 'F': return on_function_call(s, len);
 	case 'H': /* Flush */
 		forward(s, len);
-		break;
+		return RELAY_GO;
 	case 'c': /* CopyDone */
 	case 'f': /* CopyFail */
-		/*
-		 * Ends the COPY in progress, or one whose CopyInResponse is still on its
-		 * way (a client may send its data right behind the COPY). With nothing
-		 * owed no COPY can be pending: the server ignores a stray one, so do we.
-		 */
-		if (s->up.copy_in > 0 || (s->up.copy_in == 0 && s->owed.count > 0))
-			s->up.copy_in--;
-		forward(s, len);
-		break;
-	case 'X': /* Terminate: deliver what is owed, then close (PQfinish says goodbye upstream) */
-		drop(s, len);
-		on_terminate(s);
-		break;
-	default: {
-		char m[64];
-		snprintf(m, sizeof(m), "invalid frontend message type %d", (unsigned char)type);
+		return on_copy_end(s, len);
+	case 'X': return on_terminate(s, len);
+	default: return unknown_type(s, type);
+	}
+}
+
+/*
+ * What the server will do with this message, from the predicted mode:
+ * during COPY FROM STDIN anything but CopyDone, CopyFail, Sync and Flush
+ * breaks the copy (a protocol violation); while it skips to Sync it
+ * ignores all but Sync (postgres.c, ignore_till_sync), so the message is
+ * dropped unjudged: it never reaches the database.
+ */
+static bool server_takes(session *s, char type, uint32_t len, relay_status *st)
+{
+	char m[80];
+
+	if (s->tl.mode == TL_MODE_COPY_IN && type != 'c' && type != 'f' && type != 'S' && type != 'H') {
+		snprintf(m, sizeof(m), "unexpected message type 0x%02x during COPY FROM STDIN", (unsigned char)type);
 		client_fail(s, "08P01", m, NULL);
+		*st = RELAY_STOP;
+		return false;
 	}
+	if (s->tl.mode == TL_MODE_SKIP && strchr("QPBEDCFcf", type) && type != '\0') {
+		drop(s, len);
+		*st = RELAY_GO;
+		return false;
 	}
+	return true;
+}
+
+relay_status frontend_message(session *s, char type, const uint8_t *msg, uint32_t len)
+{
+	relay_status st = RELAY_GO;
+
+	if (!server_takes(s, type, len, &st))
+		return st;
+	/* Between batches with nothing in flight: a window may have opened or closed since the last ReadyForQuery. */
+	if (!gate_transaction_boundary(s) || s->client.phase == CLIENT_CLOSING)
+		return RELAY_STOP; /* e.g. the token was revoked by a reload */
+	if (type != 'X' && relay_repin(s) != RELAY_GO)
+		return RELAY_STOP;
+	if ((st = dispatch(s, type, msg + 5, len)) != RELAY_GO)
+		return st;
+	return relay_repin(s);
 }
 
 void frontend_ready_for_query(session *s)
 {
-	gate_transaction_boundary(s);
+	if (!gate_transaction_boundary(s))
+		return;
 	/* Function DDL committed (or rolled back): re-read the catalog before this session goes on. */
-	if (s->catalog_refresh_needed && s->up.txn_status == 'I' && s->owed.count == 0) {
+	if (s->catalog_refresh_needed && s->up.txn_status == 'I' && s->tl.count == 0) {
 		s->catalog_refresh_needed = false;
 		/*
 		 * Mark stale again now that the DDL is committed: a load another

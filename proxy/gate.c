@@ -18,6 +18,7 @@
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
+#include "proxy/parse_async.h"
 #include "proxy/pin.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
@@ -27,7 +28,7 @@
 
 void gate_verdict_clear(gate_verdict *v)
 {
-	stmt_undo_free(&v->undo);
+	tl_changes_free(&v->changes);
 	if (v->refs && v->refs != v->inline_refs)
 		free(v->refs);
 	v->refs = NULL;
@@ -36,11 +37,15 @@ void gate_verdict_clear(gate_verdict *v)
 
 static void verdict_init(gate_verdict *v)
 {
-	v->message[0] = v->detail[0] = v->hint[0] = '\0';
+	v->status = GATE_ALLOW;
+	v->sqlstate[0] = v->message[0] = v->detail[0] = v->hint[0] = '\0';
+	v->position = 0;
 	v->refs = v->inline_refs;
 	v->n_refs = 0;
 	v->cap_refs = GATE_INLINE_REFS;
-	v->undo = NULL;
+	v->deny_at = TL_NO_DENIAL;
+	TAILQ_INIT(&v->changes);
+	v->repin = false;
 	v->rewritten = NULL;
 	v->rewritten_len = 0;
 }
@@ -69,11 +74,43 @@ static bool add_ref(gate_verdict *v, uint64_t ref)
 	return true;
 }
 
-static void deny_with(gate_verdict *v, const char *message, const char *detail, const char *hint)
+static gate_status deny_with(gate_verdict *v, const char *message, const char *detail, const char *hint)
 {
+	v->status = GATE_DENY;
+	snprintf(v->sqlstate, sizeof(v->sqlstate), "42501");
 	snprintf(v->message, sizeof(v->message), "%s", message);
 	snprintf(v->detail, sizeof(v->detail), "%s", detail ? detail : "");
 	snprintf(v->hint, sizeof(v->hint), "%s", hint ? hint : "");
+	return v->status;
+}
+
+/*
+ * A denial, or, when PostgreSQL's own parser rejects the text, the
+ * parser's answer (CONTRACT §4): SQLSTATE 42601 with its position. It is
+ * never forwarded (a newer server might accept it); the caller answers it
+ * through the same path as a denial, so the server's transaction and
+ * skip-to-Sync state follow as if the server had raised it.
+ */
+static gate_status refuse_with(gate_verdict *v, const policy_facts *f, const policy_verdict *pv)
+{
+	int pos;
+
+	if (f && pv->rule_id == RULE_UNPARSABLE && policy_facts_syntax_error(f, &pos)) {
+		deny_with(v, policy_facts_error(f), NULL, NULL);
+		v->status = GATE_FAIL;
+		snprintf(v->sqlstate, sizeof(v->sqlstate), "42601");
+		v->position = pos;
+		return v->status;
+	}
+	return deny_with(v, pv->message, pv->detail, pv->hint);
+}
+
+/* Out of memory inside the gate: the session ends. */
+static gate_status fail_oom(session *s, gate_verdict *v)
+{
+	client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	v->status = GATE_CLOSED;
+	return v->status;
 }
 
 /*
@@ -133,57 +170,108 @@ static policy_subject subject_of(session *s)
 	return subj;
 }
 
-/* Decide facts, following EXECUTE to the stored PREPARE; the first denial wins. */
+/* Decide facts, following EXECUTE to the stored PREPARE (as named after 'local''s changes); the first denial wins. */
 static void decide_facts(session *s, const policy_subject *subj, const policy_facts *f, const char *text,
-			 size_t len, policy_verdict *pv)
+			 size_t len, const struct tl_changes *local, policy_verdict *pv)
 {
+	stmt_info *si;
+	char msg[sizeof(pv->message)];
+
 	policy_decide(subj, f, text, len, pv);
-	if (!pv->deny && (policy_facts_flags(f) & PF_EXECUTE)) {
-		stmt_info *si = stmt_table_get(&s->stmts, policy_facts_name(f));
-		if (si && si->facts)
+	if (pv->deny || !(policy_facts_flags(f) & PF_EXECUTE))
+		return;
+	switch (tl_lookup_with(&s->tl, local, TL_NS_STMT, policy_facts_name(f), &si)) {
+	case TL_NAME_KNOWN:
+		if (si->facts)
 			policy_decide(subj, si->facts, si->text, si->len, pv);
-		else if (!si) {
-			/* Unknown to us means we cannot know what it runs: default deny. */
-			char msg[sizeof(pv->message)];
-			snprintf(msg, sizeof(msg), "pgwarden: unknown prepared statement \"%s\"", policy_facts_name(f));
-			policy_verdict_deny(pv, RULE_UNPARSABLE, msg);
-		}
+		break;
+	case TL_NAME_NONE:
+	case TL_NAME_DOUBTFUL:
+		/* Unknown to us, or depending on a request not yet answered: we cannot know what it runs. */
+		snprintf(msg, sizeof(msg), "pgwarden: unknown prepared statement \"%s\"", policy_facts_name(f));
+		policy_verdict_deny(pv, RULE_UNPARSABLE, msg);
+		break;
 	}
 }
 
+/* Whether a name is in use once 'local''s changes are made: a PUT on it is refused unless it is gone by then. */
+static bool name_in_use(session *s, const struct tl_changes *local, tl_ns ns, const char *name)
+{
+	stmt_info *si;
+
+	return name[0] != '\0' && tl_lookup_with(&s->tl, local, ns, name, &si) != TL_NAME_NONE;
+}
+
+/* PREPARE name AS body: the name means the body. */
+static bool track_prepare(session *s, const policy_facts *f, const char *text, size_t len, gate_verdict *v,
+			  uint32_t index)
+{
+	const policy_facts *inner = policy_facts_inner(f);
+	const char *name = policy_facts_name(f);
+	stmt_info *si;
+	bool ok;
+
+	policy_facts_ref(inner);
+	if (!(si = stmt_info_new(text, len, inner))) {
+		policy_facts_unref(inner);
+		return false;
+	}
+	ok = tl_change_add(&v->changes, TL_NS_STMT, TL_PUT, name, si, NULL, 0, index,
+			   name_in_use(s, &v->changes, TL_NS_STMT, name), false);
+	stmt_info_unref(si);
+	return ok;
+}
+
+/* DECLARE name CURSOR FOR query: a portal of that name; executing it runs the query. */
+static bool track_declare(session *s, const policy_facts *f, const char *text, size_t len, gate_verdict *v,
+			  uint32_t index)
+{
+	const char *name = policy_facts_name(f);
+	stmt_info *si;
+	bool ok;
+
+	if (!name)
+		return true;
+	policy_facts_ref(f);
+	if (!(si = stmt_info_new(text, len, f))) {
+		policy_facts_unref(f);
+		return false;
+	}
+	si->cursor = true;
+	ok = tl_change_add(&v->changes, TL_NS_PORTAL, TL_PUT, name, si, NULL, 0, index,
+			   name_in_use(s, &v->changes, TL_NS_PORTAL, name),
+			   (policy_facts_flags(f) & PF_CURSOR_HOLD) != 0);
+	stmt_info_unref(si);
+	return ok;
+}
+
 /*
- * After an allowed statement: keep the prepared-statement table in step with
- * the server, and note function DDL (the catalog is stale from now on and is
- * re-read when the statement's transaction ends).
+ * After an allowed statement: the name changes it makes (PREPARE,
+ * DEALLOCATE, DECLARE, CLOSE) go to v->changes for the timeline, tagged
+ * with the result index that confirms them; function DDL marks the catalog
+ * stale (re-read when the statement's transaction ends). false on out of memory.
  */
-static void track_statement(session *s, const policy_facts *f, const char *text, size_t len,
+static bool track_statement(session *s, const policy_facts *f, const char *text, size_t len,
 			    const policy_verdict *pv, gate_verdict *v, uint32_t index)
 {
 	uint32_t flags = policy_facts_flags(f);
+	const char *name = policy_facts_name(f);
 
-	/* refresh_catalog: the statement, or a function it calls, can change function definitions */
 	if (pv->refresh_catalog) {
 		catalogs_mark_stale(s->srv, s->target->name);
 		s->catalog_refresh_needed = true;
 	}
-	if (flags & PF_PREPARE) {
-		const policy_facts *inner = policy_facts_inner(f);
-		stmt_info *si;
-
-		policy_facts_ref(inner);
-		si = stmt_info_new(text, len, inner);
-		if (!si)
-			policy_facts_unref(inner);
-		if (!si || !stmt_table_put_undoable(&s->stmts, policy_facts_name(f), si, &v->undo, index))
-			client_fail(s, "53200", "pgwarden: out of memory", NULL);
-		stmt_info_unref(si);
-	} else if (flags & PF_DEALLOCATE) {
-		bool ok = policy_facts_name(f)
-				  ? stmt_table_del_undoable(&s->stmts, policy_facts_name(f), &v->undo, index)
-				  : stmt_table_clear_undoable(&s->stmts, &v->undo, index);
-		if (!ok)
-			client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	}
+	if (flags & PF_PREPARE)
+		return track_prepare(s, f, text, len, v, index);
+	if (flags & PF_DEALLOCATE)
+		return tl_change_add(&v->changes, TL_NS_STMT, name ? TL_DEL : TL_CLEAR, name, NULL, NULL, 0, index,
+				     false, false);
+	if (flags & PF_DECLARE)
+		return track_declare(s, f, text, len, v, index);
+	if (flags & PF_CLOSE_CURSOR)
+		return tl_change_add(&v->changes, TL_NS_PORTAL, name ? TL_DEL : TL_CLEAR, name, NULL, NULL, 0, index,
+				     false, false);
+	return true;
 }
 
 static void count_decision(session *s, const policy_verdict *pv)
@@ -194,88 +282,83 @@ static void count_decision(session *s, const policy_verdict *pv)
 }
 
 /*
- * A Query whose RESET ALL (or DISCARD ALL) is followed by more statements:
- * the pinning SETs are spliced in right after each such reset, inside the
- * same Query (and so the same implicit transaction), so no later statement
- * runs unpinned. Their results are swallowed through GATE_REF_INTERNAL refs.
+ * The Query actually sent upstream, when it is not the client's: the
+ * pinning SETs spliced in right after each RESET ALL (or DISCARD ALL) that
+ * more statements follow, inside the same Query (and so the same implicit
+ * transaction), so no later statement runs unpinned; and, when a statement
+ * is denied, the statements before it followed by a poison in its place.
+ * Their results are swallowed through TL_REF_INTERNAL refs.
  */
-typedef struct splicer {
-	pktbuf b;       /* the rewritten Query, started at the first splice */
+typedef struct qbuild {
+	pktbuf b;       /* the rewritten Query, started at the first change */
+	bool started;   /* b is in use */
 	size_t copied;  /* bytes of the original text already copied */
 	char *pin;      /* the pinning SQL, built once */
-} splicer;
+} qbuild;
 
-static bool splice_at(session *s, splicer *sp, const char *sql, size_t cut)
+/*
+ * A statement that fails at run time whatever the server's state, and
+ * changes nothing: a cast of a non-number to int4 fails in parse analysis
+ * (22P02). Unlike a syntax error, it fails only when reached, so the
+ * statements before it in the Query run first, as they would on the server.
+ */
+#define GATE_POISON_SQL "SELECT 'pgwarden denied this statement'::pg_catalog.int4"
+
+static void qb_start(qbuild *q)
 {
-	if (!sp->pin) {
-		sp->pin = pin_sql_build(s->cfg, s->who, s->up.read_only);
-		if (!sp->pin)
-			return false;
-		pktbuf_init(&sp->b);
-		pkt_begin(&sp->b, 'Q');
+	if (!q->started) {
+		pktbuf_init(&q->b);
+		pkt_begin(&q->b, 'Q');
+		q->started = true;
 	}
-	pkt_put_bytes(&sp->b, sql + sp->copied, cut - sp->copied);
-	pkt_put_u8(&sp->b, ';');
-	pkt_put_bytes(&sp->b, sp->pin, strlen(sp->pin));
-	sp->copied = cut;
-	return !sp->b.failed;
 }
 
-/* Finish the rewritten Query into v (if anything was spliced); false on out of memory. */
-static bool splice_finish(splicer *sp, const char *sql, size_t len, gate_verdict *v)
+/* Copy the original text up to 'cut', then a ';' and 'extra'. */
+static bool qb_insert(qbuild *q, const char *sql, size_t cut, const char *extra)
+{
+	qb_start(q);
+	pkt_put_bytes(&q->b, sql + q->copied, cut - q->copied);
+	if (cut > 0)
+		pkt_put_u8(&q->b, ';');
+	pkt_put_bytes(&q->b, extra, strlen(extra));
+	q->copied = cut;
+	return !q->b.failed;
+}
+
+static bool splice_pin(session *s, qbuild *q, const char *sql, size_t cut, gate_verdict *v)
+{
+	unsigned k, npin = pin_sql_statements(s->cfg);
+
+	if (!q->pin && !(q->pin = pin_sql_build(s->cfg, s->who, s->up.read_only)))
+		return false;
+	if (!qb_insert(q, sql, cut, q->pin))
+		return false;
+	for (k = 0; k < npin; k++)
+		if (!add_ref(v, TL_REF_INTERNAL))
+			return false;
+	return true;
+}
+
+/* Finish the rewritten Query into v (if anything changed); 'rest' copies what is left. */
+static bool qb_finish(qbuild *q, const char *sql, size_t len, bool rest, gate_verdict *v)
 {
 	bool ok = true;
 
-	if (!sp->pin)
+	free(q->pin);
+	if (!q->started)
 		return true;
-	pkt_put_bytes(&sp->b, sql + sp->copied, len - sp->copied);
-	pkt_put_u8(&sp->b, 0);
-	pkt_end(&sp->b);
-	free(sp->pin);
-	if (sp->b.failed) {
-		pktbuf_free(&sp->b);
+	if (rest)
+		pkt_put_bytes(&q->b, sql + q->copied, len - q->copied);
+	pkt_put_u8(&q->b, 0);
+	pkt_end(&q->b);
+	if (q->b.failed) {
+		pktbuf_free(&q->b);
 		ok = false;
 	} else {
-		v->rewritten = sp->b.data;
-		v->rewritten_len = sp->b.len;
+		v->rewritten = q->b.data;
+		v->rewritten_len = q->b.len;
 	}
 	return ok;
-}
-
-/* Audit and bookkeeping for an allowed Query's statements; false on out of memory. */
-static bool allow_query(session *s, const char *sql, size_t len, const policy_analysis *a,
-			const policy_verdict *pvs, gate_verdict *v)
-{
-	splicer sp = {.copied = 0, .pin = NULL};
-	unsigned k, npin = pin_sql_statements(s->cfg);
-	size_t i;
-
-	for (i = 0; i < a->n; i++) {
-		const policy_stmt *st = &a->v[i];
-		uint64_t ref = audit_statement(s, audit_protocol(st->facts, "simple"), sql + st->offset, st->len, &pvs[i]);
-
-		if (!add_ref(v, ref))
-			goto oom;
-		track_statement(s, st->facts, sql + st->offset, st->len, &pvs[i], v, v->n_refs - 1);
-		if (!(policy_facts_flags(st->facts) & PF_SESSION_RESET))
-			continue;
-		if (i + 1 == a->n) {
-			s->repin_pending = true; /* re-pinned right after this Query */
-			continue;
-		}
-		if (!splice_at(s, &sp, sql, st->offset + st->len))
-			goto oom;
-		for (k = 0; k < npin; k++)
-			if (!add_ref(v, GATE_REF_INTERNAL))
-				goto oom;
-	}
-	return splice_finish(&sp, sql, len, v);
-oom:
-	if (sp.pin) {
-		free(sp.pin);
-		pktbuf_free(&sp.b);
-	}
-	return false;
 }
 
 #ifdef PGW_RELAY_ONLY
@@ -284,80 +367,109 @@ oom:
  * installed): statements are audited but not classified, to measure what
  * the policy engine costs against the bare relay in the same run.
  */
-static bool relay_only_query(session *s, const char *sql, size_t len, gate_verdict *v)
+static gate_status relay_only_query(session *s, const char *sql, size_t len, gate_verdict *v)
 {
 	policy_verdict pv;
 
 	memset(&pv, 0, sizeof(pv));
 	if (len && !add_ref(v, audit_statement(s, "simple", sql, len, &pv)))
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	return true;
+		return fail_oom(s, v);
+	return GATE_ALLOW;
 }
 #endif
 
-bool gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
+/* One allowed statement of a Query: audit, name changes, and the pin spliced after a reset. */
+static bool allow_statement(session *s, const char *sql, const policy_analysis *a, size_t i,
+			    const policy_verdict *pv, qbuild *q, gate_verdict *v)
+{
+	const policy_stmt *st = &a->v[i];
+
+	count_decision(s, pv);
+	if (!add_ref(v, audit_statement(s, audit_protocol(st->facts, "simple"), sql + st->offset, st->len, pv)) ||
+	    !track_statement(s, st->facts, sql + st->offset, st->len, pv, v, v->n_refs - 1))
+		return false;
+	if (!(policy_facts_flags(st->facts) & PF_SESSION_RESET))
+		return true;
+	if (i + 1 == a->n) {
+		v->repin = true; /* re-pinned right after this Query */
+		return true;
+	}
+	return splice_pin(s, q, sql, st->offset + st->len, v);
+}
+
+/*
+ * Statement i is denied. As on the server, the statements before it run
+ * (the client sees their results, and a BEGIN among them leaves the
+ * session in a failed transaction block), then the poison fails in its
+ * place; the statements after it never run. All of them are audited.
+ */
+static bool deny_statement(session *s, const char *sql, const policy_analysis *a, size_t i,
+			   const policy_verdict *pv, qbuild *q, gate_verdict *v)
+{
+	size_t j;
+
+	for (j = i; j < a->n; j++) {
+		policy_verdict copy;
+
+		policy_verdict_copy(&copy, pv);
+		audit_statement(s, audit_protocol(a->v[j].facts, "simple"), sql + a->v[j].offset, a->v[j].len, &copy);
+		count_decision(s, &copy);
+	}
+	refuse_with(v, a->v[i].facts, pv);
+	if (i == 0) {
+		q->copied = 0;
+		return qb_insert(q, sql, 0, GATE_POISON_SQL);
+	}
+	v->deny_at = v->n_refs;
+	return qb_insert(q, sql, a->v[i - 1].offset + a->v[i - 1].len, GATE_POISON_SQL);
+}
+
+gate_status gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
 {
 	policy_lexctx lx = {s->up.standard_conforming_strings};
 	policy_analysis a;
-	policy_verdict *pvs = NULL, *denial = NULL;
 	policy_subject subj;
-	size_t i;
+	qbuild q = {.started = false, .copied = 0, .pin = NULL};
 	bool ok = true;
+	size_t i;
 
 	verdict_init(v);
 	if (!refresh_identity(s))
-		return true; /* the session is closing; nothing will be sent */
+		return v->status = GATE_CLOSED;
 #ifdef PGW_RELAY_ONLY
 	return relay_only_query(s, sql, len, v);
 #endif
-	if (policy_analyze(s->srv->classifier, sql, len, &lx, &a) != 0) {
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-		return true;
+	switch (parse_async_analyze(s, sql, len, &lx, &a)) {
+	case PARSE_DONE:
+		break;
+	case PARSE_WAITING:
+		return v->status = GATE_WAIT;
+	case PARSE_FAILED:
+		return fail_oom(s, v);
 	}
 	subj = subject_of(s);
-	pvs = calloc(a.n ? a.n : 1, sizeof(*pvs));
-	if (!pvs) {
-		policy_analysis_clear(&a);
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-		return true;
+	/* In order: a statement is judged with the names the earlier ones in the Query made (PREPARE; EXECUTE). */
+	for (i = 0; ok && i < a.n && v->status == GATE_ALLOW; i++) {
+		policy_verdict pv;
+
+		decide_facts(s, &subj, a.v[i].facts, sql + a.v[i].offset, a.v[i].len, &v->changes, &pv);
+		ok = pv.deny ? deny_statement(s, sql, &a, i, &pv, &q, v) : allow_statement(s, sql, &a, i, &pv, &q, v);
 	}
-	for (i = 0; i < a.n; i++) {
-		decide_facts(s, &subj, a.v[i].facts, sql + a.v[i].offset, a.v[i].len, &pvs[i]);
-		if (pvs[i].deny && !denial)
-			denial = &pvs[i];
-	}
-	if (denial) {
-		/* One statement denied: none runs (a Query is one implicit transaction anyway). */
-		for (i = 0; i < a.n; i++) {
-			if (!pvs[i].deny)
-				policy_verdict_copy(&pvs[i], denial);
-			audit_statement(s, audit_protocol(a.v[i].facts, "simple"), sql + a.v[i].offset, a.v[i].len, &pvs[i]);
-			count_decision(s, &pvs[i]);
-		}
-		deny_with(v, denial->message, denial->detail, denial->hint);
-		ok = false;
-	} else {
-		for (i = 0; i < a.n; i++)
-			count_decision(s, &pvs[i]);
-		if (!allow_query(s, sql, len, &a, pvs, v))
-			client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	}
-	free(pvs);
+	ok = qb_finish(&q, sql, len, v->status == GATE_ALLOW, v) && ok;
 	policy_analysis_clear(&a);
-	return ok;
+	return ok ? v->status : fail_oom(s, v);
 }
 
 /* Deny and audit one extended-protocol statement text (facts NULL if it has none). */
-static bool deny_extended(session *s, const policy_facts *facts, const char *text, size_t len,
-			  const policy_verdict *pv, gate_verdict *v)
+static gate_status deny_extended(session *s, const policy_facts *facts, const char *text, size_t len,
+				 const policy_verdict *pv, gate_verdict *v)
 {
 	audit_statement(s, audit_protocol(facts, "extended"), text, len, pv);
 	count_decision(s, pv);
-	deny_with(v, pv->message, pv->detail, pv->hint);
-	return false;
+	return refuse_with(v, facts, pv);
 }
 
-bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_verdict *v)
+gate_status gate_parse(session *s, const char *name, const char *sql, size_t len, gate_verdict *v)
 {
 	policy_lexctx lx = {s->up.standard_conforming_strings};
 	policy_analysis a;
@@ -365,38 +477,42 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 	policy_subject subj;
 	stmt_info *si;
 	const policy_facts *facts = NULL;
+	bool ok;
 
 	verdict_init(v);
 	if (!refresh_identity(s))
-		return true;
+		return v->status = GATE_CLOSED;
 #ifdef PGW_RELAY_ONLY
 	(void)lx;
 	a.n = 0;
 	a.v = NULL;
 #else
-	if (policy_analyze(s->srv->classifier, sql, len, &lx, &a) != 0) {
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-		return true;
+	switch (parse_async_analyze(s, sql, len, &lx, &a)) {
+	case PARSE_DONE:
+		break;
+	case PARSE_WAITING:
+		return v->status = GATE_WAIT;
+	case PARSE_FAILED:
+		return fail_oom(s, v);
 	}
 #endif
 	if (a.n > 1) {
-		/*
-		 * PostgreSQL refuses several statements in one Parse. Forwarding it would
-		 * bet on our split matching the server's: deny it instead (same outcome).
-		 */
+		/* PostgreSQL's own answer (exec_parse_message): never bet on our split matching the server's. */
 		policy_analysis_clear(&a);
-		policy_verdict_deny(&pv, RULE_UNPARSABLE,
-				    "pgwarden: cannot insert multiple commands into a prepared statement");
-		return deny_extended(s, NULL, sql, len, &pv, v);
+		policy_verdict_deny(&pv, RULE_UNPARSABLE, "cannot insert multiple commands into a prepared statement");
+		deny_extended(s, NULL, sql, len, &pv, v);
+		v->status = GATE_FAIL;
+		snprintf(v->sqlstate, sizeof(v->sqlstate), "42601");
+		return v->status;
 	}
 	if (a.n == 1) {
 		subj = subject_of(s);
-		decide_facts(s, &subj, a.v[0].facts, sql, len, &pv);
+		decide_facts(s, &subj, a.v[0].facts, sql, len, NULL, &pv);
 		/* Window rules are judged at Execute (a window may open in between); the rest now. */
 		if (pv.deny && !policy_rule_judged_at_execute(pv.rule_id)) {
 			deny_extended(s, a.v[0].facts, sql, len, &pv, v);
 			policy_analysis_clear(&a);
-			return false;
+			return v->status;
 		}
 		facts = a.v[0].facts;
 		policy_facts_ref(facts);
@@ -405,28 +521,48 @@ bool gate_parse(session *s, const char *name, const char *sql, size_t len, gate_
 	si = stmt_info_new(sql, len, facts);
 	if (!si && facts)
 		policy_facts_unref(facts);
-	/* kept only if the server answers ParseComplete (a name in use or an error undoes it) */
-	if (!si || !stmt_table_put_undoable(&s->stmts, name, si, &v->undo, 0))
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+	/* a named statement in use makes the server refuse the Parse (42P05): the change is doubtful */
+	ok = si && tl_change_add(&v->changes, TL_NS_STMT, TL_PUT, name, si, NULL, 0, 0,
+				 name_in_use(s, NULL, TL_NS_STMT, name), false);
 	stmt_info_unref(si);
-	return true;
+	return ok ? GATE_ALLOW : fail_oom(s, v);
 }
 
-bool gate_bind(session *s, const char *portal, const char *stmt, const uint8_t *rest, size_t rest_len,
-	       gate_verdict *v)
+/*
+ * Bind: the portal will mean the statement. What pgwarden denies at
+ * Execute is judged here as well: the server may refuse it already at
+ * Bind (SELECT ... FOR UPDATE in a read-only transaction plans its row
+ * locks there: 25006), and the client must see pgwarden's denial, not the
+ * server's error.
+ */
+gate_status gate_bind(session *s, const char *portal, const char *stmt, const uint8_t *rest, size_t rest_len,
+		      gate_verdict *v)
 {
-	stmt_info *si = stmt_table_get(&s->stmts, stmt);
+	stmt_info *si;
+	policy_verdict pv;
+	policy_subject subj;
 
 	verdict_init(v);
-	if (!si) {
-		/* A statement we never saw prepared cannot be judged: default deny. */
-		portal_table_del(&s->stmts, portal);
-		deny_with(v, "pgwarden: unknown prepared statement", "rule: unparsable", NULL);
-		return false;
+	if (tl_lookup(&s->tl, TL_NS_STMT, stmt, &si) != TL_NAME_KNOWN)
+		/* A statement we never saw prepared (or one being redefined) cannot be judged: default deny. */
+		return deny_with(v, "pgwarden: unknown prepared statement", "rule: unparsable", NULL);
+	if (!refresh_identity(s))
+		return v->status = GATE_CLOSED;
+#ifndef PGW_RELAY_ONLY
+	if (si->facts) {
+		subj = subject_of(s);
+		decide_facts(s, &subj, si->facts, si->text, si->len, NULL, &pv);
+		if (pv.deny)
+			return deny_extended(s, si->facts, si->text, si->len, &pv, v);
 	}
-	if (!portal_table_put_undoable(&s->stmts, portal, si, s->cfg->audit_params ? rest : NULL, rest_len, &v->undo))
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	return true;
+#else
+	(void)pv;
+	(void)subj;
+#endif
+	if (!tl_change_add(&v->changes, TL_NS_PORTAL, TL_PUT, portal, si, s->cfg->audit_params ? rest : NULL,
+			   rest_len, 0, name_in_use(s, NULL, TL_NS_PORTAL, portal), false))
+		return fail_oom(s, v);
+	return GATE_ALLOW;
 }
 
 /* The statement record of an Execute, with its Bind parameters when audit_params is on. */
@@ -434,7 +570,7 @@ static uint64_t audit_execute(session *s, const char *portal, const stmt_info *s
 {
 	audit_param few[GATE_MAX_AUDIT_PARAMS], *params = few;
 	size_t plen;
-	const uint8_t *p = s->cfg->audit_params ? portal_table_params(&s->stmts, portal, &plen) : NULL;
+	const uint8_t *p = s->cfg->audit_params ? tl_portal_params(&s->tl, portal, &plen) : NULL;
 	int n = -1, max = GATE_MAX_AUDIT_PARAMS;
 	uint64_t seq;
 
@@ -457,43 +593,43 @@ static uint64_t audit_execute(session *s, const char *portal, const stmt_info *s
 	return seq;
 }
 
-bool gate_execute(session *s, const char *portal, gate_verdict *v)
+gate_status gate_execute(session *s, const char *portal, gate_verdict *v)
 {
-	stmt_info *si = portal_table_get(&s->stmts, portal);
+	stmt_info *si;
 	policy_verdict pv;
 	policy_subject subj;
 
 	verdict_init(v);
-	if (!si) {
-		deny_with(v, "pgwarden: unknown portal", "rule: unparsable", NULL);
-		return false;
-	}
+	if (tl_lookup(&s->tl, TL_NS_PORTAL, portal, &si) != TL_NAME_KNOWN)
+		return deny_with(v, "pgwarden: unknown portal", "rule: unparsable", NULL);
 	if (!refresh_identity(s))
-		return true;
+		return v->status = GATE_CLOSED;
 	if (!si->facts) {
 #ifdef PGW_RELAY_ONLY
 		policy_verdict none;
 		memset(&none, 0, sizeof(none));
 		if (si->len && !add_ref(v, audit_statement(s, "extended", si->text, si->len, &none)))
-			client_fail(s, "53200", "pgwarden: out of memory", NULL);
+			return fail_oom(s, v);
 #endif
 		/* an empty statement: EmptyQueryResponse, nothing to judge or record */
-		return true;
+		return GATE_ALLOW;
 	}
 	subj = subject_of(s);
-	decide_facts(s, &subj, si->facts, si->text, si->len, &pv);
+	decide_facts(s, &subj, si->facts, si->text, si->len, NULL, &pv);
 	if (pv.deny)
 		return deny_extended(s, si->facts, si->text, si->len, &pv, v);
 	count_decision(s, &pv);
 	if (!add_ref(v, audit_execute(s, portal, si, &pv)))
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-	track_statement(s, si->facts, si->text, si->len, &pv, v, 0);
-	if (policy_facts_flags(si->facts) & PF_SESSION_RESET)
-		s->repin_pending = true;
-	return true;
+		return fail_oom(s, v);
+	/* a cursor's portal fetches: the DECLARE's own name change was made when it ran */
+	if (!si->cursor && !track_statement(s, si->facts, si->text, si->len, &pv, v, 0))
+		return fail_oom(s, v);
+	if (!si->cursor && (policy_facts_flags(si->facts) & PF_SESSION_RESET))
+		v->repin = true;
+	return GATE_ALLOW;
 }
 
-void gate_function_call(session *s, gate_verdict *v)
+gate_status gate_function_call(session *s, gate_verdict *v)
 {
 	policy_verdict pv;
 
@@ -501,23 +637,28 @@ void gate_function_call(session *s, gate_verdict *v)
 	policy_deny_fastpath(&pv);
 	audit_statement(s, "fastpath", NULL, 0, &pv);
 	count_decision(s, &pv);
-	deny_with(v, pv.message, pv.detail, pv.hint);
+	return deny_with(v, pv.message, pv.detail, pv.hint);
 }
 
-void gate_transaction_boundary(session *s)
+bool gate_transaction_boundary(session *s)
 {
 	bool want;
 
-	if (s->closing || s->up.txn_status != 'I' || s->owed.count != 0 || s->ext_batch_open)
-		return;
+	if (s->closing)
+		return false;
+	if (s->up.txn_status != 'I' || s->tl.count != 0 || s->tl.batch_open)
+		return true;
 	/* A reload may have opened or closed a window: judge with the current config. */
-	if (!refresh_identity(s) || s->target->environment != ENV_PRODUCTION)
-		return;
+	if (!refresh_identity(s))
+		return false;
+	if (s->target->environment != ENV_PRODUCTION)
+		return true;
 	want = !windows_open_now(s->cfg, s->target->name, s->who->actor, time(NULL));
 	if (want == s->up.read_only)
-		return;
+		return true;
 	session_log(LOG_LVL_INFO, s, "window %s: default_transaction_read_only %s", want ? "closed" : "open",
 		    want ? "on" : "off");
 	s->up.read_only = want;
-	relay_inject_internal(s, pin_sql_read_only(want));
+	s->tl.repin = true; /* the pin carries the read-only default */
+	return true;
 }

@@ -17,6 +17,7 @@
 #include "proxy/server.h"
 #include "protocol/frame.h"
 #include "protocol/pktbuf.h"
+#include "proxy/pin.h"
 
 /* Server messages are trusted less than blindly: the same 1 GB bound as PostgreSQL's own limit. */
 #define BACKEND_MESSAGE_MAX 0x40000000u
@@ -50,6 +51,24 @@ void relay_client_input(session *s)
 	upstream_flush(s);
 }
 
+bool relay_client_readable(const session *s)
+{
+	return !s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY &&
+	       !s->client.terminated && !s->catalog_waiting && !s->parse_waiting && !s->client.backpressured;
+}
+
+void relay_client_wake(session *s)
+{
+	if (s->closing || s->client.phase != CLIENT_READY)
+		return;
+	if (!relay_client_readable(s)) {
+		client_pause(s);
+		return;
+	}
+	client_resume(s);
+	relay_client_input(s);
+}
+
 /*
  * Too much is queued for the upstream: try to send it now; still too much
  * means the socket is full (write readiness is watched) or the bytes wait
@@ -66,23 +85,49 @@ static bool upstream_backlogged(session *s)
 /* Resume a client paused by backpressure once the upstream backlog is small again. */
 static void resume_client_if_drained(session *s)
 {
-	if (s->closing || !s->client.backpressured || s->client.phase != CLIENT_READY || s->client.terminated ||
-	    s->catalog_waiting ||
-	    upstream_queued(s) > RELAY_LOW_WATER)
+	if (s->closing || !s->client.backpressured || upstream_queued(s) > RELAY_LOW_WATER)
 		return;
 	s->client.backpressured = false;
-	client_resume(s);
-	relay_client_input(s);
+	relay_client_wake(s);
+}
+
+/* PostgreSQL 15's limits on a frontend message's length word (libpq.h). */
+#define PG_LARGE_MESSAGE_LIMIT 0x3ffffffeu /* MaxAllocSize - 1 */
+#define PG_SMALL_MESSAGE_LIMIT 10000u
+
+/*
+ * The largest length word PostgreSQL accepts for this message type, read
+ * before the body (postgres.c SocketBackend, copyfromparse.c
+ * CopyGetData): statements and data may be large, control messages not;
+ * an unknown type is refused before its length is even looked at (0).
+ * pgwarden rejects at the same point (the header), never after buffering.
+ */
+static uint32_t client_message_limit(const session *s, char type)
+{
+	uint32_t max;
+
+	switch (type) {
+	case 'C': case 'D': case 'E': case 'H': case 'S': case 'X':
+		max = PG_SMALL_MESSAGE_LIMIT;
+		break;
+	case 'c': case 'f':
+		max = s->tl.mode == TL_MODE_COPY_IN ? PG_SMALL_MESSAGE_LIMIT : PG_LARGE_MESSAGE_LIMIT;
+		break;
+	case 'Q': case 'P': case 'B': case 'F': case 'd':
+		max = PG_LARGE_MESSAGE_LIMIT;
+		break;
+	default:
+		return 0;
+	}
+	return (uint32_t)s->cfg->max_message_size < max ? (uint32_t)s->cfg->max_message_size : max;
 }
 
 /* Frame and hand over every whole client message buffered now. */
 static void relay_client_messages(session *s)
 {
 	struct evbuffer *in = s->client.io.in;
-	uint32_t max = (uint32_t)s->cfg->max_message_size;
 
-	while (!s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY &&
-	       !s->client.terminated) {
+	while (relay_client_readable(s)) {
 		size_t avail = evbuffer_get_length(in);
 		uint8_t hdr[5];
 		const uint8_t *msg;
@@ -92,7 +137,7 @@ static void relay_client_messages(session *s)
 		if (upstream_backlogged(s)) {
 			/* resumed by relay_upstream_drained or relay_release_held */
 			s->client.backpressured = true;
-			client_pause(s);
+			relay_client_wake(s);
 			return;
 		}
 		if (s->client.copy_passthru) {
@@ -106,7 +151,13 @@ static void relay_client_messages(session *s)
 		if (avail < 5)
 			return;
 		evbuffer_copyout(in, hdr, 5);
-		if (frame_peek(hdr, avail, max, &type, &blen) != FRAME_OK) {
+		if (client_message_limit(s, (char)hdr[0]) == 0) {
+			char m[64];
+			snprintf(m, sizeof(m), "invalid frontend message type %d", hdr[0]);
+			client_fail(s, "08P01", m, NULL);
+			return;
+		}
+		if (frame_peek(hdr, avail, client_message_limit(s, (char)hdr[0]), &type, &blen) != FRAME_OK) {
 			char sample[64];
 			session_log(LOG_LVL_WARN, s, "invalid message length from client: %s",
 				    log_sample(sample, sizeof(sample), hdr, 5));
@@ -127,7 +178,8 @@ static void relay_client_messages(session *s)
 			client_fail(s, "53200", "pgwarden: out of memory", NULL);
 			return;
 		}
-		frontend_message(s, type, msg, blen);
+		if (frontend_message(s, type, msg, blen) == RELAY_STOP)
+			return;
 	}
 }
 
@@ -222,7 +274,7 @@ void relay_client_drained(session *s)
 
 void relay_close_if_terminated(session *s)
 {
-	if (!s->client.terminated || s->closing || s->owed.count || s->awaiting_flush)
+	if (!s->client.terminated || s->closing || s->tl.count || s->awaiting_flush)
 		return;
 	if (io_pending(&s->client.io) == 0)
 		session_close_later(s, "client terminated");
@@ -251,54 +303,68 @@ void relay_release_held(session *s, bool audit_ok)
 	resume_client_if_drained(s);
 }
 
-/* ---- injected and poisoned messages ------------------------------------------------------ */
+/* ---- re-pin and poison ------------------------------------------------------------------ */
 
-void relay_inject_internal(session *s, const char *sql)
+/* A name of pgwarden's own upstream: a prefix and 64 random bits; false (the session fails) without randomness. */
+static bool own_name(session *s, const char *prefix, char *out, size_t outsz)
 {
-	pktbuf b;
+	uint8_t r[8];
 
-	if (!owed_expects(&s->owed, OWED_INTERNAL)) {
-		/* the server is skipping to Sync and would ignore it: re-pin after the Sync instead */
-		s->repin_pending = true;
-		return;
+	if (RAND_bytes(r, sizeof(r)) != 1) {
+		client_fail(s, "53200", "pgwarden: no random bytes for an internal name", NULL);
+		return false;
 	}
+	snprintf(out, outsz, "%s%02x%02x%02x%02x%02x%02x%02x%02x", prefix, r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+		 r[7]);
+	return true;
+}
+
+/* Queue 'b' upstream, owing one swallowed entry per kind in 'kinds'. */
+static relay_status send_own(session *s, pktbuf *b, const tl_kind *kinds, int n)
+{
+	int i;
+
+	for (i = 0; i < n && !b->failed; i++)
+		if (!tl_push(&s->tl, kinds[i], TL_SWALLOW))
+			b->failed = true;
+	if (b->failed) {
+		pktbuf_free(b);
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+		return RELAY_STOP;
+	}
+	evbuffer_add(relay_upstream_out(s), b->data, b->len);
+	pktbuf_free(b);
+	return RELAY_GO;
+}
+
+/* The pin as a simple Query, between batches. */
+static relay_status repin_simple(session *s, const char *sql)
+{
+	static const tl_kind kinds[] = {TL_QUERY};
+	pktbuf b;
 
 	pktbuf_init(&b);
 	pkt_begin(&b, 'Q');
 	pkt_put_cstr(&b, sql);
 	pkt_end(&b);
-	if (b.failed || !owed_push(&s->owed, OWED_INTERNAL)) {
-		pktbuf_free(&b);
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-		return;
-	}
-	evbuffer_add(relay_upstream_out(s), b.data, b.len);
-	pktbuf_free(&b);
+	return send_own(s, &b, kinds, 1);
 }
 
 /*
- * Re-pin in the middle of an extended-protocol batch (after an Execute of
- * RESET ALL, before the client's next message): Parse, Bind, Execute and
- * Close of one set_config statement under names of our own, each owing one
- * swallowed answer. It runs in the batch's implicit transaction, so a later
- * error rolls it back together with the reset. If the server is already
- * skipping to Sync, the reset did not run either: re-pin after the Sync.
+ * The pin inside an extended batch (after an Execute of RESET ALL, before
+ * the client's next message): Parse, Bind, Execute and Close of one
+ * set_config statement under a name of our own, each owing one swallowed
+ * answer. It runs in the batch's implicit transaction, so a later error
+ * rolls it back together with the reset.
  */
-void relay_inject_internal_ext(session *s, const char *sql)
+static relay_status repin_extended(session *s, const char *sql)
 {
-	pktbuf b;
+	static const tl_kind kinds[] = {TL_PARSE, TL_BIND, TL_EXECUTE, TL_CLOSE};
 	char name[48];
-	uint8_t rnd[8];
-	int i;
+	pktbuf b;
 
-	if (!owed_expects(&s->owed, OWED_INTERNAL_EXT)) {
-		s->repin_pending = true;
-		return;
-	}
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		memset(rnd, 0x6b, sizeof(rnd));
-	snprintf(name, sizeof(name), "pgwarden_pin_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-		 rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	if (!own_name(s, "pgwarden_pin_", name, sizeof(name)))
+		return RELAY_STOP;
 	pktbuf_init(&b);
 	pkt_begin(&b, 'P');
 	pkt_put_cstr(&b, name);
@@ -320,76 +386,90 @@ void relay_inject_internal_ext(session *s, const char *sql)
 	pkt_put_u8(&b, 'S');
 	pkt_put_cstr(&b, name);
 	pkt_end(&b);
-	for (i = 0; i < 4 && !b.failed; i++)
-		if (!owed_push(&s->owed, OWED_INTERNAL_EXT))
-			b.failed = true;
-	if (b.failed) {
-		pktbuf_free(&b);
+	return send_own(s, &b, kinds, 4);
+}
+
+relay_status relay_repin(session *s)
+{
+	char *sql;
+	relay_status st;
+
+	if (s->closing)
+		return RELAY_STOP;
+	/* Skipping to Sync, reading COPY data, or in a failed transaction, the server would not run it: wait. */
+	if (!s->tl.repin || s->tl.mode != TL_MODE_NORMAL)
+		return RELAY_GO;
+	sql = s->tl.batch_open ? pin_sql_build_single(s->cfg, s->who, s->up.read_only)
+			       : pin_sql_build(s->cfg, s->who, s->up.read_only);
+	if (!sql) {
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-		return;
+		return RELAY_STOP;
 	}
-	evbuffer_add(relay_upstream_out(s), b.data, b.len);
-	pktbuf_free(&b);
+	s->tl.repin = false;
+	st = s->tl.batch_open ? repin_extended(s, sql) : repin_simple(s, sql);
+	free(sql);
+	return st;
 }
 
 /*
- * The poison that takes a denied message's place upstream. It fails with
+ * The poison that takes a refused message's place upstream. It fails with
  * an ErrorResponse and changes nothing, so the server aborts a transaction
  * block and, in the extended protocol, skips to Sync, exactly as if the
- * denied message itself had failed; and while the server is already
+ * refused message itself had failed; and while the server is already
  * skipping it is ignored like the message it replaces.
- * - For a Query or FunctionCall: a Query that fails its syntax check
- *   (answered by ErrorResponse and ReadyForQuery, like any Query).
+ * - For a Query or FunctionCall: a Query that fails (the gate may give one
+ *   running the statements before a denied one first).
  * - For an extended-protocol message: Execute of a portal that cannot
  *   exist (its name has 64 random bits chosen per denial).
  */
-static void send_poison(session *s, bool simple)
+static bool add_poison(session *s, bool simple, pktbuf *b)
 {
-	pktbuf b;
-	uint8_t rnd[8];
 	char portal[48];
 
-	pktbuf_init(&b);
 	if (simple) {
-		pkt_begin(&b, 'Q');
-		pkt_put_cstr(&b, "pgwarden denied this statement");
-		pkt_end(&b);
-	} else {
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-			memset(rnd, 0x5a, sizeof(rnd));
-		snprintf(portal, sizeof(portal), "pgwarden_denied_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-			 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-		pkt_begin(&b, 'E');
-		pkt_put_cstr(&b, portal);
-		pkt_put_u32(&b, 0);
-		pkt_end(&b);
+		pkt_begin(b, 'Q');
+		pkt_put_cstr(b, "pgwarden denied this statement");
+		pkt_end(b);
+		return true;
 	}
-	if (!b.failed)
-		evbuffer_add(relay_upstream_out(s), b.data, b.len);
-	pktbuf_free(&b);
+	if (!own_name(s, "pgwarden_denied_", portal, sizeof(portal)))
+		return false;
+	pkt_begin(b, 'E');
+	pkt_put_cstr(b, portal);
+	pkt_put_u32(b, 0);
+	pkt_end(b);
+	return true;
 }
 
-void relay_deny(session *s, char type, size_t total_len, const char *message, const char *detail,
-		const char *hint)
+relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err, size_t err_len,
+			  const uint8_t *query, size_t query_len, tl_entry **entry)
 {
-	struct evbuffer *in = s->client.io.in;
 	bool simple = (type == 'Q' || type == 'F');
-	owed *o;
-	pktbuf err;
+	tl_entry *e;
+	pktbuf b;
 
-	evbuffer_drain(in, total_len);
-	if (!owed_expects(&s->owed, simple ? OWED_QUERY : OWED_EXECUTE))
-		return; /* the server is skipping to Sync: it would not have answered this message either */
-	pktbuf_init(&err);
-	pkt_error(&err, "ERROR", "42501", message, detail, hint);
-	o = owed_push(&s->owed, simple ? OWED_QUERY : OWED_EXECUTE);
-	if (err.failed || !o) {
-		pktbuf_free(&err);
-		client_fail(s, "53200", "pgwarden: out of memory", NULL);
-		return;
+	evbuffer_drain(s->client.io.in, total_len);
+	pktbuf_init(&b);
+	if (query)
+		pkt_put_bytes(&b, query, query_len);
+	else if (!add_poison(s, simple, &b)) {
+		free(err);
+		pktbuf_free(&b);
+		return RELAY_STOP;
 	}
-	o->denied = true;
-	o->deny_msg = err.data; /* ownership moves to the owed entry */
-	o->deny_len = err.len;
-	send_poison(s, simple);
+	e = b.failed ? NULL : tl_push(&s->tl, simple ? TL_QUERY : TL_EXECUTE, TL_DENY);
+	if (!e) {
+		free(err);
+		pktbuf_free(&b);
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+		return RELAY_STOP;
+	}
+	if (!simple)
+		s->tl.batch_open = true;
+	e->deny_msg = err; /* ownership moves to the entry */
+	e->deny_len = err_len;
+	evbuffer_add(relay_upstream_out(s), b.data, b.len);
+	pktbuf_free(&b);
+	*entry = e;
+	return RELAY_GO;
 }

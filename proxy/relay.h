@@ -4,12 +4,13 @@
  * Framing is kept apart from meaning (PgBouncer's sbuf): the loops here know
  * lengths only. At each client message boundary the whole message goes to
  * frontend.c, which forwards, rewrites or denies it; at each server message
- * boundary backend.c updates the owed-response FIFO. DataRow and CopyData
+ * boundary backend.c updates the timeline (pipeline.h). DataRow and CopyData
  * bodies are streamed through without being buffered whole.
  */
 #ifndef PGW_RELAY_H
 #define PGW_RELAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,24 +40,43 @@ struct evbuffer *relay_upstream_out(session *s);
 /* The audit batch holding this session's records was written (ok) or lost. */
 void relay_release_held(session *s, bool audit_ok);
 
-/*
- * Send pgwarden's own simple Query upstream (re-pin, read-only switch); its
- * responses are swallowed. Only call when the client is between requests
- * (after a Query or Sync has been forwarded).
- */
-void relay_inject_internal(session *s, const char *sql);
-
-/* The same inside an extended-protocol batch (one statement, swallowed answers). */
-void relay_inject_internal_ext(session *s, const char *sql);
+/* What a handler tells its caller: go on, or stop (the session is ending). */
+typedef enum {
+	RELAY_GO,   /* carry on with the next message */
+	RELAY_WAIT, /* the message stays at the front of the input until the session is woken */
+	RELAY_STOP, /* the session is closing: touch nothing more */
+} relay_status;
 
 /*
- * Deny the client message at the front of the client input (type and total
- * length given) with a prepared ErrorResponse: the message is dropped and a
- * poison that fails harmlessly upstream takes its place, so the server's
- * transaction and extended-protocol state match what the client sees.
+ * The one answer to "should the client be read now": the session is
+ * relaying, the client has not sent Terminate, no catalog reload and no
+ * off-loop parse is awaited, and the upstream backlog is not too large. (One more condition would go
+ * here, e.g. an operator's PAUSE of the target.)
  */
-void relay_deny(session *s, char type, size_t total_len, const char *message, const char *detail,
-		const char *hint);
+bool relay_client_readable(const session *s);
+
+/* Apply relay_client_readable() to the client's socket; when readable, relay what is buffered. */
+void relay_client_wake(session *s);
+
+/*
+ * The one consumer of the re-pin flag (s->tl.repin): re-apply the pinned
+ * identity now, if the server will run it (predicted mode normal), as a
+ * simple Query between batches or as one swallowed Parse/Bind/Execute/Close
+ * inside an extended batch (so it runs in the batch's transaction, before
+ * the batch's next message). Otherwise the flag waits for the next call.
+ */
+relay_status relay_repin(session *s);
+
+/*
+ * Refuse the client message at the front of the client input (type and
+ * total length given) with a prepared ErrorResponse ('err', taken over):
+ * a poison that fails harmlessly upstream takes its place ('query' when
+ * given: a Query to send instead, e.g. the statements before a denied one
+ * followed by a poison), so the server's transaction and extended-protocol
+ * state match what the client sees.
+ */
+relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err, size_t err_len,
+			  const uint8_t *query, size_t query_len, tl_entry **entry);
 
 /* After Terminate: close the session once nothing is owed or held and the client has its bytes. */
 void relay_close_if_terminated(session *s);

@@ -253,7 +253,7 @@ void server_close_if_idle(session *s)
 		return;
 	/* Not yet logged in, or between transactions with nothing in flight: nothing to finish. */
 	if (s->client.phase != CLIENT_READY ||
-	    (s->up.txn_status == 'I' && s->owed.count == 0 && !s->awaiting_flush))
+	    (s->up.txn_status == 'I' && s->tl.count == 0 && !s->awaiting_flush))
 		client_fail(s, "57P01", "terminating connection due to administrator command", NULL);
 }
 

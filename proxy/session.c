@@ -15,6 +15,7 @@
 #include "proxy/audit_hooks.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
+#include "proxy/parse_async.h"
 
 session *session_new(pgw_server *srv)
 {
@@ -35,8 +36,7 @@ session *session_new(pgw_server *srv)
 	s->up.own_fd = -1;
 	s->cfg = config_ref(srv->cfg);
 	s->up.txn_status = 'I';
-	owed_init(&s->owed);
-	stmt_table_init(&s->stmts);
+	tl_init(&s->tl);
 	TAILQ_INSERT_TAIL(&srv->sessions, s, link);
 	srv->metrics.client_connections++;
 	return s;
@@ -72,7 +72,7 @@ void session_free(session *s)
 	 * A client that vanished mid-query leaves the backend running until the
 	 * query ends (it notices the closed socket only when it writes): cancel it.
 	 */
-	if (s->owed.count > 0 && !s->client.terminated)
+	if (s->tl.count > 0 && !s->client.terminated)
 		cancel_upstream(s);
 	upstream_close(s);
 	io_free(&s->client.io);
@@ -93,8 +93,8 @@ void session_free(session *s)
 	auth_free(s->client.auth);
 	free(s->client.startup_pkt);
 	free(s->client.params);
-	owed_free(&s->owed);
-	stmt_table_free(&s->stmts);
+	tl_free(&s->tl);
+	parse_async_forget(s);
 	evbuffer_free(s->hold);
 	if (s->awaiting_flush)
 		TAILQ_REMOVE(&srv->flush_list, s, flush_link);

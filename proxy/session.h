@@ -22,8 +22,7 @@
 #include "protocol/startup.h"
 #include "proxy/io.h"
 #include "proxy/log.h"
-#include "proxy/owed.h"
-#include "proxy/stmt_table.h"
+#include "proxy/pipeline.h"
 
 struct pgw_server;
 struct pgw_auth;
@@ -81,9 +80,6 @@ typedef struct upstream_conn {
 	uint32_t passthru;             /* bytes of a DataRow/CopyData still to stream to the client */
 	char txn_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool read_only;                /* what default_transaction_read_only is set to upstream */
-	int copy_in;                   /* CopyInResponses seen minus CopyDone/CopyFail sent: > 0 while the
-	                                  server reads COPY data (a client may send CopyDone before the
-	                                  CopyInResponse arrives: the count then dips below 0 first) */
 	bool standard_conforming_strings; /* tracked from ParameterStatus */
 	struct timespec connect_start; /* for the connect-latency metric */
 } upstream_conn;
@@ -103,15 +99,14 @@ typedef struct session {
 	uint32_t cancel_pid;           /* our BackendKeyData */
 	uint32_t cancel_key;
 
-	owed_queue owed;               /* responses the upstream still owes, oldest first */
-	stmt_table stmts;              /* prepared statements and portals known to the client */
+	timeline tl;                   /* what the server will do: answers owed, names, mode, re-pin (pipeline.h) */
 	struct evbuffer *hold;         /* upstream-bound bytes held until their audit records are written */
 	bool awaiting_flush;           /* on srv->flush_list */
-	bool repin_pending;            /* RESET ALL / DISCARD ALL seen: re-apply identity before more SQL */
-	bool ext_batch_open;           /* extended-protocol messages sent since the last Sync */
 	bool catalog_refresh_needed;   /* sent function DDL: reload the catalog when its transaction ends */
 	bool catalog_waiting;          /* client paused until the target's catalog covers catalog_wait_mark */
-	uint64_t catalog_wait_mark;
+	uint64_t catalog_wait_mark;    /* the catalog load that must land before the client is read again */
+	struct parse_job *parse_job;   /* a large statement parsed off the loop (parse_async.c), or NULL */
+	bool parse_waiting;            /* client paused until parse_job lands */
 
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
 	bool audited_disconnect;       /* the disconnect record is written (once per session) */

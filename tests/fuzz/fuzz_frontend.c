@@ -4,9 +4,10 @@
  * pktread cursor exactly as proxy/frontend.c does for Query, Parse, Bind,
  * Execute, Describe, Close and Sync, feeding the statement/portal tables
  * (proxy/stmt_table.c), the Bind parameter reader of proxy/gate.c
- * (bind_params, mirrored here because it is static there) and the owed FIFO
- * (proxy/owed.c), with the server's answers simulated so entries are popped,
- * errors skip to Sync, and refs are taken.
+ * (bind_params, mirrored here because it is static there) and the timeline
+ * (proxy/pipeline.c: entries, pending name changes replayed over the
+ * confirmed tables, predicted mode), with the server's answers simulated so
+ * entries complete, errors skip to Sync, transactions end and refs are taken.
  *
  * The session logic itself (libevent, gate, upstream) is not linked: this
  * target is about the bytes. Keep the readers below in step with frontend.c.
@@ -19,7 +20,7 @@
 #include "protocol/frame.h"
 #include "protocol/bind.h"
 #include "protocol/pktread.h"
-#include "proxy/owed.h"
+#include "proxy/pipeline.h"
 #include "proxy/stmt_table.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -37,9 +38,8 @@ void policy_facts_unref(const struct policy_facts *f)
 #define MAX_AUDIT_PARAMS 32
 
 typedef struct sim {
-	stmt_table stmts;
-	owed_queue owed;
-	uint64_t next_ref;
+	timeline tl;       /* the session's timeline: entries, names, mode */
+	uint64_t next_ref; /* audit refs handed out so far */
 } sim;
 
 /* The real reader (protocol/bind.c), touching every value the audit record would read. */
@@ -55,18 +55,32 @@ static int bind_params(const uint8_t *p, size_t len, int max)
 	return n;
 }
 
-static void expect(sim *s, owed_kind kind, bool with_ref)
+/* Owe an answer (unless the server skips to Sync), adopting 'changes'. */
+static void expect(sim *s, tl_kind kind, bool with_ref, struct tl_changes *changes)
 {
-	owed *o;
+	tl_entry *e;
 
-	if (!owed_expects(&s->owed, kind))
+	if (s->tl.mode == TL_MODE_SKIP && kind != TL_SYNC) {
+		tl_changes_free(changes);
 		return;
-	o = owed_push(&s->owed, kind);
-	if (o && with_ref) {
+	}
+	if (kind == TL_SYNC && s->tl.mode == TL_MODE_SKIP)
+		tl_set_mode(&s->tl, TL_MODE_NORMAL);
+	if (!(e = tl_push(&s->tl, kind, TL_FORWARD)))
+		abort();
+	if (with_ref) {
 		uint64_t refs[3] = {++s->next_ref, ++s->next_ref, ++s->next_ref};
-		if (!owed_set_refs(o, refs, (uint32_t)(s->next_ref % 4)))
+		if (!tl_set_refs(e, refs, (uint32_t)(s->next_ref % 4)))
 			abort();
 	}
+	tl_adopt(&s->tl, e, changes);
+}
+
+static bool name_used(sim *s, tl_ns ns, const char *name)
+{
+	stmt_info *si;
+
+	return name[0] && tl_lookup(&s->tl, ns, name, &si) != TL_NAME_NONE;
 }
 
 /* frontend.c on_query */
@@ -74,7 +88,9 @@ static bool on_query(sim *s, const uint8_t *body, uint32_t len)
 {
 	if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1)
 		return false;
-	expect(s, OWED_QUERY, true);
+	struct tl_changes none = TAILQ_HEAD_INITIALIZER(none);
+
+	expect(s, TL_QUERY, true, &none);
 	return true;
 }
 
@@ -87,6 +103,7 @@ static bool on_parse(sim *s, const uint8_t *body, uint32_t len)
 	int16_t nparams;
 	const uint8_t *oids;
 	stmt_info *si;
+	struct tl_changes ch = TAILQ_HEAD_INITIALIZER(ch);
 
 	pktread_init(&r, body, len);
 	rd_cstr(&r, &name, NULL);
@@ -97,10 +114,10 @@ static bool on_parse(sim *s, const uint8_t *body, uint32_t len)
 	if (strlen(name) >= len || strlen(query) != qlen)
 		abort(); /* the cursor handed out a string that is not inside the body */
 	si = stmt_info_new(query, qlen, NULL);
-	if (!si || !stmt_table_put(&s->stmts, name, si))
+	if (!si || !tl_change_add(&ch, TL_NS_STMT, TL_PUT, name, si, NULL, 0, 0, name_used(s, TL_NS_STMT, name), false))
 		abort();
 	stmt_info_unref(si);
-	expect(s, OWED_PARSE, false);
+	expect(s, TL_PARSE, false, &ch);
 	return true;
 }
 
@@ -110,20 +127,21 @@ static bool on_bind(sim *s, const uint8_t *body, uint32_t len)
 	pktread r;
 	const char *portal, *stmt;
 	stmt_info *si;
+	struct tl_changes ch = TAILQ_HEAD_INITIALIZER(ch);
 
 	pktread_init(&r, body, len);
 	rd_cstr(&r, &portal, NULL);
 	rd_cstr(&r, &stmt, NULL);
 	if (r.bad)
 		return false;
-	si = stmt_table_get(&s->stmts, stmt);
-	if (!si) {
-		portal_table_del(&s->stmts, portal);
-		return true; /* denied: poison, the relay owes an Execute-shaped answer */
+	if (tl_lookup(&s->tl, TL_NS_STMT, stmt, &si) != TL_NAME_KNOWN) {
+		expect(s, TL_EXECUTE, false, &ch); /* denied: poison, the relay owes an Execute-shaped answer */
+		return true;
 	}
-	if (!portal_table_put(&s->stmts, portal, si, body + r.pos, len - r.pos))
+	if (!tl_change_add(&ch, TL_NS_PORTAL, TL_PUT, portal, si, body + r.pos, len - r.pos, 0,
+			   name_used(s, TL_NS_PORTAL, portal), false))
 		abort();
-	expect(s, OWED_BIND, false);
+	expect(s, TL_BIND, false, &ch);
 	return true;
 }
 
@@ -136,21 +154,23 @@ static bool on_execute(sim *s, const uint8_t *body, uint32_t len)
 	stmt_info *si;
 	const uint8_t *params;
 	size_t plen;
+	struct tl_changes ch = TAILQ_HEAD_INITIALIZER(ch);
 
 	pktread_init(&r, body, len);
 	rd_cstr(&r, &portal, NULL);
 	rd_i32(&r, &max_rows);
 	if (!pktread_done(&r))
 		return false;
-	si = portal_table_get(&s->stmts, portal);
-	if (!si)
+	if (tl_lookup(&s->tl, TL_NS_PORTAL, portal, &si) != TL_NAME_KNOWN) {
+		expect(s, TL_EXECUTE, false, &ch); /* denied */
 		return true;
+	}
 	if (strlen(si->text) > si->len)
 		abort();
-	params = portal_table_params(&s->stmts, portal, &plen);
+	params = tl_portal_params(&s->tl, portal, &plen);
 	if (params)
 		bind_params(params, plen, MAX_AUDIT_PARAMS);
-	expect(s, OWED_EXECUTE, true);
+	expect(s, TL_EXECUTE, true, &ch);
 	return true;
 }
 
@@ -160,40 +180,44 @@ static bool on_describe_or_close(sim *s, char type, const uint8_t *body, uint32_
 	pktread r;
 	uint8_t what;
 	const char *name;
+	struct tl_changes ch = TAILQ_HEAD_INITIALIZER(ch);
 
 	pktread_init(&r, body, len);
 	rd_u8(&r, &what);
 	rd_cstr(&r, &name, NULL);
 	if (!pktread_done(&r) || (what != 'S' && what != 'P'))
 		return false;
-	if (type == 'C') {
-		if (what == 'S')
-			stmt_table_del(&s->stmts, name);
-		else
-			portal_table_del(&s->stmts, name);
-	}
-	expect(s, type == 'D' ? OWED_DESCRIBE : OWED_CLOSE, false);
+	if (type == 'C' && !tl_change_add(&ch, what == 'S' ? TL_NS_STMT : TL_NS_PORTAL, TL_DEL, name, NULL, NULL, 0,
+					  0, false, false))
+		abort();
+	expect(s, type == 'D' ? TL_DESCRIBE : TL_CLOSE, false, &ch);
 	return true;
 }
 
-/* A server answer chosen by the input: a result for the head entry, or an error. */
+/* A server answer chosen by the input: a result for the head entry, an error, or a transaction end. */
 static void server_answers(sim *s, uint8_t how)
 {
-	owed *head = owed_head(&s->owed);
+	tl_entry *head = tl_head(&s->tl);
 
 	if (!head)
 		return;
-	(void)owed_peek_ref(head);
-	(void)owed_take_ref(head);
+	(void)tl_peek_ref(head);
+	(void)tl_take_ref(head);
 	if ((how & 3) == 3) {
-		owed_kind k = head->kind;
+		head->failed = true;
+		if (head->kind == TL_QUERY)
+			tl_refuse_from(&s->tl, head, 0);
+		else if (head->kind != TL_SYNC)
+			tl_error_skip(&s->tl);
+	} else if (how & 1) {
+		bool ends = (head->kind == TL_SYNC || head->kind == TL_QUERY) && (how & 4);
 
-		owed_pop(&s->owed);
-		if (k == OWED_PARSE || k == OWED_BIND || k == OWED_DESCRIBE || k == OWED_EXECUTE ||
-		    k == OWED_CLOSE)
-			owed_error_skip(&s->owed, NULL);
-	} else if (how & 1)
-		owed_pop(&s->owed);
+		if (head->kind == TL_QUERY)
+			tl_confirm_index(&s->tl, head, 0);
+		tl_complete_head(&s->tl);
+		if (ends)
+			tl_transaction_ended(&s->tl);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -202,8 +226,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 0;
 
 	memset(&s, 0, sizeof(s));
-	stmt_table_init(&s.stmts);
-	owed_init(&s.owed);
+	tl_init(&s.tl);
 	while (off < size) {
 		char type = 0;
 		uint32_t blen = 0;
@@ -232,8 +255,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 'C': ok = on_describe_or_close(&s, type, body, blen); break;
 		case 'S':
 			ok = blen == 0;
-			if (ok)
-				expect(&s, OWED_SYNC, false);
+			if (ok) {
+				struct tl_changes none = TAILQ_HEAD_INITIALIZER(none);
+				expect(&s, TL_SYNC, false, &none);
+			}
 			break;
 		case 'H': case 'c': case 'f': case 'd': break;
 		case 'X': goto done;
@@ -247,7 +272,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			server_answers(&s, data[off]);
 	}
 done:
-	owed_free(&s.owed);
-	stmt_table_free(&s.stmts);
+	tl_free(&s.tl);
 	return 0;
 }

@@ -21,7 +21,7 @@ import pytest
 from psycopg import errors
 
 from policy_helpers import (SET_CONFIG_OID, assert_denied, assert_identity, expect_denied,
-                            function_call, identity, run, window_section)
+                            function_call, identity, rfc3339, run, window_section)
 from rawpg import RawConn, errors_of, msg, rows_of
 
 pytestmark = pytest.mark.identity  # pgwarden's own behaviour: skipped in direct mode
@@ -611,6 +611,11 @@ def test_open_window_allows_writes(pgwarden_factory, pg, procedures):
         e = expect_denied(c, "INSERT INTO invoices (tenant, amount) VALUES ('globex', 1)",
                           "write-outside-window", hint=True)
         assert "pol-later" in e.diag.message_hint
+        # and it says why the open one does not count, with the next one's close time
+        hint = e.diag.message_hint
+        assert "window pol-open is open until " in hint, hint
+        assert "but actor user:ada is not on its actors list" in hint, hint
+        assert f"pol-later opens {rfc3339(now + 86400)}, closes {rfc3339(now + 90000)}" in hint, hint
         expect_denied(c, "BEGIN READ WRITE", "read-write-override")
         assert_identity(c, "user:ada")
 
@@ -623,6 +628,25 @@ def test_window_for_other_actor_denies(pgwarden_factory):
         expect_denied(c, "DELETE FROM invoices WHERE id = -1", "write-outside-window", hint=True)
         expect_denied(c, "SET default_transaction_read_only = off", "read-write-override")
         assert_identity(c)
+
+
+def test_weekly_window_hint_in_its_zone_and_utc(pgwarden_factory):
+    """The HINT shows a weekly window's next opening in its own zone and in UTC, with its close.
+    Kolkata is UTC+05:30 all year; the window opens every day six hours from now."""
+    opens = time.time() + 6 * 3600
+    loc = time.gmtime(opens + 5.5 * 3600)
+    start, end = f"{loc.tm_hour:02d}:{loc.tm_min:02d}", f"{(loc.tm_hour + 1) % 24:02d}:{loc.tm_min:02d}"
+    section = ("[window.pol-weekly-{a}]\ntarget = prod\nweekly = mon,tue,wed,thu,fri,sat,sun {s}-{e}\n"
+               "timezone = Asia/Kolkata\napproved_by = ops:tests\nreason = hint test\nactors = user:{a}\n\n")
+    w = pgwarden_factory(extra_config=section.format(a="nobody", s=start, e=end)
+                         + section.format(a="jimmie", s=start, e=end))
+    with w.connect(dbname="prod") as c:
+        hint = expect_denied(c, "DELETE FROM invoices WHERE id = -1", "write-outside-window",
+                             hint=True).diag.message_hint
+    utc_open, utc_close = time.gmtime(opens), time.gmtime(opens + 3600)
+    assert f"next approved window: pol-weekly-jimmie opens {time.strftime('%Y-%m-%d', loc)}T{start}+05:30 " \
+           f"Asia/Kolkata ({time.strftime('%Y-%m-%dT%H:%M', utc_open)}Z), closes " in hint, hint
+    assert f"T{end}+05:30 ({time.strftime('%Y-%m-%dT%H:%M', utc_close)}Z)" in hint, hint
 
 
 def test_window_closed_by_reload_denies_prepared_write(pgwarden_factory, pg):
@@ -646,6 +670,36 @@ def test_window_closed_by_reload_denies_prepared_write(pgwarden_factory, pg):
             assert_identity(c)
             assert c.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
         assert pg.sql(f"SELECT count(*) FROM billing.invoices WHERE note = '{tag}'", "app") == [(3,)]
+    finally:
+        pg.sql(f"DELETE FROM billing.invoices WHERE note = '{tag}'", "app")
+
+
+def test_explain_and_create_table_as_execute(pgwarden_factory, pg):
+    """EXPLAIN EXECUTE and CREATE TABLE AS EXECUTE (issue 14 item 7) are judged by the prepared
+    statement they run: a read is fine on prod, a write prepared in a window is denied after it."""
+    now = time.time()
+    w = pgwarden_factory(extra_config=window_config(now))
+    tag = "pol-xex-" + secrets.token_hex(4)
+    with w.connect(dbname="staging") as c:
+        run(c, "PREPARE pol_r AS SELECT count(*) FROM invoices WHERE id <= 5")
+        assert "Scan" in " ".join(r[0] for r in run(c, "EXPLAIN EXECUTE pol_r").fetchall())
+        run(c, "CREATE TEMP TABLE pol_x AS EXECUTE pol_r")
+        assert run(c, "SELECT * FROM pol_x").fetchone() == (3,)
+    try:
+        with w.connect(dbname="prod") as c:
+            run(c, "PREPARE pol_r AS SELECT count(*) FROM invoices WHERE id <= 5")
+            run(c, f"PREPARE pol_w AS {INSERT_ONE.format(tag)}")
+            run(c, "EXPLAIN EXECUTE pol_r")
+            run(c, "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE pol_r")
+            w.reload(extra_config="")
+            run(c, "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE pol_r")
+            expect_denied(c, "EXPLAIN ANALYZE EXECUTE pol_w", "write-outside-window", hint=True)
+            expect_denied(c, "CREATE TEMP TABLE pol_y AS EXECUTE pol_r", "write-outside-window")
+            with pytest.raises(psycopg.Error) as ei:
+                run(c, "EXPLAIN EXECUTE pol_unknown")
+            assert ei.value.diag.message_primary.startswith("pgwarden:")
+            assert_identity(c)
+        assert pg.sql(f"SELECT count(*) FROM billing.invoices WHERE note = '{tag}'", "app") == [(0,)]
     finally:
         pg.sql(f"DELETE FROM billing.invoices WHERE note = '{tag}'", "app")
 
@@ -774,6 +828,51 @@ def test_opaque_user_function_staging(pgwarden):
         assert_identity(c)
 
 
+CURSOR_FN = """CREATE OR REPLACE FUNCTION billing.pol_cursor_total() RETURNS numeric LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c CURSOR (lim int) FOR SELECT amount FROM billing.invoices WHERE id <= lim;
+    rc refcursor;
+    label text COLLATE "C" := 'x';
+    r record;
+    total numeric := 0;
+BEGIN
+    FOR row IN c(5) LOOP total := total + row.amount; END LOOP;
+    OPEN rc FOR SELECT amount FROM billing.invoices WHERE id <= 5;
+    LOOP
+        FETCH NEXT FROM rc INTO r;
+        EXIT WHEN NOT FOUND;
+        total := total + r.amount;
+    END LOOP;
+    CLOSE rc;
+    RETURN total;
+END $$"""
+
+
+def test_plpgsql_cursors_and_collations(pgwarden, pg, _session_warden):
+    """Valid PL/pgSQL that libpg_query's reader rejects without a catalog (refcursor variables,
+    OPEN/FETCH/CLOSE, cursor FOR loops, COLLATE in a declaration) is read, in DO blocks and in
+    function bodies: read-only on prod, a write still a write."""
+    for db in ("app", "app_staging"):
+        pg.sql(CURSOR_FN, db)
+        pg.sql("GRANT EXECUTE ON FUNCTION billing.pol_cursor_total() TO bookkeeper", db)
+    try:
+        _session_warden.reload(wait=1.0)
+        do = ("DO $$ DECLARE c refcursor; r record; t text COLLATE \"C\" := 'a'; BEGIN "
+              "OPEN c FOR SELECT id FROM invoices; FETCH c INTO r; MOVE NEXT IN c; CLOSE c; END $$")
+        with pgwarden.connect(dbname="prod") as c:
+            run(c, do)
+            total = run(c, "SELECT billing.pol_cursor_total()").fetchone()[0]
+            assert total == 2 * run(c, "SELECT sum(amount) FROM invoices WHERE id <= 5").fetchone()[0]
+            expect_denied(c, "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR SELECT nextval('invoices_id_seq'); "
+                             "END $$", "write-outside-window")
+            expect_denied(c, "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR "
+                             "SELECT set_config('app.tenant_id', 'globex', false); END $$", "identity-change")
+            assert_identity(c)
+    finally:
+        for db in ("app", "app_staging"):
+            pg.sql("DROP FUNCTION IF EXISTS billing.pol_cursor_total()", db)
+
+
 def test_plain_do_block_allowed_on_staging(pgwarden):
     with pgwarden.connect(dbname="staging") as c:
         run(c, "DO $$BEGIN PERFORM 1; END$$")
@@ -806,10 +905,16 @@ def test_fastpath_denied(pgwarden, dbname):
 # --- unparsable --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_syntax_error_denied(pgwarden, protocol):
+def test_syntax_error_is_the_parsers_answer(pgwarden, protocol):
+    """CONTRACT §4: what PostgreSQL's parser rejects gets the parser's answer from pgwarden
+    (42601 and the error position), not a denial; `unparsable` is for what is too large."""
     with pgwarden.connect() as c:
-        e = expect_denied(c, "SELEC 1", "unparsable", protocol)
-        assert "syntax error" in e.diag.message_primary
+        with pytest.raises(psycopg.Error) as ei:
+            run(c, "SELEC 1", protocol)
+        e = ei.value
+        assert e.sqlstate == "42601", f"{e.sqlstate}: {e.diag.message_primary}"
+        assert e.diag.message_primary == 'syntax error at or near "SELEC"'
+        assert e.diag.statement_position == "1"
         assert_identity(c)
 
 
@@ -827,7 +932,10 @@ def test_huge_statements_denied_without_killing_proxy(pgwarden, name, sql):
             denied = False
         except psycopg.Error as e:
             denied = True
-            if name != "20k-stmts":
+            if name == "50k-parens":
+                # PostgreSQL's own parser rejects this nesting (bison's stack): its answer, 42601
+                assert e.sqlstate == "42601" and "memory exhausted" in e.diag.message_primary
+            elif name != "20k-stmts":
                 assert_denied(e, "unparsable")
         assert time.monotonic() - t0 < 20
         assert denied or name == "20k-stmts"
@@ -956,8 +1064,10 @@ def test_ready_for_query_status_after_denial(pgwarden):
 @pytest.mark.parametrize("dbname,denied_sql,expect", [
     # identity: the Parse itself is denied (no ParseComplete for it)
     ("staging", "SET ROLE agent_rw", [b"1", b"2", b"D", b"C", b"E", b"Z"]),
-    # production write: Parse and Bind pass, the Execute is denied (window rules are judged there)
-    ("prod", "DELETE FROM invoices WHERE id = -1", [b"1", b"2", b"D", b"C", b"1", b"2", b"E", b"Z"]),
+    # production write: the Parse passes (window rules are judged when it runs), the Bind is
+    # denied (the server may refuse some already at Bind, e.g. FOR UPDATE: the client must see
+    # pgwarden's denial there)
+    ("prod", "DELETE FROM invoices WHERE id = -1", [b"1", b"2", b"D", b"C", b"1", b"E", b"Z"]),
 ])
 def test_denial_in_extended_batch_raw(pgwarden, dbname, denied_sql, expect):
     """Extended protocol on the wire: one ErrorResponse for the denied statement, the rest up

@@ -127,6 +127,18 @@ def test_psql_login(pgwarden):
     ("-c search_path=public -c role=postgres", "role"),
     ("-crole=postgres", "role"),
     ("--role=postgres", "role"),
+    ("-c App.Actor_Id=user:ada", "App.Actor_Id"),
+    ("-c APP.TENANT_ID=globex", "APP.TENANT_ID"),
+    ("-c transaction_read_only=off", "transaction_read_only"),
+    ("-c default_transaction_read_only=on", "default_transaction_read_only"),
+    ("-c standard_conforming_strings=off", "standard_conforming_strings"),
+    ("-c standard_conforming_strings=on", "standard_conforming_strings"),
+    ("-c backslash_quote=on", "backslash_quote"),
+    ("-c session_replication_role=replica", "session_replication_role"),
+    ("-c local_preload_libraries=auto_explain", "local_preload_libraries"),
+    ("-c statement_timeout=5s -c client_min_messages=debug1 -c role=postgres", "role"),
+    ("-c statement_timeout", "statement_timeout"),
+    ("-x", "options"),
 ])
 def test_forbidden_options_rejected(pgwarden, options, name):
     err, _ = startup_result(pgwarden, {"user": "user:jimmie", "database": "prod", "options": options},
@@ -134,6 +146,24 @@ def test_forbidden_options_rejected(pgwarden, options, name):
     assert err is not None, f"options {options!r} accepted"
     assert err["S"] == "FATAL" and err["C"] == "42501", err
     assert name in err["M"] or "options" in err["M"], f"message does not name the parameter: {err}"
+
+
+def test_options_allow_what_set_allows(pgwarden):
+    """options (JDBC ?options=) may set what a session may SET (issue 13): timeouts, planner and
+    vacuum settings, custom non-pinned settings, plpgsql.*; the pinned identity is unaffected."""
+    opts = ("-c statement_timeout=5s -c lock_timeout=2s -c work_mem=8MB -c enable_seqscan=off "
+            "-c vacuum_cost_delay=1 -c app.request_id=req-7 -c plpgsql.variable_conflict=use_column "
+            "--idle-in-transaction-session-timeout=60s")
+    with pgwarden.connect(dbname="prod", options=opts) as c:
+        assert c.execute("SHOW statement_timeout").fetchone() == ("5s",)
+        assert c.execute("SHOW lock_timeout").fetchone() == ("2s",)
+        assert c.execute("SHOW work_mem").fetchone() == ("8MB",)
+        assert c.execute("SHOW enable_seqscan").fetchone() == ("off",)
+        assert c.execute("SHOW idle_in_transaction_session_timeout").fetchone() == ("1min",)
+        assert c.execute("SELECT current_setting('app.request_id')").fetchone() == ("req-7",)
+        assert c.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        assert c.execute("SELECT current_user, current_setting('app.tenant_id')").fetchone() == \
+            ("bookkeeper", "acme")
 
 
 @pytest.mark.parametrize("param,value", [

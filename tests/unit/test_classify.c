@@ -159,6 +159,14 @@ static const verdict_case cases[] = {
 	{ "PREPARE r AS SELECT set_config('role', 'x', false)", ID, ID, ID },
 	{ "EXECUTE q(1)", OK, OK, OK },
 	{ "EXECUTE q(nextval('s'))", WOW, OK, OK },
+	/* EXPLAIN EXECUTE, CREATE TABLE AS EXECUTE: the relay judges the stored statement (PF_EXECUTE) */
+	{ "EXPLAIN EXECUTE q(1)", OK, OK, OK },
+	{ "EXPLAIN (ANALYZE, BUFFERS) EXECUTE q", OK, OK, OK },
+	{ "EXPLAIN EXECUTE q(nextval('s'))", WOW, OK, OK },
+	{ "EXPLAIN EXECUTE q(set_config('role', 'x', false))", ID, ID, ID },
+	{ "CREATE TEMP TABLE x AS EXECUTE q(1)", WOW, OK, OK },
+	{ "CREATE TABLE pg_settings AS EXECUTE q", ID, ID, ID },
+	{ "DO $$ BEGIN EXPLAIN EXECUTE q; END $$", OPQ, OPQ, OPQ },
 	{ "DEALLOCATE q", OK, OK, OK },
 	{ "DEALLOCATE ALL", OK, OK, OK },
 	{ "LISTEN ch", OK, OK, OK },
@@ -178,8 +186,47 @@ static const verdict_case cases[] = {
 	{ "SELECT set_config('search_path', 'app', false)", OK, OK, OK },
 	{ "SELECT set_config('statement_timeout', '5s', true)", OK, OK, OK },
 	{ "SET work_mem = '64MB'", OK, OK, OK },
-	{ "SET app.request_id = 'x'", WOW, OK, OK },
-	{ "SELECT set_config('app.request_id', 'x', false)", WOW, OK, OK },
+	/* ordinary session commands are not writes (issue 13) */
+	{ "SET app.request_id = 'x'", OK, OK, OK },
+	{ "SELECT set_config('app.request_id', 'x', false)", OK, OK, OK },
+	{ "SET plpgsql.variable_conflict = use_column", OK, OK, OK },
+	{ "SET vacuum_cost_delay = 0", OK, OK, OK },
+	{ "SET vacuum_cost_limit TO 2000", OK, OK, OK },
+	{ "SET synchronize_seqscans TO off", OK, OK, OK },
+	{ "SET lock_timeout = 0", OK, OK, OK },
+	{ "SET idle_in_transaction_session_timeout = 0", OK, OK, OK },
+	{ "SET extra_float_digits TO 3", OK, OK, OK },
+	{ "SET quote_all_identifiers = true", OK, OK, OK },
+	{ "SET row_security = off", OK, OK, OK },
+	{ "SET check_function_bodies = false", OK, OK, OK },
+	{ "SET enable_seqscan = off", OK, OK, OK },
+	{ "SET xmloption = content", OK, OK, OK },
+	{ "SET default_tablespace = ''", OK, OK, OK },
+	{ "RESET plpgsql.check_asserts", OK, OK, OK },
+	{ "SELECT pg_catalog.set_config('search_path', '', false)", OK, OK, OK },
+	{ "SET CONSTRAINTS ALL DEFERRED", OK, OK, OK },
+	{ "SET CONSTRAINTS s.c IMMEDIATE", OK, OK, OK },
+	{ "LOCK TABLE t IN ACCESS SHARE MODE", OK, OK, OK },
+	{ "LOCK TABLE ONLY s.t, u IN ACCESS SHARE MODE NOWAIT", OK, OK, OK },
+	{ "LOCK TABLE t IN ROW SHARE MODE", WOW, OK, OK },
+	{ "LOCK TABLE t IN ROW EXCLUSIVE MODE", WOW, OK, OK },
+	{ "LOCK TABLE t IN SHARE MODE", WOW, OK, OK },
+	{ "LOCK t", WOW, OK, OK },
+	{ "LOAD 'plpgsql'", OK, OK, OK },
+	{ "LOAD '$libdir/plpgsql'", OK, OK, OK },
+	{ "LOAD 'auto_explain'", WOW, OK, OK },
+	{ "LOAD '$libdir/plugins/x'", WOW, OK, OK },
+	{ "REINDEX TABLE t", WOW, OK, OK },
+	{ "CLUSTER t USING i", WOW, OK, OK },
+	{ "VACUUM (ANALYZE) t", WOW, OK, OK },
+	{ "NOTIFY ch, 'x'", WOW, OK, OK },
+	{ "SELECT pg_notify('ch', 'x')", WOW, OK, OK },
+	{ "SELECT lo_create(0)", WOW, OK, OK },
+	{ "SELECT lo_put(1, 0, 'x')", WOW, OK, OK },
+	{ "SELECT lo_truncate(lo_open(1, 131072), 0)", WOW, OK, OK },
+	{ "SET TRANSACTION READ WRITE", RW, OK, OK },
+	{ "SET default_transaction_read_only = off", RW, OK, OK },
+	{ "SET transaction_read_only TO false", RW, OK, OK },
 	{ "SET session_replication_role = replica", WOW, OK, OK },
 	/* session reset */
 	{ "RESET ALL", OK, OK, OK },
@@ -211,6 +258,41 @@ static const verdict_case cases[] = {
 	{ "SELECT set_config('session_authorization', 'admin', false)", ID, ID, ID },
 	{ "SELECT set_config('request.jwt.claims', '{}', false)", ID, ID, ID },
 	{ "SELECT set_config(name, 'x', false) FROM names", ID, ID, ID },
+	/* set_config fed by pg_settings' name column: the WHERE clause decides which names reach it */
+	{ "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings "
+	  "WHERE name = 'restrict_nonsystem_relation_kind'", OK, OK, OK },
+	{ "SELECT pg_catalog.set_config(s.name, 'v', false) FROM pg_catalog.pg_settings s "
+	  "WHERE 'restrict_nonsystem_relation_kind' = s.name AND s.context = 'user'", OK, OK, OK },
+	{ "SELECT set_config(pg_settings.name, '', false) FROM pg_settings WHERE name = 'search_path'", OK, OK,
+	  OK },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'app.tenant_id'", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'ROLE'", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'work_mem' OR true", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name <> 'work_mem'", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name LIKE 'work_mem'", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name OPERATOR(public.=) 'work_mem'", ID, ID,
+	  ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings WHERE lower(name) = 'work_mem'", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM public.pg_settings WHERE name = 'work_mem'", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings, t WHERE name = 'work_mem'", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings s WHERE s.name = 'work_mem'", OK, OK, OK },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings s WHERE s.name = 'role'", ID, ID, ID },
+	{ "SELECT set_config(s.name, 'x', false) FROM pg_settings s WHERE pg_settings.name = 'work_mem'", ID, ID,
+	  ID },
+	{ "SELECT set_config(t.name, 'x', false) FROM pg_settings WHERE name = 'work_mem'", ID, ID, ID },
+	{ "SELECT 1 FROM pg_settings WHERE name = 'work_mem' AND set_config(name, 'x', false) <> ''", ID, ID, ID },
+	{ "SELECT (SELECT set_config(name, 'x', false) FROM t) FROM pg_settings WHERE name = 'work_mem'", ID, ID,
+	  ID },
+	{ "WITH pg_settings AS (SELECT 'role' AS name) SELECT set_config(name, 'x', false) FROM pg_settings "
+	  "WHERE name = 'work_mem'", ID, ID, ID },
+	{ "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'work_mem' "
+	  "UNION SELECT set_config(name, 'x', false) FROM pg_settings", ID, ID, ID },
+	{ "CREATE TEMP TABLE pg_settings (name text)", ID, ID, ID },
+	{ "CREATE TEMP VIEW pg_settings AS SELECT 'role' AS name", ID, ID, ID },
+	{ "ALTER TABLE t RENAME TO pg_settings", ID, ID, ID },
+	{ "ALTER VIEW v RENAME TO pg_settings", ID, ID, ID },
+	{ "ALTER TABLE t RENAME COLUMN a TO pg_settings", WOW, OK, OK },
 	{ "SELECT set_config('app.' || 'tenant_id', 'x', false)", ID, ID, ID },
 	{ "SELECT set_config('app.tenant_id'::text, 'x', false)", ID, ID, ID },
 	{ "SELECT set_config(setting_name => 'app.tenant_id', new_value => 'x', is_local => false)", ID, ID,
@@ -275,8 +357,85 @@ static const verdict_case cases[] = {
 	{ "GRANT SELECT ON t TO reporting", WOW, OK, OK },
 	{ "GRANT admin TO reporting", WOW, OK, OK },
 	{ "ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM anon", WOW, OK, OK },
-	{ "ALTER GROUP admins DROP USER anon", WOW, OK, OK },
-	{ "GRANT anon TO reporting", WOW, OK, OK },
+	/* protected roles by other means (issue 14 hole 3): their name, attributes and memberships */
+	{ "ALTER GROUP admins DROP USER anon", GR, GR, GR },
+	{ "GRANT anon TO reporting", GR, GR, GR },
+	{ "REVOKE anon FROM reporting", GR, GR, GR },
+	{ "ALTER ROLE anon RENAME TO x", GR, GR, GR },
+	{ "ALTER USER \"ANON\" RENAME TO x", GR, GR, GR },
+	{ "ALTER ROLE x RENAME TO anon", GR, GR, GR },
+	{ "ALTER ROLE x RENAME TO \"Guest\"", GR, GR, GR },
+	{ "ALTER ROLE anon LOGIN PASSWORD 'x'", GR, GR, GR },
+	{ "ALTER ROLE guest WITH SUPERUSER", GR, GR, GR },
+	{ "ALTER USER anon VALID UNTIL 'infinity'", GR, GR, GR },
+	{ "ALTER ROLE anon BYPASSRLS", GR, GR, GR },
+	{ "ALTER ROLE anon SET statement_timeout = 0", GR, GR, GR },
+	{ "ALTER ROLE anon IN DATABASE app SET search_path = x", GR, GR, GR },
+	{ "ALTER ROLE anon RESET ALL", GR, GR, GR },
+	{ "CREATE ROLE anon", GR, GR, GR },
+	{ "CREATE USER guest PASSWORD 'x'", GR, GR, GR },
+	{ "CREATE GROUP \"ANON\"", GR, GR, GR },
+	{ "CREATE ROLE x IN ROLE anon", GR, GR, GR },
+	{ "CREATE ROLE x IN GROUP guest", GR, GR, GR },
+	{ "CREATE ROLE x ADMIN anon", GR, GR, GR },
+	{ "CREATE ROLE x USER guest", GR, GR, GR },
+	{ "DROP ROLE anon", GR, GR, GR },
+	{ "DROP ROLE IF EXISTS x, guest", GR, GR, GR },
+	{ "DROP USER anon", GR, GR, GR },
+	{ "DROP OWNED BY anon", GR, GR, GR },
+	{ "REASSIGN OWNED BY anon TO x", GR, GR, GR },
+	{ "CREATE POLICY p ON t TO anon USING (true)", GR, GR, GR },
+	{ "CREATE POLICY p ON t AS PERMISSIVE FOR SELECT TO x, guest USING (true)", GR, GR, GR },
+	{ "CREATE POLICY p ON t USING (true)", GR, GR, GR },
+	{ "CREATE POLICY p ON t TO public USING (true)", GR, GR, GR },
+	{ "ALTER POLICY p ON t TO anon", GR, GR, GR },
+	{ "ALTER POLICY p ON t TO x, \"ANON\" USING (true)", GR, GR, GR },
+	{ "DO $$ BEGIN ALTER ROLE anon LOGIN; END $$", GR, GR, GR },
+	{ "DO $$ BEGIN CREATE POLICY p ON t TO anon USING (true); END $$", GR, GR, GR },
+	{ "CREATE DATABASE d OWNER anon", GR, GR, GR },
+	{ "CREATE DATABASE d WITH OWNER = \"GUEST\"", GR, GR, GR },
+	{ "CREATE TABLESPACE ts OWNER anon LOCATION '/x'", GR, GR, GR },
+	{ "CREATE USER MAPPING FOR anon SERVER s OPTIONS (user 'x')", GR, GR, GR },
+	{ "ALTER USER MAPPING FOR PUBLIC SERVER s OPTIONS (SET password 'x')", GR, GR, GR },
+	{ "CREATE DATABASE d OWNER reporting", WOW, OK, OK },
+	{ "CREATE USER MAPPING FOR reporting SERVER s", WOW, OK, OK },
+	{ "DROP USER MAPPING FOR anon SERVER s", WOW, OK, OK },
+	{ "CREATE POLICY p ON t TO reporting USING (true)", WOW, OK, OK },
+	{ "CREATE POLICY p ON t AS RESTRICTIVE TO anon USING (false)", WOW, OK, OK },
+	{ "ALTER POLICY p ON t USING (true)", WOW, OK, OK },
+	{ "ALTER POLICY p ON t RENAME TO q", WOW, OK, OK },
+	{ "CREATE ROLE x", WOW, OK, OK },
+	{ "ALTER ROLE x NOLOGIN", WOW, OK, OK },
+	{ "ALTER ROLE x RENAME TO y", WOW, OK, OK },
+	{ "DROP ROLE x", WOW, OK, OK },
+	{ "REVOKE admin FROM reporting", WOW, OK, OK },
+	/* pgwarden's own login roles (hole 4): every target's, on every target */
+	{ "ALTER ROLE pgwarden_svc CONNECTION LIMIT 0", ID, ID, ID },
+	{ "ALTER ROLE pgwarden_svc NOLOGIN", ID, ID, ID },
+	{ "ALTER USER PGWARDEN_SVC PASSWORD 'x'", ID, ID, ID },
+	{ "ALTER ROLE pgwarden_svc VALID UNTIL '2000-01-01'", ID, ID, ID },
+	{ "ALTER ROLE pgwarden_svc RENAME TO x", ID, ID, ID },
+	{ "ALTER ROLE x RENAME TO pgwarden_svc", ID, ID, ID },
+	{ "ALTER ROLE stage_svc NOLOGIN", ID, ID, ID },
+	{ "ALTER ROLE pgwarden_svc SET default_transaction_read_only = off", ID, ID, ID },
+	{ "ALTER ROLE pgwarden_svc IN DATABASE app SET statement_timeout = 1", ID, ID, ID },
+	{ "ALTER ROLE ALL SET statement_timeout = 1", ID, ID, ID },
+	{ "ALTER ROLE SESSION_USER NOLOGIN", ID, ID, ID },
+	{ "ALTER ROLE CURRENT_USER CONNECTION LIMIT 0", ID, ID, ID },
+	{ "DROP ROLE pgwarden_svc", ID, ID, ID },
+	{ "REVOKE app_rw FROM pgwarden_svc", ID, ID, ID },
+	{ "GRANT admin TO pgwarden_svc", ID, ID, ID },
+	{ "REASSIGN OWNED BY pgwarden_svc TO x", ID, ID, ID },
+	{ "DROP OWNED BY stage_svc", ID, ID, ID },
+	{ "DO $$ BEGIN ALTER ROLE pgwarden_svc NOLOGIN; END $$", ID, ID, ID },
+	/* the roles of token records: who an actor is upstream */
+	{ "ALTER ROLE app_rw RENAME TO x", ID, ID, ID },
+	{ "ALTER ROLE x RENAME TO app_rw", ID, ID, ID },
+	{ "DROP ROLE app_rw", ID, ID, ID },
+	{ "GRANT admin TO app_rw", ID, ID, ID },
+	{ "REVOKE app_rw FROM x", ID, ID, ID },
+	{ "ALTER ROLE APP_RW CREATEROLE", ID, ID, ID },
+	{ "CREATE ROLE x IN ROLE app_rw", ID, ID, ID },
 	/* opaque SQL and server files */
 	{ "DO $$ BEGIN EXECUTE 'select 1'; END $$", OPQ, OPQ, OPQ },
 	{ "DO $$ DECLARE r record; BEGIN FOR r IN EXECUTE 'select 1' LOOP END LOOP; END $$", OPQ, OPQ, OPQ },
@@ -327,7 +486,9 @@ static const verdict_case cases[] = {
 	{ "SELECT public.safe_fn(1)", OK, OK, OK },
 	{ "SELECT safe_fn(1)", OK, OK, OK },
 	{ "CALL p(1)", WOW, OK, OK },
-	{ "CALL public.safe_fn(1)", WOW, OK, OK },
+	{ "CALL public.safe_fn(1)", OK, OK, OK },
+	{ "CALL lower('x')", WOW, OK, OK },
+	{ "CALL p(nextval('s'))", WOW, OK, OK },
 	/* DO blocks that are analysable */
 	{ "DO $$ BEGIN RAISE NOTICE 'hi'; END $$", OK, OK, OK },
 	{ "DO $$ DECLARE n int; BEGIN SELECT count(*) INTO n FROM t; RAISE NOTICE '%', n; END $$", OK, OK,
@@ -336,6 +497,28 @@ static const verdict_case cases[] = {
 	{ "DO $$ DECLARE x int := 1; BEGIN x := x + nextval('s'); END $$", WOW, OK, OK },
 	{ "DO $$ BEGIN PERFORM pg_sleep(0); END $$", OK, OK, OK },
 	{ "DO $$ BEGIN DO $i$ BEGIN SET ROLE admin; END $i$; END $$", ID, ID, ID },
+	/* valid PL/pgSQL the catalog-less reader rejects (issue 14 item 7): cursors, declared collations */
+	{ "DO $$ DECLARE c refcursor; r record; BEGIN OPEN c FOR SELECT 1; FETCH c INTO r; CLOSE c; END $$", OK, OK,
+	  OK },
+	{ "DO $$ DECLARE c CURSOR FOR SELECT 1 AS a; r record; BEGIN OPEN c; FETCH NEXT FROM c INTO r; "
+	  "MOVE BACKWARD 1 IN c; CLOSE c; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE c refcursor := 'x'; BEGIN OPEN c NO SCROLL FOR SELECT * FROM t; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE c CURSOR (k int) FOR SELECT k; BEGIN FOR r IN c(1) LOOP RAISE NOTICE '%', r.k; "
+	  "END LOOP; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE c CURSOR FOR SELECT 1; BEGIN <<l>> FOR r IN c LOOP EXIT l; END LOOP; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE t text COLLATE \"C\" := 'a'; BEGIN RAISE NOTICE '%', t; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE t text COLLATE pg_catalog.\"default\" NOT NULL := 'a'; BEGIN NULL; END $$", OK, OK, OK },
+	{ "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR DELETE FROM t RETURNING *; END $$", WOW, OK, OK },
+	{ "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR SELECT set_config('role', 'x', false); END $$", ID, ID,
+	  ID },
+	{ "DO $$ DECLARE c CURSOR FOR SELECT set_config('app.tenant_id', 'x', false); BEGIN OPEN c; END $$", ID,
+	  ID, ID },
+	{ "DO $$ DECLARE c CURSOR (k int) FOR SELECT k; BEGIN OPEN c(nextval('s')); END $$", WOW, OK, OK },
+	{ "DO $$ DECLARE c CURSOR (k int) FOR SELECT k; BEGIN FOR r IN c(nextval('s')) LOOP END LOOP; END $$",
+	  WOW, OK, OK },
+	{ "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR EXECUTE 'select 1'; END $$", OPQ, OPQ, OPQ },
+	{ "DO $$ DECLARE c CURSOR FOR SELECT 1; BEGIN OPEN c; FETCH ABSOLUTE nextval('s') FROM c; END $$", OPQ,
+	  OPQ, OPQ },
 	/* unparsable */
 	{ "SELEC 1", UNP, UNP, UNP },
 	{ "SELECT 'unterminated", UNP, UNP, UNP },
@@ -541,6 +724,17 @@ static void test_prepared_facts(void **state)
 	analyze1(fx->pc, "EXECUTE w(1)", &a);
 	assert_true(policy_facts_flags(a.v[0].facts) & PF_EXECUTE);
 	assert_true(policy_facts_flags(a.v[0].facts) & PF_READ_ONLY);
+	assert_string_equal(policy_facts_name(a.v[0].facts), "w");
+	policy_analysis_clear(&a);
+
+	analyze1(fx->pc, "EXPLAIN (ANALYZE) EXECUTE w(1)", &a);
+	assert_true(policy_facts_flags(a.v[0].facts) & PF_EXECUTE);
+	assert_string_equal(policy_facts_name(a.v[0].facts), "w");
+	policy_analysis_clear(&a);
+
+	analyze1(fx->pc, "CREATE TEMP TABLE c AS EXECUTE w(1)", &a);
+	assert_true(policy_facts_flags(a.v[0].facts) & PF_EXECUTE);
+	assert_false(policy_facts_flags(a.v[0].facts) & PF_READ_ONLY);
 	assert_string_equal(policy_facts_name(a.v[0].facts), "w");
 	policy_analysis_clear(&a);
 
@@ -761,7 +955,8 @@ static void test_verdict_fields(void **state)
 	policy_verdict v;
 
 	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->outside, NULL, &v), WOW);
-	assert_string_equal(v.hint, "next approved window: sec-42 opens 2026-11-24T22:00:00Z");
+	assert_string_equal(v.hint,
+			    "next approved window: sec-42 opens 2026-11-24T22:00:00Z, closes 2026-11-24T23:30:00Z");
 	assert_string_equal(v.detail, "rule: write-outside-window");
 	assert_null(v.window);
 
@@ -771,10 +966,24 @@ static void test_verdict_fields(void **state)
 	assert_string_equal(text_verdict(fx, fx->pc, "SELECT 1", "prod", fx->inside, NULL, &v), OK);
 	assert_null(v.window);
 
-	/* Another actor: the window is not theirs. */
+	/* Another actor: the open window is not theirs, and the hint says exactly that. */
 	fx->who.actor = "user:jimmie";
 	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->inside, NULL, &v), WOW);
+	assert_string_equal(v.hint, "window sec-42 is open until 2026-11-24T23:30:00Z, but actor user:jimmie is not "
+				    "on its actors list; no approved window is scheduled for this actor");
+	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->outside, NULL, &v), WOW);
 	assert_string_equal(v.hint, "no approved window is scheduled for this target");
+	/* A weekly window: its own zone (Santiago is UTC-3 in November) and UTC, with the close. */
+	fx->who.actor = "user:ops";
+	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->outside, NULL, &v), WOW);
+	assert_string_equal(v.hint, "next approved window: weekly opens 2026-11-24T22:00-03:00 America/Santiago "
+				    "(2026-11-25T01:00Z), closes 2026-11-24T23:30-03:00 (2026-11-25T02:30Z)");
+	/* Inside sec-42, ops is not on its list but has its own window later. */
+	assert_string_equal(text_verdict(fx, fx->pc, "DELETE FROM t", "prod", fx->inside, NULL, &v), WOW);
+	assert_string_equal(v.hint, "window sec-42 is open until 2026-11-24T23:30:00Z, but actor user:ops is not on "
+				    "its actors list; next approved window: weekly opens 2026-11-24T22:00-03:00 "
+				    "America/Santiago (2026-11-25T01:00Z), closes 2026-11-24T23:30-03:00 "
+				    "(2026-11-25T02:30Z)");
 	fx->who.actor = "user:brent";
 
 	/* A log rule: allowed, rule reported. */
@@ -803,6 +1012,97 @@ static void test_builtin_table(void **state)
 	assert_int_equal(builtin_lookup("Lower"), BF_UNKNOWN);
 	assert_true(setting_is_harmless("search_path"));
 	assert_false(setting_is_harmless("role"));
+}
+
+/* Denial messages name statements in SQL's words: PostgreSQL's command tags, never parse nodes. */
+static const struct {
+	const char *sql, *why;
+} why_cases[] = {
+	{ "CREATE TABLE t (a int)", "CREATE TABLE" },
+	{ "CREATE TEMP TABLE t AS SELECT 1", "CREATE TABLE AS" },
+	{ "CREATE MATERIALIZED VIEW m AS SELECT 1", "CREATE MATERIALIZED VIEW" },
+	{ "LOCK TABLE t", "LOCK TABLE" },
+	{ "VACUUM t", "VACUUM" },
+	{ "VACUUM (ANALYZE) t", "VACUUM" },
+	{ "ANALYZE t", "ANALYZE" },
+	{ "REINDEX TABLE t", "REINDEX" },
+	{ "CLUSTER t", "CLUSTER" },
+	{ "TRUNCATE t", "TRUNCATE TABLE" },
+	{ "DROP TABLE t", "DROP TABLE" },
+	{ "DROP MATERIALIZED VIEW m", "DROP MATERIALIZED VIEW" },
+	{ "DROP FUNCTION f()", "DROP FUNCTION" },
+	{ "DROP TEXT SEARCH CONFIGURATION c", "DROP TEXT SEARCH CONFIGURATION" },
+	{ "ALTER TABLE t ADD COLUMN b int", "ALTER TABLE" },
+	{ "ALTER TABLE t RENAME COLUMN a TO b", "ALTER TABLE" },
+	{ "ALTER INDEX i RENAME TO j", "ALTER INDEX" },
+	{ "ALTER TABLE t SET SCHEMA s", "ALTER TABLE" },
+	{ "ALTER FUNCTION f() OWNER TO x", "ALTER FUNCTION" },
+	{ "ALTER PROCEDURE p() RENAME TO q", "ALTER PROCEDURE" },
+	{ "CREATE INDEX i ON t (a)", "CREATE INDEX" },
+	{ "CREATE VIEW v AS SELECT 1", "CREATE VIEW" },
+	{ "CREATE EXTENSION hstore", "CREATE EXTENSION" },
+	{ "CREATE AGGREGATE a (int) (sfunc = f, stype = int)", "CREATE AGGREGATE" },
+	{ "CREATE TYPE ty AS (a int)", "CREATE TYPE" },
+	{ "CREATE SEQUENCE s", "CREATE SEQUENCE" },
+	{ "CREATE SCHEMA s", "CREATE SCHEMA" },
+	{ "COMMENT ON TABLE t IS 'x'", "COMMENT" },
+	{ "REFRESH MATERIALIZED VIEW m", "REFRESH MATERIALIZED VIEW" },
+	{ "CHECKPOINT", "CHECKPOINT" },
+	{ "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()", "CREATE TRIGGER" },
+	{ "DROP ROLE x", "DROP ROLE" },
+	{ "ALTER ROLE x NOLOGIN", "ALTER ROLE" },
+	{ "REVOKE a FROM b", "REVOKE" },
+	{ "CREATE POLICY p ON t TO x USING (true)", "CREATE POLICY" },
+	{ "LOAD 'auto_explain'", "LOAD" },
+};
+
+static void test_messages_in_sql_words(void **state)
+{
+	fixture *fx = *state;
+	static const policy_lexctx on = { .standard_conforming_strings = true };
+
+	assert_true(cmdtag_table_sorted());
+	for (size_t i = 0; i < sizeof(why_cases) / sizeof(why_cases[0]); i++) {
+		policy_analysis a;
+		policy_verdict v;
+		char want[128];
+
+		assert_int_equal(policy_analyze(fx->pc, why_cases[i].sql, strlen(why_cases[i].sql), &on, &a), 0);
+		assert_int_equal(a.n, 1);
+		if (!policy_facts_why_write(a.v[0].facts)
+		    || strcmp(policy_facts_why_write(a.v[0].facts), why_cases[i].why) != 0)
+			fail_msg("%s: why %s, want %s", why_cases[i].sql, policy_facts_why_write(a.v[0].facts),
+				 why_cases[i].why);
+		policy_analysis_clear(&a);
+		text_verdict(fx, fx->pc, why_cases[i].sql, "prod", fx->outside, NULL, &v);
+		snprintf(want, sizeof(want), "pgwarden: write outside an approved window: %s", why_cases[i].why);
+		assert_string_equal(v.message, want);
+		assert_null(strstr(v.message, "Stmt"));
+	}
+}
+
+/* Startup options allow what a session may SET, from the same judgement (issue 13). */
+static void test_startup_settings(void **state)
+{
+	fixture *fx = *state;
+	static const char *const ok[] = { "statement_timeout", "lock_timeout", "work_mem", "search_path",
+					  "DateStyle", "TimeZone", "extra_float_digits", "application_name",
+					  "client_encoding", "app.request_id", "plpgsql.variable_conflict",
+					  "vacuum_cost_delay", "synchronize_seqscans", "enable_seqscan" };
+	static const char *const refused[] = { "role", "ROLE", "session_authorization", "app.tenant_id",
+					       "App.Actor_Id", "request.jwt.claims", "default_transaction_read_only",
+					       "transaction_read_only", "standard_conforming_strings",
+					       "backslash_quote", "session_replication_role",
+					       "local_preload_libraries", "session_preload_libraries", "no_such_setting" };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (!policy_startup_setting_ok(ok[i], "x", fx->cfg))
+			fail_msg("startup setting %s refused", ok[i]);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (policy_startup_setting_ok(refused[i], "on", fx->cfg))
+			fail_msg("startup setting %s allowed", refused[i]);
+	}
 }
 
 /* Timing, printed for the report (not asserted). */
@@ -885,6 +1185,8 @@ int main(void)
 		cmocka_unit_test(test_lexctx),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_verdict_fields),
+		cmocka_unit_test(test_messages_in_sql_words),
+		cmocka_unit_test(test_startup_settings),
 		cmocka_unit_test(test_bench),
 	};
 

@@ -1,4 +1,4 @@
-/* test_relay_units.c - the owed-response FIFO, the pinning SQL (checked with libpg_query), stmt_table. */
+/* test_relay_units.c - the timeline (entries, names, mode), the pinning SQL (checked with libpg_query), stmt_table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,261 +13,288 @@
 
 #include "conf/config.h"
 #include "conf/tokens.h"
-#include "proxy/owed.h"
+#include "proxy/pipeline.h"
 #include "proxy/pin.h"
 #include "proxy/stmt_table.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ---- owed FIFO ---- */
+/* ---- timeline: entries ---- */
 
-static void test_owed_fifo_order(void **state)
+static void test_tl_fifo_order(void **state)
 {
-	static const owed_kind kinds[] = {OWED_PARSE, OWED_BIND, OWED_DESCRIBE, OWED_EXECUTE, OWED_SYNC,
-					  OWED_QUERY, OWED_CLOSE, OWED_FUNCTION, OWED_INTERNAL};
-	owed_queue q;
+	static const tl_kind kinds[] = {TL_PARSE, TL_BIND, TL_DESCRIBE, TL_EXECUTE, TL_SYNC, TL_QUERY, TL_CLOSE};
+	timeline t;
 	size_t i;
+	uint64_t seq = 0;
 
 	(void)state;
-	owed_init(&q);
-	assert_null(owed_head(&q));
-	owed_pop(&q); /* popping an empty queue is harmless */
-	assert_int_equal(q.count, 0);
+	tl_init(&t);
+	assert_null(tl_head(&t));
+	tl_complete_head(&t); /* completing nothing is harmless */
 	for (i = 0; i < ARRAY_LEN(kinds); i++) {
-		owed *o = owed_push(&q, kinds[i]);
-
-		assert_non_null(o);
-		assert_int_equal(o->kind, kinds[i]);
-		assert_false(o->denied);
-		assert_null(o->deny_msg);
-		assert_int_equal(o->n_refs, 0);
-		assert_int_equal(owed_peek_ref(o), 0);
+		tl_entry *e = tl_push(&t, kinds[i], i % 2 ? TL_SWALLOW : TL_FORWARD);
+		assert_non_null(e);
+		assert_int_equal(e->kind, kinds[i]);
+		assert_true(e->seq > seq); /* seqs grow: they tie name changes to entries */
+		seq = e->seq;
+		assert_int_equal(e->deny_at, TL_NO_DENIAL);
+		assert_int_equal(tl_peek_ref(e), 0);
 	}
-	assert_int_equal(q.count, ARRAY_LEN(kinds));
 	for (i = 0; i < ARRAY_LEN(kinds); i++) {
-		assert_non_null(owed_head(&q));
-		assert_int_equal(owed_head(&q)->kind, kinds[i]);
-		owed_pop(&q);
+		assert_int_equal(tl_head(&t)->kind, kinds[i]);
+		assert_int_equal(tl_head(&t)->action, i % 2 ? TL_SWALLOW : TL_FORWARD);
+		tl_complete_head(&t);
 	}
-	assert_null(owed_head(&q));
-	owed_free(&q);
+	assert_null(tl_head(&t));
+	tl_free(&t);
 }
 
-/* Give entry number 'id' a recognisable set of refs: id*100+1 .. id*100+n. */
-static void set_refs_for(owed *o, uint32_t id, uint32_t n)
+/* The ring grows while wrapped, and inline refs follow their entries. */
+static void test_tl_grow_wraparound(void **state)
 {
-	uint64_t refs[8];
-	uint32_t i;
-
-	for (i = 0; i < n; i++)
-		refs[i] = (uint64_t)id * 100 + i + 1;
-	assert_true(owed_set_refs(o, refs, n));
-}
-
-/*
- * Grow while the ring has wrapped, with entries whose refs live inline
- * (must be re-pointed at the moved entry), on the heap, or absent. Every
- * entry must come out in order with its own refs.
- */
-static void test_owed_grow_wraparound(void **state)
-{
-	owed_queue q;
-	uint32_t id, next_out = 0, next_in = 0, round;
+	timeline t;
+	uint32_t next_in = 0, next_out = 0, round, k;
 
 	(void)state;
-	owed_init(&q);
-	for (round = 0; round < 6; round++) {
-		/* push more than we pop, so the ring both wraps and grows */
-		uint32_t npush = 13 + round * 7, npop = 9 + round * 3, i;
-
-		for (i = 0; i < npush; i++, next_in++) {
-			owed *o = owed_push(&q, (owed_kind)(next_in % (OWED_INTERNAL + 1)));
-
-			assert_non_null(o);
-			set_refs_for(o, next_in, next_in % 5); /* 0, 1, 2 inline; 3, 4 on the heap */
-			if (next_in % 7 == 0) {
-				o->denied = true;
-				o->deny_msg = malloc(8);
-				o->deny_len = 8;
-			}
+	tl_init(&t);
+	for (round = 0; round < 40; round++) {
+		for (k = 0; k < 7 + round % 5; k++, next_in++) {
+			tl_entry *e = tl_push(&t, TL_EXECUTE, TL_FORWARD);
+			uint64_t refs[4];
+			uint32_t j, n = next_in % 4;
+			for (j = 0; j < n; j++)
+				refs[j] = (uint64_t)next_in * 100 + j + 1;
+			assert_non_null(e);
+			assert_true(tl_set_refs(e, refs, n));
 		}
-		for (i = 0; i < npop; i++, next_out++) {
-			owed *o = owed_head(&q);
-			uint32_t n = next_out % 5, k;
-
-			assert_non_null(o);
-			assert_int_equal(o->kind, next_out % (OWED_INTERNAL + 1));
-			assert_int_equal(o->n_refs, n);
-			if (n && n <= OWED_INLINE_REFS)
-				assert_ptr_equal(o->refs, o->inline_refs);
-			for (k = 0; k < n; k++) {
-				assert_int_equal(owed_peek_ref(o), (uint64_t)next_out * 100 + k + 1);
-				assert_int_equal(owed_take_ref(o), (uint64_t)next_out * 100 + k + 1);
-			}
-			assert_int_equal(owed_take_ref(o), 0);
-			assert_int_equal(owed_peek_ref(o), 0);
-			assert_int_equal(o->denied, next_out % 7 == 0);
-			owed_pop(&q);
+		for (k = 0; k < 5; k++, next_out++) {
+			tl_entry *e = tl_head(&t);
+			uint32_t j;
+			for (j = 0; j < next_out % 4; j++)
+				assert_int_equal(tl_take_ref(e), (uint64_t)next_out * 100 + j + 1);
+			assert_int_equal(tl_take_ref(e), 0);
+			tl_complete_head(&t);
 		}
-		assert_int_equal(q.count, next_in - next_out);
-		assert_true(q.cap >= q.count);
-		assert_int_equal(q.cap & (q.cap - 1), 0); /* power of two */
 	}
-	/* the rest, still in order */
-	for (id = next_out; id < next_in; id++) {
-		assert_int_equal(owed_head(&q)->n_refs, id % 5);
-		assert_int_equal(owed_peek_ref(owed_head(&q)), id % 5 ? (uint64_t)id * 100 + 1 : 0);
-		owed_pop(&q);
-	}
-	assert_int_equal(q.count, 0);
-	owed_free(&q); /* also frees what was left, with ASan/valgrind watching */
-}
-
-/* The exact case the inline fix-up is for: a full ring with head in the middle grows. */
-static void test_owed_grow_inline_refs(void **state)
-{
-	owed_queue q;
-	uint32_t i, cap;
-
-	(void)state;
-	owed_init(&q);
-	assert_non_null(owed_push(&q, OWED_SYNC));
-	cap = q.cap;
-	owed_pop(&q);
-	for (i = 0; i < cap; i++)
-		set_refs_for(owed_push(&q, OWED_EXECUTE), i, 2);
-	assert_int_equal(q.count, cap);
-	assert_int_equal(q.head, 1); /* wrapped: the last entry sits in slot 0 */
-	set_refs_for(owed_push(&q, OWED_EXECUTE), cap, 1); /* forces the grow */
-	assert_true(q.cap > cap);
-	for (i = 0; i <= cap; i++) {
-		owed *o = owed_head(&q);
-
-		assert_ptr_equal(o->refs, o->inline_refs);
-		assert_int_equal(owed_take_ref(o), (uint64_t)i * 100 + 1);
-		owed_pop(&q);
-	}
-	owed_free(&q);
+	assert_int_equal(t.count, next_in - next_out);
+	tl_free(&t);
 }
 
 typedef struct skip_case {
 	const char *what;
-	owed_kind queued[6];   /* entries queued before the error arrives */
+	tl_kind queued[6];   /* entries queued behind the one that fails */
+	tl_action own[6];    /* their actions */
 	size_t n;
-	owed_kind want_head;   /* head after owed_error_skip, OWED_INTERNAL+1 = queue empty */
-	size_t want_count;
-	bool want_skipping;
+	uint32_t want_count; /* entries left */
+	bool want_skipping;  /* mode SKIP afterwards */
+	unsigned want_own;   /* pgwarden's own entries dropped */
 } skip_case;
 
-#define EMPTY ((owed_kind)(OWED_INTERNAL + 1))
-
 /*
- * The errored entry is popped by the caller (backend.c) before
- * owed_error_skip(), so 'queued' starts with what came after it.
+ * PostgreSQL ignores every message until Sync after an extended-protocol
+ * error, a simple Query too (postgres.c: "ignore it if we're skipping till
+ * Sync"): those entries owe nothing and go.
  */
 static const skip_case skip_cases[] = {
-	{"Sync queued", {OWED_BIND, OWED_EXECUTE, OWED_SYNC}, 3, OWED_SYNC, 1, false},
-	{"Sync queued, more after it", {OWED_EXECUTE, OWED_SYNC, OWED_PARSE, OWED_SYNC}, 4, OWED_SYNC, 3,
-	 false},
-	{"Sync right away", {OWED_SYNC, OWED_QUERY}, 2, OWED_SYNC, 2, false},
-	{"no Sync yet", {OWED_BIND, OWED_DESCRIBE, OWED_EXECUTE, OWED_CLOSE}, 4, EMPTY, 0, true},
-	{"nothing after the error", {0}, 0, EMPTY, 0, true},
-	/*
-	 * PostgreSQL ignores EVERY message until Sync after an extended-protocol
-	 * error, a simple Query too (postgres.c: "ignore it if we're skipping
-	 * till Sync"). So a Query (or a pgwarden internal/poison Query) pipelined
-	 * after the failed message but before the Sync gets no answer and must
-	 * be dropped as well, as owed.h promises ("drop the entries before the
-	 * next OWED_SYNC").
-	 */
-	{"Query before the Sync", {OWED_BIND, OWED_QUERY, OWED_SYNC}, 3, OWED_SYNC, 1, false},
-	{"internal Query before the Sync", {OWED_INTERNAL, OWED_EXECUTE, OWED_SYNC}, 3, OWED_SYNC, 1, false},
-	{"Query and no Sync", {OWED_EXECUTE, OWED_QUERY}, 2, EMPTY, 0, true},
+	{"Sync queued", {TL_BIND, TL_EXECUTE, TL_SYNC}, {0}, 3, 1, false, 0},
+	{"Sync queued, more after it", {TL_EXECUTE, TL_SYNC, TL_PARSE, TL_SYNC}, {0}, 4, 3, false, 0},
+	{"Sync right away", {TL_SYNC, TL_QUERY}, {0}, 2, 2, false, 0},
+	{"no Sync yet", {TL_BIND, TL_DESCRIBE, TL_EXECUTE, TL_CLOSE}, {0}, 4, 0, true, 0},
+	{"nothing after the error", {0}, {0}, 0, 0, true, 0},
+	{"Query before the Sync", {TL_BIND, TL_QUERY, TL_SYNC}, {0}, 3, 1, false, 0},
+	{"own re-pin before the Sync", {TL_PARSE, TL_BIND, TL_EXECUTE, TL_CLOSE, TL_SYNC},
+	 {TL_SWALLOW, TL_SWALLOW, TL_SWALLOW, TL_SWALLOW, TL_FORWARD}, 5, 1, false, 4},
 };
 
-static void test_owed_error_skip(void **state)
+static void test_tl_error_skip(void **state)
 {
-	char bad[1024] = "";
-	size_t i, k, off = 0;
+	size_t i, k;
 
 	(void)state;
 	for (i = 0; i < ARRAY_LEN(skip_cases); i++) {
 		const skip_case *c = &skip_cases[i];
-		owed_queue q;
-		owed *head;
-		bool ok;
+		timeline t;
+		unsigned own;
 
-		owed_init(&q);
-		assert_non_null(owed_push(&q, OWED_PARSE)); /* the message that fails */
+		tl_init(&t);
+		assert_non_null(tl_push(&t, TL_PARSE, TL_FORWARD)); /* the message that fails */
 		for (k = 0; k < c->n; k++)
-			assert_non_null(owed_push(&q, c->queued[k]));
-		owed_pop(&q); /* backend.c pops the errored entry first */
-		owed_error_skip(&q, NULL);
-		head = owed_head(&q);
-		ok = q.count == c->want_count && q.skip_until_sync == c->want_skipping &&
-		     (c->want_head == EMPTY ? head == NULL : head && head->kind == c->want_head);
-		if (!ok && off < sizeof(bad))
-			off += (size_t)snprintf(bad + off, sizeof(bad) - off,
-						"\n  %s: count %u (want %zu), head %d (want %d), "
-						"skipping %d (want %d)",
-						c->what, q.count, c->want_count, head ? (int)head->kind : -1,
-						(int)c->want_head, q.skip_until_sync, c->want_skipping);
-		owed_free(&q);
+			assert_non_null(tl_push(&t, c->queued[k], c->own[k]));
+		own = tl_error_skip(&t);
+		if (t.count != c->want_count || (t.mode == TL_MODE_SKIP) != c->want_skipping || own != c->want_own ||
+		    (t.count && tl_head(&t)->kind != TL_SYNC))
+			fail_msg("tl_error_skip: %s: count %u mode %d own %u", c->what, t.count, t.mode, own);
+		tl_free(&t);
 	}
-	if (bad[0])
-		fail_msg("owed_error_skip:%s", bad);
 }
 
-/* While skipping, only Sync owes an answer; pushing the Sync ends the skip. */
-static void test_owed_expects_while_skipping(void **state)
-{
-	static const owed_kind all[] = {OWED_QUERY,   OWED_PARSE, OWED_BIND,     OWED_DESCRIBE, OWED_EXECUTE,
-					OWED_CLOSE,   OWED_SYNC,  OWED_FUNCTION, OWED_INTERNAL};
-	owed_queue q;
-	size_t i;
+/* ---- timeline: names ---- */
 
-	(void)state;
-	owed_init(&q);
-	for (i = 0; i < ARRAY_LEN(all); i++)
-		assert_true(owed_expects(&q, all[i]));
-	assert_non_null(owed_push(&q, OWED_EXECUTE));
-	owed_pop(&q);
-	owed_error_skip(&q, NULL);
-	assert_true(q.skip_until_sync);
-	for (i = 0; i < ARRAY_LEN(all); i++)
-		assert_int_equal(owed_expects(&q, all[i]), all[i] == OWED_SYNC);
-	/* a second error while skipping changes nothing */
-	owed_error_skip(&q, NULL);
-	assert_true(q.skip_until_sync);
-	assert_non_null(owed_push(&q, OWED_SYNC));
-	assert_false(q.skip_until_sync);
-	for (i = 0; i < ARRAY_LEN(all); i++)
-		assert_true(owed_expects(&q, all[i]));
-	owed_free(&q);
+static stmt_info *info(const char *text)
+{
+	stmt_info *si = stmt_info_new(text, strlen(text), NULL);
+
+	assert_non_null(si);
+	return si;
 }
 
-static void test_owed_refs(void **state)
+/* Push an entry making one change; the change is adopted by it. */
+static tl_entry *push_change(timeline *t, tl_kind kind, tl_ns ns, tl_op op, const char *name, stmt_info *si)
 {
-	static const uint64_t many[] = {11, 22, 33, 44, 55};
-	owed_queue q;
-	owed *o;
-	uint32_t i;
+	struct tl_changes l = TAILQ_HEAD_INITIALIZER(l);
+	stmt_info *cur;
+	tl_entry *e;
+	bool doubtful = op == TL_PUT && name && name[0] && tl_lookup(t, ns, name, &cur) != TL_NAME_NONE;
+
+	assert_true(tl_change_add(&l, ns, op, name, si, NULL, 0, 0, doubtful, false));
+	e = tl_push(t, kind, TL_FORWARD);
+	assert_non_null(e);
+	tl_adopt(t, e, &l);
+	return e;
+}
+
+static const char *stmt_text(timeline *t, const char *name)
+{
+	stmt_info *si;
+	tl_name_state st = tl_lookup(t, TL_NS_STMT, name, &si);
+
+	return st == TL_NAME_KNOWN ? si->text : st == TL_NAME_DOUBTFUL ? "?" : "-";
+}
+
+/*
+ * Issue 10's fail-open sequence: S1 = SELECT 1 confirmed; then Parse S1
+ * (refused, 42P05), Sync, Close S1, Parse S1 lo_create, Sync. Whatever the
+ * order of answers, S1 must mean lo_create, never SELECT 1 again.
+ */
+static void test_tl_refused_change_never_resurrects(void **state)
+{
+	timeline t;
+	stmt_info *one = info("SELECT 1"), *two = info("SELECT 2"), *lo = info("SELECT lo_create(0)");
 
 	(void)state;
-	owed_init(&q);
-	o = owed_push(&q, OWED_QUERY);
-	assert_true(owed_set_refs(o, many, 5));
-	assert_ptr_not_equal(o->refs, o->inline_refs);
-	for (i = 0; i < 5; i++)
-		assert_int_equal(owed_take_ref(o), many[i]);
-	assert_int_equal(owed_take_ref(o), 0);
-	o = owed_push(&q, OWED_QUERY);
-	assert_true(owed_set_refs(o, many, 0));
-	assert_int_equal(owed_peek_ref(o), 0);
-	assert_int_equal(owed_take_ref(o), 0);
-	owed_free(&q);
-	assert_null(q.v);
-	assert_int_equal(q.count, 0);
+	tl_init(&t);
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "S1", one);
+	tl_complete_head(&t);
+	assert_string_equal(stmt_text(&t, "S1"), "SELECT 1");
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "S1", two);
+	assert_string_equal(stmt_text(&t, "S1"), "?"); /* the name is in use: the server will refuse it */
+	assert_non_null(tl_push(&t, TL_SYNC, TL_FORWARD));
+	push_change(&t, TL_CLOSE, TL_NS_STMT, TL_DEL, "S1", NULL);
+	assert_string_equal(stmt_text(&t, "S1"), "-");
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "S1", lo);
+	assert_non_null(tl_push(&t, TL_SYNC, TL_FORWARD));
+	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)");
+	/* 42P05 for the first Parse: only its own change goes */
+	assert_int_equal(tl_error_skip(&t), 0);
+	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)");
+	while (t.count)
+		tl_complete_head(&t);
+	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)");
+	assert_ptr_equal(stmt_table_get(&t.confirmed, "S1"), lo);
+	tl_free(&t);
+	stmt_info_unref(one);
+	stmt_info_unref(two);
+	stmt_info_unref(lo);
+}
+
+/* A Close skipped after an error is undone; so is a DEALLOCATE ALL (clear). */
+static void test_tl_close_undone(void **state)
+{
+	timeline t;
+	stmt_info *a = info("SELECT a");
+
+	(void)state;
+	tl_init(&t);
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "s", a);
+	tl_complete_head(&t);
+	assert_non_null(tl_push(&t, TL_EXECUTE, TL_FORWARD)); /* fails */
+	push_change(&t, TL_CLOSE, TL_NS_STMT, TL_DEL, "s", NULL);
+	push_change(&t, TL_QUERY, TL_NS_STMT, TL_CLEAR, NULL, NULL);
+	assert_string_equal(stmt_text(&t, "s"), "-");
+	assert_int_equal(tl_error_skip(&t), 0);
+	assert_int_equal(t.mode, TL_MODE_SKIP);
+	assert_string_equal(stmt_text(&t, "s"), "SELECT a");
+	tl_set_mode(&t, TL_MODE_NORMAL);
+	push_change(&t, TL_CLOSE, TL_NS_STMT, TL_DEL, "s", NULL);
+	tl_complete_head(&t);
+	assert_null(stmt_table_get(&t.confirmed, "s"));
+	tl_free(&t);
+	stmt_info_unref(a);
+}
+
+/* The unnamed statement is dropped before the server parses a new one: a failed Parse "" leaves none. */
+static void test_tl_unnamed_refused(void **state)
+{
+	timeline t;
+	stmt_info *a = info("SELECT a"), *b = info("SELECT b");
+
+	(void)state;
+	tl_init(&t);
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "", a);
+	tl_complete_head(&t);
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "", b);
+	assert_string_equal(stmt_text(&t, ""), "SELECT b"); /* no doubt: the unnamed one is replaced */
+	tl_error_skip(&t);
+	assert_string_equal(stmt_text(&t, ""), "-");
+	tl_free(&t);
+	stmt_info_unref(a);
+	stmt_info_unref(b);
+}
+
+/* Portals end with their transaction, WITH HOLD cursors do not; DECLARE shares their namespace. */
+static void test_tl_portals_end_with_transaction(void **state)
+{
+	timeline t;
+	struct tl_changes l = TAILQ_HEAD_INITIALIZER(l);
+	stmt_info *a = info("SELECT a"), *c = info("DECLARE p CURSOR FOR SELECT 42"), *si;
+	tl_entry *e;
+
+	(void)state;
+	tl_init(&t);
+	push_change(&t, TL_BIND, TL_NS_PORTAL, TL_PUT, "p", a);
+	tl_complete_head(&t);
+	assert_true(tl_change_add(&l, TL_NS_PORTAL, TL_PUT, "h", a, NULL, 0, 0, false, true));
+	e = tl_push(&t, TL_QUERY, TL_FORWARD);
+	tl_adopt(&t, e, &l);
+	tl_complete_head(&t);
+	tl_transaction_ended(&t);
+	assert_int_equal(tl_lookup(&t, TL_NS_PORTAL, "p", &si), TL_NAME_NONE);
+	assert_int_equal(tl_lookup(&t, TL_NS_PORTAL, "h", &si), TL_NAME_KNOWN);
+	push_change(&t, TL_QUERY, TL_NS_PORTAL, TL_PUT, "p", c); /* DECLARE p reuses the name */
+	assert_int_equal(tl_lookup(&t, TL_NS_PORTAL, "p", &si), TL_NAME_KNOWN);
+	assert_ptr_equal(si, c);
+	tl_free(&t);
+	stmt_info_unref(a);
+	stmt_info_unref(c);
+}
+
+/* A Query's changes stand statement by statement: an error at statement i drops i and later ones. */
+static void test_tl_query_changes_by_index(void **state)
+{
+	timeline t;
+	struct tl_changes l = TAILQ_HEAD_INITIALIZER(l);
+	stmt_info *a = info("SELECT a"), *b = info("SELECT b");
+	tl_entry *e;
+
+	(void)state;
+	tl_init(&t);
+	assert_true(tl_change_add(&l, TL_NS_STMT, TL_PUT, "qa", a, NULL, 0, 0, false, false));
+	assert_true(tl_change_add(&l, TL_NS_STMT, TL_PUT, "qb", b, NULL, 0, 1, false, false));
+	assert_true(tl_change_add(&l, TL_NS_STMT, TL_PUT, "qc", b, NULL, 0, 2, false, false));
+	e = tl_push(&t, TL_QUERY, TL_FORWARD);
+	tl_adopt_before(&t, e, &l, 2); /* the statement at index 2 was denied: its change never stands */
+	assert_true(TAILQ_EMPTY(&l));
+	assert_string_equal(stmt_text(&t, "qc"), "-");
+	tl_confirm_index(&t, e, 0);
+	tl_refuse_from(&t, e, 1);
+	assert_string_equal(stmt_text(&t, "qa"), "SELECT a");
+	assert_string_equal(stmt_text(&t, "qb"), "-");
+	tl_complete_head(&t);
+	assert_ptr_equal(stmt_table_get(&t.confirmed, "qa"), a);
+	tl_free(&t);
+	stmt_info_unref(a);
+	stmt_info_unref(b);
 }
 
 /* ---- pin SQL ---- */
@@ -561,7 +588,7 @@ static void test_stmt_table(void **state)
 
 	/* statements and portals are separate namespaces */
 	assert_null(portal_table_get(&t, "s1"));
-	assert_true(portal_table_put(&t, "s1", b, NULL, 0));
+	assert_true(portal_table_put(&t, "s1", b, NULL, 0, false));
 	assert_ptr_equal(portal_table_get(&t, "s1"), b);
 	assert_ptr_equal(stmt_table_get(&t, "s1"), a);
 	assert_int_equal(b->refcount, 3);
@@ -607,16 +634,16 @@ static void test_portal_params(void **state)
 	assert_non_null(si);
 	assert_null(portal_table_params(&t, "p", &len));
 	assert_int_equal(len, 0);
-	assert_true(portal_table_put(&t, "p", si, params, sizeof(params)));
+	assert_true(portal_table_put(&t, "p", si, params, sizeof(params), false));
 	p = portal_table_params(&t, "p", &len);
 	assert_non_null(p);
 	assert_ptr_not_equal(p, params); /* a copy */
 	assert_int_equal(len, sizeof(params));
 	assert_memory_equal(p, params, sizeof(params));
-	assert_true(portal_table_put(&t, "q", si, params, 0)); /* an empty section is kept, not NULL */
+	assert_true(portal_table_put(&t, "q", si, params, 0, false)); /* an empty section is kept, not NULL */
 	assert_non_null(portal_table_params(&t, "q", &len));
 	assert_int_equal(len, 0);
-	assert_true(portal_table_put(&t, "p", si, NULL, 0)); /* rebinding without params forgets them */
+	assert_true(portal_table_put(&t, "p", si, NULL, 0, false)); /* rebinding without params forgets them */
 	assert_null(portal_table_params(&t, "p", &len));
 	assert_int_equal(si->refcount, 3);
 	portal_table_clear(&t);
@@ -640,7 +667,7 @@ static void test_stmt_table_many(void **state)
 	for (i = 0; i < 1000; i++) {
 		snprintf(name, sizeof(name), "stmt_%d", i);
 		assert_true(stmt_table_put(&t, name, si));
-		assert_true(portal_table_put(&t, name, si, (const uint8_t *)name, strlen(name)));
+		assert_true(portal_table_put(&t, name, si, (const uint8_t *)name, strlen(name), false));
 	}
 	assert_int_equal(si->refcount, 2001);
 	for (i = 0; i < 1000; i += 3) {
@@ -657,12 +684,14 @@ static void test_stmt_table_many(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_owed_fifo_order),
-		cmocka_unit_test(test_owed_grow_wraparound),
-		cmocka_unit_test(test_owed_grow_inline_refs),
-		cmocka_unit_test(test_owed_error_skip),
-		cmocka_unit_test(test_owed_expects_while_skipping),
-		cmocka_unit_test(test_owed_refs),
+		cmocka_unit_test(test_tl_fifo_order),
+		cmocka_unit_test(test_tl_grow_wraparound),
+		cmocka_unit_test(test_tl_error_skip),
+		cmocka_unit_test(test_tl_refused_change_never_resurrects),
+		cmocka_unit_test(test_tl_close_undone),
+		cmocka_unit_test(test_tl_unnamed_refused),
+		cmocka_unit_test(test_tl_portals_end_with_transaction),
+		cmocka_unit_test(test_tl_query_changes_by_index),
 		cmocka_unit_test(test_pin_sql),
 		cmocka_unit_test(test_pin_sql_generated),
 		cmocka_unit_test(test_quote_bounds),

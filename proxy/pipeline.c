@@ -1,0 +1,385 @@
+/* pipeline.c - the server's timeline: entries owed an answer, pending name changes, predicted mode. */
+#include "proxy/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void tl_init(timeline *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->next_seq = 1;
+	TAILQ_INIT(&t->changes);
+	stmt_table_init(&t->confirmed);
+	t->mode = TL_MODE_NORMAL;
+}
+
+static void entry_release(tl_entry *e)
+{
+	free(e->deny_msg);
+	if (e->refs != e->inline_refs)
+		free(e->refs);
+}
+
+void tl_set_mode(timeline *t, tl_mode mode)
+{
+	t->mode = mode;
+}
+
+/* ---- changes ------------------------------------------------------------------------------- */
+
+static void change_free(tl_change *c)
+{
+	stmt_info_unref(c->si);
+	free(c->params);
+	free(c->name);
+	free(c);
+}
+
+void tl_changes_free(struct tl_changes *list)
+{
+	tl_change *c;
+
+	while ((c = TAILQ_FIRST(list)) != NULL) {
+		TAILQ_REMOVE(list, c, link);
+		change_free(c);
+	}
+}
+
+bool tl_change_add(struct tl_changes *list, tl_ns ns, tl_op op, const char *name, stmt_info *si,
+		   const uint8_t *params, size_t params_len, uint32_t index, bool doubtful, bool holdable)
+{
+	tl_change *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return false;
+	c->ns = ns;
+	c->op = op;
+	c->index = index;
+	c->doubtful = doubtful;
+	c->holdable = holdable;
+	if ((name && !(c->name = strdup(name))) ||
+	    (params && !(c->params = malloc(params_len ? params_len : 1)))) {
+		change_free(c);
+		return false;
+	}
+	if (params) {
+		memcpy(c->params, params, params_len);
+		c->params_len = params_len;
+	}
+	if (si) {
+		stmt_info_ref(si);
+		c->si = si;
+	}
+	TAILQ_INSERT_TAIL(list, c, link);
+	return true;
+}
+
+void tl_adopt_before(timeline *t, const tl_entry *e, struct tl_changes *list, uint32_t limit)
+{
+	tl_change *c;
+
+	while ((c = TAILQ_FIRST(list)) != NULL) {
+		TAILQ_REMOVE(list, c, link);
+		if (c->index >= limit) {
+			change_free(c);
+			continue;
+		}
+		c->entry = e->seq;
+		TAILQ_INSERT_TAIL(&t->changes, c, link);
+	}
+}
+
+void tl_adopt(timeline *t, const tl_entry *e, struct tl_changes *list)
+{
+	tl_adopt_before(t, e, list, UINT32_MAX);
+}
+
+/* A confirmed change becomes part of the confirmed table. */
+static void apply(stmt_table *tab, const tl_change *c)
+{
+	if (c->op == TL_CLEAR) {
+		if (c->ns == TL_NS_STMT)
+			stmt_table_clear_stmts(tab);
+		else
+			portal_table_clear(tab);
+	} else if (c->op == TL_DEL) {
+		if (c->ns == TL_NS_STMT)
+			stmt_table_del(tab, c->name);
+		else
+			portal_table_del(tab, c->name);
+	} else if (c->ns == TL_NS_STMT) {
+		stmt_table_put(tab, c->name, c->si);
+	} else {
+		portal_table_put(tab, c->name, c->si, c->params, c->params_len, c->holdable);
+	}
+}
+
+/*
+ * The server refused a change (its request failed). A named statement or
+ * portal keeps its old meaning; the unnamed ones are dropped before the
+ * server even looks at the new one (postgres.c, exec_parse_message and
+ * exec_bind_message), so they are gone.
+ */
+static void refuse(stmt_table *tab, const tl_change *c)
+{
+	if (c->op == TL_PUT && c->name && c->name[0] == '\0') {
+		if (c->ns == TL_NS_STMT)
+			stmt_table_del(tab, "");
+		else
+			portal_table_del(tab, "");
+	}
+}
+
+/*
+ * Settle the front changes of entry 'seq' with index in [from, to): apply
+ * them (confirmed) or drop them (refused, or skipped when !refused_by_error).
+ * Changes of one entry are contiguous at the front: entries are answered in
+ * the order they were sent, and each adopts its changes when pushed.
+ */
+typedef enum { SETTLE_CONFIRM, SETTLE_REFUSE, SETTLE_SKIP } settle_how;
+
+static void settle(timeline *t, uint64_t seq, uint32_t from, uint32_t to, settle_how how)
+{
+	tl_change *c, *next;
+
+	for (c = TAILQ_FIRST(&t->changes); c && c->entry == seq; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->index < from || c->index >= to)
+			continue;
+		TAILQ_REMOVE(&t->changes, c, link);
+		if (how == SETTLE_CONFIRM)
+			apply(&t->confirmed, c);
+		else if (how == SETTLE_REFUSE)
+			refuse(&t->confirmed, c);
+		change_free(c);
+	}
+}
+
+void tl_confirm_index(timeline *t, const tl_entry *head, uint32_t index)
+{
+	settle(t, head->seq, index, index + 1, SETTLE_CONFIRM);
+}
+
+void tl_refuse_from(timeline *t, const tl_entry *head, uint32_t index)
+{
+	settle(t, head->seq, index, UINT32_MAX, SETTLE_REFUSE);
+}
+
+/* The newest change to (ns, name) among 'list', or NULL. */
+static const tl_change *newest_change(const struct tl_changes *list, tl_ns ns, const char *name)
+{
+	const tl_change *c;
+
+	TAILQ_FOREACH_REVERSE(c, list, tl_changes, link)
+		if (c->ns == ns && (c->op == TL_CLEAR || strcmp(c->name, name) == 0))
+			return c;
+	return NULL;
+}
+
+static tl_name_state state_of(const tl_change *c, stmt_info **si)
+{
+	*si = NULL;
+	if (c->op != TL_PUT)
+		return TL_NAME_NONE;
+	if (c->doubtful)
+		return TL_NAME_DOUBTFUL;
+	*si = c->si;
+	return TL_NAME_KNOWN;
+}
+
+tl_name_state tl_lookup_with(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name,
+			     stmt_info **si)
+{
+	const tl_change *c = local ? newest_change(local, ns, name) : NULL;
+
+	if (!c)
+		c = newest_change(&t->changes, ns, name);
+	if (c)
+		return state_of(c, si);
+	*si = ns == TL_NS_STMT ? stmt_table_get(&t->confirmed, name) : portal_table_get(&t->confirmed, name);
+	return *si ? TL_NAME_KNOWN : TL_NAME_NONE;
+}
+
+tl_name_state tl_lookup(timeline *t, tl_ns ns, const char *name, stmt_info **si)
+{
+	return tl_lookup_with(t, NULL, ns, name, si);
+}
+
+const uint8_t *tl_portal_params(timeline *t, const char *name, size_t *len)
+{
+	const tl_change *c = newest_change(&t->changes, TL_NS_PORTAL, name);
+
+	if (c) {
+		*len = c->op == TL_PUT ? c->params_len : 0;
+		return c->op == TL_PUT ? c->params : NULL;
+	}
+	return portal_table_params(&t->confirmed, name, len);
+}
+
+void tl_transaction_ended(timeline *t)
+{
+	portal_table_end_transaction(&t->confirmed);
+}
+
+/* ---- entries ------------------------------------------------------------------------------- */
+
+static bool grow(timeline *t)
+{
+	uint32_t ncap = t->cap ? t->cap * 2 : 16, i;
+	tl_entry *nv = malloc(sizeof(tl_entry) * ncap);
+
+	if (!nv)
+		return false;
+	for (i = 0; i < t->count; i++) {
+		nv[i] = t->v[(t->head + i) & (t->cap - 1)];
+		/* refs may point at the entry's own inline storage, which moved */
+		if (nv[i].n_refs <= TL_INLINE_REFS && nv[i].refs)
+			nv[i].refs = nv[i].inline_refs;
+	}
+	free(t->v);
+	t->v = nv;
+	t->cap = ncap;
+	t->head = 0;
+	return true;
+}
+
+tl_entry *tl_push(timeline *t, tl_kind kind, tl_action action)
+{
+	tl_entry *e;
+
+	if (t->count == t->cap && !grow(t))
+		return NULL;
+	e = &t->v[(t->head + t->count) & (t->cap - 1)];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->action = action;
+	e->seq = t->next_seq++;
+	e->deny_at = TL_NO_DENIAL;
+	clock_gettime(CLOCK_MONOTONIC, &e->start);
+	t->count++;
+	return e;
+}
+
+tl_entry *tl_head(timeline *t)
+{
+	return t->count ? &t->v[t->head] : NULL;
+}
+
+tl_entry *tl_at(timeline *t, uint32_t i)
+{
+	return i < t->count ? &t->v[(t->head + i) & (t->cap - 1)] : NULL;
+}
+
+/* Remove the head without settling its changes (the caller did). */
+static void pop(timeline *t)
+{
+	entry_release(&t->v[t->head]);
+	t->head = (t->head + 1) & (t->cap - 1);
+	t->count--;
+}
+
+void tl_complete_head(timeline *t)
+{
+	tl_entry *h = tl_head(t);
+
+	if (!h)
+		return;
+	settle(t, h->seq, 0, UINT32_MAX, h->failed ? SETTLE_REFUSE : SETTLE_CONFIRM);
+	pop(t);
+}
+
+bool tl_set_refs(tl_entry *e, const uint64_t *refs, uint32_t n)
+{
+	if (n <= TL_INLINE_REFS) {
+		e->refs = e->inline_refs;
+	} else if (!(e->refs = malloc(sizeof(uint64_t) * n))) {
+		return false;
+	}
+	memcpy(e->refs, refs, sizeof(uint64_t) * n);
+	e->n_refs = n;
+	e->next_ref = 0;
+	return true;
+}
+
+uint64_t tl_peek_ref(const tl_entry *e)
+{
+	return e->next_ref < e->n_refs ? e->refs[e->next_ref] : 0;
+}
+
+uint64_t tl_take_ref(tl_entry *e)
+{
+	if (e->next_ref >= e->n_refs)
+		return 0;
+	return e->refs[e->next_ref++];
+}
+
+uint32_t tl_until_sync(const timeline *t)
+{
+	uint32_t n = 0;
+
+	while (n < t->count && t->v[(t->head + n) & (t->cap - 1)].kind != TL_SYNC)
+		n++;
+	return n;
+}
+
+/* Drop every pending change of entry 'seq' wherever it is (a skipped entry's). */
+static void drop_changes_of(timeline *t, uint64_t seq)
+{
+	tl_change *c, *next;
+
+	for (c = TAILQ_FIRST(&t->changes); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->entry == seq) {
+			TAILQ_REMOVE(&t->changes, c, link);
+			change_free(c);
+		}
+	}
+}
+
+void tl_remove_at(timeline *t, uint32_t i)
+{
+	uint32_t k;
+
+	if (i == 0 || i >= t->count)
+		return;
+	drop_changes_of(t, tl_at(t, i)->seq);
+	entry_release(tl_at(t, i));
+	/* close the gap: move the newer entries one slot back (fixing inline refs pointers) */
+	for (k = i; k + 1 < t->count; k++) {
+		tl_entry *dst = tl_at(t, k);
+		*dst = *tl_at(t, k + 1);
+		if (dst->refs && dst->n_refs <= TL_INLINE_REFS)
+			dst->refs = dst->inline_refs;
+	}
+	t->count--;
+}
+
+unsigned tl_error_skip(timeline *t)
+{
+	uint32_t n = tl_until_sync(t), i;
+	unsigned own = 0;
+
+	/* PostgreSQL ignores every message until Sync, a simple Query too (postgres.c, ignore_till_sync). */
+	for (i = 0; i < n; i++) {
+		tl_entry *h = tl_head(t);
+
+		if (h->action == TL_SWALLOW)
+			own++;
+		settle(t, h->seq, 0, UINT32_MAX, i == 0 ? SETTLE_REFUSE : SETTLE_SKIP);
+		pop(t);
+	}
+	if (!t->count)
+		tl_set_mode(t, TL_MODE_SKIP);
+	return own;
+}
+
+void tl_free(timeline *t)
+{
+	while (t->count)
+		pop(t);
+	free(t->v);
+	tl_changes_free(&t->changes);
+	stmt_table_free(&t->confirmed);
+	t->v = NULL;
+	t->cap = 0;
+}
