@@ -415,6 +415,7 @@ fast_scan_rc fast_scan(pc_scan *s, const char *text, size_t len, bool scs)
 
 	s->n = 0;
 	s->err[0] = '\0';
+	s->err_pos = -1;
 	if (!scs || len >= UINT32_MAX || !fast_scan_init())
 		return FAST_BAIL;
 	while (c.i < len) {
