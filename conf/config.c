@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
+#include <openssl/crypto.h>
 #include <libpq-fe.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -18,7 +20,7 @@
 #include "policy/windows.h"
 
 #define CONFIG_FILE_MAX (16 * 1024 * 1024) /* a config larger than this is refused */
-#define MAX_KEYS 24                        /* keys in the largest section table */
+#define MAX_KEYS 48                        /* keys in the largest section table (checked below) */
 #define ECHO "%.60s"                       /* how much of a bad value an error quotes */
 #define RULE_MATCH_LIMIT 1000000           /* PCRE2 backtracking budget per statement */
 #define RULE_DEPTH_LIMIT 10000
@@ -68,6 +70,8 @@ static const char *const fsync_names[] = { "always", "batch", "never", NULL };
 static const char *const client_tls_names[] = { "disable", "allow", "require", NULL };
 static const char *const environment_names[] = { "production", "staging", "development", NULL };
 static const char *const action_names[] = { "deny", "log", NULL };
+static const char *const log_format_names[] = { "text", "json", NULL };
+static const char *const walls_names[] = { "off", "required", NULL };
 
 #define C_(f) offsetof(pgw_config, f)
 static const key_def main_keys[] = {
@@ -91,13 +95,27 @@ static const key_def main_keys[] = {
 	{ "max_message_size", KV_SIZE, C_(max_message_size), 0, 1024, 1073741824LL, NULL, 0 },
 	{ "auth_timeout", KV_INT, C_(auth_timeout), 0, 1, 3600, NULL, 0 },
 	{ "max_startup_conns", KV_INT, C_(max_startup_conns), 0, 1, 1000000, NULL, 0 },
+	/* Operator limits (CONTRACT §2; max_actor_conn is an extension). */
+	{ "max_client_conn", KV_INT, C_(max_client_conn), 0, 1, 1000000, NULL, 0 },
+	{ "client_idle_timeout", KV_INT, C_(client_idle_timeout), 0, 0, 31536000, NULL, 0 },
+	{ "idle_transaction_timeout", KV_INT, C_(idle_transaction_timeout), 0, 0, 31536000, NULL, 0 },
+	{ "query_timeout", KV_INT, C_(query_timeout), 0, 0, 31536000, NULL, 0 },
+	{ "max_actor_conn", KV_INT, C_(max_actor_conn), 0, 0, 1000000, NULL, 0 },
+	{ "log_format", KV_ENUM, C_(log_format), 0, 0, 0, log_format_names, 0 },
+	{ "admin_token", KV_STRING, C_(admin_token), 0, 0, 0, NULL, KF_EMPTY_OK },
 };
 #undef C_
+/* Why: section.key_line is indexed by a key's position in its table; a table longer than MAX_KEYS overflows it. */
+_Static_assert(sizeof(main_keys) / sizeof(main_keys[0]) <= MAX_KEYS, "raise MAX_KEYS");
 
 #define T_(f) offsetof(pgw_target, f)
+enum { TK_CONNINFO, TK_ENVIRONMENT, TK_WALLS, TK_WALL_KEY_FILE }; /* indexes into target_keys */
 static const key_def target_keys[] = {
-	{ "conninfo", KV_CONNINFO, T_(conninfo), 0, 0, 0, NULL, KF_REQUIRED },
-	{ "environment", KV_ENUM, T_(environment), 0, 0, 0, environment_names, KF_REQUIRED },
+	[TK_CONNINFO] = { "conninfo", KV_CONNINFO, T_(conninfo), 0, 0, 0, NULL, KF_REQUIRED },
+	[TK_ENVIRONMENT] = { "environment", KV_ENUM, T_(environment), 0, 0, 0, environment_names, KF_REQUIRED },
+	/* database walls (deploy/walls.sql) */
+	[TK_WALLS] = { "walls", KV_ENUM, T_(walls), 0, 0, 0, walls_names, 0 },
+	[TK_WALL_KEY_FILE] = { "wall_key_file", KV_PATH, T_(wall_key_file), 0, 0, 0, NULL, KF_EMPTY_OK },
 };
 #undef T_
 
@@ -648,6 +666,7 @@ _Static_assert(sizeof(pgw_environment) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_audit_fsync) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_client_tls) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_rule_action) == sizeof(int), "KV_ENUM stores an int");
+_Static_assert(sizeof(pgw_log_format) == sizeof(int), "KV_ENUM stores an int");
 
 /* ---- sections ---- */
 
@@ -1009,14 +1028,77 @@ static void check_main(load_ctx *lc)
 			"client_tls: require needs tls_cert_file and tls_key_file");
 	check_readable(lc, "tls_cert_file", c->tls_cert_file);
 	check_readable(lc, "tls_key_file", c->tls_key_file);
+	if (c->admin_token && c->admin_token[0] && strlen(c->admin_token) < 16)
+		cerr_at(lc, main_key_line(lc, "admin_token"), "admin_token: at least 16 characters (it guards kill and pause)");
+	/* Why: a parsed-but-ignored key misleads operators; one event loop is all this version runs. */
+	if (c->workers != 1)
+		cerr_at(lc, main_key_line(lc, "workers"),
+			"workers: only 1 is supported in this version (it runs one event-loop thread)");
+}
+
+/* A wall key file: 64 hex digits, blanks around them allowed; not readable by others. */
+static bool read_wall_key(const char *path, unsigned char key[WALL_KEY_LEN], char *why, size_t whysz)
+{
+	char text[256], *p;
+	size_t n = 0;
+	struct stat st;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL || fstat(fileno(f), &st) != 0) {
+		snprintf(why, whysz, "cannot read %s: %s", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return false;
+	}
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(why, whysz, "%s is open to other users (chmod 600 it)", path);
+		return false;
+	}
+	for (p = text; isspace((unsigned char)*p); p++)
+		;
+	for (n = 0; n < 2 * WALL_KEY_LEN && isxdigit((unsigned char)p[n]); n++)
+		;
+	if (n != 2 * WALL_KEY_LEN || (p[n] != '\0' && !isspace((unsigned char)p[n]))) {
+		snprintf(why, whysz, "%s must hold 64 hex digits (openssl rand -hex 32)", path);
+		return false;
+	}
+	for (n = 0; n < WALL_KEY_LEN; n++) {
+		char byte[3] = { p[2 * n], p[2 * n + 1], '\0' };
+
+		key[n] = (unsigned char)strtoul(byte, NULL, 16);
+	}
+	return true;
+}
+
+/* walls = required needs a readable key file; a key file without walls is a mistake. */
+static void check_target_walls(load_ctx *lc, pgw_target *t, const section *s)
+{
+	char why[512];
+
+	resolve_path(lc, &t->wall_key_file, "");
+	if (t->walls == WALLS_REQUIRED && t->wall_key_file == NULL)
+		cerr_at(lc, s->key_line[TK_WALLS] ? s->key_line[TK_WALLS] : s->line,
+			"[%s]: walls = required needs wall_key_file", s->label);
+	else if (t->walls == WALLS_OFF && t->wall_key_file != NULL)
+		cerr_at(lc, s->key_line[TK_WALL_KEY_FILE], "[%s]: wall_key_file is set but walls is not required",
+			s->label);
+	else if (t->walls == WALLS_REQUIRED && !read_wall_key(t->wall_key_file, t->wall_key, why, sizeof(why)))
+		cerr_at(lc, s->key_line[TK_WALL_KEY_FILE], "wall_key_file: %s", why);
 }
 
 static void check_targets(load_ctx *lc)
 {
 	if (lc->c->n_targets == 0)
 		cerr_at(lc, 0, "no [target.NAME] section: at least one target is required");
-	for (size_t i = 0; i < lc->c->n_targets; i++)
-		check_required(lc, find_section(lc, SEC_TARGET, i));
+	for (size_t i = 0; i < lc->c->n_targets; i++) {
+		const section *s = find_section(lc, SEC_TARGET, i);
+
+		check_required(lc, s);
+		check_target_walls(lc, &lc->c->targets[i], s);
+	}
 }
 
 static void check_window(load_ctx *lc, pgw_window *w, const section *s, time_t now)
@@ -1136,7 +1218,9 @@ static void validate(load_ctx *lc)
 static void config_free(pgw_config *c)
 {
 	for (size_t i = 0; i < c->n_targets; i++)
-		free(c->targets[i].name), free(c->targets[i].conninfo);
+		free(c->targets[i].name), free(c->targets[i].conninfo), free(c->targets[i].wall_key_file);
+	if (c->targets != NULL)
+		OPENSSL_cleanse(c->targets, c->n_targets * sizeof(*c->targets)); /* the wall keys */
 	for (size_t i = 0; i < c->n_windows; i++) {
 		pgw_window *w = &c->windows[i];
 
@@ -1156,7 +1240,7 @@ static void config_free(pgw_config *c)
 	tokens_free(c->tokens);
 	free(c->path), free(c->dir), free(c->listen), free(c->admin_listen), free(c->tokens_file);
 	free(c->audit_log), free(c->tls_cert_file), free(c->tls_key_file), free(c->actor_setting);
-	free(c->tenant_setting), free(c->claims_setting);
+	free(c->tenant_setting), free(c->claims_setting), free(c->admin_token);
 	free_list(c->protected_roles, c->n_protected_roles);
 	free_list(c->trusted_functions, c->n_trusted_functions);
 	free(c);
@@ -1177,6 +1261,7 @@ static pgw_config *config_new(const char *path)
 	c->max_message_size = 1073741824;
 	c->auth_timeout = 60;
 	c->max_startup_conns = 256;
+	c->max_client_conn = 10000;
 	c->path = strdup(path);
 	dir = strdup(path);
 	if (dir != NULL && (slash = strrchr(dir, '/')) != NULL)
@@ -1347,5 +1432,6 @@ int config_check_main(const char *path)
 	if (c == NULL)
 		return 1;
 	config_unref(c);
+	printf("ok\n");
 	return 0;
 }

@@ -29,10 +29,24 @@ typedef enum {
 } pgw_client_tls;
 
 typedef enum {
+	LOG_FORMAT_TEXT, /* "2026-11-22 01:48:41.489 UTC LOG: s=17 user:jimmie prod 10.0.0.9:5123 ..." */
+	LOG_FORMAT_JSON, /* one JSON object a line: ts, level, session, actor, target, client, msg */
+} pgw_log_format;
+
+typedef enum {
 	AUDIT_FSYNC_ALWAYS, /* fsync before the statement is sent upstream */
 	AUDIT_FSYNC_BATCH,  /* fsync at least every 100 ms */
 	AUDIT_FSYNC_NEVER,  /* leave it to the OS */
 } pgw_audit_fsync;
+
+/* walls = ...: whether the target's database carries deploy/walls.sql and pgwarden feeds it. */
+typedef enum {
+	WALLS_OFF,      /* no signature is pinned and nothing is checked */
+	WALLS_REQUIRED, /* pins are signed with the wall key; a session whose database does not verify
+	                   the signature (walls missing, other key) is refused */
+} pgw_walls;
+
+#define WALL_KEY_LEN 32 /* bytes of a wall key (64 hex digits in wall_key_file) */
 
 /* [target.NAME]: an upstream database; the client's dbname selects it. */
 typedef struct pgw_target {
@@ -40,6 +54,10 @@ typedef struct pgw_target {
 	char *conninfo;              /* libpq connection string */
 	pgw_environment environment; /* production | staging | development */
 	int line;                    /* line of the section header, for messages */
+	/* database walls (deploy/walls.sql), one block */
+	pgw_walls walls;                      /* walls = off (default) | required */
+	char *wall_key_file;                  /* wall_key_file: the key shared with the database; required with walls */
+	unsigned char wall_key[WALL_KEY_LEN]; /* the key read from wall_key_file at load (all zero when off) */
 } pgw_target;
 
 struct pgw_zone; /* a parsed IANA time zone (policy/windows.c), opaque here */
@@ -120,6 +138,14 @@ typedef struct pgw_config {
 	size_t max_message_size;  /* max client message length, default 1 GB like PostgreSQL */
 	int auth_timeout;         /* seconds a client has to finish startup+auth, default 60 */
 	int max_startup_conns;    /* concurrent unauthenticated connections, default 256 */
+	/* Operator limits (CONTRACT §2; max_actor_conn is an extension); 0 = off unless noted: */
+	int max_client_conn;          /* client connections at once, default 10000; past it 53300 */
+	int client_idle_timeout;      /* seconds a client may sit idle outside a transaction */
+	int idle_transaction_timeout; /* seconds a client may sit idle inside a transaction */
+	int query_timeout;            /* seconds a statement may run before pgwarden cancels it */
+	int max_actor_conn;           /* logged-in sessions per actor id at once */
+	pgw_log_format log_format;    /* the process log's format, default text */
+	char *admin_token;            /* bearer token for the admin console's actions; NULL = actions off */
 
 	pgw_target *targets;
 	size_t n_targets;

@@ -4,12 +4,15 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "conf/config.h"
 #include "protocol/scram.h"
 
 #define TOKEN_RAW_LEN 32      /* random bytes in a token */
@@ -20,12 +23,21 @@ typedef struct token_args {
 	const char *actor;   /* --actor, required */
 	const char *role;    /* --role, required */
 	const char *tenant;  /* --tenant, "-" when absent */
+	const char *expires; /* --expires RFC3339, NULL when absent */
+	const char *targets; /* --targets a,b, NULL when absent */
+	const char *config;  /* -c FILE: its protected_roles and targets are checked */
 	bool scram;          /* --scram: SCRAM-SHA-256 record instead of sha256 */
 } token_args;
 
+/* Used when no -c FILE is given: the config's own default (CONTRACT §2). */
+static const char *const default_protected[] = {"anon", "guest", "public"};
+
+#define N_VALUE_OPTS 6
+
 static void usage(FILE *err)
 {
-	fprintf(err, "usage: pgwarden token new --actor ID --role ROLE [--tenant T] [--scram]\n");
+	fprintf(err, "usage: pgwarden token new --actor ID --role ROLE [--tenant T] [--expires RFC3339] "
+		"[--targets A,B] [--scram] [-c FILE]\n");
 }
 
 /* A token-file field: non-empty, printable ASCII without whitespace, not starting a comment. */
@@ -61,8 +73,10 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, bo
 /* Parse argv[2..]; false (after saying why on err) on a usage error. */
 static bool parse_args(int argc, char **argv, token_args *ta, FILE *err)
 {
-	static const char *const names[] = {"--actor", "--role", "--tenant"};
-	const char **slots[] = {&ta->actor, &ta->role, &ta->tenant};
+	static const char *const names[N_VALUE_OPTS] = {"--actor", "--role", "--tenant", "--expires", "--targets",
+							 "-c"};
+	const char **slots[N_VALUE_OPTS] = {&ta->actor, &ta->role, &ta->tenant, &ta->expires, &ta->targets,
+					    &ta->config};
 	int i;
 
 	memset(ta, 0, sizeof(*ta));
@@ -74,7 +88,7 @@ static bool parse_args(int argc, char **argv, token_args *ta, FILE *err)
 			ta->scram = true;
 			continue;
 		}
-		for (k = 0; k < 3 && !matched; k++) {
+		for (k = 0; k < N_VALUE_OPTS && !matched; k++) {
 			const char *v = opt_value(argc, argv, &i, names[k], &missing);
 
 			if (missing) {
@@ -97,14 +111,85 @@ static bool parse_args(int argc, char **argv, token_args *ta, FILE *err)
 	}
 	if (!ta->tenant)
 		ta->tenant = "-";
-	for (i = 0; i < 3; i++) {
-		if (!field_ok(*slots[i])) {
+	for (i = 0; i < 5; i++) {
+		if (*slots[i] && !field_ok(*slots[i])) {
 			fprintf(err, "pgwarden token new: %s must be non-empty printable ASCII without spaces"
 				" and must not start with '#'\n", names[i]);
 			return false;
 		}
 	}
 	return true;
+}
+
+/* Whether role is protected: by the config's list with -c, else by the default one. Case-insensitive like tokens.c. */
+static bool role_protected(const char *role, const pgw_config *c)
+{
+	size_t i;
+
+	if (c) {
+		for (i = 0; i < c->n_protected_roles; i++)
+			if (strcasecmp(c->protected_roles[i], role) == 0)
+				return true;
+		return false;
+	}
+	for (i = 0; i < sizeof(default_protected) / sizeof(default_protected[0]); i++)
+		if (strcasecmp(default_protected[i], role) == 0)
+			return true;
+	return false;
+}
+
+/* --targets: a comma list without empty items; with -c every name must be a target. */
+static bool targets_ok(const char *list, const pgw_config *c, FILE *err)
+{
+	char **items;
+	size_t n, i;
+	bool ok = true;
+
+	if (!split_list(list, &items, &n) || n == 0) {
+		fprintf(err, "pgwarden token new: --targets: expected a comma list of target names\n");
+		return false;
+	}
+	for (i = 0; c && i < n; i++)
+		if (!config_find_target(c, items[i])) {
+			fprintf(err, "pgwarden token new: --targets: no target \"%s\" in %s\n", items[i], c->path);
+			ok = false;
+		}
+	free_list(items, n);
+	return ok;
+}
+
+/* Refuse what the token file would refuse, before printing a secret for it. */
+static bool check_record(const token_args *ta, FILE *err)
+{
+	pgw_errors e = {0};
+	pgw_config *c = NULL;
+	time_t t;
+	bool ok = true;
+
+	if (ta->config && !(c = config_load(ta->config, &e))) {
+		for (size_t i = 0; i < e.n; i++)
+			fprintf(err, "%s\n", e.msgs[i]);
+		errors_free(&e);
+		return false;
+	}
+	if (role_protected(ta->role, c)) {
+		fprintf(err, "pgwarden token new: role \"%s\" is a protected role: nobody may enter as it\n",
+			ta->role);
+		ok = false;
+	}
+	if (ta->expires && !parse_rfc3339(ta->expires, &t)) {
+		fprintf(err, "pgwarden token new: --expires: \"%s\" is not an RFC 3339 time "
+			"(e.g. 2026-12-31T00:00:00Z)\n", ta->expires);
+		ok = false;
+	} else if (ta->expires && t <= time(NULL)) {
+		fprintf(err, "pgwarden token new: --expires: %s is in the past\n", ta->expires);
+		ok = false;
+	}
+	if (ta->targets && !targets_ok(ta->targets, c, err))
+		ok = false;
+	if (c)
+		config_unref(c);
+	return ok;
 }
 
 /* base64url without padding of n bytes into out (size >= 4*ceil(n/3)+1). */
@@ -159,6 +244,8 @@ int token_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		usage(err);
 		return 2;
 	}
+	if (!check_record(&ta, err))
+		return 1;
 	/* RAND_bytes draws from OpenSSL's DRBG, seeded from the OS CSPRNG (getrandom). */
 	if (RAND_bytes(raw, sizeof(raw)) != 1) {
 		fprintf(err, "pgwarden token new: could not get random bytes\n");
@@ -173,7 +260,9 @@ int token_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		fprintf(err, "pgwarden token new: could not build the token record\n");
 		return 1;
 	}
-	fprintf(out, "%s\n%s %s %s %s\n", token, secret, ta.actor, ta.role, ta.tenant);
+	fprintf(out, "%s\n%s %s %s %s%s%s%s%s\n", token, secret, ta.actor, ta.role, ta.tenant,
+		ta.expires ? " expires=" : "", ta.expires ? ta.expires : "", ta.targets ? " targets=" : "",
+		ta.targets ? ta.targets : "");
 	OPENSSL_cleanse(token, sizeof(token));
 	free(secret);
 	return fflush(out) == 0 ? 0 : 1;

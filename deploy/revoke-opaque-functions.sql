@@ -12,7 +12,10 @@
 --
 -- Not revoked: set_config(). PostgreSQL needs it public (pg_dump, drivers),
 -- and pgwarden itself pins settings with it; identity settings are guarded by
--- pgwarden's identity-change rule and by the pinned role's privileges.
+-- pgwarden's identity-change rule and, with deploy/walls.sql, by the signed pin:
+-- a tenant or role changed through set_config() reads as no tenant at all.
+-- walls.sql also revokes the large-object writers (lo_create, lowrite, ...);
+-- lo_import and lo_export are revoked by both scripts (either may run alone).
 
 BEGIN;
 

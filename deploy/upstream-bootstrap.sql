@@ -11,6 +11,9 @@
 --   svc_password  optional; sets pgwarden_svc's password here. It then travels in a statement and
 --                 can reach the server log (log_statement = ddl/all): prefer \password afterwards.
 --
+-- Then, in each target database: revoke-opaque-functions.sql, and walls.sql (the walls that hold
+-- when pgwarden's classifier misses: signed identity for RLS, production write guard, grant guard).
+--
 -- Re-runnable: roles are created only when missing, everything else is ALTER/GRANT/REVOKE.
 -- The app role names (bookkeeper, agent_rw) are examples: use the roles your token file names.
 
@@ -39,6 +42,10 @@ SELECT 'CREATE ROLE pgwarden_svc' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE
 -- NOREPLICATION: a replication connection would stream every table, bypassing RLS and grants.
 -- NOBYPASSRLS: row-level security must apply to everything it does.
 -- (pgwarden opens one upstream session per client session: add CONNECTION LIMIT n to bound them.)
+-- Authenticate it with a TLS client certificate (pg_hba.conf: hostssl app pgwarden_svc 10.0.0.0/8 cert)
+--   where you can: PostgreSQL lets any role change its own password, so a session that got back to
+--   pgwarden_svc through a classifier miss (RESET ROLE) could lock pgwarden out by changing it;
+--   with cert authentication the password does not matter. (README, "Walls in the database".)
 ALTER ROLE pgwarden_svc LOGIN NOINHERIT NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS;
 
 \if :{?svc_password}
@@ -97,7 +104,9 @@ REVOKE CONNECT, TEMPORARY ON DATABASE :"app_db" FROM PUBLIC;
 GRANT CONNECT ON DATABASE :"app_db" TO pgwarden_svc;
 
 \if :production
--- Second wall for production: pgwarden already runs production sessions with
+-- Second wall for production (walls.sql adds the third, which a turned-off default cannot
+-- bypass: table writes and DDL need a write grant signed by pgwarden while a window is open):
+-- pgwarden already runs production sessions with
 -- default_transaction_read_only = on outside approved windows (and denies turning it off). This
 -- makes on the upstream default for every pgwarden_svc session in this database, so a session
 -- that pgwarden failed to pin still starts read-only. pgwarden's own SET ... TO off when a window
@@ -133,6 +142,12 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 --   GRANT USAGE ON SCHEMA billing TO bookkeeper, agent_rw;    -- table rights go to app roles,
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON billing.invoices TO bookkeeper, agent_rw;  -- never to
 --                                                             -- pgwarden_svc itself
+--
+-- With walls.sql installed, prefer the verified tenant, which a client cannot change by changing the
+-- setting (set_config through a function, a trigger, attribute notation ...): it adds a RESTRICTIVE
+-- policy tenant = (SELECT pgwarden_wall.tenant_id()) to the table's own policies:
+--
+--   SELECT pgwarden_wall.protect_table('billing.invoices', 'tenant');
 --
 -- Superusers and BYPASSRLS roles skip RLS even when it is forced: keep them away from pgwarden_svc.
 -- Tables in this database that have no forced RLS yet (read-only check; review the list):

@@ -16,6 +16,7 @@
 #include "audit/json_writer.h"
 #include "policy/windows.h"
 #include "proxy/catalogs.h"
+#include "proxy/console.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -25,24 +26,54 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 	evhttp_send_reply(req, code, reason, b);
 }
 
+/* Whether the request's query string holds key=value (e.g. format=json). */
+static bool query_has(struct evhttp_request *req, const char *key, const char *value)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq kv;
+	const char *v;
+	bool yes;
+
+	if (!q || evhttp_parse_query_str(q, &kv) != 0)
+		return false;
+	v = evhttp_find_header(&kv, key);
+	yes = v && strcmp(v, value) == 0;
+	evhttp_clear_headers(&kv);
+	return yes;
+}
+
+/*
+ * 200 "ok" only while pgwarden can serve: not stopping, the audit log
+ * writable, and at least one target reachable (or not yet probed). An
+ * unreachable target is listed after "ok" (degraded); ?format=json gives
+ * every target's state.
+ */
 static void healthz_cb(struct evhttp_request *req, void *arg)
 {
 	pgw_server *srv = arg;
 	struct evbuffer *b = evbuffer_new();
+	const char *why = NULL;
+	bool json = query_has(req, "format", "json");
 
 	if (!b)
 		return;
-	if (srv->shutting_down) {
-		evbuffer_add_printf(b, "shutting down\n");
-		reply(req, 503, "Service Unavailable", "text/plain", b);
-	} else if (srv->audit && !audit_healthy(srv->audit)) {
-		/* statements are refused while the audit log cannot be written */
-		evbuffer_add_printf(b, "audit log unavailable\n");
-		reply(req, 503, "Service Unavailable", "text/plain", b);
-	} else {
-		evbuffer_add_printf(b, "ok\n");
-		reply(req, 200, "OK", "text/plain", b);
+	if (srv->shutting_down)
+		why = "shutting down";
+	else if (srv->audit && !audit_healthy(srv->audit))
+		why = "audit log unavailable"; /* statements are refused while the audit log cannot be written */
+	else if (!health_can_serve(srv))
+		why = "no target reachable";
+	if (json)
+		health_render_json(srv, b);
+	else {
+		evbuffer_add_printf(b, "%s\n", why ? why : "ok");
+		if (why || srv->health.n_targets != health_reachable_count(srv))
+			health_render_text(srv, b);
 	}
+	if (why)
+		reply(req, 503, "Service Unavailable", json ? "application/json" : "text/plain", b);
+	else
+		reply(req, 200, "OK", json ? "application/json" : "text/plain", b);
 	evbuffer_free(b);
 }
 
@@ -84,6 +115,8 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	metrics_render(&srv->metrics, srv->audit ? audit_write_errors(srv->audit) : 0, b);
 	render_live_gauges(srv, b);
 	catalogs_render_metrics(srv, b);
+	limits_render_metrics(srv, b);
+	health_render_metrics(srv, b);
 	evbuffer_add_printf(b, "# TYPE pgwarden_auth_delayed_total counter\npgwarden_auth_delayed_total %llu\n",
 			    (unsigned long long)srv->throttle.delayed);
 	reply(req, 200, "OK", "text/plain; version=0.0.4", b);
@@ -180,10 +213,11 @@ int admin_start(pgw_server *srv)
 		log_error("admin_listen: cannot bind %s", spec);
 		return -1;
 	}
-	evhttp_set_allowed_methods(srv->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(srv->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_cb(srv->admin, "/healthz", healthz_cb, srv);
 	evhttp_set_cb(srv->admin, "/metrics", metrics_cb, srv);
 	evhttp_set_cb(srv->admin, "/windows", windows_cb, srv);
+	console_register(srv, srv->admin);
 	log_info("admin HTTP on %s", spec);
 	return 0;
 }

@@ -1,4 +1,5 @@
 /* audit_hooks.c - building audit records from sessions. */
+#include "proxy/console.h"
 #include "proxy/audit_hooks.h"
 
 #include <string.h>
@@ -77,6 +78,7 @@ uint64_t audit_statement_params(session *s, const char *protocol, const char *sq
 	audit_record r;
 	uint64_t seq;
 
+	console_note_statement(s, sql, len); /* what GET /sessions shows as the current statement */
 	if (!s->srv->audit)
 		return 0;
 	audit_record_init(&r);

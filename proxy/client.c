@@ -22,6 +22,8 @@
 
 #include "proxy/audit_hooks.h"
 #include "proxy/cancel.h"
+#include "proxy/console.h"
+#include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/relay.h"
 #include "proxy/upstream.h"
@@ -30,6 +32,7 @@
 #include "protocol/frame.h"
 #include "protocol/msgtypes.h"
 #include "protocol/pktbuf.h"
+#include "protocol/scram.h"
 #include "protocol/startup.h"
 
 /* Largest 'p' message accepted during authentication (PostgreSQL: PG_MAX_AUTH_TOKEN_LENGTH 65535). */
@@ -111,18 +114,52 @@ static void startup_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	client_fail(s, "08006", "pgwarden: authentication timeout", NULL);
 }
 
+/*
+ * An address at its quota of unfinished startups: close its oldest one to
+ * make room. Why shed instead of refusing the newcomer: behind NAT or a
+ * sidecar one address is every application instance, and refusing would let
+ * a few stuck or slow clients lock all of them out (issue 14). Returns
+ * whether a slot was freed.
+ */
+static bool shed_oldest_startup(pgw_server *srv, const char *addr)
+{
+	session *s;
+
+	TAILQ_FOREACH(s, &srv->sessions, link) {
+		if (s->closing || !s->client.counted_unauth || strcmp(s->client.addr, addr) != 0)
+			continue;
+		limits_count(srv, LIMIT_UNAUTH_SHED);
+		session_log(LOG_LVL_WARN, s, "closing the oldest unfinished startup from %s: its address is at "
+			    "its quota and a new connection came", addr);
+		client_fail(s, "53300", "pgwarden: too many unfinished logins from this address; the oldest is "
+			    "closed", NULL);
+		return !s->client.counted_unauth;
+	}
+	return false;
+}
+
+/* Room for one more unauthenticated connection from this address (shedding its oldest if need be). */
+static bool startup_slot(pgw_server *srv, const char *addr)
+{
+	/* One address may hold a quarter of the startup slots, so a flood from it leaves room for others. */
+	int per_address = srv->cfg->max_startup_conns / 4 > 8 ? srv->cfg->max_startup_conns / 4 : 8;
+
+	if (srv->n_unauthenticated >= srv->cfg->max_startup_conns)
+		return false;
+	if (throttle_startup_begin(&srv->throttle, addr, per_address))
+		return true;
+	return shed_oldest_startup(srv, addr) && throttle_startup_begin(&srv->throttle, addr, per_address);
+}
+
 void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int socklen)
 {
 	session *s;
 	struct timeval tv;
 	int one = 1;
 	client_conn probe;
-	/* One address may hold a quarter of the startup slots, so a flood from it leaves room for others. */
-	int per_address = srv->cfg->max_startup_conns / 4 > 8 ? srv->cfg->max_startup_conns / 4 : 8;
 
 	format_peer(&probe, sa);
-	if (srv->shutting_down || srv->n_unauthenticated >= srv->cfg->max_startup_conns ||
-	    !throttle_startup_begin(&srv->throttle, probe.addr, per_address)) {
+	if (srv->shutting_down || !startup_slot(srv, probe.addr)) {
 		log_warn("refusing connection from %s: %s", probe.peer,
 			 srv->shutting_down ? "shutting down" : "too many unauthenticated connections");
 		close(fd);
@@ -147,6 +184,8 @@ void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int sockl
 	}
 	srv->n_unauthenticated++;
 	s->client.counted_unauth = true;
+	limits_on_accept(s);
+	console_on_accept(s);
 	tv.tv_sec = s->cfg->auth_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(s->client.startup_timer, &tv);
@@ -323,7 +362,8 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	startup_params *p;
 	auth_params ap;
 	pktbuf b;
-	char msg[256];
+	uint8_t cbind[64];
+	size_t cbind_len = sizeof(cbind);
 
 	if (s->cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client.ssl) {
 		client_fail(s, "28000", "pgwarden: TLS is required", NULL);
@@ -352,22 +392,30 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	}
 	s->client.actor = p->user;
 	s->client.database = p->database;
-	if (!check_startup_params(s, p))
+	if (!limits_admit_startup(s) || !check_startup_params(s, p))
 		return;
+	/*
+	 * Why authenticate before looking at the target: answering 3D000 to a
+	 * client without a valid token would let anyone probe target names
+	 * (CONTRACT §4). The exchange runs the same whatever the dbname; an
+	 * unknown one is only told to a client whose token proved valid.
+	 */
 	s->target = config_find_target(s->cfg, p->database);
-	if (!s->target) {
-		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", p->database);
-		client_fail(s, "3D000", msg, NULL);
-		return;
-	}
 	memset(&ap, 0, sizeof(ap));
 	ap.tokens = s->cfg->tokens;
 	ap.actor = p->user;
-	ap.target = s->target->name;
+	ap.target = p->database ? p->database : "";
 	ap.tls = s->client.ssl != NULL;
 	ap.plaintext_auth = s->cfg->plaintext_auth;
-	ap.tls_cert_hash = s->srv->cert_hash_len ? s->srv->cert_hash : NULL;
-	ap.tls_cert_hash_len = s->srv->cert_hash_len;
+	/*
+	 * Channel binding (tls-server-end-point) hashes the certificate THIS
+	 * connection was served, not the server's current one: after a reload
+	 * rotated the certificate, a handshake made before it still binds to the old.
+	 */
+	if (s->client.ssl && scram_cert_end_point_hash(SSL_get_certificate(s->client.ssl), cbind, &cbind_len)) {
+		ap.tls_cert_hash = cbind;
+		ap.tls_cert_hash_len = cbind_len;
+	}
 	ap.now = time(NULL);
 	pktbuf_init(&b);
 	s->client.auth = auth_begin(&ap, &b);
@@ -431,7 +479,19 @@ static void on_startup_input(session *s)
 
 static void on_auth_ok(session *s, const pgw_token *who)
 {
+	char msg[256];
+
+	if (!s->target) {
+		/* The token is valid: now, and only now, the client may learn the target does not exist. */
+		throttle_success(&s->srv->throttle, s->client.addr, who->actor);
+		snprintf(msg, sizeof(msg), "database \"%s\" does not exist",
+			 s->client.database ? s->client.database : "");
+		client_fail(s, "3D000", msg, NULL);
+		return;
+	}
 	s->who = who;
+	if (!limits_admit_actor(s))
+		return;
 	throttle_success(&s->srv->throttle, s->client.addr, who->actor);
 	if (who->kind == TOKEN_SHA256)
 		memcpy(s->secret_id, who->sha256, sizeof(s->secret_id));
@@ -589,6 +649,9 @@ static void client_on_read(void *arg)
 			on_auth_input(s);
 			break;
 		case CLIENT_READY:
+			limits_client_input(s);
+			if (console_hold(s)) /* PAUSE: new statements wait for RESUME */
+				goto done;
 			relay_client_input(s);
 			goto done;
 		case CLIENT_WAIT_UPSTREAM:

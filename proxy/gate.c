@@ -22,6 +22,7 @@
 #include "proxy/pin.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
+#include "proxy/upstream.h"
 #include "audit/audit.h"
 #include "protocol/pktbuf.h"
 #include "protocol/bind.h"
@@ -327,9 +328,10 @@ static bool qb_insert(qbuild *q, const char *sql, size_t cut, const char *extra)
 
 static bool splice_pin(session *s, qbuild *q, const char *sql, size_t cut, gate_verdict *v)
 {
-	unsigned k, npin = pin_sql_statements(s->cfg);
+	pin_wall w = upstream_pin_wall(s);
+	unsigned k, npin = pin_sql_statements_walled(s->cfg, &w);
 
-	if (!q->pin && !(q->pin = pin_sql_build(s->cfg, s->who, s->up.read_only)))
+	if (!q->pin && !(q->pin = pin_sql_build_walled(s->cfg, s->who, s->up.read_only, &w)))
 		return false;
 	if (!qb_insert(q, sql, cut, q->pin))
 		return false;

@@ -6,8 +6,10 @@
 #include "audit/audit.h"
 #include "conf/config.h"
 #include "conf/token_new.h"
+#include "proxy/admin_cli.h"
 #include "proxy/explain.h"
 #include "proxy/log.h"
+#include "proxy/preflight.h"
 #include "proxy/server.h"
 
 static const char usage_text[] =
@@ -16,12 +18,19 @@ static const char usage_text[] =
 	"Usage:\n"
 	"  pgwarden -c FILE                 run the proxy in the foreground (logs to stderr)\n"
 	"  pgwarden --check -c FILE         validate config and token file (FILE:LINE: message per error)\n"
+	"  pgwarden --check --connect -c FILE\n"
+	"                                   also connect to each target: token roles exist and can be SET,\n"
+	"                                   login role attributes; warn on windows that are over\n"
 	"  pgwarden --version               print the version\n"
 	"  pgwarden --explain -c FILE --target NAME [--actor ID] \"SQL\"\n"
 	"                                   show how a statement is classified and judged, and why\n"
 	"                                   (reads the target's functions; exit 0 allowed, 3 denied)\n"
-	"  pgwarden token new --actor ID --role ROLE [--tenant T] [--scram]\n"
-	"                                   print a new token and its token-file line\n"
+	"  pgwarden token new --actor ID --role ROLE [--tenant T] [--expires RFC3339] [--targets A,B]\n"
+	"                     [--scram] [-c FILE]\n"
+	"                                   print a new token and its token-file line (protected roles refused)\n"
+	"  pgwarden admin [-c FILE | --url http://HOST:PORT] [--token T] COMMAND\n"
+	"                                   the operator console: sessions, kill ID, pause TARGET,\n"
+	"                                   resume TARGET, windows, stats, pools, health (JSON answers)\n"
 	"  pgwarden audit verify FILE...    check the hash chain of audit files (in order)\n"
 	"  pgwarden audit show [--actor A] [--decision deny] [--since T] [--until T] [--json] FILE...\n"
 	"                                   print matching audit records\n"
@@ -50,6 +59,7 @@ static int run(const char *path)
 		errors_free(&errs);
 		return 1;
 	}
+	pgw_log_json = cfg->log_format == LOG_FORMAT_JSON;
 	if (server_init(&srv, cfg, path) != 0) {
 		server_free(&srv);
 		return 1;
@@ -62,13 +72,15 @@ static int run(const char *path)
 int main(int argc, char **argv)
 {
 	const char *config = NULL;
-	bool check = false;
+	bool check = false, connect = false;
 	int i;
 
 	if (getenv("PGWARDEN_DEBUG") && strcmp(getenv("PGWARDEN_DEBUG"), "0") != 0)
 		pgw_log_min_level = LOG_LVL_DEBUG;
 	if (argc >= 2 && strcmp(argv[1], "token") == 0)
 		return token_cli_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "admin") == 0)
+		return admin_cli_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "audit") == 0)
 		return audit_cli_main(argc - 1, argv + 1);
 	for (i = 1; i < argc; i++)
@@ -82,6 +94,8 @@ int main(int argc, char **argv)
 			return usage(stdout, 0);
 		else if (strcmp(argv[i], "--check") == 0)
 			check = true;
+		else if (strcmp(argv[i], "--connect") == 0)
+			connect = true;
 		else if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
 			config = argv[++i];
 		else {
@@ -93,5 +107,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pgwarden: no config file given (-c FILE)\n\n");
 		return usage(stderr, 2);
 	}
-	return check ? config_check_main(config) : run(config);
+	if (connect && !check) {
+		fprintf(stderr, "pgwarden: --connect goes with --check\n\n");
+		return usage(stderr, 2);
+	}
+	if (check)
+		return connect ? preflight_main(config) : config_check_main(config);
+	return run(config);
 }

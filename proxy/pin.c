@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "audit/json_writer.h"
+#include "proxy/wall.h"
 
 /*
  * E'' literals are read the same whatever standard_conforming_strings says,
@@ -110,11 +111,29 @@ static int put_setting(char *buf, size_t bufsz, int off, pin_style style, const 
 }
 
 /*
+ * The walls' two settings (see wall.h): the identity signature, and the write
+ * grant or '' (a grant from an earlier pinning must not outlive this one).
+ */
+static int put_wall(char *buf, size_t bufsz, int off, pin_style style, const pgw_token *who, const pin_wall *w)
+{
+	char sig[WALL_SIG_HEX], grant[WALL_WRITE_MAX] = "";
+
+	if (!wall_sign_pin(w->target, w->backend_pid, who->role, who->actor, who->tenant, sig))
+		return -1;
+	if (w->write_until > 0 &&
+	    !wall_sign_write(w->target, w->backend_pid, who->role, who->actor, w->write_from, w->write_until, grant))
+		return -1;
+	off = put_setting(buf, bufsz, off, style, WALL_PIN_SETTING, sig, false);
+	return put_setting(buf, bufsz, off, style, WALL_WRITE_SETTING, grant, false);
+}
+
+/*
  * The role first (SET ROLE, or set_config('role'), which is what SET ROLE
  * does), then the actor, tenant and claims settings, then the read-only
- * default.
+ * default, then (walled targets) the signature and the write grant.
  */
-static char *pin_build(const pgw_config *cfg, const pgw_token *who, bool read_only, pin_style style)
+static char *pin_build(const pgw_config *cfg, const pgw_token *who, bool read_only, pin_style style,
+		       const pin_wall *w)
 {
 	/* Quoting at most doubles each value; the names are quoted too. */
 	size_t bufsz = 512 + 4 * (strlen(who->actor) + strlen(who->role) + (who->tenant ? strlen(who->tenant) : 0)) +
@@ -129,6 +148,10 @@ static char *pin_build(const pgw_config *cfg, const pgw_token *who, bool read_on
 			return NULL;
 		bufsz += 2 * strlen(claims);
 	}
+	if (w != NULL && wall_required(w->target))
+		bufsz += 2 * (WALL_SIG_HEX + WALL_WRITE_MAX) + 64;
+	else
+		w = NULL;
 	buf = malloc(bufsz);
 	if (!buf) {
 		free(claims);
@@ -145,6 +168,8 @@ static char *pin_build(const pgw_config *cfg, const pgw_token *who, bool read_on
 	if (claims)
 		off = put_setting(buf, bufsz, off, style, cfg->claims_setting, claims, false);
 	off = put_setting(buf, bufsz, off, style, "default_transaction_read_only", read_only ? "on" : "off", false);
+	if (w != NULL && off >= 0)
+		off = put_wall(buf, bufsz, off, style, who, w);
 	free(claims);
 	if (off < 0) {
 		free(buf);
@@ -155,12 +180,28 @@ static char *pin_build(const pgw_config *cfg, const pgw_token *who, bool read_on
 
 char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only)
 {
-	return pin_build(cfg, who, read_only, PIN_SETS);
+	return pin_build(cfg, who, read_only, PIN_SETS, NULL);
 }
 
 char *pin_sql_build_single(const pgw_config *cfg, const pgw_token *who, bool read_only)
 {
-	return pin_build(cfg, who, read_only, PIN_SELECT);
+	return pin_build(cfg, who, read_only, PIN_SELECT, NULL);
+}
+
+char *pin_sql_build_walled(const pgw_config *cfg, const pgw_token *who, bool read_only, const pin_wall *w)
+{
+	return pin_build(cfg, who, read_only, PIN_SETS, w);
+}
+
+char *pin_sql_build_single_walled(const pgw_config *cfg, const pgw_token *who, bool read_only, const pin_wall *w)
+{
+	return pin_build(cfg, who, read_only, PIN_SELECT, w);
+}
+
+unsigned pin_sql_statements_walled(const pgw_config *cfg, const pin_wall *w)
+{
+	/* pgwarden.pin and pgwarden.write */
+	return pin_sql_statements(cfg) + (w != NULL && wall_required(w->target) ? 2 : 0);
 }
 
 const char *pin_sql_read_only(bool on)

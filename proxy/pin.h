@@ -7,6 +7,8 @@
 #define PGW_PIN_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "conf/config.h"
 
@@ -26,6 +28,27 @@ char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only)
  * set_config('role') is what SET ROLE does. Returns NULL on out of memory.
  */
 char *pin_sql_build_single(const pgw_config *cfg, const pgw_token *who, bool read_only);
+
+/* What a pin for a walled target (walls = required, deploy/walls.sql) signs besides the identity. */
+typedef struct pin_wall {
+	const pgw_target *target; /* the session's target: its wall key signs; unsigned unless walls = required */
+	uint32_t backend_pid;     /* the upstream backend the pin is for (PQbackendPID): the signature holds only there */
+	time_t write_from;        /* the write grant's window [write_from, write_until) (wall_write_window) */
+	time_t write_until;       /* > 0: pin a write grant for that window; 0: none (pgwarden.write = '') */
+} pin_wall;
+
+/*
+ * pin_sql_build() / pin_sql_build_single() plus, for a walled target, the
+ * signature (SET pgwarden.pin) and the write grant or '' (SET pgwarden.write):
+ * two more statements, or two more set_config() columns. w NULL, or a target
+ * without walls: the same text as the unwalled builders. Every re-pin of a
+ * walled session must use these (RESET ALL clears both settings), with the
+ * same backend_pid and the window from wall_write_window() at that time.
+ */
+char *pin_sql_build_walled(const pgw_config *cfg, const pgw_token *who, bool read_only, const pin_wall *w);
+char *pin_sql_build_single_walled(const pgw_config *cfg, const pgw_token *who, bool read_only, const pin_wall *w);
+/* How many statements pin_sql_build_walled() produces. */
+unsigned pin_sql_statements_walled(const pgw_config *cfg, const pin_wall *w);
 
 /* How many statements pin_sql_build() produces for this config. */
 unsigned pin_sql_statements(const pgw_config *cfg);

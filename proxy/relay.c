@@ -12,9 +12,11 @@
 
 #include "proxy/backend.h"
 #include "proxy/client.h"
+#include "proxy/console.h"
 #include "proxy/frontend.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "proxy/upstream.h"
 #include "protocol/frame.h"
 #include "protocol/pktbuf.h"
 #include "proxy/pin.h"
@@ -48,13 +50,16 @@ static void relay_client_messages(session *s);
 void relay_client_input(session *s)
 {
 	relay_client_messages(s);
+	/* An admin PAUSE stopped the loop between transactions: held until RESUME wakes it. */
+	console_hold(s);
 	upstream_flush(s);
 }
 
 bool relay_client_readable(const session *s)
 {
 	return !s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY &&
-	       !s->client.terminated && !s->catalog_waiting && !s->parse_waiting && !s->client.backpressured;
+	       !s->client.terminated && !s->catalog_waiting && !s->parse_waiting && !s->client.backpressured &&
+	       !console_should_hold(s);
 }
 
 void relay_client_wake(session *s)
@@ -62,7 +67,8 @@ void relay_client_wake(session *s)
 	if (s->closing || s->client.phase != CLIENT_READY)
 		return;
 	if (!relay_client_readable(s)) {
-		client_pause(s);
+		if (!console_hold(s)) /* a PAUSE marks the session held, so RESUME finds it */
+			client_pause(s);
 		return;
 	}
 	client_resume(s);
@@ -393,14 +399,17 @@ relay_status relay_repin(session *s)
 {
 	char *sql;
 	relay_status st;
+	pin_wall w;
 
 	if (s->closing)
 		return RELAY_STOP;
 	/* Skipping to Sync, reading COPY data, or in a failed transaction, the server would not run it: wait. */
 	if (!s->tl.repin || s->tl.mode != TL_MODE_NORMAL)
 		return RELAY_GO;
-	sql = s->tl.batch_open ? pin_sql_build_single(s->cfg, s->who, s->up.read_only)
-			       : pin_sql_build(s->cfg, s->who, s->up.read_only);
+	/* RESET ALL cleared the walls' signatures too: a walled target gets them signed again. */
+	w = upstream_pin_wall(s);
+	sql = s->tl.batch_open ? pin_sql_build_single_walled(s->cfg, s->who, s->up.read_only, &w)
+			       : pin_sql_build_walled(s->cfg, s->who, s->up.read_only, &w);
 	if (!sql) {
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return RELAY_STOP;

@@ -4,6 +4,7 @@
  * after every batch of callbacks, and the reaper that frees sessions only
  * after the callback that closed them has returned.
  */
+#include "proxy/wall_check.h"
 #include "proxy/server.h"
 
 #include <errno.h>
@@ -197,6 +198,66 @@ static void close_listeners(pgw_server *srv)
 
 /* ---- signals ------------------------------------------------------------------------------------- */
 
+/*
+ * The client TLS context of a config: a new SSL_CTX from its cert and key
+ * (NULL in *ctx when it has none). Returns -1 (logged) when they cannot be
+ * loaded. Why a fresh context on reload: each live connection's SSL object
+ * holds a reference to the context and certificate it was made with, so
+ * swapping srv->ssl_ctx changes only new handshakes (certificate rotation
+ * without dropping sessions).
+ */
+static int load_tls(pgw_server *srv, const pgw_config *cfg, SSL_CTX **ctx)
+{
+	char err[512];
+	uint8_t hash[sizeof(srv->cert_hash)];
+	unsigned hash_len = sizeof(hash);
+
+	*ctx = NULL;
+	if (!cfg->tls_cert_file)
+		return 0;
+	*ctx = tls_server_ctx_new(cfg->tls_cert_file, cfg->tls_key_file, hash, &hash_len, err, sizeof(err));
+	if (!*ctx) {
+		log_error("%s", err);
+		return -1;
+	}
+	memcpy(srv->cert_hash, hash, sizeof(hash));
+	srv->cert_hash_len = hash_len;
+	return 0;
+}
+
+/* Swap in a new config that loaded without errors. */
+static void reload_accept(pgw_server *srv, pgw_config *ncfg)
+{
+	size_t nt = ncfg->tokens ? ncfg->tokens->n : 0;
+
+	SSL_CTX *ctx;
+
+	if (load_tls(srv, ncfg, &ctx) != 0) {
+		log_error("reload rejected: the TLS certificate or key cannot be used; the previous configuration "
+			  "and certificate stay in force");
+		config_unref(ncfg);
+		health_on_reload(srv, false);
+		return;
+	}
+	if (srv->ssl_ctx)
+		SSL_CTX_free(srv->ssl_ctx); /* live TLS sessions keep their own reference */
+	srv->ssl_ctx = ctx;
+	if (strcmp(ncfg->listen, srv->cfg->listen) != 0)
+		log_warn("listen changed: takes effect only after a restart");
+	if ((ncfg->audit_log == NULL) != (srv->cfg->audit_log == NULL) ||
+	    (ncfg->audit_log && strcmp(ncfg->audit_log, srv->cfg->audit_log) != 0))
+		log_warn("audit_log changed: takes effect only after a restart");
+	config_unref(srv->cfg);
+	srv->cfg = ncfg;
+	pgw_log_json = ncfg->log_format == LOG_FORMAT_JSON;
+	catalogs_reload_all(srv);
+	wall_check_targets_async(ncfg); /* logs; sessions check on their own connection too */
+	health_on_reload(srv, true);
+	log_info("reload done: %zu %s, %zu %s, %zu %s, %zu token %s", ncfg->n_targets,
+		 PLURAL(ncfg->n_targets, "target", "targets"), ncfg->n_windows, PLURAL(ncfg->n_windows, "window", "windows"),
+		 ncfg->n_rules, PLURAL(ncfg->n_rules, "rule", "rules"), nt, PLURAL(nt, "record", "records"));
+}
+
 /* SIGHUP: all-or-nothing reload of config and tokens, and reopen the audit log (rotation). */
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -213,18 +274,9 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 			log_error("%s", errs.msgs[i]);
 		log_error("reload rejected: the previous configuration stays in force");
 		errors_free(&errs);
-	} else {
-		if (strcmp(ncfg->listen, srv->cfg->listen) != 0)
-			log_warn("listen changed: takes effect only after a restart");
-		if ((ncfg->audit_log == NULL) != (srv->cfg->audit_log == NULL) ||
-		    (ncfg->audit_log && strcmp(ncfg->audit_log, srv->cfg->audit_log) != 0))
-			log_warn("audit_log changed: takes effect only after a restart");
-		config_unref(srv->cfg);
-		srv->cfg = ncfg;
-		catalogs_reload_all(srv);
-		log_info("reload done: %zu targets, %zu windows, %zu rules, %zu token records", ncfg->n_targets,
-			 ncfg->n_windows, ncfg->n_rules, ncfg->tokens ? ncfg->tokens->n : (size_t)0);
-	}
+		health_on_reload(srv, false);
+	} else
+		reload_accept(srv, ncfg);
 	if (srv->audit) {
 		if (audit_reopen(srv->audit, &err) != 0) {
 			log_error("audit log reopen failed: %s", err ? err : "?");
@@ -290,18 +342,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 
 static int setup_tls(pgw_server *srv)
 {
-	char err[512];
-
-	if (!srv->cfg->tls_cert_file)
-		return 0;
-	srv->cert_hash_len = sizeof(srv->cert_hash);
-	srv->ssl_ctx = tls_server_ctx_new(srv->cfg->tls_cert_file, srv->cfg->tls_key_file, srv->cert_hash,
-					  &srv->cert_hash_len, err, sizeof(err));
-	if (!srv->ssl_ctx) {
-		log_error("%s", err);
-		return -1;
-	}
-	return 0;
+	return load_tls(srv, srv->cfg, &srv->ssl_ctx);
 }
 
 static int setup_events(pgw_server *srv)
@@ -380,11 +421,13 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 		}
 	}
 	srv->classifier = policy_classifier_new(FACTS_CACHE_ENTRIES);
-	if (!srv->classifier || setup_tls(srv) != 0 || setup_events(srv) != 0)
+	if (!srv->classifier || setup_tls(srv) != 0 || setup_events(srv) != 0 || limits_init(srv) != 0 ||
+	    health_init(srv) != 0)
 		return -1;
 	if (catalogs_init(srv) != 0)
 		return -1;
 	wait_for_catalogs(srv);
+	wall_check_targets(cfg); /* before listening: a missing wall or a wrong key is logged at start */
 	if (open_listeners(srv) != 0)
 		return -1;
 	if (admin_start(srv) != 0)
@@ -395,7 +438,8 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 
 int server_run(pgw_server *srv)
 {
-	log_info("pgwarden %s ready: %zu targets", PGWARDEN_VERSION, srv->cfg->n_targets);
+	log_info("pgwarden %s ready: %zu %s", PGWARDEN_VERSION, srv->cfg->n_targets,
+		 PLURAL(srv->cfg->n_targets, "target", "targets"));
 	event_base_dispatch(srv->base);
 	audit_server_event(srv, "stop");
 	log_info("stopped");
@@ -416,6 +460,10 @@ void server_free(pgw_server *srv)
 	}
 	close_listeners(srv);
 	admin_stop(srv);
+	limits_free(srv);
+	console_free(srv);
+	health_free(srv);
+	wall_check_wait();
 	catalogs_free(srv);
 	if (srv->audit)
 		audit_close(srv->audit);

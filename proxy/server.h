@@ -14,6 +14,9 @@
 #include <openssl/ssl.h>
 
 #include "conf/config.h"
+#include "proxy/console.h"
+#include "proxy/health.h"
+#include "proxy/limits.h"
 #include "proxy/metrics.h"
 #include "proxy/session.h"
 #include "proxy/throttle.h"
@@ -32,7 +35,7 @@ typedef struct pgw_server {
 	int n_listeners;
 	char *unix_socket_path;               /* to unlink at exit */
 	SSL_CTX *ssl_ctx;                     /* client-facing TLS, NULL when not configured */
-	uint8_t cert_hash[64];                /* tls-server-end-point hash of our certificate */
+	uint8_t cert_hash[64];                /* tls-server-end-point hash of the current certificate (sessions bind to their own) */
 	unsigned cert_hash_len;
 
 	struct audit_log *audit;              /* NULL when audit_log is not set */
@@ -54,6 +57,9 @@ typedef struct pgw_server {
 
 	throttle throttle;                    /* login failure back-off and per-address startup counts */
 	pgw_metrics metrics;
+	console_state console;                /* paused targets (console.c) */
+	health_state health;                  /* target reachability, reload results (health.c) */
+	limits_state limits;                  /* client and actor counts, timeouts sweep (limits.c) */
 	struct evhttp *admin;                 /* admin HTTP, NULL when off */
 } pgw_server;
 

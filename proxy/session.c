@@ -52,8 +52,8 @@ void session_log(pgw_log_level lvl, const session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	pgw_log(lvl, "s=%llu %s %s %s %s", (unsigned long long)s->id, s->client.actor ? s->client.actor : "-",
-		s->target ? s->target->name : "-", s->client.peer, msg);
+	pgw_log_session(lvl, (unsigned long long)s->id, s->client.actor, s->target ? s->target->name : NULL,
+			s->client.peer, "%s", msg);
 }
 
 void session_set_close_reason(session *s, const char *reason)
@@ -86,6 +86,8 @@ void session_free(session *s)
 		event_free(s->client.startup_timer);
 	if (s->client.fail_timer)
 		event_free(s->client.fail_timer);
+	limits_on_free(s);
+	console_on_free(s);
 	if (s->client.counted_unauth) {
 		srv->n_unauthenticated--;
 		throttle_startup_done(&srv->throttle, s->client.addr);

@@ -20,7 +20,9 @@
 
 #include "conf/config.h"
 #include "protocol/startup.h"
+#include "proxy/console.h"
 #include "proxy/io.h"
+#include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pipeline.h"
 
@@ -81,6 +83,7 @@ typedef struct upstream_conn {
 	char txn_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool read_only;                /* what default_transaction_read_only is set to upstream */
 	bool standard_conforming_strings; /* tracked from ParameterStatus */
+	uint32_t backend_pid;          /* the upstream backend's pid (PQbackendPID): what wall signatures bind */
 	struct timespec connect_start; /* for the connect-latency metric */
 } upstream_conn;
 
@@ -109,6 +112,8 @@ typedef struct session {
 	bool parse_waiting;            /* client paused until parse_job lands */
 
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
+	session_console console;       /* accept time, last statement, PAUSE hold (console.c) */
+	session_limits lim;            /* max_client_conn / max_actor_conn counts and timeouts (limits.c) */
 	bool audited_disconnect;       /* the disconnect record is written (once per session) */
 	char close_reason[160];        /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */
 	TAILQ_ENTRY(session) link;     /* srv->sessions */

@@ -24,10 +24,12 @@
 
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/health.h"
 #include "proxy/log.h"
 #include "proxy/pin.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
+#include "proxy/wall.h"
 #include "policy/windows.h"
 
 static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg);
@@ -55,14 +57,14 @@ static bool upstream_wait(session *s, short what)
 
 static void upstream_failed(session *s, const char *what)
 {
-	char msg[256];
+	char msg[256], folded[512];
 	const char *pgerr = s->up.pg ? PQerrorMessage(s->up.pg) : "";
-	size_t n = strlen(pgerr);
 
 	/* libpq's message may name hosts and users: it goes to our log, not to the client. */
-	while (n && pgerr[n - 1] == '\n')
-		n--;
-	session_log(LOG_LVL_WARN, s, "upstream %s failed for target %s: %.*s", what, s->target->name, (int)n, pgerr);
+	session_log(LOG_LVL_WARN, s, "upstream %s failed for target %s: %s", what, s->target->name,
+		    log_one_line(pgerr, folded, sizeof(folded)));
+	if (s->up.phase == UPSTREAM_CONNECTING)
+		health_note_connect(s->srv, s->target->name, false, folded);
 	snprintf(msg, sizeof(msg), "pgwarden: could not connect to target \"%s\"", s->target->name);
 	client_fail(s, "08006", msg, NULL);
 }
@@ -166,6 +168,48 @@ static bool session_wants_read_only(session *s)
 	       !windows_open_now(s->cfg, s->target->name, s->who->actor, time(NULL));
 }
 
+pin_wall upstream_pin_wall(const session *s)
+{
+	pin_wall w = { s->target, s->up.backend_pid, 0, 0 };
+
+	wall_write_window(s->cfg, s->target, s->who->actor, time(NULL), &w.write_from, &w.write_until);
+	return w;
+}
+
+/*
+ * The pin, signed for the database walls when the target requires them, and
+ * then the walls' verdict on it (WALL_CHECK_SQL): the one place a walled
+ * target is proven to have its walls and our key, on the very backend the
+ * session will use, so a target whose walls are missing or hold another key
+ * is refused whatever the start-time check saw.
+ */
+static char *walled_pin_sql(session *s)
+{
+	pin_wall w = upstream_pin_wall(s);
+	char *pin, *sql;
+
+	if (!wall_required(s->target))
+		return pin_sql_build(s->cfg, s->who, s->up.read_only);
+	pin = pin_sql_build_walled(s->cfg, s->who, s->up.read_only, &w);
+	if (!pin || asprintf(&sql, "%s; " WALL_CHECK_SQL, pin) < 0)
+		sql = NULL;
+	free(pin);
+	return sql;
+}
+
+/* A row among the pinning results is the walls' verdict: anything but 'ok' refuses the session. */
+static bool wall_verdict_ok(session *s, const PGresult *res)
+{
+	const char *v = PQntuples(res) == 1 && PQnfields(res) == 1 ? PQgetvalue(res, 0, 0) : "?";
+
+	if (strcmp(v, "ok") == 0)
+		return true;
+	session_log(LOG_LVL_ERROR, s, "target %s: walls = required but the database says the pin is \"%s\"%s",
+		    s->target->name, v,
+		    strcmp(v, "mismatch") == 0 ? ": its wall key is not the one in wall_key_file" : "");
+	return false;
+}
+
 static void start_pinning(session *s)
 {
 	char *sql;
@@ -173,11 +217,13 @@ static void start_pinning(session *s)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	s->srv->metrics.upstream_connects++;
+	health_note_connect(s->srv, s->target->name, true, NULL);
 	s->srv->metrics.upstream_connect_us_total +=
 		(uint64_t)((now.tv_sec - s->up.connect_start.tv_sec) * 1000000 +
 			   (now.tv_nsec - s->up.connect_start.tv_nsec) / 1000);
 	s->up.read_only = session_wants_read_only(s);
-	sql = pin_sql_build(s->cfg, s->who, s->up.read_only);
+	s->up.backend_pid = (uint32_t)PQbackendPID(s->up.pg);
+	sql = walled_pin_sql(s);
 	if (!sql || !PQsendQuery(s->up.pg, sql)) {
 		free(sql);
 		upstream_failed(s, "pinning");
@@ -266,6 +312,27 @@ static void become_ready(session *s)
 		release_libpq(s, sink);
 }
 
+/*
+ * The server refused a pinning statement: say what it was, not "could not
+ * connect". A missing role (42704) or a login role that may not SET ROLE to
+ * it (42501) is an operator's mistake the client should be told about in
+ * PostgreSQL's words; the statement is ours, the SQLSTATE is the server's.
+ */
+static void pinning_refused(session *s, const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	char msg[256], detail[256];
+
+	session_log(LOG_LVL_WARN, s, "pinning identity failed: %s (%s)%s", primary ? primary : "?", state ? state : "?",
+		    wall_required(s->target) ? " (walls = required: is deploy/walls.sql installed?)" : "");
+	snprintf(msg, sizeof(msg), "pgwarden: could not pin the session's identity on target \"%s\": %s",
+		 s->target->name, primary ? primary : "error");
+	snprintf(detail, sizeof(detail), "pgwarden's login role could not take on role \"%s\" of this token; "
+		 "the operator can find such records with pgwarden --check --connect.", s->who->role);
+	client_fail(s, state && strlen(state) == 5 ? state : "42501", msg, detail);
+}
+
 /* Collect the pinning results; any failure ends the session (identity would not hold). */
 static void poll_pinning(session *s)
 {
@@ -286,7 +353,11 @@ static void poll_pinning(session *s)
 			return;
 		}
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-			session_log(LOG_LVL_WARN, s, "pinning identity failed: %s", PQresultErrorMessage(res));
+			pinning_refused(s, res);
+			PQclear(res);
+			return;
+		}
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && !wall_verdict_ok(s, res)) {
 			PQclear(res);
 			upstream_failed(s, "pinning");
 			return;

@@ -8,6 +8,7 @@
 #ifndef PGW_UPSTREAM_H
 #define PGW_UPSTREAM_H
 
+#include "proxy/pin.h"
 #include "proxy/session.h"
 
 /* The single writer of up.phase. */
@@ -21,5 +22,16 @@ void upstream_stop(session *s);
 
 /* Drop the upstream connection now (session ending); safe to call in any phase, twice. */
 void upstream_close(session *s);
+
+/*
+ * What a re-pin of this session must sign for the database walls (walls =
+ * required): its target, its backend, and a write grant for the window open
+ * now or opening next (wall_write_window). Every re-pin
+ * (after RESET ALL / DISCARD ALL, a splice, a pool borrow, a window opening)
+ * should build its SQL with pin_sql_build_walled(cfg, who, read_only, &w):
+ * RESET ALL clears pgwarden.pin, and an unsigned pin leaves the session with
+ * no verified tenant (it sees no tenant rows) until the next signed one.
+ */
+pin_wall upstream_pin_wall(const session *s);
 
 #endif

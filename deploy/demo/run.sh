@@ -2,6 +2,7 @@
 # deploy/demo/run.sh - `make run`: a private PostgreSQL + pgwarden with demo actors, in ./demo/.
 #
 # First run: initdb under demo/pg and load tests/sql/demo_schema.sql; later runs reuse it.
+# Every run installs deploy/walls.sql in both databases (key in demo/wall.key).
 # Writes demo/pgwarden.ini (targets prod and staging, a weekly window) and demo/tokens.txt
 # (tokens kept in demo/tokens.env so the printed commands stay valid across runs), starts
 # pgwarden in the foreground and prints psql commands to try. Ctrl-C stops what it started.
@@ -72,6 +73,30 @@ echo "demo: $fresh PostgreSQL in $DEMO_SHOW/pg (port $PG_PORT)" >&2
 pgtmp_stop "$PG_DIR"
 pgtmp_start "$PG_DIR" "$PG_PORT" "$SVC_PASSWORD" 100
 
+# --- client TLS: a self-signed certificate, kept across runs -------------------------------
+# The demo serves TLS like a production setup, so the README's sslmode=require examples work as printed.
+if [ ! -f "$DEMO/server.crt" ] || [ ! -f "$DEMO/server.key" ]; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+		-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$DEMO/server.key" -out "$DEMO/server.crt" 2>/dev/null || die "openssl could not make a certificate"
+	chmod 600 "$DEMO/server.key"
+fi
+
+# --- the walls inside the database (deploy/walls.sql) ----------------------------------------
+# One key for both demo databases (kept in demo/wall.key, 0600). walls.sql is idempotent, so it
+# runs on every start; prod gets the write wall too (production=1), staging only the identity and
+# grant walls. The invoices table is put behind the verified tenant.
+if [ ! -f "$DEMO/wall.key" ]; then
+	(umask 077 && openssl rand -hex 32 >"$DEMO/wall.key")
+fi
+apply_walls() {
+	psql -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U postgres -d "$1" -v production="$2" \
+		-v wall_key="$(cat "$DEMO/wall.key")" -f deploy/walls.sql \
+		-c "SELECT pgwarden_wall.protect_table('billing.invoices', 'tenant')" >/dev/null
+}
+apply_walls app 1
+apply_walls app_staging 0
+
 # --- pgwarden config and tokens ------------------------------------------------------------
 # The weekly window opens two days from now (Santiago time), so right now prod is read-only
 # and the denied write shows the next window in its HINT.
@@ -82,15 +107,21 @@ cat >"$DEMO/pgwarden.ini" <<EOT
 listen = 127.0.0.1:$PORT
 tokens_file = tokens.txt
 audit_log = audit.jsonl
-plaintext_auth = yes             ; demo on localhost only: tokens without TLS
+tls_cert_file = server.crt       ; self-signed, made by the demo (sslrootcert=$DEMO_SHOW/server.crt to verify it)
+tls_key_file = server.key
+client_tls = require             ; tokens travel only over TLS
 
 [target.prod]
 conninfo = host=127.0.0.1 port=$PG_PORT dbname=app user=pgwarden_svc password=$SVC_PASSWORD
 environment = production
+walls = required                 ; deploy/walls.sql is installed: pins are signed and checked
+wall_key_file = wall.key
 
 [target.staging]
 conninfo = host=127.0.0.1 port=$PG_PORT dbname=app_staging user=pgwarden_svc password=$SVC_PASSWORD
 environment = staging
+walls = required
+wall_key_file = wall.key
 
 [window.weekly]
 target = prod
@@ -119,7 +150,7 @@ fi
 PGWARDEN_PID=$!
 pgtmp_wait_port "$PORT" 10 || die "pgwarden did not start listening on $PORT"
 
-conn() { echo "host=127.0.0.1 port=$PORT dbname=$1 user=$2 password=$3"; }
+conn() { echo "host=127.0.0.1 port=$PORT dbname=$1 user=$2 password=$3 sslmode=require"; }
 JIMMIE_PROD=$(conn prod user:jimmie "$JIMMIE_TOKEN")
 ADA_PROD=$(conn prod user:ada "$ADA_TOKEN")
 JIMMIE_STAGING=$(conn staging user:jimmie "$JIMMIE_TOKEN")
@@ -130,11 +161,13 @@ STEPS=(
 	"tenant isolation: jimmie (acme) sees only acme rows|$JIMMIE_PROD|SELECT tenant, count(*) FROM invoices GROUP BY tenant|acme"
 	"tenant isolation: ada (globex) sees only globex rows|$ADA_PROD|SELECT tenant, count(*) FROM invoices GROUP BY tenant|globex"
 	"who am I upstream|$JIMMIE_PROD|SELECT current_user, current_setting('app.actor_id') AS actor, current_setting('app.tenant_id') AS tenant|bookkeeper"
+	"the database itself verifies pgwarden's signed pin (the wall RLS uses)|$JIMMIE_PROD|SELECT pgwarden_wall.pin_status() AS pin, pgwarden_wall.tenant_id() AS verified_tenant|acme"
 	"write on production outside the window: denied, HINT names the next window|$JIMMIE_PROD|UPDATE invoices SET amount = amount + 1 WHERE id = 1|pgwarden:"
 	"write on staging: allowed|$JIMMIE_STAGING|UPDATE invoices SET note = 'edited through pgwarden' WHERE id = 1 RETURNING id, tenant, note|UPDATE 1"
 	"GRANT to a protected role: denied on every target|$JIMMIE_STAGING|GRANT SELECT ON invoices TO anon|grant-to-protected-role"
 	"changing the pinned tenant: denied|$JIMMIE_STAGING|SET app.tenant_id = 'globex'|identity-change"
 	"the agent's token is limited to staging|$AGENT_PROD|SELECT 1|authentication failed"
+	"TLS verified against the demo's own certificate|$JIMMIE_PROD sslmode=verify-full sslrootcert=$DEMO/server.crt host=localhost|SELECT 'verified certificate' AS tls|verified certificate"
 )
 
 print_commands() {
@@ -147,6 +180,10 @@ print_commands() {
 		echo "# $title"
 		printf 'psql "%s" -c "%s"\n' "$dsn" "$sql"
 	done
+	echo
+	echo "# the README's example (TOKEN is in $DEMO_SHOW/tokens.env)"
+	echo "TOKEN=$JIMMIE_TOKEN"
+	echo "psql \"host=127.0.0.1 port=$PORT dbname=prod user=user:jimmie password=\$TOKEN sslmode=require\""
 	echo
 	echo "# the audit trail, and its hash chain"
 	echo "./pgwarden audit show $DEMO_SHOW/audit.jsonl"

@@ -33,6 +33,25 @@ def test_check_valid_and_invalid(pgwarden, tmp_path):
     assert re.search(r"bad\.ini:3: .*no_such_key", p.stdout + p.stderr), p.stdout + p.stderr
 
 
+def test_check_says_ok(pgwarden):
+    p = run("--check", "-c", str(pgwarden.config_path))
+    assert p.returncode == 0 and p.stdout == "ok\n", (p.stdout, p.stderr)
+
+
+def test_workers_other_than_1_is_a_config_error(pgwarden, tmp_path):
+    """workers is not implemented beyond one event loop: a parsed-but-ignored value would mislead."""
+    (tmp_path / "tokens.txt").write_text(pgwarden.tokens_path.read_text())
+    for value in ("2", "8"):
+        bad = tmp_path / "w.ini"
+        bad.write_text(pgwarden.config_text().replace("[pgwarden]\n", f"[pgwarden]\nworkers = {value}\n"))
+        p = run("--check", "-c", str(bad))
+        assert p.returncode == 1 and p.stdout == ""
+        assert re.search(r"w\.ini:3: workers: only 1 is supported", p.stderr), p.stderr
+    ok = tmp_path / "ok.ini"
+    ok.write_text(pgwarden.config_text().replace("[pgwarden]\n", "[pgwarden]\nworkers = 1\n"))
+    assert run("--check", "-c", str(ok)).returncode == 0
+
+
 def test_usage_error_exit_2():
     assert run("--no-such-flag").returncode == 2
 

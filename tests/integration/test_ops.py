@@ -369,14 +369,50 @@ def test_unauthenticated_cap_per_address(pgwarden_factory):
             held.append(s)
         time.sleep(0.3)
         readable, _, _ = select.select(held, [], [], 0.2)
-        for s in readable:  # readable with nothing to read: closed by pgwarden
+        for s in readable:  # readable: pgwarden shed it (FATAL 53300, then EOF)
             try:
-                closed += s.recv(1) == b""
+                closed += s.recv(1) in (b"", b"E")
             except ConnectionResetError:
                 closed += 1
-        assert closed >= 80 - 64, f"only {closed} of 80 idle unauthenticated connections were refused"
+        assert closed >= 80 - 64, f"only {closed} of 80 idle unauthenticated connections were shed"
         res = try_login(w.host, w.port, "127.0.0.5", "user:jimmie", w.tokens["user:jimmie"], timeout=5)
         assert res[0] == "ok" and res[1] < 1.0, res
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_unauthenticated_quota_sheds_oldest_not_newest(pgwarden_factory):
+    """One address (NAT, a sidecar) at its quota of unfinished startups: a new client from that
+    same address still logs in; the oldest unfinished startup is closed instead (issue 14)."""
+    port = free_port()
+    w = pgwarden_factory(extra_config=f"admin_listen = 127.0.0.1:{port}\nmax_startup_conns = 40")
+    w.admin_port = port
+    quota = 10  # a quarter of max_startup_conns
+    held = []
+    try:
+        for _ in range(quota):  # stuck half-open logins from 127.0.0.6
+            s = socket.socket()
+            s.bind(("127.0.0.6", 0))
+            s.connect((w.host, w.port))
+            held.append(s)
+        time.sleep(0.3)
+        assert not select.select(held, [], [], 0.1)[0], "nothing is closed below the quota"
+        res = try_login(w.host, w.port, "127.0.0.6", "user:jimmie", w.tokens["user:jimmie"], timeout=5)
+        assert res[0] == "ok", res  # a real client from the same address gets in
+        for _ in range(3):  # three more stuck ones: the first takes the freed slot, the others shed
+            s = socket.socket()
+            s.bind(("127.0.0.6", 0))
+            s.connect((w.host, w.port))
+            held.append(s)
+        time.sleep(0.3)
+        closed = select.select(held, [], [], 0.5)[0]
+        assert set(closed) == set(held[:3]), "exactly the three oldest are shed"
+        data = held[0].recv(4096)
+        assert data[:1] == b"E" and b"53300" in data and b"too many unfinished logins" in data, data
+        s, _ = scrape(w)
+        assert metric(s, "pgwarden_limit_events_total", limit="unauthenticated_per_address") == 3
+        assert not select.select(held[3:], [], [], 0.1)[0], "the newer ones are kept"
     finally:
         for s in held:
             s.close()

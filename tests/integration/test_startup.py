@@ -54,6 +54,27 @@ def test_unknown_dbname_is_3D000(pgwarden):
     assert err["S"] == "FATAL"
 
 
+def test_unknown_dbname_without_valid_token_is_28P01(pgwarden):
+    """Target names cannot be probed without a token: an unknown dbname answers exactly what a
+    wrong token for a real target answers (CONTRACT §4); only a valid token learns 3D000."""
+    jimmie = pgwarden.tokens["user:jimmie"]
+    cases = {
+        "wrong token, real target": ({"user": "user:jimmie", "database": "prod"}, "wrong-" + jimmie),
+        "wrong token, unknown target": ({"user": "user:jimmie", "database": "nosuchtarget"}, "wrong-" + jimmie),
+        "unknown actor, unknown target": ({"user": "user:nobody", "database": "nosuchtarget"}, jimmie),
+        "expired token, unknown target": ({"user": "user:expired", "database": "nosuch"},
+                                          pgwarden.tokens["user:expired"]),
+        "no password, unknown target": ({"user": "user:jimmie", "database": "nosuch"}, ""),
+    }
+    seen = {}
+    for name, (params, pw) in cases.items():
+        err, _ = startup_result(pgwarden, params, pw)
+        assert err is not None, name
+        seen[name] = visible(err)
+    assert all(v == seen["wrong token, real target"] for v in seen.values()), seen
+    assert seen["wrong token, real target"]["C"] == "28P01"
+
+
 def test_missing_dbname_defaults_or_fails_cleanly(pgwarden):
     """No database parameter: PostgreSQL would use the user name (here no such target)."""
     err, _ = startup_result(pgwarden, {"user": "user:jimmie"}, pgwarden.tokens["user:jimmie"])
@@ -309,3 +330,79 @@ def test_cli_tokens_sha256_and_scram(pgwarden_factory):
             ("agent_rw", "acme")
     with pytest.raises(psycopg.OperationalError, match="authentication failed"):
         psycopg.connect(w.dsn("agent:scram", token=scram_tok + "x", dbname="staging"))
+
+
+def test_cli_token_expires_and_targets(pgwarden_factory):
+    tok, line = token_new("--actor", "user:limited", "--role", "bookkeeper", "--tenant", "acme",
+                          "--expires", "2099-01-01T00:00:00Z", "--targets", "staging")
+    assert line.endswith(" expires=2099-01-01T00:00:00Z targets=staging"), line
+    w = pgwarden_factory(extra_tokens=[line])
+    with psycopg.connect(w.dsn("user:limited", token=tok, dbname="staging")) as c:
+        assert c.execute("SELECT current_user").fetchone() == ("bookkeeper",)
+    with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+        psycopg.connect(w.dsn("user:limited", token=tok, dbname="prod"))  # not one of its targets
+
+
+def test_cli_token_new_refuses_bad_records(pgwarden):
+    from warden import PGWARDEN
+
+    def refused(*args):
+        p = subprocess.run([str(PGWARDEN), "token", "new", "--actor", "user:x", *args], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 1 and p.stdout == "", (args, p.stdout)  # no token printed
+        return p.stderr
+
+    for role in ("anon", "GUEST", "public"):
+        assert "protected role" in refused("--role", role)
+    assert "not an RFC 3339 time" in refused("--role", "bookkeeper", "--expires", "tomorrow")
+    assert "in the past" in refused("--role", "bookkeeper", "--expires", "2020-01-01T00:00:00Z")
+    assert "comma list" in refused("--role", "bookkeeper", "--targets", "a,,b")
+    # with -c, the config's targets and protected_roles are the reference
+    cfg = str(pgwarden.config_path)
+    assert 'no target "nosuch"' in refused("--role", "bookkeeper", "--targets", "prod,nosuch", "-c", cfg)
+
+
+def test_failed_set_role_is_reported_as_such(pgwarden_factory):
+    """A token whose role the login role cannot enter: the client is told that, with the server's
+    SQLSTATE, not 'could not connect to target'."""
+    w = pgwarden_factory(extra_tokens=[token_line("user:norole", "norole-token", "no_such_role_x", "acme"),
+                                       token_line("user:notmember", "nm-token", "postgres", "acme")])
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(w.dsn("user:norole", token="norole-token", dbname="staging"))
+    msg = str(ei.value)
+    assert "could not pin the session's identity" in msg and "no_such_role_x" in msg, msg
+    assert "could not connect" not in msg
+    err, _ = startup_result(w, {"user": "user:notmember", "database": "staging"}, "nm-token")
+    assert err["S"] == "FATAL" and err["C"] == "42501", err
+    assert "permission denied to set role" in err["M"], err
+
+
+def test_unknown_dbname_with_scram_token(pgwarden_factory):
+    """SCRAM records too: the exchange runs to its end before the target is looked at."""
+    tok, line = token_new("--actor", "agent:scram2", "--role", "agent_rw", "--tenant", "acme", "--scram")
+    w = pgwarden_factory(extra_tokens=[line])
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(w.dsn("agent:scram2", token=tok, dbname="nosuch_scram"))
+    assert 'database "nosuch_scram" does not exist' in str(ei.value)
+    for actor, token in (("agent:scram2", tok + "x"), ("agent:nobody", tok)):
+        with pytest.raises(psycopg.OperationalError) as ei:
+            psycopg.connect(w.dsn(actor, token=token, dbname="nosuch_scram"))
+        assert "authentication failed" in str(ei.value) and "nosuch_scram" not in str(ei.value)
+
+
+def test_unknown_dbname_failure_takes_as_long_as_a_real_one(pgwarden_factory):
+    """Timing tells nothing either: a wrong token for an unknown target runs the same exchange
+    as for a real target (interleaved medians, each attempt from its own address and actor so
+    the failure back-off does not apply)."""
+    import statistics
+    from ops_util import try_login
+    w = pgwarden_factory()
+    times = {"prod": [], "nosuch_target": []}
+    for i in range(16):
+        for db in times:
+            res = try_login(w.host, w.port, f"127.0.{10 + i}.{1 if db == 'prod' else 2}", f"user:probe{i}{db}",
+                            "wrong-token", database=db, timeout=5)
+            assert res[0] == "error" and res[2]["C"] == "28P01", res
+            times[db].append(res[1])
+    known, unknown = statistics.median(times["prod"]), statistics.median(times["nosuch_target"])
+    assert unknown <= 2 * known + 0.005 and known <= 2 * unknown + 0.005, (known, unknown)

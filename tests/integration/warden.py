@@ -62,8 +62,9 @@ class Warden:
 
     direct = False
 
-    def __init__(self, pg, extra_config="", extra_tokens=(), auth_timeout=2, base=None):
+    def __init__(self, pg, extra_config="", extra_tokens=(), auth_timeout=2, base=None, binary=None):
         self.pg = pg
+        self.binary = Path(binary) if binary else PGWARDEN  # e.g. ./pgwarden-relay (test_walls.py)
         self.dir = Path(tempfile.mkdtemp(prefix="pgwarden-run-", dir=base))
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -126,11 +127,11 @@ class Warden:
     # --- process ---
 
     def start(self, timeout=10):
-        if not PGWARDEN.exists():
-            raise RuntimeError(f"{PGWARDEN} not built (run make)")
+        if not self.binary.exists():
+            raise RuntimeError(f"{self.binary} not built (run make)")
         self.write_files()
         self._logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(PGWARDEN), "-c", str(self.config_path)], cwd=self.dir,
+        self.proc = subprocess.Popen([str(self.binary), "-c", str(self.config_path)], cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=self._logf, stderr=self._logf)
         if not wait_port(self.host, self.port, timeout, alive=self.alive):
             msg = "exited" if not self.alive() else "did not listen"
@@ -161,7 +162,18 @@ class Warden:
         if self._logf:
             self._logf.close()
             self._logf = None
+        if SANITIZED:
+            self._check_sanitizer_reports()
         return rc
+
+    def _check_sanitizer_reports(self):
+        """Under `make asan` a sanitizer report in pgwarden's stderr fails the test that ran it
+        (UBSan and ASan abort the process; LeakSanitizer reports at exit, with the process gone)."""
+        text = self.stderr_text(tail=100000)
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in text:
+                at = text.index(marker)
+                raise AssertionError(f"sanitizer report in pgwarden's stderr:\n{text[max(0, at - 200):at + 3000]}")
 
     def restart(self, extra_config=None):
         """Stop and start again, optionally with new extra config lines."""
@@ -259,6 +271,15 @@ class DirectWarden(Warden):
 
     def stop(self, sig=None, timeout=None):
         return None
+
+    def _check_sanitizer_reports(self):
+        """Under `make asan` a sanitizer report in pgwarden's stderr fails the test that ran it
+        (UBSan and ASan abort the process; LeakSanitizer reports at exit, with the process gone)."""
+        text = self.stderr_text(tail=100000)
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in text:
+                at = text.index(marker)
+                raise AssertionError(f"sanitizer report in pgwarden's stderr:\n{text[max(0, at - 200):at + 3000]}")
 
     def restart(self, extra_config=None):
         return self

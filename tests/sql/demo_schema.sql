@@ -105,3 +105,34 @@ GRANT EXECUTE ON FUNCTION billing.tenant_total(), billing.whoami(), billing.swit
 \connect postgres
 CREATE DATABASE app_staging TEMPLATE app;
 ALTER DATABASE app_staging SET search_path = billing, public;
+
+-- The walled production copy: app with deploy/walls.sql installed (production), for the tests
+-- that switch pgwarden's classification off (tests/integration/test_walls.py) and for anyone
+-- trying the walls by hand. No key is stored here: whoever uses it sets one first, as a superuser,
+-- with SELECT pgwarden_wall.set_key('<64 hex>') (the demo and the tests make their own).
+CREATE DATABASE app_walled TEMPLATE app;
+ALTER DATABASE app_walled SET search_path = billing, public;
+\connect app_walled
+
+-- Trigger and DDL material for the walls tests: a table whose row trigger sets the tenant (an
+-- escape pgwarden's classifier cannot see, since nothing in the INSERT names it), and CREATE on
+-- billing so that DDL inside a window can succeed.
+CREATE TABLE billing.notes (
+	id serial PRIMARY KEY,
+	tenant text NOT NULL DEFAULT current_setting('app.tenant_id', true),
+	body text
+);
+CREATE FUNCTION billing.notes_set_tenant() RETURNS trigger
+	LANGUAGE plpgsql
+	AS $$ BEGIN PERFORM set_config('app.tenant_id', 'globex', false); RETURN NEW; END $$;
+CREATE TRIGGER notes_set_tenant BEFORE INSERT ON billing.notes
+	FOR EACH ROW EXECUTE FUNCTION billing.notes_set_tenant();
+GRANT SELECT, INSERT ON billing.notes TO bookkeeper, agent_rw;
+GRANT USAGE ON SEQUENCE billing.notes_id_seq TO bookkeeper, agent_rw;
+GRANT CREATE ON SCHEMA billing TO bookkeeper;
+
+-- The walls (production = 1: identity, write, grant walls), then the tenant tables behind the
+-- verified tenant.
+\ir ../../deploy/walls.sql
+SELECT pgwarden_wall.protect_table('billing.invoices', 'tenant');
+SELECT pgwarden_wall.protect_table('billing.notes', 'tenant');

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sys/stat.h>
 
 #include "conf/config.h"
 #include "policy/windows.h"
@@ -78,7 +79,7 @@ static const char good_ini[] =
 	"claims_setting = request.jwt.claims\n"
 	"protected_roles = anon, \"Guest\", PUBLIC\n"
 	"trusted_functions = App.Safe_Fn, \"App\".\"Mixed\"\"Q\"\n"
-	"workers = 4\n"
+	"workers = 1\n"
 	"max_message_size = 65536\n"
 	"auth_timeout = 10\n"
 	"max_startup_conns = 32\n"
@@ -155,7 +156,7 @@ static void test_good_file(void **state)
 	assert_int_equal(c->n_trusted_functions, 2);
 	assert_string_equal(c->trusted_functions[0], "app.safe_fn");
 	assert_string_equal(c->trusted_functions[1], "App.Mixed\"Q");
-	assert_int_equal(c->workers, 4);
+	assert_int_equal(c->workers, 1);
 	assert_int_equal(c->max_message_size, 65536);
 	assert_int_equal(c->auth_timeout, 10);
 	assert_int_equal(c->max_startup_conns, 32);
@@ -338,6 +339,9 @@ static const error_case error_cases[] = {
 	  { "@:7: audit_params: \"perhaps\" is not a boolean (yes/no, on/off, true/false, 1/0)" } },
 	{ "workers = 0\n", { "@:7: workers: \"0\" is not an integer from 1 to 64" } },
 	{ "workers = 2x\n", { "@:7: workers: \"2x\" is not an integer from 1 to 64" } },
+	{ "workers = 4\n", { "@:7: workers: only 1 is supported in this version (it runs one event-loop thread)" } },
+	{ "max_client_conn = 0\n", { "@:7: max_client_conn: \"0\" is not an integer from 1 to 1000000" } },
+	{ "query_timeout = -1\n", { "@:7: query_timeout: \"-1\" is not an integer from 0 to 31536000" } },
 	{ "auth_timeout = -1\n", { "@:7: auth_timeout: \"-1\" is not an integer from 1 to 3600" } },
 	{ "max_message_size = 100\n",
 	  { "@:7: max_message_size: \"100\" is not an integer from 1024 to 1073741824" } },
@@ -387,6 +391,17 @@ static const error_case error_cases[] = {
 	  "workers = 0\n",
 	  { "@:7: line too long (214 characters, at most 198)",
 		"@:8: workers: \"0\" is not an integer from 1 to 64" } },
+	/* database walls */
+	{ "[target.s]\nconninfo = host=x\nenvironment = staging\nwalls = maybe\n",
+	  { "@:10: walls: \"maybe\" is not one of off, required" } },
+	{ "[target.s]\nconninfo = host=x\nenvironment = staging\nwalls = required\n",
+	  { "@:10: [target.s]: walls = required needs wall_key_file" } },
+	{ "[target.s]\nconninfo = host=x\nenvironment = staging\nwall_key_file = k.key\n",
+	  { "@:10: [target.s]: wall_key_file is set but walls is not required" } },
+	{ "[target.s]\nconninfo = host=x\nenvironment = staging\nwalls = required\nwall_key_file = missing.key\n",
+	  { "@:11: wall_key_file: cannot read %/missing.key: No such file or directory" } },
+	{ "[target.s]\nconninfo = host=x\nenvironment = staging\nwalls = required\nwall_key_file = tokens.txt\n",
+	  { "@:11: wall_key_file: %/tokens.txt is open to other users (chmod 600 it)" } },
 	/* windows */
 	{ "[window.w]\ntarget = nope\nstart = 2026-11-24T22:00:00Z\nend = 2026-11-24T23:30:00Z\n" WIN_OK,
 	  { "@:8: [window.w]: target \"nope\" is not a [target.NAME]" } },
@@ -474,6 +489,43 @@ static void test_error_cases(void **state)
 }
 
 /* The base itself is valid, so the cases above fail only for their own lines. */
+/* A wall key file is read into the target; one open to other users is refused. */
+static void test_wall_key(void **state)
+{
+	static const char walled[] = "[target.s]\nconninfo = host=x\nenvironment = production\n"
+				     "walls = required\nwall_key_file = wall.key\n";
+	char text[2048], path[PATH_MAX + 64];
+	pgw_errors e = { 0 };
+	pgw_config *c;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/wall.key", dir);
+	put_file("wall.key", "  000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1eFF\n");
+	assert_int_equal(chmod(path, 0600), 0);
+	snprintf(text, sizeof(text), "%s%s", base_ini, walled);
+	c = load(text, &e);
+	assert_non_null(c);
+	assert_int_equal(c->targets[1].walls, WALLS_REQUIRED);
+	assert_int_equal(c->targets[0].walls, WALLS_OFF);
+	for (int i = 0; i < 31; i++)
+		assert_int_equal(c->targets[1].wall_key[i], i);
+	assert_int_equal(c->targets[1].wall_key[31], 0xff);
+	config_unref(c);
+
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_null(load(text, &e));
+	assert_int_equal(e.n, 1);
+	assert_non_null(strstr(e.msgs[0], "wall.key is open to other users (chmod 600 it)"));
+	errors_free(&e);
+
+	put_file("wall.key", "0001020304\n");
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_null(load(text, &e));
+	assert_int_equal(e.n, 1);
+	assert_non_null(strstr(e.msgs[0], "wall.key must hold 64 hex digits (openssl rand -hex 32)"));
+	errors_free(&e);
+}
+
 static void test_base_is_valid(void **state)
 {
 	pgw_errors e = { 0 };
@@ -644,6 +696,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_good_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wall_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rule_matching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_config_path, setup, teardown),

@@ -16,6 +16,7 @@
 #include "proxy/pipeline.h"
 #include "proxy/pin.h"
 #include "proxy/stmt_table.h"
+#include "proxy/wall.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -460,6 +461,130 @@ static void test_pin_sql(void **state)
 	assert_string_equal(pin_sql_read_only(false), "SET default_transaction_read_only TO off");
 }
 
+/* A target with walls = required and the key 00 01 .. 1f. */
+static pgw_target wall_target(pgw_walls walls)
+{
+	pgw_target t;
+
+	memset(&t, 0, sizeof(t));
+	t.walls = walls;
+	for (int i = 0; i < WALL_KEY_LEN; i++)
+		t.wall_key[i] = (unsigned char)i;
+	return t;
+}
+
+/*
+ * Known answers (Python's hmac over the same bytes), so pgwarden and
+ * walls.sql's pin_message()/write_granted() cannot drift apart unnoticed.
+ */
+static void test_wall_signatures(void **state)
+{
+	pgw_target t = wall_target(WALLS_REQUIRED);
+	char sig[WALL_SIG_HEX], grant[WALL_WRITE_MAX];
+
+	(void)state;
+	assert_true(wall_sign_pin(&t, 4242, "bookkeeper", "user:jimmie", "acme", sig));
+	assert_string_equal(sig, "7112172587237fe4176f87f8f97786a91afe952ac69ccef94198eda5b19af397");
+	assert_true(wall_sign_pin(&t, 4242, "bookkeeper", "user:jimmie", NULL, sig));
+	assert_string_equal(sig, "c856a07397e7d5708c30ef079224835af97b33037572f2c9675a93160fcf46e2");
+	assert_true(wall_sign_write(&t, 4242, "bookkeeper", "user:jimmie", 1799990000, 1800000000, grant));
+	assert_string_equal(grant,
+			    "1799990000:1800000000:fa6ddb3c7769d001f00ef7fcbf6e6db0e7cd24980e6c09bdc89274193c4b5e28");
+	/* Another pid, another signature. */
+	assert_true(wall_sign_pin(&t, 4243, "bookkeeper", "user:jimmie", "acme", sig));
+	assert_string_not_equal(sig, "7112172587237fe4176f87f8f97786a91afe952ac69ccef94198eda5b19af397");
+}
+
+/*
+ * The write grant's window: the one open now (from now to its close), else
+ * the next one within WALL_GRANT_AHEAD, never on a non-production target.
+ */
+static void test_wall_write_window(void **state)
+{
+	static char prod[] = "prod", staging[] = "staging", wname[] = "w";
+	const time_t t0 = 1800000000;
+	pgw_target targets[2];
+	pgw_window win;
+	pgw_config cfg = pin_config(NULL);
+	time_t from, until;
+
+	(void)state;
+	memset(targets, 0, sizeof(targets));
+	targets[0].name = prod;
+	targets[0].environment = ENV_PRODUCTION;
+	targets[1].name = staging;
+	targets[1].environment = ENV_STAGING;
+	memset(&win, 0, sizeof(win));
+	win.name = wname;
+	win.target = prod;
+	win.start_utc = t0 + 100;
+	win.end_utc = t0 + 200;
+	cfg.targets = targets;
+	cfg.n_targets = 2;
+	cfg.windows = &win;
+	cfg.n_windows = 1;
+
+	assert_true(wall_write_window(&cfg, &targets[0], "user:a", t0, &from, &until)); /* ahead */
+	assert_int_equal(from, t0 + 100);
+	assert_int_equal(until, t0 + 200);
+	assert_true(wall_write_window(&cfg, &targets[0], "user:a", t0 + 150, &from, &until)); /* open */
+	assert_int_equal(from, t0 + 150);
+	assert_int_equal(until, t0 + 200);
+	assert_false(wall_write_window(&cfg, &targets[0], "user:a", t0 + 200, &from, &until)); /* over */
+	assert_int_equal(until, 0);
+	assert_false(wall_write_window(&cfg, &targets[1], "user:a", t0 + 150, &from, &until)); /* staging */
+	win.start_utc = t0 + WALL_GRANT_AHEAD + 1; /* too far ahead */
+	win.end_utc = win.start_utc + 100;
+	assert_false(wall_write_window(&cfg, &targets[0], "user:a", t0, &from, &until));
+}
+
+/* The walled pin: the plain pin, then pgwarden.pin and pgwarden.write, and nothing else. */
+static void test_pin_sql_walled(void **state)
+{
+	pgw_config cfg = pin_config(NULL);
+	pgw_token who = pin_token("bookkeeper", "user:jimmie", "acme");
+	pgw_target walled = wall_target(WALLS_REQUIRED), off = wall_target(WALLS_OFF);
+	pin_wall w = {&walled, 4242, 1799990000, 1800000000};
+	const char *names[6] = {"role", "app.actor_id", "app.tenant_id", "default_transaction_read_only",
+				WALL_PIN_SETTING, WALL_WRITE_SETTING};
+	const char *values[6] = {"bookkeeper", "user:jimmie", "acme", "off",
+				 "7112172587237fe4176f87f8f97786a91afe952ac69ccef94198eda5b19af397",
+				 "1799990000:1800000000:fa6ddb3c7769d001f00ef7fcbf6e6db0e7cd24980e6c09bdc89274193c4b5e28"};
+	char *sql, *plain;
+
+	(void)state;
+	assert_int_equal(pin_sql_statements_walled(&cfg, &w), 6);
+	sql = pin_sql_build_walled(&cfg, &who, false, &w);
+	assert_non_null(sql);
+	check_pin_sql_parses(sql, 6, names, values);
+	free(sql);
+	/* No window: the write setting is cleared, so a grant from an earlier pin cannot outlive it. */
+	w.write_until = 0;
+	values[3] = "on";
+	values[5] = "";
+	sql = pin_sql_build_walled(&cfg, &who, true, &w);
+	check_pin_sql_parses(sql, 6, names, values);
+	free(sql);
+	/* walls = off, or no wall: exactly the unwalled pin. */
+	w.target = &off;
+	plain = pin_sql_build(&cfg, &who, true);
+	sql = pin_sql_build_walled(&cfg, &who, true, &w);
+	assert_string_equal(sql, plain);
+	assert_int_equal(pin_sql_statements_walled(&cfg, &w), 4);
+	free(sql);
+	sql = pin_sql_build_walled(&cfg, &who, true, NULL);
+	assert_string_equal(sql, plain);
+	free(sql);
+	free(plain);
+	/* The single-statement form carries the same two settings. */
+	w.target = &walled;
+	sql = pin_sql_build_single_walled(&cfg, &who, true, &w);
+	assert_non_null(strstr(sql, "pg_catalog.set_config(E'pgwarden.pin', "
+				    "E'7112172587237fe4176f87f8f97786a91afe952ac69ccef94198eda5b19af397', false)"));
+	assert_non_null(strstr(sql, "pg_catalog.set_config(E'pgwarden.write', E'', false)"));
+	free(sql);
+}
+
 /*
  * Quoting round-trips through PostgreSQL's grammar for many generated
  * strings built from the dangerous characters: the parsed value is the
@@ -693,6 +818,9 @@ int main(void)
 		cmocka_unit_test(test_tl_portals_end_with_transaction),
 		cmocka_unit_test(test_tl_query_changes_by_index),
 		cmocka_unit_test(test_pin_sql),
+		cmocka_unit_test(test_wall_signatures),
+		cmocka_unit_test(test_pin_sql_walled),
+		cmocka_unit_test(test_wall_write_window),
 		cmocka_unit_test(test_pin_sql_generated),
 		cmocka_unit_test(test_quote_bounds),
 		cmocka_unit_test(test_stmt_table),
