@@ -63,13 +63,64 @@ static cat_name *name_get(fn_catalog *c, const char *name)
 	return index_get(&c->names, name);
 }
 
+/* Static reasons for built-in bits, by bit. */
+static const char *const why_builtin[CJ_NBITS] = {
+	[0] = "a volatile built-in function pgwarden does not know to be read-only",
+	[1] = "a built-in function that runs SQL given as text or accesses server files",
+	[2] = "a built-in function that sets settings (set_config)",
+};
+
+/*
+ * What one built-in overload can do: the reviewed table first (dangerous ones
+ * keep their judgement whatever pg_proc says: query_to_xml is stable and runs
+ * SQL), then pg_proc's own facts: an immutable or stable built-in cannot write
+ * (PostgreSQL's read-only and parallel checks rely on that marking).
+ */
+static uint32_t builtin_bits(const char *name, char volatility, unsigned nmin, unsigned nmax)
+{
+	switch (builtin_lookup(name)) {
+	case BF_READ: return 0;
+	case BF_WRITE: return CJ_WRITE;
+	case BF_OPAQUE_SQL:
+	case BF_SERVER_FILE: return CJ_OPAQUE;
+	case BF_SET_CONFIG: return CJ_IDENTITY;
+	case BF_TS_REWRITE: return nmin <= 2 && 2 <= nmax ? CJ_OPAQUE : 0;
+	case BF_UNKNOWN: break;
+	}
+	return volatility == 'i' || volatility == 's' ? 0 : CJ_WRITE;
+}
+
+int catalog_add_builtin(fn_catalog *c, const char *schema, const char *name, char volatility, unsigned nargs_min,
+			unsigned nargs_max)
+{
+	cat_name *e = name_get(c, name);
+	uint32_t bits = builtin_bits(name, volatility, nargs_min, nargs_max);
+
+	if (!e)
+		return -1;
+	e->sys |= strcmp(schema, "information_schema") == 0 ? SYS_INFORMATION_SCHEMA : SYS_PG_CATALOG;
+	e->sys_bits |= bits;
+	if (nargs_min <= 1 && 1 <= nargs_max)
+		e->sys_bits1 |= bits;
+	for (int b = 0; b < CJ_NBITS; b++) {
+		if (bits & (1u << b))
+			e->sys_why[b] = why_builtin[b] ? why_builtin[b] : why_builtin[0];
+	}
+	return 0;
+}
+
 int catalog_add_system(fn_catalog *c, const char *schema, const char *name)
+{
+	return catalog_add_builtin(c, schema, name, 'v', 0, NARGS_ANY);
+}
+
+int catalog_add_type(fn_catalog *c, const char *name)
 {
 	cat_name *e = name_get(c, name);
 
 	if (!e)
 		return -1;
-	e->sys |= strcmp(schema, "information_schema") == 0 ? SYS_INFORMATION_SCHEMA : SYS_PG_CATALOG;
+	e->sys |= SYS_TYPE;
 	return 0;
 }
 
@@ -122,6 +173,8 @@ static int add_entry(fn_catalog *c, const catalog_row *r, cat_name **head)
 	fn->volatility = r->volatility;
 	fn->secdef = r->secdef;
 	fn->atomic = r->atomic;
+	fn->nargs_min = (uint16_t)(r->nargs_min < NARGS_ANY ? r->nargs_min : NARGS_ANY);
+	fn->nargs_max = (uint16_t)(r->nargs_max < NARGS_ANY ? r->nargs_max : NARGS_ANY);
 	fn->schema = dup_or_null(r->schema ? r->schema : "", &oom);
 	fn->name = dup_or_null(r->name ? r->name : "", &oom);
 	fn->args = dup_or_null(r->args ? r->args : "", &oom);
@@ -153,6 +206,19 @@ int catalog_add_view(fn_catalog *c, const char *schema, const char *name, const 
 			  .src = definition ? definition : "" };
 
 	return add_entry(c, &r, &c->views);
+}
+
+/* The kind letter of a hook entry (cat_fn.kind). */
+static const char hook_kind[CATALOG_NHOOKS] = { 'O', 'Y', 'W', 'R', 'D' };
+
+int catalog_add_hook(fn_catalog *c, int kind, const char *schema, const char *name, const char *body)
+{
+	catalog_row r = { .schema = schema, .name = name, .lang = "sql", .volatility = 'v', .src = body ? body : "" };
+
+	if (kind < 0 || kind >= CATALOG_NHOOKS)
+		return -1;
+	r.kind = hook_kind[kind];
+	return add_entry(c, &r, &c->hooks[kind]);
 }
 
 int catalog_add_agg_support(fn_catalog *c, uint32_t agg_oid, uint32_t support_oid, const char *schema,
@@ -190,9 +256,6 @@ void cat_fn_free_inputs(cat_fn *fn)
 	fn->config = fn->src = fn->def = fn->defaults = NULL;
 	policy_facts_unref(fn->facts);
 	fn->facts = NULL;
-	free(fn->callees);
-	fn->callees = NULL;
-	fn->n_callees = fn->cap_callees = 0;
 }
 
 static void index_free(cat_name **head)
@@ -215,6 +278,7 @@ static void catalog_destroy(fn_catalog *c)
 		cat_fn *fn = &c->fns[i];
 
 		cat_fn_free_inputs(fn);
+		free(fn->callees); /* kept after the build: staleness follows them (catalog_stale_hit) */
 		free(fn->schema);
 		free(fn->name);
 		free(fn->args);
@@ -230,6 +294,8 @@ static void catalog_destroy(fn_catalog *c)
 	free(c->agg);
 	index_free(&c->names);
 	index_free(&c->views);
+	for (int k = 0; k < CATALOG_NHOOKS; k++)
+		index_free(&c->hooks[k]);
 	free(c);
 }
 
@@ -258,15 +324,38 @@ static bool schema_is(const char *s, size_t len, const char *want)
  * as schema "a" + name "b.c", and as schema "a.b" + name "c". Returns
  * CAND_USER if a user function matched, | CAND_SYSTEM if a built-in may.
  */
-int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_named, cand_cb cb, void *arg)
+static bool takes(const cat_fn *fn, int nargs)
+{
+	return nargs < 0 || (fn->nargs_min <= nargs && nargs <= fn->nargs_max);
+}
+
+static void add_sys(const cat_name *e, int nargs, uint32_t *sys)
+{
+	if (sys)
+		*sys |= nargs == 1 ? e->sys_bits1 : e->sys_bits;
+}
+
+const cat_name *catalog_name(const fn_catalog *c, const char *name)
+{
+	return name_find(c, name, strlen(name));
+}
+
+int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_named, int nargs, cand_cb cb,
+		       void *arg, uint32_t *sys)
 {
 	const cat_name *e = name_find(c, called, strlen(called));
+	const uint8_t fn_sys = SYS_PG_CATALOG | SYS_INFORMATION_SCHEMA;
 	int found = 0;
 
-	if (e) {
-		for (size_t i = 0; i < e->n; i++)
+	for (size_t i = 0; e && i < e->n; i++) {
+		if (takes(&c->fns[e->fns[i]], nargs)) {
 			cb(arg, &c->fns[e->fns[i]]);
-		found |= (e->n > 0 ? CAND_USER : 0) | (e->sys ? CAND_SYSTEM : 0);
+			found |= CAND_USER;
+		}
+	}
+	if (e && (e->sys & fn_sys)) {
+		found |= CAND_SYSTEM;
+		add_sys(e, nargs, sys);
 	}
 	for (const char *dot = strchr(called, '.'); dot && !builtin_named; dot = strchr(dot + 1, '.')) {
 		size_t slen = (size_t)(dot - called);
@@ -276,50 +365,21 @@ int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_nam
 		for (size_t i = 0; i < e->n; i++) {
 			const cat_fn *fn = &c->fns[e->fns[i]];
 
-			if (schema_is(called, slen, fn->schema)) {
+			if (schema_is(called, slen, fn->schema) && takes(fn, nargs)) {
 				cb(arg, fn);
 				found |= CAND_USER;
 			}
 		}
 		if (((e->sys & SYS_PG_CATALOG) && schema_is(called, slen, "pg_catalog"))
-		    || ((e->sys & SYS_INFORMATION_SCHEMA) && schema_is(called, slen, "information_schema")))
+		    || ((e->sys & SYS_INFORMATION_SCHEMA) && schema_is(called, slen, "information_schema"))) {
 			found |= CAND_SYSTEM;
+			add_sys(e, nargs, sys);
+		}
 	}
 	return found;
 }
 
-/* ---- judging a statement's calls ---- */
-
-static const char *const why_system = "a built-in function pgwarden does not know to be read-only";
-static const char *const why_unknown
-    = "not in the catalog pgwarden read (created since, or temporary): it cannot "
-      "be verified";
-
-static void judge_bits(catalog_judgement *j, const char *called, uint32_t bits, char *const *why,
-		       const char *static_why)
-{
-	uint32_t add = bits & ~j->bits;
-
-	for (int b = 0; b < CJ_NBITS; b++) {
-		if (add & (1u << b)) {
-			j->fn[b] = called;
-			j->why[b] = why && why[b] ? why[b] : static_why;
-		}
-	}
-	j->bits |= add;
-}
-
-typedef struct judge_ctx {
-	catalog_judgement *j;
-	const char *called;
-} judge_ctx;
-
-static void judge_cb(void *arg, const cat_fn *fn)
-{
-	judge_ctx *jc = arg;
-
-	judge_bits(jc->j, jc->called, fn->bits, fn->why, "");
-}
+/* ---- candidates of a relation or hook name ---- */
 
 /*
  * Views by relation name: the bare name, or for "a.b.c" schema "a" + name "b.c"
@@ -351,36 +411,31 @@ int catalog_view_candidates(const fn_catalog *c, const char *rel, cand_cb cb, vo
 	return found;
 }
 
-static void judge_view_cb(void *arg, const cat_fn *v)
+/* Hook entries of one kind by object name: bare, or "a.b" with a schema that must match (dots as above). */
+int catalog_hook_candidates(const fn_catalog *c, int kind, const char *name, cand_cb cb, void *arg)
 {
-	judge_ctx *jc = arg;
-	uint32_t add = v->bits & ~jc->j->bits;
+	const cat_name *e = index_find(c->hooks[kind], name, strlen(name));
+	int found = 0;
 
-	judge_bits(jc->j, jc->called, v->bits, v->why, "");
-	for (int b = 0; b < CJ_NBITS; b++) {
-		if (add & (1u << b))
-			jc->j->view[b] = true;
+	for (size_t i = 0; e && i < e->n; i++) {
+		cb(arg, &c->fns[e->fns[i]]);
+		found = CAND_USER;
 	}
-}
+	for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.')) {
+		size_t slen = (size_t)(dot - name);
 
-void catalog_judge_relation(const fn_catalog *c, const char *rel, catalog_judgement *j)
-{
-	judge_ctx jc = { .j = j, .called = rel };
+		if (!(e = index_find(c->hooks[kind], dot + 1, strlen(dot + 1))))
+			continue;
+		for (size_t i = 0; i < e->n; i++) {
+			const cat_fn *h = &c->fns[e->fns[i]];
 
-	catalog_view_candidates(c, rel, judge_view_cb, &jc);
-}
-
-void catalog_judge(const fn_catalog *c, const char *called, bool builtin_named, catalog_judgement *j)
-{
-	judge_ctx jc = { .j = j, .called = called };
-	int found = catalog_candidates(c, called, builtin_named, judge_cb, &jc);
-
-	if (builtin_named)
-		return;
-	if (found == 0)
-		judge_bits(j, called, CJ_OPAQUE, NULL, why_unknown);
-	else if (found & CAND_SYSTEM)
-		judge_bits(j, called, CJ_WRITE, NULL, why_system); /* PostgreSQL may pick the built-in */
+			if (schema_is(name, slen, h->schema)) {
+				cb(arg, h);
+				found = CAND_USER;
+			}
+		}
+	}
+	return found;
 }
 
 /* ---- counts and explain ---- */
@@ -420,6 +475,11 @@ static const char *kind_name(char k)
 	case 'a': return "aggregate";
 	case 'w': return "window function";
 	case 'v': return "view";
+	case 'O': return "operator";
+	case 'Y': return "cast or domain";
+	case 'W': return "write hook of table";
+	case 'R': return "policy of table";
+	case 'D': return "event triggers";
 	default: return "function";
 	}
 }
@@ -472,7 +532,7 @@ size_t catalog_explain(const fn_catalog *c, const char *name, char *buf, size_t 
 	if (bufsz == 0)
 		return 0;
 	buf[0] = '\0';
-	found = catalog_candidates(c, name, false, explain_cb, &x);
+	found = catalog_candidates(c, name, false, -1, explain_cb, &x, NULL);
 	if (found & CAND_SYSTEM)
 		put(buf, bufsz, &x.at,
 		    "%s: built-in function: write unless pgwarden's built-in table knows "

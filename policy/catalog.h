@@ -75,36 +75,44 @@ void catalog_counts_get(const fn_catalog *c, catalog_counts *out);
  */
 size_t catalog_explain(const fn_catalog *c, const char *name, char *buf, size_t bufsz);
 
-/* The judgement of the calls of one statement, accumulated by catalog_judge(). Zero it first. */
+/* The judgement of the calls of one statement, accumulated by catalog_judge_facts(). Zero it first. */
 typedef struct catalog_judgement {
 	uint32_t bits;             /* CJ_* over all calls judged */
 	const char *fn[CJ_NBITS];  /* per bit: the name as called (borrowed from the facts) */
 	const char *why[CJ_NBITS]; /* per bit: why (borrowed from the catalog, or static) */
 	bool view[CJ_NBITS];       /* per bit: fn[] is a view the statement reads, not a function */
+	bool user;                 /* a user-defined function may run (called, or through a view or hook) */
+	const char *kind[CJ_NBITS]; /* per bit: what fn[] is ("function", "view", "operator", ...; static) */
 } catalog_judgement;
 
 /*
- * Judge one call, cheaply (a hash lookup by name), OR-ing into j.
- * called: a policy_facts_functions() name, "schema.name" or "name". Every user
- * function it may resolve to counts; a name that only exists in pg_catalog is
- * a write (a built-in the classifier's table does not know); a name the
- * catalog does not have at all is opaque: it was created after the catalog was
- * read (or is temporary), so pgwarden cannot know what it does.
- * builtin_named: an unqualified call the built-in table already judged; only
- * user functions of that name count (PostgreSQL may pick one of them for other
- * argument types or a search_path with pg_catalog later); absence is fine.
+ * Judge one call "schema.name" or "name", OR-ing into j (see catalog_judge_facts). builtin_named: an
+ * unqualified call the built-in table already judged; only user functions of that name count.
  */
 void catalog_judge(const fn_catalog *c, const char *called, bool builtin_named, catalog_judgement *j);
 
-/*
- * Judge one relation a statement names (policy_facts_relations()), OR-ing into
- * j: every view it may be (by name, any schema when unqualified, most
- * restrictive wins) counts with what its definition calls and reads. A name
- * that is no view is a table (or a CTE): nothing to judge. A view created
- * after the catalog was read is not known until the catalog is re-read (CREATE
- * VIEW, ALTER VIEW ... RENAME/SET SCHEMA and CREATE RULE ask for that).
- */
+/* Judge reading one relation: the views it may be (their definitions) and its RLS policies, OR-ing into j. */
 void catalog_judge_relation(const fn_catalog *c, const char *rel, catalog_judgement *j);
+
+/*
+ * The names whose definitions changed since the catalog was read (catalog_stale.c), kept by the relay
+ * per target; "global" when a change's names are unknown. Marks are the relay's counter.
+ */
+typedef struct catalog_stale catalog_stale;
+catalog_stale *catalog_stale_new(void);
+void catalog_stale_free(catalog_stale *st);
+/* name NULL: everything is stale. */
+void catalog_stale_add(catalog_stale *st, const char *name, uint64_t mark);
+/* A catalog loaded after mark 'covered' landed: forget what it covers. */
+void catalog_stale_covered(catalog_stale *st, uint64_t covered);
+bool catalog_stale_global(const catalog_stale *st);
+bool catalog_stale_any(const catalog_stale *st);
+bool catalog_stale_has(const catalog_stale *st, const char *name);
+/*
+ * The first name a statement uses, or a function a judged entry can reach, that is stale; NULL if none.
+ * Only names count here: a global staleness is policy_subject.catalog_stale.
+ */
+const char *catalog_stale_hit(const fn_catalog *c, const policy_facts *f, const catalog_stale *st);
 
 /* ---- building: catalog_load uses these; unit tests feed rows directly ---- */
 
@@ -123,7 +131,36 @@ typedef struct catalog_row {
 	const char *def;      /* pg_get_functiondef() for plpgsql and BEGIN ATOMIC bodies, or NULL */
 	const char *defaults; /* pg_get_expr(proargdefaults, 0), or NULL */
 	bool atomic;          /* LANGUAGE sql body stored parsed (prosqlbody is not null) */
+	unsigned nargs_min;   /* pronargs - pronargdefaults */
+	unsigned nargs_max;   /* pronargs, or 0xffff when variadic; both 0: unknown (any number) */
 } catalog_row;
+
+/*
+ * Hooks: what an object makes PostgreSQL run without a call in the statement,
+ * as a body of SQL text (calls of the functions involved, expressions,
+ * statements a cascade runs), classified like a function body and judged when
+ * a statement uses the object.
+ */
+enum {
+	CATALOG_HOOK_OPERATOR = 0, /* operator name: its functions (oprcode), opclass support functions under "=" */
+	CATALOG_HOOK_TYPE,         /* type name: casts into it (castfunc), domain CHECKs, base domains */
+	CATALOG_HOOK_WRITE,        /* table name: triggers, defaults, generated columns, index expressions,
+				    * CHECKs, rules, policies' WITH CHECK, column types, FK cascades, partitions */
+	CATALOG_HOOK_READ,         /* table name: RLS policies' USING expressions */
+	CATALOG_HOOK_DDL,          /* "" : event triggers (any statement that is not read-only) */
+	CATALOG_NHOOKS
+};
+/* A hook of kind CATALOG_HOOK_* for object schema.name ("" for DDL); body: SQL text. 0, or -1. */
+int catalog_add_hook(fn_catalog *c, int kind, const char *schema, const char *name, const char *body);
+/* A built-in function (pg_catalog, information_schema) with its pg_proc facts; volatility 'v' and
+ * nargs 0..NARGS_ANY when unknown. 0, or -1 out of memory. */
+int catalog_add_builtin(fn_catalog *c, const char *schema, const char *name, char volatility, unsigned nargs_min,
+			unsigned nargs_max);
+/* A type name (pg_type.typname, any schema): a call of that name may be a function-style cast. */
+int catalog_add_type(fn_catalog *c, const char *name);
+/* Judge a whole statement's facts (calls, attribute notation, operators, casts, relations read and
+ * written, DDL), OR-ing into j. */
+void catalog_judge_facts(const fn_catalog *c, const policy_facts *f, catalog_judgement *j);
 
 /* An empty catalog to fill; NULL when out of memory. */
 fn_catalog *catalog_new(void);

@@ -124,7 +124,9 @@ static void bits_from_config(cat_fn *fn, const pgw_config *cfg)
 static bool classify_fn(cat_fn *fn, const pgw_config *cfg)
 {
 	/* Why: trusted_functions names functions; a view of the same name is not vouched for. */
-	fn->trusted = fn->kind != 'v' && is_trusted(cfg, fn);
+	/* Why: deploy/walls.sql's functions (the database's own walls, installed by the operator into a schema
+	 * only its owner role can change) run on every write and DDL of a walled target: vouched for. */
+	fn->trusted = strchr("fpaw", fn->kind) && (is_trusted(cfg, fn) || strcmp(fn->schema, "pgwarden_wall") == 0);
 	/* Aggregates run their support functions: resolved as calls later. */
 	if (fn->kind != 'a') {
 		pc_routine r = { .lang = fn->lang,
@@ -136,6 +138,9 @@ static bool classify_fn(cat_fn *fn, const pgw_config *cfg)
 		if (!(fn->facts = classify_routine(&r)))
 			return false;
 		bits_from_facts(fn, fn->facts, cfg);
+		/* A hook's SQL is built by pgwarden (a rule is deparsed as CREATE RULE): not function DDL. */
+		if (fn->kind >= 'A' && fn->kind <= 'Z')
+			fn->bits &= ~(uint32_t)CJ_FUNC_DDL;
 	}
 	bits_from_config(fn, cfg);
 	return true;
@@ -209,35 +214,37 @@ typedef struct edge_ctx {
 	bool oom;
 } edge_ctx;
 
-static void edge_cb(void *arg, const cat_fn *to)
+static void edge_cb(void *arg, const char *what, const cat_fn *to)
 {
 	edge_ctx *e = arg;
 
-	if (!add_callee(e->from, (uint32_t)(to - e->c->fns)))
+	if (to != e->from && !add_callee(e->from, (uint32_t)(to - e->c->fns)))
 		e->oom = true;
 }
 
-/* Edges for the calls in fn's body (a view's SELECT) and the views it reads; calls that resolve to no user
- * function give bits directly. */
+static void direct_cb(void *arg, const char *what, uint32_t bits, const char *why)
+{
+	edge_ctx *e = arg;
+
+	for (int b = 0; b < CJ_NBITS; b++) {
+		if (bits & (1u << b))
+			set_bit(e->from, 1u << b, "calls %s: %s", what, why);
+	}
+}
+
+/*
+ * Edges for everything fn's body (a view's SELECT, a hook's SQL) makes
+ * PostgreSQL run: calls, attribute notation, operators, casts, views read,
+ * tables written (their triggers...). What resolves to built-ins or to nothing
+ * known gives bits directly.
+ */
 static bool resolve_calls(fn_catalog *c, cat_fn *fn)
 {
 	edge_ctx e = { .c = c, .from = fn };
-	const policy_facts *f = fn->facts;
+	cand_sink sink = { .fn = edge_cb, .bits = direct_cb, .arg = &e, .ddl_hooks = !(fn->kind >= 'A' && fn->kind <= 'Z') };
 
-	for (size_t i = 0; f && i < f->funcs.n; i++) {
-		const char *called = f->funcs.v[i];
-		int found = catalog_candidates(c, called, false, edge_cb, &e);
-
-		if (found == 0)
-			set_bit(fn, CJ_OPAQUE, "calls %s, which is not in the catalog", called);
-		else if (found & CAND_SYSTEM)
-			set_bit(fn, CJ_WRITE, "calls %s, a built-in not known to be read-only", called);
-	}
-	for (size_t i = 0; f && i < f->builtins.n; i++)
-		catalog_candidates(c, f->builtins.v[i], true, edge_cb, &e);
-	/* Views the body reads run their definitions: edges like calls. Other names are tables. */
-	for (size_t i = 0; f && i < f->rels.n; i++)
-		catalog_view_candidates(c, f->rels.v[i], edge_cb, &e);
+	if (fn->facts)
+		catalog_facts_candidates(c, fn->facts, &sink);
 	return !e.oom;
 }
 
@@ -387,6 +394,31 @@ static bool propagate(fn_catalog *c)
 	return ok;
 }
 
+static bool is_function(const cat_fn *fn)
+{
+	return fn->kind == 'f' || fn->kind == 'p' || fn->kind == 'a' || fn->kind == 'w';
+}
+
+/* calls_user to a fixpoint over the edges (a stale catalog still judges entries that run no user code). */
+static void mark_calls_user(fn_catalog *c)
+{
+	bool changed = true;
+
+	while (changed) {
+		changed = false;
+		for (size_t f = 0; f < c->n; f++) {
+			cat_fn *fn = &c->fns[f];
+
+			for (size_t k = 0; !fn->calls_user && k < fn->n_callees; k++) {
+				const cat_fn *g = &c->fns[fn->callees[k]];
+
+				if (is_function(g) || g->calls_user)
+					fn->calls_user = changed = true;
+			}
+		}
+	}
+}
+
 static void compute_counts(fn_catalog *c)
 {
 	catalog_counts *k = &c->counts;
@@ -395,6 +427,8 @@ static void compute_counts(fn_catalog *c)
 	for (size_t i = 0; i < c->n; i++) {
 		uint32_t b = c->fns[i].bits;
 
+		if (c->fns[i].kind >= 'A' && c->fns[i].kind <= 'Z')
+			continue; /* hooks are not functions */
 		if (c->fns[i].kind == 'v') {
 			k->views++;
 			k->views_denied += b != 0;
@@ -424,6 +458,8 @@ int catalog_finish(fn_catalog *c, const pgw_config *cfg, char **err)
 	for (size_t i = 0; i < c->n && ok; i++)
 		ok = resolve_calls(c, &c->fns[i]);
 	ok = ok && resolve_aggregates(c) && propagate(c);
+	if (ok)
+		mark_calls_user(c);
 	for (size_t i = 0; i < c->n; i++)
 		cat_fn_free_inputs(&c->fns[i]);
 	if (!ok) {

@@ -22,9 +22,16 @@
 	"LIKE 'pg\\_temp\\_%' "                                                                              \
 	"AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
 
-static const char q_system[] = "SELECT DISTINCT n.nspname, p.proname FROM pg_catalog.pg_proc p "
+/* Built-ins with their own facts: volatility and how many arguments a call passes (attribute notation
+ * calls with one). */
+static const char q_system[] = "SELECT n.nspname, p.proname, p.provolatile, p.pronargs - p.pronargdefaults, "
+			       "CASE WHEN p.provariadic <> 0 THEN 65535 ELSE p.pronargs END "
+			       "FROM pg_catalog.pg_proc p "
 			       "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
 			       "WHERE n.nspname IN ('pg_catalog', 'information_schema')";
+
+/* Every type name: a call of that name may be a function-style cast (jsonb('{}'), inet('...')). */
+static const char q_types[] = "SELECT DISTINCT t.typname FROM pg_catalog.pg_type t";
 
 /* SQLBODY: whether the body is stored parsed (prosqlbody, PG14+), or false before 14. */
 #define Q_FUNCTIONS(SQLBODY)                                                                                 \
@@ -35,7 +42,8 @@ static const char q_system[] = "SELECT DISTINCT n.nspname, p.proname FROM pg_cat
 	"CASE WHEN p.prokind <> 'a' AND (l.lanname = 'plpgsql' OR (l.lanname = "                             \
 	"'sql' AND " SQLBODY "))"                                                                            \
 	" THEN pg_catalog.pg_get_functiondef(p.oid) END, "                                                   \
-	"pg_catalog.pg_get_expr(p.proargdefaults, 0), " SQLBODY " "                                          \
+	"pg_catalog.pg_get_expr(p.proargdefaults, 0), " SQLBODY ", "                                     \
+	"p.pronargs - p.pronargdefaults, CASE WHEN p.provariadic <> 0 THEN 65535 ELSE p.pronargs END "                                          \
 	"FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = "                               \
 	"p.pronamespace "                                                                                    \
 	"JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE " USER_SCHEMAS
@@ -82,7 +90,7 @@ static char *errorf(const char *fmt, ...)
 }
 
 /* Run one statement; NULL and *err on failure. */
-static PGresult *run(PGconn *conn, const char *sql, ExecStatusType want, char **err)
+PGresult *catalog_run(PGconn *conn, const char *sql, ExecStatusType want, char **err)
 {
 	PGresult *r = PQexec(conn, sql);
 
@@ -92,6 +100,11 @@ static PGresult *run(PGconn *conn, const char *sql, ExecStatusType want, char **
 		      r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
 	PQclear(r);
 	return NULL;
+}
+
+static PGresult *run(PGconn *conn, const char *sql, ExecStatusType want, char **err)
+{
+	return catalog_run(conn, sql, want, err);
 }
 
 static bool run_cmd(PGconn *conn, const char *sql, char **err)
@@ -118,7 +131,15 @@ static bool load_system(PGconn *conn, fn_catalog *c, char **err)
 	bool ok = r != NULL;
 
 	for (int i = 0; ok && i < PQntuples(r); i++)
-		ok = catalog_add_system(c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)) == 0;
+		ok = catalog_add_builtin(c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), *PQgetvalue(r, i, 2),
+					 oid_val(r, i, 3), oid_val(r, i, 4))
+		     == 0;
+	PQclear(r);
+	r = NULL;
+	if (ok && !(r = run(conn, q_types, PGRES_TUPLES_OK, err)))
+		return false;
+	for (int i = 0; ok && i < PQntuples(r); i++)
+		ok = catalog_add_type(c, PQgetvalue(r, i, 0)) == 0;
 	if (r && !ok)
 		*err = strdup("catalog: out of memory");
 	PQclear(r);
@@ -147,7 +168,9 @@ static bool load_functions(PGconn *conn, fn_catalog *c, char **err)
 				    .src = val(r, i, 9),
 				    .def = val(r, i, 10),
 				    .defaults = val(r, i, 11),
-				    .atomic = *PQgetvalue(r, i, 12) == 't' };
+				    .atomic = *PQgetvalue(r, i, 12) == 't',
+				    .nargs_min = oid_val(r, i, 13),
+				    .nargs_max = oid_val(r, i, 14) };
 
 		ok = catalog_add_row(c, &row) == 0;
 	}
@@ -207,6 +230,7 @@ fn_catalog *catalog_load(PGconn *conn, const pgw_config *cfg, char **err)
 	if (!(in_txn = run_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err))
 	    || !run_cmd(conn, "SET LOCAL search_path = ''", err) || !load_system(conn, c, err)
 	    || !load_functions(conn, c, err) || !load_aggregates(conn, c, err) || !load_views(conn, c, err)
+	    || !catalog_load_hooks(conn, c, err)
 	    || !run_cmd(conn, "COMMIT", err))
 		goto fail;
 	in_txn = false;

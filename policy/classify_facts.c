@@ -104,6 +104,11 @@ void facts_merge(policy_facts *dst, const policy_facts *src, uint32_t flag_mask)
 	merge_list(dst, &dst->funcs, &src->funcs);
 	merge_list(dst, &dst->builtins, &src->builtins);
 	merge_list(dst, &dst->rels, &src->rels);
+	merge_list(dst, &dst->wrels, &src->wrels);
+	merge_list(dst, &dst->attrs, &src->attrs);
+	merge_list(dst, &dst->opers, &src->opers);
+	merge_list(dst, &dst->types, &src->types);
+	merge_list(dst, &dst->ddl_names, &src->ddl_names);
 	merge_list(dst, &dst->roles, &src->roles);
 	if (src->oom)
 		dst->oom = true;
@@ -132,6 +137,11 @@ static void facts_destroy(policy_facts *f)
 	strlist_free(&f->funcs);
 	strlist_free(&f->builtins);
 	strlist_free(&f->rels);
+	strlist_free(&f->wrels);
+	strlist_free(&f->attrs);
+	strlist_free(&f->opers);
+	strlist_free(&f->types);
+	strlist_free(&f->ddl_names);
 	strlist_free(&f->roles);
 	free(f);
 }
@@ -201,6 +211,12 @@ char *const *policy_facts_functions(const policy_facts *f, size_t *n)
 {
 	*n = f->funcs.n;
 	return f->funcs.v;
+}
+
+char *const *policy_facts_ddl_names(const policy_facts *f, size_t *n)
+{
+	*n = f->ddl_names.n;
+	return f->ddl_names.v;
 }
 
 char *const *policy_facts_relations(const policy_facts *f, size_t *n)

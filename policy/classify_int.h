@@ -48,6 +48,11 @@ struct policy_facts {
 	pc_strlist builtins; /* unqualified calls the built-in table judged: a user function of that name
 			      * may be the one PostgreSQL picks (other argument types, search_path) */
 	pc_strlist rels;     /* relations read or written, "schema.name" or "name" as written (folded) */
+	pc_strlist wrels;    /* relations written (DML, COPY FROM, TRUNCATE targets): their triggers, defaults... run */
+	pc_strlist attrs;    /* attribute names ("(x).name", "t.name"): PostgreSQL may run name(x) (ParseFuncOrColumn) */
+	pc_strlist types;    /* type names cast to or declared ("schema.name" or bare; pg_catalog dropped) */
+	pc_strlist ddl_names; /* PF_FUNC_DDL: every name the DDL mentions (bare): what it can change */
+	pc_strlist opers;    /* operator names used, "schema.op" or "op" (A_Expr, ANY/ALL sublinks, BETWEEN's >= <=) */
 	pc_strlist roles;    /* roles whose definition, attributes, name or memberships change (folded);
 			      * "*" for every role (ALTER ROLE ALL), "current_user", "current_role",
 			      * "session_user" for the specials: judged against config in decide (roles.c) */
@@ -119,6 +124,23 @@ typedef struct pc_walk {
 
 void walk_value(pc_walk *w, uint32_t i);
 void walk_fields(pc_walk *w, uint32_t obj);
+/* A relation a statement writes (an unwrapped RangeVar body): recorded in rels and wrels. */
+void add_written_relation(pc_walk *w, uint32_t rv);
+/* classify_calls.c: calls without a FuncCall (attribute notation, operators, casts), node handlers. */
+void on_columnref(pc_walk *w, uint32_t body);
+void on_indirection(pc_walk *w, uint32_t body);
+void on_aexpr(pc_walk *w, uint32_t body);
+void on_sublink(pc_walk *w, uint32_t body);
+void on_typename(pc_walk *w, uint32_t body);
+void on_typecast(pc_walk *w, uint32_t body);
+void on_truncate(pc_walk *w, uint32_t body);
+void on_ddl_self_judged(pc_walk *w, uint32_t body);
+void on_create_trigger(pc_walk *w, uint32_t body);
+void on_alter_table(pc_walk *w, uint32_t body);
+void on_policy_ddl(pc_walk *w, uint32_t body);
+/* classify_walk.c: DDL changing hooks, stale by the names it mentions; a function named by a list, as a call. */
+void on_hook_ddl(pc_walk *w, uint32_t body);
+void judge_named_call(pc_walk *w, uint32_t list);
 void mark_write(pc_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mark_identity(pc_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mark_opaque(pc_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

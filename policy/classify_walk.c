@@ -118,7 +118,7 @@ static bool is_pg_settings(const jdoc *d, uint32_t rel)
  * or "name", folded as the parser gave them (catalogname is the database: dropped).
  * The catalog judges the names that are views (policy_decide); tables are nothing.
  */
-static void add_relation(pc_walk *w, uint32_t rv)
+static void add_relation_to(pc_walk *w, uint32_t rv, pc_strlist *list)
 {
 	const jdoc *d = w->d;
 	char *schema, *name, qual[300];
@@ -129,12 +129,24 @@ static void add_relation(pc_walk *w, uint32_t rv)
 	name = jobj_get(d, rv, "relname") ? jstr_dup(d, jobj_get(d, rv, "relname")) : NULL;
 	if (name && (schema || !jobj_get(d, rv, "schemaname"))) {
 		snprintf(qual, sizeof(qual), "%s%s%s", schema ? schema : "", schema ? "." : "", name);
-		facts_add(w->f, &w->f->rels, qual, strlen(qual), false);
+		facts_add(w->f, list, qual, strlen(qual), false);
 	} else if (jobj_get(d, rv, "relname")) {
 		w->f->oom = true; /* a name we could not copy: the facts are discarded */
 	}
 	free(schema);
 	free(name);
+}
+
+static void add_relation(pc_walk *w, uint32_t rv)
+{
+	add_relation_to(w, rv, &w->f->rels);
+}
+
+/* A relation written: named like any other, and its write hooks (triggers, defaults...) are judged. */
+void add_written_relation(pc_walk *w, uint32_t rv)
+{
+	add_relation_to(w, rv, &w->f->rels);
+	add_relation_to(w, rv, &w->f->wrels);
 }
 
 /* A RangeVar in FROM (and other Node lists): a relation read. */
@@ -150,7 +162,7 @@ static void on_dml(pc_walk *w, uint32_t body, const char *what)
 	if (is_pg_settings(w->d, jobj_get(w->d, body, "relation")))
 		mark_identity(w, "%s pg_settings", what);
 	/* Why: the target is an unwrapped RangeVar; UPDATE/DELETE through a view evaluate its quals. */
-	add_relation(w, jobj_get(w->d, body, "relation"));
+	add_written_relation(w, jobj_get(w->d, body, "relation"));
 	mark_write(w, "%s", what);
 	walk_fields(w, body);
 }
@@ -224,8 +236,10 @@ static void on_copy(pc_walk *w, uint32_t body)
 		mark_opaque(w, "COPY ... PROGRAM runs a server command");
 	else if (jobj_get(d, body, "filename"))
 		mark_opaque(w, "COPY to or from a server file");
-	if (bool_field(d, body, "is_from"))
+	if (bool_field(d, body, "is_from")) {
 		mark_write(w, "COPY FROM");
+		add_written_relation(w, jobj_get(d, body, "relation"));
+	}
 	walk_fields(w, body);
 }
 
@@ -326,6 +340,9 @@ static void judge_function(pc_walk *w, uint32_t body, const char *schema, const 
 	/* Why: public.lower(integer) is what PostgreSQL picks for lower(1); the catalog judges those. */
 	if (!schema && bc != BF_UNKNOWN)
 		facts_add(w->f, &w->f->builtins, name, strlen(name), false);
+	/* Named without arguments (CREATE TRIGGER): what depends on them counts as the worst. */
+	if (!body && (bc == BF_SET_CONFIG || bc == BF_TS_REWRITE))
+		bc = BF_OPAQUE_SQL;
 	switch (bc) {
 	case BF_READ: break;
 	case BF_WRITE: mark_write(w, "function %s", name); break;
@@ -342,6 +359,19 @@ static void judge_function(pc_walk *w, uint32_t body, const char *schema, const 
 		w->f->flags |= PF_USER_FUNC;
 		break;
 	}
+}
+
+/* A function named by a list (FuncCall.funcname, CREATE TRIGGER's funcname): judged as a call of it. */
+void judge_named_call(pc_walk *w, uint32_t list)
+{
+	char *schema, *name;
+
+	if (!func_name(w->d, list, &schema, &name))
+		mark_identity(w, "function call pgwarden cannot name");
+	else
+		judge_function(w, 0, schema, name);
+	free(schema);
+	free(name);
 }
 
 /* A function call: built-ins by table; anything else is recorded as a user function. */
@@ -433,6 +463,16 @@ static void on_func_ddl(pc_walk *w, uint32_t body)
 	walk_fields(w, body);
 }
 
+/* DDL that changes what an operator, cast, type or table runs (the catalog's hooks): a write, and the
+ * catalog is read again after it. */
+void on_hook_ddl(pc_walk *w, uint32_t body)
+{
+	char buf[80];
+
+	mark_func_ddl(w, tag_or(w, body, buf, sizeof(buf), "definition change of a table, type, operator or cast"));
+	walk_fields(w, body);
+}
+
 /* CREATE [OR REPLACE] VIEW, CREATE RULE: what reading a relation runs changes (the catalog holds views). */
 static void on_view_ddl(pc_walk *w, uint32_t body)
 {
@@ -445,9 +485,17 @@ static void on_view_ddl(pc_walk *w, uint32_t body)
 /* Object types whose DROP, RENAME or SET SCHEMA changes the function catalog. */
 static bool objtype_is_func_ddl(const jdoc *d, uint32_t t)
 {
-	static const char *const kinds[] = { "OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE",
-					     "OBJECT_AGGREGATE", "OBJECT_SCHEMA",    "OBJECT_EXTENSION",
-					     "OBJECT_LANGUAGE", "OBJECT_VIEW",      "OBJECT_RULE" };
+	/* Functions and views, and every object whose hooks the catalog reads (catalog_hooks.c): tables,
+	 * triggers, policies, types, domains, casts, operators, operator classes, event triggers. */
+	static const char *const kinds[] = {
+		"OBJECT_FUNCTION",  "OBJECT_PROCEDURE",   "OBJECT_ROUTINE",       "OBJECT_AGGREGATE",
+		"OBJECT_SCHEMA",    "OBJECT_EXTENSION",   "OBJECT_LANGUAGE",      "OBJECT_VIEW",
+		"OBJECT_RULE",      "OBJECT_TABLE",       "OBJECT_FOREIGN_TABLE", "OBJECT_COLUMN",
+		"OBJECT_TRIGGER",   "OBJECT_POLICY",      "OBJECT_TYPE",          "OBJECT_DOMAIN",
+		"OBJECT_DOMCONSTRAINT", "OBJECT_TABCONSTRAINT", "OBJECT_CAST",    "OBJECT_OPERATOR",
+		"OBJECT_OPCLASS",   "OBJECT_OPFAMILY",    "OBJECT_EVENT_TRIGGER", "OBJECT_INDEX",
+		"OBJECT_MATVIEW",   "OBJECT_ATTRIBUTE",
+	};
 
 	for (size_t i = 0; t && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (jstr_eq(d, t, kinds[i]))
@@ -515,19 +563,25 @@ typedef struct node_kind {
 static const node_kind node_kinds[] = {
 	{ "A_ArrayExpr", NULL },
 	{ "A_Const", NULL },
-	{ "A_Expr", NULL },
+	{ "A_Expr", on_aexpr },
 	{ "A_Indices", NULL },
-	{ "A_Indirection", NULL },
+	{ "A_Indirection", on_indirection },
 	{ "A_Star", NULL },
 	{ "Alias", NULL },
 	{ "AlterDefaultPrivilegesStmt", on_alter_default_privs },
+	{ "AlterDomainStmt", on_ddl_self_judged },
+	{ "AlterEventTrigStmt", on_hook_ddl },
 	{ "AlterExtensionContentsStmt", on_func_ddl },
 	{ "AlterExtensionStmt", on_func_ddl },
 	{ "AlterFunctionStmt", on_func_ddl },
 	{ "AlterObjectSchemaStmt", on_alter_schema_of },
-	{ "AlterPolicyStmt", on_policy },
+	{ "AlterOpFamilyStmt", on_hook_ddl },
+	{ "AlterOperatorStmt", on_hook_ddl },
+	{ "AlterPolicyStmt", on_policy_ddl },
 	{ "AlterRoleSetStmt", on_alter_role_set },
 	{ "AlterRoleStmt", on_alter_role },
+	{ "AlterTableStmt", on_alter_table },
+	{ "AlterTypeStmt", on_hook_ddl },
 	{ "AlterUserMappingStmt", on_user_mapping },
 	{ "BitString", NULL },
 	{ "BoolExpr", NULL },
@@ -542,15 +596,26 @@ static const node_kind node_kinds[] = {
 	{ "CoalesceExpr", NULL },
 	{ "CollateClause", NULL },
 	{ "ColumnDef", NULL },
-	{ "ColumnRef", NULL },
+	{ "ColumnRef", on_columnref },
 	{ "CommonTableExpr", NULL },
+	{ "CompositeTypeStmt", on_ddl_self_judged },
 	{ "ConstraintsSetStmt", on_read_leaf }, /* SET CONSTRAINTS: this transaction's checks only */
 	{ "CopyStmt", on_copy },
+	{ "CreateCastStmt", on_hook_ddl },
+	{ "CreateDomainStmt", on_ddl_self_judged },
+	{ "CreateEventTrigStmt", on_create_trigger },
 	{ "CreateExtensionStmt", on_func_ddl },
+	{ "CreateForeignTableStmt", on_ddl_self_judged },
 	{ "CreateFunctionStmt", on_create_function },
+	{ "CreateOpClassStmt", on_hook_ddl },
+	{ "CreateOpFamilyStmt", on_hook_ddl },
 	{ "CreatePLangStmt", on_func_ddl },
-	{ "CreatePolicyStmt", on_policy },
+	{ "CreatePolicyStmt", on_policy_ddl },
+	{ "CreateRangeStmt", on_ddl_self_judged },
 	{ "CreateRoleStmt", on_create_role },
+	{ "CreateSchemaStmt", on_ddl_self_judged },
+	{ "CreateStmt", on_ddl_self_judged },
+	{ "CreateTrigStmt", on_create_trigger },
 	{ "CreateUserMappingStmt", on_user_mapping },
 	{ "CreatedbStmt", on_createdb },
 	{ "CurrentOfExpr", NULL },
@@ -573,6 +638,7 @@ static const node_kind node_kinds[] = {
 	{ "GrantStmt", on_grant },
 	{ "GroupingFunc", NULL },
 	{ "GroupingSet", NULL },
+	{ "IndexStmt", on_ddl_self_judged },
 	{ "InsertStmt", on_insert },
 	{ "Integer", NULL },
 	{ "JoinExpr", NULL },
@@ -606,10 +672,11 @@ static const node_kind node_kinds[] = {
 	{ "SetToDefault", NULL },
 	{ "SortBy", NULL },
 	{ "String", NULL },
-	{ "SubLink", NULL },
+	{ "SubLink", on_sublink },
 	{ "TransactionStmt", on_transaction },
-	{ "TypeCast", NULL },
-	{ "TypeName", NULL },
+	{ "TruncateStmt", on_truncate },
+	{ "TypeCast", on_typecast },
+	{ "TypeName", on_typename },
 	{ "UnlistenStmt", on_read_leaf },
 	{ "UpdateStmt", on_update },
 	{ "VariableSetStmt", on_set },
@@ -665,6 +732,27 @@ static void walk_node(pc_walk *w, uint32_t typetok, uint32_t body)
 	walk_fields(w, body);
 }
 
+/*
+ * DDL: every identifier it mentions may be what it changes (a function, a table whose triggers or defaults
+ * it changes, a type, an operator): the catalog is stale for those names only. Longer strings are bodies.
+ */
+static void add_ddl_name(pc_walk *w, uint32_t key, uint32_t val)
+{
+	const jdoc *d = w->d;
+	char *v;
+
+	if (!(jstr_eq(d, key, "sval") || jstr_eq(d, key, "relname") || jstr_eq(d, key, "newname"))
+	    || d->t[val].len == 0 || d->t[val].len > 4 * 63)
+		return;
+	if (!(v = jstr_dup(d, val))) {
+		w->f->oom = true;
+		return;
+	}
+	if (strlen(v) <= 63)
+		facts_add(w->f, &w->f->ddl_names, v, strlen(v), false);
+	free(v);
+}
+
 /* Field names whose (unwrapped) value is a RoleSpec receiving ownership. */
 static bool is_owner_field(const jdoc *d, uint32_t key)
 {
@@ -679,6 +767,8 @@ void walk_fields(pc_walk *w, uint32_t obj)
 	if (d->t[obj].type != J_OBJ)
 		return;
 	for (uint32_t c = obj + 1; c + 1 < d->t[obj].end; c = d->t[c + 1].end) {
+		if (d->t[c + 1].type == J_STR && (w->f->flags & PF_FUNC_DDL))
+			add_ddl_name(w, c, c + 1);
 		if (d->t[c + 1].type != J_OBJ && d->t[c + 1].type != J_ARR)
 			continue;
 		if (is_owner_field(d, c))

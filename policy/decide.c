@@ -170,19 +170,12 @@ static bool apply_rules(const policy_subject *s, const char *text, size_t len, p
 	return false;
 }
 
-/* Judge every user function the statement calls against the target's catalog (zeroed without one). */
+/* Judge everything the statement makes PostgreSQL run against the target's catalog (zeroed without one). */
 static void judge_calls(const policy_subject *s, const policy_facts *f, catalog_judgement *j)
 {
 	memset(j, 0, sizeof(*j));
-	if (!s->catalog)
-		return;
-	for (size_t i = 0; i < f->funcs.n; i++)
-		catalog_judge(s->catalog, f->funcs.v[i], false, j);
-	for (size_t i = 0; i < f->builtins.n; i++)
-		catalog_judge(s->catalog, f->builtins.v[i], true, j);
-	/* Reading a view runs its definition: judged like the functions it calls (tables: nothing). */
-	for (size_t i = 0; i < f->rels.n; i++)
-		catalog_judge_relation(s->catalog, f->rels.v[i], j);
+	if (s->catalog)
+		catalog_judge_facts(s->catalog, f, j);
 }
 
 /* Deny for a function's (or view's) bit, naming it: "... function app_set_tenant: sets app.tenant_id",
@@ -196,8 +189,27 @@ static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bi
 		return false;
 	set_rule(out, rule);
 	snprintf(out->message, sizeof(out->message), "pgwarden: %s: %s %s: %s", what,
-		 j->view[b] ? "view" : "function", j->fn[b], j->why[b] ? j->why[b] : "");
+		 j->kind[b] ? j->kind[b] : "function", j->fn[b], j->why[b] ? j->why[b] : "");
 	return true;
+}
+
+/*
+ * Whether the statement uses a definition the catalog has not read yet (*what: which). No catalog:
+ * calls of user functions and attribute notation wait for it. Names unknown (a function or DO block
+ * did the DDL): everything the catalog judges waits. Names known: only what uses one of them, directly
+ * or through a function, view or hook (built-in names are judged on the old catalog: denying every
+ * now() while a catalog loads would stop all traffic).
+ */
+static bool stale_use(const policy_subject *s, const policy_facts *f, const catalog_judgement *j,
+		      const char **what)
+{
+	*what = "function definitions";
+	if (s->catalog_stale && !s->catalog)
+		return f->funcs.n > 0 || f->attrs.n > 0;
+	if (s->catalog_stale)
+		return f->funcs.n > 0 || f->attrs.n > 0 || j->user || f->rels.n > 0 || f->wrels.n > 0
+		       || f->types.n > 0 || f->opers.n > 0;
+	return s->stale_names && (*what = catalog_stale_hit(s->catalog, f, s->stale_names)) != NULL;
 }
 
 /* Checks that hold on every target, before rules and windows. True if denied. */
@@ -257,11 +269,11 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 		return true;
 	/* Stale: only calls of non-built-in names wait for the new catalog (built-in names are judged on
 	 * the old one, if any: denying every now() while a catalog loads would stop all traffic). */
-	if (s->catalog_stale && f->funcs.n > 0) {
+	if (stale_use(s, f, j, &x)) {
 		deny(out, RULE_OPAQUE_SQL,
-		     "pgwarden: statement runs SQL pgwarden cannot verify: %sfunction definitions changed and are "
-		     "being read again; retry",
-		     NULL);
+		     "pgwarden: statement runs SQL pgwarden cannot verify: definitions changed and are being read "
+		     "again (%s); retry",
+		     x);
 		return true;
 	}
 	return false;
@@ -280,7 +292,7 @@ static const char *production_write(const policy_subject *s, const policy_facts 
 
 		if (!(j->bits & CJ_WRITE))
 			return NULL;
-		snprintf(buf, bufsz, "%s %s: %s", j->view[b] ? "view" : "function", j->fn[b],
+		snprintf(buf, bufsz, "%s %s: %s", j->kind[b] ? j->kind[b] : "function", j->fn[b],
 			 j->why[b] ? j->why[b] : "");
 		return buf;
 	}
@@ -335,6 +347,7 @@ void policy_decide(const policy_subject *s, const policy_facts *f, const char *t
 	if (s->target->environment == ENV_PRODUCTION)
 		decide_production(s, f, &j, out);
 	out->refresh_catalog = !out->deny && ((f->flags & PF_FUNC_DDL) || (j.bits & CJ_FUNC_DDL));
+	out->refresh_names_known = out->refresh_catalog && !(j.bits & CJ_FUNC_DDL) && f->ddl_names.n > 0;
 }
 
 void policy_deny_fastpath(policy_verdict *out)

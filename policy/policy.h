@@ -77,6 +77,8 @@ char *const *policy_facts_functions(const policy_facts *f, size_t *n);
 /* Relations named (RangeVar: FROM items, DML targets), "schema.name" or "name" as written (folded); a CTE
  * name is listed too. Tables and views alike: the catalog tells views apart (policy_decide). */
 char *const *policy_facts_relations(const policy_facts *f, size_t *n);
+/* PF_FUNC_DDL: the names (bare) the DDL mentions, so the catalog is stale for those only; n 0: unknown. */
+char *const *policy_facts_ddl_names(const policy_facts *f, size_t *n);
 /* Roles whose definition, attributes, name or memberships the statement changes (folded; "*": every
  * role; "current_user"/"current_role"/"session_user" for the specials). */
 char *const *policy_facts_roles(const policy_facts *f, size_t *n);
@@ -138,6 +140,9 @@ typedef struct policy_subject {
 	/* Function definitions changed and the catalog is being re-read: statements that call user
 	 * functions are denied (opaque-sql) until the new catalog is in place. */
 	bool catalog_stale;
+	/* Names whose definitions changed since the catalog was read (borrowed; NULL: none): statements that
+	 * use one, or reach one through a function, view or hook, are denied (opaque-sql) until it is read. */
+	const struct catalog_stale *stale_names;
 } policy_subject;
 
 /* The rule ids of CONTRACT §4; each has a name and properties (policy_rule_*). */
@@ -172,6 +177,7 @@ typedef struct policy_verdict {
 	const char *window; /* name of the window that allowed a production write (config-owned), or NULL */
 	char rule_buf[128]; /* storage for "rule:NAME"; if you copy a verdict, re-point rule (see below) */
 	bool refresh_catalog; /* allowed, and may change function definitions: re-read the catalog after it */
+	bool refresh_names_known; /* refresh_catalog, and only the facts' ddl_names can have changed */
 } policy_verdict;
 
 /*

@@ -9,6 +9,7 @@
 #include "proxy/catalogs.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
 
 /* A failed load is tried again after this long. */
 #define CATALOG_RETRY_SECONDS 5
+/* At exit, loader threads still running are waited for this long (they may be inside libpq). */
+#define CATALOG_EXIT_WAIT_SECONDS 3
 
 /* One target's catalog and its loading state (loop thread only). */
 typedef struct catalog_slot {
@@ -38,8 +41,22 @@ typedef struct catalog_slot {
 	bool again;                /* load once more when it lands */
 	bool failed;               /* the last load failed; a retry is scheduled */
 	catalog_counts counts;     /* of the newest catalog */
+	catalog_stale *stale;      /* names (or everything) changed since the newest catalog was read */
+	struct pending_ddl *pending; /* per session: what its uncommitted DDL named, re-marked at its commit */
 	UT_hash_handle hh;
 } catalog_slot;
+
+/* What one session's DDL named, until its transaction ends (catalogs_refresh_and_wait). */
+typedef struct pending_ddl {
+	uint64_t session_id;       /* the session (key) */
+	char **names;              /* bare names its DDL mentioned */
+	size_t n;
+	bool global;               /* some of its DDL named nothing we know: everything */
+	UT_hash_handle hh;
+} pending_ddl;
+
+/* Sessions whose DDL is pending at once, past which a new one is recorded as global (bounded memory). */
+#define CATALOG_PENDING_MAX 1024
 
 /* A load handed to a thread and back. */
 typedef struct load_job {
@@ -56,7 +73,9 @@ typedef struct load_job {
 /* The loader's shared state. */
 typedef struct catalog_loader {
 	catalog_slot *slots;       /* by target name */
-	pthread_mutex_t lock;      /* guards done */
+	pthread_mutex_t lock;      /* guards done and running */
+	pthread_cond_t idle;       /* signalled when a thread ends (running went down) */
+	int running;               /* loader threads started and not yet ended */
 	load_job *done;            /* finished loads, handed back by threads */
 	int wake_fd;               /* eventfd a thread writes to when it hands a load back */
 	struct event *done_ev;     /* reads wake_fd on the loop */
@@ -71,7 +90,9 @@ static catalog_slot *slot_for(catalog_loader *l, const char *target, bool create
 	if (sl || !create)
 		return sl;
 	sl = calloc(1, sizeof(*sl));
-	if (!sl || !(sl->target = strdup(target))) {
+	if (!sl || !(sl->target = strdup(target)) || !(sl->stale = catalog_stale_new())) {
+		if (sl)
+			free(sl->target);
 		free(sl);
 		return NULL;
 	}
@@ -100,16 +121,19 @@ static void *load_thread(void *arg)
 	pthread_mutex_lock(&l->lock);
 	job->next = l->done;
 	l->done = job;
-	pthread_mutex_unlock(&l->lock);
 	/*
 	 * Wake the loop through an eventfd rather than event_active(): the latter
 	 * would need libevent's locking on every event operation of the hot path.
+	 * Written under the lock: once running is 0, catalogs_free may close it.
 	 */
 	{
 		uint64_t one = 1;
 		ssize_t w = write(l->wake_fd, &one, sizeof(one));
 		(void)w;
 	}
+	l->running--;
+	pthread_cond_broadcast(&l->idle);
+	pthread_mutex_unlock(&l->lock);
 	return NULL;
 }
 
@@ -168,7 +192,13 @@ static void start_load(pgw_server *srv, catalog_slot *sl)
 	job->mark = sl->stale_mark;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&srv->catalogs->lock);
+	srv->catalogs->running++;
+	pthread_mutex_unlock(&srv->catalogs->lock);
 	if (pthread_create(&th, &attr, load_thread, job) != 0) {
+		pthread_mutex_lock(&srv->catalogs->lock);
+		srv->catalogs->running--;
+		pthread_mutex_unlock(&srv->catalogs->lock);
 		log_error("catalog %s: cannot start a loader thread", sl->target);
 		config_unref(job->cfg);
 		free(job->conninfo);
@@ -177,6 +207,26 @@ static void start_load(pgw_server *srv, catalog_slot *sl)
 	} else
 		sl->loading = true;
 	pthread_attr_destroy(&attr);
+}
+
+static void pending_free(catalog_slot *sl, pending_ddl *p);
+
+/* Drop the records of sessions that ended inside their DDL transaction (rolled back): bounded memory. */
+static void pending_prune(pgw_server *srv, catalog_slot *sl)
+{
+	pending_ddl *p, *tmp;
+
+	if (HASH_COUNT(sl->pending) < CATALOG_PENDING_MAX / 16)
+		return;
+	HASH_ITER(hh, sl->pending, p, tmp) {
+		session *s;
+
+		TAILQ_FOREACH(s, &srv->sessions, link)
+			if (s->id == p->session_id && !s->closing)
+				break;
+		if (!s)
+			pending_free(sl, p);
+	}
 }
 
 static void land(pgw_server *srv, load_job *job)
@@ -190,6 +240,7 @@ static void land(pgw_server *srv, load_job *job)
 			catalog_unref(sl->cat);
 		sl->cat = job->result;
 		sl->covered = job->mark;
+		catalog_stale_covered(sl->stale, sl->covered);
 		sl->failed = false;
 		catalog_counts_get(sl->cat, &sl->counts);
 		log_info("catalog %s: %zu user functions analysed: %zu read-only, %zu write, %zu identity-changing, "
@@ -206,6 +257,7 @@ static void land(pgw_server *srv, load_job *job)
 		}
 	}
 	wake_waiters(srv, sl, !job->result);
+	pending_prune(srv, sl);
 	if (job->result && (sl->again || sl->stale_mark > sl->covered)) {
 		sl->again = false;
 		start_load(srv, sl);
@@ -285,6 +337,7 @@ int catalogs_init(pgw_server *srv)
 	srv->catalogs = l;
 	l->wake_fd = -1;
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->idle, NULL);
 	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->wake_fd < 0)
 		return -1;
@@ -296,6 +349,29 @@ int catalogs_init(pgw_server *srv)
 	return 0;
 }
 
+static void pending_free_all(catalog_slot *sl);
+
+/*
+ * Wait, bounded, for loader threads to end (a stop during a load: the thread
+ * may be in PQconnectdbParams for up to its connect_timeout). True if none runs.
+ */
+static bool wait_for_loaders(catalog_loader *l)
+{
+	struct timespec until;
+	bool idle;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CATALOG_EXIT_WAIT_SECONDS;
+	pthread_mutex_lock(&l->lock);
+	while (l->running > 0 && pthread_cond_timedwait(&l->idle, &l->lock, &until) == 0)
+		;
+	idle = l->running == 0;
+	pthread_mutex_unlock(&l->lock);
+	if (!idle)
+		log_warn("catalog: a loader thread is still connecting; exiting without waiting for it");
+	return idle;
+}
+
 void catalogs_free(pgw_server *srv)
 {
 	catalog_loader *l = srv->catalogs;
@@ -303,14 +379,25 @@ void catalogs_free(pgw_server *srv)
 
 	if (!l)
 		return;
-	/* A loader thread still running will touch the lock and the event: leave them to the exiting process. */
-	HASH_ITER(hh, l->slots, sl, tmp)
-		if (sl->loading)
-			return;
+	if (!wait_for_loaders(l))
+		return; /* a thread still runs and will touch the lock and the eventfd: leave them to the exit */
+	/* Loads that ended after the loop stopped were never landed. */
+	while (l->done) {
+		load_job *job = l->done;
+
+		l->done = job->next;
+		catalog_unref(job->result);
+		config_unref(job->cfg);
+		free(job->conninfo);
+		free(job->err);
+		free(job);
+	}
 	HASH_ITER(hh, l->slots, sl, tmp) {
 		HASH_DEL(l->slots, sl);
 		if (sl->cat)
 			catalog_unref(sl->cat);
+		pending_free_all(sl);
+		catalog_stale_free(sl->stale);
 		free(sl->target);
 		free(sl);
 	}
@@ -328,8 +415,15 @@ const fn_catalog *catalogs_get(pgw_server *srv, const char *target, bool *stale)
 {
 	catalog_slot *sl = slot_for(srv->catalogs, target, false);
 
-	*stale = !sl || !sl->cat || sl->covered != sl->stale_mark;
+	*stale = !sl || !sl->cat || catalog_stale_global(sl->stale);
 	return sl ? sl->cat : NULL;
+}
+
+const catalog_stale *catalogs_stale_names(pgw_server *srv, const char *target)
+{
+	catalog_slot *sl = slot_for(srv->catalogs, target, false);
+
+	return sl && catalog_stale_any(sl->stale) ? sl->stale : NULL;
 }
 
 void catalogs_mark_stale(pgw_server *srv, const char *target)
@@ -340,13 +434,105 @@ void catalogs_mark_stale(pgw_server *srv, const char *target)
 		sl->stale_mark++;
 }
 
-void catalogs_refresh_and_wait(session *s)
+static void pending_free(catalog_slot *sl, pending_ddl *p)
+{
+	HASH_DEL(sl->pending, p);
+	for (size_t i = 0; i < p->n; i++)
+		free(p->names[i]);
+	free(p->names);
+	free(p);
+}
+
+static void pending_free_all(catalog_slot *sl)
+{
+	pending_ddl *p, *tmp;
+
+	HASH_ITER(hh, sl->pending, p, tmp)
+		pending_free(sl, p);
+}
+
+/* The session's record, created if missing; NULL when full or out of memory (then: global). */
+static pending_ddl *pending_get(catalog_slot *sl, uint64_t id)
+{
+	pending_ddl *p = NULL;
+
+	HASH_FIND(hh, sl->pending, &id, sizeof(id), p);
+	if (p || HASH_COUNT(sl->pending) >= CATALOG_PENDING_MAX || !(p = calloc(1, sizeof(*p))))
+		return p;
+	p->session_id = id;
+	HASH_ADD(hh, sl->pending, session_id, sizeof(p->session_id), p);
+	return p;
+}
+
+static void pending_add(pending_ddl *p, const char *name)
+{
+	char **nv = realloc(p->names, (p->n + 1) * sizeof(*nv));
+
+	if (!nv || !(nv[p->n] = strdup(name))) {
+		if (nv)
+			p->names = nv;
+		p->global = true;
+		return;
+	}
+	p->names = nv;
+	p->n++;
+}
+
+/* Mark stale what the record names (or everything), at the slot's current mark. */
+static void stale_add_names(catalog_slot *sl, char *const *names, size_t n, bool global)
+{
+	if (global || n == 0) {
+		catalog_stale_add(sl->stale, NULL, sl->stale_mark);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		catalog_stale_add(sl->stale, names[i], sl->stale_mark);
+}
+
+void catalogs_mark_stale_for(session *s, const struct policy_facts *f, bool names_known)
 {
 	catalog_slot *sl = slot_for(s->srv->catalogs, s->target->name, true);
+	char *const *names = NULL;
+	size_t n = 0;
+	pending_ddl *p;
 
 	if (!sl)
 		return;
-	session_log(LOG_LVL_INFO, s, "function definitions may have changed: reloading the catalog");
+	sl->stale_mark++;
+	if (names_known)
+		names = policy_facts_ddl_names(f, &n);
+	stale_add_names(sl, names, n, !names_known);
+	if (!(p = pending_get(sl, s->id))) {
+		catalog_stale_add(sl->stale, NULL, sl->stale_mark);
+		return;
+	}
+	if (!names_known || n == 0)
+		p->global = true;
+	for (size_t i = 0; i < n && !p->global; i++)
+		pending_add(p, names[i]);
+}
+
+void catalogs_refresh_and_wait(session *s)
+{
+	catalog_slot *sl = slot_for(s->srv->catalogs, s->target->name, true);
+	pending_ddl *p = NULL;
+	uint64_t id = s->id;
+
+	if (!sl)
+		return;
+	/*
+	 * The DDL is committed now: a load that started before the commit may have
+	 * covered the names marked while it ran. Mark them again at the current mark
+	 * (catalogs_mark_stale bumped it); without a record, everything.
+	 */
+	HASH_FIND(hh, sl->pending, &id, sizeof(id), p);
+	if (p) {
+		stale_add_names(sl, p->names, p->n, p->global);
+		pending_free(sl, p);
+	} else {
+		catalog_stale_add(sl->stale, NULL, sl->stale_mark);
+	}
+	session_log(LOG_LVL_INFO, s, "definitions may have changed: reloading the catalog");
 	s->catalog_waiting = true;
 	s->catalog_wait_mark = sl->stale_mark;
 	relay_client_wake(s); /* no longer readable: pauses the client */

@@ -34,8 +34,20 @@ void catalogs_reload_all(struct pgw_server *srv);
  */
 const struct fn_catalog *catalogs_get(struct pgw_server *srv, const char *target, bool *stale);
 
-/* A session is sending function DDL: mark the target stale now. */
+/* Bump the target's stale mark (a DDL transaction ended: loads started before it do not cover it). */
 void catalogs_mark_stale(struct pgw_server *srv, const char *target);
+
+/*
+ * A session is sending DDL f (allowed, verdict refresh_catalog): the names it
+ * mentions are stale from now on (names_known: verdict refresh_names_known;
+ * otherwise everything is), and are marked again when its transaction ends.
+ */
+struct policy_facts;
+void catalogs_mark_stale_for(struct session *s, const struct policy_facts *f, bool names_known);
+
+/* The target's stale names, for policy_subject.stale_names (NULL when none). */
+struct catalog_stale;
+const struct catalog_stale *catalogs_stale_names(struct pgw_server *srv, const char *target);
 
 /*
  * The session's DDL is over (its transaction ended): load the target again

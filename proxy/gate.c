@@ -168,6 +168,7 @@ static policy_subject subject_of(session *s)
 	subj.in_transaction = s->up.txn_status != 'I';
 	/* Without a current catalog, calls of user functions are denied (never judged on an old view). */
 	subj.catalog = catalogs_get(s->srv, s->target->name, &subj.catalog_stale);
+	subj.stale_names = catalogs_stale_names(s->srv, s->target->name);
 	return subj;
 }
 
@@ -259,7 +260,7 @@ static bool track_statement(session *s, const policy_facts *f, const char *text,
 	const char *name = policy_facts_name(f);
 
 	if (pv->refresh_catalog) {
-		catalogs_mark_stale(s->srv, s->target->name);
+		catalogs_mark_stale_for(s, f, pv->refresh_names_known);
 		s->catalog_refresh_needed = true;
 	}
 	if (flags & PF_PREPARE)

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "audit/audit.h"
 #include "conf/config.h"
 #include "conf/token_new.h"
@@ -75,6 +77,13 @@ int main(int argc, char **argv)
 	bool check = false, connect = false;
 	int i;
 
+	/*
+	 * Why: OpenSSL's exit handler frees its global state, and a function-catalog
+	 * loader thread may still be inside libpq's TLS handshake when the process
+	 * exits (SIGTERM during a load): that was a SIGSEGV. The first init decides,
+	 * so it comes before anything else touches OpenSSL. The OS reclaims the rest.
+	 */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	if (getenv("PGWARDEN_DEBUG") && strcmp(getenv("PGWARDEN_DEBUG"), "0") != 0)
 		pgw_log_min_level = LOG_LVL_DEBUG;
 	if (argc >= 2 && strcmp(argv[1], "token") == 0)

@@ -625,6 +625,131 @@ static const char *verdict_of(fixture *fx, const char *sql, const char *target, 
 	return r;
 }
 
+/* Built-ins by pg_proc facts; attribute notation as one-argument calls; hooks (issue 14 holes 1, 2, item 7). */
+static void test_builtin_facts_attrs_and_hooks(void **state)
+{
+	fixture *fx = *state;
+	fn_catalog *c = catalog_new();
+	char *err = NULL;
+	static const policy_lexctx on = { .standard_conforming_strings = true };
+	catalog_row set_t = { .oid = 900, .schema = "s", .name = "set_t", .lang = "sql", .kind = 'f',
+			      .volatility = 'v', .src = "SELECT set_config('app.tenant_id', $1, false)",
+			      .nargs_min = 1, .nargs_max = 1 };
+	catalog_row two = { .oid = 901, .schema = "s", .name = "two_args", .lang = "sql", .kind = 'f',
+			    .volatility = 'v', .src = "SELECT set_config('app.tenant_id', $1, false)",
+			    .nargs_min = 2, .nargs_max = 2 };
+	static const struct {
+		const char *sql;
+		const char *want; /* verdict on staging */
+	} cases[] = {
+		{ "SELECT numrange(1, 2)", V_OK },                 /* immutable built-in */
+		{ "SELECT some_volatile(1)", V_OK },               /* volatile: a write, allowed on staging */
+		{ "SELECT ('x'::text).set_t", V_ID },              /* attribute notation */
+		{ "SELECT (t.b).set_t FROM t", V_ID },
+		{ "SELECT t.set_t FROM t", V_ID },
+		{ "SELECT ('x'::text).two_args", V_OK },           /* two arguments: only a column */
+		{ "SELECT t.a, t.b FROM t", V_OK },                /* no function of those names */
+		{ "SELECT ('x'::text).ts_stat", V_OPQ },           /* a dangerous built-in's own judgement */
+		{ "SELECT ('x'::text).query_to_xml", V_OK },       /* four arguments: only a column */
+		{ "SELECT query_to_xml('x', true, true, '')", V_OPQ },
+		{ "SELECT jsonb('{}')", V_OK },                    /* a type: a function-style cast */
+		{ "SELECT 'a' === 'b'", V_ID },                    /* an operator bound to set_t */
+		{ "SELECT 'a' OPERATOR(s.===) 'b'", V_ID },
+		{ "SELECT 1 FROM t WHERE a IN (SELECT a FROM t)", V_OK },
+		{ "INSERT INTO s.trig VALUES (1)", V_ID },         /* a trigger */
+		{ "SELECT * FROM s.trig", V_OK },                  /* reading runs no trigger */
+		{ "SELECT * FROM s.pol", V_ID },                   /* a policy */
+		{ "SELECT 'x'::s.d", V_ID },                       /* a domain CHECK */
+		{ "DELETE FROM s.parent", V_ID },                  /* a cascade into s.trig */
+		{ "CREATE TABLE x (a int)", V_ID },                /* an event trigger fires on DDL */
+		{ "INSERT INTO t VALUES (1)", V_OK },              /* ... not on DML */
+	};
+
+	assert_non_null(c);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "numrange", 'i', 2, 3), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "some_volatile", 'v', 1, 1), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "query_to_xml", 's', 4, 4), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "set_config", 'v', 3, 3), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "ts_stat", 'v', 1, 2), 0);
+	assert_int_equal(catalog_add_builtin(c, "pg_catalog", "upper", 'i', 1, 1), 0);
+	assert_int_equal(catalog_add_type(c, "jsonb"), 0);
+	assert_int_equal(catalog_add_row(c, &set_t), 0);
+	assert_int_equal(catalog_add_row(c, &two), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_OPERATOR, "", "===", "SELECT s.set_t(NULL)"), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_WRITE, "s", "trig",
+					  "CREATE TRIGGER x BEFORE INSERT ON s.trig FOR EACH ROW EXECUTE FUNCTION "
+					  "s.set_t(); SELECT s.set_t(NULL)"),
+			 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_READ, "s", "pol", "SELECT s.set_t('x')"), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_TYPE, "s", "d", "SELECT s.set_t(VALUE)"), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_WRITE, "s", "parent", "DELETE FROM s.trig"), 0);
+	assert_int_equal(catalog_add_hook(c, CATALOG_HOOK_DDL, "", "", "SELECT s.set_t(NULL)"), 0);
+	if (catalog_finish(c, fx->cfg, &err) != 0)
+		fail_msg("catalog_finish: %s", err);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		policy_subject subj = { .cfg = fx->cfg,
+					.target = config_find_target(fx->cfg, "staging"),
+					.who = &fx->who,
+					.now = fx->outside,
+					.catalog = c };
+		policy_analysis a;
+		policy_verdict v;
+		const char *got;
+
+		assert_int_equal(policy_analyze(fx->pc, cases[i].sql, strlen(cases[i].sql), &on, &a), 0);
+		policy_decide(&subj, a.v[0].facts, cases[i].sql, strlen(cases[i].sql), &v);
+		got = v.deny ? v.rule : V_OK;
+		if (strcmp(got, cases[i].want) != 0)
+			fail_msg("%s: want %s got %s (%s)", cases[i].sql, cases[i].want, got, v.message);
+		policy_analysis_clear(&a);
+	}
+	catalog_unref(c);
+}
+
+/* Per-name staleness (issue 14 item 6): DDL on one function holds up only what uses it. */
+static void test_stale_names(void **state)
+{
+	fixture *fx = *state;
+	static const policy_lexctx on = { .standard_conforming_strings = true };
+	static const struct {
+		const char *sql;
+		bool denied;
+	} cases[] = {
+		{ "SELECT helper_read('x')", true },               /* named */
+		{ "SELECT ('x'::text).helper_read", true },         /* attribute notation */
+		{ "SELECT * FROM v_plain", true },                  /* a view whose definition changed */
+		{ "SELECT reads_plain_view()", true },              /* a function that reaches it */
+		{ "SELECT archive_old_rows() FROM t", false },      /* another function (a write: staging) */
+		{ "SELECT lower(t.b), t.a FROM t", false },          /* built-ins and columns */
+	};
+	catalog_stale *st = catalog_stale_new();
+	policy_subject subj = { .cfg = fx->cfg,
+				.target = config_find_target(fx->cfg, "staging"),
+				.who = &fx->who,
+				.now = fx->outside,
+				.catalog = fx->cat,
+				.stale_names = st };
+
+	catalog_stale_add(st, "public.helper_read", 5);
+	catalog_stale_add(st, "v_plain", 5);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		policy_analysis a;
+		policy_verdict v;
+
+		assert_int_equal(policy_analyze(fx->pc, cases[i].sql, strlen(cases[i].sql), &on, &a), 0);
+		policy_decide(&subj, a.v[0].facts, cases[i].sql, strlen(cases[i].sql), &v);
+		if (v.deny != cases[i].denied || (v.deny && strcmp(v.rule, "opaque-sql") != 0))
+			fail_msg("%s: denied %d (%s)", cases[i].sql, v.deny, v.message);
+		policy_analysis_clear(&a);
+	}
+	/* A load started after mark 5 covers it; one started before does not. */
+	catalog_stale_covered(st, 4);
+	assert_true(catalog_stale_has(st, "helper_read"));
+	catalog_stale_covered(st, 5);
+	assert_false(catalog_stale_any(st));
+	catalog_stale_free(st);
+}
+
 static void test_verdicts(void **state)
 {
 	fixture *fx = *state;
@@ -678,8 +803,8 @@ static void test_verdict_messages(void **state)
 	/* A function's bit stays the function's even when a view also has it. */
 	verdict_of(fx, "SELECT app_set_tenant('x') FROM billing.v_tenant", "staging", fx->outside, false, &v);
 	assert_non_null(strstr(v.message, "function app_set_tenant: sets app.tenant_id"));
-	/* Reading a view is not a call of a user function: a stale catalog does not hold it up. */
-	assert_string_equal(verdict_of(fx, "SELECT * FROM v_plain", "staging", fx->outside, true, &v), V_OK);
+	/* Everything stale (the changed names are unknown): whatever the catalog judges waits, SELECT 1 does not. */
+	assert_string_equal(verdict_of(fx, "SELECT * FROM v_plain", "staging", fx->outside, true, &v), V_OPQ);
 	verdict_of(fx, "SELECT c_fn()", "staging", fx->outside, false, &v);
 	assert_non_null(strstr(v.message, "function c_fn: written in language c"));
 	/* A stale catalog denies calls of user functions, nothing else. */
@@ -740,11 +865,27 @@ static void test_func_ddl_flag(void **state)
 		{ "ALTER VIEW v SET SCHEMA s", true },
 		{ "DROP VIEW v", true },
 		{ "CREATE RULE r AS ON SELECT TO t DO INSTEAD SELECT 1", true },
-		{ "CREATE TABLE t (a int)", false },
-		{ "DROP TABLE t", false },
-		{ "ALTER TABLE t RENAME TO u", false },
-		{ "CREATE SCHEMA s", false },
+		/* What tables, types, operators and casts run (the catalog's hooks) changes too. */
+		{ "CREATE TABLE t (a int)", true },
+		{ "DROP TABLE t", true },
+		{ "ALTER TABLE t RENAME TO u", true },
+		{ "CREATE SCHEMA s", true },
+		{ "CREATE TRIGGER tg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()", true },
+		{ "ALTER TABLE t ALTER COLUMN a SET DEFAULT f()", true },
+		{ "ALTER TABLE t ENABLE TRIGGER tg", true },
+		{ "CREATE POLICY p ON t USING (f())", true },
+		{ "ALTER POLICY p ON t USING (g())", true },
+		{ "CREATE OPERATOR === (LEFTARG = text, RIGHTARG = text, FUNCTION = f)", true },
+		{ "CREATE CAST (t AS int) WITH FUNCTION f(t)", true },
+		{ "CREATE DOMAIN d AS int CHECK (f(VALUE))", true },
+		{ "ALTER DOMAIN d ADD CHECK (g(VALUE))", true },
+		{ "CREATE INDEX ON t (f(a))", true },
+		{ "CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION f()", true },
+		{ "DROP TRIGGER tg ON t", true },
+		{ "DROP POLICY p ON t", true },
 		{ "SELECT 1", false },
+		{ "INSERT INTO t VALUES (1)", false },
+		{ "CREATE ROLE r", false },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1072,6 +1213,8 @@ int main(void)
 		cmocka_unit_test(test_counts_and_explain),
 		cmocka_unit_test(test_verdicts),
 		cmocka_unit_test(test_verdict_messages),
+		cmocka_unit_test(test_stale_names),
+		cmocka_unit_test(test_builtin_facts_attrs_and_hooks),
 		cmocka_unit_test(test_func_ddl_flag),
 		cmocka_unit_test(test_pg_temp_function),
 		cmocka_unit_test(test_relation_facts),
