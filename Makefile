@@ -3,6 +3,7 @@
 #   make test       install what is missing, build, run unit and integration tests
 #   make run        install what is missing, build, start a demo PostgreSQL + pgwarden
 #   make asan       build ./pgwarden-asan with AddressSanitizer + UBSan
+#   make integration-asan   the integration suite against ./pgwarden-asan (CI runs it)
 #   make fuzz       build and briefly run the libFuzzer targets (clang)
 #   make unit       unit tests only;  make integration  pytest only
 #   make bench      pgbench direct vs PgBouncer vs pgwarden
@@ -43,7 +44,7 @@ LIB_A := $(BUILD)/libpgwarden.a
 UNIT_TESTS := $(PROTOCOL_TESTS) $(CONF_TESTS) $(POLICY_TESTS) $(AUDIT_TESTS) $(PROXY_TESTS)
 UNIT_BINS := $(UNIT_TESTS:%.c=$(BUILD)/%)
 
-.PHONY: all clean test unit integration run asan fuzz bench deps format format-check relay-bench-bin
+.PHONY: all clean test unit integration integration-asan run asan fuzz bench deps format format-check relay-bench-bin
 
 all: $(BIN)
 
@@ -84,6 +85,10 @@ run: deps
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=pgwarden-asan SANITIZER=address,undefined CFLAGS="-O1 -g"
+
+# The same suite against the sanitizer build: a sanitizer report in pgwarden's stderr fails the test.
+integration-asan: asan
+	PGWARDEN_BIN=$(CURDIR)/pgwarden-asan $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 fuzz:
 	@bash tests/fuzz/run.sh

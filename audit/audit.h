@@ -49,7 +49,8 @@ typedef struct audit_param {
 
 /* The fields of one record; NULL / negative means "absent". */
 typedef struct audit_record {
-	const char *event;       /* start stop reload connect auth_ok auth_fail statement result disconnect */
+	const char *event;       /* start stop reload connect auth_ok auth_fail statement result disconnect
+				    window_open window_close checkpoint */
 	uint64_t session;        /* 0: absent */
 	const char *actor;
 	const char *role;
@@ -65,10 +66,19 @@ typedef struct audit_record {
 	const char *decision;    /* allow deny */
 	const char *rule;
 	const char *window;
+	uint32_t backend_pid;    /* statement: the upstream backend that runs it (CONTRACT §5, §7); 0 absent */
 	uint64_t ref;            /* result: seq of its statement record; 0 absent */
 	const char *tag;         /* result: CommandComplete tag */
 	const char *sqlstate;    /* result: error SQLSTATE */
 	int64_t duration_us;     /* result: -1 absent */
+	const char *reason;      /* auth_fail: why; denied statement: the denial message */
+	const char *config;      /* start, reload: lowercase hex SHA-256 of the config file's bytes */
+	const char *windows;     /* start, reload: a JSON array, written as is (the caller's well-formed JSON) */
+	int accepted;            /* reload: 1 accepted, 0 rejected, -1 absent */
+	const char *error;       /* reload: why it was rejected */
+	const char *application_name; /* connect: the client's startup application_name */
+	const char *alg;         /* checkpoint: "hmac-sha256" or "ed25519" */
+	const char *sig;         /* checkpoint: lowercase hex signature (see audit_sign.c) */
 } audit_record;
 
 /* Initialise a record with every field absent. */
@@ -125,6 +135,40 @@ uint64_t audit_write_errors(const audit_log *log);
 
 /* seq of the last record really written (0: none yet). */
 uint64_t audit_last_seq(const audit_log *log);
+
+/* seq of the last record appended (written or still in the batch). */
+uint64_t audit_appended_seq(const audit_log *log);
+
+/*
+ * Checkpoint keys (audit_checkpoint_key). The file is either a PEM Ed25519
+ * key (private to sign; public or private to verify) or, for anything else,
+ * an HMAC-SHA256 secret: the file's bytes without trailing whitespace, at
+ * least AUDIT_HMAC_KEY_MIN bytes.
+ */
+#define AUDIT_HMAC_KEY_MIN 16
+typedef struct audit_signer audit_signer;
+
+/*
+ * Load a key file. for_signing: an Ed25519 key must be the private key.
+ * NULL on failure with 'err' naming the file and the problem.
+ */
+audit_signer *audit_signer_load(const char *path, bool for_signing, char *err, size_t errsz);
+void audit_signer_free(audit_signer *k);
+/* "hmac-sha256" or "ed25519". */
+const char *audit_signer_alg(const audit_signer *k);
+
+/*
+ * Use 'k' (owned by the log from now on; NULL: none) for checkpoint records.
+ * The previous signer, if any, is freed.
+ */
+void audit_set_signer(audit_log *log, audit_signer *k);
+
+/*
+ * Append a `checkpoint` record signed over the seq and hash of the record
+ * before it (see audit_sign.c for the exact bytes). Returns its seq, or 0
+ * when there is no signer or it could not be formed.
+ */
+uint64_t audit_append_checkpoint(audit_log *log);
 
 /*
  * CLI: argv[0] is "audit", argv[1] "verify" or "show"; returns the exit status

@@ -41,6 +41,7 @@ struct audit_log {
 	bool sync_stop;                      /* under sync_lock: the syncer must exit */
 	atomic_bool sync_dirty;              /* written since the syncer's last fdatasync */
 	atomic_uint_fast64_t sync_errors;    /* failed background fdatasyncs */
+	audit_signer *signer;                /* signs checkpoint records; NULL: none */
 	bool healthy;                        /* the last flush succeeded */
 	uint64_t write_errors;               /* failed flushes and fsyncs since open */
 	time_t ts_sec;                       /* the second ts_prefix was formatted for */
@@ -58,6 +59,7 @@ void audit_record_init(audit_record *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->duration_us = -1;
+	r->accepted = -1;
 }
 
 /* --- reading the tail of an existing file -------------------------------------------------- */
@@ -399,6 +401,7 @@ void audit_close(audit_log *log)
 	}
 	jbuf_free(&log->batch);
 	audit_hasher_free(&log->hasher);
+	audit_signer_free(log->signer);
 	if (log->path) { /* set up past the first allocation: the sync primitives were initialised */
 		pthread_mutex_destroy(&log->sync_lock);
 		pthread_cond_destroy(&log->sync_cond);
@@ -495,6 +498,27 @@ static void put_params(jbuf *b, const audit_param *params, size_t n)
 	jbuf_putc(b, ']');
 }
 
+/* The fields of process and login events (none of them on statement and result records). */
+static void put_rare_fields(jbuf *b, const audit_record *r)
+{
+	PUT_STR(b, "reason", r->reason);
+	PUT_STR(b, "config", r->config);
+	if (r->windows != NULL) {
+		jbuf_put_lit(b, ",\"windows\":");
+		jbuf_put(b, r->windows, strlen(r->windows));
+	}
+	if (r->accepted >= 0) {
+		if (r->accepted)
+			jbuf_put_lit(b, ",\"accepted\":true");
+		else
+			jbuf_put_lit(b, ",\"accepted\":false");
+	}
+	PUT_STR(b, "error", r->error);
+	PUT_STR(b, "application_name", r->application_name);
+	PUT_STR(b, "alg", r->alg);
+	PUT_STR(b, "sig", r->sig);
+}
+
 /* Every field after seq and before prev, in CONTRACT §5's table order. */
 static void put_fields(jbuf *b, const audit_record *r)
 {
@@ -519,6 +543,10 @@ static void put_fields(jbuf *b, const audit_record *r)
 	PUT_STR(b, "decision", r->decision);
 	PUT_STR(b, "rule", r->rule);
 	PUT_STR(b, "window", r->window);
+	if (r->backend_pid != 0) {
+		jbuf_put_lit(b, ",\"backend_pid\":");
+		jbuf_put_u64(b, r->backend_pid);
+	}
 	if (r->ref != 0) {
 		jbuf_put_lit(b, ",\"ref\":");
 		jbuf_put_u64(b, r->ref);
@@ -529,6 +557,7 @@ static void put_fields(jbuf *b, const audit_record *r)
 		jbuf_put_lit(b, ",\"duration_us\":");
 		jbuf_put_i64(b, r->duration_us);
 	}
+	put_rare_fields(b, r);
 }
 
 uint64_t audit_append(audit_log *log, const audit_record *r)
@@ -674,4 +703,34 @@ uint64_t audit_write_errors(const audit_log *log)
 uint64_t audit_last_seq(const audit_log *log)
 {
 	return log->written_seq;
+}
+
+uint64_t audit_appended_seq(const audit_log *log)
+{
+	return log->seq;
+}
+
+void audit_set_signer(audit_log *log, audit_signer *k)
+{
+	audit_signer_free(log->signer);
+	log->signer = k;
+}
+
+uint64_t audit_append_checkpoint(audit_log *log)
+{
+	char sig[AUDIT_SIG_HEX_MAX + 1];
+	audit_record r;
+
+	if (log->signer == NULL)
+		return 0;
+	/* Signed now, over the chain as it stands: the record before this one is seq log->seq, hash log->prev. */
+	if (audit_sign_checkpoint(log->signer, log->seq, log->prev, sig, sizeof(sig)) < 0) {
+		log_error("audit log %s: cannot sign a checkpoint", log->path);
+		return 0;
+	}
+	audit_record_init(&r);
+	r.event = "checkpoint";
+	r.alg = audit_signer_alg(log->signer);
+	r.sig = sig;
+	return audit_append(log, &r);
 }

@@ -4,18 +4,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit/audit_int.h"
 #include "audit/json_writer.h"
 
 /* Column widths of the human-readable form; the statement takes what is left. */
+#define COL_SEQ 7       /* seq: seven digits before the column shifts */
 #define COL_TIME 27     /* 2026-11-22T01:02:03.123456Z */
-#define COL_ACTOR 20
-#define COL_TARGET 12
+#define COL_SESSION 16  /* session ids are the start second << 20 plus a counter: 16 digits */
+#define COL_ACTOR 16
+#define COL_TARGET 10
+#define COL_WINDOW 10
 #define COL_DECISION 8
 #define COL_RULE 24
+#define COL_RESULT 20   /* the statement's result: "INSERT 0 1 1.2ms" */
+#define N_FIXED_COLS 9
 #define COL_STMT_MIN 20 /* the statement column never gets narrower than this */
 #define COL_STMT_MAX 2000
+#define COL_STMT_WIDE (1 << 30) /* --wide: never shortened */
+
+/* What the printing pass keeps: the results to fold in, the statements whose result was folded. */
+typedef struct show_state {
+	audit_result_index results; /* every result of the files, by ref */
+	uint64_t *shown;            /* seqs of statements printed with their result, ascending */
+	size_t n_shown;             /* how many */
+	size_t cap_shown;           /* allocated */
+} show_state;
 
 /* --- RFC 3339 ------------------------------------------------------------------------------- */
 
@@ -101,6 +116,33 @@ int audit_parse_rfc3339(const char *s, int64_t *us_out)
 		return -1;
 	/* A leap second (:60) counts as the next second's start, as timegm would. */
 	*us_out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - off) * 1000000 + us;
+	return 0;
+}
+
+int audit_parse_when(const char *s, int64_t *us_out)
+{
+	struct timespec now;
+	int64_t n = 0, unit;
+	const char *p = s;
+
+	if (audit_parse_rfc3339(s, us_out) == 0)
+		return 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > 1000000000)
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	if (p == s || p[0] == '\0' || p[1] != '\0')
+		return -1;
+	switch (*p) {
+	case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	default: return -1;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	*us_out = ((int64_t)now.tv_sec - n * unit) * 1000000 + now.tv_nsec / 1000;
 	return 0;
 }
 
@@ -226,22 +268,43 @@ static void event_summary(jbuf *t, json_t *rec)
 	jbuf_putc(t, ']');
 }
 
-/* One human-readable line for a record. */
-static void format_record(jbuf *b, json_t *rec, int stmt_width)
+/* A column holding an integer field, or "-". */
+static void put_int_cell(jbuf *b, json_t *rec, const char *key, int width)
+{
+	json_t *v = json_object_get(rec, key);
+	char s[32];
+
+	if (json_is_integer(v))
+		snprintf(s, sizeof(s), "%lld", (long long)json_integer_value(v));
+	else
+		snprintf(s, sizeof(s), "-");
+	put_cell(b, s, strlen(s), width, true);
+	jbuf_put_lit(b, "  ");
+}
+
+/* One human-readable line for a record; 'result' is its statement's result summary, or NULL. */
+static void format_record(jbuf *b, json_t *rec, int stmt_width, const char *result)
 {
 	static const struct { const char *key; int width; } cols[] = {
-		{"ts", COL_TIME}, {"actor", COL_ACTOR}, {"target", COL_TARGET},
+		{"actor", COL_ACTOR}, {"target", COL_TARGET}, {"window", COL_WINDOW},
 		{"decision", COL_DECISION}, {"rule", COL_RULE},
 	};
 	jbuf tmp;
 	const char *s;
 	size_t i, len;
 
+	put_int_cell(b, rec, "seq", COL_SEQ);
+	s = field(rec, "ts", &len);
+	put_cell(b, s, len, COL_TIME, true);
+	jbuf_put_lit(b, "  ");
+	put_int_cell(b, rec, "session", COL_SESSION);
 	for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
 		s = field(rec, cols[i].key, &len);
 		put_cell(b, s, len, cols[i].width, true);
 		jbuf_put_lit(b, "  ");
 	}
+	put_cell(b, result ? result : "-", result ? strlen(result) : 1, COL_RESULT, true);
+	jbuf_put_lit(b, "  ");
 	if (json_is_string(json_object_get(rec, "sql"))) {
 		s = field(rec, "sql", &len);
 		put_cell(b, s, len, stmt_width, false);
@@ -256,8 +319,9 @@ static void format_record(jbuf *b, json_t *rec, int stmt_width)
 
 static void print_header(FILE *out)
 {
-	fprintf(out, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", COL_TIME, "TIME", COL_ACTOR, "ACTOR", COL_TARGET,
-		"TARGET", COL_DECISION, "DECISION", COL_RULE, "RULE", "STATEMENT");
+	fprintf(out, "%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", COL_SEQ, "SEQ", COL_TIME, "TIME",
+		COL_SESSION, "SESSION", COL_ACTOR, "ACTOR", COL_TARGET, "TARGET", COL_WINDOW, "WINDOW", COL_DECISION,
+		"DECISION", COL_RULE, "RULE", COL_RESULT, "RESULT", "STATEMENT");
 }
 
 /* --- filtering ------------------------------------------------------------------------------ */
@@ -278,6 +342,15 @@ static bool matches(json_t *rec, const audit_show_filter *f)
 		return false;
 	if (f->decision != NULL && !str_is(rec, "decision", f->decision))
 		return false;
+	if ((f->target && !str_is(rec, "target", f->target)) || (f->window && !str_is(rec, "window", f->window)) ||
+	    (f->event && !str_is(rec, "event", f->event)) || (f->rule && !str_is(rec, "rule", f->rule)))
+		return false;
+	if (f->has_session) {
+		json_t *sv = json_object_get(rec, "session");
+
+		if (!json_is_integer(sv) || (uint64_t)json_integer_value(sv) != f->session)
+			return false;
+	}
 	if (!f->has_since && !f->has_until)
 		return true;
 	ts = json_object_get(rec, "ts");
@@ -288,14 +361,77 @@ static bool matches(json_t *rec, const audit_show_filter *f)
 
 static int stmt_width_for(const audit_show_filter *f)
 {
-	int w = f->width - (COL_TIME + COL_ACTOR + COL_TARGET + COL_DECISION + COL_RULE + 5 * 2);
+	int w = f->width - (COL_SEQ + COL_TIME + COL_SESSION + COL_ACTOR + COL_TARGET + COL_WINDOW + COL_DECISION +
+			    COL_RULE + COL_RESULT + N_FIXED_COLS * 2);
 
+	if (f->wide)
+		return COL_STMT_WIDE;
 	if (w < COL_STMT_MIN)
 		w = COL_STMT_MIN;
 	return w > COL_STMT_MAX ? COL_STMT_MAX : w;
 }
 
-static int show_file(const char *file, const audit_show_filter *f, FILE *out, FILE *errout, jbuf *b)
+/* A statement printed with its result: remember it, so the result is not printed again. */
+static void mark_shown(show_state *st, uint64_t seq)
+{
+	uint64_t *v = st->shown;
+
+	if (st->n_shown == st->cap_shown) {
+		v = realloc(st->shown, (st->cap_shown ? st->cap_shown * 2 : 64) * sizeof(*v));
+		if (v == NULL)
+			return;
+		st->shown = v;
+		st->cap_shown = st->cap_shown ? st->cap_shown * 2 : 64;
+	}
+	st->shown[st->n_shown++] = seq;
+}
+
+static bool was_shown(const show_state *st, uint64_t seq)
+{
+	size_t lo = 0, hi = st->n_shown;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (st->shown[mid] == seq)
+			return true;
+		if (st->shown[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static uint64_t int_field(json_t *rec, const char *key)
+{
+	json_t *v = json_object_get(rec, key);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+/*
+ * A record in the human-readable form. A statement carries its result in
+ * the RESULT column; that result record is then not printed on its own.
+ */
+static void print_human(json_t *rec, const audit_show_filter *f, show_state *st, FILE *out, jbuf *b)
+{
+	const char *result = NULL;
+	uint64_t seq = int_field(rec, "seq");
+
+	if (str_is(rec, "event", "result") && was_shown(st, int_field(rec, "ref")))
+		return;
+	if (str_is(rec, "event", "statement") && (result = audit_result_index_find(&st->results, seq)) != NULL &&
+	    (st->n_shown == 0 || st->shown[st->n_shown - 1] < seq))
+		mark_shown(st, seq);
+	jbuf_reset(b);
+	format_record(b, rec, stmt_width_for(f), result);
+	if (!b->failed)
+		fwrite(b->data, 1, b->len, out);
+}
+
+static int show_file(const char *file, const audit_show_filter *f, FILE *out, FILE *errout, jbuf *b,
+		     show_state *st)
 {
 	FILE *in;
 	char *line = NULL;
@@ -322,10 +458,7 @@ static int show_file(const char *file, const audit_show_filter *f, FILE *out, FI
 				fwrite(line, 1, len, out);
 				fputc('\n', out);
 			} else {
-				jbuf_reset(b);
-				format_record(b, rec, stmt_width_for(f));
-				if (!b->failed)
-					fwrite(b->data, 1, b->len, out);
+				print_human(rec, f, st, out, b);
 			}
 		}
 		json_decref(rec);
@@ -337,16 +470,22 @@ static int show_file(const char *file, const audit_show_filter *f, FILE *out, FI
 
 int audit_show_files(const char *const *files, size_t n, const audit_show_filter *f, FILE *out, FILE *errout)
 {
+	show_state st;
 	jbuf b;
 	size_t i;
 	int rc = 0;
 
+	memset(&st, 0, sizeof(st));
 	jbuf_init(&b);
-	if (!f->json)
+	if (!f->json) {
+		audit_result_index_load(&st.results, files, n);
 		print_header(out);
+	}
 	for (i = 0; i < n; i++)
-		if (show_file(files[i], f, out, errout, &b) != 0)
+		if (show_file(files[i], f, out, errout, &b, &st) != 0)
 			rc = 1;
 	jbuf_free(&b);
+	audit_result_index_free(&st.results);
+	free(st.shown);
 	return rc;
 }

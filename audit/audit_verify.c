@@ -24,12 +24,18 @@
  *   reordered  seq goes backwards, or jumps forward and the next line comes
  *              back (a swap): the first line out of place is reported
  * A set whose first record has seq > 1 (older files not given) is checked
- * from that record on.
+ * from that record on; the start is "anchored" when it is seq 1 or a
+ * checkpoint. With a key (--key), every checkpoint's signature is checked
+ * (bad checkpoint) and an unanchored start is a fault (a dropped first
+ * file); without one it is a warning. With --expect-head SEQ:HASH the record
+ * SEQ must be there and hash to HASH (a cut tail, a dropped last file).
  */
 
 /* Where the walk stands. */
 typedef struct verify_state {
 	audit_verify_result *res;         /* the caller's result, filled as we go */
+	const audit_verify_opts *opts;    /* key and expected head (never NULL here) */
+	bool head_seen;                   /* the expected head's seq was reached */
 	audit_hasher hasher;              /* hashes each good line */
 	bool have_last;                   /* a good record has been seen */
 	uint64_t last_seq;                /* its seq */
@@ -44,9 +50,26 @@ typedef struct verify_state {
 
 /* One parsed line: the fields the chain needs. */
 typedef struct chain_fields {
-	uint64_t seq;
-	char prev[AUDIT_HASH_HEX + 1];
+	uint64_t seq;                     /* the record's seq */
+	char prev[AUDIT_HASH_HEX + 1];    /* its prev */
+	bool checkpoint;                  /* event is "checkpoint" */
+	char alg[16];                     /* checkpoint: its "alg" ("" if absent or odd) */
+	char sig[AUDIT_SIG_HEX_MAX + 1];  /* checkpoint: its "sig" ("" if absent or odd) */
 } chain_fields;
+
+/* A checkpoint's alg and sig, when they are short strings ("" otherwise: the check then fails). */
+static void take_checkpoint(json_t *root, chain_fields *cf)
+{
+	json_t *ev = json_object_get(root, "event"), *alg = json_object_get(root, "alg"),
+	       *sig = json_object_get(root, "sig");
+
+	cf->checkpoint = json_is_string(ev) && strcmp(json_string_value(ev), "checkpoint") == 0;
+	cf->alg[0] = cf->sig[0] = '\0';
+	if (json_is_string(alg) && json_string_length(alg) < sizeof(cf->alg))
+		memcpy(cf->alg, json_string_value(alg), json_string_length(alg) + 1);
+	if (json_is_string(sig) && json_string_length(sig) < sizeof(cf->sig))
+		memcpy(cf->sig, json_string_value(sig), json_string_length(sig) + 1);
+}
 
 static int fail(verify_state *st, const char *file, uint64_t line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -100,6 +123,7 @@ static int parse_chain_fields(const char *line, size_t len, chain_fields *cf, ch
 	else {
 		cf->seq = (uint64_t)json_integer_value(seq);
 		memcpy(cf->prev, json_string_value(prev), sizeof(cf->prev));
+		take_checkpoint(root, cf);
 		rc = 0;
 	}
 	json_decref(root);
@@ -154,6 +178,41 @@ static int check_link(verify_state *st, const chain_fields *cf, const char *file
 	return 0;
 }
 
+/* A checkpoint: counted; with a key, its signature over (seq - 1, prev) must verify. */
+static int check_checkpoint(verify_state *st, const chain_fields *cf, const char *file, uint64_t lineno)
+{
+	st->res->checkpoints++;
+	st->res->last_checkpoint = cf->seq;
+	if (st->opts->key != NULL && audit_check_checkpoint(st->opts->key, cf->alg, cf->seq - 1, cf->prev, cf->sig) != 0)
+		return fail(st, file, lineno,
+			    "bad checkpoint: seq %llu's %s signature does not verify with the given key (wrong key, "
+			    "or a forged or edited checkpoint)", (unsigned long long)cf->seq,
+			    cf->alg[0] ? cf->alg : "(no alg)");
+	return 0;
+}
+
+/*
+ * The first record of the set: seq 1 (the log's beginning) or a checkpoint
+ * anchor it; anything else means earlier records are missing from the set,
+ * which a key makes a fault (the warning is printed by the CLI).
+ */
+static int check_start(verify_state *st, const chain_fields *cf, const char *file, uint64_t lineno)
+{
+	audit_verify_result *res = st->res;
+
+	if (cf->seq == 1 && strcmp(cf->prev, audit_zero_prev) == 0)
+		res->start = VERIFY_START_SEQ1;
+	else if (cf->checkpoint)
+		res->start = VERIFY_START_CHECKPOINT;
+	else
+		res->start = VERIFY_START_ELSEWHERE;
+	if (res->start == VERIFY_START_ELSEWHERE && st->opts->key != NULL)
+		return fail(st, file, lineno,
+			    "unanchored start: the set begins at seq %llu, which is neither seq 1 nor a "
+			    "checkpoint (is its first file missing?)", (unsigned long long)cf->seq);
+	return 0;
+}
+
 /* Check one line ('has_nl': it ended with a newline, which is not in 'len'). 0 ok, 1 broken. */
 static int check_line(verify_state *st, const char *file, uint64_t lineno, const char *line, size_t len,
 		      bool has_nl)
@@ -172,8 +231,18 @@ static int check_line(verify_state *st, const char *file, uint64_t lineno, const
 	rc = check_link(st, &cf, file, lineno);
 	if (rc != 0)
 		return rc == 2 ? 0 : rc;
+	if (cf.checkpoint && check_checkpoint(st, &cf, file, lineno) != 0)
+		return 1;
+	if (!st->have_last && check_start(st, &cf, file, lineno) != 0)
+		return 1;
 	if (audit_hash_line(&st->hasher, line, len, st->last_hash) < 0)
 		return fail(st, file, lineno, "cannot hash: OpenSSL failed");
+	if (st->opts->has_head && cf.seq == st->opts->head_seq) {
+		if (strcmp(st->last_hash, st->opts->head_hash) != 0)
+			return fail(st, file, lineno, "head mismatch: seq %llu hashes to %s, not to the expected %s",
+				    (unsigned long long)cf.seq, st->last_hash, st->opts->head_hash);
+		st->head_seen = true;
+	}
 	if (!st->have_last)
 		res->first_seq = cf.seq;
 	st->have_last = true;
@@ -239,8 +308,26 @@ static int verify_file(verify_state *st, const char *file)
 	return rc;
 }
 
-int audit_verify_files(const char *const *files, size_t n, audit_verify_result *res)
+/* After the last line: was the expected head reached? */
+static int check_head_reached(verify_state *st)
 {
+	const audit_verify_opts *o = st->opts;
+
+	if (!o->has_head || st->head_seen)
+		return 0;
+	if (st->have_last && st->res->first_seq > o->head_seq)
+		return fail(st, st->last_file, 0, "head not found: the set begins at seq %llu, after the expected "
+			    "head seq %llu", (unsigned long long)st->res->first_seq, (unsigned long long)o->head_seq);
+	return fail(st, st->have_last ? st->last_file : NULL, 0,
+		    "truncated: the log ends at seq %llu, before the expected head seq %llu (records removed "
+		    "from its end, or its last file missing)", (unsigned long long)st->res->last_seq,
+		    (unsigned long long)o->head_seq);
+}
+
+int audit_verify_files_opts(const char *const *files, size_t n, const audit_verify_opts *opts,
+			    audit_verify_result *res)
+{
+	static const audit_verify_opts none;
 	verify_state st;
 	size_t i;
 	int rc = 0;
@@ -248,6 +335,7 @@ int audit_verify_files(const char *const *files, size_t n, audit_verify_result *
 	memset(res, 0, sizeof(*res));
 	memset(&st, 0, sizeof(st));
 	st.res = res;
+	st.opts = opts ? opts : &none;
 	if (audit_hasher_init(&st.hasher) < 0) {
 		snprintf(res->why, sizeof(res->why), "OpenSSL has no SHA-256");
 		return 1;
@@ -256,39 +344,135 @@ int audit_verify_files(const char *const *files, size_t n, audit_verify_result *
 		rc = verify_file(&st, files[i]);
 	if (rc == 0 && st.gap)
 		rc = name_gap(&st, NULL, 0);
+	if (rc == 0)
+		rc = check_head_reached(&st);
+	if (st.have_last)
+		memcpy(res->head, st.last_hash, sizeof(res->head));
 	audit_hasher_free(&st.hasher);
 	return rc;
 }
 
+int audit_verify_files(const char *const *files, size_t n, audit_verify_result *res)
+{
+	return audit_verify_files_opts(files, n, NULL, res);
+}
+
+int audit_parse_head(const char *s, uint64_t *seq, char hash[AUDIT_HASH_HEX + 1])
+{
+	const char *colon = strchr(s, ':');
+	uint64_t v = 0;
+	const char *p;
+	size_t i;
+
+	if (colon == NULL || colon == s || strlen(colon + 1) != AUDIT_HASH_HEX)
+		return -1;
+	for (p = s; p < colon; p++) {
+		if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	for (i = 0; i < AUDIT_HASH_HEX; i++) {
+		char c = colon[1 + i];
+
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return -1;
+		hash[i] = c;
+	}
+	hash[AUDIT_HASH_HEX] = '\0';
+	if (v == 0)
+		return -1;
+	*seq = v;
+	return 0;
+}
+
+#define VERIFY_USAGE "usage: pgwarden audit verify [--key FILE] [--expect-head SEQ:HASH] FILE...\n"
+
+/* Parse verify's options; returns the index of the first file, or -1 (usage error, printed). */
+static int verify_args(int argc, char **argv, audit_verify_opts *o, const char **key_path)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--") == 0)
+			return i + 1;
+		if (a[0] != '-' || a[1] == '\0')
+			return i;
+		if ((strcmp(a, "--key") == 0 || strcmp(a, "--expect-head") == 0) && i + 1 >= argc) {
+			fprintf(stderr, "pgwarden audit verify: %s needs a value\n" VERIFY_USAGE, a);
+			return -1;
+		}
+		if (strcmp(a, "--key") == 0)
+			*key_path = argv[++i];
+		else if (strcmp(a, "--expect-head") == 0) {
+			if (audit_parse_head(argv[++i], &o->head_seq, o->head_hash) != 0) {
+				fprintf(stderr, "pgwarden audit verify: --expect-head: \"%s\" is not SEQ:HASH (a seq "
+						"and 64 hex digits, as verify prints after \"head:\")\n", argv[i]);
+				return -1;
+			}
+			o->has_head = true;
+		} else {
+			fprintf(stderr, "pgwarden audit verify: unknown option %s\n" VERIFY_USAGE, a);
+			return -1;
+		}
+	}
+	return i;
+}
+
+/* What verify says beyond ok/broken: the head, checkpoints, how the set starts. */
+static void print_anchors(const audit_verify_result *res, const audit_verify_opts *o, const char *first_file)
+{
+	if (res->head[0])
+		printf("head: %llu:%s\n", (unsigned long long)res->last_seq, res->head);
+	if (res->checkpoints > 0)
+		printf("checkpoints: %llu %s, the last at seq %llu\n", (unsigned long long)res->checkpoints,
+		       o->key ? "verified" : "not verified (no --key)", (unsigned long long)res->last_checkpoint);
+	else if (o->key && res->records > 0)
+		fprintf(stderr, "warning: no checkpoint records: the key checked nothing\n");
+	if (res->start == VERIFY_START_ELSEWHERE)
+		fprintf(stderr, "warning: %s: the set begins at seq %llu, neither seq 1 nor a checkpoint: records "
+				"before it are not checked (was the first file dropped?)\n", first_file,
+			(unsigned long long)res->first_seq);
+}
+
 int audit_verify_main(int argc, char **argv)
 {
+	audit_verify_opts o;
 	audit_verify_result res;
-	int first = 1;
+	const char *key_path = NULL;
+	audit_signer *key = NULL;
+	char err[512];
+	int first, rc;
 
-	if (argc > 1 && strcmp(argv[1], "--") == 0)
-		first = 2;
-	else if (argc > 1 && argv[1][0] == '-' && argv[1][1] != '\0') {
-		fprintf(stderr, "pgwarden audit verify: unknown option %s\n"
-				"usage: pgwarden audit verify FILE...\n", argv[1]);
+	memset(&o, 0, sizeof(o));
+	if ((first = verify_args(argc, argv, &o, &key_path)) < 0)
 		return 2;
-	}
 	if (argc <= first) {
-		fprintf(stderr, "usage: pgwarden audit verify FILE...\n");
+		fprintf(stderr, VERIFY_USAGE);
 		return 2;
 	}
-	if (audit_verify_files((const char *const *)argv + first, (size_t)(argc - first), &res) == 0) {
+	if (key_path && (key = audit_signer_load(key_path, false, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "pgwarden audit verify: --key %s\n", err);
+		return 2;
+	}
+	o.key = key;
+	rc = audit_verify_files_opts((const char *const *)argv + first, (size_t)(argc - first), &o, &res);
+	if (rc == 0) {
 		if (res.records == 0)
 			printf("ok: 0 records\n");
 		else
 			printf("ok: %llu records, seq %llu..%llu\n", (unsigned long long)res.records,
 			       (unsigned long long)res.first_seq, (unsigned long long)res.last_seq);
-		return 0;
-	}
-	if (res.bad_file != NULL && res.bad_line > 0)
+	} else if (res.bad_file != NULL && res.bad_line > 0)
 		printf("%s:%llu: %s\n", res.bad_file, (unsigned long long)res.bad_line, res.why);
 	else if (res.bad_file != NULL)
 		printf("%s: %s\n", res.bad_file, res.why);
 	else
 		printf("%s\n", res.why);
-	return 1;
+	print_anchors(&res, &o, argv[first]);
+	audit_signer_free(key);
+	return rc == 0 ? 0 : 1;
 }

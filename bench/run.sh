@@ -8,7 +8,11 @@
 #
 # Environment:
 #   ROUNDS=3 DURATION=10 CLIENTS=8 THREADS=2 SCALE=10 IDLE_CONNS=200
-#   WORKLOADS="select-simple select-prepared tpcb"
+#   WORKLOADS="select-simple select-prepared tpcb"   (also: select-connect = -C -S, a new
+#                           connection per transaction; tpcb-prepared)
+#   PGWARDEN_TARGET_CONFIG  extra lines for pgwarden's [target.bench] (pool_size = ..., CONTRACT §7)
+#   IDLE_QUERY=1            idle probe: each idle client first runs SELECT 1 (0: log in only; a
+#                           pooled pgwarden or PgBouncer then holds no backend for it)
 #   PGWARDEN_EXTRA_CONFIG   extra lines for pgwarden's config ([pgwarden] keys or whole sections)
 #   PGWARDEN_AUDIT=0        run the main pgwarden without an audit log
 #   PGWARDEN_B_CONFIG / PGWARDEN_B_BIN / PGWARDEN_B_AUDIT (and _C_): if any is set, another
@@ -127,6 +131,7 @@ start_pgwarden() {
 		echo "[target.bench]"
 		echo "conninfo = host=127.0.0.1 port=$PG_PORT dbname=bench user=pgwarden_svc password=$SVC_PW"
 		echo "environment = staging"
+		[ -n "${PGWARDEN_TARGET_CONFIG:-}" ] && printf '%s\n' "$PGWARDEN_TARGET_CONFIG"
 	} >"$dir/pgwarden.ini"
 	chmod 600 "$dir/tokens.txt" "$dir/pgwarden.ini"
 	pgtmp_own "$dir"
@@ -169,6 +174,7 @@ workload_args() {
 	case $1 in
 	select-simple) echo "-S -M simple" ;;
 	select-prepared) echo "-S -M prepared" ;;
+	select-connect) echo "-C -S -M simple" ;;
 	tpcb) echo "-M simple" ;;
 	tpcb-prepared) echo "-M prepared" ;;
 	*) die "unknown workload $1" ;;
@@ -198,7 +204,8 @@ run_pgbench() {
 		{ echo "$out" >&2; die "pgbench $2 via $1 failed"; }
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
 	[ "${failed:-0}" = 0 ] || { echo "$out" >&2; die "pgbench $2 via $1: $failed failed transactions"; }
-	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
+	# -C (select-connect) reports "including reconnection times": connecting is what it measures
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (\(without initial connection time\|including reconnection times\))/\1/p' <<<"$out")
 	[ -n "$tps" ] || { echo "$out" >&2; die "no tps in pgbench output"; }
 	echo "$tps $(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
 }
@@ -243,12 +250,13 @@ done
 # idle_rss_per_conn PID PATH: open IDLE_CONNS idle sessions through a proxy; print kB per session.
 idle_rss_per_conn() {
 	local pid=$1
-	/usr/bin/python3 - "$(dsn "$2")" "$IDLE_CONNS" "$pid" <<'PY'
+	/usr/bin/python3 - "$(dsn "$2")" "$IDLE_CONNS" "$pid" "${IDLE_QUERY:-1}" <<'PY'
 import sys, time, psycopg
-dsn, n, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dsn, n, pid, query = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 conns = [psycopg.connect(dsn, autocommit=True) for _ in range(n)]
 for c in conns:
-    c.execute("SELECT 1")
+    if query:
+        c.execute("SELECT 1")
 time.sleep(0.5)
 # the caller reads RSS while we hold the sessions: print it here to avoid a handshake
 for line in open(f"/proc/{pid}/status"):

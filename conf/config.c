@@ -15,7 +15,9 @@
 #include <libpq-fe.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <openssl/evp.h>
 
+#include "audit/audit.h"
 #include "conf/config.h"
 #include "policy/windows.h"
 
@@ -70,6 +72,7 @@ static const char *const fsync_names[] = { "always", "batch", "never", NULL };
 static const char *const client_tls_names[] = { "disable", "allow", "require", NULL };
 static const char *const environment_names[] = { "production", "staging", "development", NULL };
 static const char *const action_names[] = { "deny", "log", NULL };
+static const char *const pool_mode_names[] = { "session", NULL }; /* "transaction": not yet (issue 11) */
 static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const walls_names[] = { "off", "required", NULL };
 
@@ -81,6 +84,9 @@ static const key_def main_keys[] = {
 	{ "audit_log", KV_PATH, C_(audit_log), 0, 0, 0, NULL, KF_EMPTY_OK },
 	{ "audit_params", KV_BOOL, C_(audit_params), 0, 0, 0, NULL, 0 },
 	{ "audit_fsync", KV_ENUM, C_(audit_fsync), 0, 0, 0, fsync_names, 0 },
+	/* audit checkpoints (audit/audit_sign.c) */
+	{ "audit_checkpoint_key", KV_PATH, C_(audit_checkpoint_key), 0, 0, 0, NULL, KF_EMPTY_OK },
+	{ "audit_checkpoint_interval", KV_INT, C_(audit_checkpoint_interval), 0, 1, 86400, NULL, 0 },
 	{ "tls_cert_file", KV_PATH, C_(tls_cert_file), 0, 0, 0, NULL, KF_EMPTY_OK },
 	{ "tls_key_file", KV_PATH, C_(tls_key_file), 0, 0, 0, NULL, KF_EMPTY_OK },
 	{ "client_tls", KV_ENUM, C_(client_tls), 0, 0, 0, client_tls_names, 0 },
@@ -116,6 +122,13 @@ static const key_def target_keys[] = {
 	/* database walls (deploy/walls.sql) */
 	[TK_WALLS] = { "walls", KV_ENUM, T_(walls), 0, 0, 0, walls_names, 0 },
 	[TK_WALL_KEY_FILE] = { "wall_key_file", KV_PATH, T_(wall_key_file), 0, 0, 0, NULL, KF_EMPTY_OK },
+	/* pooling (CONTRACT §7) */
+	{ "pool_mode", KV_ENUM, T_(pool_mode), 0, 0, 0, pool_mode_names, 0 },
+	{ "pool_size", KV_INT, T_(pool_size), 0, 1, 10000, NULL, 0 },
+	{ "pool_min_idle", KV_INT, T_(pool_min_idle), 0, 0, 0, NULL, 0 },
+	{ "pool_wait_timeout", KV_INT, T_(pool_wait_timeout), 0, 1, 86400, NULL, 0 },
+	{ "server_idle_timeout", KV_INT, T_(server_idle_timeout), 0, 1, 86400 * 365, NULL, 0 },
+	{ "server_lifetime", KV_INT, T_(server_lifetime), 0, 1, 86400 * 365, NULL, 0 },
 };
 #undef T_
 
@@ -666,6 +679,7 @@ _Static_assert(sizeof(pgw_environment) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_audit_fsync) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_client_tls) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_rule_action) == sizeof(int), "KV_ENUM stores an int");
+_Static_assert(sizeof(pgw_pool_mode) == sizeof(int), "KV_ENUM stores an int");
 _Static_assert(sizeof(pgw_log_format) == sizeof(int), "KV_ENUM stores an int");
 
 /* ---- sections ---- */
@@ -743,6 +757,11 @@ static long section_object(load_ctx *lc, section_kind kind, const char *name)
 		if ((idx = grow_array((void **)&c->targets, &c->n_targets, sizeof(pgw_target))) < 0)
 			return -1;
 		c->targets[idx].line = lc->line;
+		c->targets[idx].pool_mode = POOL_MODE_SESSION;
+		c->targets[idx].pool_size = 20;
+		c->targets[idx].pool_wait_timeout = 30;
+		c->targets[idx].server_idle_timeout = 600;
+		c->targets[idx].server_lifetime = 3600;
 		name_field = &c->targets[idx].name;
 		break;
 	case SEC_WINDOW:
@@ -1004,6 +1023,24 @@ static void check_readable(load_ctx *lc, const char *key, const char *path)
 		cerr_at(lc, main_key_line(lc, key), "%s: cannot read %s: %s", key, path, strerror(errno));
 }
 
+/* audit_checkpoint_key: resolved, and loadable as a signing key (the server loads it again at start/reload). */
+static void check_checkpoint_key(load_ctx *lc)
+{
+	pgw_config *c = lc->c;
+	audit_signer *k;
+	char why[512];
+
+	resolve_path(lc, &c->audit_checkpoint_key, "");
+	if (c->audit_checkpoint_key == NULL)
+		return;
+	if (c->audit_log == NULL)
+		cerr_at(lc, main_key_line(lc, "audit_checkpoint_key"), "audit_checkpoint_key needs audit_log");
+	k = audit_signer_load(c->audit_checkpoint_key, true, why, sizeof(why));
+	if (k == NULL)
+		cerr_at(lc, main_key_line(lc, "audit_checkpoint_key"), "audit_checkpoint_key: %s", why);
+	audit_signer_free(k);
+}
+
 static void check_main(load_ctx *lc)
 {
 	pgw_config *c = lc->c;
@@ -1028,6 +1065,7 @@ static void check_main(load_ctx *lc)
 			"client_tls: require needs tls_cert_file and tls_key_file");
 	check_readable(lc, "tls_cert_file", c->tls_cert_file);
 	check_readable(lc, "tls_key_file", c->tls_key_file);
+	check_checkpoint_key(lc);
 	if (c->admin_token && c->admin_token[0] && strlen(c->admin_token) < 16)
 		cerr_at(lc, main_key_line(lc, "admin_token"), "admin_token: at least 16 characters (it guards kill and pause)");
 	/* Why: a parsed-but-ignored key misleads operators; one event loop is all this version runs. */
@@ -1239,7 +1277,7 @@ static void config_free(pgw_config *c)
 	free(c->targets), free(c->windows), free(c->rules);
 	tokens_free(c->tokens);
 	free(c->path), free(c->dir), free(c->listen), free(c->admin_listen), free(c->tokens_file);
-	free(c->audit_log), free(c->tls_cert_file), free(c->tls_key_file), free(c->actor_setting);
+	free(c->audit_log), free(c->audit_checkpoint_key), free(c->tls_cert_file), free(c->tls_key_file), free(c->actor_setting);
 	free(c->tenant_setting), free(c->claims_setting), free(c->admin_token);
 	free_list(c->protected_roles, c->n_protected_roles);
 	free_list(c->trusted_functions, c->n_trusted_functions);
@@ -1260,6 +1298,7 @@ static pgw_config *config_new(const char *path)
 	c->workers = 1;
 	c->max_message_size = 1073741824;
 	c->auth_timeout = 60;
+	c->audit_checkpoint_interval = 60;
 	c->max_startup_conns = 256;
 	c->max_client_conn = 10000;
 	c->path = strdup(path);
@@ -1306,6 +1345,23 @@ static char *read_config_file(load_ctx *lc, size_t *len)
 	return buf;
 }
 
+/* The SHA-256 of the bytes parsed, so the audit log names exactly this config. */
+static void hash_config_bytes(const char *buf, size_t len, char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	hex[0] = '\0';
+	if (EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+		return;
+	for (unsigned int i = 0; i < n; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[64] = '\0';
+}
+
 pgw_config *config_load(const char *path, pgw_errors *e)
 {
 	load_ctx lc = { .e = e, .path = path, .cur = -1 };
@@ -1321,6 +1377,7 @@ pgw_config *config_load(const char *path, pgw_errors *e)
 	if ((buf = read_config_file(&lc, &lc.len)) == NULL)
 		goto done;
 	lc.buf = buf;
+	hash_config_bytes(buf, lc.len, lc.c->sha256);
 	for (size_t i = 0; i < lc.len; i++)
 		lc.n_lines += buf[i] == '\n';
 	lc.line_failed = calloc(lc.n_lines + 1, sizeof(bool));

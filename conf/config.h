@@ -39,6 +39,11 @@ typedef enum {
 	AUDIT_FSYNC_NEVER,  /* leave it to the OS */
 } pgw_audit_fsync;
 
+/* pool_mode: only session pooling is implemented; "transaction" is a config error until it is. */
+typedef enum {
+	POOL_MODE_SESSION, /* a client keeps one upstream connection from its first message to disconnect */
+} pgw_pool_mode;
+
 /* walls = ...: whether the target's database carries deploy/walls.sql and pgwarden feeds it. */
 typedef enum {
 	WALLS_OFF,      /* no signature is pinned and nothing is checked */
@@ -53,6 +58,12 @@ typedef struct pgw_target {
 	char *name;                  /* NAME from the section header */
 	char *conninfo;              /* libpq connection string */
 	pgw_environment environment; /* production | staging | development */
+	pgw_pool_mode pool_mode;     /* how long a client keeps a pooled upstream connection (CONTRACT §7) */
+	int pool_size;               /* most upstream connections to this target at once */
+	int pool_min_idle;           /* idle connections kept open (only 0 is supported yet) */
+	int pool_wait_timeout;       /* seconds a client waits for a connection before 53300 */
+	int server_idle_timeout;     /* seconds an idle pooled connection stays open */
+	int server_lifetime;         /* seconds after which a connection is closed when it next goes idle */
 	int line;                    /* line of the section header, for messages */
 	/* database walls (deploy/walls.sql), one block */
 	pgw_walls walls;                      /* walls = off (default) | required */
@@ -114,6 +125,7 @@ typedef struct pgw_config {
 	int refcount;             /* config_ref / config_unref; single-threaded event loop */
 	char *path;               /* the config file as given */
 	char *dir;                /* its directory, base of relative paths */
+	char sha256[65];          /* lowercase hex SHA-256 of the file's bytes as parsed (audit start/reload) */
 
 	/* [pgwarden] */
 	char *listen;             /* "host:port" or "unix:/dir" */
@@ -122,6 +134,8 @@ typedef struct pgw_config {
 	char *audit_log;          /* resolved against dir; NULL = no audit log */
 	bool audit_params;
 	pgw_audit_fsync audit_fsync;
+	char *audit_checkpoint_key; /* resolved against dir; NULL = no checkpoint records */
+	int audit_checkpoint_interval; /* seconds between checkpoints while records are written, default 60 */
 	char *tls_cert_file;      /* resolved against dir; NULL = no client TLS */
 	char *tls_key_file;
 	pgw_client_tls client_tls;

@@ -50,6 +50,9 @@ enum {
  * failure.
  */
 fn_catalog *catalog_load(PGconn *conn, const pgw_config *cfg, char **err);
+/* The same for a target whose database carries deploy/walls.sql (walls = required): the functions of
+ * schema pgwarden_wall are vouched for, as the walls run them on every write and DDL. */
+fn_catalog *catalog_load_walled(PGconn *conn, const pgw_config *cfg, bool trust_walls, char **err);
 void catalog_ref(const fn_catalog *c);
 void catalog_unref(const fn_catalog *c);
 

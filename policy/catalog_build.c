@@ -121,12 +121,14 @@ static void bits_from_config(cat_fn *fn, const pgw_config *cfg)
 }
 
 /* Own bits of one function: body, definition-time settings. */
-static bool classify_fn(cat_fn *fn, const pgw_config *cfg)
+static bool classify_fn(cat_fn *fn, const pgw_config *cfg, bool trust_walls)
 {
 	/* Why: trusted_functions names functions; a view of the same name is not vouched for. */
 	/* Why: deploy/walls.sql's functions (the database's own walls, installed by the operator into a schema
-	 * only its owner role can change) run on every write and DDL of a walled target: vouched for. */
-	fn->trusted = strchr("fpaw", fn->kind) && (is_trusted(cfg, fn) || strcmp(fn->schema, "pgwarden_wall") == 0);
+	 * only its owner role can change) run on every write and DDL of a walled target: vouched for there.
+	 * Only there: on a target without walls, anyone with CREATE on the database could make that schema. */
+	fn->trusted = strchr("fpaw", fn->kind) &&
+		      (is_trusted(cfg, fn) || (trust_walls && strcmp(fn->schema, "pgwarden_wall") == 0));
 	/* Aggregates run their support functions: resolved as calls later. */
 	if (fn->kind != 'a') {
 		pc_routine r = { .lang = fn->lang,
@@ -157,7 +159,7 @@ static void *classify_all(void *arg)
 	build_job *job = arg;
 
 	for (size_t i = 0; i < job->c->n && !job->oom; i++) {
-		if (!classify_fn(&job->c->fns[i], job->cfg))
+		if (!classify_fn(&job->c->fns[i], job->cfg, job->c->trust_walls))
 			job->oom = true;
 	}
 	/* No pg_query_exit(): libpg_query frees its per-thread memory in a TSD destructor (double free). */

@@ -80,6 +80,7 @@ struct fn_catalog {
 	cat_agg *agg;    /* aggregate support functions (build input) */
 	size_t n_agg, cap_agg;
 	catalog_counts counts; /* computed by catalog_finish() */
+	bool trust_walls; /* the target runs deploy/walls.sql (walls = required, verified): its schema is vouched for */
 };
 
 enum {

@@ -210,6 +210,11 @@ static bool load_views(PGconn *conn, fn_catalog *c, char **err)
 
 fn_catalog *catalog_load(PGconn *conn, const pgw_config *cfg, char **err)
 {
+	return catalog_load_walled(conn, cfg, false, err);
+}
+
+fn_catalog *catalog_load_walled(PGconn *conn, const pgw_config *cfg, bool trust_walls, char **err)
+{
 	fn_catalog *c = NULL;
 	bool in_txn = false;
 
@@ -235,6 +240,7 @@ fn_catalog *catalog_load(PGconn *conn, const pgw_config *cfg, char **err)
 		goto fail;
 	in_txn = false;
 	/* Classification needs no connection: it runs after the transaction is over. */
+	c->trust_walls = trust_walls;
 	if (catalog_finish(c, cfg, err) < 0)
 		goto fail;
 	return c;

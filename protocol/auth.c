@@ -47,7 +47,8 @@ struct pgw_auth {
 static const char reason_none[] = "none";
 static const char reason_unknown[] = "unknown actor";
 static const char reason_wrong[] = "wrong token";
-static const char reason_unusable[] = "token expired or not valid for this target";
+static const char reason_expired[] = "token expired";
+static const char reason_target[] = "target not allowed for this token";
 static const char reason_cleartext[] = "cleartext token refused without TLS";
 static const char reason_scram[] = "SCRAM proof or channel binding rejected";
 static const char reason_protocol[] = "protocol violation in the authentication exchange";
@@ -143,6 +144,12 @@ static void send_sasl_request(pgw_auth *a, pktbuf *out)
 	set_phase(a, AUTH_PHASE_SASL_INIT);
 }
 
+/* Why a matching record cannot be used (for the log and audit only; the client sees 28P01). */
+static const char *unusable_reason(const pgw_token *t, time_t now)
+{
+	return t->expires != 0 && now >= t->expires ? reason_expired : reason_target;
+}
+
 /* Decide the mechanism (see auth.h) and whether a SASL exchange is doomed. */
 static bool choose_sasl(pgw_auth *a, const auth_params *p, bool unknown_most_scram)
 {
@@ -150,7 +157,7 @@ static bool choose_sasl(pgw_auth *a, const auth_params *p, bool unknown_most_scr
 
 	if (a->scram_rec) {
 		a->doomed = !token_usable(a->scram_rec, a->target, a->now);
-		a->fail_reason = a->doomed ? reason_unusable : reason_scram;
+		a->fail_reason = a->doomed ? unusable_reason(a->scram_rec, a->now) : reason_scram;
 		return true;
 	}
 	if (a->n_recs) {
@@ -233,7 +240,7 @@ static auth_status on_password(pgw_auth *a, const uint8_t *body, size_t len, con
 		if ((same & usable & (t->kind == TOKEN_SHA256)) && !match)
 			match = t;
 		else if (same && t->kind == TOKEN_SHA256)
-			a->fail_reason = reason_unusable;
+			a->fail_reason = unusable_reason(t, a->now);
 	}
 	OPENSSL_cleanse(h, sizeof(h));
 	/* PostgreSQL refuses an empty password outright; the hash work is done anyway. */

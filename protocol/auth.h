@@ -71,9 +71,10 @@ auth_status auth_on_message(pgw_auth *a, const uint8_t *body, size_t len, pktbuf
 void auth_free(pgw_auth *a);
 
 /*
- * For the server log only (never sent to the client): why the exchange
- * failed, e.g. "unknown actor", "wrong token", "token expired or not valid
- * for this target", "cleartext token refused without TLS". Static string;
+ * For the server log and the audit log's auth_fail only (never sent to the
+ * client): why the exchange failed, e.g. "unknown actor", "wrong token",
+ * "token expired", "target not allowed for this token", "cleartext token
+ * refused without TLS". Static string;
  * "none" while nothing has failed.
  */
 const char *auth_fail_reason(const pgw_auth *a);

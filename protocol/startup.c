@@ -174,6 +174,11 @@ static bool options_walk(const char *options, option_visitor visit, void *arg)
 	return expect_setting ? visit("options", NULL, arg) : true;
 }
 
+bool startup_options_each(const char *options, option_visitor visit, void *arg)
+{
+	return options_walk(options, visit, arg);
+}
+
 typedef struct refusal {
 	char *out;                /* where to copy the refused name */
 	size_t outsz;

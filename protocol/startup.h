@@ -55,6 +55,10 @@ bool startup_options_check(const char *options, startup_setting_check ok, void *
 /* Whether every client_encoding given inside an options value is safe. */
 bool startup_options_encoding_safe(const char *options);
 
+/* Call visit(name, value, arg) for each setting of an options value (value NULL: not a setting); false if visit stopped. */
+bool startup_options_each(const char *options, bool (*visit)(const char *name, const char *value, void *arg),
+			  void *arg);
+
 /* Whether a client_encoding value is safe for pgwarden's parser (no ASCII bytes inside multibyte chars). */
 bool startup_encoding_safe(const char *encoding);
 

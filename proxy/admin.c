@@ -16,6 +16,7 @@
 #include "audit/json_writer.h"
 #include "policy/windows.h"
 #include "proxy/catalogs.h"
+#include "proxy/pool.h"
 #include "proxy/console.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -115,6 +116,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	metrics_render(&srv->metrics, srv->audit ? audit_write_errors(srv->audit) : 0, b);
 	render_live_gauges(srv, b);
 	catalogs_render_metrics(srv, b);
+	pool_metrics_render(srv, b);
 	limits_render_metrics(srv, b);
 	health_render_metrics(srv, b);
 	evbuffer_add_printf(b, "# TYPE pgwarden_auth_delayed_total counter\npgwarden_auth_delayed_total %llu\n",

@@ -4,8 +4,12 @@
 
 #include <string.h>
 
+#include <strings.h>
+
 #include "audit/audit.h"
 #include "policy/policy.h"
+#include "protocol/auth.h"
+#include "protocol/startup.h"
 #include "proxy/server.h"
 
 /* The identity fields every session record carries (those known so far). */
@@ -25,6 +29,13 @@ static void fill_session(audit_record *r, const session *s)
 	}
 }
 
+/* Append a record nothing waits on (written within 10 ms). */
+static void append_lazy(session *s, const audit_record *r)
+{
+	audit_append(s->srv->audit, r);
+	server_request_flush(s->srv, NULL);
+}
+
 static void session_event(session *s, const char *event, const char *rule)
 {
 	audit_record r;
@@ -35,18 +46,53 @@ static void session_event(session *s, const char *event, const char *rule)
 	fill_session(&r, s);
 	r.event = event;
 	r.rule = rule;
-	audit_append(s->srv->audit, &r);
-	server_request_flush(s->srv, NULL);
+	append_lazy(s, &r);
 }
 
+/* The startup's application_name, while the parsed StartupMessage is kept. */
+static const char *startup_application_name(const session *s)
+{
+	const startup_params *p = s->client.params;
+	size_t i;
+
+	for (i = 0; p && i < p->n; i++)
+		if (strcasecmp(p->names[i], "application_name") == 0)
+			return p->values[i];
+	return NULL;
+}
+
+/*
+ * Written when the StartupMessage has been read, so it can say who asked for
+ * what (actor, target, application_name); a connection that ends before
+ * sending one gets its connect record just before its disconnect record.
+ */
 void audit_connect(session *s)
 {
-	session_event(s, "connect", NULL);
+	audit_record r;
+
+	if (!s->srv->audit || s->audited_connect)
+		return;
+	s->audited_connect = true;
+	audit_record_init(&r);
+	fill_session(&r, s);
+	r.event = "connect";
+	r.application_name = startup_application_name(s);
+	append_lazy(s, &r);
 }
 
+/* auth_fail carries why (never told to the client, who gets the uniform 28P01). */
 void audit_auth(session *s, bool ok)
 {
-	session_event(s, ok ? "auth_ok" : "auth_fail", NULL);
+	audit_record r;
+
+	if (!s->srv->audit)
+		return;
+	audit_record_init(&r);
+	fill_session(&r, s);
+	r.event = ok ? "auth_ok" : "auth_fail";
+	if (!ok)
+		r.reason = auth_fail_reason(s->client.auth);
+	append_lazy(s, &r);
 }
 
 /* One disconnect record per session: the revocation's carries the reason. */
@@ -55,6 +101,7 @@ void audit_revoked(session *s)
 	if (s->audited_disconnect)
 		return;
 	s->audited_disconnect = true;
+	audit_connect(s);
 	session_event(s, "disconnect", "token-revoked");
 }
 
@@ -63,6 +110,7 @@ void audit_disconnect(session *s)
 	if (s->audited_disconnect)
 		return;
 	s->audited_disconnect = true;
+	audit_connect(s);
 	session_event(s, "disconnect", NULL);
 }
 
@@ -90,6 +138,8 @@ uint64_t audit_statement_params(session *s, const char *protocol, const char *sq
 	r.decision = pv->deny ? "deny" : "allow";
 	r.rule = pv->rule;
 	r.window = pv->window;
+	r.backend_pid = s->up.phase == UPSTREAM_READY ? s->up.backend_pid : 0; /* joins PostgreSQL's own logs */
+	r.reason = pv->deny ? pv->message : NULL;
 	r.params = params;
 	r.n_params = n_params;
 	seq = audit_append(s->srv->audit, &r);

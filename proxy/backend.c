@@ -101,6 +101,23 @@ static void error_sqlstate(const uint8_t *body, uint32_t len, char out[6])
 	}
 }
 
+/* The primary message field ('M') of an ErrorResponse body, for our log, or "" (the body must end in NUL). */
+static const char *error_message(const uint8_t *body, uint32_t len)
+{
+	pktread r;
+	uint8_t code;
+	const char *val;
+
+	pktread_init(&r, body, len);
+	while (rd_u8(&r, &code) && code != 0) {
+		if (!rd_cstr(&r, &val, NULL))
+			return "";
+		if (code == 'M')
+			return val;
+	}
+	return "";
+}
+
 /* A result (CommandComplete, EmptyQueryResponse or ErrorResponse) for the head entry. */
 static void record_result(session *s, tl_entry *head, const char *tag, const char *sqlstate)
 {
@@ -120,6 +137,8 @@ static void record_result(session *s, tl_entry *head, const char *tag, const cha
  */
 static bool swallowed(const tl_entry *head, char type)
 {
+	if (head && type == 'S' && head->action == TL_SWALLOW && head->quiet)
+		return true; /* a borrow's pin re-states what the login already told the client */
 	if (!head || type == 'S' || type == 'N' || type == 'A')
 		return false;
 	if (head->action == TL_SWALLOW)
@@ -183,10 +202,26 @@ static void skip_to_sync(session *s, const char *sqlstate)
 }
 
 /* An error for one of pgwarden's own requests: in an aborted transaction it is harmless (ask again later). */
-static bool own_request_failed(session *s, const char *state)
+static bool own_request_failed(session *s, const tl_entry *head, const char *state, const char *msg)
 {
+	char text[256], detail[256];
+
+	if (head->quiet && strlen(state) == 5 && strcmp(state, "25P02") != 0) {
+		/*
+		 * A borrow's first pin refused: a missing role (42704) or a login
+		 * role that may not SET ROLE to it (42501) is the operator's mistake,
+		 * told in PostgreSQL's words with its SQLSTATE, not "connection lost".
+		 */
+		session_log(LOG_LVL_WARN, s, "pinning identity failed: %.200s (%s)", msg, state);
+		snprintf(text, sizeof(text), "pgwarden: could not pin the session's identity on target \"%s\": %.150s",
+			 s->target->name, msg);
+		snprintf(detail, sizeof(detail), "pgwarden's login role could not take on role \"%s\" of this token; "
+			 "the operator can find such records with pgwarden --check --connect.", s->who->role);
+		client_fail(s, state, text, detail);
+		return false;
+	}
 	if (strcmp(state, "25P02") != 0) {
-		session_log(LOG_LVL_ERROR, s, "re-pin failed (SQLSTATE %s): closing session", state);
+		session_log(LOG_LVL_ERROR, s, "re-pin failed (SQLSTATE %s: %.200s): closing session", state, msg);
 		client_fail(s, "XX000", "pgwarden: could not re-apply the pinned identity", NULL);
 		return false;
 	}
@@ -203,7 +238,7 @@ static backend_action on_error(session *s, tl_entry *head, const uint8_t *body, 
 	error_sqlstate(body, len, state);
 	if (!head)
 		return BACKEND_FORWARD; /* e.g. FATAL from an administrator's pg_terminate_backend */
-	if (head->action == TL_SWALLOW && !own_request_failed(s, state))
+	if (head->action == TL_SWALLOW && !own_request_failed(s, head, state, error_message(body, len)))
 		return BACKEND_DROP;
 	index = head->next_ref;
 	/* the poison's error, not a real one from a statement that ran before it */

@@ -44,6 +44,11 @@ void cancel_handle_unref(cancel_handle *h)
 	}
 }
 
+bool cancel_handle_busy(cancel_handle *h)
+{
+	return h && atomic_load(&h->refs) > 1;
+}
+
 static void *cancel_thread(void *arg)
 {
 	cancel_handle *h = arg;

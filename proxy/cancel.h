@@ -2,6 +2,7 @@
 #ifndef PGW_CANCEL_H
 #define PGW_CANCEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct pgw_server;
@@ -27,5 +28,7 @@ typedef struct cancel_handle cancel_handle;
 struct pg_conn;
 cancel_handle *cancel_handle_new(struct pg_conn *pg);
 void cancel_handle_unref(cancel_handle *h);
+/* Whether a cancel thread still holds the handle (its request may not have reached the server yet). */
+bool cancel_handle_busy(cancel_handle *h);
 
 #endif

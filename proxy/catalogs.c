@@ -65,6 +65,7 @@ typedef struct load_job {
 	char *conninfo;            /* copied from the target */
 	pgw_config *cfg;           /* reference taken and dropped on the loop thread */
 	uint64_t mark;             /* slot->stale_mark when the load started */
+	bool walls;                /* the target is walled: trust deploy/walls.sql's schema */
 	fn_catalog *result;        /* set by the thread */
 	char *err;                 /* set by the thread on failure */
 	struct load_job *next;
@@ -115,7 +116,7 @@ static void *load_thread(void *arg)
 	if (PQstatus(conn) != CONNECTION_OK)
 		job->err = strdup(PQerrorMessage(conn));
 	else
-		job->result = catalog_load(conn, job->cfg, &job->err);
+		job->result = catalog_load_walled(conn, job->cfg, job->walls, &job->err);
 	pthread_mutex_unlock(&one_at_a_time);
 	PQfinish(conn);
 	pthread_mutex_lock(&l->lock);
@@ -190,6 +191,7 @@ static void start_load(pgw_server *srv, catalog_slot *sl)
 	job->slot = sl;
 	job->cfg = config_ref(srv->cfg);
 	job->mark = sl->stale_mark;
+	job->walls = t->walls == WALLS_REQUIRED;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&srv->catalogs->lock);

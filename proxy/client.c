@@ -25,6 +25,8 @@
 #include "proxy/console.h"
 #include "proxy/limits.h"
 #include "proxy/log.h"
+#include "proxy/pin.h"
+#include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/upstream.h"
 #include "policy/policy.h"
@@ -190,7 +192,6 @@ void client_accept(pgw_server *srv, int fd, const struct sockaddr *sa, int sockl
 	tv.tv_usec = 0;
 	evtimer_add(s->client.startup_timer, &tv);
 	io_set_reading(&s->client.io, true);
-	audit_connect(s);
 }
 
 /* Leave the unauthenticated state (login done or session ending). */
@@ -392,6 +393,7 @@ static void on_startup_message(session *s, const uint8_t *pkt, uint32_t len)
 	}
 	s->client.actor = p->user;
 	s->client.database = p->database;
+	audit_connect(s); /* now it can name the actor and application_name */
 	if (!limits_admit_startup(s) || !check_startup_params(s, p))
 		return;
 	/*
@@ -503,7 +505,12 @@ static void on_auth_ok(session *s, const pgw_token *who)
 	session_log(LOG_LVL_INFO, s, "authenticated as role %s tenant %s", who->role, who->tenant ? who->tenant : "-");
 	client_set_phase(s, CLIENT_WAIT_UPSTREAM);
 	client_pause(s);
-	upstream_start(s);
+	s->settings_sql = pin_settings_build(s->client.params);
+	if (!s->settings_sql) {
+		client_fail(s, "53200", "pgwarden: out of memory", NULL);
+		return;
+	}
+	pool_login(s); /* client_login_complete follows, without a backend of its own */
 }
 
 static void delayed_fail_cb(evutil_socket_t fd, short what, void *arg)
@@ -589,12 +596,39 @@ static void on_auth_input(session *s)
 
 /* ---- login completion -------------------------------------------------------------------- */
 
-/* The settings PostgreSQL reports at startup (GUC_REPORT), passed on from upstream. */
-static const char *const reported_settings[] = {
-	"server_version", "server_encoding", "client_encoding", "application_name",
-	"default_transaction_read_only", "in_hot_standby", "is_superuser", "session_authorization",
-	"DateStyle", "IntervalStyle", "TimeZone", "integer_datetimes", "standard_conforming_strings",
-};
+/*
+ * What the client asked for at startup, which its connection would report
+ * instead of the server's default: the allowlisted parameters (the last -c
+ * in options wins over them, as in PostgreSQL).
+ */
+typedef struct startup_lookup {
+	const char *name;  /* the reported setting looked for */
+	const char *value; /* the client's value, or NULL */
+} startup_lookup;
+
+static bool find_option(const char *name, const char *value, void *arg)
+{
+	startup_lookup *l = arg;
+
+	if (value && strcasecmp(name, l->name) == 0)
+		l->value = value;
+	return true;
+}
+
+static const char *client_startup_value(const session *s, const char *name)
+{
+	const startup_params *p = s->client.params;
+	startup_lookup l = {name, NULL};
+
+	if (!p)
+		return NULL;
+	for (size_t i = 0; i < p->n; i++)
+		if (strcasecmp(p->names[i], name) == 0)
+			l.value = p->values[i];
+	if (p->options)
+		startup_options_each(p->options, find_option, &l);
+	return l.value;
+}
 
 void client_login_complete(session *s)
 {
@@ -603,11 +637,23 @@ void client_login_complete(session *s)
 
 	pktbuf_init(&b);
 	pkt_auth(&b, 0, NULL, 0); /* AuthenticationOk */
-	for (i = 0; i < sizeof(reported_settings) / sizeof(reported_settings[0]); i++) {
-		const char *v = PQparameterStatus(s->up.pg, reported_settings[i]);
+	/*
+	 * pgwarden answers the login itself: the server's reported settings
+	 * as a pool connection saw them, with the client's own startup values
+	 * (which the borrow will SET; the server's ParameterStatus then confirms
+	 * them in its canonical spelling).
+	 */
+	for (i = 0; i < POOL_N_REPORTED; i++) {
+		const char *v = client_startup_value(s, pool_reported[i]);
+		if (strcmp(pool_reported[i], "default_transaction_read_only") == 0)
+			v = upstream_wants_read_only(s) ? "on" : "off"; /* what the borrow's pin will set */
+		if (!v)
+			v = pool_param(s->pool, pool_reported[i]);
 		if (v)
-			pkt_parameter_status(&b, reported_settings[i], v);
+			pkt_parameter_status(&b, pool_reported[i], v);
 	}
+	free(s->client.params); /* 1 kB: the settings live on as SQL (settings_sql) */
+	s->client.params = NULL;
 	/* BackendKeyData of our own: a CancelRequest carrying it reaches this session only. */
 	if (RAND_bytes((unsigned char *)&s->cancel_key, sizeof(s->cancel_key)) != 1) {
 		pktbuf_free(&b);

@@ -15,6 +15,7 @@
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "proxy/relay.h"
+#include "proxy/pool.h"
 #include "proxy/server.h"
 
 /* ---- per-session bookkeeping ------------------------------------------------------------------- */
@@ -461,13 +462,19 @@ static void stats_cb(struct evhttp_request *req, void *arg)
 	jbuf_free(&j);
 }
 
-/* Upstream pooling is not built yet (CONTRACT §7): an empty list keeps tools' parsers working. */
+/* Each target's upstream pool (pool.c, CONTRACT §7), like PgBouncer's SHOW POOLS. */
 static void pools_cb(struct evhttp_request *req, void *arg)
 {
+	struct evbuffer *b = evbuffer_new();
 	jbuf j;
 
 	jbuf_init(&j);
-	jbuf_put_lit(&j, "[]\n");
+	if (b) {
+		pool_render_json(arg, b);
+		jbuf_put(&j, evbuffer_pullup(b, -1), evbuffer_get_length(b));
+		evbuffer_free(b);
+	} else
+		j.failed = true;
 	reply_json(req, 200, "OK", &j);
 	jbuf_free(&j);
 }

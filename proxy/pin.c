@@ -214,3 +214,55 @@ unsigned pin_sql_statements(const pgw_config *cfg)
 	/* SET ROLE, actor, tenant, [claims], read-only */
 	return (cfg->claims_setting && cfg->claims_setting[0]) ? 5 : 4;
 }
+
+/* ---- the client's own startup settings, replayed on every borrow -------------------------------- */
+
+/* Where pin_settings_build() writes: a buffer sized up front, and a sticky failure. */
+typedef struct settings_out {
+	char *buf;     /* the SQL so far */
+	size_t size;   /* bytes allocated */
+	int off;       /* bytes used, or -1 once something did not fit */
+	unsigned n;    /* settings written */
+} settings_out;
+
+static bool settings_add(const char *name, const char *value, void *arg)
+{
+	settings_out *o = arg;
+
+	if (o->off < 0 || !value)
+		return o->off >= 0;
+	o->off = put(o->buf, o->size, o->off, o->n ? ", pg_catalog.set_config(" : "SELECT pg_catalog.set_config(");
+	if (o->off >= 0)
+		o->off = sql_quote_literal(o->buf, o->size, (size_t)o->off, name);
+	if (o->off >= 0)
+		o->off = put(o->buf, o->size, o->off, ", ");
+	if (o->off >= 0)
+		o->off = sql_quote_literal(o->buf, o->size, (size_t)o->off, value);
+	if (o->off >= 0)
+		o->off = put(o->buf, o->size, o->off, ", false)");
+	o->n++;
+	return o->off >= 0;
+}
+
+char *pin_settings_build(const startup_params *p)
+{
+	settings_out o = {NULL, 64, 0, 0};
+	size_t i;
+	for (i = 0; i < p->n; i++)
+		o.size += 2 * (strlen(p->names[i]) + strlen(p->values[i])) + 64;
+	if (p->options)
+		o.size += 4 * strlen(p->options) + 64 * (strlen(p->options) / 2 + 1);
+	if (!(o.buf = malloc(o.size)))
+		return NULL;
+	o.buf[0] = '\0';
+	for (i = 0; i < p->n && o.off >= 0; i++)
+		settings_add(p->names[i], p->values[i], &o);
+	/* options were checked at startup to hold only settings the client could SET */
+	if (p->options && o.off >= 0)
+		startup_options_each(p->options, settings_add, &o);
+	if (o.off < 0) {
+		free(o.buf);
+		return NULL;
+	}
+	return o.buf;
+}

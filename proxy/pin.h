@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "conf/config.h"
+#include "protocol/startup.h"
 
 /*
  * Build the pinning statements as one simple-Query string (malloc'd), e.g.
@@ -28,6 +29,18 @@ char *pin_sql_build(const pgw_config *cfg, const pgw_token *who, bool read_only)
  * set_config('role') is what SET ROLE does. Returns NULL on out of memory.
  */
 char *pin_sql_build_single(const pgw_config *cfg, const pgw_token *who, bool read_only);
+
+/*
+ * The client's allowlisted startup settings (and the -c settings of its
+ * "options") as one statement, SELECT pg_catalog.set_config(..., false), ...
+ * ("" when there are none). set_config, not SET: a value is taken as
+ * written, like a startup option (SET search_path TO 'a,b' would make one
+ * quoted schema name of it).
+ * A pooled connection outlives its client, so these are applied on every
+ * borrow and after the client's own RESET ALL, never as startup options.
+ * Returns NULL on out of memory.
+ */
+char *pin_settings_build(const startup_params *p);
 
 /* What a pin for a walled target (walls = required, deploy/walls.sql) signs besides the identity. */
 typedef struct pin_wall {

@@ -20,6 +20,8 @@
 #include "protocol/frame.h"
 #include "protocol/pktbuf.h"
 #include "proxy/pin.h"
+#include "proxy/pool.h"
+#include "proxy/wall.h"
 
 /* Server messages are trusted less than blindly: the same 1 GB bound as PostgreSQL's own limit. */
 #define BACKEND_MESSAGE_MAX 0x40000000u
@@ -39,8 +41,10 @@ static void upstream_flush(session *s)
 {
 	if (s->closing || s->awaiting_flush || !io_active(&s->up.io))
 		return;
-	if (io_flush(&s->up.io) != 0)
+	if (io_flush(&s->up.io) != 0) {
+		s->up.broken = true;
 		client_fail(s, "08006", "pgwarden: upstream connection lost", NULL);
+	}
 }
 
 /* ---- client -> upstream ------------------------------------------------------------------ */
@@ -49,6 +53,14 @@ static void relay_client_messages(session *s);
 
 void relay_client_input(session *s)
 {
+	if (s->pool_skip_to_sync && !pool_skip_input(s))
+		return; /* a statement whose wait for a connection timed out is still arriving */
+	if (s->up.phase == UPSTREAM_NONE) {
+		/* Between logins and the first message a client holds no connection: this one borrows. */
+		if (s->client.phase == CLIENT_READY && evbuffer_get_length(s->client.io.in) > 0)
+			pool_borrow(s);
+		return;
+	}
 	relay_client_messages(s);
 	/* An admin PAUSE stopped the loop between transactions: held until RESUME wakes it. */
 	console_hold(s);
@@ -66,6 +78,11 @@ void relay_client_wake(session *s)
 {
 	if (s->closing || s->client.phase != CLIENT_READY)
 		return;
+	if (s->up.phase == UPSTREAM_NONE && !s->pool_waiting) {
+		client_resume(s); /* holding no connection: the next message borrows one */
+		relay_client_input(s);
+		return;
+	}
 	if (!relay_client_readable(s)) {
 		if (!console_hold(s)) /* a PAUSE marks the session held, so RESUME finds it */
 			client_pause(s);
@@ -395,10 +412,43 @@ static relay_status repin_extended(session *s, const char *sql)
 	return send_own(s, &b, kinds, 4);
 }
 
+/*
+ * A walled target's verdict on a borrow's pin, on the very backend lent:
+ * anything but 'ok' (walls missing, another key) fails this swallowed
+ * statement, and a failed pin ends the session (own_request_failed).
+ */
+#define WALL_CHECK_OR_FAIL \
+	"SELECT (CASE WHEN s = 'ok' THEN '1' ELSE 'the database says the pin is ' || s END)::int " \
+	"FROM pgwarden_wall.pin_status() AS s"
+
+/* The pin for this session between batches: the client's startup settings, then identity, in one Query. */
+static char *repin_sql(session *s, const pin_wall *w)
+{
+	char *pin = pin_sql_build_walled(s->cfg, s->who, s->up.read_only, w), *sql;
+	const char *settings = s->settings_sql ? s->settings_sql : "";
+	bool check = s->wall_check_due && wall_required(s->target);
+
+	if (!pin)
+		return NULL;
+	if (asprintf(&sql, "%s%s%s%s%s", settings, settings[0] ? "; " : "", pin, check ? "; " : "",
+		     check ? WALL_CHECK_OR_FAIL : "") < 0)
+		sql = NULL;
+	free(pin);
+	s->wall_check_due = false;
+	return sql;
+}
+
+/*
+ * Pin in front of the client's next request. A pooled connection carries
+ * nothing of this client (it was reset to "nobody", or the client ran
+ * RESET ALL / DISCARD ALL): the client's own startup settings go first,
+ * then role, actor, tenant, claims and the read-only default, so identity
+ * is set last and nothing in the settings can touch it.
+ */
 relay_status relay_repin(session *s)
 {
 	char *sql;
-	relay_status st;
+	relay_status st = RELAY_GO;
 	pin_wall w;
 
 	if (s->closing)
@@ -408,14 +458,19 @@ relay_status relay_repin(session *s)
 		return RELAY_GO;
 	/* RESET ALL cleared the walls' signatures too: a walled target gets them signed again. */
 	w = upstream_pin_wall(s);
-	sql = s->tl.batch_open ? pin_sql_build_single_walled(s->cfg, s->who, s->up.read_only, &w)
-			       : pin_sql_build_walled(s->cfg, s->who, s->up.read_only, &w);
+	sql = s->tl.batch_open ? pin_sql_build_single_walled(s->cfg, s->who, s->up.read_only, &w) : repin_sql(s, &w);
 	if (!sql) {
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return RELAY_STOP;
 	}
 	s->tl.repin = false;
-	st = s->tl.batch_open ? repin_extended(s, sql) : repin_simple(s, sql);
+	if (s->tl.batch_open && s->settings_sql && s->settings_sql[0])
+		st = repin_extended(s, s->settings_sql);
+	if (st == RELAY_GO)
+		st = s->tl.batch_open ? repin_extended(s, sql) : repin_simple(s, sql);
+	if (st == RELAY_GO && s->borrow_pin_due && s->tl.count > 0)
+		tl_at(&s->tl, s->tl.count - 1)->quiet = true;
+	s->borrow_pin_due = false;
 	free(sql);
 	return st;
 }

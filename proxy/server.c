@@ -6,6 +6,7 @@
  */
 #include "proxy/wall_check.h"
 #include "proxy/server.h"
+#include "proxy/pool.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -25,7 +26,7 @@
 #include "audit/audit.h"
 #include "policy/policy.h"
 #include "proxy/admin.h"
-#include "proxy/audit_hooks.h"
+#include "proxy/audit_events.h"
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
@@ -226,7 +227,8 @@ static int load_tls(pgw_server *srv, const pgw_config *cfg, SSL_CTX **ctx)
 }
 
 /* Swap in a new config that loaded without errors. */
-static void reload_accept(pgw_server *srv, pgw_config *ncfg)
+/* Take a loaded config; false (and why in errs, for the audit record) if its TLS files cannot be used. */
+static bool reload_accept(pgw_server *srv, pgw_config *ncfg, pgw_errors *errs)
 {
 	size_t nt = ncfg->tokens ? ncfg->tokens->n : 0;
 
@@ -235,9 +237,10 @@ static void reload_accept(pgw_server *srv, pgw_config *ncfg)
 	if (load_tls(srv, ncfg, &ctx) != 0) {
 		log_error("reload rejected: the TLS certificate or key cannot be used; the previous configuration "
 			  "and certificate stay in force");
+		errors_add(errs, srv->config_path, 0, "tls_cert_file/tls_key_file: the certificate or key cannot be used");
 		config_unref(ncfg);
 		health_on_reload(srv, false);
-		return;
+		return false;
 	}
 	if (srv->ssl_ctx)
 		SSL_CTX_free(srv->ssl_ctx); /* live TLS sessions keep their own reference */
@@ -251,11 +254,13 @@ static void reload_accept(pgw_server *srv, pgw_config *ncfg)
 	srv->cfg = ncfg;
 	pgw_log_json = ncfg->log_format == LOG_FORMAT_JSON;
 	catalogs_reload_all(srv);
+	pool_config_changed(srv); /* a target whose conninfo changed drains its pool */
 	wall_check_targets_async(ncfg); /* logs; sessions check on their own connection too */
 	health_on_reload(srv, true);
 	log_info("reload done: %zu %s, %zu %s, %zu %s, %zu token %s", ncfg->n_targets,
 		 PLURAL(ncfg->n_targets, "target", "targets"), ncfg->n_windows, PLURAL(ncfg->n_windows, "window", "windows"),
 		 ncfg->n_rules, PLURAL(ncfg->n_rules, "rule", "rules"), nt, PLURAL(nt, "record", "records"));
+	return true;
 }
 
 /* SIGHUP: all-or-nothing reload of config and tokens, and reopen the audit log (rotation). */
@@ -265,6 +270,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	pgw_errors errs = {0};
 	pgw_config *ncfg;
 	char *err = NULL;
+	bool accepted = false;
 	size_t i;
 
 	log_info("SIGHUP: reloading %s", srv->config_path);
@@ -273,17 +279,17 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		for (i = 0; i < errs.n; i++)
 			log_error("%s", errs.msgs[i]);
 		log_error("reload rejected: the previous configuration stays in force");
-		errors_free(&errs);
 		health_on_reload(srv, false);
 	} else
-		reload_accept(srv, ncfg);
+		accepted = reload_accept(srv, ncfg, &errs);
 	if (srv->audit) {
 		if (audit_reopen(srv->audit, &err) != 0) {
 			log_error("audit log reopen failed: %s", err ? err : "?");
 			free(err);
 		}
-		audit_server_event(srv, "reload");
 	}
+	audit_events_reload(srv, accepted, &errs);
+	errors_free(&errs);
 }
 
 static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -360,7 +366,7 @@ static int setup_events(pgw_server *srv)
 	event_add(srv->sig_hup, NULL);
 	event_add(srv->sig_term, NULL);
 	event_add(srv->sig_int, NULL);
-	return 0;
+	return pool_init(srv);
 }
 
 /*
@@ -432,8 +438,7 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 		return -1;
 	if (admin_start(srv) != 0)
 		return -1;
-	audit_server_event(srv, "start");
-	return 0;
+	return audit_events_start(srv);
 }
 
 int server_run(pgw_server *srv)
@@ -441,7 +446,7 @@ int server_run(pgw_server *srv)
 	log_info("pgwarden %s ready: %zu %s", PGWARDEN_VERSION, srv->cfg->n_targets,
 		 PLURAL(srv->cfg->n_targets, "target", "targets"));
 	event_base_dispatch(srv->base);
-	audit_server_event(srv, "stop");
+	audit_events_stop(srv);
 	log_info("stopped");
 	return 0;
 }
@@ -458,6 +463,7 @@ void server_free(pgw_server *srv)
 		TAILQ_REMOVE(&srv->reap_list, s, reap_link);
 		session_free(s);
 	}
+	pool_free_all(srv); /* after the sessions: the connections they returned */
 	close_listeners(srv);
 	admin_stop(srv);
 	limits_free(srv);
@@ -465,6 +471,7 @@ void server_free(pgw_server *srv)
 	health_free(srv);
 	wall_check_wait();
 	catalogs_free(srv);
+	audit_events_free(srv);
 	if (srv->audit)
 		audit_close(srv->audit);
 	if (srv->classifier)

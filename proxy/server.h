@@ -22,6 +22,7 @@
 #include "proxy/throttle.h"
 
 struct audit_log;
+struct audit_events;
 struct policy_classifier;
 
 #define SERVER_MAX_LISTENERS 8
@@ -39,10 +40,13 @@ typedef struct pgw_server {
 	unsigned cert_hash_len;
 
 	struct audit_log *audit;              /* NULL when audit_log is not set */
+	struct audit_events *audit_events;    /* window and checkpoint timers, what was recorded (audit_events.c) */
 	struct event *flush_ev;               /* after this loop iteration's callbacks: write the audit batch, release held bytes */
 	struct event *lazy_flush_ev;          /* within 10 ms: write records no statement waits on */
 	struct policy_classifier *classifier; /* shared statement classifier and its cache */
 	struct catalog_loader *catalogs;      /* each target's function catalog (catalogs.c) */
+	struct pgw_pool *pools;               /* each target's upstream connection pool (pool.c), a list */
+	struct event *pool_sweep;             /* closes pooled connections past their idle time or lifetime */
 
 	struct session_list sessions;         /* every live session */
 	struct session_list flush_list;       /* sessions with bytes held for the audit flush */

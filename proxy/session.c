@@ -14,6 +14,7 @@
 #include "proxy/cancel.h"
 #include "proxy/audit_hooks.h"
 #include "proxy/server.h"
+#include "proxy/pool.h"
 #include "proxy/upstream.h"
 #include "proxy/parse_async.h"
 
@@ -74,7 +75,8 @@ void session_free(session *s)
 	 */
 	if (s->tl.count > 0 && !s->client.terminated)
 		cancel_upstream(s);
-	upstream_close(s);
+	pool_release(s); /* reset and returned if clean, else closed */
+	free(s->settings_sql);
 	io_free(&s->client.io);
 	if (s->client.closing_timer)
 		event_free(s->client.closing_timer);

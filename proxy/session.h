@@ -33,16 +33,15 @@ struct policy_facts;
 typedef enum {
 	CLIENT_STARTUP,        /* waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
 	CLIENT_AUTH,           /* authentication requested; waiting for 'p' messages */
-	CLIENT_WAIT_UPSTREAM,  /* authenticated; upstream connecting and pinning, client input paused */
+	CLIENT_WAIT_UPSTREAM,  /* authenticated; a cold pool connects to learn the server's parameters, client input paused */
 	CLIENT_READY,          /* relaying */
 	CLIENT_CLOSING,        /* a final error is queued; close once it is written */
 } client_phase;
 
 typedef enum {
-	UPSTREAM_NONE,         /* not started (client still in startup/auth) */
-	UPSTREAM_CONNECTING,   /* PQconnectPoll in progress */
-	UPSTREAM_PINNING,      /* SET ROLE and pinned settings sent through libpq, waiting for results */
-	UPSTREAM_READY,        /* raw protocol relay through our own bufferevent on libpq's socket */
+	UPSTREAM_NONE,         /* no connection: before the first message, or waiting for the pool */
+	UPSTREAM_CONNECTING,   /* PQconnectPoll in progress (a new pool connection for this session) */
+	UPSTREAM_READY,        /* borrowed: raw protocol relay through our own io on the socket */
 	UPSTREAM_CLOSED,       /* gone; the session is ending */
 } upstream_phase;
 
@@ -85,6 +84,10 @@ typedef struct upstream_conn {
 	bool standard_conforming_strings; /* tracked from ParameterStatus */
 	uint32_t backend_pid;          /* the upstream backend's pid (PQbackendPID): what wall signatures bind */
 	struct timespec connect_start; /* for the connect-latency metric */
+	unsigned generation;           /* the pool's conninfo generation it was opened under */
+	time_t born;                   /* monotonic seconds at connect: server_lifetime */
+	bool counted;                  /* counted in its pool's open connections */
+	bool broken;                   /* a read or write failed, or the server closed it: never lent again */
 } upstream_conn;
 
 /* One session: a client, its upstream, identity and the relay's bookkeeping. */
@@ -98,6 +101,16 @@ typedef struct session {
 	const pgw_target *target;      /* in cfg */
 	const pgw_token *who;          /* matched token record, in cfg */
 	uint8_t secret_id[32];         /* sha256 or StoredKey of the matched record: finds it after reload */
+
+	struct pgw_pool *pool;         /* the target's pool (pool.c), set at login */
+	char *settings_sql;            /* the client's startup settings as one SELECT set_config(...), "" if none (every pin) */
+	bool pool_waiting;             /* in the pool's queue for a connection */
+	bool borrow_pin_due;           /* the next pin is a borrow's: its ParameterStatus repeat the login's, swallowed */
+	bool wall_check_due;           /* the next pin also asks a walled target's database to verify it (each borrow) */
+	bool pool_skip_to_sync;        /* a wait timed out inside an extended batch: drop client messages up to Sync */
+	struct timespec wait_start;    /* when the wait began (pgwarden_pool_wait_seconds) */
+	struct event *wait_timer;      /* pool_wait_timeout */
+	TAILQ_ENTRY(session) wait_link; /* pool->waiting */
 
 	uint32_t cancel_pid;           /* our BackendKeyData */
 	uint32_t cancel_key;
@@ -114,6 +127,7 @@ typedef struct session {
 	bool closing;                  /* on the reap list; callbacks must do nothing more */
 	session_console console;       /* accept time, last statement, PAUSE hold (console.c) */
 	session_limits lim;            /* max_client_conn / max_actor_conn counts and timeouts (limits.c) */
+	bool audited_connect;          /* the connect record is written (once per session) */
 	bool audited_disconnect;       /* the disconnect record is written (once per session) */
 	char close_reason[160];        /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */
 	TAILQ_ENTRY(session) link;     /* srv->sessions */

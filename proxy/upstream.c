@@ -1,9 +1,10 @@
 /*
- * upstream.c - connecting to the target with libpq without blocking the
- * loop, pinning identity, and handing the socket to the raw relay.
+ * upstream.c - one upstream connection: connecting to the target with
+ * libpq without blocking the loop, handing the socket to the raw relay,
+ * attaching a pooled connection to a session, closing.
  *
  * libpq gives us upstream TLS, SCRAM, multi-host conninfo and service files
- * for free. After pinning, libpq's connection is idle and its buffers are
+ * for free. Once connected, libpq's connection is idle and its buffers are
  * empty, so the relay reads and writes the socket itself (io.c): plain TCP
  * directly, TLS through libpq's own SSL object (libpq keeps ownership;
  * PQfinish frees it).
@@ -26,7 +27,7 @@
 #include "proxy/client.h"
 #include "proxy/health.h"
 #include "proxy/log.h"
-#include "proxy/pin.h"
+#include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "proxy/wall.h"
@@ -34,7 +35,7 @@
 
 static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg);
 
-static const char *const upstream_phase_names[] = {"none", "connecting", "pinning", "ready", "closed"};
+static const char *const upstream_phase_names[] = {"none", "connecting", "ready", "closed"};
 
 void upstream_set_phase(session *s, upstream_phase phase)
 {
@@ -69,80 +70,18 @@ static void upstream_failed(session *s, const char *what)
 	client_fail(s, "08006", msg, NULL);
 }
 
-/* Escape a value for libpq's "options" (backslash before spaces and backslashes). */
-static void append_option(char *buf, size_t bufsz, size_t *off, const char *name, const char *value)
-{
-	int n = snprintf(buf + *off, bufsz - *off, "%s-c %s=", *off ? " " : "", name);
-
-	if (n < 0 || (size_t)n >= bufsz - *off)
-		return;
-	*off += (size_t)n;
-	for (; *value && *off + 3 < bufsz; value++) {
-		if (*value == ' ' || *value == '\\')
-			buf[(*off)++] = '\\';
-		buf[(*off)++] = *value;
-	}
-	buf[*off] = '\0';
-}
-
-/* The target conninfo's own "options", to keep them when we add the client's settings. */
-static char *conninfo_options(const char *conninfo)
-{
-	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL), *o;
-	char *val = NULL;
-
-	if (!opts)
-		return NULL;
-	for (o = opts; o->keyword; o++)
-		if (strcmp(o->keyword, "options") == 0 && o->val)
-			val = strdup(o->val);
-	PQconninfoFree(opts);
-	return val;
-}
-
-/* Start PQconnectStartParams with the target's conninfo and the client's allowlisted settings. */
+/*
+ * Start a pool connection: the target's conninfo alone. The client's own
+ * settings are not startup options here: the connection outlives the client
+ * and RESET ALL would bring them back for the next one. They are SET on
+ * every borrow instead (relay_repin).
+ */
 static PGconn *connect_start(session *s)
 {
-	const startup_params *p = s->client.params;
-	const char *kw[STARTUP_MAX_PARAMS + 8], *val[STARTUP_MAX_PARAMS + 8];
-	char options[4096] = "";
-	size_t nk = 0, off = 0, i;
-	char *base_opts = conninfo_options(s->target->conninfo);
-	PGconn *pg;
+	const char *kw[] = {"dbname", "fallback_application_name", NULL};
+	const char *val[] = {s->target->conninfo, "pgwarden", NULL}; /* dbname is expanded: the conninfo */
 
-	kw[nk] = "dbname";
-	val[nk++] = s->target->conninfo; /* expanded: later keywords override it */
-	kw[nk] = "fallback_application_name";
-	val[nk++] = "pgwarden";
-	if (base_opts) {
-		snprintf(options, sizeof(options), "%s", base_opts);
-		off = strlen(options);
-	}
-	for (i = 0; i < p->n; i++) {
-		if (strcasecmp(p->names[i], "application_name") == 0) {
-			kw[nk] = "application_name";
-			val[nk++] = p->values[i];
-		} else if (strcasecmp(p->names[i], "client_encoding") == 0) {
-			kw[nk] = "client_encoding";
-			val[nk++] = p->values[i];
-		} else
-			append_option(options, sizeof(options), &off, p->names[i], p->values[i]);
-	}
-	if (p->options) {
-		/* Already checked to hold only allowlisted -c settings; pass it on as written. */
-		int n = snprintf(options + off, sizeof(options) - off, "%s%s", off ? " " : "", p->options);
-		if (n > 0 && (size_t)n < sizeof(options) - off)
-			off += (size_t)n;
-	}
-	if (off) {
-		kw[nk] = "options";
-		val[nk++] = options;
-	}
-	kw[nk] = NULL;
-	val[nk] = NULL;
-	pg = PQconnectStartParams(kw, val, 1);
-	free(base_opts);
-	return pg;
+	return PQconnectStartParams(kw, val, 1);
 }
 
 void upstream_start(session *s)
@@ -150,8 +89,6 @@ void upstream_start(session *s)
 	upstream_set_phase(s, UPSTREAM_CONNECTING);
 	clock_gettime(CLOCK_MONOTONIC, &s->up.connect_start);
 	s->up.pg = connect_start(s);
-	free(s->client.params); /* libpq has copied what it needs; actor and database live in startup_pkt */
-	s->client.params = NULL;
 	if (!s->up.pg || PQstatus(s->up.pg) == CONNECTION_BAD) {
 		upstream_failed(s, "connection start");
 		return;
@@ -162,7 +99,7 @@ void upstream_start(session *s)
 }
 
 /* Production outside an open window starts read-only (CONTRACT §4). */
-static bool session_wants_read_only(session *s)
+bool upstream_wants_read_only(session *s)
 {
 	return s->target->environment == ENV_PRODUCTION &&
 	       !windows_open_now(s->cfg, s->target->name, s->who->actor, time(NULL));
@@ -176,43 +113,8 @@ pin_wall upstream_pin_wall(const session *s)
 	return w;
 }
 
-/*
- * The pin, signed for the database walls when the target requires them, and
- * then the walls' verdict on it (WALL_CHECK_SQL): the one place a walled
- * target is proven to have its walls and our key, on the very backend the
- * session will use, so a target whose walls are missing or hold another key
- * is refused whatever the start-time check saw.
- */
-static char *walled_pin_sql(session *s)
+static void count_connect(session *s)
 {
-	pin_wall w = upstream_pin_wall(s);
-	char *pin, *sql;
-
-	if (!wall_required(s->target))
-		return pin_sql_build(s->cfg, s->who, s->up.read_only);
-	pin = pin_sql_build_walled(s->cfg, s->who, s->up.read_only, &w);
-	if (!pin || asprintf(&sql, "%s; " WALL_CHECK_SQL, pin) < 0)
-		sql = NULL;
-	free(pin);
-	return sql;
-}
-
-/* A row among the pinning results is the walls' verdict: anything but 'ok' refuses the session. */
-static bool wall_verdict_ok(session *s, const PGresult *res)
-{
-	const char *v = PQntuples(res) == 1 && PQnfields(res) == 1 ? PQgetvalue(res, 0, 0) : "?";
-
-	if (strcmp(v, "ok") == 0)
-		return true;
-	session_log(LOG_LVL_ERROR, s, "target %s: walls = required but the database says the pin is \"%s\"%s",
-		    s->target->name, v,
-		    strcmp(v, "mismatch") == 0 ? ": its wall key is not the one in wall_key_file" : "");
-	return false;
-}
-
-static void start_pinning(session *s)
-{
-	char *sql;
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -221,18 +123,7 @@ static void start_pinning(session *s)
 	s->srv->metrics.upstream_connect_us_total +=
 		(uint64_t)((now.tv_sec - s->up.connect_start.tv_sec) * 1000000 +
 			   (now.tv_nsec - s->up.connect_start.tv_nsec) / 1000);
-	s->up.read_only = session_wants_read_only(s);
-	s->up.backend_pid = (uint32_t)PQbackendPID(s->up.pg);
-	sql = walled_pin_sql(s);
-	if (!sql || !PQsendQuery(s->up.pg, sql)) {
-		free(sql);
-		upstream_failed(s, "pinning");
-		return;
-	}
-	free(sql);
-	upstream_set_phase(s, UPSTREAM_PINNING);
-	if (!upstream_wait(s, PQflush(s->up.pg) == 1 ? EV_WRITE : EV_READ))
-		upstream_failed(s, "event setup");
+	s->up.born = now.tv_sec;
 }
 
 static void upstream_on_read(void *arg)
@@ -249,6 +140,7 @@ static void upstream_on_close(void *arg, const char *why)
 {
 	session *s = arg;
 
+	s->up.broken = true;
 	if (s->closing)
 		return;
 	session_log(LOG_LVL_WARN, s, "upstream connection lost (%s)", why);
@@ -275,7 +167,11 @@ static void release_libpq(session *s, int sink)
 	close(sink);
 }
 
-/* Pinning is done and libpq is idle: relay the socket ourselves from now on. */
+/*
+ * Connected, and libpq is idle: relay the socket ourselves from now on. The
+ * connection is in the "nobody" state (no role, no pinned settings) until a
+ * borrow pins it.
+ */
 static void become_ready(session *s)
 {
 	int fd = PQsocket(s->up.pg), sink = -1;
@@ -284,6 +180,9 @@ static void become_ready(session *s)
 
 	event_free(s->up.poll_ev);
 	s->up.poll_ev = NULL;
+	count_connect(s);
+	pool_learn(s); /* the server's reported settings, for logins answered without a backend */
+	s->up.backend_pid = (uint32_t)PQbackendPID(s->up.pg);
 	s->up.cancel = cancel_handle_new(s->up.pg); /* NULL only without memory: cancels are dropped */
 	s->up.standard_conforming_strings = !scs || strcmp(scs, "on") == 0;
 	if (ssl) { /* libpq's own writes never move their buffer; ours may (IO_TLS_MODES) */
@@ -291,81 +190,19 @@ static void become_ready(session *s)
 	} else if ((sink = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0) {
 		/* Both descriptors are taken first, so libpq is kept whole if either is missing. */
 		s->up.own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		if (s->up.own_fd >= 0) {
-			fd = s->up.own_fd;
-		} else {
+		if (s->up.own_fd < 0) {
 			close(sink);
 			sink = -1;
 		}
 	}
-	if (io_init(&s->up.io, s->srv->base, fd, ssl, &upstream_io_handlers, s) != 0) {
-		if (sink >= 0)
-			close(sink);
+	if (sink >= 0)
+		release_libpq(s, sink);
+	s->up.txn_status = 'I';
+	if (upstream_attach(s) != 0) {
 		upstream_failed(s, "relay setup");
 		return;
 	}
-	io_set_reading(&s->up.io, true);
-	s->up.txn_status = 'I';
-	upstream_set_phase(s, UPSTREAM_READY);
-	client_login_complete(s); /* passes on libpq's ParameterStatus values */
-	if (sink >= 0)
-		release_libpq(s, sink);
-}
-
-/*
- * The server refused a pinning statement: say what it was, not "could not
- * connect". A missing role (42704) or a login role that may not SET ROLE to
- * it (42501) is an operator's mistake the client should be told about in
- * PostgreSQL's words; the statement is ours, the SQLSTATE is the server's.
- */
-static void pinning_refused(session *s, const PGresult *res)
-{
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	char msg[256], detail[256];
-
-	session_log(LOG_LVL_WARN, s, "pinning identity failed: %s (%s)%s", primary ? primary : "?", state ? state : "?",
-		    wall_required(s->target) ? " (walls = required: is deploy/walls.sql installed?)" : "");
-	snprintf(msg, sizeof(msg), "pgwarden: could not pin the session's identity on target \"%s\": %s",
-		 s->target->name, primary ? primary : "error");
-	snprintf(detail, sizeof(detail), "pgwarden's login role could not take on role \"%s\" of this token; "
-		 "the operator can find such records with pgwarden --check --connect.", s->who->role);
-	client_fail(s, state && strlen(state) == 5 ? state : "42501", msg, detail);
-}
-
-/* Collect the pinning results; any failure ends the session (identity would not hold). */
-static void poll_pinning(session *s)
-{
-	PGresult *res;
-
-	if (!PQconsumeInput(s->up.pg)) {
-		upstream_failed(s, "pinning");
-		return;
-	}
-	while (!PQisBusy(s->up.pg)) {
-		res = PQgetResult(s->up.pg);
-		if (!res) {
-			if (PQtransactionStatus(s->up.pg) != PQTRANS_IDLE) {
-				upstream_failed(s, "pinning (not idle)");
-				return;
-			}
-			become_ready(s);
-			return;
-		}
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-			pinning_refused(s, res);
-			PQclear(res);
-			return;
-		}
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && !wall_verdict_ok(s, res)) {
-			PQclear(res);
-			upstream_failed(s, "pinning");
-			return;
-		}
-		PQclear(res);
-	}
-	if (!upstream_wait(s, PQflush(s->up.pg) == 1 ? EV_WRITE : EV_READ))
-		upstream_failed(s, "event setup");
+	pool_connected(s);
 }
 
 static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -386,15 +223,15 @@ static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg)
 				upstream_failed(s, "event setup");
 			break;
 		case PGRES_POLLING_OK:
-			start_pinning(s);
+			if (PQtransactionStatus(s->up.pg) != PQTRANS_IDLE)
+				upstream_failed(s, "connection (not idle)");
+			else
+				become_ready(s);
 			break;
 		default:
 			upstream_failed(s, "connection");
 			break;
 		}
-		break;
-	case UPSTREAM_PINNING:
-		poll_pinning(s);
 		break;
 	default:
 		break;
@@ -408,34 +245,66 @@ void upstream_stop(session *s)
 	io_stop(&s->up.io);
 }
 
-void upstream_close(session *s)
+int upstream_conn_fd(const upstream_conn *up)
 {
-	if (s->up.poll_ev) {
-		event_free(s->up.poll_ev);
-		s->up.poll_ev = NULL;
+	return up->own_fd >= 0 ? up->own_fd : PQsocket(up->pg);
+}
+
+SSL *upstream_conn_ssl(const upstream_conn *up)
+{
+	return up->pg && PQsslInUse(up->pg) ? PQsslStruct(up->pg, "OpenSSL") : NULL;
+}
+
+int upstream_attach(session *s)
+{
+	if (io_init(&s->up.io, s->srv->base, upstream_conn_fd(&s->up), upstream_conn_ssl(&s->up), &upstream_io_handlers,
+		    s) != 0)
+		return -1;
+	io_set_reading(&s->up.io, true);
+	upstream_set_phase(s, UPSTREAM_READY);
+	return 0;
+}
+
+void upstream_conn_clear(upstream_conn *up)
+{
+	memset(up, 0, sizeof(*up));
+	up->own_fd = -1;
+	up->io.fd = -1;
+	up->txn_status = 'I';
+}
+
+void upstream_conn_close(upstream_conn *up, bool goodbye)
+{
+	if (up->poll_ev) {
+		event_free(up->poll_ev);
+		up->poll_ev = NULL;
 	}
 	/*
 	 * Say goodbye like libpq would, unless a message is half sent (bytes
 	 * still queued, or a CopyData whose rest the client never sent). Where
 	 * libpq is still there (TLS, or it could not be let go), PQfinish does.
 	 */
-	if (!s->up.pg && s->up.own_fd >= 0 && io_active(&s->up.io) && io_pending(&s->up.io) == 0 &&
-	    s->client.copy_passthru == 0) {
+	if (goodbye && !up->pg && up->own_fd >= 0 && io_active(&up->io) && io_pending(&up->io) == 0) {
 		static const char terminate[5] = {'X', 0, 0, 0, 4};
-		(void)send(s->up.own_fd, terminate, sizeof(terminate), MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)send(up->own_fd, terminate, sizeof(terminate), MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
-	if (io_active(&s->up.io))
-		io_free(&s->up.io);
-	if (s->up.pg) {
-		PQfinish(s->up.pg);
-		s->up.pg = NULL;
+	if (io_active(&up->io))
+		io_free(&up->io);
+	if (up->pg) {
+		PQfinish(up->pg);
+		up->pg = NULL;
 	}
-	if (s->up.own_fd >= 0) {
-		close(s->up.own_fd);
-		s->up.own_fd = -1;
+	if (up->own_fd >= 0) {
+		close(up->own_fd);
+		up->own_fd = -1;
 	}
-	cancel_handle_unref(s->up.cancel);
-	s->up.cancel = NULL;
+	cancel_handle_unref(up->cancel);
+	up->cancel = NULL;
+}
+
+void upstream_close(session *s)
+{
+	upstream_conn_close(&s->up, s->client.copy_passthru == 0);
 	if (s->up.phase != UPSTREAM_NONE)
 		upstream_set_phase(s, UPSTREAM_CLOSED);
 }

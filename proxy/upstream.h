@@ -1,9 +1,10 @@
 /*
- * upstream.h - the upstream side of a session: a libpq connection driven
- * without blocking by the event loop (PQconnectStartParams/PQconnectPoll),
- * identity pinned through libpq, then raw protocol relay on its socket.
+ * upstream.h - one upstream connection: a libpq connection driven without
+ * blocking by the event loop (PQconnectStartParams/PQconnectPoll), then raw
+ * protocol relay on its socket; lent by the pool (pool.h), which pins the
+ * borrowing client's identity through the relay (relay_repin).
  *
- * Phases: NONE -> CONNECTING -> PINNING -> READY -> CLOSED.
+ * Phases: NONE -> CONNECTING -> READY -> CLOSED (or back to NONE when returned to the pool).
  */
 #ifndef PGW_UPSTREAM_H
 #define PGW_UPSTREAM_H
@@ -14,8 +15,24 @@
 /* The single writer of up.phase. */
 void upstream_set_phase(session *s, upstream_phase phase);
 
-/* Start connecting for an authenticated session; on success client_login_complete() follows. */
+/* Open a new pool connection for the session (target conninfo only); pool_connected() follows. */
 void upstream_start(session *s);
+
+/* Bind the session's (borrowed) connection to the relay: io with the session's handlers, phase READY. 0 or -1. */
+int upstream_attach(session *s);
+
+/* Production outside an open window for this actor: the pin sets default_transaction_read_only. */
+bool upstream_wants_read_only(session *s);
+
+/* The socket and TLS object of a connection (libpq's, or our own plain duplicate). */
+int upstream_conn_fd(const upstream_conn *up);
+SSL *upstream_conn_ssl(const upstream_conn *up);
+
+/* Forget a connection handed elsewhere: nothing owned, phase NONE. */
+void upstream_conn_clear(upstream_conn *up);
+
+/* Close a connection wherever it lives; goodbye: send Terminate when nothing is half sent. */
+void upstream_conn_close(upstream_conn *up, bool goodbye);
 
 /* Stop all upstream callbacks (session failing); the connection is freed with the session. */
 void upstream_stop(session *s);

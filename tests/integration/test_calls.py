@@ -367,3 +367,27 @@ def test_function_ddl_loop_does_not_stop_other_functions(fresh, own_schema):
     print(f"other calls denied {denied_other}/{total}, churned function denied {denied_churn}/{total}")
     assert total > 20
     assert denied_other == 0
+
+
+def test_wall_schema_is_vouched_for_only_on_walled_targets(pg, pgwarden_factory):
+    """deploy/walls.sql's schema is trusted where the walls are required (and verified at start);
+    on a target without walls anybody with CREATE on the database could make a schema of that
+    name, so its functions are judged like any other."""
+    with superuser(pg, "app_staging") as su:
+        su.execute("CREATE SCHEMA IF NOT EXISTS pgwarden_wall")
+        # Dynamic SQL: opaque to pgwarden, which a trusted function is let off (the walls' are).
+        su.execute("CREATE OR REPLACE FUNCTION pgwarden_wall.pf_switch(t text) RETURNS text LANGUAGE plpgsql "
+                   "AS $$ BEGIN EXECUTE 'SELECT set_config(''app.tenant_id'', ' || quote_literal(t) || ', false)'; "
+                   "RETURN t; END $$")
+        su.execute("GRANT USAGE ON SCHEMA pgwarden_wall TO PUBLIC")
+    try:
+        w = pgwarden_factory()
+        wait_for_catalog(w, "staging", 0)
+        with psycopg.connect(w.dsn(dbname="staging"), autocommit=True) as c:
+            before = identity_of(c)
+            denied(c, "SELECT pgwarden_wall.pf_switch('globex')", "opaque-sql")
+            denied(c, "SELECT ('globex'::text).pf_switch", "opaque-sql")
+            assert identity_of(c) == before
+    finally:
+        with superuser(pg, "app_staging") as su:
+            su.execute("DROP SCHEMA pgwarden_wall CASCADE")

@@ -269,7 +269,8 @@ def test_tls_login_and_query(pgwarden_factory, tls_files):
 def test_idle_tls_sessions_give_buffers_back(pgwarden_factory, tls_files):
     """An idle client TLS session holds no 16 kB record buffers (SSL_MODE_RELEASE_BUFFERS):
     about 21 kB of RSS each, 35 kB without."""
-    w = pgwarden_factory(extra_config=tls_config(tls_files, plaintext_auth="yes"))
+    # each client runs a query, so in session pooling each holds a connection: room for all 100
+    w = pgwarden_factory(extra_config=tls_config(tls_files, plaintext_auth="yes"), target_config="pool_size = 150")
     per_conn = w.idle_rss_per_session(lambda: psycopg.connect(w.dsn(sslmode="require")))
     print(f"pgwarden RSS per idle client-TLS session: {per_conn:.1f} kB")
     assert SANITIZED or per_conn < 32, f"{per_conn:.1f} kB per idle TLS session"
@@ -367,14 +368,18 @@ def test_failed_set_role_is_reported_as_such(pgwarden_factory):
     SQLSTATE, not 'could not connect to target'."""
     w = pgwarden_factory(extra_tokens=[token_line("user:norole", "norole-token", "no_such_role_x", "acme"),
                                        token_line("user:notmember", "nm-token", "postgres", "acme")])
-    with pytest.raises(psycopg.OperationalError) as ei:
-        psycopg.connect(w.dsn("user:norole", token="norole-token", dbname="staging"))
+    # A login costs no backend (CONTRACT §7): the pin of the first statement's borrow is refused.
+    with psycopg.connect(w.dsn("user:norole", token="norole-token", dbname="staging")) as c:
+        with pytest.raises(psycopg.Error) as ei:
+            c.execute("SELECT 1")
     msg = str(ei.value)
     assert "could not pin the session's identity" in msg and "no_such_role_x" in msg, msg
     assert "could not connect" not in msg
-    err, _ = startup_result(w, {"user": "user:notmember", "database": "staging"}, "nm-token")
-    assert err["S"] == "FATAL" and err["C"] == "42501", err
-    assert "permission denied to set role" in err["M"], err
+    with psycopg.connect(w.dsn("user:notmember", token="nm-token", dbname="staging")) as c:
+        with pytest.raises(psycopg.Error) as ei:
+            c.execute("SELECT 1")
+    # FATAL with the server's SQLSTATE (42501); psycopg reports it as the connection's end
+    assert "permission denied to set role" in str(ei.value), ei.value
 
 
 def test_unknown_dbname_with_scram_token(pgwarden_factory):

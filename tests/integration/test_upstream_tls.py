@@ -23,7 +23,9 @@ from warden import SANITIZED
 def tls_warden(pg, pgwarden_factory):
     w = pgwarden_factory(extra_config=("[target.tls_staging]\n"
                                        f"conninfo = {pg.svc_dsn('app_staging', sslmode='require')}\n"
-                                       "environment = staging\n"))
+                                       "environment = staging\n"
+                                       # room for idle_rss_per_session's 100 active clients (session pooling)
+                                       "pool_size = 150\n"))
     if w.direct:
         pytest.skip("pgwarden's upstream TLS has no direct-mode equivalent")
     return w
@@ -82,6 +84,8 @@ def test_copy_over_tls(tls_warden):
 def test_cancel_and_close_over_tls(tls_warden, pg):
     app = f"tls_{secrets.token_hex(4)}"
     c = tls_warden.connect(dbname="tls_staging", application_name=app)
+    assert backends(pg, app) == 0  # a login costs no backend (CONTRACT §7)
+    c.execute("SELECT 1")  # the first statement borrows one and sets the client's application_name
     assert backends(pg, app) == 1
     timer = threading.Timer(0.5, c.cancel)
     timer.start()
@@ -91,13 +95,14 @@ def test_cancel_and_close_over_tls(tls_warden, pg):
     assert time.monotonic() - t0 < 5
     assert c.execute("SELECT 'after cancel'").fetchone() == ("after cancel",)
     c.close()
-    wait_for(lambda: backends(pg, app) == 0, what="the upstream backend to go after close")
+    # returned to the pool and reset: application_name is no longer the client's
+    wait_for(lambda: backends(pg, app) == 0, what="the upstream backend to be reset after close")
     # A client that vanishes without Terminate: the backend goes too.
     c2 = tls_warden.connect(dbname="tls_staging", application_name=app)
     c2.execute("SELECT 1")
     # Cut the connection under psycopg without closing its descriptor (psycopg still owns it).
     socket.socket(fileno=os.dup(c2.pgconn.socket)).shutdown(socket.SHUT_RDWR)
-    wait_for(lambda: backends(pg, app) == 0, what="the upstream backend to go after the client vanished")
+    wait_for(lambda: backends(pg, app) == 0, what="the upstream backend to be released after the client vanished")
     with pytest.raises((psycopg.Error, OSError)):
         c2.execute("SELECT 1")
 

@@ -395,6 +395,13 @@ def test_renamed_protected_role_stays_protected(pg, relay_in_window):
 # --- pgwarden's checks ---------------------------------------------------------------------------
 
 
+def refused_first_statement(w, dbname):
+    """Log in (pgwarden answers alone) and run a first statement: the borrow's signed pin is
+    verified on the lent backend, and a refusal ends the session."""
+    with w.connect("user:jimmie", dbname=dbname) as c:
+        c.execute("SELECT 1")
+
+
 def test_wrong_key_is_detected_at_start(pg, pgwarden_factory, wall_key, tmp_path):
     """The database holds wall_key; pgwarden is given another one."""
     bad = tmp_path / "wrong.key"
@@ -403,9 +410,10 @@ def test_wrong_key_is_detected_at_start(pg, pgwarden_factory, wall_key, tmp_path
     w = pgwarden_factory(extra_config=walled_target(pg, bad))
     assert "target walled: walls = required but the database's wall key is not the one in wall_key_file" \
         in w.stderr_text()
+    # A login costs no backend (CONTRACT §7): the pin of the first statement's borrow is refused.
     with pytest.raises(psycopg.OperationalError) as ei:
-        w.connect("user:jimmie", dbname="walled")
-    assert "could not connect" in str(ei.value)
+        refused_first_statement(w, "walled")
+    assert "identity" in str(ei.value)
     # Other targets are served.
     with w.connect("user:jimmie", dbname="staging") as c:
         assert c.execute("SELECT 1").fetchone()[0] == 1
@@ -422,8 +430,8 @@ def test_reload_checks_the_walls_again(pg, pgwarden_factory, wall_key, tmp_path)
     w.reload(extra_config=walled_target(pg, bad), wait=1.5)
     assert w.stderr_text().count("target walled: walls = required but the database's wall key is not") == 1
     with pytest.raises(psycopg.OperationalError):
-        w.connect("user:jimmie", dbname="walled")
-    assert "the database says the pin is \"mismatch\"" in w.stderr_text()
+        refused_first_statement(w, "walled")
+    assert "the database says the pin is mismatch" in w.stderr_text()
 
 
 def test_unguarded_tables_are_named_at_start(pg, pgwarden_factory, wall_key):
@@ -442,7 +450,7 @@ def test_missing_walls_are_detected(pg, pgwarden_factory, wall_key):
                                                     environment="staging"))
     assert "target bare: walls = required but the walls are not installed" in w.stderr_text()
     with pytest.raises(psycopg.OperationalError):
-        w.connect("user:jimmie", dbname="bare")
+        refused_first_statement(w, "bare")
 
 
 def test_key_file_must_be_private_and_well_formed(pg, tmp_path):

@@ -62,9 +62,11 @@ class Warden:
 
     direct = False
 
-    def __init__(self, pg, extra_config="", extra_tokens=(), auth_timeout=2, base=None, binary=None):
+    def __init__(self, pg, extra_config="", extra_tokens=(), auth_timeout=2, base=None, binary=None,
+                 target_config=""):
         self.pg = pg
         self.binary = Path(binary) if binary else PGWARDEN  # e.g. ./pgwarden-relay (test_walls.py)
+        self.target_config = target_config  # lines added to every [target.*] section (pool keys)
         self.dir = Path(tempfile.mkdtemp(prefix="pgwarden-run-", dir=base))
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -111,7 +113,8 @@ class Warden:
         for name, (db, env) in TARGETS.items():
             text += (f"\n[target.{name}]\n"
                      f"conninfo = {self.pg.svc_dsn(db)}\n"
-                     f"environment = {env}\n")
+                     f"environment = {env}\n"
+                     + (self.target_config.strip("\n") + "\n" if self.target_config else ""))
         sections = self._extra_split()[1]
         return text + ("\n" + sections + "\n" if sections else "")
 

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <signal.h>
 #include <stdio.h>
@@ -701,14 +703,37 @@ static void test_show(void **state)
 	fputs(show_fixture, fx);
 	fclose(fx);
 	memset(&f, 0, sizeof(f));
-	f.width = 160;
+	f.width = 250;
 	out = show(&f, path, &rc);
 	assert_int_equal(rc, 0);
-	assert_int_equal(count_lines(out), 1 + 4); /* header + 4 records */
+	assert_int_equal(count_lines(out), 1 + 3); /* header + 3 records: the result is on its statement's line */
 	assert_non_null(strstr(out, "SELECT 1\\x1b[2J")); /* newline folded, ESC shown safely */
 	assert_null(strchr(out, '\x1b'));
+	assert_non_null(strstr(out, "SELECT 1 120us"));
+	assert_null(strstr(out, "[result"));
+	assert_int_equal(strncmp(out, "SEQ ", 4), 0);
+	free(out);
+
+	/* Asked for explicitly, results are lines of their own. */
+	f.event = "result";
+	out = show(&f, path, &rc);
+	assert_int_equal(count_lines(out), 2);
 	assert_non_null(strstr(out, "[result ref=2 tag=SELECT 1 120us]"));
 	free(out);
+	f.event = NULL;
+
+	/* target, rule, session filters */
+	f.rule = "write-outside-window";
+	out = show(&f, path, &rc);
+	assert_int_equal(count_lines(out), 2);
+	assert_non_null(strstr(out, "DELETE FROM t"));
+	free(out);
+	f.rule = NULL;
+	f.target = "staging";
+	out = show(&f, path, &rc);
+	assert_int_equal(count_lines(out), 1);
+	free(out);
+	f.target = NULL;
 
 	f.decision = "deny";
 	out = show(&f, path, &rc);
@@ -733,11 +758,15 @@ static void test_show(void **state)
 	assert_int_equal(count_lines(out), 2); /* seq 2 and 3 */
 	free(out);
 
-	/* a long statement is shortened to the width */
+	/* a long statement is shortened to the width, unless --wide */
 	memset(&f, 0, sizeof(f));
 	f.width = 20;
 	out = show(&f, path, &rc);
 	assert_non_null(strstr(out, "DELETE FROM t"));
+	free(out);
+	f.wide = true;
+	out = show(&f, path, &rc);
+	assert_non_null(strstr(out, "SELECT 1\\x1b[2J"));
 	free(out);
 }
 
@@ -784,6 +813,12 @@ static void test_cli_usage(void **state)
 	char *a6[] = {"audit", "show", "--actor", NULL};
 	char *a7[] = {"audit", "verify", (char *)tpath("chain.jsonl"), NULL};
 	char *a8[] = {"audit", "verify", (char *)tpath("edit.jsonl"), NULL};
+	char *a9[] = {"audit", "show", "--decision", "allowed", "x", NULL};
+	char *a10[] = {"audit", "show", "--event", "statements", "x", NULL};
+	char *a11[] = {"audit", "show", "--session", "12x", "x", NULL};
+	char *a12[] = {"audit", "verify", "--expect-head", "1:xyz", "x", NULL};
+	char *a13[] = {"audit", "report", "--format", "pdf", "x", NULL};
+	char *a14[] = {"audit", "report", "--help", NULL};
 
 	assert_int_equal(audit_cli_main(1, a1), 2);
 	assert_int_equal(audit_cli_main(2, a2), 2);
@@ -793,6 +828,261 @@ static void test_cli_usage(void **state)
 	assert_int_equal(audit_cli_main(3, a6), 2);
 	assert_int_equal(audit_cli_main(3, a7), 0);
 	assert_int_equal(audit_cli_main(3, a8), 1);
+	assert_int_equal(audit_cli_main(5, a9), 2);
+	assert_int_equal(audit_cli_main(5, a10), 2);
+	assert_int_equal(audit_cli_main(5, a11), 2);
+	assert_int_equal(audit_cli_main(5, a12), 2);
+	assert_int_equal(audit_cli_main(5, a13), 2);
+	assert_int_equal(audit_cli_main(3, a14), 0);
+}
+
+
+/* --- evidence fields, checkpoints, heads -------------------------------------------------- */
+
+/* The fields of process and login records, in the writer's order, as valid JSON. */
+static void test_evidence_fields(void **state)
+{
+	const char *path = tpath("evidence.jsonl");
+	audit_record r;
+	audit_log *log;
+	file_lines fl;
+	json_t *rec;
+
+	unlink(path);
+	log = open_ok(path, AUDIT_FSYNC_NEVER);
+	audit_record_init(&r);
+	r.event = "reload";
+	r.config = "ab";
+	r.windows = "[{\"name\":\"w\",\"actors\":[]}]";
+	r.accepted = 0;
+	r.error = "x.ini:3: bad \"value\"";
+	assert_int_equal(audit_append(log, &r), 1);
+	audit_record_init(&r);
+	r.event = "connect";
+	r.application_name = "psql\n";
+	audit_append(log, &r);
+	audit_record_init(&r);
+	r.event = "statement";
+	r.decision = "deny";
+	r.reason = "pgwarden: no";
+	audit_append(log, &r);
+	assert_int_equal(audit_flush(log), 0);
+	audit_close(log);
+	read_lines(path, &fl);
+	assert_int_equal(fl.n, 3);
+	assert_non_null(strstr(fl.line[0], ",\"config\":\"ab\",\"windows\":[{\"name\":\"w\",\"actors\":[]}],"
+					   "\"accepted\":false,\"error\":\"x.ini:3: bad \\\"value\\\"\",\"prev\":"));
+	assert_non_null(strstr(fl.line[1], ",\"application_name\":\"psql\\n\","));
+	assert_non_null(strstr(fl.line[2], ",\"decision\":\"deny\",\"reason\":\"pgwarden: no\","));
+	rec = json_loadb(fl.line[0], fl.len[0], 0, NULL);
+	assert_true(json_is_false(json_object_get(rec, "accepted")));
+	json_decref(rec);
+	free_lines(&fl);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A log of a few records with checkpoints signed by 'key_path'; returns its last seq. */
+static uint64_t signed_log(const char *path, const char *key_path)
+{
+	char err[512];
+	audit_signer *k = audit_signer_load(key_path, true, err, sizeof(err));
+	audit_record r;
+	audit_log *log;
+	uint64_t last;
+
+	if (k == NULL)
+		fail_msg("%s", err);
+	unlink(path);
+	log = open_ok(path, AUDIT_FSYNC_NEVER);
+	audit_set_signer(log, k);
+	assert_int_equal(audit_append_checkpoint(log), 1); /* over seq 0 and the zero hash */
+	statement_record(&r, "SELECT 1");
+	audit_append(log, &r);
+	audit_append(log, &r);
+	assert_int_equal(audit_append_checkpoint(log), 4);
+	audit_append(log, &r);
+	last = audit_append_checkpoint(log);
+	assert_int_equal(audit_flush(log), 0);
+	audit_close(log);
+	return last;
+}
+
+static int verify_key(const char *file, const char *key_path, audit_verify_result *res)
+{
+	const char *files[1] = {file};
+	audit_verify_opts o;
+	char err[512];
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.key = key_path ? audit_signer_load(key_path, false, err, sizeof(err)) : NULL;
+	if (key_path && o.key == NULL)
+		fail_msg("%s", err);
+	rc = audit_verify_files_opts(files, 1, &o, res);
+	audit_signer_free((audit_signer *)o.key);
+	return rc;
+}
+
+/* Change the first hex digit of the first checkpoint's signature. */
+static void flip_first_sig(const char *path)
+{
+	file_lines fl;
+	char *p;
+
+	read_lines(path, &fl);
+	p = strstr(fl.data, "\"sig\":\"");
+	assert_non_null(p);
+	p += 7;
+	*p = *p == '0' ? '1' : '0';
+	write_file(path, fl.data);
+	free_lines(&fl);
+}
+
+static void test_checkpoints_hmac(void **state)
+{
+	const char *key = tpath("hmac.key"), *other = tpath("other.key"), *path = tpath("hmac.jsonl");
+	audit_verify_result res;
+	char err[512];
+
+	write_file(key, "0123456789abcdef0123456789abcdef\n");
+	write_file(other, "0123456789abcdef0123456789abcdeF\n");
+	assert_int_equal(signed_log(path, key), 6);
+	assert_int_equal(verify_key(path, key, &res), 0);
+	assert_int_equal(res.checkpoints, 3);
+	assert_int_equal(res.last_checkpoint, 6);
+	assert_int_equal(res.start, VERIFY_START_SEQ1);
+	assert_int_equal(verify_key(path, other, &res), 1);
+	assert_non_null(strstr(res.why, "bad checkpoint"));
+	assert_int_equal(res.bad_line, 1);
+	/* Without a key, checkpoints are counted, not checked. */
+	assert_int_equal(verify_key(path, NULL, &res), 0);
+	assert_int_equal(res.checkpoints, 3);
+	/* A forged signature fails with the right key. */
+	flip_first_sig(path);
+	assert_int_equal(verify_key(path, key, &res), 1);
+	assert_non_null(strstr(res.why, "bad checkpoint"));
+	/* A short secret is refused. */
+	write_file(other, "short\n");
+	assert_null(audit_signer_load(other, true, err, sizeof(err)));
+	assert_non_null(strstr(err, "at least"));
+}
+
+static void test_checkpoints_ed25519(void **state)
+{
+	const char *priv = tpath("ed.pem"), *pub = tpath("ed.pub"), *path = tpath("ed.jsonl");
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	audit_verify_result res;
+	char err[512];
+	FILE *f;
+
+	assert_non_null(k);
+	f = fopen(priv, "w");
+	assert_true(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL));
+	fclose(f);
+	f = fopen(pub, "w");
+	assert_true(PEM_write_PUBKEY(f, k));
+	fclose(f);
+	EVP_PKEY_free(k);
+	signed_log(path, priv);
+	assert_int_equal(verify_key(path, pub, &res), 0);
+	assert_int_equal(res.checkpoints, 3);
+	assert_int_equal(verify_key(path, priv, &res), 0);
+	/* The public key cannot sign. */
+	assert_null(audit_signer_load(pub, true, err, sizeof(err)));
+	assert_non_null(strstr(err, "Ed25519"));
+	/* A changed signature fails; so does an algorithm swapped to HMAC. */
+	flip_first_sig(path);
+	assert_int_equal(verify_key(path, pub, &res), 1);
+	assert_non_null(strstr(res.why, "bad checkpoint"));
+}
+
+static void test_expect_head_and_start(void **state)
+{
+	const char *path = tpath("head.jsonl"), *key = tpath("head.key"), *cut = tpath("cut.jsonl");
+	const char *files[1] = {path};
+	audit_verify_result res;
+	audit_verify_opts o;
+	file_lines fl;
+	uint64_t seq;
+	char hash[AUDIT_HASH_HEX + 1], text[4096];
+	size_t i;
+
+	assert_int_equal(audit_parse_head("3:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", &seq, hash), 0);
+	assert_int_equal(seq, 3);
+	assert_string_equal(hash, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+	assert_int_equal(audit_parse_head("0:abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789", &seq, hash), -1);
+	assert_int_equal(audit_parse_head("3:abc", &seq, hash), -1);
+	assert_int_equal(audit_parse_head(":abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789", &seq, hash), -1);
+	assert_int_equal(audit_parse_head("3", &seq, hash), -1);
+
+	write_file(key, "0123456789abcdef0123456789abcdef");
+	signed_log(path, key);
+	assert_int_equal(audit_verify_files(files, 1, &res), 0);
+	memset(&o, 0, sizeof(o));
+	o.has_head = true;
+	o.head_seq = res.last_seq;
+	memcpy(o.head_hash, res.head, sizeof(o.head_hash));
+	assert_int_equal(audit_verify_files_opts(files, 1, &o, &res), 0);
+	/* Cut the last two lines: the head is gone. */
+	read_lines(path, &fl);
+	text[0] = '\0';
+	for (i = 0; i + 2 < fl.n; i++) {
+		strncat(text, fl.line[i], sizeof(text) - strlen(text) - 2);
+		strcat(text, "\n");
+	}
+	write_file(cut, text);
+	files[0] = cut;
+	assert_int_equal(audit_verify_files_opts(files, 1, &o, &res), 1);
+	assert_non_null(strstr(res.why, "truncated"));
+	/* The same file without its first two lines starts at seq 3, not a checkpoint. */
+	text[0] = '\0';
+	for (i = 2; i < fl.n; i++) {
+		strncat(text, fl.line[i], sizeof(text) - strlen(text) - 2);
+		strcat(text, "\n");
+	}
+	write_file(cut, text);
+	assert_int_equal(audit_verify_files(files, 1, &res), 0);
+	assert_int_equal(res.start, VERIFY_START_ELSEWHERE);
+	assert_int_equal(verify_key(cut, key, &res), 1);
+	assert_non_null(strstr(res.why, "unanchored start"));
+	/* Without its first three it starts at the checkpoint of seq 4: anchored. */
+	text[0] = '\0';
+	for (i = 3; i < fl.n; i++) {
+		strncat(text, fl.line[i], sizeof(text) - strlen(text) - 2);
+		strcat(text, "\n");
+	}
+	write_file(cut, text);
+	assert_int_equal(verify_key(cut, key, &res), 0);
+	assert_int_equal(res.start, VERIFY_START_CHECKPOINT);
+	free_lines(&fl);
+}
+
+static void test_parse_when(void **state)
+{
+	int64_t us, now = (int64_t)time(NULL) * 1000000;
+
+	assert_int_equal(audit_parse_when("30m", &us), 0);
+	assert_true(us <= now - 1800LL * 1000000 + 2000000 && us >= now - 1800LL * 1000000 - 2000000);
+	assert_int_equal(audit_parse_when("2h", &us), 0);
+	assert_true(us <= now - 7200LL * 1000000 + 2000000);
+	assert_int_equal(audit_parse_when("1d", &us), 0);
+	assert_int_equal(audit_parse_when("45s", &us), 0);
+	assert_int_equal(audit_parse_when("2026-11-22T01:02:03Z", &us), 0);
+	assert_int_equal(us, 1795309323000000LL);
+	assert_int_equal(audit_parse_when("2w", &us), -1);
+	assert_int_equal(audit_parse_when("h", &us), -1);
+	assert_int_equal(audit_parse_when("-2h", &us), -1);
+	assert_int_equal(audit_parse_when("2hh", &us), -1);
+	assert_int_equal(audit_parse_when("99999999999999h", &us), -1);
+	assert_int_equal(audit_parse_when("", &us), -1);
 }
 
 /* Not an assertion: the cost of one typical statement record, append + flush (fsync never). */
@@ -859,6 +1149,11 @@ int main(void)
 		cmocka_unit_test(test_show),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_cli_usage),
+		cmocka_unit_test(test_evidence_fields),
+		cmocka_unit_test(test_checkpoints_hmac),
+		cmocka_unit_test(test_checkpoints_ed25519),
+		cmocka_unit_test(test_expect_head_and_start),
+		cmocka_unit_test(test_parse_when),
 		cmocka_unit_test(test_bench_append_flush),
 	};
 

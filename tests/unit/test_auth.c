@@ -366,7 +366,12 @@ static void test_fail_reasons(void **state)
 	p.actor = "user:expired";
 	a = auth_begin(&p, &out);
 	assert_int_equal(send_password(a, "exp-token", &out, &who), AUTH_FAIL);
-	assert_string_equal(auth_fail_reason(a), "token expired or not valid for this target");
+	assert_string_equal(auth_fail_reason(a), "token expired");
+	auth_free(a);
+	p.actor = "user:staging"; /* p.target is prod */
+	a = auth_begin(&p, &out);
+	assert_int_equal(send_password(a, "stg-token", &out, &who), AUTH_FAIL);
+	assert_string_equal(auth_fail_reason(a), "target not allowed for this token");
 	auth_free(a);
 	p.actor = "user:multi";
 	a = auth_begin(&p, &out);

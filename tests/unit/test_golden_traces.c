@@ -253,7 +253,11 @@ static bool up_handshake(golden *g, int fd)
 	up_param(fd, "integer_datetimes", "on");
 	send_msg(fd, 'K', key, 8);
 	send_msg(fd, 'Z', "I", 1);
-	/* the pinning Query: SET ROLE ...; SET ...; ... one CommandComplete each */
+	/*
+	 * Pooling (CONTRACT §7): the login is answered without this connection;
+	 * the client's first statement borrows it, and the pin comes first:
+	 * SET ROLE ...; SET ...; ... one CommandComplete each.
+	 */
 	if (!read_msg(fd, &type, (uint8_t **)&sql, &qlen) || type != 'Q') {
 		free(sql);
 		return false;
@@ -261,6 +265,14 @@ static bool up_handshake(golden *g, int fd)
 	for (p = sql; (p = strstr(p, "SET ")) != NULL; p += 4)
 		send_msg(fd, 'C', "SET", 4);
 	free(sql);
+	send_msg(fd, 'Z', "I", 1);
+	/* the client's warm-up statement (client_login), behind the pin of its borrow */
+	if (!read_msg(fd, &type, (uint8_t **)&sql, &qlen) || type != 'Q') {
+		free(sql);
+		return false;
+	}
+	free(sql);
+	send_msg(fd, 'C', "SELECT 1", 9);
 	send_msg(fd, 'Z', "I", 1);
 	pthread_mutex_lock(&g->lock);
 	g->up = fd;
@@ -390,7 +402,7 @@ static void start_pgwarden(golden *g)
 	}
 }
 
-/* Log in as user:golden to 'target'; the upstream is pinned on the way. */
+/* Log in as user:golden to 'target', and run one statement: the pooled upstream is borrowed and pinned on the way. */
 static void client_login(golden *g, const char *target)
 {
 	char path[200], type;
@@ -416,6 +428,15 @@ static void client_login(golden *g, const char *target)
 		free(body);
 		if (type == 'E')
 			fail_msg("login failed");
+		if (type == 'Z')
+			break;
+	}
+	/* A first statement borrows the pooled connection, so the traces start on a pinned one. */
+	send_msg(g->client, 'Q', "SELECT 1", 9);
+	while (read_msg(g->client, &type, &body, &len)) {
+		free(body);
+		if (type == 'E')
+			fail_msg("warm-up statement failed");
 		if (type == 'Z')
 			break;
 	}
