@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "policy/classify_int.h"
+#include "policy/fastscan.h"
 
 /*
  * Representation: pg_query_parse's JSON read by classify_json.c. Measured on
@@ -13,9 +14,10 @@
  * pg_query_parse_protobuf + protobuf-c unpack 19.8 us. The walk itself is
  * under a microsecond. Only cache misses pay for any of it.
  *
- * Cache key: the scanner's significant tokens, with literal VALUES left out
- * (pgbench sends a different aid each time): token ids for keywords, single
- * characters and fixed operators; id + raw text for identifiers, operators,
+ * Cache key: the scanner's significant tokens (fastscan.c's when it covers
+ * the text, else pg_query_scan's: the same tokens by construction), with
+ * literal VALUES left out (pgbench sends a different aid each time): token ids
+ * for keywords, single characters and fixed operators; id + raw text for identifiers, operators,
  * parameters and anything else; the lexing context first. Facts that depend
  * on a literal's value (set_config('search_path') vs set_config('app.tenant_id'),
  * SET client_encoding values, DO bodies) carry PF_LITERAL_DEP: their text is
@@ -490,8 +492,11 @@ int policy_analyze(policy_classifier *pc, const char *sql, size_t len, const pol
 		return -1;
 	if ((rc = analyze_exact(pc, lx, out)) != 0)
 		return rc < 0 ? -1 : 0;
+	/* the fast scanner gives pg_query_scan's exact tokens or bails: the key is the same either way */
+	rc = fast_scan(&pc->scan, pc->buf, pc->textlen, lx->standard_conforming_strings);
 	standard_conforming_strings = lx->standard_conforming_strings;
-	rc = scan_text(&pc->scan, pc->buf);
+	if (rc == FAST_BAIL)
+		rc = scan_text(&pc->scan, pc->buf);
 	if (rc == -1)
 		return -1;
 	if (rc == -2 && pc->scan.err_pos >= 0)

@@ -32,9 +32,11 @@ declare -A LIBS=(
 )
 TARGETS=(fuzz_startup fuzz_frontend fuzz_auth)
 
-# fuzz_classify.c (the policy module's target) and fuzz_audit.c (the audit log readers) link against
-# the whole library, built instrumented.
-TARGETS+=(fuzz_classify fuzz_audit)
+# fuzz_classify.c (the policy module's target), fuzz_fastscan.c (the fast scanner against
+# pg_query_scan) and fuzz_audit.c (the audit log readers) link against the whole library, built
+# instrumented.
+LIB_TARGETS=" fuzz_classify fuzz_fastscan fuzz_audit "
+TARGETS+=(fuzz_classify fuzz_fastscan fuzz_audit)
 if [[ $# -gt 0 ]]; then
 	TARGETS=("$@")
 fi
@@ -50,7 +52,7 @@ build_library() {
 build_target() {
 	local t=$1
 	echo "== building $t"
-	if [[ $t == fuzz_classify || $t == fuzz_audit ]]; then
+	if [[ $LIB_TARGETS == *" $t "* ]]; then
 		build_library
 		# shellcheck disable=SC2046
 		$CC $CFLAGS $SAN $(pkg-config --cflags $PKGS) -o "$OUT/$t" tests/fuzz/$t.c \
@@ -69,9 +71,14 @@ run_target() {
 	if [[ -d tests/fuzz/corpus/$t ]]; then
 		cp -n tests/fuzz/corpus/$t/* "$corpus/" 2>/dev/null || true
 	fi
+	local dict=()
+	# a target's token dictionary, when it has one, steers mutations toward its grammar
+	if [[ -f tests/fuzz/$t.dict ]]; then
+		dict=(-dict="tests/fuzz/$t.dict")
+	fi
 	echo "== running $t for ${SECONDS_EACH}s"
 	if ! "$OUT/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-		-print_final_stats=1 -artifact_prefix="$art/" "$corpus" >"$OUT/$t.log" 2>&1; then
+		-print_final_stats=1 "${dict[@]}" -artifact_prefix="$art/" "$corpus" >"$OUT/$t.log" 2>&1; then
 		echo "!! $t FAILED; last lines of $OUT/$t.log:"
 		tail -n 40 "$OUT/$t.log"
 		return 1

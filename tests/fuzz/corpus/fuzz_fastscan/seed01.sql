@@ -1,0 +1,1 @@
+UPDATE pgbench_accounts SET abalance = abalance + -4321 WHERE aid = 77;

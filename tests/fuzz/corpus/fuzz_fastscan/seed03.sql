@@ -1,0 +1,1 @@
+UPDATE pgbench_branches SET bbalance = bbalance + 12 WHERE bid = 1;

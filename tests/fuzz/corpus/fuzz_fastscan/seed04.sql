@@ -1,0 +1,1 @@
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (3, 1, 77, 12, CURRENT_TIMESTAMP);

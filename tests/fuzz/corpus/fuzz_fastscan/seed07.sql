@@ -1,0 +1,1 @@
+select $1::int4, $2::text[] from t where a >= $3 and b <> 'x''y'

@@ -1,0 +1,1 @@
+SELECT a||b, a->>'k', a#>'{x}', a @> b, a <@ b, a && b, a ?| b

@@ -1,0 +1,1 @@
+SELECT "select", "Mixed""Case", "" FROM "t"

@@ -1,0 +1,1 @@
+SELECT E'\n', B'101', X'1F', N'abc', U&'d\0061t' UESCAPE '!', U&"x"

@@ -1,0 +1,1 @@
+SELECT $$dollar$$, $tag$x$tag$, $1, $ 1, $1a

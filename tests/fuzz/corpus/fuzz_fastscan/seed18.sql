@@ -1,0 +1,1 @@
+SELECT /* c */ 1; -- end

@@ -1,0 +1,1 @@
+SELECT x::numeric(10,2), arr[1:2], f(a := 1, b => 2)

@@ -1,0 +1,1 @@
+SET search_path = public; SELECT set_config('app.tenant_id', '42', false)

@@ -1,0 +1,1 @@
+SeLeCt NoT nUlL, nulls first, with ordinality, current_timestamp
