@@ -19,6 +19,7 @@
 
 #include "audit/audit.h"
 #include "conf/config.h"
+#include "conf/rfc3339.h"
 #include "policy/windows.h"
 
 #define CONFIG_FILE_MAX (16 * 1024 * 1024) /* a config larger than this is refused */
@@ -214,39 +215,11 @@ static bool take_digits(const char **p, int n, int *v)
 
 bool parse_rfc3339(const char *s, time_t *out)
 {
-	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
-	const char *p = s;
+	int64_t us;
 
-	if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
-	    !take_digits(&p, 2, &d) || (*p != 'T' && *p != 't') || !(p++, take_digits(&p, 2, &h)) ||
-	    *p++ != ':' || !take_digits(&p, 2, &mi) || *p++ != ':' || !take_digits(&p, 2, &sec))
+	if (!rfc3339_parse(s, &us))
 		return false;
-	if (*p == '.') {
-		if (!isdigit((unsigned char)*++p))
-			return false;
-		while (isdigit((unsigned char)*p))
-			p++;
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		sign = *p++ == '-' ? -1 : 1;
-		if (!take_digits(&p, 2, &oh) || *p++ != ':' || !take_digits(&p, 2, &om) || oh > 23 || om > 59)
-			return false;
-	} else {
-		return false;
-	}
-	if (*p != '\0' || y < 1 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60)
-		return false;
-	{
-		static const int dim[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-		bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-		if (d > dim[mo - 1] || (mo == 2 && d == 29 && !leap))
-			return false;
-	}
-	*out = (time_t)(pgw_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-			sign * (oh * 3600 + om * 60));
+	*out = (time_t)(us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000)); /* whole seconds, rounded down */
 	return true;
 }
 
