@@ -49,36 +49,36 @@ typedef struct audit_param {
 
 /* The fields of one record; NULL / negative means "absent". */
 typedef struct audit_record {
-	const char *event;       /* start stop reload connect auth_ok auth_fail statement result disconnect
+	const char *event; /* start stop reload connect auth_ok auth_fail statement result disconnect
 				    window_open window_close checkpoint */
-	uint64_t session;        /* 0: absent */
+	uint64_t session;  /* 0: absent */
 	const char *actor;
 	const char *role;
 	const char *tenant;
-	const char *client;      /* "ip:port" or "unix" */
+	const char *client; /* "ip:port" or "unix" */
 	const char *target;
 	const char *environment;
-	const char *protocol;    /* simple extended copy fastpath */
-	const char *sql;         /* statement text, not NUL-terminated */
+	const char *protocol; /* simple extended copy fastpath */
+	const char *sql;      /* statement text, not NUL-terminated */
 	size_t sql_len;
 	const audit_param *params; /* only when audit_params = yes; NULL: absent, else a JSON array */
 	size_t n_params;
-	const char *decision;    /* allow deny */
+	const char *decision; /* allow deny */
 	const char *rule;
 	const char *window;
-	uint32_t backend_pid;    /* statement: the upstream backend that runs it (CONTRACT §5, §7); 0 absent */
-	uint64_t ref;            /* result: seq of its statement record; 0 absent */
-	const char *tag;         /* result: CommandComplete tag */
-	const char *sqlstate;    /* result: error SQLSTATE */
-	int64_t duration_us;     /* result: -1 absent */
-	const char *reason;      /* auth_fail: why; denied statement: the denial message */
-	const char *config;      /* start, reload: lowercase hex SHA-256 of the config file's bytes */
-	const char *windows;     /* start, reload: a JSON array, written as is (the caller's well-formed JSON) */
-	int accepted;            /* reload: 1 accepted, 0 rejected, -1 absent */
-	const char *error;       /* reload: why it was rejected */
+	uint32_t backend_pid;         /* statement: the upstream backend that runs it (CONTRACT §5, §7); 0 absent */
+	uint64_t ref;                 /* result: seq of its statement record; 0 absent */
+	const char *tag;              /* result: CommandComplete tag */
+	const char *sqlstate;         /* result: error SQLSTATE */
+	int64_t duration_us;          /* result: -1 absent */
+	const char *reason;           /* auth_fail: why; denied statement: the denial message */
+	const char *config;           /* start, reload: lowercase hex SHA-256 of the config file's bytes */
+	const char *windows;          /* start, reload: a JSON array, written as is (the caller's well-formed JSON) */
+	int accepted;                 /* reload: 1 accepted, 0 rejected, -1 absent */
+	const char *error;            /* reload: why it was rejected */
 	const char *application_name; /* connect: the client's startup application_name */
-	const char *alg;         /* checkpoint: "hmac-sha256" or "ed25519" */
-	const char *sig;         /* checkpoint: lowercase hex signature (see audit_sign.c) */
+	const char *alg;              /* checkpoint: "hmac-sha256" or "ed25519" */
+	const char *sig;              /* checkpoint: lowercase hex signature (see audit_sign.c) */
 } audit_record;
 
 /* Initialise a record with every field absent. */

@@ -12,14 +12,14 @@
 
 #define DEFAULT_WIDTH 200 /* line width of `audit show` when stdout is not a terminal and COLUMNS is unset */
 
-#define EVENT_LIST                                                                                         \
-	"start, stop, reload, connect, auth_ok, auth_fail, statement, result, disconnect, window_open, "           \
+#define EVENT_LIST                                                                                       \
+	"start, stop, reload, connect, auth_ok, auth_fail, statement, result, disconnect, window_open, " \
 	"window_close, checkpoint"
 
-static const char *const event_names[] = {"start", "stop", "reload", "connect", "auth_ok", "auth_fail",
-					  "statement", "result", "disconnect", "window_open", "window_close",
-					  "checkpoint", NULL};
-static const char *const decision_names[] = {"allow", "deny", NULL};
+static const char *const event_names[] = { "start",        "stop",       "reload", "connect",    "auth_ok",
+					   "auth_fail",    "statement",  "result", "disconnect", "window_open",
+					   "window_close", "checkpoint", NULL };
+static const char *const decision_names[] = { "allow", "deny", NULL };
 
 static const char usage_text[] =
 	"usage: pgwarden audit verify [--key FILE] [--expect-head SEQ:HASH] FILE...\n"
@@ -89,8 +89,8 @@ static int option_value(int argc, char **argv, int *i, const char *name, const c
 static int time_option(const char *opt, const char *val, bool *has, int64_t *us)
 {
 	if (audit_parse_when(val, us) < 0) {
-		fprintf(stderr, "pgwarden audit show: %s: not an RFC 3339 time or a span like 30m, 2h, 1d: %s\n",
-			opt, val);
+		fprintf(stderr, "pgwarden audit show: %s: not an RFC 3339 time or a span like 30m, 2h, 1d: %s\n", opt,
+			val);
 		return -1;
 	}
 	*has = true;
@@ -98,8 +98,7 @@ static int time_option(const char *opt, const char *val, bool *has, int64_t *us)
 }
 
 /* A value that must be one of 'names' (a typo must not give an empty table); -1 after usage. */
-static int strict_option(const char *opt, const char *val, const char *const *names, const char *list,
-			 const char **out)
+static int strict_option(const char *opt, const char *val, const char *const *names, const char *list, const char **out)
 {
 	size_t i;
 

@@ -3,8 +3,7 @@
 
 #include <openssl/evp.h>
 
-const char audit_zero_prev[AUDIT_HASH_HEX + 1] =
-	"0000000000000000000000000000000000000000000000000000000000000000";
+const char audit_zero_prev[AUDIT_HASH_HEX + 1] = "0000000000000000000000000000000000000000000000000000000000000000";
 
 int audit_hasher_init(audit_hasher *h)
 {

@@ -70,23 +70,23 @@ typedef enum {
 
 /* The outcome of checking a set of audit files. */
 typedef struct audit_verify_result {
-	uint64_t records;     /* complete, valid records checked before the first fault */
-	uint64_t first_seq;   /* seq of the first record (0: none) */
-	uint64_t last_seq;    /* seq of the last good record */
+	uint64_t records;              /* complete, valid records checked before the first fault */
+	uint64_t first_seq;            /* seq of the first record (0: none) */
+	uint64_t last_seq;             /* seq of the last good record */
 	char head[AUDIT_HASH_HEX + 1]; /* SHA-256 of the last good record's line ("" when none) */
-	verify_start start;   /* how the set begins */
-	uint64_t checkpoints; /* checkpoint records seen (signatures checked when a key was given) */
-	uint64_t last_checkpoint; /* seq of the last one (0: none) */
-	const char *bad_file; /* file of the first bad line; NULL when intact */
-	uint64_t bad_line;    /* 1-based line number in bad_file; 0 when intact or not line-specific */
-	char why[320];        /* what is wrong with it */
+	verify_start start;            /* how the set begins */
+	uint64_t checkpoints;          /* checkpoint records seen (signatures checked when a key was given) */
+	uint64_t last_checkpoint;      /* seq of the last one (0: none) */
+	const char *bad_file;          /* file of the first bad line; NULL when intact */
+	uint64_t bad_line;             /* 1-based line number in bad_file; 0 when intact or not line-specific */
+	char why[320];                 /* what is wrong with it */
 } audit_verify_result;
 
 /* What else verify checks. */
 typedef struct audit_verify_opts {
-	const audit_signer *key; /* --key: check every checkpoint's signature; a set must start anchored */
-	bool has_head;           /* --expect-head given */
-	uint64_t head_seq;       /* ... the record with this seq must be there */
+	const audit_signer *key;            /* --key: check every checkpoint's signature; a set must start anchored */
+	bool has_head;                      /* --expect-head given */
+	uint64_t head_seq;                  /* ... the record with this seq must be there */
 	char head_hash[AUDIT_HASH_HEX + 1]; /* ... and its line must hash to this */
 } audit_verify_opts;
 
@@ -143,8 +143,7 @@ const char *audit_result_index_find(const audit_result_index *ix, uint64_t ref);
 void audit_result_index_free(audit_result_index *ix);
 
 /* Print the records of 'files' matching 'f' to 'out'; problems go to 'errout'. Returns the exit status. */
-int audit_show_files(const char *const *files, size_t n, const audit_show_filter *f, FILE *out,
-		     FILE *errout);
+int audit_show_files(const char *const *files, size_t n, const audit_show_filter *f, FILE *out, FILE *errout);
 
 /* The CLI sub-commands, argv[0] being "verify" / "show". */
 int audit_verify_main(int argc, char **argv);

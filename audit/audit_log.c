@@ -20,32 +20,32 @@
 #define SEQ_PREFIX_MAX 160 /* bytes of the last line kept to find its seq ({"ts":"...","seq":N,) */
 
 struct audit_log {
-	char *path;                          /* the configured file */
-	int fd;                              /* O_RDWR|O_APPEND; -1 when closed */
-	pgw_audit_fsync mode;                /* always | batch | never */
-	audit_hasher hasher;                 /* SHA-256 of each line, reused */
-	jbuf batch;                          /* whole lines (with '\n') waiting for audit_flush */
-	uint64_t batch_first;                /* seq of the first record in the batch (0: empty) */
-	uint64_t seq;                        /* seq of the last appended record (in the batch or written) */
-	char prev[AUDIT_HASH_HEX + 1];       /* hash of the last appended line: the next record's prev */
-	uint64_t written_seq;                /* seq of the last line really written to the file */
+	char *path;                            /* the configured file */
+	int fd;                                /* O_RDWR|O_APPEND; -1 when closed */
+	pgw_audit_fsync mode;                  /* always | batch | never */
+	audit_hasher hasher;                   /* SHA-256 of each line, reused */
+	jbuf batch;                            /* whole lines (with '\n') waiting for audit_flush */
+	uint64_t batch_first;                  /* seq of the first record in the batch (0: empty) */
+	uint64_t seq;                          /* seq of the last appended record (in the batch or written) */
+	char prev[AUDIT_HASH_HEX + 1];         /* hash of the last appended line: the next record's prev */
+	uint64_t written_seq;                  /* seq of the last line really written to the file */
 	char written_prev[AUDIT_HASH_HEX + 1]; /* hash of that line; the rollback point */
-	bool torn;                           /* a failed flush could not truncate its partial bytes */
-	off_t torn_off;                      /* ... back to this size; retried before the next write */
-	bool dirty;                          /* fsync=batch: written since the last fsync (loop thread) */
+	bool torn;                             /* a failed flush could not truncate its partial bytes */
+	off_t torn_off;                        /* ... back to this size; retried before the next write */
+	bool dirty;                            /* fsync=batch: written since the last fsync (loop thread) */
 	/* fsync = batch: a background thread fdatasyncs every 100 ms, so the event loop never waits on it */
-	pthread_t syncer;                    /* the syncer thread */
-	bool syncer_running;                 /* started by audit_open, joined by audit_close */
-	pthread_mutex_t sync_lock;           /* held by the syncer around fdatasync and by fd swaps */
-	pthread_cond_t sync_cond;            /* wakes the syncer early to stop */
-	bool sync_stop;                      /* under sync_lock: the syncer must exit */
-	atomic_bool sync_dirty;              /* written since the syncer's last fdatasync */
-	atomic_uint_fast64_t sync_errors;    /* failed background fdatasyncs */
-	audit_signer *signer;                /* signs checkpoint records; NULL: none */
-	bool healthy;                        /* the last flush succeeded */
-	uint64_t write_errors;               /* failed flushes and fsyncs since open */
-	time_t ts_sec;                       /* the second ts_prefix was formatted for */
-	char ts_prefix[24];                  /* "YYYY-MM-DDTHH:MM:SS" of ts_sec */
+	pthread_t syncer;                 /* the syncer thread */
+	bool syncer_running;              /* started by audit_open, joined by audit_close */
+	pthread_mutex_t sync_lock;        /* held by the syncer around fdatasync and by fd swaps */
+	pthread_cond_t sync_cond;         /* wakes the syncer early to stop */
+	bool sync_stop;                   /* under sync_lock: the syncer must exit */
+	atomic_bool sync_dirty;           /* written since the syncer's last fdatasync */
+	atomic_uint_fast64_t sync_errors; /* failed background fdatasyncs */
+	audit_signer *signer;             /* signs checkpoint records; NULL: none */
+	bool healthy;                     /* the last flush succeeded */
+	uint64_t write_errors;            /* failed flushes and fsyncs since open */
+	time_t ts_sec;                    /* the second ts_prefix was formatted for */
+	char ts_prefix[24];               /* "YYYY-MM-DDTHH:MM:SS" of ts_sec */
 };
 
 /* What the end of an existing file says about the chain. */
@@ -155,8 +155,7 @@ static int cut_torn_fragment(int fd, const char *path, off_t *size, char **err)
 		goto io_fail;
 	log_warn("audit log %s: last line is incomplete (%lld bytes at offset %lld, a write cut short by a "
 		 "crash): removing it, the chain continues from the last complete line; it began: %s",
-		 path, (long long)(*size - (nl + 1)), (long long)(nl + 1),
-		 log_sample(sample, sizeof(sample), head, n));
+		 path, (long long)(*size - (nl + 1)), (long long)(nl + 1), log_sample(sample, sizeof(sample), head, n));
 	if (ftruncate(fd, nl + 1) < 0)
 		goto io_fail;
 	*size = nl + 1;
@@ -221,8 +220,10 @@ static int load_tail(int fd, const char *path, audit_hasher *h, tail_state *t, c
 	if (read_last_line(fd, h, nl + 1, size - 1, t) < 0) {
 		if (errno != 0)
 			goto io_fail;
-		if (asprintf(err, "%s: the last line (offset %lld) is not a pgwarden audit record; "
-			     "cannot continue its chain (move the file away)", path, (long long)(nl + 1)) < 0)
+		if (asprintf(err,
+			     "%s: the last line (offset %lld) is not a pgwarden audit record; "
+			     "cannot continue its chain (move the file away)",
+			     path, (long long)(nl + 1)) < 0)
 			*err = NULL;
 		return -1;
 	}
@@ -374,8 +375,8 @@ int audit_reopen(audit_log *log, char **err)
 	 */
 	if (!t.empty && (t.seq != log->written_seq || strcmp(t.hash, log->written_prev) != 0))
 		log_warn("audit log %s: file does not end with the last record pgwarden wrote (seq %llu); "
-			 "the chain continues from seq %llu", log->path, (unsigned long long)log->written_seq,
-			 (unsigned long long)log->written_seq);
+			 "the chain continues from seq %llu",
+			 log->path, (unsigned long long)log->written_seq, (unsigned long long)log->written_seq);
 	/* The syncer may be in fdatasync on the old fd: swap under its lock. */
 	pthread_mutex_lock(&log->sync_lock);
 	close(log->fd);
@@ -634,8 +635,7 @@ static void roll_back(audit_log *log, size_t written, const char *why, int err)
 		log->torn_off = end - (off_t)written;
 		log->torn = end < 0 || ftruncate(log->fd, log->torn_off) < 0;
 		if (log->torn)
-			log_error("audit log %s: cannot remove a partial write: %s", log->path,
-				  strerror(errno));
+			log_error("audit log %s: cannot remove a partial write: %s", log->path, strerror(errno));
 	}
 	log_error("audit log %s: %s: %s; records seq %llu..%llu dropped", log->path, why,
 		  err != 0 ? strerror(err) : "out of memory", (unsigned long long)log->batch_first,

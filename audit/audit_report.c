@@ -9,11 +9,11 @@
 
 /* An allowed statement waiting for its result record. */
 typedef struct pending_stmt {
-	uint64_t seq;      /* its statement record */
-	char *section;     /* window that allowed it, NULL outside (owned) */
-	char *actor;       /* (owned) */
-	char *target;      /* (owned) */
-	bool done;         /* its result was counted */
+	uint64_t seq;  /* its statement record */
+	char *section; /* window that allowed it, NULL outside (owned) */
+	char *actor;   /* (owned) */
+	char *target;  /* (owned) */
+	bool done;     /* its result was counted */
 } pending_stmt;
 
 /* Reading state. */
@@ -86,8 +86,8 @@ static void note_approval(report_window *w, json_t *e, uint64_t seq, const char 
 {
 	if (w->history == NULL)
 		w->history = json_array();
-	json_array_append_new(w->history, json_pack("{s:I, s:s?, s:O}", "seq", (json_int_t)seq, "ts", ts,
-						     "approval", e));
+	json_array_append_new(w->history,
+			      json_pack("{s:I, s:s?, s:O}", "seq", (json_int_t)seq, "ts", ts, "approval", e));
 }
 
 /* Every start and reload, taken or not: the config's history is part of the evidence. */
@@ -118,7 +118,8 @@ static void on_config_record(gather *g, json_t *rec, uint64_t seq)
 	note_config(g, rec, seq);
 	if (json_is_false(acc) || !json_is_array(wins))
 		return;
-	json_array_foreach(wins, i, e) {
+	json_array_foreach(wins, i, e)
+	{
 		const char *name = jstr(e, "name");
 
 		if (name == NULL || (w = window_get(g, name)) == NULL)
@@ -437,7 +438,8 @@ void report_model_free(report_model *m)
 		json_decref(w->history);
 	}
 	for (i = 0; i < m->n_counts; i++)
-		free(m->counts[i].section), free(m->counts[i].actor), free(m->counts[i].target), free(m->counts[i].kind);
+		free(m->counts[i].section), free(m->counts[i].actor), free(m->counts[i].target),
+			free(m->counts[i].kind);
 	for (i = 0; i < m->n_refusals; i++) {
 		report_refusal *r = &m->refusals[i];
 
@@ -454,14 +456,14 @@ void report_model_free(report_model *m)
 
 /* ---- the command -------------------------------------------------------------------------- */
 
-#define REPORT_USAGE                                                                                        \
-	"usage: pgwarden audit report [--since T] [--until T] [--window W] [--target T]\n"                  \
+#define REPORT_USAGE                                                                       \
+	"usage: pgwarden audit report [--since T] [--until T] [--window W] [--target T]\n" \
 	"                             [--format text|json|html] [--key FILE] FILE...\n"
 
 typedef struct report_args {
-	report_filter f;        /* what to include */
-	report_format fmt;      /* how to print */
-	const char *key_path;   /* --key */
+	report_filter f;      /* what to include */
+	report_format fmt;    /* how to print */
+	const char *key_path; /* --key */
 } report_args;
 
 static int report_usage(const char *what, const char *arg)

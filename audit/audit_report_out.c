@@ -85,8 +85,8 @@ static void text_table_end(FILE *out)
 {
 }
 
-static const skin text_skin = {text_begin, text_heading, text_kv, text_note, text_cells, text_cells,
-			       text_table_end, text_begin};
+static const skin text_skin = { text_begin, text_heading, text_kv,        text_note,
+				text_cells, text_cells,   text_table_end, text_begin };
 
 /* ---- HTML ----------------------------------------------------------------------------------- */
 
@@ -102,12 +102,25 @@ static void html_put(FILE *out, const char *s, size_t max)
 			return;
 		}
 		switch (*p) {
-		case '&': fputs("&amp;", out); break;
-		case '<': fputs("&lt;", out); break;
-		case '>': fputs("&gt;", out); break;
-		case '"': fputs("&quot;", out); break;
-		case '\'': fputs("&#39;", out); break;
-		case '\n': case '\t': fputc(*p, out); break; /* kept: statements are shown pre-wrapped */
+		case '&':
+			fputs("&amp;", out);
+			break;
+		case '<':
+			fputs("&lt;", out);
+			break;
+		case '>':
+			fputs("&gt;", out);
+			break;
+		case '"':
+			fputs("&quot;", out);
+			break;
+		case '\'':
+			fputs("&#39;", out);
+			break;
+		case '\n':
+		case '\t':
+			fputc(*p, out);
+			break; /* kept: statements are shown pre-wrapped */
 		default:
 			if (*p < 0x20 || *p == 0x7f)
 				fprintf(out, "\\x%02x", *p);
@@ -125,9 +138,11 @@ static void html_begin(FILE *out)
 	      "table{border-collapse:collapse;margin:.5em 0 1em}\n"
 	      "th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left;vertical-align:top}\n"
 	      "th{background:#eee}\ntd.sql{font-family:monospace;white-space:pre-wrap}\n"
-	      ".alarm{color:#a00;font-weight:bold}\ndl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}\n"
+	      ".alarm{color:#a00;font-weight:bold}\ndl{display:grid;grid-template-columns:max-content auto;gap:.2em "
+	      "1em}\n"
 	      "dt{font-weight:bold}\ndd{margin:0}\n"
-	      "</style>\n</head>\n<body>\n", out);
+	      "</style>\n</head>\n<body>\n",
+	      out);
 }
 
 static void html_heading(FILE *out, int level, const char *text)
@@ -193,8 +208,8 @@ static void html_end(FILE *out)
 	fputs("</body>\n</html>\n", out);
 }
 
-static const skin html_skin = {html_begin, html_heading, html_kv, html_note, html_table, html_row,
-			       html_table_end, html_end};
+static const skin html_skin = { html_begin, html_heading, html_kv,        html_note,
+				html_table, html_row,     html_table_end, html_end };
 
 /* ---- the page --------------------------------------------------------------------------------- */
 
@@ -208,9 +223,11 @@ static void verification(const report_model *m, const skin *k, FILE *out)
 			 (unsigned long long)v->records, (unsigned long long)v->first_seq,
 			 (unsigned long long)v->last_seq);
 	else
-		snprintf(s, sizeof(s), "NOT VERIFIED: %s%s%llu: %s; what follows is read from records that may have "
-			 "been altered", v->bad_file ? v->bad_file : "", v->bad_file ? ":" : "",
-			 (unsigned long long)v->bad_line, v->why);
+		snprintf(s, sizeof(s),
+			 "NOT VERIFIED: %s%s%llu: %s; what follows is read from records that may have "
+			 "been altered",
+			 v->bad_file ? v->bad_file : "", v->bad_file ? ":" : "", (unsigned long long)v->bad_line,
+			 v->why);
 	k->kv(out, "chain", s);
 	if (v->head[0]) {
 		snprintf(s, sizeof(s), "%llu:%s", (unsigned long long)v->last_seq, v->head);
@@ -219,16 +236,23 @@ static void verification(const report_model *m, const skin *k, FILE *out)
 	if (v->start == VERIFY_START_SEQ1)
 		k->kv(out, "start", "seq 1: the log's beginning");
 	else if (v->start == VERIFY_START_CHECKPOINT)
-		k->kv(out, "start", m->key_given ? "a checkpoint, signature verified"
-						 : "a checkpoint, signature NOT verified (no --key)");
+		k->kv(out, "start",
+		      m->key_given ? "a checkpoint, signature verified"
+				   : "a checkpoint, signature NOT verified (no --key)");
 	else if (v->start == VERIFY_START_ELSEWHERE)
-		k->note(out, "The set does not start at seq 1 or at a checkpoint: earlier records are missing "
-			     "from it, and nothing shows whether a first file was dropped.", true);
+		k->note(out,
+			"The set does not start at seq 1 or at a checkpoint: earlier records are missing "
+			"from it, and nothing shows whether a first file was dropped.",
+			true);
 	snprintf(s, sizeof(s), "%llu%s", (unsigned long long)v->checkpoints,
-		 v->checkpoints == 0 ? "" : m->key_given ? " (signatures verified)" : " (signatures NOT verified: no --key)");
+		 v->checkpoints == 0 ? ""
+		 : m->key_given      ? " (signatures verified)"
+				     : " (signatures NOT verified: no --key)");
 	k->kv(out, "checkpoints", s);
-	k->note(out, "Not verifiable from the files alone: records removed from the end, unless checked "
-		     "against a head recorded earlier (audit verify --expect-head).", false);
+	k->note(out,
+		"Not verifiable from the files alone: records removed from the end, unless checked "
+		"against a head recorded earlier (audit verify --expect-head).",
+		false);
 }
 
 static void filters(const report_model *m, const skin *k, FILE *out)
@@ -254,8 +278,10 @@ static void approval(const report_window *w, const skin *k, FILE *out)
 	size_t i, n = 0;
 
 	if (a == NULL) {
-		k->note(out, "No start or reload record in these files lists this window: its approval is not "
-			     "in the files given.", true);
+		k->note(out,
+			"No start or reload record in these files lists this window: its approval is not "
+			"in the files given.",
+			true);
 		return;
 	}
 	k->note(out, "Approval as last recorded:", false);
@@ -263,9 +289,8 @@ static void approval(const report_window *w, const skin *k, FILE *out)
 	k->kv(out, "approved by", json_string_value(json_object_get(a, "approved_by")));
 	k->kv(out, "reason", json_string_value(json_object_get(a, "reason")));
 	s[0] = '\0';
-	json_array_foreach(actors, i, v)
-		if (json_is_string(v) && n < sizeof(s))
-			n += (size_t)snprintf(s + n, sizeof(s) - n, "%s%s", i ? ", " : "", json_string_value(v));
+	json_array_foreach(actors, i, v) if (json_is_string(v) && n < sizeof(s)) n +=
+		(size_t)snprintf(s + n, sizeof(s) - n, "%s%s", i ? ", " : "", json_string_value(v));
 	k->kv(out, "actors", s[0] ? s : "any actor");
 	if (json_is_string(json_object_get(a, "weekly")))
 		snprintf(s, sizeof(s), "weekly %s (%s)", json_string_value(json_object_get(a, "weekly")),
@@ -279,7 +304,7 @@ static void approval(const report_window *w, const skin *k, FILE *out)
 /* When the approval changed within the files: every version, with the record that brought it. */
 static void approval_history(const report_window *w, const skin *k, FILE *out)
 {
-	static const char *const head[] = {"from seq", "at", "approved by", "reason", "actors", "approved for"};
+	static const char *const head[] = { "from seq", "at", "approved by", "reason", "actors", "approved for" };
 	json_t *h, *a, *v;
 	size_t i, j, n;
 	char seq[24], actors[512], when[256];
@@ -288,14 +313,14 @@ static void approval_history(const report_window *w, const skin *k, FILE *out)
 		return;
 	k->note(out, "The approval of this window changed within these files; each version as recorded:", true);
 	k->table(out, head, 6);
-	json_array_foreach(w->history, i, h) {
+	json_array_foreach(w->history, i, h)
+	{
 		a = json_object_get(h, "approval");
 		snprintf(seq, sizeof(seq), "%lld", (long long)json_integer_value(json_object_get(h, "seq")));
 		actors[0] = '\0';
 		n = 0;
-		json_array_foreach(json_object_get(a, "actors"), j, v)
-			if (json_is_string(v) && n < sizeof(actors))
-				n += (size_t)snprintf(actors + n, sizeof(actors) - n, "%s%s", j ? ", " : "", json_string_value(v));
+		json_array_foreach(json_object_get(a, "actors"), j, v) if (json_is_string(v) && n < sizeof(actors)) n +=
+			(size_t)snprintf(actors + n, sizeof(actors) - n, "%s%s", j ? ", " : "", json_string_value(v));
 		if (json_is_string(json_object_get(a, "weekly")))
 			snprintf(when, sizeof(when), "weekly %s (%s)", json_string_value(json_object_get(a, "weekly")),
 				 json_string_value(json_object_get(a, "timezone")));
@@ -303,10 +328,12 @@ static void approval_history(const report_window *w, const skin *k, FILE *out)
 			snprintf(when, sizeof(when), "%s to %s", json_string_value(json_object_get(a, "start")),
 				 json_string_value(json_object_get(a, "end")));
 		{
-			const char *cells[6] = {seq, json_string_value(json_object_get(h, "ts")),
-						json_string_value(json_object_get(a, "approved_by")),
-						json_string_value(json_object_get(a, "reason")), actors[0] ? actors : "any actor",
-						when};
+			const char *cells[6] = { seq,
+						 json_string_value(json_object_get(h, "ts")),
+						 json_string_value(json_object_get(a, "approved_by")),
+						 json_string_value(json_object_get(a, "reason")),
+						 actors[0] ? actors : "any actor",
+						 when };
 			k->row(out, cells, 6);
 		}
 	}
@@ -315,7 +342,7 @@ static void approval_history(const report_window *w, const skin *k, FILE *out)
 
 static void openings(const report_window *w, const skin *k, FILE *out)
 {
-	static const char *const head[] = {"opened", "closed"};
+	static const char *const head[] = { "opened", "closed" };
 	size_t i;
 
 	if (w->n_open == 0) {
@@ -324,7 +351,7 @@ static void openings(const report_window *w, const skin *k, FILE *out)
 	}
 	k->table(out, head, 2);
 	for (i = 0; i < w->n_open; i++) {
-		const char *cells[2] = {w->opened[i], w->closed[i] ? w->closed[i] : "(still open at the end)"};
+		const char *cells[2] = { w->opened[i], w->closed[i] ? w->closed[i] : "(still open at the end)" };
 
 		k->row(out, cells, 2);
 	}
@@ -334,14 +361,14 @@ static void openings(const report_window *w, const skin *k, FILE *out)
 /* "who wrote what" in a section (NULL: outside), for one actor or all (actor NULL). */
 static void counts(const report_model *m, const char *section, const char *actor, const skin *k, FILE *out)
 {
-	static const char *const head[] = {"actor", "target", "kind", "statements", "rows"};
+	static const char *const head[] = { "actor", "target", "kind", "statements", "rows" };
 	char n[24], rows[24];
 	bool any = false;
 	size_t i;
 
 	for (i = 0; i < m->n_counts; i++) {
 		const report_count *c = &m->counts[i];
-		const char *cells[5] = {c->actor, c->target, c->kind, n, c->has_rows ? rows : "-"};
+		const char *cells[5] = { c->actor, c->target, c->kind, n, c->has_rows ? rows : "-" };
 
 		if ((section ? !c->section || strcmp(c->section, section) : c->section != NULL) ||
 		    (actor && strcmp(c->actor, actor) != 0))
@@ -361,13 +388,13 @@ static void counts(const report_model *m, const char *section, const char *actor
 
 static void refusals(const report_model *m, const char *section, const char *actor, const skin *k, FILE *out)
 {
-	static const char *const head[] = {"time", "actor", "target", "rule", "reason", "statement"};
+	static const char *const head[] = { "time", "actor", "target", "rule", "reason", "statement" };
 	bool any = false;
 	size_t i;
 
 	for (i = 0; i < m->n_refusals; i++) {
 		const report_refusal *r = &m->refusals[i];
-		const char *cells[6] = {r->ts, r->actor, r->target, r->rule, r->reason, r->sql};
+		const char *cells[6] = { r->ts, r->actor, r->target, r->rule, r->reason, r->sql };
 
 		if ((section ? !r->section || strcmp(r->section, section) : r->section != NULL) ||
 		    (actor && strcmp(r->actor ? r->actor : "-", actor) != 0))
@@ -386,7 +413,7 @@ static void refusals(const report_model *m, const char *section, const char *act
 /* The start and reload records: when the config (and so the approvals) changed, and refused changes. */
 static void config_changes(const report_model *m, const skin *k, FILE *out)
 {
-	static const char *const head[] = {"seq", "time", "event", "result", "config SHA-256", "error"};
+	static const char *const head[] = { "seq", "time", "event", "result", "config SHA-256", "error" };
 	char seq[24];
 	size_t i;
 
@@ -398,8 +425,9 @@ static void config_changes(const report_model *m, const skin *k, FILE *out)
 	k->table(out, head, 6);
 	for (i = 0; i < m->n_configs; i++) {
 		const report_config *c = &m->configs[i];
-		const char *cells[6] = {seq, c->ts, c->event,
-					c->accepted < 0 ? "-" : c->accepted ? "accepted" : "REJECTED", c->config, c->error};
+		const char *cells[6] = { seq,       c->ts,
+					 c->event,  c->accepted < 0 ? "-" : c->accepted ? "accepted" : "REJECTED",
+					 c->config, c->error };
 
 		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
 		k->row(out, cells, 6);
@@ -495,7 +523,7 @@ static json_t *jstr_or_null(const char *s)
 
 static json_t *json_verification(const report_model *m)
 {
-	static const char *const starts[] = {"none", "seq1", "checkpoint", "elsewhere"};
+	static const char *const starts[] = { "none", "seq1", "checkpoint", "elsewhere" };
 	const audit_verify_result *v = &m->verify;
 	json_t *o = json_object();
 
@@ -543,9 +571,9 @@ static json_t *json_refusals(const report_model *m, const char *section)
 		if (section ? !r->section || strcmp(r->section, section) : r->section != NULL)
 			continue;
 		json_array_append_new(a, json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "seq", (json_int_t)r->seq,
-						   "ts", jstr_or_null(r->ts), "actor", jstr_or_null(r->actor),
-						   "target", jstr_or_null(r->target), "rule", jstr_or_null(r->rule),
-						   "reason", jstr_or_null(r->reason), "sql", jstr_or_null(r->sql)));
+						   "ts", jstr_or_null(r->ts), "actor", jstr_or_null(r->actor), "target",
+						   jstr_or_null(r->target), "rule", jstr_or_null(r->rule), "reason",
+						   jstr_or_null(r->reason), "sql", jstr_or_null(r->sql)));
 	}
 	return a;
 }
@@ -593,8 +621,9 @@ static void render_json(const report_model *m, FILE *out)
 	json_object_set_new(root, "windows", wins);
 	json_object_set_new(root, "configuration", json_configs(m));
 	if (m->filter->window == NULL)
-		json_object_set_new(root, "outside", json_pack("{s:o, s:o}", "writes", json_counts(m, NULL), "refused",
-								json_refusals(m, NULL)));
+		json_object_set_new(
+			root, "outside",
+			json_pack("{s:o, s:o}", "writes", json_counts(m, NULL), "refused", json_refusals(m, NULL)));
 	json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', out);
 	json_decref(root);

@@ -57,8 +57,8 @@ static void index_file(audit_result_index *ix, const char *file)
 		rec = json_loadb(line, line[n - 1] == '\n' ? (size_t)n - 1 : (size_t)n, JSON_ALLOW_NUL, NULL);
 		ref = json_object_get(rec, "ref");
 		if (json_is_integer(ref) && json_integer_value(ref) > 0) {
-			audit_result_entry *v = ix->n < ix->cap ? ix->v
-							       : realloc(ix->v, (ix->cap ? ix->cap * 2 : 64) * sizeof(*v));
+			audit_result_entry *v =
+				ix->n < ix->cap ? ix->v : realloc(ix->v, (ix->cap ? ix->cap * 2 : 64) * sizeof(*v));
 			if (v) {
 				if (ix->n >= ix->cap)
 					ix->cap = ix->cap ? ix->cap * 2 : 64;
@@ -88,7 +88,7 @@ void audit_result_index_load(audit_result_index *ix, const char *const *files, s
 
 const char *audit_result_index_find(const audit_result_index *ix, uint64_t ref)
 {
-	audit_result_entry key = {.ref = ref};
+	audit_result_entry key = { .ref = ref };
 	const audit_result_entry *e = ix->n ? bsearch(&key, ix->v, ix->n, sizeof(*ix->v), by_ref) : NULL;
 
 	return e ? e->text : NULL;

@@ -11,15 +11,15 @@
 #include "audit/json_writer.h"
 
 /* Column widths of the human-readable form; the statement takes what is left. */
-#define COL_SEQ 7       /* seq: seven digits before the column shifts */
-#define COL_TIME 27     /* 2026-11-22T01:02:03.123456Z */
-#define COL_SESSION 16  /* session ids are the start second << 20 plus a counter: 16 digits */
+#define COL_SEQ 7      /* seq: seven digits before the column shifts */
+#define COL_TIME 27    /* 2026-11-22T01:02:03.123456Z */
+#define COL_SESSION 16 /* session ids are the start second << 20 plus a counter: 16 digits */
 #define COL_ACTOR 16
 #define COL_TARGET 10
 #define COL_WINDOW 10
 #define COL_DECISION 8
 #define COL_RULE 24
-#define COL_RESULT 20   /* the statement's result: "INSERT 0 1 1.2ms" */
+#define COL_RESULT 20 /* the statement's result: "INSERT 0 1 1.2ms" */
 #define N_FIXED_COLS 9
 #define COL_STMT_MIN 20 /* the statement column never gets narrower than this */
 #define COL_STMT_MAX 2000
@@ -56,11 +56,20 @@ int audit_parse_when(const char *s, int64_t *us_out)
 	if (p == s || p[0] == '\0' || p[1] != '\0')
 		return -1;
 	switch (*p) {
-	case 's': unit = 1; break;
-	case 'm': unit = 60; break;
-	case 'h': unit = 3600; break;
-	case 'd': unit = 86400; break;
-	default: return -1;
+	case 's':
+		unit = 1;
+		break;
+	case 'm':
+		unit = 60;
+		break;
+	case 'h':
+		unit = 3600;
+		break;
+	case 'd':
+		unit = 86400;
+		break;
+	default:
+		return -1;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	*us_out = ((int64_t)now.tv_sec - n * unit) * 1000000 + now.tv_nsec / 1000;
@@ -73,8 +82,7 @@ int audit_parse_when(const char *s, int64_t *us_out)
 static bool unsafe_cp(uint32_t cp)
 {
 	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
-	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 ||
-	       cp == 0x2029;
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
 }
 
 static uint32_t decode_cp(const uint8_t *p, size_t k)
@@ -161,7 +169,7 @@ static const char *field(json_t *rec, const char *key, size_t *len)
 /* For records without sql, a bracketed summary of the event goes in the statement column. */
 static void event_summary(jbuf *t, json_t *rec)
 {
-	static const char *const keys[] = {"tag", "sqlstate", "client", "protocol", "window"};
+	static const char *const keys[] = { "tag", "sqlstate", "client", "protocol", "window" };
 	json_t *v;
 	size_t i, len;
 	const char *s;
@@ -206,9 +214,12 @@ static void put_int_cell(jbuf *b, json_t *rec, const char *key, int width)
 /* One human-readable line for a record; 'result' is its statement's result summary, or NULL. */
 static void format_record(jbuf *b, json_t *rec, int stmt_width, const char *result)
 {
-	static const struct { const char *key; int width; } cols[] = {
-		{"actor", COL_ACTOR}, {"target", COL_TARGET}, {"window", COL_WINDOW},
-		{"decision", COL_DECISION}, {"rule", COL_RULE},
+	static const struct {
+		const char *key;
+		int width;
+	} cols[] = {
+		{ "actor", COL_ACTOR },       { "target", COL_TARGET }, { "window", COL_WINDOW },
+		{ "decision", COL_DECISION }, { "rule", COL_RULE },
 	};
 	jbuf tmp;
 	const char *s;
@@ -351,8 +362,7 @@ static void print_human(json_t *rec, const audit_show_filter *f, show_state *st,
 		fwrite(b->data, 1, b->len, out);
 }
 
-static int show_file(const char *file, const audit_show_filter *f, FILE *out, FILE *errout, jbuf *b,
-		     show_state *st)
+static int show_file(const char *file, const audit_show_filter *f, FILE *out, FILE *errout, jbuf *b, show_state *st)
 {
 	FILE *in;
 	char *line = NULL;
@@ -372,8 +382,7 @@ static int show_file(const char *file, const audit_show_filter *f, FILE *out, FI
 		len = line[n - 1] == '\n' ? (size_t)n - 1 : (size_t)n;
 		rec = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
 		if (!json_is_object(rec)) {
-			fprintf(errout, "%s:%llu: not an audit record, skipped\n", file,
-				(unsigned long long)lineno);
+			fprintf(errout, "%s:%llu: not an audit record, skipped\n", file, (unsigned long long)lineno);
 		} else if (matches(rec, f)) {
 			if (f->json) {
 				fwrite(line, 1, len, out);

@@ -110,8 +110,9 @@ audit_signer *audit_signer_load(const char *path, bool for_signing, char *err, s
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
 		len--;
 	if (len < AUDIT_HMAC_KEY_MIN) {
-		snprintf(err, errsz, "%s: an HMAC checkpoint key must have at least %d bytes (e.g. openssl rand -hex 32)",
-			 path, AUDIT_HMAC_KEY_MIN);
+		snprintf(err, errsz,
+			 "%s: an HMAC checkpoint key must have at least %d bytes (e.g. openssl rand -hex 32)", path,
+			 AUDIT_HMAC_KEY_MIN);
 		OPENSSL_cleanse(buf, len);
 		free(buf);
 		free(k);

@@ -33,28 +33,28 @@
 
 /* Where the walk stands. */
 typedef struct verify_state {
-	audit_verify_result *res;         /* the caller's result, filled as we go */
-	const audit_verify_opts *opts;    /* key and expected head (never NULL here) */
-	bool head_seen;                   /* the expected head's seq was reached */
-	audit_hasher hasher;              /* hashes each good line */
-	bool have_last;                   /* a good record has been seen */
-	uint64_t last_seq;                /* its seq */
+	audit_verify_result *res;           /* the caller's result, filled as we go */
+	const audit_verify_opts *opts;      /* key and expected head (never NULL here) */
+	bool head_seen;                     /* the expected head's seq was reached */
+	audit_hasher hasher;                /* hashes each good line */
+	bool have_last;                     /* a good record has been seen */
+	uint64_t last_seq;                  /* its seq */
 	char last_hash[AUDIT_HASH_HEX + 1]; /* its line's hash */
-	const char *last_file;            /* where it is */
+	const char *last_file;              /* where it is */
 	uint64_t last_line;
-	bool gap;                         /* a forward seq jump waits for the next line to be named */
-	const char *gap_file;             /* the line with the jump */
+	bool gap;             /* a forward seq jump waits for the next line to be named */
+	const char *gap_file; /* the line with the jump */
 	uint64_t gap_line;
-	uint64_t gap_seq;                 /* the seq found there */
+	uint64_t gap_seq; /* the seq found there */
 } verify_state;
 
 /* One parsed line: the fields the chain needs. */
 typedef struct chain_fields {
-	uint64_t seq;                     /* the record's seq */
-	char prev[AUDIT_HASH_HEX + 1];    /* its prev */
-	bool checkpoint;                  /* event is "checkpoint" */
-	char alg[16];                     /* checkpoint: its "alg" ("" if absent or odd) */
-	char sig[AUDIT_SIG_HEX_MAX + 1];  /* checkpoint: its "sig" ("" if absent or odd) */
+	uint64_t seq;                    /* the record's seq */
+	char prev[AUDIT_HASH_HEX + 1];   /* its prev */
+	bool checkpoint;                 /* event is "checkpoint" */
+	char alg[16];                    /* checkpoint: its "alg" ("" if absent or odd) */
+	char sig[AUDIT_SIG_HEX_MAX + 1]; /* checkpoint: its "sig" ("" if absent or odd) */
 } chain_fields;
 
 /* A checkpoint's alg and sig, when they are short strings ("" otherwise: the check then fails). */
@@ -137,11 +137,9 @@ static int name_gap(verify_state *st, const char *line, size_t len)
 	char why[64];
 
 	if (line != NULL && parse_chain_fields(line, len, &cf, why, sizeof(why)) == 0 && cf.seq < st->gap_seq)
-		return fail(st, st->gap_file, st->gap_line,
-			    "reordered: seq %llu is out of place (expected %llu)",
+		return fail(st, st->gap_file, st->gap_line, "reordered: seq %llu is out of place (expected %llu)",
 			    (unsigned long long)st->gap_seq, (unsigned long long)st->last_seq + 1);
-	return fail(st, st->gap_file, st->gap_line,
-		    "deleted: seq %llu follows seq %llu (records %llu..%llu missing)",
+	return fail(st, st->gap_file, st->gap_line, "deleted: seq %llu follows seq %llu (records %llu..%llu missing)",
 		    (unsigned long long)st->gap_seq, (unsigned long long)st->last_seq,
 		    (unsigned long long)st->last_seq + 1, (unsigned long long)st->gap_seq - 1);
 }
@@ -151,8 +149,7 @@ static int check_link(verify_state *st, const chain_fields *cf, const char *file
 {
 	if (!st->have_last) {
 		if (cf->seq == 1 && strcmp(cf->prev, audit_zero_prev) != 0)
-			return fail(st, file, lineno,
-				    "edited: the first record (seq 1) must have a prev of 64 zeros");
+			return fail(st, file, lineno, "edited: the first record (seq 1) must have a prev of 64 zeros");
 		return 0;
 	}
 	if (cf->seq <= st->last_seq) {
@@ -161,8 +158,8 @@ static int check_link(verify_state *st, const chain_fields *cf, const char *file
 				    "reordered: a new chain starts at seq 1 after seq %llu (log started "
 				    "afresh? verify the files before and after separately)",
 				    (unsigned long long)st->last_seq);
-		return fail(st, file, lineno, "reordered: seq %llu follows seq %llu",
-			    (unsigned long long)cf->seq, (unsigned long long)st->last_seq);
+		return fail(st, file, lineno, "reordered: seq %llu follows seq %llu", (unsigned long long)cf->seq,
+			    (unsigned long long)st->last_seq);
 	}
 	if (cf->seq > st->last_seq + 1) {
 		st->gap = true;
@@ -172,9 +169,8 @@ static int check_link(verify_state *st, const chain_fields *cf, const char *file
 		return 2;
 	}
 	if (strcmp(cf->prev, st->last_hash) != 0)
-		return fail(st, st->last_file, st->last_line,
-			    "edited: its hash does not match the prev of %s:%llu", file,
-			    (unsigned long long)lineno);
+		return fail(st, st->last_file, st->last_line, "edited: its hash does not match the prev of %s:%llu",
+			    file, (unsigned long long)lineno);
 	return 0;
 }
 
@@ -183,11 +179,12 @@ static int check_checkpoint(verify_state *st, const chain_fields *cf, const char
 {
 	st->res->checkpoints++;
 	st->res->last_checkpoint = cf->seq;
-	if (st->opts->key != NULL && audit_check_checkpoint(st->opts->key, cf->alg, cf->seq - 1, cf->prev, cf->sig) != 0)
+	if (st->opts->key != NULL &&
+	    audit_check_checkpoint(st->opts->key, cf->alg, cf->seq - 1, cf->prev, cf->sig) != 0)
 		return fail(st, file, lineno,
 			    "bad checkpoint: seq %llu's %s signature does not verify with the given key (wrong key, "
-			    "or a forged or edited checkpoint)", (unsigned long long)cf->seq,
-			    cf->alg[0] ? cf->alg : "(no alg)");
+			    "or a forged or edited checkpoint)",
+			    (unsigned long long)cf->seq, cf->alg[0] ? cf->alg : "(no alg)");
 	return 0;
 }
 
@@ -209,13 +206,13 @@ static int check_start(verify_state *st, const chain_fields *cf, const char *fil
 	if (res->start == VERIFY_START_ELSEWHERE && st->opts->key != NULL)
 		return fail(st, file, lineno,
 			    "unanchored start: the set begins at seq %llu, which is neither seq 1 nor a "
-			    "checkpoint (is its first file missing?)", (unsigned long long)cf->seq);
+			    "checkpoint (is its first file missing?)",
+			    (unsigned long long)cf->seq);
 	return 0;
 }
 
 /* Check one line ('has_nl': it ended with a newline, which is not in 'len'). 0 ok, 1 broken. */
-static int check_line(verify_state *st, const char *file, uint64_t lineno, const char *line, size_t len,
-		      bool has_nl)
+static int check_line(verify_state *st, const char *file, uint64_t lineno, const char *line, size_t len, bool has_nl)
 {
 	audit_verify_result *res = st->res;
 	chain_fields cf;
@@ -263,7 +260,7 @@ int audit_verify_reread_tries = 3;
 
 static ssize_t reread_last_line(FILE *f, off_t start, char **line, size_t *cap, ssize_t n)
 {
-	const struct timespec pause = {0, 100 * 1000 * 1000};
+	const struct timespec pause = { 0, 100 * 1000 * 1000 };
 	int i;
 
 	for (i = 0; i < audit_verify_reread_tries && (n <= 0 || (*line)[n - 1] != '\n'); i++) {
@@ -316,16 +313,17 @@ static int check_head_reached(verify_state *st)
 	if (!o->has_head || st->head_seen)
 		return 0;
 	if (st->have_last && st->res->first_seq > o->head_seq)
-		return fail(st, st->last_file, 0, "head not found: the set begins at seq %llu, after the expected "
-			    "head seq %llu", (unsigned long long)st->res->first_seq, (unsigned long long)o->head_seq);
+		return fail(st, st->last_file, 0,
+			    "head not found: the set begins at seq %llu, after the expected "
+			    "head seq %llu",
+			    (unsigned long long)st->res->first_seq, (unsigned long long)o->head_seq);
 	return fail(st, st->have_last ? st->last_file : NULL, 0,
 		    "truncated: the log ends at seq %llu, before the expected head seq %llu (records removed "
-		    "from its end, or its last file missing)", (unsigned long long)st->res->last_seq,
-		    (unsigned long long)o->head_seq);
+		    "from its end, or its last file missing)",
+		    (unsigned long long)st->res->last_seq, (unsigned long long)o->head_seq);
 }
 
-int audit_verify_files_opts(const char *const *files, size_t n, const audit_verify_opts *opts,
-			    audit_verify_result *res)
+int audit_verify_files_opts(const char *const *files, size_t n, const audit_verify_opts *opts, audit_verify_result *res)
 {
 	static const audit_verify_opts none;
 	verify_state st;
@@ -409,8 +407,10 @@ static int verify_args(int argc, char **argv, audit_verify_opts *o, const char *
 			*key_path = argv[++i];
 		else if (strcmp(a, "--expect-head") == 0) {
 			if (audit_parse_head(argv[++i], &o->head_seq, o->head_hash) != 0) {
-				fprintf(stderr, "pgwarden audit verify: --expect-head: \"%s\" is not SEQ:HASH (a seq "
-						"and 64 hex digits, as verify prints after \"head:\")\n", argv[i]);
+				fprintf(stderr,
+					"pgwarden audit verify: --expect-head: \"%s\" is not SEQ:HASH (a seq "
+					"and 64 hex digits, as verify prints after \"head:\")\n",
+					argv[i]);
 				return -1;
 			}
 			o->has_head = true;
@@ -433,9 +433,10 @@ static void print_anchors(const audit_verify_result *res, const audit_verify_opt
 	else if (o->key && res->records > 0)
 		fprintf(stderr, "warning: no checkpoint records: the key checked nothing\n");
 	if (res->start == VERIFY_START_ELSEWHERE)
-		fprintf(stderr, "warning: %s: the set begins at seq %llu, neither seq 1 nor a checkpoint: records "
-				"before it are not checked (was the first file dropped?)\n", first_file,
-			(unsigned long long)res->first_seq);
+		fprintf(stderr,
+			"warning: %s: the set begins at seq %llu, neither seq 1 nor a checkpoint: records "
+			"before it are not checked (was the first file dropped?)\n",
+			first_file, (unsigned long long)res->first_seq);
 }
 
 int audit_verify_main(int argc, char **argv)

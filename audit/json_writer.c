@@ -11,17 +11,18 @@ static const char hexdigits[] = "0123456789abcdef";
  * ASCII except '"' and '\'. Everything else takes the slow path.
  */
 static const uint8_t plain[256] = {
-	['\x20'] = 1, ['\x21'] = 1, ['\x23'] = 1, ['\x24'] = 1, ['\x25'] = 1, ['\x26'] = 1, ['\x27'] = 1,
-	['\x28'] = 1, ['\x29'] = 1, ['\x2a'] = 1, ['\x2b'] = 1, ['\x2c'] = 1, ['\x2d'] = 1, ['\x2e'] = 1,
-	['\x2f'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-	['8'] = 1, ['9'] = 1, [':'] = 1, [';'] = 1, ['<'] = 1, ['='] = 1, ['>'] = 1, ['?'] = 1, ['@'] = 1,
-	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
-	['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['['] = 1,
-	[']'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1,
-	['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
-	['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1,
-	['x'] = 1, ['y'] = 1, ['z'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1,
+	['\x20'] = 1, ['\x21'] = 1, ['\x23'] = 1, ['\x24'] = 1, ['\x25'] = 1, ['\x26'] = 1, ['\x27'] = 1, ['\x28'] = 1,
+	['\x29'] = 1, ['\x2a'] = 1, ['\x2b'] = 1, ['\x2c'] = 1, ['\x2d'] = 1, ['\x2e'] = 1, ['\x2f'] = 1, ['0'] = 1,
+	['1'] = 1,    ['2'] = 1,    ['3'] = 1,    ['4'] = 1,    ['5'] = 1,    ['6'] = 1,    ['7'] = 1,    ['8'] = 1,
+	['9'] = 1,    [':'] = 1,    [';'] = 1,    ['<'] = 1,    ['='] = 1,    ['>'] = 1,    ['?'] = 1,    ['@'] = 1,
+	['A'] = 1,    ['B'] = 1,    ['C'] = 1,    ['D'] = 1,    ['E'] = 1,    ['F'] = 1,    ['G'] = 1,    ['H'] = 1,
+	['I'] = 1,    ['J'] = 1,    ['K'] = 1,    ['L'] = 1,    ['M'] = 1,    ['N'] = 1,    ['O'] = 1,    ['P'] = 1,
+	['Q'] = 1,    ['R'] = 1,    ['S'] = 1,    ['T'] = 1,    ['U'] = 1,    ['V'] = 1,    ['W'] = 1,    ['X'] = 1,
+	['Y'] = 1,    ['Z'] = 1,    ['['] = 1,    [']'] = 1,    ['^'] = 1,    ['_'] = 1,    ['`'] = 1,    ['a'] = 1,
+	['b'] = 1,    ['c'] = 1,    ['d'] = 1,    ['e'] = 1,    ['f'] = 1,    ['g'] = 1,    ['h'] = 1,    ['i'] = 1,
+	['j'] = 1,    ['k'] = 1,    ['l'] = 1,    ['m'] = 1,    ['n'] = 1,    ['o'] = 1,    ['p'] = 1,    ['q'] = 1,
+	['r'] = 1,    ['s'] = 1,    ['t'] = 1,    ['u'] = 1,    ['v'] = 1,    ['w'] = 1,    ['x'] = 1,    ['y'] = 1,
+	['z'] = 1,    ['{'] = 1,    ['|'] = 1,    ['}'] = 1,    ['~'] = 1,
 };
 
 void jbuf_init(jbuf *b)
@@ -156,17 +157,33 @@ size_t utf8_seq_len(const uint8_t *p, size_t avail)
 /* One byte that needs an escape: a short form where JSON has one, else \u00XX. */
 static void put_escaped_byte(jbuf *b, uint8_t c)
 {
-	char e[6] = {'\\', 'u', '0', '0', hexdigits[c >> 4], hexdigits[c & 15]};
+	char e[6] = { '\\', 'u', '0', '0', hexdigits[c >> 4], hexdigits[c & 15] };
 
 	switch (c) {
-	case '"': jbuf_put_lit(b, "\\\""); return;
-	case '\\': jbuf_put_lit(b, "\\\\"); return;
-	case '\b': jbuf_put_lit(b, "\\b"); return;
-	case '\f': jbuf_put_lit(b, "\\f"); return;
-	case '\n': jbuf_put_lit(b, "\\n"); return;
-	case '\r': jbuf_put_lit(b, "\\r"); return;
-	case '\t': jbuf_put_lit(b, "\\t"); return;
-	default: jbuf_put(b, e, sizeof(e)); return;
+	case '"':
+		jbuf_put_lit(b, "\\\"");
+		return;
+	case '\\':
+		jbuf_put_lit(b, "\\\\");
+		return;
+	case '\b':
+		jbuf_put_lit(b, "\\b");
+		return;
+	case '\f':
+		jbuf_put_lit(b, "\\f");
+		return;
+	case '\n':
+		jbuf_put_lit(b, "\\n");
+		return;
+	case '\r':
+		jbuf_put_lit(b, "\\r");
+		return;
+	case '\t':
+		jbuf_put_lit(b, "\\t");
+		return;
+	default:
+		jbuf_put(b, e, sizeof(e));
+		return;
 	}
 }
 
@@ -192,8 +209,9 @@ static void put_escaped_cp(jbuf *b, const uint8_t *p, size_t k)
 {
 	unsigned cp = k == 2 ? (unsigned)(p[0] & 0x1f) << 6 | (p[1] & 0x3f)
 			     : (unsigned)(p[0] & 0x0f) << 12 | (unsigned)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
-	char e[6] = {'\\', 'u', hexdigits[cp >> 12], hexdigits[(cp >> 8) & 15], hexdigits[(cp >> 4) & 15],
-		     hexdigits[cp & 15]};
+	char e[6] = {
+		'\\', 'u', hexdigits[cp >> 12], hexdigits[(cp >> 8) & 15], hexdigits[(cp >> 4) & 15], hexdigits[cp & 15]
+	};
 
 	jbuf_put(b, e, sizeof(e));
 }

@@ -60,7 +60,7 @@ typedef enum {
 
 /* One key of a section table. */
 typedef struct key_def {
-	const char *name;              /* as written in the file */
+	const char *name; /* as written in the file */
 	kv_type type;
 	size_t off;                    /* field in the section's struct */
 	size_t off_n;                  /* lists: the size_t count field */
@@ -96,8 +96,7 @@ static const key_def main_keys[] = {
 	{ "tenant_setting", KV_SETTING, C_(tenant_setting), 0, 0, 0, NULL, 0 },
 	{ "claims_setting", KV_SETTING, C_(claims_setting), 0, 0, 0, NULL, KF_EMPTY_OK },
 	{ "protected_roles", KV_ROLES, C_(protected_roles), C_(n_protected_roles), 0, 0, NULL, KF_EMPTY_OK },
-	{ "trusted_functions", KV_FUNCS, C_(trusted_functions), C_(n_trusted_functions), 0, 0, NULL,
-	  KF_EMPTY_OK },
+	{ "trusted_functions", KV_FUNCS, C_(trusted_functions), C_(n_trusted_functions), 0, 0, NULL, KF_EMPTY_OK },
 	{ "workers", KV_INT, C_(workers), 0, 1, 64, NULL, 0 },
 	{ "max_message_size", KV_SIZE, C_(max_message_size), 0, 1024, PGW_MAX_MESSAGE_SIZE, NULL, 0 },
 	{ "auth_timeout", KV_INT, C_(auth_timeout), 0, 1, 3600, NULL, 0 },
@@ -177,10 +176,10 @@ typedef struct load_ctx {
 	int line;          /* line the reader handed out last (= the one the handler sees) */
 	bool *line_failed; /* per line: an error was already reported there */
 	size_t n_lines;
-	section *secs;     /* every accepted section, in file order */
+	section *secs; /* every accepted section, in file order */
 	size_t n_secs;
-	long cur;          /* index into secs of the current section; -1 none or skipped */
-	bool seen_header;  /* a [section] line was seen (keys before it are an error) */
+	long cur;         /* index into secs of the current section; -1 none or skipped */
+	bool seen_header; /* a [section] line was seen (keys before it are an error) */
 } load_ctx;
 
 static void cerr_at(load_ctx *lc, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -379,8 +378,7 @@ static bool setting_valid(const char *v)
 
 static bool parse_bool(const char *v, bool *out)
 {
-	static const char *const yes[] = { "yes", "on", "true", "1" }, *const no[] = { "no", "off", "false",
-		"0" };
+	static const char *const yes[] = { "yes", "on", "true", "1" }, *const no[] = { "no", "off", "false", "0" };
 
 	for (size_t i = 0; i < 4; i++) {
 		if (strcasecmp(v, yes[i]) == 0)
@@ -481,8 +479,8 @@ static bool parse_weekly(const char *v, pgw_window *w)
 		ok = parse_day_item(items[i], &w->days);
 	free_list(items, n);
 	t = timebuf;
-	if (!ok || !parse_hhmm(&t, false, &w->start_minute) || *t++ != '-' ||
-	    !parse_hhmm(&t, true, &w->end_minute) || *t != '\0')
+	if (!ok || !parse_hhmm(&t, false, &w->start_minute) || *t++ != '-' || !parse_hhmm(&t, true, &w->end_minute) ||
+	    *t != '\0')
 		return false;
 	w->weekly = true;
 	return true;
@@ -567,15 +565,13 @@ static void set_value(load_ctx *lc, const key_def *k, char *base, const char *v)
 		if (listen_valid(v))
 			set_string(lc, field, v);
 		else
-			cerr_at(lc, lc->line, "%s: \"" ECHO "\" is not host:port or unix:/directory", k->name,
-				v);
+			cerr_at(lc, lc->line, "%s: \"" ECHO "\" is not host:port or unix:/directory", k->name, v);
 		break;
 	case KV_SETTING:
 		if (setting_valid(v))
 			set_string(lc, field, v);
 		else
-			cerr_at(lc, lc->line,
-				"%s: \"" ECHO "\" is not a custom setting name such as app.actor_id",
+			cerr_at(lc, lc->line, "%s: \"" ECHO "\" is not a custom setting name such as app.actor_id",
 				k->name, v);
 		break;
 	case KV_CONNINFO: {
@@ -585,8 +581,7 @@ static void set_value(load_ctx *lc, const key_def *k, char *base, const char *v)
 		if (opts != NULL)
 			set_string(lc, field, v);
 		else
-			cerr_at(lc, lc->line, "%s: %s", k->name, errmsg ? strtok(errmsg,
-				"\n") : "out of memory");
+			cerr_at(lc, lc->line, "%s: %s", k->name, errmsg ? strtok(errmsg, "\n") : "out of memory");
 		PQconninfoFree(opts);
 		PQfreemem(errmsg);
 		break;
@@ -595,15 +590,13 @@ static void set_value(load_ctx *lc, const key_def *k, char *base, const char *v)
 		if (parse_bool(v, &b))
 			*(bool *)field = b;
 		else
-			cerr_at(lc, lc->line,
-				"%s: \"" ECHO "\" is not a boolean (yes/no, on/off, true/false, 1/0)",
+			cerr_at(lc, lc->line, "%s: \"" ECHO "\" is not a boolean (yes/no, on/off, true/false, 1/0)",
 				k->name, v);
 		break;
 	case KV_INT:
 	case KV_SIZE:
 		if (!parse_ll(v, k->min, k->max, &ll))
-			cerr_at(lc, lc->line, "%s: \"" ECHO "\" is not an integer from %lld to %lld", k->name,
-				v,
+			cerr_at(lc, lc->line, "%s: \"" ECHO "\" is not an integer from %lld to %lld", k->name, v,
 				k->min, k->max);
 		else if (k->type == KV_INT)
 			*(int *)field = (int)ll;
@@ -622,8 +615,8 @@ static void set_value(load_ctx *lc, const key_def *k, char *base, const char *v)
 			break;
 		}
 		for (i = 0; k->enum_names[i] != NULL; i++)
-			snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s",
-				 i ? ", " : "", k->enum_names[i]);
+			snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s", i ? ", " : "",
+				 k->enum_names[i]);
 		cerr_at(lc, lc->line, "%s: \"" ECHO "\" is not one of %s", k->name, v, allowed);
 		break;
 	}
@@ -634,8 +627,7 @@ static void set_value(load_ctx *lc, const key_def *k, char *base, const char *v)
 		break;
 	case KV_TIME:
 		if (!parse_rfc3339(v, (time_t *)field))
-			cerr_at(lc, lc->line,
-				"%s: \"" ECHO "\" is not an RFC 3339 time such as 2026-11-24T22:00:00Z",
+			cerr_at(lc, lc->line, "%s: \"" ECHO "\" is not an RFC 3339 time such as 2026-11-24T22:00:00Z",
 				k->name, v);
 		break;
 	case KV_WEEKLY:
@@ -778,8 +770,7 @@ static void section_begin(load_ctx *lc, const char *label)
 		return;
 	}
 	if (name != NULL && !section_name_valid(name)) {
-		cerr_at(lc, lc->line, "[" ECHO "]: invalid name after \"%.*s\"", label, (int)(name - label),
-			label);
+		cerr_at(lc, lc->line, "[" ECHO "]: invalid name after \"%.*s\"", label, (int)(name - label), label);
 		return;
 	}
 	for (size_t i = 0; i < lc->n_secs; i++)
@@ -1040,7 +1031,8 @@ static void check_main(load_ctx *lc)
 	check_readable(lc, "tls_key_file", c->tls_key_file);
 	check_checkpoint_key(lc);
 	if (c->admin_token && c->admin_token[0] && strlen(c->admin_token) < 16)
-		cerr_at(lc, main_key_line(lc, "admin_token"), "admin_token: at least 16 characters (it guards kill and pause)");
+		cerr_at(lc, main_key_line(lc, "admin_token"),
+			"admin_token: at least 16 characters (it guards kill and pause)");
 	/* Why: a parsed-but-ignored key misleads operators; one event loop is all this version runs. */
 	if (c->workers != 1)
 		cerr_at(lc, main_key_line(lc, "workers"),
@@ -1119,11 +1111,9 @@ static void check_window(load_ctx *lc, pgw_window *w, const section *s, time_t n
 
 	check_required(lc, s);
 	if (w->target != NULL && config_find_target(lc->c, w->target) == NULL)
-		cerr_at(lc, kl[WK_TARGET], "[%s]: target \"" ECHO "\" is not a [target.NAME]", s->label,
-			w->target);
+		cerr_at(lc, kl[WK_TARGET], "[%s]: target \"" ECHO "\" is not a [target.NAME]", s->label, w->target);
 	if (kl[WK_WEEKLY] && (kl[WK_START] || kl[WK_END])) {
-		cerr_at(lc, kl[WK_WEEKLY],
-			"[%s]: give either start and end, or weekly and timezone, not both",
+		cerr_at(lc, kl[WK_WEEKLY], "[%s]: give either start and end, or weekly and timezone, not both",
 			s->label);
 	} else if (kl[WK_WEEKLY] || kl[WK_TIMEZONE]) {
 		if (!kl[WK_WEEKLY] || !kl[WK_TIMEZONE])
@@ -1143,8 +1133,7 @@ static void check_rule_targets(load_ctx *lc, const pgw_rule *r, const section *s
 {
 	for (size_t i = 0; i < r->n_targets; i++)
 		if (config_find_target(lc->c, r->targets[i]) == NULL)
-			cerr_at(lc, s->key_line[RK_TARGETS],
-				"[%s]: target \"" ECHO "\" is not a [target.NAME]",
+			cerr_at(lc, s->key_line[RK_TARGETS], "[%s]: target \"" ECHO "\" is not a [target.NAME]",
 				s->label, r->targets[i]);
 }
 
@@ -1164,8 +1153,7 @@ static void compile_rule(load_ctx *lc, pgw_rule *r, const section *s)
 	check_rule_targets(lc, r, s);
 	if (r->match == NULL)
 		return;
-	r->re = pcre2_compile((PCRE2_SPTR)r->match, PCRE2_ZERO_TERMINATED,
-		PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
+	r->re = pcre2_compile((PCRE2_SPTR)r->match, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
 			      &errcode, &erroff, NULL);
 	if (r->re == NULL) {
 		pcre2_get_error_message(errcode, msg, sizeof(msg));
@@ -1203,8 +1191,7 @@ static void load_tokens(load_ctx *lc)
 		for (size_t j = 0; j < t->n_targets; j++)
 			if (config_find_target(c, t->targets[j]) == NULL) {
 				errors_add(lc->e, c->tokens_file, t->line,
-					"targets: \"" ECHO "\" is not a [target.NAME]",
-					   t->targets[j]);
+					   "targets: \"" ECHO "\" is not a [target.NAME]", t->targets[j]);
 				lc->errors++;
 			}
 	}
@@ -1250,7 +1237,8 @@ static void config_free(pgw_config *c)
 	free(c->targets), free(c->windows), free(c->rules);
 	tokens_free(c->tokens);
 	free(c->path), free(c->dir), free(c->listen), free(c->admin_listen), free(c->tokens_file);
-	free(c->audit_log), free(c->audit_checkpoint_key), free(c->tls_cert_file), free(c->tls_key_file), free(c->actor_setting);
+	free(c->audit_log), free(c->audit_checkpoint_key), free(c->tls_cert_file), free(c->tls_key_file),
+		free(c->actor_setting);
 	free(c->tenant_setting), free(c->claims_setting), free(c->admin_token);
 	free_list(c->protected_roles, c->n_protected_roles);
 	free_list(c->trusted_functions, c->n_trusted_functions);
@@ -1308,8 +1296,7 @@ static char *read_config_file(load_ctx *lc, size_t *len)
 	n = buf ? fread(buf, 1, CONFIG_FILE_MAX + 1, f) : 0;
 	fclose(f);
 	if (buf == NULL || n > CONFIG_FILE_MAX) {
-		cerr_at(lc, 0, buf ? "config file is larger than %d bytes" : "out of memory",
-			CONFIG_FILE_MAX);
+		cerr_at(lc, 0, buf ? "config file is larger than %d bytes" : "out of memory", CONFIG_FILE_MAX);
 		free(buf);
 		return NULL;
 	}

@@ -102,7 +102,7 @@ typedef struct pgw_window {
 	struct pgw_zone *zone; /* the parsed TZif data of 'timezone', owned */
 	pgw_interval *iv;      /* open intervals in UTC, sorted, adjacent ones merged */
 	size_t n_iv;
-	time_t iv_from;        /* iv answers queries for instants in [iv_from, iv_to) */
+	time_t iv_from; /* iv answers queries for instants in [iv_from, iv_to) */
 	time_t iv_to;
 } pgw_window;
 
@@ -113,48 +113,48 @@ typedef enum {
 
 /* [rule.NAME]: an operator's extra PCRE2 rule on each statement's text. */
 typedef struct pgw_rule {
-	char *name;               /* NAME from the section header; the rule id is rule:NAME */
-	char *match;              /* the pattern as written */
-	void *re;                 /* compiled pcre2_code *, owned by the snapshot */
+	char *name;  /* NAME from the section header; the rule id is rule:NAME */
+	char *match; /* the pattern as written */
+	void *re;    /* compiled pcre2_code *, owned by the snapshot */
 	pgw_rule_action action;
-	char **targets;           /* optional target names; n_targets == 0 means all */
+	char **targets; /* optional target names; n_targets == 0 means all */
 	size_t n_targets;
-	char *message;            /* shown to the client on deny; may be NULL */
-	int line;                 /* line of the section header */
-	void *mctx;               /* pcre2_match_context * with match/depth limits, owned */
+	char *message; /* shown to the client on deny; may be NULL */
+	int line;      /* line of the section header */
+	void *mctx;    /* pcre2_match_context * with match/depth limits, owned */
 } pgw_rule;
 
 typedef struct pgw_config {
-	int refcount;             /* config_ref / config_unref; single-threaded event loop */
-	char *path;               /* the config file as given */
-	char *dir;                /* its directory, base of relative paths */
-	char sha256[65];          /* lowercase hex SHA-256 of the file's bytes as parsed (audit start/reload) */
+	int refcount;    /* config_ref / config_unref; single-threaded event loop */
+	char *path;      /* the config file as given */
+	char *dir;       /* its directory, base of relative paths */
+	char sha256[65]; /* lowercase hex SHA-256 of the file's bytes as parsed (audit start/reload) */
 
 	/* [pgwarden] */
-	char *listen;             /* "host:port" or "unix:/dir" */
-	char *admin_listen;       /* NULL or "" = off */
-	char *tokens_file;        /* resolved against dir */
-	char *audit_log;          /* resolved against dir; NULL = no audit log */
+	char *listen;       /* "host:port" or "unix:/dir" */
+	char *admin_listen; /* NULL or "" = off */
+	char *tokens_file;  /* resolved against dir */
+	char *audit_log;    /* resolved against dir; NULL = no audit log */
 	bool audit_params;
 	pgw_audit_fsync audit_fsync;
-	char *audit_checkpoint_key; /* resolved against dir; NULL = no checkpoint records */
+	char *audit_checkpoint_key;    /* resolved against dir; NULL = no checkpoint records */
 	int audit_checkpoint_interval; /* seconds between checkpoints while records are written, default 60 */
-	char *tls_cert_file;      /* resolved against dir; NULL = no client TLS */
+	char *tls_cert_file;           /* resolved against dir; NULL = no client TLS */
 	char *tls_key_file;
 	pgw_client_tls client_tls;
 	bool plaintext_auth;
-	char *actor_setting;      /* default "app.actor_id" */
-	char *tenant_setting;     /* default "app.tenant_id" */
-	char *claims_setting;     /* NULL or "" = off */
-	char **protected_roles;   /* folded like PostgreSQL identifiers; default anon, guest, public */
+	char *actor_setting;    /* default "app.actor_id" */
+	char *tenant_setting;   /* default "app.tenant_id" */
+	char *claims_setting;   /* NULL or "" = off */
+	char **protected_roles; /* folded like PostgreSQL identifiers; default anon, guest, public */
 	size_t n_protected_roles;
 	char **trusted_functions; /* "schema.name", each part folded like a PostgreSQL identifier */
 	size_t n_trusted_functions;
-	int workers;              /* default 1 */
+	int workers; /* default 1 */
 	/* Extensions beyond CONTRACT §2 (documented in README): */
-	size_t max_message_size;  /* max client message length, default and most PGW_MAX_MESSAGE_SIZE */
-	int auth_timeout;         /* seconds a client has to finish startup+auth, default 60 */
-	int max_startup_conns;    /* concurrent unauthenticated connections, default 256 */
+	size_t max_message_size; /* max client message length, default and most PGW_MAX_MESSAGE_SIZE */
+	int auth_timeout;        /* seconds a client has to finish startup+auth, default 60 */
+	int max_startup_conns;   /* concurrent unauthenticated connections, default 256 */
 	/* Operator limits (CONTRACT §2; max_actor_conn is an extension); 0 = off unless noted: */
 	int max_client_conn;          /* client connections at once, default 10000; past it 53300 */
 	int client_idle_timeout;      /* seconds a client may sit idle outside a transaction */
@@ -171,7 +171,7 @@ typedef struct pgw_config {
 	pgw_rule *rules;
 	size_t n_rules;
 
-	pgw_token_table *tokens;  /* loaded from tokens_file */
+	pgw_token_table *tokens; /* loaded from tokens_file */
 } pgw_config;
 
 /* Accumulated "FILE:LINE: message" errors from a load. */
@@ -180,8 +180,7 @@ typedef struct pgw_errors {
 	size_t n;    /* how many */
 } pgw_errors;
 
-void errors_add(pgw_errors *e, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+void errors_add(pgw_errors *e, const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void errors_free(pgw_errors *e);
 
 /*

@@ -15,8 +15,8 @@
 #include "conf/config.h"
 #include "protocol/scram.h"
 
-#define TOKEN_RAW_LEN 32      /* random bytes in a token */
-#define TOKEN_PREFIX "pgw_"   /* marks pgwarden tokens, e.g. for secret scanners */
+#define TOKEN_RAW_LEN 32    /* random bytes in a token */
+#define TOKEN_PREFIX "pgw_" /* marks pgwarden tokens, e.g. for secret scanners */
 
 /* The parsed command line. */
 typedef struct token_args {
@@ -30,14 +30,14 @@ typedef struct token_args {
 } token_args;
 
 /* Used when no -c FILE is given: the config's own default (CONTRACT §2). */
-static const char *const default_protected[] = {"anon", "guest", "public"};
+static const char *const default_protected[] = { "anon", "guest", "public" };
 
 #define N_VALUE_OPTS 6
 
 static void usage(FILE *err)
 {
 	fprintf(err, "usage: pgwarden token new --actor ID --role ROLE [--tenant T] [--expires RFC3339] "
-		"[--targets A,B] [--scram] [-c FILE]\n");
+		     "[--targets A,B] [--scram] [-c FILE]\n");
 }
 
 /* A token-file field: non-empty, printable ASCII without whitespace, not starting a comment. */
@@ -73,10 +73,12 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, bo
 /* Parse argv[2..]; false (after saying why on err) on a usage error. */
 static bool parse_args(int argc, char **argv, token_args *ta, FILE *err)
 {
-	static const char *const names[N_VALUE_OPTS] = {"--actor", "--role", "--tenant", "--expires", "--targets",
-							 "-c"};
-	const char **slots[N_VALUE_OPTS] = {&ta->actor, &ta->role, &ta->tenant, &ta->expires, &ta->targets,
-					    &ta->config};
+	static const char *const names[N_VALUE_OPTS] = {
+		"--actor", "--role", "--tenant", "--expires", "--targets", "-c"
+	};
+	const char **slots[N_VALUE_OPTS] = {
+		&ta->actor, &ta->role, &ta->tenant, &ta->expires, &ta->targets, &ta->config
+	};
 	int i;
 
 	memset(ta, 0, sizeof(*ta));
@@ -113,8 +115,10 @@ static bool parse_args(int argc, char **argv, token_args *ta, FILE *err)
 		ta->tenant = "-";
 	for (i = 0; i < 5; i++) {
 		if (*slots[i] && !field_ok(*slots[i])) {
-			fprintf(err, "pgwarden token new: %s must be non-empty printable ASCII without spaces"
-				" and must not start with '#'\n", names[i]);
+			fprintf(err,
+				"pgwarden token new: %s must be non-empty printable ASCII without spaces"
+				" and must not start with '#'\n",
+				names[i]);
 			return false;
 		}
 	}
@@ -161,7 +165,7 @@ static bool targets_ok(const char *list, const pgw_config *c, FILE *err)
 /* Refuse what the token file would refuse, before printing a secret for it. */
 static bool check_record(const token_args *ta, FILE *err)
 {
-	pgw_errors e = {0};
+	pgw_errors e = { 0 };
 	pgw_config *c = NULL;
 	time_t t;
 	bool ok = true;
@@ -173,13 +177,14 @@ static bool check_record(const token_args *ta, FILE *err)
 		return false;
 	}
 	if (role_protected(ta->role, c)) {
-		fprintf(err, "pgwarden token new: role \"%s\" is a protected role: nobody may enter as it\n",
-			ta->role);
+		fprintf(err, "pgwarden token new: role \"%s\" is a protected role: nobody may enter as it\n", ta->role);
 		ok = false;
 	}
 	if (ta->expires && !parse_rfc3339(ta->expires, &t)) {
-		fprintf(err, "pgwarden token new: --expires: \"%s\" is not an RFC 3339 time "
-			"(e.g. 2026-12-31T00:00:00Z)\n", ta->expires);
+		fprintf(err,
+			"pgwarden token new: --expires: \"%s\" is not an RFC 3339 time "
+			"(e.g. 2026-12-31T00:00:00Z)\n",
+			ta->expires);
 		ok = false;
 	} else if (ta->expires && t <= time(NULL)) {
 		fprintf(err, "pgwarden token new: --expires: %s is in the past\n", ta->expires);

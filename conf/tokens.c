@@ -20,12 +20,12 @@
 
 /* What one line parse needs: where we are and where errors go. */
 typedef struct token_ctx {
-	const char *path;            /* for messages */
-	int line;                    /* current line */
+	const char *path; /* for messages */
+	int line;         /* current line */
 	char *const *protected_roles;
 	size_t n_protected;
 	pgw_errors *e;
-	int errors;                  /* errors added by this load (e->n may hold older ones) */
+	int errors; /* errors added by this load (e->n may hold older ones) */
 } token_ctx;
 
 static void tok_error(token_ctx *tc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -78,8 +78,7 @@ static bool parse_sha256(token_ctx *tc, const char *s, pgw_token *t)
 	const char *hex = s + strlen("sha256:");
 
 	if (strlen(hex) != 64) {
-		tok_error(tc, "sha256 secret must be 64 lowercase hex digits (found %zu characters)",
-			  strlen(hex));
+		tok_error(tc, "sha256 secret must be 64 lowercase hex digits (found %zu characters)", strlen(hex));
 		return false;
 	}
 	for (int i = 0; i < 32; i++) {
@@ -156,8 +155,7 @@ static bool parse_scram(token_ctx *tc, const char *s, pgw_token *t)
 	dollar = colon1 ? strchr(colon1 + 1, '$') : NULL;
 	colon2 = dollar ? strchr(dollar + 1, ':') : NULL;
 	if (colon2 == NULL || strchr(colon2 + 1, ':') != NULL || strchr(dollar + 1, '$') != NULL) {
-		tok_error(tc,
-			"SCRAM secret must be SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>");
+		tok_error(tc, "SCRAM secret must be SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>");
 		return false;
 	}
 	errno = 0;
@@ -215,8 +213,8 @@ static bool plain_key(const char *k, size_t len)
 }
 
 /* One optional key=value field after the tenant (field_no counts from 1, for messages). */
-static bool parse_option(token_ctx *tc, const char *field, size_t field_no, pgw_token *t,
-			 bool *seen_expires, bool *seen_targets)
+static bool parse_option(token_ctx *tc, const char *field, size_t field_no, pgw_token *t, bool *seen_expires,
+			 bool *seen_targets)
 {
 	const char *eq = strchr(field, '=');
 
@@ -232,8 +230,7 @@ static bool parse_option(token_ctx *tc, const char *field, size_t field_no, pgw_
 		}
 		*seen_expires = true;
 		if (!parse_rfc3339(eq + 1, &t->expires)) {
-			tok_error(tc,
-				"expires: \"%.40s\" is not an RFC 3339 time such as 2026-12-31T00:00:00Z",
+			tok_error(tc, "expires: \"%.40s\" is not an RFC 3339 time such as 2026-12-31T00:00:00Z",
 				  eq + 1);
 			return false;
 		}
@@ -252,8 +249,7 @@ static bool parse_option(token_ctx *tc, const char *field, size_t field_no, pgw_
 		return true;
 	}
 	if (plain_key(field, (size_t)(eq - field)))
-		tok_error(tc, "unknown key \"%.*s\" (expected expires= or targets=)", (int)(eq - field),
-			field);
+		tok_error(tc, "unknown key \"%.*s\" (expected expires= or targets=)", (int)(eq - field), field);
 	else
 		tok_error(tc, "field %zu: unknown key (expected expires= or targets=)", field_no);
 	return false;
@@ -413,11 +409,9 @@ static void table_push(token_ctx *tc, pgw_token_table *t, size_t *cap, pgw_token
 	t->v[t->n++] = *rec;
 }
 
-pgw_token_table *tokens_load(const char *path, char *const *protected_roles, size_t n_protected,
-			     struct pgw_errors *e)
+pgw_token_table *tokens_load(const char *path, char *const *protected_roles, size_t n_protected, struct pgw_errors *e)
 {
-	token_ctx tc = { .path = path, .protected_roles = protected_roles, .n_protected = n_protected,
-		.e = e };
+	token_ctx tc = { .path = path, .protected_roles = protected_roles, .n_protected = n_protected, .e = e };
 	pgw_token_table *t = calloc(1, sizeof(*t));
 	size_t len = 0, cap = 0;
 	int err = 0;

@@ -618,7 +618,7 @@ static int cmp_func(const void *key, const void *elem)
 pc_builtin_class builtin_lookup(const char *name)
 {
 	const builtin_func *b =
-	    bsearch(name, builtins, sizeof(builtins) / sizeof(builtins[0]), sizeof(builtins[0]), cmp_func);
+		bsearch(name, builtins, sizeof(builtins) / sizeof(builtins[0]), sizeof(builtins[0]), cmp_func);
 
 	return b ? b->cls : BF_UNKNOWN;
 }

@@ -132,8 +132,8 @@ static cache_entry *find(pc_cache *c, const uint8_t *key, size_t klen, uint64_t 
 	return NULL;
 }
 
-bool cache_get(pc_cache *c, const uint8_t *key, size_t klen, uint64_t hash, const pc_entry_stmt **v,
-	       size_t *n, bool *literal_marker)
+bool cache_get(pc_cache *c, const uint8_t *key, size_t klen, uint64_t hash, const pc_entry_stmt **v, size_t *n,
+	       bool *literal_marker)
 {
 	cache_entry *e = find(c, key, klen, hash);
 

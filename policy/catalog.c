@@ -79,13 +79,19 @@ static const char *const why_builtin[CJ_NBITS] = {
 static uint32_t builtin_bits(const char *name, char volatility, unsigned nmin, unsigned nmax)
 {
 	switch (builtin_lookup(name)) {
-	case BF_READ: return 0;
-	case BF_WRITE: return CJ_WRITE;
+	case BF_READ:
+		return 0;
+	case BF_WRITE:
+		return CJ_WRITE;
 	case BF_OPAQUE_SQL:
-	case BF_SERVER_FILE: return CJ_OPAQUE;
-	case BF_SET_CONFIG: return CJ_IDENTITY;
-	case BF_TS_REWRITE: return nmin <= 2 && 2 <= nmax ? CJ_OPAQUE : 0;
-	case BF_UNKNOWN: break;
+	case BF_SERVER_FILE:
+		return CJ_OPAQUE;
+	case BF_SET_CONFIG:
+		return CJ_IDENTITY;
+	case BF_TS_REWRITE:
+		return nmin <= 2 && 2 <= nmax ? CJ_OPAQUE : 0;
+	case BF_UNKNOWN:
+		break;
 	}
 	return volatility == 'i' || volatility == 's' ? 0 : CJ_WRITE;
 }
@@ -221,8 +227,8 @@ int catalog_add_hook(fn_catalog *c, int kind, const char *schema, const char *na
 	return add_entry(c, &r, &c->hooks[kind]);
 }
 
-int catalog_add_agg_support(fn_catalog *c, uint32_t agg_oid, uint32_t support_oid, const char *schema,
-			    const char *name, char volatility)
+int catalog_add_agg_support(fn_catalog *c, uint32_t agg_oid, uint32_t support_oid, const char *schema, const char *name,
+			    char volatility)
 {
 	cat_agg *a;
 
@@ -273,7 +279,6 @@ static void index_free(cat_name **head)
 
 static void catalog_destroy(fn_catalog *c)
 {
-
 	for (size_t i = 0; i < c->n; i++) {
 		cat_fn *fn = &c->fns[i];
 
@@ -340,8 +345,8 @@ const cat_name *catalog_name(const fn_catalog *c, const char *name)
 	return name_find(c, name, strlen(name));
 }
 
-int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_named, int nargs, cand_cb cb,
-		       void *arg, uint32_t *sys)
+int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_named, int nargs, cand_cb cb, void *arg,
+		       uint32_t *sys)
 {
 	const cat_name *e = name_find(c, called, strlen(called));
 	const uint8_t fn_sys = SYS_PG_CATALOG | SYS_INFORMATION_SCHEMA;
@@ -370,8 +375,8 @@ int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_nam
 				found |= CAND_USER;
 			}
 		}
-		if (((e->sys & SYS_PG_CATALOG) && schema_is(called, slen, "pg_catalog"))
-		    || ((e->sys & SYS_INFORMATION_SCHEMA) && schema_is(called, slen, "information_schema"))) {
+		if (((e->sys & SYS_PG_CATALOG) && schema_is(called, slen, "pg_catalog")) ||
+		    ((e->sys & SYS_INFORMATION_SCHEMA) && schema_is(called, slen, "information_schema"))) {
 			found |= CAND_SYSTEM;
 			add_sys(e, nargs, sys);
 		}
@@ -446,8 +451,7 @@ void catalog_counts_get(const fn_catalog *c, catalog_counts *out)
 }
 
 /* Append to buf like snprintf, never past bufsz; *at is the length so far. */
-static void put(char *buf, size_t bufsz, size_t *at, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void put(char *buf, size_t bufsz, size_t *at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void put(char *buf, size_t bufsz, size_t *at, const char *fmt, ...)
 {
@@ -471,16 +475,26 @@ static const char *volatility_name(char v)
 static const char *kind_name(char k)
 {
 	switch (k) {
-	case 'p': return "procedure";
-	case 'a': return "aggregate";
-	case 'w': return "window function";
-	case 'v': return "view";
-	case 'O': return "operator";
-	case 'Y': return "cast or domain";
-	case 'W': return "write hook of table";
-	case 'R': return "policy of table";
-	case 'D': return "event triggers";
-	default: return "function";
+	case 'p':
+		return "procedure";
+	case 'a':
+		return "aggregate";
+	case 'w':
+		return "window function";
+	case 'v':
+		return "view";
+	case 'O':
+		return "operator";
+	case 'Y':
+		return "cast or domain";
+	case 'W':
+		return "write hook of table";
+	case 'R':
+		return "policy of table";
+	case 'D':
+		return "event triggers";
+	default:
+		return "function";
 	}
 }
 

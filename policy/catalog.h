@@ -80,11 +80,11 @@ size_t catalog_explain(const fn_catalog *c, const char *name, char *buf, size_t 
 
 /* The judgement of the calls of one statement, accumulated by catalog_judge_facts(). Zero it first. */
 typedef struct catalog_judgement {
-	uint32_t bits;             /* CJ_* over all calls judged */
-	const char *fn[CJ_NBITS];  /* per bit: the name as called (borrowed from the facts) */
-	const char *why[CJ_NBITS]; /* per bit: why (borrowed from the catalog, or static) */
-	bool view[CJ_NBITS];       /* per bit: fn[] is a view the statement reads, not a function */
-	bool user;                 /* a user-defined function may run (called, or through a view or hook) */
+	uint32_t bits;              /* CJ_* over all calls judged */
+	const char *fn[CJ_NBITS];   /* per bit: the name as called (borrowed from the facts) */
+	const char *why[CJ_NBITS];  /* per bit: why (borrowed from the catalog, or static) */
+	bool view[CJ_NBITS];        /* per bit: fn[] is a view the statement reads, not a function */
+	bool user;                  /* a user-defined function may run (called, or through a view or hook) */
 	const char *kind[CJ_NBITS]; /* per bit: what fn[] is ("function", "view", "operator", ...; static) */
 } catalog_judgement;
 
@@ -181,8 +181,8 @@ int catalog_add_view(fn_catalog *c, const char *schema, const char *name, const 
 /* A support function (transition, final...) of user aggregate agg_oid, with its schema, name and provolatile
  * (built-in support functions not in pgwarden's table count as read-only only when immutable or stable). 0,
  * or -1 out of memory. */
-int catalog_add_agg_support(fn_catalog *c, uint32_t agg_oid, uint32_t support_oid, const char *schema,
-			    const char *name, char volatility);
+int catalog_add_agg_support(fn_catalog *c, uint32_t agg_oid, uint32_t support_oid, const char *schema, const char *name,
+			    char volatility);
 /*
  * Classify every row (on a thread with a stack big enough for any body) and
  * resolve calls. After it the catalog is immutable. 0, or -1 with *err.

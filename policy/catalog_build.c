@@ -131,11 +131,9 @@ static bool classify_fn(cat_fn *fn, const pgw_config *cfg, bool trust_walls)
 		      (is_trusted(cfg, fn) || (trust_walls && strcmp(fn->schema, "pgwarden_wall") == 0));
 	/* Aggregates run their support functions: resolved as calls later. */
 	if (fn->kind != 'a') {
-		pc_routine r = { .lang = fn->lang,
-				 .src = fn->src,
-				 .def = fn->def,
-				 .defaults = fn->defaults,
-				 .atomic = fn->atomic };
+		pc_routine r = {
+			.lang = fn->lang, .src = fn->src, .def = fn->def, .defaults = fn->defaults, .atomic = fn->atomic
+		};
 
 		if (!(fn->facts = classify_routine(&r)))
 			return false;
@@ -243,7 +241,9 @@ static void direct_cb(void *arg, const char *what, uint32_t bits, const char *wh
 static bool resolve_calls(fn_catalog *c, cat_fn *fn)
 {
 	edge_ctx e = { .c = c, .from = fn };
-	cand_sink sink = { .fn = edge_cb, .bits = direct_cb, .arg = &e, .ddl_hooks = !(fn->kind >= 'A' && fn->kind <= 'Z') };
+	cand_sink sink = {
+		.fn = edge_cb, .bits = direct_cb, .arg = &e, .ddl_hooks = !(fn->kind >= 'A' && fn->kind <= 'Z')
+	};
 
 	if (fn->facts)
 		catalog_facts_candidates(c, fn->facts, &sink);
@@ -273,13 +273,21 @@ static cat_fn *fn_by_oid(fn_catalog *c, const oid_idx *map, uint32_t oid)
 static void builtin_support_bits(cat_fn *agg, const cat_agg *a)
 {
 	switch (builtin_lookup(a->name)) {
-	case BF_READ: return;
-	case BF_SET_CONFIG: set_bit(agg, CJ_IDENTITY, "aggregate support function %s", a->name); return;
+	case BF_READ:
+		return;
+	case BF_SET_CONFIG:
+		set_bit(agg, CJ_IDENTITY, "aggregate support function %s", a->name);
+		return;
 	case BF_OPAQUE_SQL:
 	case BF_SERVER_FILE:
-	case BF_TS_REWRITE: set_bit(agg, CJ_OPAQUE, "aggregate support function %s", a->name); return;
-	case BF_WRITE: set_bit(agg, CJ_WRITE, "aggregate support function %s", a->name); return;
-	case BF_UNKNOWN: break;
+	case BF_TS_REWRITE:
+		set_bit(agg, CJ_OPAQUE, "aggregate support function %s", a->name);
+		return;
+	case BF_WRITE:
+		set_bit(agg, CJ_WRITE, "aggregate support function %s", a->name);
+		return;
+	case BF_UNKNOWN:
+		break;
 	}
 	if (a->volatility != 'i' && a->volatility != 's')
 		set_bit(agg, CJ_WRITE, "aggregate support function %s.%s is volatile", a->schema, a->name);
@@ -358,8 +366,8 @@ static bool inherit(cat_fn *f, const cat_fn *g)
 		add &= ~(uint32_t)CJ_OPAQUE;
 	for (int b = 0; b < CJ_NBITS; b++) {
 		if (add & (1u << b))
-			set_bit(f, 1u << b, "%s %s.%s: %s", g->kind == 'v' ? "reads view" : "calls", g->schema,
-				g->name, nz(g->why[b]));
+			set_bit(f, 1u << b, "%s %s.%s: %s", g->kind == 'v' ? "reads view" : "calls", g->schema, g->name,
+				nz(g->why[b]));
 	}
 	return add != 0;
 }

@@ -9,7 +9,7 @@
 #include "policy/catalog.h"
 
 /* uthash (Debian uthash-dev): never exit() on out of memory; mark the element instead. */
-#define HASH_NONFATAL_OOM        1
+#define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(elt) ((elt)->oom = true)
 #include <uthash.h>
 
@@ -54,12 +54,12 @@ typedef struct cat_name {
 	char *name;    /* proname (the hash key) */
 	uint32_t *fns; /* indexes into fn_catalog.fns */
 	size_t n, cap;
-	uint8_t sys;       /* SYS_* */
-	uint32_t sys_bits;  /* CJ_* over the built-in overloads of this name (their pg_proc facts) */
-	uint32_t sys_bits1; /* CJ_* over the built-in overloads callable with one argument */
+	uint8_t sys;                   /* SYS_* */
+	uint32_t sys_bits;             /* CJ_* over the built-in overloads of this name (their pg_proc facts) */
+	uint32_t sys_bits1;            /* CJ_* over the built-in overloads callable with one argument */
 	const char *sys_why[CJ_NBITS]; /* per sys bit: why (static) */
-	bool oom;          /* uthash could not add it */
-	UT_hash_handle hh; /* uthash */
+	bool oom;                      /* uthash could not add it */
+	UT_hash_handle hh;             /* uthash */
 } cat_name;
 
 /* A support function of a user aggregate (what its calls run). */
@@ -77,7 +77,7 @@ struct fn_catalog {
 	cat_name *names; /* uthash head: name -> functions */
 	cat_name *views; /* uthash head: relname -> views (entries of fns; never candidates of a call) */
 	cat_name *hooks[CATALOG_NHOOKS]; /* per CATALOG_HOOK_*: name -> hook entries of fns */
-	cat_agg *agg;    /* aggregate support functions (build input) */
+	cat_agg *agg;                    /* aggregate support functions (build input) */
 	size_t n_agg, cap_agg;
 	catalog_counts counts; /* computed by catalog_finish() */
 	bool trust_walls; /* the target runs deploy/walls.sql (walls = required, verified): its schema is vouched for */
@@ -93,8 +93,8 @@ void cat_fn_free_inputs(cat_fn *fn);
 
 typedef void (*cand_cb)(void *arg, const cat_fn *fn);
 /* Candidates of a call with nargs arguments (-1: any). *sys (may be NULL) gets the name's built-in bits. */
-int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_named, int nargs, cand_cb cb,
-		       void *arg, uint32_t *sys);
+int catalog_candidates(const fn_catalog *c, const char *called, bool builtin_named, int nargs, cand_cb cb, void *arg,
+		       uint32_t *sys);
 /* The name's index entry, or NULL. */
 const cat_name *catalog_name(const fn_catalog *c, const char *name);
 /* Every hook entry of one kind and name (bare, or "schema.name": the schema must match). */
@@ -107,9 +107,9 @@ int catalog_hook_candidates(const fn_catalog *c, int kind, const char *name, can
  * statements (policy_decide) and for bodies (call edges) alike.
  */
 typedef struct cand_sink {
-	void (*fn)(void *arg, const char *what, const cat_fn *fn);                  /* an entry it runs */
+	void (*fn)(void *arg, const char *what, const cat_fn *fn);                 /* an entry it runs */
 	void (*bits)(void *arg, const char *what, uint32_t bits, const char *why); /* direct bits */
-	void *arg;                                                                  /* for both */
+	void *arg;                                                                 /* for both */
 	bool ddl_hooks; /* judge event triggers for DDL (not inside hooks: their SQL is pgwarden's own text) */
 } cand_sink;
 void catalog_facts_candidates(const fn_catalog *c, const policy_facts *f, const cand_sink *sink);

@@ -143,18 +143,25 @@ void catalog_facts_candidates(const fn_catalog *c, const policy_facts *f, const 
 static const char *kind_word(char kind)
 {
 	switch (kind) {
-	case 'v': return "view";
-	case 'O': return "operator";
-	case 'Y': return "cast or domain";
-	case 'W': return "trigger, default, rule or constraint of table";
-	case 'R': return "row-level security policy of table";
-	case 'D': return "event trigger";
-	default: return "function";
+	case 'v':
+		return "view";
+	case 'O':
+		return "operator";
+	case 'Y':
+		return "cast or domain";
+	case 'W':
+		return "trigger, default, rule or constraint of table";
+	case 'R':
+		return "row-level security policy of table";
+	case 'D':
+		return "event trigger";
+	default:
+		return "function";
 	}
 }
 
-static void judge_add(catalog_judgement *j, const char *what, uint32_t bits, char *const *why,
-		      const char *static_why, char kind)
+static void judge_add(catalog_judgement *j, const char *what, uint32_t bits, char *const *why, const char *static_why,
+		      char kind)
 {
 	uint32_t add = bits & ~j->bits;
 
@@ -256,8 +263,7 @@ static const char *stale_list(const catalog_stale *st, const pc_strlist *l)
 
 const char *catalog_stale_hit(const fn_catalog *c, const policy_facts *f, const catalog_stale *st)
 {
-	const pc_strlist *lists[] = { &f->funcs, &f->builtins, &f->attrs, &f->rels,
-				      &f->wrels, &f->types,    &f->opers };
+	const pc_strlist *lists[] = { &f->funcs, &f->builtins, &f->attrs, &f->rels, &f->wrels, &f->types, &f->opers };
 	stale_ctx x = { .c = c, .st = st };
 	cand_sink sink = { .fn = stale_entry, .bits = stale_direct, .arg = &x, .ddl_hooks = true };
 	const char *hit;

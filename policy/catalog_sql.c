@@ -17,9 +17,9 @@
  * callable from ours and are left out.
  */
 
-#define USER_SCHEMAS                                                                                         \
-	"n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT "                           \
-	"LIKE 'pg\\_temp\\_%' "                                                                              \
+#define USER_SCHEMAS                                                               \
+	"n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT " \
+	"LIKE 'pg\\_temp\\_%' "                                                    \
 	"AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
 
 /* Built-ins with their own facts: volatility and how many arguments a call passes (attribute notation
@@ -34,18 +34,18 @@ static const char q_system[] = "SELECT n.nspname, p.proname, p.provolatile, p.pr
 static const char q_types[] = "SELECT DISTINCT t.typname FROM pg_catalog.pg_type t";
 
 /* SQLBODY: whether the body is stored parsed (prosqlbody, PG14+), or false before 14. */
-#define Q_FUNCTIONS(SQLBODY)                                                                                 \
-	"SELECT p.oid, n.nspname, p.proname, "                                                               \
-	"pg_catalog.pg_get_function_identity_arguments(p.oid), "                                             \
-	"l.lanname, p.prokind, p.provolatile, p.prosecdef, "                                                 \
-	"pg_catalog.array_to_string(p.proconfig, E'\\n'), p.prosrc, "                                        \
-	"CASE WHEN p.prokind <> 'a' AND (l.lanname = 'plpgsql' OR (l.lanname = "                             \
-	"'sql' AND " SQLBODY "))"                                                                            \
-	" THEN pg_catalog.pg_get_functiondef(p.oid) END, "                                                   \
-	"pg_catalog.pg_get_expr(p.proargdefaults, 0), " SQLBODY ", "                                     \
-	"p.pronargs - p.pronargdefaults, CASE WHEN p.provariadic <> 0 THEN 65535 ELSE p.pronargs END "                                          \
-	"FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = "                               \
-	"p.pronamespace "                                                                                    \
+#define Q_FUNCTIONS(SQLBODY)                                                                           \
+	"SELECT p.oid, n.nspname, p.proname, "                                                         \
+	"pg_catalog.pg_get_function_identity_arguments(p.oid), "                                       \
+	"l.lanname, p.prokind, p.provolatile, p.prosecdef, "                                           \
+	"pg_catalog.array_to_string(p.proconfig, E'\\n'), p.prosrc, "                                  \
+	"CASE WHEN p.prokind <> 'a' AND (l.lanname = 'plpgsql' OR (l.lanname = "                       \
+	"'sql' AND " SQLBODY "))"                                                                      \
+	" THEN pg_catalog.pg_get_functiondef(p.oid) END, "                                             \
+	"pg_catalog.pg_get_expr(p.proargdefaults, 0), " SQLBODY ", "                                   \
+	"p.pronargs - p.pronargdefaults, CASE WHEN p.provariadic <> 0 THEN 65535 ELSE p.pronargs END " \
+	"FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = "                         \
+	"p.pronamespace "                                                                              \
 	"JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE " USER_SCHEMAS
 
 static const char q_functions_14[] = Q_FUNCTIONS("p.prosqlbody IS NOT NULL");
@@ -132,8 +132,7 @@ static bool load_system(PGconn *conn, fn_catalog *c, char **err)
 
 	for (int i = 0; ok && i < PQntuples(r); i++)
 		ok = catalog_add_builtin(c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), *PQgetvalue(r, i, 2),
-					 oid_val(r, i, 3), oid_val(r, i, 4))
-		     == 0;
+					 oid_val(r, i, 3), oid_val(r, i, 4)) == 0;
 	PQclear(r);
 	r = NULL;
 	if (ok && !(r = run(conn, q_types, PGRES_TUPLES_OK, err)))
@@ -187,8 +186,7 @@ static bool load_aggregates(PGconn *conn, fn_catalog *c, char **err)
 
 	for (int i = 0; ok && i < PQntuples(r); i++)
 		ok = catalog_add_agg_support(c, oid_val(r, i, 0), oid_val(r, i, 1), PQgetvalue(r, i, 2),
-					     PQgetvalue(r, i, 3), *PQgetvalue(r, i, 4))
-		    == 0;
+					     PQgetvalue(r, i, 3), *PQgetvalue(r, i, 4)) == 0;
 	if (r && !ok)
 		*err = strdup("catalog: out of memory");
 	PQclear(r);
@@ -224,19 +222,17 @@ fn_catalog *catalog_load_walled(PGconn *conn, const pgw_config *cfg, bool trust_
 		return NULL;
 	}
 	if (PQserverVersion(conn) < 110000) {
-		*err = errorf("catalog: PostgreSQL %d is too old (11 or later is needed)",
-			      PQserverVersion(conn));
+		*err = errorf("catalog: PostgreSQL %d is too old (11 or later is needed)", PQserverVersion(conn));
 		return NULL;
 	}
 	if (!(c = catalog_new())) {
 		*err = strdup("catalog: out of memory");
 		return NULL;
 	}
-	if (!(in_txn = run_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err))
-	    || !run_cmd(conn, "SET LOCAL search_path = ''", err) || !load_system(conn, c, err)
-	    || !load_functions(conn, c, err) || !load_aggregates(conn, c, err) || !load_views(conn, c, err)
-	    || !catalog_load_hooks(conn, c, err)
-	    || !run_cmd(conn, "COMMIT", err))
+	if (!(in_txn = run_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err)) ||
+	    !run_cmd(conn, "SET LOCAL search_path = ''", err) || !load_system(conn, c, err) ||
+	    !load_functions(conn, c, err) || !load_aggregates(conn, c, err) || !load_views(conn, c, err) ||
+	    !catalog_load_hooks(conn, c, err) || !run_cmd(conn, "COMMIT", err))
 		goto fail;
 	in_txn = false;
 	/* Classification needs no connection: it runs after the transaction is over. */

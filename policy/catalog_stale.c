@@ -20,8 +20,8 @@ typedef struct stale_name {
 } stale_name;
 
 struct catalog_stale {
-	stale_name *names; /* uthash head */
-	bool global;       /* some DDL could change anything (names unknown) */
+	stale_name *names;    /* uthash head */
+	bool global;          /* some DDL could change anything (names unknown) */
 	uint64_t global_mark; /* the newest mark that made it global */
 };
 

@@ -197,8 +197,7 @@ static int out_from_entries(policy_classifier *pc, const pc_entry_stmt *v, size_
 		const pc_token *a = &pc->scan.v[v[i].first_tok], *b = &pc->scan.v[v[i].last_tok];
 
 		policy_facts_ref(v[i].facts);
-		out->v[i] =
-		    (policy_stmt){ .offset = a->start, .len = b->end - a->start, .facts = v[i].facts };
+		out->v[i] = (policy_stmt){ .offset = a->start, .len = b->end - a->start, .facts = v[i].facts };
 	}
 	out->n = n;
 	return 0;
@@ -228,8 +227,7 @@ static int out_from_bytes(const pc_entry_stmt *v, size_t n, policy_analysis *out
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		policy_facts_ref(v[i].facts);
-		out->v[i] =
-		    (policy_stmt){ .offset = v[i].first_tok, .len = v[i].last_tok, .facts = v[i].facts };
+		out->v[i] = (policy_stmt){ .offset = v[i].first_tok, .len = v[i].last_tok, .facts = v[i].facts };
 	}
 	out->n = n;
 	return 0;
@@ -246,8 +244,7 @@ static int analyze_exact(policy_classifier *pc, const policy_lexctx *lx, policy_
 		return 0;
 	if (!build_exact_key(pc, lx))
 		return -1;
-	if (!cache_get(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), &v, &n, &marker)
-	    || marker)
+	if (!cache_get(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), &v, &n, &marker) || marker)
 		return 0;
 	pc->hits++;
 	return out_from_bytes(v, n, out) < 0 ? -1 : 1;
@@ -262,13 +259,10 @@ static void put_exact(policy_classifier *pc, const policy_lexctx *lx, const pc_e
 	for (size_t i = 0; i < n; i++) {
 		const pc_token *a = &pc->scan.v[v[i].first_tok], *z = &pc->scan.v[v[i].last_tok];
 
-		b[i] = (pc_entry_stmt){ .first_tok = a->start,
-					.last_tok = z->end - a->start,
-					.facts = v[i].facts };
+		b[i] = (pc_entry_stmt){ .first_tok = a->start, .last_tok = z->end - a->start, .facts = v[i].facts };
 	}
 	if (build_exact_key(pc, lx))
-		cache_put(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), n ? b : NULL, n,
-			  false);
+		cache_put(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), n ? b : NULL, n, false);
 	free(b);
 }
 
@@ -291,14 +285,12 @@ static void run_parse(parse_job *job)
 	standard_conforming_strings = job->scs;
 	r = pg_query_parse(job->sql);
 	if (r.error) {
-		snprintf(job->err, sizeof(job->err), "%s",
-			 r.error->message ? r.error->message : "syntax error");
+		snprintf(job->err, sizeof(job->err), "%s", r.error->message ? r.error->message : "syntax error");
 		job->rc = -2;
 		job->syntax = true;
 		job->cursorpos = r.error->cursorpos;
 	} else {
-		job->rc =
-		    walk_parse_tree(r.parse_tree, strlen(r.parse_tree), &job->v, job->err, sizeof(job->err));
+		job->rc = walk_parse_tree(r.parse_tree, strlen(r.parse_tree), &job->v, job->err, sizeof(job->err));
 	}
 	pg_query_free_parse_result(r);
 }
@@ -325,8 +317,7 @@ static void guarded_parse(parse_job *job, size_t weight)
 	err = pthread_create(&th, &attr, parse_thread, job);
 	pthread_attr_destroy(&attr);
 	if (err != 0) {
-		snprintf(job->err, sizeof(job->err),
-			 "statement too large to verify now (no memory for its parse)");
+		snprintf(job->err, sizeof(job->err), "statement too large to verify now (no memory for its parse)");
 		job->rc = -2;
 		return;
 	}
@@ -387,8 +378,7 @@ static bool map_ranges(const pc_scan *s, const pc_rawstmt *raw, size_t n, pc_ent
 }
 
 /* Parse, walk, cache and output a text the cache did not know. */
-static int analyze_miss(policy_classifier *pc, size_t len, const policy_lexctx *lx, size_t weight,
-			policy_analysis *out)
+static int analyze_miss(policy_classifier *pc, size_t len, const policy_lexctx *lx, size_t weight, policy_analysis *out)
 {
 	parse_job job = { .sql = pc->buf, .scs = lx->standard_conforming_strings };
 	pc_entry_stmt *v = NULL;
@@ -414,14 +404,12 @@ static int analyze_miss(policy_classifier *pc, size_t len, const policy_lexctx *
 		litdep |= (job.v[i].facts->flags & PF_LITERAL_DEP) != 0;
 	if (pc->cache && pc->keylen <= PC_MAX_CACHED_KEY) {
 		if (litdep) {
-			cache_put(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), NULL, 0,
-				  true);
+			cache_put(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), NULL, 0, true);
 			if (!build_key(pc, lx, true))
 				goto out;
 		}
 		if (pc->keylen <= PC_MAX_CACHED_KEY)
-			cache_put(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), v,
-				  (size_t)n, false);
+			cache_put(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), v, (size_t)n, false);
 		put_exact(pc, lx, v, (size_t)n);
 	}
 	rc = out_from_entries(pc, v, (size_t)n, out);
@@ -447,12 +435,9 @@ static int analyze_cached(policy_classifier *pc, const policy_lexctx *lx, policy
 	if (marker) {
 		if (!build_key(pc, lx, true))
 			return -1;
-		if (!cache_get(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), &v, &n,
-			       &marker)
-		    || marker)
-			return build_key(pc, lx, false)
-				   ? 0
-				   : -1; /* analyze_miss starts from the literal-free key */
+		if (!cache_get(pc->cache, pc->key, pc->keylen, cache_hash(pc->key, pc->keylen), &v, &n, &marker) ||
+		    marker)
+			return build_key(pc, lx, false) ? 0 : -1; /* analyze_miss starts from the literal-free key */
 	}
 	pc->hits++;
 	return out_from_entries(pc, v, n, out) < 0 ? -1 : 1;
@@ -474,8 +459,7 @@ static bool copy_text(policy_classifier *pc, const char *sql, size_t len)
 	return true;
 }
 
-int policy_analyze(policy_classifier *pc, const char *sql, size_t len, const policy_lexctx *lx,
-		   policy_analysis *out)
+int policy_analyze(policy_classifier *pc, const char *sql, size_t len, const policy_lexctx *lx, policy_analysis *out)
 {
 	size_t weight;
 	int rc;

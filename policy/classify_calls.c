@@ -98,8 +98,7 @@ void on_aexpr(pc_walk *w, uint32_t body)
 	if (kind && d->t[kind].len >= 13 && memcmp(d->text + d->t[kind].start, "AEXPR_BETWEEN", 13) == 0) {
 		add_oper(w, ">="); /* BETWEEN and its variants expand to >= and <= (transformAExprBetween) */
 		add_oper(w, "<=");
-	} else if (kind && d->t[kind].len >= 11
-		   && memcmp(d->text + d->t[kind].start, "AEXPR_NOT_B", 11) == 0) {
+	} else if (kind && d->t[kind].len >= 11 && memcmp(d->text + d->t[kind].start, "AEXPR_NOT_B", 11) == 0) {
 		add_oper(w, "<");
 		add_oper(w, ">");
 	} else if (name_list(d, jobj_get(d, body, "name"), op, sizeof(op))) {
@@ -197,13 +196,13 @@ void on_create_trigger(pc_walk *w, uint32_t body)
 static bool subcommand_self_judged(const jdoc *d, uint32_t t)
 {
 	static const char *const ok[] = {
-		"AT_AddColumn",     "AT_ColumnDefault",  "AT_AddConstraint",   "AT_DropColumn",
-		"AT_DropConstraint", "AT_DropNotNull",   "AT_SetNotNull",      "AT_SetStatistics",
-		"AT_SetStorage",    "AT_ValidateConstraint", "AT_SetRelOptions", "AT_ResetRelOptions",
-		"AT_ClusterOn",     "AT_DropCluster",    "AT_SetCompression",  "AT_AddIdentity",
-		"AT_SetIdentity",   "AT_DropIdentity",   "AT_ReplicaIdentity", "AT_SetLogged",
-		"AT_SetUnLogged",   "AT_DisableTrig",    "AT_DisableTrigAll",  "AT_DisableTrigUser",
-		"AT_DisableRule",   "AT_DisableRowSecurity", "AT_NoForceRowSecurity", "AT_ChangeOwner",
+		"AT_AddColumn",      "AT_ColumnDefault",      "AT_AddConstraint",      "AT_DropColumn",
+		"AT_DropConstraint", "AT_DropNotNull",        "AT_SetNotNull",         "AT_SetStatistics",
+		"AT_SetStorage",     "AT_ValidateConstraint", "AT_SetRelOptions",      "AT_ResetRelOptions",
+		"AT_ClusterOn",      "AT_DropCluster",        "AT_SetCompression",     "AT_AddIdentity",
+		"AT_SetIdentity",    "AT_DropIdentity",       "AT_ReplicaIdentity",    "AT_SetLogged",
+		"AT_SetUnLogged",    "AT_DisableTrig",        "AT_DisableTrigAll",     "AT_DisableTrigUser",
+		"AT_DisableRule",    "AT_DisableRowSecurity", "AT_NoForceRowSecurity", "AT_ChangeOwner",
 	};
 
 	for (size_t i = 0; t && i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -221,7 +220,8 @@ void on_alter_table(pc_walk *w, uint32_t body)
 	uint32_t cmds = jobj_get(d, body, "cmds"), c, cmd;
 
 	for (c = cmds ? cmds + 1 : 0; cmds && d->t[cmds].type == J_ARR && c < d->t[cmds].end; c = d->t[c].end) {
-		if (!(cmd = node_body(d, c, "AlterTableCmd")) || !subcommand_self_judged(d, jobj_get(d, cmd, "subtype"))) {
+		if (!(cmd = node_body(d, c, "AlterTableCmd")) ||
+		    !subcommand_self_judged(d, jobj_get(d, cmd, "subtype"))) {
 			on_hook_ddl(w, body);
 			return;
 		}

@@ -59,8 +59,7 @@ void facts_add(policy_facts *f, pc_strlist *l, const char *s, size_t len, bool l
 	char *c, **nv;
 
 	for (size_t i = 0; i < l->n; i++) {
-		if (strlen(l->v[i]) == len
-		    && (lower ? strncasecmp(l->v[i], s, len) : strncmp(l->v[i], s, len)) == 0)
+		if (strlen(l->v[i]) == len && (lower ? strncasecmp(l->v[i], s, len) : strncmp(l->v[i], s, len)) == 0)
 			return;
 	}
 	c = malloc(len + 1);

@@ -164,8 +164,7 @@ static void on_member_options(pc_walk *w, uint32_t opts, bool adds_members)
 	uint32_t c, de, arg, list, defname;
 	bool gains;
 
-	for (c = opts ? opts + 1 : 0; opts && d->t[opts].type == J_ARR && c < d->t[opts].end;
-	     c = d->t[c].end) {
+	for (c = opts ? opts + 1 : 0; opts && d->t[opts].type == J_ARR && c < d->t[opts].end; c = d->t[c].end) {
 		if (!(de = node_body(d, c, "DefElem")))
 			continue;
 		defname = jobj_get(d, de, "defname");
@@ -240,8 +239,8 @@ void note_role_rename(pc_walk *w, uint32_t body)
 	uint32_t type = jobj_get(d, body, "renameType");
 
 	/* Why here too: a relation renamed to pg_settings could shadow the catalog's (classify_set.c). */
-	if (!jstr_eq(d, type, "OBJECT_COLUMN") && !jstr_eq(d, type, "OBJECT_ROLE")
-	    && jstr_eq(d, jobj_get(d, body, "newname"), "pg_settings"))
+	if (!jstr_eq(d, type, "OBJECT_COLUMN") && !jstr_eq(d, type, "OBJECT_ROLE") &&
+	    jstr_eq(d, jobj_get(d, body, "newname"), "pg_settings"))
 		mark_identity(w, "a relation named pg_settings can stand in for pg_catalog.pg_settings");
 	if (!jstr_eq(d, type, "OBJECT_ROLE"))
 		return;

@@ -49,14 +49,14 @@ struct policy_facts {
 			      * may be the one PostgreSQL picks (other argument types, search_path) */
 	pc_strlist rels;     /* relations read or written, "schema.name" or "name" as written (folded) */
 	pc_strlist wrels;    /* relations written (DML, COPY FROM, TRUNCATE targets): their triggers, defaults... run */
-	pc_strlist attrs;    /* attribute names ("(x).name", "t.name"): PostgreSQL may run name(x) (ParseFuncOrColumn) */
-	pc_strlist types;    /* type names cast to or declared ("schema.name" or bare; pg_catalog dropped) */
+	pc_strlist attrs; /* attribute names ("(x).name", "t.name"): PostgreSQL may run name(x) (ParseFuncOrColumn) */
+	pc_strlist types; /* type names cast to or declared ("schema.name" or bare; pg_catalog dropped) */
 	pc_strlist ddl_names; /* PF_FUNC_DDL: every name the DDL mentions (bare): what it can change */
-	pc_strlist opers;    /* operator names used, "schema.op" or "op" (A_Expr, ANY/ALL sublinks, BETWEEN's >= <=) */
-	pc_strlist roles;    /* roles whose definition, attributes, name or memberships change (folded);
+	pc_strlist opers;     /* operator names used, "schema.op" or "op" (A_Expr, ANY/ALL sublinks, BETWEEN's >= <=) */
+	pc_strlist roles;     /* roles whose definition, attributes, name or memberships change (folded);
 			      * "*" for every role (ALTER ROLE ALL), "current_user", "current_role",
 			      * "session_user" for the specials: judged against config in decide (roles.c) */
-	bool oom;            /* an allocation failed while building: the caller discards it */
+	bool oom;             /* an allocation failed while building: the caller discards it */
 };
 
 policy_facts *facts_new(void);
@@ -328,8 +328,8 @@ void cache_free(pc_cache *c);
  * otherwise. *literal_marker is set when the entry says "this token shape depends on
  * literals: look up the literal-exact key".
  */
-bool cache_get(pc_cache *c, const uint8_t *key, size_t klen, uint64_t hash, const pc_entry_stmt **v,
-	       size_t *n, bool *literal_marker);
+bool cache_get(pc_cache *c, const uint8_t *key, size_t klen, uint64_t hash, const pc_entry_stmt **v, size_t *n,
+	       bool *literal_marker);
 /* Insert (takes new references on facts). marker: a literal-dependence marker entry. */
 void cache_put(pc_cache *c, const uint8_t *key, size_t klen, uint64_t hash, const pc_entry_stmt *v, size_t n,
 	       bool marker);

@@ -50,8 +50,8 @@ static long scan_string(const char *s, size_t len, size_t i, uint8_t *esc)
 /* Skip a number or literal word; returns the index after it. */
 static size_t scan_word(const char *s, size_t len, size_t i)
 {
-	while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ':' && s[i] != ' '
-	       && s[i] != '\n' && s[i] != '\t' && s[i] != '\r')
+	while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ':' && s[i] != ' ' && s[i] != '\n' &&
+	       s[i] != '\t' && s[i] != '\r')
 		i++;
 	return i;
 }

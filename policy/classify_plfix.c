@@ -31,10 +31,10 @@
  */
 
 typedef struct edit {
-	size_t start, end; /* byte range of the body replaced */
-	const char *with;  /* replacement text (static), or NULL: keep [keep_from, end) after 'prefix' */
-	char prefix[16];   /* "PERFORM ROW", "SELECT ROW": put before the kept range */
-	size_t keep_from;  /* with NULL: the kept range starts here */
+	size_t start, end;  /* byte range of the body replaced */
+	const char *with;   /* replacement text (static), or NULL: keep [keep_from, end) after 'prefix' */
+	char prefix[16];    /* "PERFORM ROW", "SELECT ROW": put before the kept range */
+	size_t keep_from;   /* with NULL: the kept range starts here */
 	const char *suffix; /* after the kept range (may be "") */
 } edit;
 
@@ -78,8 +78,8 @@ static bool stmt_start(const fixer *x, size_t i)
 {
 	if (i == 0)
 		return true;
-	return tok_char(x, i - 1, ';') || tok_is(x, i - 1, "begin") || tok_is(x, i - 1, "then")
-	       || tok_is(x, i - 1, "else") || tok_is(x, i - 1, "loop") || tok_is(x, i - 1, ">>");
+	return tok_char(x, i - 1, ';') || tok_is(x, i - 1, "begin") || tok_is(x, i - 1, "then") ||
+	       tok_is(x, i - 1, "else") || tok_is(x, i - 1, "loop") || tok_is(x, i - 1, ">>");
 }
 
 /* Index of the ';' ending the statement at i (parentheses balanced), or x->s.n. */
@@ -131,8 +131,9 @@ static void fix_open(fixer *x, size_t i, size_t end)
 		return;
 	}
 	if (tok_char(x, k, '(') && (close = after_parens(x, k)) == end) {
-		edit e = { .start = x->s.v[i].start, .end = x->s.v[end].start, .keep_from = x->s.v[k].start,
-			   .suffix = "" };
+		edit e = {
+			.start = x->s.v[i].start, .end = x->s.v[end].start, .keep_from = x->s.v[k].start, .suffix = ""
+		};
 
 		snprintf(e.prefix, sizeof(e.prefix), "%s", "PERFORM ROW");
 		add_edit(x, e);
@@ -148,8 +149,8 @@ static void fix_fetch(fixer *x, size_t i, size_t end)
 	for (size_t k = i + 1; k < end && !tok_is(x, k, "into"); k++) {
 		const pc_token *t = &x->s.v[k];
 
-		if (!(t->kw != 0 || t->token == TK_IDENT || t->token == TK_ICONST || tok_char(x, k, '-')
-		      || tok_char(x, k, '+')))
+		if (!(t->kw != 0 || t->token == TK_IDENT || t->token == TK_ICONST || tok_char(x, k, '-') ||
+		      tok_char(x, k, '+')))
 			return;
 	}
 	replace(x, i, end, "NULL");
@@ -175,7 +176,9 @@ static void fix_for_cursor(fixer *x, size_t i)
 	if (k == c + 1) {
 		replace(x, i, k, "");
 	} else {
-		edit e = { .start = x->s.v[i].start, .end = x->s.v[k].start, .keep_from = x->s.v[c + 1].start,
+		edit e = { .start = x->s.v[i].start,
+			   .end = x->s.v[k].start,
+			   .keep_from = x->s.v[c + 1].start,
 			   .suffix = "; " };
 
 		snprintf(e.prefix, sizeof(e.prefix), "%s", "PERFORM ROW");
@@ -192,8 +195,8 @@ static void fix_collate(fixer *x, size_t i)
 		return;
 	if (tok_char(x, k, '.'))
 		k += 2;
-	if (tok_char(x, k, ';') || tok_is(x, k, "not") || tok_is(x, k, "default") || tok_char(x, k, '=')
-	    || (k < x->s.n && x->s.v[k].token == TK_COLON_EQUALS))
+	if (tok_char(x, k, ';') || tok_is(x, k, "not") || tok_is(x, k, "default") || tok_char(x, k, '=') ||
+	    (k < x->s.n && x->s.v[k].token == TK_COLON_EQUALS))
 		replace(x, i, k, "");
 }
 

@@ -179,8 +179,8 @@ static void pl_value(pl_walk *w, uint32_t i)
 	if (d->t[i].type == J_ARR) {
 		for (uint32_t c = i + 1; c < d->t[i].end; c = d->t[c].end)
 			pl_value(w, c);
-	} else if (d->t[i].type == J_OBJ && d->t[i].end > i + 2 && d->t[i + 2].end == d->t[i].end
-		   && d->t[i + 1].type == J_STR && d->t[i + 1].len > 0 && d->text[d->t[i + 1].start] == 'P') {
+	} else if (d->t[i].type == J_OBJ && d->t[i].end > i + 2 && d->t[i + 2].end == d->t[i].end &&
+		   d->t[i + 1].type == J_STR && d->t[i + 1].len > 0 && d->text[d->t[i + 1].start] == 'P') {
 		/* A wrapped PL/pgSQL node {"PLpgSQL_...": {...}} */
 		if (is_dynamic(d, i + 1))
 			pl_mark_dynamic(w);
@@ -219,8 +219,8 @@ static bool find_body(const char *text, size_t *start, size_t *end, size_t *tl)
 			const pc_token *t = &s.v[i + 1];
 			const char *q = text + t->start, *close;
 
-			if (s.v[i].end - s.v[i].start != 2 || strncasecmp(text + s.v[i].start, "as", 2) != 0
-			    || t->token != TK_SCONST || *q != '$' || !(close = strchr(q + 1, '$')))
+			if (s.v[i].end - s.v[i].start != 2 || strncasecmp(text + s.v[i].start, "as", 2) != 0 ||
+			    t->token != TK_SCONST || *q != '$' || !(close = strchr(q + 1, '$')))
 				continue;
 			*tl = (size_t)(close - q) + 1;
 			*start = t->start;

@@ -22,8 +22,7 @@
 /* libpg_query's copy of the GUC (thread-local there). */
 extern __thread bool standard_conforming_strings;
 
-static void mark_opaque_f(policy_facts *f, const char *fmt, const char *arg)
-    __attribute__((format(printf, 2, 0)));
+static void mark_opaque_f(policy_facts *f, const char *fmt, const char *arg) __attribute__((format(printf, 2, 0)));
 
 static void mark_opaque_f(policy_facts *f, const char *fmt, const char *arg)
 {
@@ -146,8 +145,8 @@ policy_facts *classify_routine(const pc_routine *r)
 		return NULL;
 	/* pg_get_functiondef and prosrc are server texts: lexed with standard strings. */
 	standard_conforming_strings = true;
-	if (len_or_0(r->src) > PC_MAX_ROUTINE_BODY || len_or_0(r->def) > PC_MAX_ROUTINE_BODY
-	    || len_or_0(r->defaults) > PC_MAX_ROUTINE_BODY)
+	if (len_or_0(r->src) > PC_MAX_ROUTINE_BODY || len_or_0(r->def) > PC_MAX_ROUTINE_BODY ||
+	    len_or_0(r->defaults) > PC_MAX_ROUTINE_BODY)
 		mark_opaque_f(f, "body too large to verify%s", NULL);
 	else
 		classify_body(f, r);

@@ -40,7 +40,8 @@ static bool pb_skip(pb_cursor *c, unsigned wt)
 	uint64_t v;
 
 	switch (wt) {
-	case 0: return pb_varint(c, &v);
+	case 0:
+		return pb_varint(c, &v);
 	case 1:
 		if (c->end - c->p < 8)
 			return false;
@@ -56,7 +57,8 @@ static bool pb_skip(pb_cursor *c, unsigned wt)
 			return false;
 		c->p += 4;
 		return true;
-	default: return false;
+	default:
+		return false;
 	}
 }
 
@@ -76,11 +78,20 @@ static bool decode_token(pb_cursor *c, pc_token *t)
 		if (!pb_varint(c, &v))
 			return false;
 		switch (tag >> 3) {
-		case 1: t->start = (uint32_t)v; break;
-		case 2: t->end = (uint32_t)v; break;
-		case 4: t->token = (uint32_t)v; break;
-		case 5: t->kw = (uint32_t)v; break;
-		default: break;
+		case 1:
+			t->start = (uint32_t)v;
+			break;
+		case 2:
+			t->end = (uint32_t)v;
+			break;
+		case 4:
+			t->token = (uint32_t)v;
+			break;
+		case 5:
+			t->kw = (uint32_t)v;
+			break;
+		default:
+			break;
 		}
 	}
 	return t->end >= t->start;
@@ -197,7 +208,9 @@ bool token_is_literal(uint32_t token)
 	case TK_USCONST:
 	case TK_BCONST:
 	case TK_XCONST:
-	case TK_ICONST: return true;
-	default: return false;
+	case TK_ICONST:
+		return true;
+	default:
+		return false;
 	}
 }

@@ -173,8 +173,7 @@ bool setting_is_harmless(const char *name)
 	if (is_custom(name))
 		return true;
 	return bsearch(&name, harmless_settings, sizeof(harmless_settings) / sizeof(harmless_settings[0]),
-		       sizeof(harmless_settings[0]), cmp_name)
-	       != NULL;
+		       sizeof(harmless_settings[0]), cmp_name) != NULL;
 }
 
 /* PostgreSQL's parse_bool, "true" side: on, true/t/tr/tru, yes/y/ye, 1. */
@@ -184,8 +183,8 @@ static bool value_is_true(const char *v)
 
 	if (n == 0)
 		return false;
-	return strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0 || strncasecmp(v, "true", n) == 0
-	       || (n <= 3 && strncasecmp(v, "yes", n) == 0);
+	return strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0 || strncasecmp(v, "true", n) == 0 ||
+	       (n <= 3 && strncasecmp(v, "yes", n) == 0);
 }
 
 /* client_encoding values that keep lexing as pgwarden's (UTF-8 only: see classify.c notes). */
@@ -235,8 +234,7 @@ static void note_setting(pc_walk *w, const char *name, const char *value, bool p
 	}
 	if (persist)
 		return;
-	if (strcasecmp(name, "default_transaction_read_only") == 0
-	    || strcasecmp(name, "transaction_read_only") == 0) {
+	if (strcasecmp(name, "default_transaction_read_only") == 0 || strcasecmp(name, "transaction_read_only") == 0) {
 		if (!value_is_true(value))
 			mark_rw(w, "%s %s", verb, name);
 	} else if (strcasecmp(name, "standard_conforming_strings") == 0) {
@@ -261,8 +259,8 @@ void check_txn_options(pc_walk *w, uint32_t options)
 	for (c = options ? options + 1 : 0; options && c < d->t[options].end; c = d->t[c].end) {
 		char *v;
 
-		if (!(de = node_body(d, c, "DefElem"))
-		    || !jstr_eq(d, jobj_get(d, de, "defname"), "transaction_read_only"))
+		if (!(de = node_body(d, c, "DefElem")) ||
+		    !jstr_eq(d, jobj_get(d, de, "defname"), "transaction_read_only"))
 			continue;
 		v = const_text(w, jobj_get(d, de, "arg"));
 		/* READ ONLY is ival 1, READ WRITE is ival 0. */
@@ -275,10 +273,9 @@ void check_txn_options(pc_walk *w, uint32_t options)
 /* Settings whose new value decides the facts. */
 static bool value_matters(const char *name)
 {
-	return strcasecmp(name, "default_transaction_read_only") == 0
-	       || strcasecmp(name, "transaction_read_only") == 0
-	       || strcasecmp(name, "standard_conforming_strings") == 0
-	       || strcasecmp(name, "client_encoding") == 0 || strcasecmp(name, "backslash_quote") == 0;
+	return strcasecmp(name, "default_transaction_read_only") == 0 ||
+	       strcasecmp(name, "transaction_read_only") == 0 || strcasecmp(name, "standard_conforming_strings") == 0 ||
+	       strcasecmp(name, "client_encoding") == 0 || strcasecmp(name, "backslash_quote") == 0;
 }
 
 /* First constant argument of a SET as text (NULL for none, DEFAULT or an expression). */
@@ -351,8 +348,8 @@ static char *name_equality(pc_walk *w, uint32_t i, const char *qual)
 	const jdoc *d = w->d;
 	uint32_t b = node_body(d, i, "A_Expr"), op, l, r, c, n = 0, part[2] = { 0, 0 };
 
-	if (!b || !jstr_eq(d, jobj_get(d, b, "kind"), "AEXPR_OP") || !(op = jobj_get(d, b, "name"))
-	    || d->t[op].type != J_ARR)
+	if (!b || !jstr_eq(d, jobj_get(d, b, "kind"), "AEXPR_OP") || !(op = jobj_get(d, b, "name")) ||
+	    d->t[op].type != J_ARR)
 		return NULL;
 	for (c = op + 1; c < d->t[op].end; c = d->t[c].end) {
 		if (n == 2)
@@ -401,8 +398,8 @@ static char *select_pins_name(pc_walk *w, uint32_t body, char *qual, size_t qual
 	const jdoc *d = w->d;
 	uint32_t from = jobj_get(d, body, "fromClause"), where = jobj_get(d, body, "whereClause"), rv, sch, al;
 
-	if (!from || !where || jobj_get(d, body, "withClause") || d->t[from].type != J_ARR
-	    || d->t[from].end == from + 1 || d->t[from + 1].end != d->t[from].end)
+	if (!from || !where || jobj_get(d, body, "withClause") || d->t[from].type != J_ARR ||
+	    d->t[from].end == from + 1 || d->t[from + 1].end != d->t[from].end)
 		return NULL;
 	if (!(rv = node_body(d, from + 1, "RangeVar")) || !jstr_eq(d, jobj_get(d, rv, "relname"), "pg_settings"))
 		return NULL;

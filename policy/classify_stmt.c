@@ -97,8 +97,8 @@ static bool on_wrapped_execute(pc_walk *w, uint32_t stmt)
 		on_top_execute(w, exec);
 		return true;
 	}
-	if ((b = node_body(d, stmt, "CreateTableAsStmt"))
-	    && (exec = node_body(d, jobj_get(d, b, "query"), "ExecuteStmt"))) {
+	if ((b = node_body(d, stmt, "CreateTableAsStmt")) &&
+	    (exec = node_body(d, jobj_get(d, b, "query"), "ExecuteStmt"))) {
 		mark_write(w, "CREATE TABLE AS");
 		on_top_execute(w, exec);
 		if ((into = jobj_get(d, b, "into")))

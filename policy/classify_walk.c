@@ -58,8 +58,8 @@ static bool is_wrapped(const jdoc *d, uint32_t i)
 	const jtok *t = &d->t[i];
 	char c;
 
-	if (t->type != J_OBJ || t->end <= i + 2 || d->t[i + 2].end != t->end || d->t[i + 1].type != J_STR
-	    || d->t[i + 1].len == 0)
+	if (t->type != J_OBJ || t->end <= i + 2 || d->t[i + 2].end != t->end || d->t[i + 1].type != J_STR ||
+	    d->t[i + 1].len == 0)
 		return false;
 	c = d->text[d->t[i + 1].start];
 	return c >= 'A' && c <= 'Z';
@@ -203,8 +203,7 @@ static void on_explain(pc_walk *w, uint32_t body)
 	if (opts && d->t[opts].type == J_ARR) {
 		for (c = opts + 1; c < d->t[opts].end; c = d->t[c].end) {
 			/* Any ANALYZE option counts, even "ANALYZE false": conservative. */
-			if ((de = node_body(d, c, "DefElem"))
-			    && jstr_eq(d, jobj_get(d, de, "defname"), "analyze"))
+			if ((de = node_body(d, c, "DefElem")) && jstr_eq(d, jobj_get(d, de, "defname"), "analyze"))
 				analyze = true;
 		}
 	}
@@ -222,8 +221,8 @@ static void on_transaction(pc_walk *w, uint32_t body)
 
 	w->f->flags |= PF_TXN_CONTROL;
 	/* Two-phase commit can commit writes prepared earlier (even inside a window). */
-	if (jstr_eq(d, kind, "TRANS_STMT_PREPARE") || jstr_eq(d, kind, "TRANS_STMT_COMMIT_PREPARED")
-	    || jstr_eq(d, kind, "TRANS_STMT_ROLLBACK_PREPARED"))
+	if (jstr_eq(d, kind, "TRANS_STMT_PREPARE") || jstr_eq(d, kind, "TRANS_STMT_COMMIT_PREPARED") ||
+	    jstr_eq(d, kind, "TRANS_STMT_ROLLBACK_PREPARED"))
 		mark_write(w, "two-phase commit");
 	check_txn_options(w, jobj_get(d, body, "options"));
 }
@@ -344,11 +343,20 @@ static void judge_function(pc_walk *w, uint32_t body, const char *schema, const 
 	if (!body && (bc == BF_SET_CONFIG || bc == BF_TS_REWRITE))
 		bc = BF_OPAQUE_SQL;
 	switch (bc) {
-	case BF_READ: break;
-	case BF_WRITE: mark_write(w, "function %s", name); break;
-	case BF_OPAQUE_SQL: mark_opaque(w, "function %s runs SQL given as text", name); break;
-	case BF_SERVER_FILE: mark_opaque(w, "function %s accesses server files", name); break;
-	case BF_SET_CONFIG: on_set_config(w, body); break;
+	case BF_READ:
+		break;
+	case BF_WRITE:
+		mark_write(w, "function %s", name);
+		break;
+	case BF_OPAQUE_SQL:
+		mark_opaque(w, "function %s runs SQL given as text", name);
+		break;
+	case BF_SERVER_FILE:
+		mark_opaque(w, "function %s accesses server files", name);
+		break;
+	case BF_SET_CONFIG:
+		on_set_config(w, body);
+		break;
 	case BF_TS_REWRITE:
 		if (count_args(w->d, body) == 2)
 			mark_opaque(w, "function ts_rewrite runs SQL given as text");
@@ -488,13 +496,13 @@ static bool objtype_is_func_ddl(const jdoc *d, uint32_t t)
 	/* Functions and views, and every object whose hooks the catalog reads (catalog_hooks.c): tables,
 	 * triggers, policies, types, domains, casts, operators, operator classes, event triggers. */
 	static const char *const kinds[] = {
-		"OBJECT_FUNCTION",  "OBJECT_PROCEDURE",   "OBJECT_ROUTINE",       "OBJECT_AGGREGATE",
-		"OBJECT_SCHEMA",    "OBJECT_EXTENSION",   "OBJECT_LANGUAGE",      "OBJECT_VIEW",
-		"OBJECT_RULE",      "OBJECT_TABLE",       "OBJECT_FOREIGN_TABLE", "OBJECT_COLUMN",
-		"OBJECT_TRIGGER",   "OBJECT_POLICY",      "OBJECT_TYPE",          "OBJECT_DOMAIN",
-		"OBJECT_DOMCONSTRAINT", "OBJECT_TABCONSTRAINT", "OBJECT_CAST",    "OBJECT_OPERATOR",
-		"OBJECT_OPCLASS",   "OBJECT_OPFAMILY",    "OBJECT_EVENT_TRIGGER", "OBJECT_INDEX",
-		"OBJECT_MATVIEW",   "OBJECT_ATTRIBUTE",
+		"OBJECT_FUNCTION",      "OBJECT_PROCEDURE",     "OBJECT_ROUTINE",       "OBJECT_AGGREGATE",
+		"OBJECT_SCHEMA",        "OBJECT_EXTENSION",     "OBJECT_LANGUAGE",      "OBJECT_VIEW",
+		"OBJECT_RULE",          "OBJECT_TABLE",         "OBJECT_FOREIGN_TABLE", "OBJECT_COLUMN",
+		"OBJECT_TRIGGER",       "OBJECT_POLICY",        "OBJECT_TYPE",          "OBJECT_DOMAIN",
+		"OBJECT_DOMCONSTRAINT", "OBJECT_TABCONSTRAINT", "OBJECT_CAST",          "OBJECT_OPERATOR",
+		"OBJECT_OPCLASS",       "OBJECT_OPFAMILY",      "OBJECT_EVENT_TRIGGER", "OBJECT_INDEX",
+		"OBJECT_MATVIEW",       "OBJECT_ATTRIBUTE",
 	};
 
 	for (size_t i = 0; t && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -741,8 +749,8 @@ static void add_ddl_name(pc_walk *w, uint32_t key, uint32_t val)
 	const jdoc *d = w->d;
 	char *v;
 
-	if (!(jstr_eq(d, key, "sval") || jstr_eq(d, key, "relname") || jstr_eq(d, key, "newname"))
-	    || d->t[val].len == 0 || d->t[val].len > 4 * 63)
+	if (!(jstr_eq(d, key, "sval") || jstr_eq(d, key, "relname") || jstr_eq(d, key, "newname")) ||
+	    d->t[val].len == 0 || d->t[val].len > 4 * 63)
 		return;
 	if (!(v = jstr_dup(d, val))) {
 		w->f->oom = true;
@@ -756,8 +764,8 @@ static void add_ddl_name(pc_walk *w, uint32_t key, uint32_t val)
 /* Field names whose (unwrapped) value is a RoleSpec receiving ownership. */
 static bool is_owner_field(const jdoc *d, uint32_t key)
 {
-	return jstr_eq(d, key, "newowner") || jstr_eq(d, key, "authrole") || jstr_eq(d, key, "newrole")
-	       || jstr_eq(d, key, "owner"); /* CREATE TABLESPACE ... OWNER */
+	return jstr_eq(d, key, "newowner") || jstr_eq(d, key, "authrole") || jstr_eq(d, key, "newrole") ||
+	       jstr_eq(d, key, "owner"); /* CREATE TABLESPACE ... OWNER */
 }
 
 void walk_fields(pc_walk *w, uint32_t obj)

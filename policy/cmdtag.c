@@ -131,13 +131,20 @@ bool cmdtag_table_sorted(void)
 static const struct {
 	const char *obj, *sql;
 } object_words[] = {
-	{ "ATTRIBUTE", "TYPE" },          { "COLUMN", "TABLE" },
-	{ "DOMCONSTRAINT", "DOMAIN" },    { "FDW", "FOREIGN DATA WRAPPER" },
-	{ "FOREIGN_SERVER", "SERVER" },   { "MATVIEW", "MATERIALIZED VIEW" },
-	{ "OPCLASS", "OPERATOR CLASS" },  { "OPFAMILY", "OPERATOR FAMILY" },
-	{ "STATISTIC_EXT", "STATISTICS" }, { "TABCONSTRAINT", "TABLE" },
-	{ "TSCONFIGURATION", "TEXT SEARCH CONFIGURATION" }, { "TSDICTIONARY", "TEXT SEARCH DICTIONARY" },
-	{ "TSPARSER", "TEXT SEARCH PARSER" }, { "TSTEMPLATE", "TEXT SEARCH TEMPLATE" },
+	{ "ATTRIBUTE", "TYPE" },
+	{ "COLUMN", "TABLE" },
+	{ "DOMCONSTRAINT", "DOMAIN" },
+	{ "FDW", "FOREIGN DATA WRAPPER" },
+	{ "FOREIGN_SERVER", "SERVER" },
+	{ "MATVIEW", "MATERIALIZED VIEW" },
+	{ "OPCLASS", "OPERATOR CLASS" },
+	{ "OPFAMILY", "OPERATOR FAMILY" },
+	{ "STATISTIC_EXT", "STATISTICS" },
+	{ "TABCONSTRAINT", "TABLE" },
+	{ "TSCONFIGURATION", "TEXT SEARCH CONFIGURATION" },
+	{ "TSDICTIONARY", "TEXT SEARCH DICTIONARY" },
+	{ "TSPARSER", "TEXT SEARCH PARSER" },
+	{ "TSTEMPLATE", "TEXT SEARCH TEMPLATE" },
 };
 
 /* "verb OBJECT" from an ObjectType string token ("OBJECT_TABLE"); "verb" alone when it has none. */
@@ -180,8 +187,8 @@ static const char *tag_from_fields(const jdoc *d, const char *node, uint32_t bod
 		return object_tag(d, "DROP", jobj_get(d, body, "removeType"), buf, bufsz);
 	if (strcmp(node, "RenameStmt") == 0)
 		return object_tag(d, "ALTER", jobj_get(d, body, "renameType"), buf, bufsz);
-	if (strcmp(node, "AlterObjectSchemaStmt") == 0 || strcmp(node, "AlterOwnerStmt") == 0
-	    || strcmp(node, "AlterObjectDependsStmt") == 0)
+	if (strcmp(node, "AlterObjectSchemaStmt") == 0 || strcmp(node, "AlterOwnerStmt") == 0 ||
+	    strcmp(node, "AlterObjectDependsStmt") == 0)
 		return object_tag(d, "ALTER", jobj_get(d, body, "objectType"), buf, bufsz);
 	if (strcmp(node, "AlterTableStmt") == 0 || strcmp(node, "AlterTableMoveAllStmt") == 0)
 		return object_tag(d, "ALTER", jobj_get(d, body, "objtype"), buf, bufsz);

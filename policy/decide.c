@@ -36,15 +36,15 @@ static const struct {
 	const char *name;
 	bool judged_at_execute;
 } rule_props[] = {
-	[RULE_NONE] = {NULL, false},
-	[RULE_GRANT_TO_PROTECTED] = {"grant-to-protected-role", false},
-	[RULE_WRITE_OUTSIDE_WINDOW] = {"write-outside-window", true},
-	[RULE_IDENTITY_CHANGE] = {"identity-change", false},
-	[RULE_READ_WRITE_OVERRIDE] = {"read-write-override", true},
-	[RULE_OPAQUE_SQL] = {"opaque-sql", false},
-	[RULE_FASTPATH] = {"fastpath", false},
-	[RULE_UNPARSABLE] = {"unparsable", false},
-	[RULE_CONFIG] = {"rule", false},
+	[RULE_NONE] = { NULL, false },
+	[RULE_GRANT_TO_PROTECTED] = { "grant-to-protected-role", false },
+	[RULE_WRITE_OUTSIDE_WINDOW] = { "write-outside-window", true },
+	[RULE_IDENTITY_CHANGE] = { "identity-change", false },
+	[RULE_READ_WRITE_OVERRIDE] = { "read-write-override", true },
+	[RULE_OPAQUE_SQL] = { "opaque-sql", false },
+	[RULE_FASTPATH] = { "fastpath", false },
+	[RULE_UNPARSABLE] = { "unparsable", false },
+	[RULE_CONFIG] = { "rule", false },
 };
 
 const char *policy_rule_name(policy_rule r)
@@ -86,9 +86,8 @@ static bool eq_ci(const char *a, const char *b)
 
 bool policy_setting_is_pinned(const pgw_config *cfg, const char *name)
 {
-	return eq_ci(name, cfg->actor_setting) || eq_ci(name, cfg->tenant_setting)
-	       || eq_ci(name, cfg->claims_setting) || eq_ci(name, "role")
-	       || eq_ci(name, "session_authorization");
+	return eq_ci(name, cfg->actor_setting) || eq_ci(name, cfg->tenant_setting) ||
+	       eq_ci(name, cfg->claims_setting) || eq_ci(name, "role") || eq_ci(name, "session_authorization");
 }
 
 const char *policy_pinned_setting_written(const pgw_config *cfg, const policy_facts *f)
@@ -155,8 +154,7 @@ static bool apply_rules(const policy_subject *s, const char *text, size_t len, p
 			continue;
 		if (r->action == RULE_ACTION_DENY) {
 			snprintf(out->rule_buf, sizeof(out->rule_buf), "rule:%s", r->name);
-			deny(out, RULE_CONFIG, "pgwarden: %s",
-			     r->message ? r->message : "statement denied by a rule");
+			deny(out, RULE_CONFIG, "pgwarden: %s", r->message ? r->message : "statement denied by a rule");
 			return true;
 		}
 		if (!logged)
@@ -180,8 +178,7 @@ static void judge_calls(const policy_subject *s, const policy_facts *f, catalog_
 
 /* Deny for a function's (or view's) bit, naming it: "... function app_set_tenant: sets app.tenant_id",
  * "... view billing.v: calls billing.switch_tenant: sets app.tenant_id". */
-static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bit, policy_rule rule,
-		    const char *what)
+static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bit, policy_rule rule, const char *what)
 {
 	int b = __builtin_ctz(bit);
 
@@ -200,15 +197,14 @@ static bool deny_fn(policy_verdict *out, const catalog_judgement *j, uint32_t bi
  * or through a function, view or hook (built-in names are judged on the old catalog: denying every
  * now() while a catalog loads would stop all traffic).
  */
-static bool stale_use(const policy_subject *s, const policy_facts *f, const catalog_judgement *j,
-		      const char **what)
+static bool stale_use(const policy_subject *s, const policy_facts *f, const catalog_judgement *j, const char **what)
 {
 	*what = "function definitions";
 	if (s->catalog_stale && !s->catalog)
 		return f->funcs.n > 0 || f->attrs.n > 0;
 	if (s->catalog_stale)
-		return f->funcs.n > 0 || f->attrs.n > 0 || j->user || f->rels.n > 0 || f->wrels.n > 0
-		       || f->types.n > 0 || f->opers.n > 0;
+		return f->funcs.n > 0 || f->attrs.n > 0 || j->user || f->rels.n > 0 || f->wrels.n > 0 ||
+		       f->types.n > 0 || f->opers.n > 0;
 	return s->stale_names && (*what = catalog_stale_hit(s->catalog, f, s->stale_names)) != NULL;
 }
 
@@ -224,8 +220,7 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 		return true;
 	}
 	if (f->flags & PF_LEXING_CHANGE) {
-		deny(out, RULE_UNPARSABLE, "pgwarden: changing how SQL is lexed is not allowed: %s",
-		     f->why_lexing);
+		deny(out, RULE_UNPARSABLE, "pgwarden: changing how SQL is lexed is not allowed: %s", f->why_lexing);
 		return true;
 	}
 	if (deny_fn(out, j, CJ_LEXING, RULE_UNPARSABLE, "changing how SQL is lexed is not allowed"))
@@ -235,8 +230,7 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 		return true;
 	}
 	if ((x = policy_pinned_setting_written(s->cfg, f))) {
-		deny(out, RULE_IDENTITY_CHANGE, "pgwarden: identity change is not allowed: setting %s is pinned",
-		     x);
+		deny(out, RULE_IDENTITY_CHANGE, "pgwarden: identity change is not allowed: setting %s is pinned", x);
 		return true;
 	}
 	if (policy_login_role_altered(s->cfg, f, why, sizeof(why))) {
@@ -246,8 +240,7 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 	if (deny_fn(out, j, CJ_IDENTITY, RULE_IDENTITY_CHANGE, "identity change is not allowed"))
 		return true;
 	if ((x = policy_protected_grantee(s->cfg, f))) {
-		deny(out, RULE_GRANT_TO_PROTECTED,
-		     "pgwarden: granting to protected role \"%s\" is not allowed", x);
+		deny(out, RULE_GRANT_TO_PROTECTED, "pgwarden: granting to protected role \"%s\" is not allowed", x);
 		return true;
 	}
 	if ((x = policy_protected_role_altered(s->cfg, f))) {
@@ -261,8 +254,7 @@ static bool deny_everywhere(const policy_subject *s, const policy_facts *f, cons
 	if (deny_fn(out, j, CJ_GRANT, RULE_GRANT_TO_PROTECTED, "granting to a protected role is not allowed"))
 		return true;
 	if (f->flags & PF_OPAQUE) {
-		deny(out, RULE_OPAQUE_SQL, "pgwarden: statement runs SQL pgwarden cannot verify: %s",
-		     f->why_opaque);
+		deny(out, RULE_OPAQUE_SQL, "pgwarden: statement runs SQL pgwarden cannot verify: %s", f->why_opaque);
 		return true;
 	}
 	if (deny_fn(out, j, CJ_OPAQUE, RULE_OPAQUE_SQL, "statement runs SQL pgwarden cannot verify"))
@@ -330,8 +322,7 @@ static void decide_production(const policy_subject *s, const policy_facts *f, co
 	}
 }
 
-void policy_decide(const policy_subject *s, const policy_facts *f, const char *text, size_t len,
-		   policy_verdict *out)
+void policy_decide(const policy_subject *s, const policy_facts *f, const char *text, size_t len, policy_verdict *out)
 {
 	catalog_judgement j;
 
@@ -353,8 +344,7 @@ void policy_decide(const policy_subject *s, const policy_facts *f, const char *t
 void policy_deny_fastpath(policy_verdict *out)
 {
 	memset(out, 0, sizeof(*out));
-	deny(out, RULE_FASTPATH, "pgwarden: %sfunction calls through the fast-path protocol are not allowed",
-	     NULL);
+	deny(out, RULE_FASTPATH, "pgwarden: %sfunction calls through the fast-path protocol are not allowed", NULL);
 }
 
 void policy_verdict_copy(policy_verdict *dst, const policy_verdict *src)

@@ -26,14 +26,14 @@
 
 /* Bits of char_class[]: scan.l's character sets, ASCII only (non-ASCII bytes bail). */
 enum {
-	CL_SPACE = 1 << 0,  /* {space}: [ \t\n\r\f] */
-	CL_DIGIT = 1 << 1,  /* [0-9] */
-	CL_START = 1 << 2,  /* {ident_start} without \200-\377 */
-	CL_CONT = 1 << 3,   /* {ident_cont} without \200-\377 */
-	CL_OP = 1 << 4,     /* {op_chars} */
-	CL_SELF = 1 << 5,   /* {self} */
-	CL_KEEP = 1 << 6,   /* op_chars that let an operator end in + or - */
-	CL_HIGH = 1 << 7,   /* a non-ASCII byte */
+	CL_SPACE = 1 << 0, /* {space}: [ \t\n\r\f] */
+	CL_DIGIT = 1 << 1, /* [0-9] */
+	CL_START = 1 << 2, /* {ident_start} without \200-\377 */
+	CL_CONT = 1 << 3,  /* {ident_cont} without \200-\377 */
+	CL_OP = 1 << 4,    /* {op_chars} */
+	CL_SELF = 1 << 5,  /* {self} */
+	CL_KEEP = 1 << 6,  /* op_chars that let an operator end in + or - */
+	CL_HIGH = 1 << 7,  /* a non-ASCII byte */
 };
 
 static uint8_t char_class[256]; /* written once under kw_once (build_keywords), before kw_ready */
@@ -78,24 +78,24 @@ static inline bool is_digit(char c)
 
 /* common/kwlookup.h (PostgreSQL 12+), not in libpg_query's public header. */
 typedef struct pg_kwlist {
-	const char *kw_string;       /* all keywords in order, separated by NUL */
-	const uint16_t *kw_offsets;  /* offset of each keyword in kw_string */
+	const char *kw_string;                       /* all keywords in order, separated by NUL */
+	const uint16_t *kw_offsets;                  /* offset of each keyword in kw_string */
 	int (*hash)(const void *key, size_t keylen); /* perfect hash of the list */
-	int num_keywords;            /* number of keywords */
-	int max_kw_len;              /* length of the longest keyword */
+	int num_keywords;                            /* number of keywords */
+	int max_kw_len;                              /* length of the longest keyword */
 } pg_kwlist;
 extern const pg_kwlist ScanKeywords;
 extern int ScanKeywordLookup(const char *str, const pg_kwlist *keywords);
 
 enum {
-	FS_MAX_KEYWORDS = 1024, /* sanity bound on ScanKeywords.num_keywords */
-	FS_NAMEDATALEN = 64,    /* operators this long are a scanner error */
-	TK_TYPECAST = 268,      /* :: */
-	TK_DOT_DOT = 269,       /* .. */
+	FS_MAX_KEYWORDS = 1024,  /* sanity bound on ScanKeywords.num_keywords */
+	FS_NAMEDATALEN = 64,     /* operators this long are a scanner error */
+	TK_TYPECAST = 268,       /* :: */
+	TK_DOT_DOT = 269,        /* .. */
 	TK_EQUALS_GREATER = 271, /* => */
-	TK_LESS_EQUALS = 272,   /* <= */
+	TK_LESS_EQUALS = 272,    /* <= */
 	TK_GREATER_EQUALS = 273, /* >= */
-	TK_NOT_EQUALS = 274,    /* <> and != */
+	TK_NOT_EQUALS = 274,     /* <> and != */
 };
 
 /* A keyword as pg_query_scan reports it. */
@@ -116,8 +116,8 @@ static bool learn_keyword(int i)
 	bool ok = false;
 
 	/* scan_text: pg_query_scan, decoded as classify decodes it (one decoder, one numbering) */
-	if (scan_text(&s, name) == 0 && s.n == 1 && s.v[0].kw >= 1 && s.v[0].kw <= 4
-	    && s.v[0].start == 0 && s.v[0].end == strlen(name) && s.v[0].token <= UINT16_MAX) {
+	if (scan_text(&s, name) == 0 && s.n == 1 && s.v[0].kw >= 1 && s.v[0].kw <= 4 && s.v[0].start == 0 &&
+	    s.v[0].end == strlen(name) && s.v[0].token <= UINT16_MAX) {
 		kw_table[i] = (fs_keyword){ .token = (uint16_t)s.v[0].token, .kind = (uint8_t)s.v[0].kw };
 		ok = ScanKeywordLookup(name, &ScanKeywords) == i;
 	}
@@ -130,8 +130,7 @@ static void build_keywords(void)
 	int n = ScanKeywords.num_keywords;
 
 	build_classes();
-	if (n <= 0 || n > FS_MAX_KEYWORDS || ScanKeywords.max_kw_len <= 0
-	    || ScanKeywords.max_kw_len >= FS_NAMEDATALEN)
+	if (n <= 0 || n > FS_MAX_KEYWORDS || ScanKeywords.max_kw_len <= 0 || ScanKeywords.max_kw_len >= FS_NAMEDATALEN)
 		return;
 	for (int i = 0; i < n; i++)
 		if (!learn_keyword(i))

@@ -30,21 +30,20 @@ enum {
 	PF_PREPARE = 1u << 1,       /* PREPARE name AS stmt: name + inner facts; flags include the body's */
 	PF_EXECUTE = 1u << 2,       /* EXECUTE name: relay must also decide on the stored PREPARE facts */
 	PF_DEALLOCATE = 1u << 3,    /* DEALLOCATE name (name NULL for ALL) */
-	PF_LEXING_CHANGE =
-	    1u << 4,            /* would change standard_conforming_strings/backslash_quote/client_encoding */
-	PF_READ_ONLY = 1u << 5, /* known read-only, apart from the user functions listed (PF_USER_FUNC) */
-	PF_UNPARSABLE = 1u << 6, /* parser rejected it, or too large/deep to verify: policy_facts_error() */
-	PF_IDENTITY = 1u << 7,   /* changes role/session authorization, or could change any setting */
-	PF_OPAQUE = 1u << 8,     /* runs SQL pgwarden cannot see (dynamic EXECUTE, dblink, COPY PROGRAM...) */
-	PF_RW_OVERRIDE = 1u << 9,  /* asks for a read-write transaction or touches *_transaction_read_only */
-	PF_GRANT = 1u << 10,       /* grants privileges/membership/ownership: see policy_facts_grantees() */
-	PF_USER_FUNC = 1u << 11,   /* calls non-built-in functions: see policy_facts_functions() */
-	PF_LITERAL_DEP = 1u << 12, /* facts depend on a literal's value (cached under a literal-exact key) */
-	PF_TXN_CONTROL = 1u << 13, /* BEGIN/COMMIT/ROLLBACK/SAVEPOINT... */
-	PF_FUNC_DDL = 1u << 14,    /* can change function definitions: the relay re-reads the catalog after it */
-	PF_COPY = 1u << 15,        /* a COPY statement (top level): audited with protocol "copy" */
-	PF_DECLARE = 1u << 16,     /* DECLARE name CURSOR: creates a portal of that name (policy_facts_name) */
-	PF_CURSOR_HOLD = 1u << 17, /* with PF_DECLARE: WITH HOLD, the cursor outlives its transaction */
+	PF_LEXING_CHANGE = 1u << 4, /* would change standard_conforming_strings/backslash_quote/client_encoding */
+	PF_READ_ONLY = 1u << 5,     /* known read-only, apart from the user functions listed (PF_USER_FUNC) */
+	PF_UNPARSABLE = 1u << 6,    /* parser rejected it, or too large/deep to verify: policy_facts_error() */
+	PF_IDENTITY = 1u << 7,      /* changes role/session authorization, or could change any setting */
+	PF_OPAQUE = 1u << 8,        /* runs SQL pgwarden cannot see (dynamic EXECUTE, dblink, COPY PROGRAM...) */
+	PF_RW_OVERRIDE = 1u << 9,   /* asks for a read-write transaction or touches *_transaction_read_only */
+	PF_GRANT = 1u << 10,        /* grants privileges/membership/ownership: see policy_facts_grantees() */
+	PF_USER_FUNC = 1u << 11,    /* calls non-built-in functions: see policy_facts_functions() */
+	PF_LITERAL_DEP = 1u << 12,  /* facts depend on a literal's value (cached under a literal-exact key) */
+	PF_TXN_CONTROL = 1u << 13,  /* BEGIN/COMMIT/ROLLBACK/SAVEPOINT... */
+	PF_FUNC_DDL = 1u << 14,     /* can change function definitions: the relay re-reads the catalog after it */
+	PF_COPY = 1u << 15,         /* a COPY statement (top level): audited with protocol "copy" */
+	PF_DECLARE = 1u << 16,      /* DECLARE name CURSOR: creates a portal of that name (policy_facts_name) */
+	PF_CURSOR_HOLD = 1u << 17,  /* with PF_DECLARE: WITH HOLD, the cursor outlives its transaction */
 	PF_CLOSE_CURSOR = 1u << 18, /* CLOSE name (name NULL for CLOSE ALL): drops portals */
 	PF_FETCH = 1u << 19,        /* FETCH (not MOVE) from cursor policy_facts_name: returns its rows */
 };
@@ -124,8 +123,7 @@ typedef struct policy_analysis {
  * with unparsable facts. Returns 0, or -1 only when out of memory (out is then
  * empty). Free with policy_analysis_clear().
  */
-int policy_analyze(policy_classifier *pc, const char *sql, size_t len, const policy_lexctx *lx,
-		   policy_analysis *out);
+int policy_analyze(policy_classifier *pc, const char *sql, size_t len, const policy_lexctx *lx, policy_analysis *out);
 void policy_analysis_clear(policy_analysis *a);
 
 /* Who runs it where and when. */
@@ -148,15 +146,15 @@ typedef struct policy_subject {
 
 /* The rule ids of CONTRACT §4; each has a name and properties (policy_rule_*). */
 typedef enum {
-	RULE_NONE = 0,            /* allowed, no rule involved */
-	RULE_GRANT_TO_PROTECTED,  /* grant-to-protected-role */
-	RULE_WRITE_OUTSIDE_WINDOW,/* write-outside-window: judged when the statement runs */
-	RULE_IDENTITY_CHANGE,     /* identity-change */
-	RULE_READ_WRITE_OVERRIDE, /* read-write-override: judged when the statement runs */
-	RULE_OPAQUE_SQL,          /* opaque-sql */
-	RULE_FASTPATH,            /* fastpath */
-	RULE_UNPARSABLE,          /* unparsable */
-	RULE_CONFIG,              /* rule:<name>, an operator's [rule.*] (the name is in rule_buf) */
+	RULE_NONE = 0,             /* allowed, no rule involved */
+	RULE_GRANT_TO_PROTECTED,   /* grant-to-protected-role */
+	RULE_WRITE_OUTSIDE_WINDOW, /* write-outside-window: judged when the statement runs */
+	RULE_IDENTITY_CHANGE,      /* identity-change */
+	RULE_READ_WRITE_OVERRIDE,  /* read-write-override: judged when the statement runs */
+	RULE_OPAQUE_SQL,           /* opaque-sql */
+	RULE_FASTPATH,             /* fastpath */
+	RULE_UNPARSABLE,           /* unparsable */
+	RULE_CONFIG,               /* rule:<name>, an operator's [rule.*] (the name is in rule_buf) */
 } policy_rule;
 
 /* The contract's id of a rule ("write-outside-window"); "rule" for RULE_CONFIG, NULL for RULE_NONE. */
@@ -169,15 +167,15 @@ const char *policy_rule_name(policy_rule r);
 bool policy_rule_judged_at_execute(policy_rule r);
 
 typedef struct policy_verdict {
-	bool deny;          /* deny the statement */
-	policy_rule rule_id; /* which rule denied or logged it (RULE_NONE when none) */
-	const char *rule;   /* its id as text when denied or logged, else NULL; static, or points at rule_buf */
-	char message[256];  /* primary message, starts with "pgwarden: " */
-	char detail[256];   /* names the rule id: "rule: write-outside-window" */
-	char hint[256];     /* "" or "next approved window: sec-42 opens 2026-11-24T22:00:00Z" */
-	const char *window; /* name of the window that allowed a production write (config-owned), or NULL */
-	char rule_buf[128]; /* storage for "rule:NAME"; if you copy a verdict, re-point rule (see below) */
-	bool refresh_catalog; /* allowed, and may change function definitions: re-read the catalog after it */
+	bool deny;                /* deny the statement */
+	policy_rule rule_id;      /* which rule denied or logged it (RULE_NONE when none) */
+	const char *rule;         /* its id as text when denied or logged, else NULL; static, or points at rule_buf */
+	char message[256];        /* primary message, starts with "pgwarden: " */
+	char detail[256];         /* names the rule id: "rule: write-outside-window" */
+	char hint[256];           /* "" or "next approved window: sec-42 opens 2026-11-24T22:00:00Z" */
+	const char *window;       /* name of the window that allowed a production write (config-owned), or NULL */
+	char rule_buf[128];       /* storage for "rule:NAME"; if you copy a verdict, re-point rule (see below) */
+	bool refresh_catalog;     /* allowed, and may change function definitions: re-read the catalog after it */
 	bool refresh_names_known; /* refresh_catalog, and only the facts' ddl_names can have changed */
 } policy_verdict;
 
@@ -187,8 +185,7 @@ typedef struct policy_verdict {
  * cover the EXECUTE's own parameters: the relay must also decide on the facts
  * stored by the PREPARE.
  */
-void policy_decide(const policy_subject *s, const policy_facts *f, const char *text, size_t len,
-		   policy_verdict *out);
+void policy_decide(const policy_subject *s, const policy_facts *f, const char *text, size_t len, policy_verdict *out);
 
 /*
  * Whether "-c name=value" in a client's startup options is allowed under the

@@ -19,8 +19,8 @@
  * itself, and current_user is the owner inside a SECURITY DEFINER body (it could be anyone). */
 static bool is_wildcard(const char *role)
 {
-	return strcmp(role, "*") == 0 || strcmp(role, "session_user") == 0 || strcmp(role, "current_user") == 0
-	       || strcmp(role, "current_role") == 0;
+	return strcmp(role, "*") == 0 || strcmp(role, "session_user") == 0 || strcmp(role, "current_user") == 0 ||
+	       strcmp(role, "current_role") == 0;
 }
 
 const char *policy_protected_role_altered(const pgw_config *cfg, const policy_facts *f)
@@ -82,15 +82,16 @@ bool policy_login_role_altered(const pgw_config *cfg, const policy_facts *f, cha
 			const char *tn = cfg->targets[t].name;
 
 			if (!login_role_of(cfg->targets[t].conninfo, login, sizeof(login))) {
-				snprintf(why, whysz, "it changes role \"%s\" and the login role of target %s is not known",
-					 r, tn);
+				snprintf(why, whysz,
+					 "it changes role \"%s\" and the login role of target %s is not known", r, tn);
 				return true;
 			}
 			/* Case-insensitive: denies "PGWARDEN_SVC" too, although only a quoted name would match. */
 			if (is_wildcard(r) || strcasecmp(r, login) == 0) {
 				if (strcmp(r, "*") == 0)
-					snprintf(why, whysz, "ALTER ROLE ALL changes pgwarden's login role %s (target %s)",
-						 login, tn);
+					snprintf(why, whysz,
+						 "ALTER ROLE ALL changes pgwarden's login role %s (target %s)", login,
+						 tn);
 				else
 					snprintf(why, whysz, "role %s %s pgwarden's login role (target %s)", r,
 						 is_wildcard(r) ? "may be" : "is", tn);

@@ -8,12 +8,12 @@
 #include "policy/windows.h"
 
 #define DAY 86400
-#define MAX_UTC_OFFSET (26 * 3600)  /* RFC 8536 bounds |utoff| below 26 h */
-#define SCAN_DAYS 372               /* on-the-fly scan covers the 370 days asked for plus margin */
+#define MAX_UTC_OFFSET (26 * 3600) /* RFC 8536 bounds |utoff| below 26 h */
+#define SCAN_DAYS 372              /* on-the-fly scan covers the 370 days asked for plus margin */
 #define NEXT_OPEN_LIMIT (370 * (time_t)DAY)
-#define HORIZON_BACK_DAYS 9         /* precomputed table: local days before the load ... */
-#define HORIZON_AHEAD_DAYS 401      /* ... and after it */
-#define FOOTER_LAST_YEAR 2200       /* the POSIX rule is expanded into transitions up to here */
+#define HORIZON_BACK_DAYS 9    /* precomputed table: local days before the load ... */
+#define HORIZON_AHEAD_DAYS 401 /* ... and after it */
+#define FOOTER_LAST_YEAR 2200  /* the POSIX rule is expanded into transitions up to here */
 #define TZIF_MAX_BYTES (1024 * 1024)
 
 /* A time zone: UTC offset as a step function of UTC time. */
@@ -208,8 +208,8 @@ static bool tzif_header(const uint8_t *p, size_t len, tzif_hdr *h)
 
 static size_t tzif_block_len(const tzif_hdr *h, size_t tsize)
 {
-	return h->timecnt * tsize + h->timecnt + h->typecnt * 6 + h->charcnt + h->leapcnt * (tsize + 4) +
-	       h->isstdcnt + h->isutcnt;
+	return h->timecnt * tsize + h->timecnt + h->typecnt * 6 + h->charcnt + h->leapcnt * (tsize + 4) + h->isstdcnt +
+	       h->isutcnt;
 }
 
 /* Fill z from one data block (tsize 4 for v1, 8 for v2+). Leap-second records are ignored. */
@@ -468,8 +468,7 @@ bool window_load_zone(pgw_window *w, char *err, size_t errsz)
 	FILE *f;
 
 	if (w->timezone == NULL || !zone_name_safe(w->timezone)) {
-		snprintf(err, errsz, "\"%s\" is not a valid IANA time zone name",
-			w->timezone ? w->timezone : "");
+		snprintf(err, errsz, "\"%s\" is not a valid IANA time zone name", w->timezone ? w->timezone : "");
 		return false;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", w->timezone);
@@ -486,8 +485,7 @@ bool window_load_zone(pgw_window *w, char *err, size_t errsz)
 		w->zone = tzif_parse(buf, len, &why);
 	free(buf);
 	if (w->zone == NULL) {
-		snprintf(err, errsz, "time zone \"%s\": %s: %s", w->timezone, path,
-			why ? why : "cannot read");
+		snprintf(err, errsz, "time zone \"%s\": %s: %s", w->timezone, path, why ? why : "cannot read");
 		return false;
 	}
 	return true;
@@ -758,8 +756,8 @@ static const pgw_window *open_for_others(const pgw_config *c, const char *target
 	for (size_t i = 0; i < c->n_windows; i++) {
 		const pgw_window *w = &c->windows[i];
 
-		if (target && strcmp(w->target, target) == 0 && !window_applies(w, target, actor)
-		    && window_is_open(w, now))
+		if (target && strcmp(w->target, target) == 0 && !window_applies(w, target, actor) &&
+		    window_is_open(w, now))
 			return w;
 	}
 	return NULL;
@@ -785,7 +783,8 @@ void windows_hint(const pgw_config *c, const char *target, const char *actor, ti
 	if (next[0])
 		snprintf(buf, sz, "%snext approved window: %s", busy, next);
 	else
-		snprintf(buf, sz, "%sno approved window is scheduled for %s", busy, other ? "this actor" : "this target");
+		snprintf(buf, sz, "%sno approved window is scheduled for %s", busy,
+			 other ? "this actor" : "this target");
 }
 
 void window_release(pgw_window *w)

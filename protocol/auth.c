@@ -14,10 +14,10 @@
 
 /* AuthenticationXXX request codes (PostgreSQL protocol, "Message Formats"). */
 enum {
-	AUTH_REQ_PASSWORD = 3,     /* AuthenticationCleartextPassword */
-	AUTH_REQ_SASL = 10,        /* AuthenticationSASL: mechanism list */
-	AUTH_REQ_SASL_CONT = 11,   /* AuthenticationSASLContinue: server-first-message */
-	AUTH_REQ_SASL_FIN = 12,    /* AuthenticationSASLFinal: server-final-message */
+	AUTH_REQ_PASSWORD = 3,   /* AuthenticationCleartextPassword */
+	AUTH_REQ_SASL = 10,      /* AuthenticationSASL: mechanism list */
+	AUTH_REQ_SASL_CONT = 11, /* AuthenticationSASLContinue: server-first-message */
+	AUTH_REQ_SASL_FIN = 12,  /* AuthenticationSASLFinal: server-final-message */
 };
 
 /* What the exchange waits for. */
@@ -29,19 +29,19 @@ typedef enum {
 } auth_phase;
 
 struct pgw_auth {
-	auth_phase phase;                  /* the only writer is set_phase() */
-	const pgw_token *recs;             /* the actor's records, adjacent in the table; NULL if unknown */
+	auth_phase phase;      /* the only writer is set_phase() */
+	const pgw_token *recs; /* the actor's records, adjacent in the table; NULL if unknown */
 	size_t n_recs;
-	const pgw_token *scram_rec;        /* the actor's SCRAM record, or NULL */
-	bool doomed;                       /* SASL: run the exchange, then fail whatever the proof */
-	bool plus_offered;                 /* SCRAM-SHA-256-PLUS was in the mechanism list */
+	const pgw_token *scram_rec;          /* the actor's SCRAM record, or NULL */
+	bool doomed;                         /* SASL: run the exchange, then fail whatever the proof */
+	bool plus_offered;                   /* SCRAM-SHA-256-PLUS was in the mechanism list */
 	uint8_t cbind[SCRAM_MAX_CBIND_DATA]; /* tls-server-end-point hash of our certificate */
 	size_t cbind_len;
 	uint8_t mock_salt[SCRAM_DEFAULT_SALT_LEN]; /* salt of a doomed exchange without a real record */
-	char *target;                      /* copy of the target name, for token_usable() */
-	time_t now;                        /* the clock of this exchange, for token_usable() */
-	scram_server *scram;               /* the SCRAM exchange, once the client chose a mechanism */
-	const char *fail_reason;           /* for the server log; "none" until something fails */
+	char *target;                              /* copy of the target name, for token_usable() */
+	time_t now;                                /* the clock of this exchange, for token_usable() */
+	scram_server *scram;                       /* the SCRAM exchange, once the client chose a mechanism */
+	const char *fail_reason;                   /* for the server log; "none" until something fails */
 };
 
 static const char reason_none[] = "none";
@@ -251,8 +251,7 @@ static auth_status on_password(pgw_auth *a, const uint8_t *body, size_t len, con
 }
 
 /* Hand SASL data to the SCRAM exchange and wrap its answer in the right 'R' message. */
-static auth_status feed_scram(pgw_auth *a, const uint8_t *data, size_t len, pktbuf *out,
-			      const pgw_token **who)
+static auth_status feed_scram(pgw_auth *a, const uint8_t *data, size_t len, pktbuf *out, const pgw_token **who)
 {
 	char *msg = NULL;
 	size_t msglen = 0;
@@ -314,8 +313,7 @@ static bool start_scram(pgw_auth *a, bool plus)
  * client gets an empty SASLContinue and sends client-first in a
  * SASLResponse (PostgreSQL's CheckSASLAuth does the same).
  */
-static auth_status on_sasl_initial(pgw_auth *a, const uint8_t *body, size_t len, pktbuf *out,
-				   const pgw_token **who)
+static auth_status on_sasl_initial(pgw_auth *a, const uint8_t *body, size_t len, pktbuf *out, const pgw_token **who)
 {
 	const char *mech;
 	const uint8_t *data = NULL;

@@ -50,11 +50,11 @@ typedef enum {
 
 typedef struct auth_params {
 	const pgw_token_table *tokens;
-	const char *actor;              /* startup parameter "user" */
-	const char *target;             /* startup parameter "database" (an existing target) */
-	bool tls;                       /* client connection is TLS */
-	bool plaintext_auth;            /* config: cleartext token allowed without TLS */
-	const uint8_t *tls_cert_hash;   /* tls-server-end-point hash of our cert, when tls */
+	const char *actor;            /* startup parameter "user" */
+	const char *target;           /* startup parameter "database" (an existing target) */
+	bool tls;                     /* client connection is TLS */
+	bool plaintext_auth;          /* config: cleartext token allowed without TLS */
+	const uint8_t *tls_cert_hash; /* tls-server-end-point hash of our cert, when tls */
 	size_t tls_cert_hash_len;
 	time_t now;
 } auth_params;
@@ -65,8 +65,7 @@ typedef struct pgw_auth pgw_auth;
 pgw_auth *auth_begin(const auth_params *p, pktbuf *out);
 
 /* Feed the body (after type and length) of one 'p' message. */
-auth_status auth_on_message(pgw_auth *a, const uint8_t *body, size_t len, pktbuf *out,
-			    const pgw_token **who);
+auth_status auth_on_message(pgw_auth *a, const uint8_t *body, size_t len, pktbuf *out, const pgw_token **who);
 
 void auth_free(pgw_auth *a);
 

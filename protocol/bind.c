@@ -36,4 +36,3 @@ int bind_read_params(const uint8_t *p, size_t len, audit_param *out, int max)
 	}
 	return nval < max ? nval : max;
 }
-

@@ -38,11 +38,11 @@ frame_status frame_peek_startup(const uint8_t *hdr, size_t avail, uint32_t *tota
 #define DIR_F(x) x
 #define DIR_B(x)
 #define DIR_FB(x) x
-#define FRONTEND_CASE(byte, dir, name) DIR_##dir(case byte: return #name;)
+#define FRONTEND_CASE(byte, dir, name) DIR_##dir(case byte : return #name;)
 #define DIRB_F(x)
 #define DIRB_B(x) x
 #define DIRB_FB(x) x
-#define BACKEND_CASE(byte, dir, name) DIRB_##dir(case byte: return #name;)
+#define BACKEND_CASE(byte, dir, name) DIRB_##dir(case byte : return #name;)
 
 const char *frontend_message_name(char type)
 {

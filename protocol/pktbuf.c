@@ -66,13 +66,13 @@ void pkt_put_u8(pktbuf *b, uint8_t v)
 
 void pkt_put_u16(pktbuf *b, uint16_t v)
 {
-	uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+	uint8_t x[2] = { (uint8_t)(v >> 8), (uint8_t)v };
 	pkt_put_bytes(b, x, 2);
 }
 
 void pkt_put_u32(pktbuf *b, uint32_t v)
 {
-	uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+	uint8_t x[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
 	pkt_put_bytes(b, x, 4);
 }
 
@@ -102,8 +102,8 @@ void pkt_end(pktbuf *b)
 	b->data[b->msg_start + 3] = (uint8_t)n;
 }
 
-void pkt_error(pktbuf *b, const char *severity, const char *sqlstate, const char *message,
-	       const char *detail, const char *hint)
+void pkt_error(pktbuf *b, const char *severity, const char *sqlstate, const char *message, const char *detail,
+	       const char *hint)
 {
 	pkt_begin(b, 'E');
 	pkt_put_u8(b, 'S');

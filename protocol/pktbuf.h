@@ -31,16 +31,16 @@ void pkt_begin(pktbuf *b, char type);
 void pkt_end(pktbuf *b);
 
 void pkt_put_u8(pktbuf *b, uint8_t v);
-void pkt_put_u16(pktbuf *b, uint16_t v);  /* network byte order */
-void pkt_put_u32(pktbuf *b, uint32_t v);  /* network byte order */
+void pkt_put_u16(pktbuf *b, uint16_t v); /* network byte order */
+void pkt_put_u32(pktbuf *b, uint32_t v); /* network byte order */
 void pkt_put_bytes(pktbuf *b, const void *p, size_t n);
 void pkt_put_cstr(pktbuf *b, const char *s); /* with its terminating NUL */
 
 /* Whole messages the proxy itself sends to clients. */
 
 /* ErrorResponse ('E') or, with fatal, severity FATAL. detail/hint may be NULL. */
-void pkt_error(pktbuf *b, const char *severity, const char *sqlstate, const char *message,
-	       const char *detail, const char *hint);
+void pkt_error(pktbuf *b, const char *severity, const char *sqlstate, const char *message, const char *detail,
+	       const char *hint);
 /* AuthenticationXXX ('R') with a 4-byte code and optional payload. */
 void pkt_auth(pktbuf *b, uint32_t code, const void *payload, size_t n);
 void pkt_parameter_status(pktbuf *b, const char *name, const char *value);

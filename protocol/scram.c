@@ -18,28 +18,28 @@
 
 /* Where the server side of one exchange is. */
 typedef enum {
-	SCRAM_STATE_INIT,     /* waiting for client-first-message */
+	SCRAM_STATE_INIT,      /* waiting for client-first-message */
 	SCRAM_STATE_SALT_SENT, /* server-first-message sent; waiting for client-final-message */
-	SCRAM_STATE_FINISHED, /* done, successfully or not; any further message is malformed */
+	SCRAM_STATE_FINISHED,  /* done, successfully or not; any further message is malformed */
 } scram_state;
 
 struct scram_server {
-	scram_state state;                 /* the only writer is set_state() */
-	int iterations;                    /* sent as i= */
-	uint8_t *salt;                     /* sent as s= (base64) */
+	scram_state state; /* the only writer is set_state() */
+	int iterations;    /* sent as i= */
+	uint8_t *salt;     /* sent as s= (base64) */
 	size_t salt_len;
-	uint8_t stored_key[SCRAM_KEY_LEN]; /* checks the client proof */
-	uint8_t server_key[SCRAM_KEY_LEN]; /* signs the server-final-message */
-	bool doomed;                       /* fail at the end whatever the proof */
-	bool plus_offered;                 /* we listed SCRAM-SHA-256-PLUS */
-	bool plus_selected;                /* the client chose SCRAM-SHA-256-PLUS */
+	uint8_t stored_key[SCRAM_KEY_LEN];   /* checks the client proof */
+	uint8_t server_key[SCRAM_KEY_LEN];   /* signs the server-final-message */
+	bool doomed;                         /* fail at the end whatever the proof */
+	bool plus_offered;                   /* we listed SCRAM-SHA-256-PLUS */
+	bool plus_selected;                  /* the client chose SCRAM-SHA-256-PLUS */
 	uint8_t cbind[SCRAM_MAX_CBIND_DATA]; /* tls-server-end-point hash, when plus_selected */
 	size_t cbind_len;
-	char cbind_flag;                   /* gs2-cbind-flag the client sent: 'n', 'y' or 'p' */
-	char *client_first_bare;           /* client-first-message-bare, for AuthMessage */
-	char *client_nonce;                /* c-nonce from client-first */
-	char *server_nonce;                /* our s-nonce: base64 of random bytes, or the test hook's */
-	char *server_first;                /* server-first-message, for AuthMessage */
+	char cbind_flag;         /* gs2-cbind-flag the client sent: 'n', 'y' or 'p' */
+	char *client_first_bare; /* client-first-message-bare, for AuthMessage */
+	char *client_nonce;      /* c-nonce from client-first */
+	char *server_nonce;      /* our s-nonce: base64 of random bytes, or the test hook's */
+	char *server_first;      /* server-first-message, for AuthMessage */
 };
 
 static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -102,16 +102,15 @@ bool scram_salted_password(const char *password, const uint8_t *salt, size_t sal
 	prep = scram_prepare_password(password);
 	if (!prep)
 		return false;
-	ok = PKCS5_PBKDF2_HMAC(prep, (int)strlen(prep), salt, (int)salt_len, iterations, EVP_sha256(),
-			       SCRAM_KEY_LEN, out);
+	ok = PKCS5_PBKDF2_HMAC(prep, (int)strlen(prep), salt, (int)salt_len, iterations, EVP_sha256(), SCRAM_KEY_LEN,
+			       out);
 	OPENSSL_cleanse(prep, strlen(prep));
 	free(prep);
 	return ok == 1;
 }
 
 /* HMAC-SHA-256 of a string; false on an OpenSSL failure. */
-static bool hmac_str(const uint8_t key[SCRAM_KEY_LEN], const char *msg, size_t len,
-		     uint8_t out[SCRAM_KEY_LEN])
+static bool hmac_str(const uint8_t key[SCRAM_KEY_LEN], const char *msg, size_t len, uint8_t out[SCRAM_KEY_LEN])
 {
 	unsigned int outlen = 0;
 
@@ -126,8 +125,7 @@ bool scram_keys_from_salted(const uint8_t salted[SCRAM_KEY_LEN], uint8_t stored_
 	uint8_t client_key[SCRAM_KEY_LEN];
 	bool ok;
 
-	ok = hmac_str(salted, "Client Key", 10, client_key) &&
-	     SHA256(client_key, SCRAM_KEY_LEN, stored_key) &&
+	ok = hmac_str(salted, "Client Key", 10, client_key) && SHA256(client_key, SCRAM_KEY_LEN, stored_key) &&
 	     hmac_str(salted, "Server Key", 10, server_key);
 	OPENSSL_cleanse(client_key, sizeof(client_key));
 	return ok;
@@ -414,8 +412,7 @@ static bool build_server_first(scram_server *s)
 	salt64 = pgw_b64_encode(s->salt, s->salt_len);
 	if (!salt64)
 		return false;
-	n = asprintf(&s->server_first, "r=%s%s,s=%s,i=%d", s->client_nonce, s->server_nonce, salt64,
-		     s->iterations);
+	n = asprintf(&s->server_first, "r=%s%s,s=%s,i=%d", s->client_nonce, s->server_nonce, salt64, s->iterations);
 	free(salt64);
 	if (n < 0) {
 		s->server_first = NULL;
@@ -490,8 +487,7 @@ static bool final_nonce_ok(const scram_server *s, const char *r)
 {
 	size_t cl = strlen(s->client_nonce), sl = strlen(s->server_nonce);
 
-	return strlen(r) == cl + sl && memcmp(r, s->client_nonce, cl) == 0 &&
-	       memcmp(r + cl, s->server_nonce, sl) == 0;
+	return strlen(r) == cl + sl && memcmp(r, s->client_nonce, cl) == 0 && memcmp(r + cl, s->server_nonce, sl) == 0;
 }
 
 /* AuthMessage = client-first-bare "," server-first "," client-final-without-proof. */
@@ -513,8 +509,8 @@ static char *auth_message(const scram_server *s, const char *final_wo_proof, siz
  * client: v= base64(HMAC(ServerKey, AuthMessage)). A doomed exchange does
  * the same work and fails.
  */
-static scram_result verify_and_sign(scram_server *s, const char *am, size_t amlen,
-				    const uint8_t proof[SCRAM_KEY_LEN], char **out, size_t *outlen)
+static scram_result verify_and_sign(scram_server *s, const char *am, size_t amlen, const uint8_t proof[SCRAM_KEY_LEN],
+				    char **out, size_t *outlen)
 {
 	uint8_t sig[SCRAM_KEY_LEN], key[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
 	char *sig64;
@@ -582,8 +578,7 @@ static scram_result on_client_final(scram_server *s, const char *orig, char *buf
 	return res;
 }
 
-scram_result scram_server_exchange(scram_server *s, const uint8_t *in, size_t inlen, char **out,
-				   size_t *outlen)
+scram_result scram_server_exchange(scram_server *s, const uint8_t *in, size_t inlen, char **out, size_t *outlen)
 {
 	scram_result res = SCRAM_MALFORMED;
 	char *buf, *orig = NULL;

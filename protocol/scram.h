@@ -13,20 +13,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SCRAM_KEY_LEN 32            /* SHA-256 digest length: keys, proofs, signatures */
+#define SCRAM_KEY_LEN 32              /* SHA-256 digest length: keys, proofs, signatures */
 #define SCRAM_DEFAULT_ITERATIONS 4096 /* PostgreSQL's default scram_iterations */
-#define SCRAM_DEFAULT_SALT_LEN 16   /* PostgreSQL's SCRAM_DEFAULT_SALT_LEN */
-#define SCRAM_RAW_NONCE_LEN 18      /* random bytes in our nonce, as PostgreSQL */
-#define SCRAM_MAX_MESSAGE 8192      /* longer client messages are malformed */
-#define SCRAM_MAX_CBIND_DATA 64     /* largest tls-server-end-point hash (SHA-512) */
+#define SCRAM_DEFAULT_SALT_LEN 16     /* PostgreSQL's SCRAM_DEFAULT_SALT_LEN */
+#define SCRAM_RAW_NONCE_LEN 18        /* random bytes in our nonce, as PostgreSQL */
+#define SCRAM_MAX_MESSAGE 8192        /* longer client messages are malformed */
+#define SCRAM_MAX_CBIND_DATA 64       /* largest tls-server-end-point hash (SHA-512) */
 
 #define SCRAM_MECH "SCRAM-SHA-256"
 #define SCRAM_MECH_PLUS "SCRAM-SHA-256-PLUS"
 
 /* A parsed verifier: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>. */
 typedef struct scram_secret {
-	int iterations;                   /* PBKDF2 iteration count, > 0 */
-	uint8_t *salt;                    /* decoded salt, malloc'd */
+	int iterations; /* PBKDF2 iteration count, > 0 */
+	uint8_t *salt;  /* decoded salt, malloc'd */
 	size_t salt_len;
 	uint8_t stored_key[SCRAM_KEY_LEN]; /* H(HMAC(SaltedPassword, "Client Key")) */
 	uint8_t server_key[SCRAM_KEY_LEN]; /* HMAC(SaltedPassword, "Server Key") */
@@ -63,16 +63,16 @@ typedef enum {
 
 /* What the server side of one exchange needs; everything is copied by scram_server_new. */
 typedef struct scram_server_params {
-	int iterations;             /* from the verifier (or the mock one) */
-	const uint8_t *salt;        /* from the verifier (or the mock one) */
+	int iterations;      /* from the verifier (or the mock one) */
+	const uint8_t *salt; /* from the verifier (or the mock one) */
 	size_t salt_len;
-	const uint8_t *stored_key;  /* SCRAM_KEY_LEN bytes */
-	const uint8_t *server_key;  /* SCRAM_KEY_LEN bytes */
-	bool doomed;                /* run the whole exchange but fail at the end (mock/unusable) */
-	bool plus_offered;          /* we listed SCRAM-SHA-256-PLUS: a 'y' client is a downgrade */
-	bool plus_selected;         /* the client chose SCRAM-SHA-256-PLUS */
-	const uint8_t *cbind_data;  /* tls-server-end-point hash of our certificate, when plus_selected */
-	size_t cbind_len;           /* <= SCRAM_MAX_CBIND_DATA */
+	const uint8_t *stored_key; /* SCRAM_KEY_LEN bytes */
+	const uint8_t *server_key; /* SCRAM_KEY_LEN bytes */
+	bool doomed;               /* run the whole exchange but fail at the end (mock/unusable) */
+	bool plus_offered;         /* we listed SCRAM-SHA-256-PLUS: a 'y' client is a downgrade */
+	bool plus_selected;        /* the client chose SCRAM-SHA-256-PLUS */
+	const uint8_t *cbind_data; /* tls-server-end-point hash of our certificate, when plus_selected */
+	size_t cbind_len;          /* <= SCRAM_MAX_CBIND_DATA */
 } scram_server_params;
 
 typedef struct scram_server scram_server;
@@ -84,8 +84,7 @@ scram_server *scram_server_new(const scram_server_params *p);
  * SASL data, not NUL-terminated. On CONTINUE and OK, *out (malloc'd, caller
  * frees) and *outlen hold the server's answer; otherwise *out is NULL.
  */
-scram_result scram_server_exchange(scram_server *s, const uint8_t *in, size_t inlen, char **out,
-				   size_t *outlen);
+scram_result scram_server_exchange(scram_server *s, const uint8_t *in, size_t inlen, char **out, size_t *outlen);
 void scram_server_free(scram_server *s);
 
 /*

@@ -13,7 +13,7 @@
  * cannot touch identity, lexing or privileges are honoured (CONTRACT §4).
  */
 static const char *const allowed_settings[] = {
-	"application_name", "client_encoding", "DateStyle",   "IntervalStyle",
+	"application_name", "client_encoding",    "DateStyle",   "IntervalStyle",
 	"TimeZone",         "extra_float_digits", "search_path",
 };
 
@@ -35,8 +35,8 @@ bool startup_setting_allowed(const char *name)
  * (encnames.c), in its normalized form.
  */
 static const char *const unsafe_encodings[] = {
-	"big5", "cp936", "gb18030", "gbk", "johab", "mskanji", "shiftjis", "shiftjis2004", "sjis",
-	"uhc", "win932", "win936", "win949", "win950", "windows932", "windows936", "windows949", "windows950",
+	"big5", "cp936",  "gb18030", "gbk",    "johab",  "mskanji",    "shiftjis",   "shiftjis2004", "sjis",
+	"uhc",  "win932", "win936",  "win949", "win950", "windows932", "windows936", "windows949",   "windows950",
 };
 
 /*
@@ -180,7 +180,7 @@ bool startup_options_each(const char *options, option_visitor visit, void *arg)
 }
 
 typedef struct refusal {
-	char *out;                /* where to copy the refused name */
+	char *out; /* where to copy the refused name */
 	size_t outsz;
 	startup_setting_check ok; /* the judge */
 	void *arg;                /* its argument */
@@ -201,10 +201,9 @@ static bool in_allowlist(const char *name, const char *value, void *arg)
 	return startup_setting_allowed(name);
 }
 
-bool startup_options_check(const char *options, startup_setting_check ok, void *arg, char *refused,
-			   size_t refused_sz)
+bool startup_options_check(const char *options, startup_setting_check ok, void *arg, char *refused, size_t refused_sz)
 {
-	refusal r = {refused, refused_sz, ok, arg};
+	refusal r = { refused, refused_sz, ok, arg };
 
 	return options_walk(options, visit_allowed, &r);
 }

@@ -13,14 +13,14 @@
 
 /* The parameters of one StartupMessage; strings point into the packet. */
 typedef struct startup_params {
-	uint32_t protocol;                      /* requested version, e.g. 196608 */
-	const char *user;                       /* actor id; NULL if missing */
-	const char *database;                   /* target name; defaults to user like PostgreSQL */
-	const char *options;                    /* "options" value or NULL */
-	const char *names[STARTUP_MAX_PARAMS];  /* allowlisted settings to forward */
+	uint32_t protocol;                     /* requested version, e.g. 196608 */
+	const char *user;                      /* actor id; NULL if missing */
+	const char *database;                  /* target name; defaults to user like PostgreSQL */
+	const char *options;                   /* "options" value or NULL */
+	const char *names[STARTUP_MAX_PARAMS]; /* allowlisted settings to forward */
 	const char *values[STARTUP_MAX_PARAMS];
 	size_t n;
-	char refused[128];                      /* first refused parameter name, "" if none */
+	char refused[128]; /* first refused parameter name, "" if none */
 } startup_params;
 
 typedef enum {
@@ -49,8 +49,7 @@ typedef bool (*startup_setting_check)(const char *name, const char *value, void 
  * judgement of SET (policy_startup_setting_ok), so options allow exactly what
  * a session could SET. On refusal copies the offending name to 'refused'.
  */
-bool startup_options_check(const char *options, startup_setting_check ok, void *arg, char *refused,
-			   size_t refused_sz);
+bool startup_options_check(const char *options, startup_setting_check ok, void *arg, char *refused, size_t refused_sz);
 
 /* Whether every client_encoding given inside an options value is safe. */
 bool startup_options_encoding_safe(const char *options);

@@ -91,8 +91,8 @@ static void render_live_gauges(pgw_server *srv, struct evbuffer *b)
 		unsigned n = 0;
 
 		TAILQ_FOREACH(s, &srv->sessions, link)
-			if (s->target && strcmp(s->target->name, c->targets[i].name) == 0 && !s->closing)
-				n++;
+		if (s->target && strcmp(s->target->name, c->targets[i].name) == 0 && !s->closing)
+			n++;
 		evbuffer_add_printf(b, "pgwarden_target_sessions{target=\"%s\"} %u\n", c->targets[i].name, n);
 	}
 	evbuffer_add_printf(b, "# TYPE pgwarden_window_open gauge\n");

@@ -68,7 +68,7 @@ static bool parse_args(int argc, char **argv, admin_args *a)
 /* Method and path for a command; false when unknown or its argument is missing. */
 static bool request_for(const admin_args *a, enum evhttp_cmd_type *method, char *path, size_t size)
 {
-	static const char *const gets[] = {"sessions", "windows", "stats", "pools"};
+	static const char *const gets[] = { "sessions", "windows", "stats", "pools" };
 	const char *action = NULL, *prefix = NULL;
 
 	*method = EVHTTP_REQ_GET;
@@ -115,11 +115,11 @@ static bool split_url(const char *url, char *host, size_t size, int *port)
 	return host[0] != '\0';
 }
 
-static int send_request(const char *host, int port, const char *token, enum evhttp_cmd_type method,
-			const char *path)
+static int send_request(const char *host, int port, const char *token, enum evhttp_cmd_type method, const char *path)
 {
-	admin_reply r = {event_base_new(), 0, evbuffer_new()};
-	struct evhttp_connection *conn = r.base ? evhttp_connection_base_new(r.base, NULL, host, (ev_uint16_t)port) : NULL;
+	admin_reply r = { event_base_new(), 0, evbuffer_new() };
+	struct evhttp_connection *conn =
+		r.base ? evhttp_connection_base_new(r.base, NULL, host, (ev_uint16_t)port) : NULL;
 	struct evhttp_request *req = conn ? evhttp_request_new(on_reply, &r) : NULL;
 	char auth[512];
 	int rc = 1;
@@ -140,7 +140,8 @@ static int send_request(const char *host, int port, const char *token, enum evht
 	if (r.code == 0)
 		fprintf(stderr, "pgwarden admin: no answer from %s:%d\n", host, port);
 	else {
-		fwrite(evbuffer_pullup(r.body, -1), 1, evbuffer_get_length(r.body), r.code / 100 == 2 ? stdout : stderr);
+		fwrite(evbuffer_pullup(r.body, -1), 1, evbuffer_get_length(r.body),
+		       r.code / 100 == 2 ? stdout : stderr);
 		rc = r.code / 100 == 2 ? 0 : 1;
 	}
 out:
@@ -157,7 +158,7 @@ int admin_cli_main(int argc, char **argv)
 {
 	admin_args a;
 	pgw_config *c = NULL;
-	pgw_errors e = {0};
+	pgw_errors e = { 0 };
 	enum evhttp_cmd_type method;
 	char path[512], host[256];
 	int port, rc;

@@ -16,8 +16,8 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 
-#define WINDOW_RECHECK_SECONDS 3600    /* look again at least this often (clock steps, far transitions) */
-#define REJECT_ERROR_MAX 2048          /* bytes of a rejected reload's errors kept in its record */
+#define WINDOW_RECHECK_SECONDS 3600 /* look again at least this often (clock steps, far transitions) */
+#define REJECT_ERROR_MAX 2048       /* bytes of a rejected reload's errors kept in its record */
 
 /* A window recorded open: its name and target as they were then. */
 typedef struct open_window {
@@ -50,7 +50,7 @@ static void put_time(jbuf *b, time_t t)
 /* "tue,thu 22:00-23:30", as the config says it. */
 static void put_weekly(jbuf *b, const pgw_window *w)
 {
-	static const char *const days[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+	static const char *const days[] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" };
 	char s[64];
 	size_t n = 0;
 	int d;
@@ -284,7 +284,7 @@ static void load_signer(pgw_server *srv)
 /* (Re)arm the periodic checkpoint timer at the config's interval. */
 static void arm_checkpoint_timer(pgw_server *srv, audit_events *ev)
 {
-	struct timeval every = {srv->cfg->audit_checkpoint_interval, 0};
+	struct timeval every = { srv->cfg->audit_checkpoint_interval, 0 };
 
 	if (ev->checkpoint_interval == srv->cfg->audit_checkpoint_interval &&
 	    event_pending(ev->checkpoint_timer, EV_TIMEOUT, NULL))
@@ -351,8 +351,10 @@ static void join_errors(const pgw_errors *errs, char *out, size_t sz)
 		msg = errs->msgs[i];
 		ci = strstr(msg, ": conninfo: ");
 		if (ci)
-			n += (size_t)snprintf(out + n, sz - n, "%s%.*s: conninfo: not a valid connection string "
-					      "(details in pgwarden's log)", i ? "; " : "", (int)(ci - msg), msg);
+			n += (size_t)snprintf(out + n, sz - n,
+					      "%s%.*s: conninfo: not a valid connection string "
+					      "(details in pgwarden's log)",
+					      i ? "; " : "", (int)(ci - msg), msg);
 		else
 			n += (size_t)snprintf(out + n, sz - n, "%s%s", i ? "; " : "", msg);
 	}

@@ -114,8 +114,7 @@ void audit_disconnect(session *s)
 	session_event(s, "disconnect", NULL);
 }
 
-uint64_t audit_statement(session *s, const char *protocol, const char *sql, size_t len,
-			 const struct policy_verdict *pv)
+uint64_t audit_statement(session *s, const char *protocol, const char *sql, size_t len, const struct policy_verdict *pv)
 {
 	return audit_statement_params(s, protocol, sql, len, pv, NULL, 0);
 }

@@ -42,15 +42,15 @@ typedef struct reply_rule {
  * a Query or Execute it starts rows.
  */
 static const reply_rule reply_rules[] = {
-	{'1', K(TL_PARSE), 0},                                    /* ParseComplete */
-	{'2', K(TL_BIND), 0},                                     /* BindComplete */
-	{'3', K(TL_CLOSE), 0},                                    /* CloseComplete */
-	{'n', K(TL_DESCRIBE), 0},                                 /* NoData */
-	{'T', K(TL_DESCRIBE), 0},                                 /* RowDescription */
-	{'C', K(TL_EXECUTE), K(TL_EXECUTE) | K(TL_QUERY)},        /* CommandComplete */
-	{'I', K(TL_EXECUTE), K(TL_EXECUTE) | K(TL_QUERY)},        /* EmptyQueryResponse */
-	{'s', K(TL_EXECUTE), K(TL_EXECUTE)},                      /* PortalSuspended */
-	{'Z', K(TL_SYNC) | K(TL_QUERY), 0},                       /* ReadyForQuery */
+	{ '1', K(TL_PARSE), 0 },                             /* ParseComplete */
+	{ '2', K(TL_BIND), 0 },                              /* BindComplete */
+	{ '3', K(TL_CLOSE), 0 },                             /* CloseComplete */
+	{ 'n', K(TL_DESCRIBE), 0 },                          /* NoData */
+	{ 'T', K(TL_DESCRIBE), 0 },                          /* RowDescription */
+	{ 'C', K(TL_EXECUTE), K(TL_EXECUTE) | K(TL_QUERY) }, /* CommandComplete */
+	{ 'I', K(TL_EXECUTE), K(TL_EXECUTE) | K(TL_QUERY) }, /* EmptyQueryResponse */
+	{ 's', K(TL_EXECUTE), K(TL_EXECUTE) },               /* PortalSuspended */
+	{ 'Z', K(TL_SYNC) | K(TL_QUERY), 0 },                /* ReadyForQuery */
 };
 
 static const reply_rule *rule_for(char type)
@@ -215,8 +215,10 @@ static bool own_request_failed(session *s, const tl_entry *head, const char *sta
 		session_log(LOG_LVL_WARN, s, "pinning identity failed: %.200s (%s)", msg, state);
 		snprintf(text, sizeof(text), "pgwarden: could not pin the session's identity on target \"%s\": %.150s",
 			 s->target->name, msg);
-		snprintf(detail, sizeof(detail), "pgwarden's login role could not take on role \"%s\" of this token; "
-			 "the operator can find such records with pgwarden --check --connect.", s->who->role);
+		snprintf(detail, sizeof(detail),
+			 "pgwarden's login role could not take on role \"%s\" of this token; "
+			 "the operator can find such records with pgwarden --check --connect.",
+			 s->who->role);
 		client_fail(s, state, text, detail);
 		return false;
 	}

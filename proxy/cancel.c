@@ -89,7 +89,8 @@ void cancel_request(pgw_server *srv, uint32_t pid, uint32_t key)
 {
 	session *s;
 
-	TAILQ_FOREACH(s, &srv->sessions, link) {
+	TAILQ_FOREACH(s, &srv->sessions, link)
+	{
 		if (s->cancel_pid != pid || s->closing)
 			continue;
 		/* A wrong key does nothing, like PostgreSQL. */

@@ -33,25 +33,25 @@
 
 /* One target's catalog and its loading state (loop thread only). */
 typedef struct catalog_slot {
-	char *target;              /* target name (key) */
-	const fn_catalog *cat;     /* newest catalog, or NULL */
-	uint64_t stale_mark;       /* bumped when a session sends function DDL */
-	uint64_t covered;          /* stale_mark the newest catalog was loaded after */
-	bool loading;              /* a load thread runs */
-	bool again;                /* load once more when it lands */
-	bool failed;               /* the last load failed; a retry is scheduled */
-	catalog_counts counts;     /* of the newest catalog */
-	catalog_stale *stale;      /* names (or everything) changed since the newest catalog was read */
+	char *target;                /* target name (key) */
+	const fn_catalog *cat;       /* newest catalog, or NULL */
+	uint64_t stale_mark;         /* bumped when a session sends function DDL */
+	uint64_t covered;            /* stale_mark the newest catalog was loaded after */
+	bool loading;                /* a load thread runs */
+	bool again;                  /* load once more when it lands */
+	bool failed;                 /* the last load failed; a retry is scheduled */
+	catalog_counts counts;       /* of the newest catalog */
+	catalog_stale *stale;        /* names (or everything) changed since the newest catalog was read */
 	struct pending_ddl *pending; /* per session: what its uncommitted DDL named, re-marked at its commit */
 	UT_hash_handle hh;
 } catalog_slot;
 
 /* What one session's DDL named, until its transaction ends (catalogs_refresh_and_wait). */
 typedef struct pending_ddl {
-	uint64_t session_id;       /* the session (key) */
-	char **names;              /* bare names its DDL mentioned */
+	uint64_t session_id; /* the session (key) */
+	char **names;        /* bare names its DDL mentioned */
 	size_t n;
-	bool global;               /* some of its DDL named nothing we know: everything */
+	bool global; /* some of its DDL named nothing we know: everything */
 	UT_hash_handle hh;
 } pending_ddl;
 
@@ -61,26 +61,26 @@ typedef struct pending_ddl {
 /* A load handed to a thread and back. */
 typedef struct load_job {
 	pgw_server *srv;
-	catalog_slot *slot;        /* slots live as long as the server */
-	char *conninfo;            /* copied from the target */
-	pgw_config *cfg;           /* reference taken and dropped on the loop thread */
-	uint64_t mark;             /* slot->stale_mark when the load started */
-	bool walls;                /* the target is walled: trust deploy/walls.sql's schema */
-	fn_catalog *result;        /* set by the thread */
-	char *err;                 /* set by the thread on failure */
+	catalog_slot *slot; /* slots live as long as the server */
+	char *conninfo;     /* copied from the target */
+	pgw_config *cfg;    /* reference taken and dropped on the loop thread */
+	uint64_t mark;      /* slot->stale_mark when the load started */
+	bool walls;         /* the target is walled: trust deploy/walls.sql's schema */
+	fn_catalog *result; /* set by the thread */
+	char *err;          /* set by the thread on failure */
 	struct load_job *next;
 } load_job;
 
 /* The loader's shared state. */
 typedef struct catalog_loader {
-	catalog_slot *slots;       /* by target name */
-	pthread_mutex_t lock;      /* guards done and running */
-	pthread_cond_t idle;       /* signalled when a thread ends (running went down) */
-	int running;               /* loader threads started and not yet ended */
-	load_job *done;            /* finished loads, handed back by threads */
-	int wake_fd;               /* eventfd a thread writes to when it hands a load back */
-	struct event *done_ev;     /* reads wake_fd on the loop */
-	struct event *retry_ev;    /* retries failed loads */
+	catalog_slot *slots;    /* by target name */
+	pthread_mutex_t lock;   /* guards done and running */
+	pthread_cond_t idle;    /* signalled when a thread ends (running went down) */
+	int running;            /* loader threads started and not yet ended */
+	load_job *done;         /* finished loads, handed back by threads */
+	int wake_fd;            /* eventfd a thread writes to when it hands a load back */
+	struct event *done_ev;  /* reads wake_fd on the loop */
+	struct event *retry_ev; /* retries failed loads */
 } catalog_loader;
 
 static catalog_slot *slot_for(catalog_loader *l, const char *target, bool create)
@@ -106,8 +106,8 @@ static void *load_thread(void *arg)
 {
 	load_job *job = arg;
 	catalog_loader *l = job->srv->catalogs;
-	const char *kw[] = {"dbname", "connect_timeout", "fallback_application_name", NULL};
-	const char *val[] = {job->conninfo, "10", "pgwarden-catalog", NULL};
+	const char *kw[] = { "dbname", "connect_timeout", "fallback_application_name", NULL };
+	const char *val[] = { job->conninfo, "10", "pgwarden-catalog", NULL };
 	PGconn *conn = PQconnectdbParams(kw, val, 1);
 
 	static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
@@ -157,7 +157,7 @@ static void wake_waiters(pgw_server *srv, catalog_slot *sl, bool failed)
 /* A load could not even start: treat it as failed (waiters go on, a retry is scheduled). */
 static void load_not_started(pgw_server *srv, catalog_slot *sl)
 {
-	struct timeval tv = {CATALOG_RETRY_SECONDS, 0};
+	struct timeval tv = { CATALOG_RETRY_SECONDS, 0 };
 
 	sl->failed = true;
 	if (!evtimer_pending(srv->catalogs->retry_ev, NULL))
@@ -220,12 +220,13 @@ static void pending_prune(pgw_server *srv, catalog_slot *sl)
 
 	if (HASH_COUNT(sl->pending) < CATALOG_PENDING_MAX / 16)
 		return;
-	HASH_ITER(hh, sl->pending, p, tmp) {
+	HASH_ITER(hh, sl->pending, p, tmp)
+	{
 		session *s;
 
 		TAILQ_FOREACH(s, &srv->sessions, link)
-			if (s->id == p->session_id && !s->closing)
-				break;
+		if (s->id == p->session_id && !s->closing)
+			break;
 		if (!s)
 			pending_free(sl, p);
 	}
@@ -246,15 +247,15 @@ static void land(pgw_server *srv, load_job *job)
 		sl->failed = false;
 		catalog_counts_get(sl->cat, &sl->counts);
 		log_info("catalog %s: %zu user functions analysed: %zu read-only, %zu write, %zu identity-changing, "
-			 "%zu opaque, %zu trusted; %zu views, %zu of them do more than read", sl->target,
-			 sl->counts.analysed, sl->counts.read_only, sl->counts.writes, sl->counts.identity,
+			 "%zu opaque, %zu trusted; %zu views, %zu of them do more than read",
+			 sl->target, sl->counts.analysed, sl->counts.read_only, sl->counts.writes, sl->counts.identity,
 			 sl->counts.opaque, sl->counts.trusted, sl->counts.views, sl->counts.views_denied);
 	} else {
 		log_error("catalog %s: cannot read function definitions: %s", sl->target,
 			  job->err ? job->err : "unknown error");
 		sl->failed = true;
 		if (!evtimer_pending(l->retry_ev, NULL)) {
-			struct timeval tv = {CATALOG_RETRY_SECONDS, 0};
+			struct timeval tv = { CATALOG_RETRY_SECONDS, 0 };
 			evtimer_add(l->retry_ev, &tv);
 		}
 	}
@@ -296,8 +297,8 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	catalog_slot *sl, *tmp;
 
 	HASH_ITER(hh, srv->catalogs->slots, sl, tmp)
-		if (sl->failed && !sl->loading)
-			start_load(srv, sl);
+	if (sl->failed && !sl->loading)
+		start_load(srv, sl);
 }
 
 void catalogs_reload_all(pgw_server *srv)
@@ -394,7 +395,8 @@ void catalogs_free(pgw_server *srv)
 		free(job->err);
 		free(job);
 	}
-	HASH_ITER(hh, l->slots, sl, tmp) {
+	HASH_ITER(hh, l->slots, sl, tmp)
+	{
 		HASH_DEL(l->slots, sl);
 		if (sl->cat)
 			catalog_unref(sl->cat);
@@ -450,7 +452,7 @@ static void pending_free_all(catalog_slot *sl)
 	pending_ddl *p, *tmp;
 
 	HASH_ITER(hh, sl->pending, p, tmp)
-		pending_free(sl, p);
+	pending_free(sl, p);
 }
 
 /* The session's record, created if missing; NULL when full or out of memory (then: global). */
@@ -547,7 +549,8 @@ void catalogs_render_metrics(pgw_server *srv, struct evbuffer *out)
 
 	/* each metric family's samples together, as the text format wants */
 	evbuffer_add_printf(out, "# TYPE pgwarden_user_functions gauge\n");
-	HASH_ITER(hh, srv->catalogs->slots, sl, tmp) {
+	HASH_ITER(hh, srv->catalogs->slots, sl, tmp)
+	{
 		if (!sl->cat)
 			continue;
 		evbuffer_add_printf(out,
@@ -562,7 +565,8 @@ void catalogs_render_metrics(pgw_server *srv, struct evbuffer *out)
 				    sl->target, sl->counts.trusted);
 	}
 	evbuffer_add_printf(out, "# TYPE pgwarden_user_views gauge\n");
-	HASH_ITER(hh, srv->catalogs->slots, sl, tmp) {
+	HASH_ITER(hh, srv->catalogs->slots, sl, tmp)
+	{
 		if (!sl->cat)
 			continue;
 		evbuffer_add_printf(out,

@@ -46,9 +46,9 @@ static void client_on_read(void *arg);
 static void client_on_drain(void *arg);
 static void client_on_close(void *arg, const char *why);
 
-static const io_handlers client_io_handlers = {client_on_read, client_on_drain, client_on_close};
+static const io_handlers client_io_handlers = { client_on_read, client_on_drain, client_on_close };
 
-static const char *const client_phase_names[] = {"startup", "auth", "wait-upstream", "ready", "closing"};
+static const char *const client_phase_names[] = { "startup", "auth", "wait-upstream", "ready", "closing" };
 
 void client_set_phase(session *s, client_phase phase)
 {
@@ -127,14 +127,19 @@ static bool shed_oldest_startup(pgw_server *srv, const char *addr)
 {
 	session *s;
 
-	TAILQ_FOREACH(s, &srv->sessions, link) {
+	TAILQ_FOREACH(s, &srv->sessions, link)
+	{
 		if (s->closing || !s->client.counted_unauth || strcmp(s->client.addr, addr) != 0)
 			continue;
 		limits_count(srv, LIMIT_UNAUTH_SHED);
-		session_log(LOG_LVL_WARN, s, "closing the oldest unfinished startup from %s: its address is at "
-			    "its quota and a new connection came", addr);
-		client_fail(s, "53300", "pgwarden: too many unfinished logins from this address; the oldest is "
-			    "closed", NULL);
+		session_log(LOG_LVL_WARN, s,
+			    "closing the oldest unfinished startup from %s: its address is at "
+			    "its quota and a new connection came",
+			    addr);
+		client_fail(s, "53300",
+			    "pgwarden: too many unfinished logins from this address; the oldest is "
+			    "closed",
+			    NULL);
 		return !s->client.counted_unauth;
 	}
 	return false;
@@ -241,7 +246,7 @@ void client_fail(session *s, const char *sqlstate, const char *message, const ch
 
 void client_close_after_grace(session *s)
 {
-	struct timeval tv = {CLOSING_GRACE_SECONDS, 0};
+	struct timeval tv = { CLOSING_GRACE_SECONDS, 0 };
 
 	if (!s->client.closing_timer)
 		s->client.closing_timer = evtimer_new(s->srv->base, closing_timeout_cb, s);
@@ -274,8 +279,8 @@ static bool plaintext_after_negotiation(session *s, char answer)
 static void on_ssl_request(session *s)
 {
 	pgw_server *srv = s->srv;
-	bool offer = srv->ssl_ctx && s->cfg->client_tls != CLIENT_TLS_DISABLE && !s->client.tls_refused &&
-		     !s->client.ssl;
+	bool offer =
+		srv->ssl_ctx && s->cfg->client_tls != CLIENT_TLS_DISABLE && !s->client.tls_refused && !s->client.ssl;
 	SSL *ssl;
 
 	if (plaintext_after_negotiation(s, offer ? 'S' : 'N'))
@@ -335,19 +340,20 @@ static bool check_startup_params(session *s, startup_params *p)
 		return false;
 	}
 	/* options: the session's own judgement of SET (policy_startup_setting_ok), one source of truth. */
-	if (p->options
-	    && !startup_options_check(p->options, policy_startup_setting_ok, (void *)s->cfg, refused,
-				      sizeof(refused))) {
+	if (p->options &&
+	    !startup_options_check(p->options, policy_startup_setting_ok, (void *)s->cfg, refused, sizeof(refused))) {
 		snprintf(msg, sizeof(msg), "pgwarden: startup parameter \"%s\" is not allowed", refused);
-		client_fail(s, "42501", msg, "options may set only what a session may SET: not the role, session "
-				"authorization, pinned, read-only or lexing settings.");
+		client_fail(s, "42501", msg,
+			    "options may set only what a session may SET: not the role, session "
+			    "authorization, pinned, read-only or lexing settings.");
 		return false;
 	}
 	for (i = 0; i < p->n; i++) {
 		if (strcasecmp(p->names[i], "client_encoding") == 0 && !startup_encoding_safe(p->values[i])) {
 			snprintf(msg, sizeof(msg), "pgwarden: client_encoding \"%s\" is not supported", p->values[i]);
-			client_fail(s, "0A000", msg, "Encodings whose characters can contain ASCII quote or "
-					"backslash bytes cannot be verified; use UTF8.");
+			client_fail(s, "0A000", msg,
+				    "Encodings whose characters can contain ASCII quote or "
+				    "backslash bytes cannot be verified; use UTF8.");
 			return false;
 		}
 	}
@@ -525,7 +531,7 @@ static void delayed_fail_cb(evutil_socket_t fd, short what, void *arg)
 static void on_auth_failed(session *s, bool malformed)
 {
 	uint32_t delay_ms = throttle_fail(&s->srv->throttle, s->client.addr, s->client.actor, time(NULL));
-	struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
 
 	s->srv->metrics.auth_failures_total++;
 	session_log(LOG_LVL_WARN, s, "authentication failed: %s%s; answered after %u ms",
@@ -618,7 +624,7 @@ static bool find_option(const char *name, const char *value, void *arg)
 static const char *client_startup_value(const session *s, const char *name)
 {
 	const startup_params *p = s->client.params;
-	startup_lookup l = {name, NULL};
+	startup_lookup l = { name, NULL };
 
 	if (!p)
 		return NULL;

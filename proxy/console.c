@@ -73,7 +73,8 @@ bool console_hold(session *s)
 	}
 	s->console.paused = true;
 	client_pause(s);
-	session_log(LOG_LVL_INFO, s, "paused: target %s is paused; the next statement waits for RESUME", s->target->name);
+	session_log(LOG_LVL_INFO, s, "paused: target %s is paused; the next statement waits for RESUME",
+		    s->target->name);
 	return true;
 }
 
@@ -204,8 +205,9 @@ static bool authorized(pgw_server *srv, struct evhttp_request *req, bool mutatin
 	}
 	if (!mutating && peer_is_loopback(req))
 		return true;
-	reply_error(req, 403, "Forbidden", mutating ? "admin actions are off: set admin_token in the config"
-						   : "sessions are shown to loopback clients only unless admin_token is set");
+	reply_error(req, 403, "Forbidden",
+		    mutating ? "admin actions are off: set admin_token in the config"
+			     : "sessions are shown to loopback clients only unless admin_token is set");
 	return false;
 }
 
@@ -229,8 +231,9 @@ static const char *session_state(const session *s)
 		return "paused";
 	if (limits_requests_owed(s) > 0)
 		return "active";
-	return s->up.txn_status == 'T' ? "idle in transaction"
-	       : s->up.txn_status == 'E' ? "idle in transaction (aborted)" : "idle";
+	return s->up.txn_status == 'T'   ? "idle in transaction"
+	       : s->up.txn_status == 'E' ? "idle in transaction (aborted)"
+					 : "idle";
 }
 
 static void put_time(jbuf *j, time_t t)
@@ -294,7 +297,8 @@ static void sessions_cb(struct evhttp_request *req, void *arg)
 		return;
 	jbuf_init(&j);
 	jbuf_putc(&j, '[');
-	TAILQ_FOREACH(s, &srv->sessions, link) {
+	TAILQ_FOREACH(s, &srv->sessions, link)
+	{
 		if (s->closing)
 			continue;
 		if (!first)
@@ -317,8 +321,8 @@ static void kill_session(pgw_server *srv, struct evhttp_request *req, const char
 	jbuf j;
 
 	TAILQ_FOREACH(s, &srv->sessions, link)
-		if (s->id == id && *end == '\0' && !s->closing)
-			break;
+	if (s->id == id && *end == '\0' && !s->closing)
+		break;
 	if (!s) {
 		reply_error(req, 404, "Not Found", "no such session");
 		return;
@@ -411,7 +415,8 @@ static void stats_target(jbuf *j, pgw_server *srv, const char *target)
 		if (strcmp(m->target, target) == 0)
 			*(strcmp(m->decision, "deny") == 0 ? &deny : &allow) += m->count;
 	}
-	TAILQ_FOREACH(s, &srv->sessions, link) {
+	TAILQ_FOREACH(s, &srv->sessions, link)
+	{
 		if (s->closing || !s->target || strcmp(s->target->name, target) != 0)
 			continue;
 		sessions++;

@@ -31,14 +31,14 @@ struct evhttp;
 
 /* Per-session console state (a field of session). */
 typedef struct session_console {
-	time_t accepted;   /* wall-clock time the connection was accepted */
-	char *last_sql;    /* prefix of the last statement sent (malloc'd once, CONSOLE_SQL_MAX + 1) */
-	bool paused;       /* held by PAUSE: client reading stopped until RESUME */
+	time_t accepted; /* wall-clock time the connection was accepted */
+	char *last_sql;  /* prefix of the last statement sent (malloc'd once, CONSOLE_SQL_MAX + 1) */
+	bool paused;     /* held by PAUSE: client reading stopped until RESUME */
 } session_console;
 
 /* Server-wide console state. */
 typedef struct console_state {
-	char **paused;     /* names of paused targets (kept across reloads) */
+	char **paused; /* names of paused targets (kept across reloads) */
 	size_t n_paused;
 } console_state;
 

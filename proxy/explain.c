@@ -17,11 +17,20 @@ static const struct {
 	unsigned flag;
 	const char *name;
 } fact_names[] = {
-	{PF_READ_ONLY, "read-only"},       {PF_IDENTITY, "identity"},      {PF_OPAQUE, "opaque"},
-	{PF_GRANT, "grant"},               {PF_RW_OVERRIDE, "rw-override"}, {PF_UNPARSABLE, "unparsable"},
-	{PF_USER_FUNC, "user-functions"},  {PF_SESSION_RESET, "session-reset"}, {PF_TXN_CONTROL, "txn-control"},
-	{PF_PREPARE, "prepare"},           {PF_EXECUTE, "execute"},        {PF_DEALLOCATE, "deallocate"},
-	{PF_LEXING_CHANGE, "lexing-change"}, {PF_FUNC_DDL, "function-ddl"},
+	{ PF_READ_ONLY, "read-only" },
+	{ PF_IDENTITY, "identity" },
+	{ PF_OPAQUE, "opaque" },
+	{ PF_GRANT, "grant" },
+	{ PF_RW_OVERRIDE, "rw-override" },
+	{ PF_UNPARSABLE, "unparsable" },
+	{ PF_USER_FUNC, "user-functions" },
+	{ PF_SESSION_RESET, "session-reset" },
+	{ PF_TXN_CONTROL, "txn-control" },
+	{ PF_PREPARE, "prepare" },
+	{ PF_EXECUTE, "execute" },
+	{ PF_DEALLOCATE, "deallocate" },
+	{ PF_LEXING_CHANGE, "lexing-change" },
+	{ PF_FUNC_DDL, "function-ddl" },
 };
 
 static int usage(void)
@@ -54,8 +63,8 @@ static void print_facts(const policy_facts *f)
 /* The catalog of the target, read now over a blocking connection; NULL (reported) on failure. */
 static fn_catalog *load_catalog(const pgw_config *cfg, const pgw_target *t)
 {
-	const char *kw[] = {"dbname", "connect_timeout", "fallback_application_name", NULL};
-	const char *val[] = {t->conninfo, "10", "pgwarden-explain", NULL};
+	const char *kw[] = { "dbname", "connect_timeout", "fallback_application_name", NULL };
+	const char *val[] = { t->conninfo, "10", "pgwarden-explain", NULL };
 	PGconn *conn = PQconnectdbParams(kw, val, 1);
 	fn_catalog *cat = NULL;
 	char *err = NULL;
@@ -69,8 +78,8 @@ static fn_catalog *load_catalog(const pgw_config *cfg, const pgw_target *t)
 	return cat;
 }
 
-static bool explain_statement(const pgw_config *cfg, const pgw_target *t, const pgw_token *who,
-			      const fn_catalog *cat, const char *sql, const policy_stmt *st)
+static bool explain_statement(const pgw_config *cfg, const pgw_target *t, const pgw_token *who, const fn_catalog *cat,
+			      const char *sql, const policy_stmt *st)
 {
 	policy_subject subj;
 	policy_verdict v;
@@ -106,14 +115,14 @@ static bool explain_statement(const pgw_config *cfg, const pgw_target *t, const 
 int explain_main(int argc, char **argv)
 {
 	const char *config = NULL, *target = NULL, *actor = "explain", *sql = NULL;
-	pgw_errors errs = {0};
+	pgw_errors errs = { 0 };
 	pgw_config *cfg;
 	const pgw_target *t;
 	pgw_token who;
 	fn_catalog *cat;
 	policy_classifier *pc;
 	policy_analysis a;
-	policy_lexctx lx = {true};
+	policy_lexctx lx = { true };
 	int i, rc = 0;
 	size_t k;
 

@@ -346,7 +346,7 @@ static relay_status on_function_call(session *s, uint32_t len)
  */
 static relay_status on_terminate(session *s, uint32_t len)
 {
-	static const uint8_t flush_msg[5] = {'H', 0, 0, 0, 4};
+	static const uint8_t flush_msg[5] = { 'H', 0, 0, 0, 4 };
 
 	drop(s, len);
 	s->client.terminated = true;
@@ -383,22 +383,31 @@ static relay_status unknown_type(session *s, char type)
 static relay_status dispatch(session *s, char type, const uint8_t *body, uint32_t len)
 {
 	switch (type) {
-	case 'Q': return on_query(s, body, len);
-	case 'P': return on_parse(s, body, len);
-	case 'B': return on_bind(s, body, len);
-	case 'E': return on_execute(s, body, len);
+	case 'Q':
+		return on_query(s, body, len);
+	case 'P':
+		return on_parse(s, body, len);
+	case 'B':
+		return on_bind(s, body, len);
+	case 'E':
+		return on_execute(s, body, len);
 	case 'D':
-	case 'C': return on_describe_or_close(s, type, body, len);
-	case 'S': return on_sync(s, len);
-	case 'F': return on_function_call(s, len);
+	case 'C':
+		return on_describe_or_close(s, type, body, len);
+	case 'S':
+		return on_sync(s, len);
+	case 'F':
+		return on_function_call(s, len);
 	case 'H': /* Flush */
 		forward(s, len);
 		return RELAY_GO;
 	case 'c': /* CopyDone */
 	case 'f': /* CopyFail */
 		return on_copy_end(s, len);
-	case 'X': return on_terminate(s, len);
-	default: return unknown_type(s, type);
+	case 'X':
+		return on_terminate(s, len);
+	default:
+		return unknown_type(s, type);
 	}
 }
 

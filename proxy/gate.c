@@ -63,7 +63,7 @@ static bool add_ref(gate_verdict *v, uint64_t ref)
 	if (v->n_refs == v->cap_refs) {
 		uint32_t ncap = v->cap_refs * 2;
 		uint64_t *r = v->refs == v->inline_refs ? malloc(sizeof(uint64_t) * ncap)
-							 : realloc(v->refs, sizeof(uint64_t) * ncap);
+							: realloc(v->refs, sizeof(uint64_t) * ncap);
 		if (!r)
 			return false;
 		if (v->refs == v->inline_refs)
@@ -173,8 +173,8 @@ static policy_subject subject_of(session *s)
 }
 
 /* Decide facts, following EXECUTE to the stored PREPARE (as named after 'local''s changes); the first denial wins. */
-static void decide_facts(session *s, const policy_subject *subj, const policy_facts *f, const char *text,
-			 size_t len, const struct tl_changes *local, policy_verdict *pv)
+static void decide_facts(session *s, const policy_subject *subj, const policy_facts *f, const char *text, size_t len,
+			 const struct tl_changes *local, policy_verdict *pv)
 {
 	stmt_info *si;
 	char msg[sizeof(pv->message)];
@@ -271,8 +271,8 @@ static bool track_declare(session *s, const policy_facts *f, const char *text, s
  * with the result index that confirms them; function DDL marks the catalog
  * stale (re-read when the statement's transaction ends). false on out of memory.
  */
-static bool track_statement(session *s, const policy_facts *f, const char *text, size_t len,
-			    const policy_verdict *pv, gate_verdict *v, uint32_t index)
+static bool track_statement(session *s, const policy_facts *f, const char *text, size_t len, const policy_verdict *pv,
+			    gate_verdict *v, uint32_t index)
 {
 	uint32_t flags = policy_facts_flags(f);
 	const char *name = policy_facts_name(f);
@@ -310,10 +310,10 @@ static void count_decision(session *s, const policy_verdict *pv)
  * Their results are swallowed through TL_REF_INTERNAL refs.
  */
 typedef struct qbuild {
-	pktbuf b;       /* the rewritten Query, started at the first change */
-	bool started;   /* b is in use */
-	size_t copied;  /* bytes of the original text already copied */
-	char *pin;      /* the pinning SQL, built once */
+	pktbuf b;      /* the rewritten Query, started at the first change */
+	bool started;  /* b is in use */
+	size_t copied; /* bytes of the original text already copied */
+	char *pin;     /* the pinning SQL, built once */
 } qbuild;
 
 /*
@@ -400,8 +400,8 @@ static gate_status relay_only_query(session *s, const char *sql, size_t len, gat
 #endif
 
 /* One allowed statement of a Query: audit, name changes, and the pin spliced after a reset. */
-static bool allow_statement(session *s, const char *sql, const policy_analysis *a, size_t i,
-			    const policy_verdict *pv, qbuild *q, gate_verdict *v)
+static bool allow_statement(session *s, const char *sql, const policy_analysis *a, size_t i, const policy_verdict *pv,
+			    qbuild *q, gate_verdict *v)
 {
 	const policy_stmt *st = &a->v[i];
 
@@ -424,8 +424,8 @@ static bool allow_statement(session *s, const char *sql, const policy_analysis *
  * session in a failed transaction block), then the poison fails in its
  * place; the statements after it never run. All of them are audited.
  */
-static bool deny_statement(session *s, const char *sql, const policy_analysis *a, size_t i,
-			   const policy_verdict *pv, qbuild *q, gate_verdict *v)
+static bool deny_statement(session *s, const char *sql, const policy_analysis *a, size_t i, const policy_verdict *pv,
+			   qbuild *q, gate_verdict *v)
 {
 	size_t j;
 
@@ -447,10 +447,10 @@ static bool deny_statement(session *s, const char *sql, const policy_analysis *a
 
 gate_status gate_query(session *s, const char *sql, size_t len, gate_verdict *v)
 {
-	policy_lexctx lx = {s->up.standard_conforming_strings};
+	policy_lexctx lx = { s->up.standard_conforming_strings };
 	policy_analysis a;
 	policy_subject subj;
-	qbuild q = {.started = false, .copied = 0, .pin = NULL};
+	qbuild q = { .started = false, .copied = 0, .pin = NULL };
 	bool ok = true;
 	size_t i;
 
@@ -497,7 +497,7 @@ static gate_status deny_extended(session *s, const policy_facts *facts, const ch
 
 gate_status gate_parse(session *s, const char *name, const char *sql, size_t len, gate_verdict *v)
 {
-	policy_lexctx lx = {s->up.standard_conforming_strings};
+	policy_lexctx lx = { s->up.standard_conforming_strings };
 	policy_analysis a;
 	policy_verdict pv;
 	policy_subject subj;
@@ -594,8 +594,8 @@ gate_status gate_bind(session *s, const char *portal, const char *stmt, const ui
 	(void)pv;
 	(void)subj;
 #endif
-	if (!tl_change_add(&v->changes, TL_NS_PORTAL, TL_PUT, portal, si, s->cfg->audit_params ? rest : NULL,
-			   rest_len, 0, change_doubtful(s, name_in_use(s, NULL, TL_NS_PORTAL, portal)), false))
+	if (!tl_change_add(&v->changes, TL_NS_PORTAL, TL_PUT, portal, si, s->cfg->audit_params ? rest : NULL, rest_len,
+			   0, change_doubtful(s, name_in_use(s, NULL, TL_NS_PORTAL, portal)), false))
 		return fail_oom(s, v);
 	return GATE_ALLOW;
 }
@@ -621,8 +621,8 @@ static uint64_t audit_execute(session *s, const char *portal, const stmt_info *s
 		}
 		n = bind_read_params(p, plen, params, max);
 	}
-	seq = audit_statement_params(s, audit_protocol(si->facts, "extended"), si->text, si->len, pv, n >= 0 ? params : NULL,
-				     n >= 0 ? (size_t)n : 0);
+	seq = audit_statement_params(s, audit_protocol(si->facts, "extended"), si->text, si->len, pv,
+				     n >= 0 ? params : NULL, n >= 0 ? (size_t)n : 0);
 	if (params != few)
 		free(params);
 	return seq;
@@ -654,8 +654,7 @@ gate_status gate_describe_statement(session *s, const char *name, gate_verdict *
 		break;
 	}
 	if (si->facts && (policy_facts_flags(si->facts) & PF_FETCH))
-		return deny_with(v, "pgwarden: Describe of a prepared FETCH statement is refused",
-				 "rule: unparsable",
+		return deny_with(v, "pgwarden: Describe of a prepared FETCH statement is refused", "rule: unparsable",
 				 "PostgreSQL 15 crashes on it once the cursor is gone; describe the portal instead");
 	return GATE_ALLOW;
 }

@@ -33,22 +33,22 @@ typedef enum {
 
 /* The gate's answer for one client message. */
 typedef struct gate_verdict {
-	gate_status status;      /* see gate_status */
-	char sqlstate[6];        /* DENY: 42501; FAIL: the parser's SQLSTATE */
-	char message[256];       /* DENY/FAIL: primary message */
-	char detail[256];        /* DENY: "rule: ..." */
-	char hint[256];          /* DENY: next window, or "" */
-	int position;            /* FAIL: 1-based character position in the whole text, 0 if none */
-	uint64_t *refs;          /* audit seqs of the statement records, in result order */
+	gate_status status;                     /* see gate_status */
+	char sqlstate[6];                       /* DENY: 42501; FAIL: the parser's SQLSTATE */
+	char message[256];                      /* DENY/FAIL: primary message */
+	char detail[256];                       /* DENY: "rule: ..." */
+	char hint[256];                         /* DENY: next window, or "" */
+	int position;                           /* FAIL: 1-based character position in the whole text, 0 if none */
+	uint64_t *refs;                         /* audit seqs of the statement records, in result order */
 	uint64_t inline_refs[GATE_INLINE_REFS]; /* storage for refs when few */
-	uint32_t n_refs;         /* how many refs */
-	uint32_t cap_refs;       /* slots in refs */
-	uint32_t deny_at;        /* DENY of a Query whose earlier statements run: index in refs of the
+	uint32_t n_refs;                        /* how many refs */
+	uint32_t cap_refs;                      /* slots in refs */
+	uint32_t deny_at;                       /* DENY of a Query whose earlier statements run: index in refs of the
 	                            denied statement (TL_NO_DENIAL when the whole message is denied) */
-	struct tl_changes changes; /* name changes the message makes, for the timeline */
-	bool repin;              /* a reset runs last: re-apply identity right after the message */
-	uint8_t *rewritten;      /* Query: the message to send instead (malloc'd, the caller's), or NULL */
-	size_t rewritten_len;    /* its length */
+	struct tl_changes changes;              /* name changes the message makes, for the timeline */
+	bool repin;                             /* a reset runs last: re-apply identity right after the message */
+	uint8_t *rewritten;   /* Query: the message to send instead (malloc'd, the caller's), or NULL */
+	size_t rewritten_len; /* its length */
 } gate_verdict;
 
 gate_status gate_query(session *s, const char *sql, size_t len, gate_verdict *v);

@@ -99,9 +99,9 @@ static void probe_timeout_cb(evutil_socket_t fd, short what, void *arg)
 /* Connect with the target's conninfo, as a session would (authentication included), without blocking. */
 static void probe_start(target_health *th)
 {
-	const char *kw[] = {"dbname", "fallback_application_name", NULL};
-	const char *val[] = {th->conninfo, "pgwarden-health", NULL};
-	struct timeval tv = {HEALTH_PROBE_TIMEOUT_SECONDS, 0};
+	const char *kw[] = { "dbname", "fallback_application_name", NULL };
+	const char *val[] = { th->conninfo, "pgwarden-health", NULL };
+	struct timeval tv = { HEALTH_PROBE_TIMEOUT_SECONDS, 0 };
 
 	if (th->probe)
 		return;
@@ -172,7 +172,7 @@ static int build_targets(pgw_server *srv)
 
 int health_init(pgw_server *srv)
 {
-	struct timeval tv = {HEALTH_PROBE_SECONDS, 0};
+	struct timeval tv = { HEALTH_PROBE_SECONDS, 0 };
 
 	if (build_targets(srv) != 0)
 		return -1;
@@ -287,7 +287,7 @@ void health_render_metrics(const pgw_server *srv, struct evbuffer *out)
 	evbuffer_add_printf(out, "# TYPE pgwarden_build_info gauge\npgwarden_build_info{version=\"%s\"} 1\n",
 			    PGWARDEN_VERSION);
 	evbuffer_add_printf(out, "# HELP pgwarden_target_up 1 when the last upstream connect to the target "
-			    "succeeded (probe or session), 0 when it failed.\n# TYPE pgwarden_target_up gauge\n");
+				 "succeeded (probe or session), 0 when it failed.\n# TYPE pgwarden_target_up gauge\n");
 	for (size_t i = 0; i < h->n_targets; i++)
 		evbuffer_add_printf(out, "pgwarden_target_up{target=\"%s\"} %d\n", h->targets[i].name,
 				    h->targets[i].reach == TARGET_UNREACHABLE ? 0 : 1);
@@ -295,11 +295,14 @@ void health_render_metrics(const pgw_server *srv, struct evbuffer *out)
 	for (size_t i = 0; i < h->n_targets; i++)
 		evbuffer_add_printf(out, "pgwarden_upstream_connect_failures_total{target=\"%s\"} %llu\n",
 				    h->targets[i].name, (unsigned long long)h->targets[i].connect_failures);
-	evbuffer_add_printf(out, "# TYPE pgwarden_reloads_total counter\npgwarden_reloads_total{result=\"accepted\"} "
+	evbuffer_add_printf(out,
+			    "# TYPE pgwarden_reloads_total counter\npgwarden_reloads_total{result=\"accepted\"} "
 			    "%llu\npgwarden_reloads_total{result=\"rejected\"} %llu\n",
 			    (unsigned long long)h->reloads_ok, (unsigned long long)h->reloads_failed);
-	evbuffer_add_printf(out, "# TYPE pgwarden_last_reload_timestamp_seconds gauge\n"
-			    "pgwarden_last_reload_timestamp_seconds %lld\n", (long long)h->last_reload);
+	evbuffer_add_printf(out,
+			    "# TYPE pgwarden_last_reload_timestamp_seconds gauge\n"
+			    "pgwarden_last_reload_timestamp_seconds %lld\n",
+			    (long long)h->last_reload);
 	evbuffer_add_printf(out, "# TYPE pgwarden_last_reload_success gauge\npgwarden_last_reload_success %d\n",
 			    h->last_reload == 0 || h->last_reload_ok ? 1 : 0);
 }

@@ -31,11 +31,11 @@ typedef enum {
 typedef struct health_state {
 	struct target_health *targets; /* one per target of the current config */
 	size_t n_targets;
-	struct event *tick_ev;         /* starts a probe round every HEALTH_PROBE_SECONDS */
-	time_t last_reload;            /* time of the last SIGHUP reload (0: none yet) */
-	bool last_reload_ok;           /* whether it was accepted */
-	uint64_t reloads_ok;           /* reloads accepted */
-	uint64_t reloads_failed;       /* reloads rejected */
+	struct event *tick_ev;   /* starts a probe round every HEALTH_PROBE_SECONDS */
+	time_t last_reload;      /* time of the last SIGHUP reload (0: none yet) */
+	bool last_reload_ok;     /* whether it was accepted */
+	uint64_t reloads_ok;     /* reloads accepted */
+	uint64_t reloads_failed; /* reloads rejected */
 } health_state;
 
 /* Start probing the targets of srv->cfg. Returns 0 or -1. */

@@ -17,8 +17,7 @@
 static void io_update_events(pgw_io *io)
 {
 	bool want_r = !io->failed && (io->reading || io->handshaking || io->write_wants_read);
-	bool want_w = !io->failed && (io->read_wants_write ||
-				     (evbuffer_get_length(io->out) > 0 && io->wev_added));
+	bool want_w = !io->failed && (io->read_wants_write || (evbuffer_get_length(io->out) > 0 && io->wev_added));
 
 	if (want_r != io->rev_added) {
 		if (want_r)

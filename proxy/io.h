@@ -34,20 +34,20 @@ typedef struct io_handlers {
 } io_handlers;
 
 typedef struct pgw_io {
-	int fd;                       /* the socket (not owned: the caller or libpq closes it) */
-	SSL *ssl;                     /* TLS session or NULL (not owned) */
-	struct evbuffer *in;          /* received, not yet consumed */
-	struct evbuffer *out;         /* to send */
-	struct event *rev;            /* read readiness (persistent), added while reading or handshaking */
-	struct event *wev;            /* write readiness (persistent), added only while blocked */
-	bool reading;                 /* the owner wants input (not paused for backpressure) */
-	bool handshaking;             /* TLS server handshake in progress */
-	bool read_wants_write;        /* TLS: SSL_read asked for writability */
-	bool write_wants_read;        /* TLS: SSL_write asked for readability */
-	bool wev_added;               /* wev is pending */
-	bool rev_added;               /* rev is pending */
-	bool failed;                  /* a read or write failed; on_close was or will be called */
-	size_t tls_retry_len;         /* TLS: length of the SSL_write to repeat, 0 if none */
+	int fd;                /* the socket (not owned: the caller or libpq closes it) */
+	SSL *ssl;              /* TLS session or NULL (not owned) */
+	struct evbuffer *in;   /* received, not yet consumed */
+	struct evbuffer *out;  /* to send */
+	struct event *rev;     /* read readiness (persistent), added while reading or handshaking */
+	struct event *wev;     /* write readiness (persistent), added only while blocked */
+	bool reading;          /* the owner wants input (not paused for backpressure) */
+	bool handshaking;      /* TLS server handshake in progress */
+	bool read_wants_write; /* TLS: SSL_read asked for writability */
+	bool write_wants_read; /* TLS: SSL_write asked for readability */
+	bool wev_added;        /* wev is pending */
+	bool rev_added;        /* rev is pending */
+	bool failed;           /* a read or write failed; on_close was or will be called */
+	size_t tls_retry_len;  /* TLS: length of the SSL_write to repeat, 0 if none */
 	const io_handlers *h;
 	void *arg;
 } pgw_io;

@@ -153,7 +153,8 @@ static void observe(session *s, const struct timespec *now, const struct timespe
 {
 	session_limits *lim = &s->lim;
 	limits_activity a = limits_requests_owed(s) > 0 ? LIMITS_BUSY
-			    : s->up.txn_status == 'I' ? LIMITS_IDLE : LIMITS_IDLE_TXN;
+			    : s->up.txn_status == 'I'   ? LIMITS_IDLE
+							: LIMITS_IDLE_TXN;
 
 	if (a == LIMITS_BUSY) {
 		const tl_entry *head = tl_head(&s->tl);
@@ -166,7 +167,8 @@ static void observe(session *s, const struct timespec *now, const struct timespe
 			 * time. Else it waited in a pipeline behind the one just answered and
 			 * runs from no earlier than that answer: count from now (late, never early).
 			 */
-			lim->since = lim->activity != LIMITS_BUSY || later(&head->start, prev_sweep) ? head->start : *now;
+			lim->since =
+				lim->activity != LIMITS_BUSY || later(&head->start, prev_sweep) ? head->start : *now;
 			lim->busy_head = head->start;
 			lim->cancel_sent = false;
 		}
@@ -240,7 +242,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 int limits_init(pgw_server *srv)
 {
-	struct timeval tv = {0, SWEEP_INTERVAL_MS * 1000};
+	struct timeval tv = { 0, SWEEP_INTERVAL_MS * 1000 };
 
 	srv->limits.sweep_ev = event_new(srv->base, -1, EV_PERSIST, sweep_cb, srv);
 	if (!srv->limits.sweep_ev || event_add(srv->limits.sweep_ev, &tv) != 0)
@@ -255,7 +257,8 @@ void limits_free(pgw_server *srv)
 	if (srv->limits.sweep_ev)
 		event_free(srv->limits.sweep_ev);
 	srv->limits.sweep_ev = NULL;
-	HASH_ITER(hh, srv->limits.actors, ac, tmp) {
+	HASH_ITER(hh, srv->limits.actors, ac, tmp)
+	{
 		HASH_DEL(srv->limits.actors, ac);
 		free(ac->actor);
 		free(ac);
@@ -267,12 +270,14 @@ void limits_render_metrics(pgw_server *srv, struct evbuffer *out)
 	const pgw_config *c = srv->cfg;
 
 	evbuffer_add_printf(out, "# HELP pgwarden_limit_events_total Connections refused, sessions closed and "
-			    "statements cancelled by a limit.\n# TYPE pgwarden_limit_events_total counter\n");
+				 "statements cancelled by a limit.\n# TYPE pgwarden_limit_events_total counter\n");
 	for (int k = 0; k < LIMIT_N; k++)
 		evbuffer_add_printf(out, "pgwarden_limit_events_total{limit=\"%s\"} %llu\n", limit_names[k],
 				    (unsigned long long)srv->limits.events[k]);
 	evbuffer_add_printf(out, "# TYPE pgwarden_max_client_conn gauge\npgwarden_max_client_conn %d\n",
 			    c->max_client_conn);
-	evbuffer_add_printf(out, "# TYPE pgwarden_admitted_client_connections gauge\n"
-			    "pgwarden_admitted_client_connections %d\n", srv->limits.admitted);
+	evbuffer_add_printf(out,
+			    "# TYPE pgwarden_admitted_client_connections gauge\n"
+			    "pgwarden_admitted_client_connections %d\n",
+			    srv->limits.admitted);
 }

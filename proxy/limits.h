@@ -33,14 +33,14 @@ typedef enum {
 
 /* Per-session bookkeeping, owned by limits.c (a field of session). */
 typedef struct session_limits {
-	bool admitted;            /* counted against max_client_conn */
-	bool over_client_limit;   /* accepted past max_client_conn: refused with 53300 after its startup */
-	bool actor_counted;       /* counted in the per-actor table (logged in) */
-	bool input_seen;          /* the client sent bytes since the last sweep */
-	bool cancel_sent;         /* query_timeout already cancelled the current busy period */
-	limits_activity activity; /* state seen by the last sweep */
+	bool admitted;             /* counted against max_client_conn */
+	bool over_client_limit;    /* accepted past max_client_conn: refused with 53300 after its startup */
+	bool actor_counted;        /* counted in the per-actor table (logged in) */
+	bool input_seen;           /* the client sent bytes since the last sweep */
+	bool cancel_sent;          /* query_timeout already cancelled the current busy period */
+	limits_activity activity;  /* state seen by the last sweep */
 	struct timespec busy_head; /* BUSY: send time of the oldest owed request, to see a pipeline move on */
-	struct timespec since;    /* when that state (or the last input) began, CLOCK_MONOTONIC */
+	struct timespec since;     /* when that state (or the last input) began, CLOCK_MONOTONIC */
 } session_limits;
 
 /* Which limit acted, for pgwarden_limit_events_total{limit}. */
@@ -56,11 +56,11 @@ typedef enum {
 
 /* Server-wide state of the limits. */
 typedef struct limits_state {
-	int admitted;                 /* client connections counted against max_client_conn */
-	struct actor_count *actors;   /* logged-in sessions per actor (uthash), only while > 0 */
-	struct event *sweep_ev;       /* 4 times a second: the timeouts */
-	struct timespec last_sweep;   /* CLOCK_MONOTONIC time of the previous sweep */
-	uint64_t events[LIMIT_N];     /* counters behind pgwarden_limit_events_total */
+	int admitted;               /* client connections counted against max_client_conn */
+	struct actor_count *actors; /* logged-in sessions per actor (uthash), only while > 0 */
+	struct event *sweep_ev;     /* 4 times a second: the timeouts */
+	struct timespec last_sweep; /* CLOCK_MONOTONIC time of the previous sweep */
+	uint64_t events[LIMIT_N];   /* counters behind pgwarden_limit_events_total */
 } limits_state;
 
 /* Start the sweep timer. Returns 0 or -1. */

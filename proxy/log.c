@@ -11,7 +11,7 @@
 pgw_log_level pgw_log_min_level = LOG_LVL_INFO;
 bool pgw_log_json = false;
 
-static const char *const level_names[] = {"DEBUG", "LOG", "WARNING", "ERROR"};
+static const char *const level_names[] = { "DEBUG", "LOG", "WARNING", "ERROR" };
 
 /* Who a session line is about (all NULL for process lines). */
 typedef struct log_who {
@@ -92,7 +92,7 @@ static void emit(pgw_log_level lvl, const log_who *who, const char *fmt, va_list
 
 void pgw_vlog(pgw_log_level lvl, const char *fmt, va_list ap)
 {
-	log_who nobody = {0, NULL, NULL, NULL};
+	log_who nobody = { 0, NULL, NULL, NULL };
 
 	if (lvl < pgw_log_min_level)
 		return;
@@ -111,7 +111,7 @@ void pgw_log(pgw_log_level lvl, const char *fmt, ...)
 void pgw_log_session(pgw_log_level lvl, unsigned long long session, const char *actor, const char *target,
 		     const char *client, const char *fmt, ...)
 {
-	log_who who = {session, actor, target, client};
+	log_who who = { session, actor, target, client };
 	va_list ap;
 
 	if (lvl < pgw_log_min_level)

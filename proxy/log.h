@@ -27,7 +27,11 @@ void pgw_vlog(pgw_log_level lvl, const char *fmt, va_list ap);
 void pgw_log_session(pgw_log_level lvl, unsigned long long session, const char *actor, const char *target,
 		     const char *client, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-#define log_debug(...) do { if (pgw_log_min_level <= LOG_LVL_DEBUG) pgw_log(LOG_LVL_DEBUG, __VA_ARGS__); } while (0)
+#define log_debug(...)                                       \
+	do {                                                 \
+		if (pgw_log_min_level <= LOG_LVL_DEBUG)      \
+			pgw_log(LOG_LVL_DEBUG, __VA_ARGS__); \
+	} while (0)
 #define log_info(...) pgw_log(LOG_LVL_INFO, __VA_ARGS__)
 #define log_warn(...) pgw_log(LOG_LVL_WARN, __VA_ARGS__)
 #define log_error(...) pgw_log(LOG_LVL_ERROR, __VA_ARGS__)

@@ -57,7 +57,7 @@ static int usage(FILE *f, int status)
 
 static int run(const char *path)
 {
-	pgw_errors errs = {0};
+	pgw_errors errs = { 0 };
 	pgw_config *cfg = config_load(path, &errs);
 	pgw_server srv;
 	size_t i;

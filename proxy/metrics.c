@@ -92,8 +92,10 @@ void metrics_render(const pgw_metrics *m, uint64_t audit_errors, struct evbuffer
 			    (unsigned long long)m->client_connections);
 	evbuffer_add_printf(out, "# TYPE pgwarden_auth_failures_total counter\npgwarden_auth_failures_total %llu\n",
 			    (unsigned long long)m->auth_failures_total);
-	evbuffer_add_printf(out, "# TYPE pgwarden_audit_write_errors_total counter\n"
-				 "pgwarden_audit_write_errors_total %llu\n", (unsigned long long)audit_errors);
+	evbuffer_add_printf(out,
+			    "# TYPE pgwarden_audit_write_errors_total counter\n"
+			    "pgwarden_audit_write_errors_total %llu\n",
+			    (unsigned long long)audit_errors);
 	evbuffer_add_printf(out, "# TYPE pgwarden_statements_total counter\n");
 	/* Label values are target names and rule ids from our config: [A-Za-z0-9_.:-], nothing to escape. */
 	for (i = 0; i < m->n_series; i++)
@@ -107,17 +109,20 @@ void metrics_render(const pgw_metrics *m, uint64_t audit_errors, struct evbuffer
 				    bucket_bounds_s[i], (unsigned long long)cum);
 	}
 	cum += m->duration_buckets[METRICS_DURATION_BUCKETS];
-	evbuffer_add_printf(out, "pgwarden_statement_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-				 "pgwarden_statement_duration_seconds_sum %.6f\n"
-				 "pgwarden_statement_duration_seconds_count %llu\n",
+	evbuffer_add_printf(out,
+			    "pgwarden_statement_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+			    "pgwarden_statement_duration_seconds_sum %.6f\n"
+			    "pgwarden_statement_duration_seconds_count %llu\n",
 			    (unsigned long long)cum, m->duration_sum_s, (unsigned long long)m->duration_count);
-	evbuffer_add_printf(out, "# TYPE pgwarden_bytes_relayed_total counter\n"
-				 "pgwarden_bytes_relayed_total{direction=\"from_clients\"} %llu\n"
-				 "pgwarden_bytes_relayed_total{direction=\"to_clients\"} %llu\n",
+	evbuffer_add_printf(out,
+			    "# TYPE pgwarden_bytes_relayed_total counter\n"
+			    "pgwarden_bytes_relayed_total{direction=\"from_clients\"} %llu\n"
+			    "pgwarden_bytes_relayed_total{direction=\"to_clients\"} %llu\n",
 			    (unsigned long long)m->bytes_from_clients, (unsigned long long)m->bytes_to_clients);
-	evbuffer_add_printf(out, "# TYPE pgwarden_upstream_connects_total counter\n"
-				 "pgwarden_upstream_connects_total %llu\n"
-				 "# TYPE pgwarden_upstream_connect_seconds_total counter\n"
-				 "pgwarden_upstream_connect_seconds_total %.6f\n",
+	evbuffer_add_printf(out,
+			    "# TYPE pgwarden_upstream_connects_total counter\n"
+			    "pgwarden_upstream_connects_total %llu\n"
+			    "# TYPE pgwarden_upstream_connect_seconds_total counter\n"
+			    "pgwarden_upstream_connect_seconds_total %.6f\n",
 			    (unsigned long long)m->upstream_connects, (double)m->upstream_connect_us_total / 1e6);
 }

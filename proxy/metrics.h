@@ -16,12 +16,12 @@ struct evbuffer;
 typedef struct metrics_series {
 	char *target;
 	char *decision;
-	char *rule;     /* "" when none */
+	char *rule; /* "" when none */
 	uint64_t count;
 } metrics_series;
 
 typedef struct pgw_metrics {
-	uint64_t client_connections;          /* gauge: open client connections */
+	uint64_t client_connections; /* gauge: open client connections */
 	uint64_t auth_failures_total;
 	uint64_t bytes_from_clients;
 	uint64_t bytes_to_clients;

@@ -14,15 +14,15 @@
 
 /* One text being parsed off the loop. */
 struct parse_job {
-	session *s;             /* the session waiting for it; NULL once it ended (the result is dropped) */
-	char *text;             /* a copy of the statement text (the client input may move) */
-	size_t len;             /* its length */
-	policy_lexctx lx;       /* how the server lexes it */
-	policy_analysis a;      /* the worker's result */
-	int rc;                 /* policy_analyze's return: 0, or -1 out of memory */
-	bool done;              /* the worker finished (set before it writes wake_fd) */
-	int wake_fd;            /* eventfd the worker writes when done */
-	struct event *wake_ev;  /* reads wake_fd on the loop */
+	session *s;            /* the session waiting for it; NULL once it ended (the result is dropped) */
+	char *text;            /* a copy of the statement text (the client input may move) */
+	size_t len;            /* its length */
+	policy_lexctx lx;      /* how the server lexes it */
+	policy_analysis a;     /* the worker's result */
+	int rc;                /* policy_analyze's return: 0, or -1 out of memory */
+	bool done;             /* the worker finished (set before it writes wake_fd) */
+	int wake_fd;           /* eventfd the worker writes when done */
+	struct event *wake_ev; /* reads wake_fd on the loop */
 };
 
 static void job_free(struct parse_job *job)
@@ -106,8 +106,7 @@ oom:
 	return PARSE_FAILED;
 }
 
-parse_result parse_async_analyze(session *s, const char *sql, size_t len, const policy_lexctx *lx,
-				 policy_analysis *out)
+parse_result parse_async_analyze(session *s, const char *sql, size_t len, const policy_lexctx *lx, policy_analysis *out)
 {
 	struct parse_job *job = s->parse_job;
 

@@ -132,8 +132,7 @@ static int put_wall(char *buf, size_t bufsz, int off, pin_style style, const pgw
  * does), then the actor, tenant and claims settings, then the read-only
  * default, then (walled targets) the signature and the write grant.
  */
-static char *pin_build(const pgw_config *cfg, const pgw_token *who, bool read_only, pin_style style,
-		       const pin_wall *w)
+static char *pin_build(const pgw_config *cfg, const pgw_token *who, bool read_only, pin_style style, const pin_wall *w)
 {
 	/* Quoting at most doubles each value; the names are quoted too. */
 	size_t bufsz = 512 + 4 * (strlen(who->actor) + strlen(who->role) + (who->tenant ? strlen(who->tenant) : 0)) +
@@ -219,10 +218,10 @@ unsigned pin_sql_statements(const pgw_config *cfg)
 
 /* Where pin_settings_build() writes: a buffer sized up front, and a sticky failure. */
 typedef struct settings_out {
-	char *buf;     /* the SQL so far */
-	size_t size;   /* bytes allocated */
-	int off;       /* bytes used, or -1 once something did not fit */
-	unsigned n;    /* settings written */
+	char *buf;   /* the SQL so far */
+	size_t size; /* bytes allocated */
+	int off;     /* bytes used, or -1 once something did not fit */
+	unsigned n;  /* settings written */
 } settings_out;
 
 static bool settings_add(const char *name, const char *value, void *arg)
@@ -246,7 +245,7 @@ static bool settings_add(const char *name, const char *value, void *arg)
 
 char *pin_settings_build(const startup_params *p)
 {
-	settings_out o = {NULL, 64, 0, 0};
+	settings_out o = { NULL, 64, 0, 0 };
 	size_t i;
 	for (i = 0; i < p->n; i++)
 		o.size += 2 * (strlen(p->names[i]) + strlen(p->values[i])) + 64;

@@ -45,9 +45,9 @@ char *pin_settings_build(const startup_params *p);
 /* What a pin for a walled target (walls = required, deploy/walls.sql) signs besides the identity. */
 typedef struct pin_wall {
 	const pgw_target *target; /* the session's target: its wall key signs; unsigned unless walls = required */
-	uint32_t backend_pid;     /* the upstream backend the pin is for (PQbackendPID): the signature holds only there */
-	time_t write_from;        /* the write grant's window [write_from, write_until) (wall_write_window) */
-	time_t write_until;       /* > 0: pin a write grant for that window; 0: none (pgwarden.write = '') */
+	uint32_t backend_pid; /* the upstream backend the pin is for (PQbackendPID): the signature holds only there */
+	time_t write_from;    /* the write grant's window [write_from, write_until) (wall_write_window) */
+	time_t write_until;   /* > 0: pin a write grant for that window; 0: none (pgwarden.write = '') */
 } pin_wall;
 
 /*

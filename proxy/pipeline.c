@@ -45,8 +45,8 @@ void tl_changes_free(struct tl_changes *list)
 	}
 }
 
-bool tl_change_add(struct tl_changes *list, tl_ns ns, tl_op op, const char *name, stmt_info *si,
-		   const uint8_t *params, size_t params_len, uint32_t index, bool doubtful, bool holdable)
+bool tl_change_add(struct tl_changes *list, tl_ns ns, tl_op op, const char *name, stmt_info *si, const uint8_t *params,
+		   size_t params_len, uint32_t index, bool doubtful, bool holdable)
 {
 	tl_change *c = calloc(1, sizeof(*c));
 
@@ -57,8 +57,7 @@ bool tl_change_add(struct tl_changes *list, tl_ns ns, tl_op op, const char *name
 	c->index = index;
 	c->doubtful = doubtful;
 	c->holdable = holdable;
-	if ((name && !(c->name = strdup(name))) ||
-	    (params && !(c->params = malloc(params_len ? params_len : 1)))) {
+	if ((name && !(c->name = strdup(name))) || (params && !(c->params = malloc(params_len ? params_len : 1)))) {
 		change_free(c);
 		return false;
 	}
@@ -181,8 +180,8 @@ static const tl_change *newest_change(const struct tl_changes *list, tl_ns ns, c
 	const tl_change *c;
 
 	TAILQ_FOREACH_REVERSE(c, list, tl_changes, link)
-		if (c->ns == ns && (c->op == TL_CLEAR || strcmp(c->name, name) == 0))
-			return c;
+	if (c->ns == ns && (c->op == TL_CLEAR || strcmp(c->name, name) == 0))
+		return c;
 	return NULL;
 }
 
@@ -197,8 +196,7 @@ static tl_name_state state_of(const tl_change *c, stmt_info **si)
 	return TL_NAME_KNOWN;
 }
 
-tl_name_state tl_lookup_with(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name,
-			     stmt_info **si)
+tl_name_state tl_lookup_with(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name, stmt_info **si)
 {
 	const tl_change *c = local ? newest_change(local, ns, name) : NULL;
 

@@ -50,10 +50,10 @@ typedef enum {
 
 /* What the server does with the next message pgwarden sends. */
 typedef enum {
-	TL_MODE_NORMAL, /* executes it */
-	TL_MODE_SKIP,   /* an extended-protocol error: ignores everything but Sync */
-	TL_MODE_COPY_IN,/* COPY FROM STDIN: reads CopyData until CopyDone or CopyFail; ignores Sync and Flush */
-	TL_MODE_FAILED, /* a failed transaction block: refuses everything but ROLLBACK/COMMIT */
+	TL_MODE_NORMAL,  /* executes it */
+	TL_MODE_SKIP,    /* an extended-protocol error: ignores everything but Sync */
+	TL_MODE_COPY_IN, /* COPY FROM STDIN: reads CopyData until CopyDone or CopyFail; ignores Sync and Flush */
+	TL_MODE_FAILED,  /* a failed transaction block: refuses everything but ROLLBACK/COMMIT */
 } tl_mode;
 
 /* Marks, in an entry's refs, a result of pgwarden's own spliced statement (swallowed). */
@@ -65,19 +65,19 @@ typedef enum {
 
 /* One message sent upstream that the server will answer. */
 typedef struct tl_entry {
-	tl_kind kind;            /* which answer completes it */
-	tl_action action;        /* what to do with its replies */
-	uint64_t seq;            /* 1, 2, 3... per session: ties name changes to their entry */
-	uint8_t *deny_msg;       /* TL_DENY: the whole ErrorResponse to send instead (malloc'd) */
-	size_t deny_len;         /* its length */
-	uint32_t deny_at;        /* TL_DENY Query: the result index whose error is the poison's */
-	uint64_t *refs;          /* audit seqs of the statement records its results map to */
+	tl_kind kind;                         /* which answer completes it */
+	tl_action action;                     /* what to do with its replies */
+	uint64_t seq;                         /* 1, 2, 3... per session: ties name changes to their entry */
+	uint8_t *deny_msg;                    /* TL_DENY: the whole ErrorResponse to send instead (malloc'd) */
+	size_t deny_len;                      /* its length */
+	uint32_t deny_at;                     /* TL_DENY Query: the result index whose error is the poison's */
+	uint64_t *refs;                       /* audit seqs of the statement records its results map to */
 	uint64_t inline_refs[TL_INLINE_REFS]; /* storage for refs when few */
-	uint32_t n_refs;         /* how many refs */
-	uint32_t next_ref;       /* index of the result that comes next */
-	bool failed;             /* an ErrorResponse arrived for it */
-	bool quiet;              /* TL_SWALLOW: its ParameterStatus too (a borrow's pin: login told the client already) */
-	struct timespec start;   /* when sent, for duration_us */
+	uint32_t n_refs;                      /* how many refs */
+	uint32_t next_ref;                    /* index of the result that comes next */
+	bool failed;                          /* an ErrorResponse arrived for it */
+	bool quiet;            /* TL_SWALLOW: its ParameterStatus too (a borrow's pin: login told the client already) */
+	struct timespec start; /* when sent, for duration_us */
 } tl_entry;
 
 /* Which name table a change is about. */
@@ -96,43 +96,44 @@ typedef enum {
 /* One pending change to the names, made by an entry the server has not answered yet. */
 typedef struct tl_change {
 	TAILQ_ENTRY(tl_change) link; /* oldest first */
-	uint64_t entry;          /* seq of the entry that makes it (0 while still the gate's) */
-	uint32_t index;          /* in a Query: the result index that confirms it; else 0 */
-	tl_ns ns;                /* statement or portal */
-	tl_op op;                /* put, delete, clear */
-	bool doubtful;           /* a PUT on a name in use (refused unless the name is gone by then), or any change in a failed transaction */
-	bool holdable;           /* portal: a WITH HOLD cursor (survives the transaction) */
-	bool stands_on_error;    /* made even when its request fails (a Query's replacing the unnamed portal) */
-	char *name;              /* the name (NULL for TL_CLEAR) */
-	stmt_info *si;           /* TL_PUT: its meaning (one reference) */
-	uint8_t *params;         /* TL_PUT portal: the Bind's parameter section for the audit, or NULL */
-	size_t params_len;       /* its length */
+	uint64_t entry;              /* seq of the entry that makes it (0 while still the gate's) */
+	uint32_t index;              /* in a Query: the result index that confirms it; else 0 */
+	tl_ns ns;                    /* statement or portal */
+	tl_op op;                    /* put, delete, clear */
+	bool doubtful; /* a PUT on a name in use (refused unless the name is gone by then), or any change in a failed transaction */
+	bool holdable;        /* portal: a WITH HOLD cursor (survives the transaction) */
+	bool stands_on_error; /* made even when its request fails (a Query's replacing the unnamed portal) */
+	char *name;           /* the name (NULL for TL_CLEAR) */
+	stmt_info *si;        /* TL_PUT: its meaning (one reference) */
+	uint8_t *params;      /* TL_PUT portal: the Bind's parameter section for the audit, or NULL */
+	size_t params_len;    /* its length */
 } tl_change;
 
 TAILQ_HEAD(tl_changes, tl_change);
 
 /* A name's meaning as predicted now. */
 typedef enum {
-	TL_NAME_NONE,      /* no such name */
-	TL_NAME_KNOWN,     /* it means *si */
-	TL_NAME_DOUBTFUL,  /* depends on whether an earlier request succeeds: judged unknown */
+	TL_NAME_NONE,     /* no such name */
+	TL_NAME_KNOWN,    /* it means *si */
+	TL_NAME_DOUBTFUL, /* depends on whether an earlier request succeeds: judged unknown */
 } tl_name_state;
 
 /* The timeline of one session. */
 typedef struct timeline {
-	tl_entry *v;             /* ring storage of entries */
-	uint32_t cap;            /* slots (power of two) */
-	uint32_t head;           /* index of the oldest entry */
-	uint32_t count;          /* entries in use */
-	uint64_t next_seq;       /* seq of the next entry pushed */
+	tl_entry *v;               /* ring storage of entries */
+	uint32_t cap;              /* slots (power of two) */
+	uint32_t head;             /* index of the oldest entry */
+	uint32_t count;            /* entries in use */
+	uint64_t next_seq;         /* seq of the next entry pushed */
 	struct tl_changes changes; /* pending name changes, oldest first */
-	stmt_table confirmed;    /* names as the server has confirmed them */
-	tl_mode mode;            /* see tl_mode; written by tl_set_mode only */
-	bool batch_open;         /* extended-protocol messages sent since the last Sync */
-	uint32_t early_copy_ends;/* CopyDone/CopyFail sent while no COPY had started (its CopyInResponse to come) */
-	bool repin;              /* identity must be re-applied before the client's next request */
-	bool awaiting;           /* the client's next message names a doubtful name: read it again after the next answer */
-	uint64_t flushed_seq;    /* next_seq when pgwarden last sent its own Flush: every entry before it will be answered */
+	stmt_table confirmed;      /* names as the server has confirmed them */
+	tl_mode mode;              /* see tl_mode; written by tl_set_mode only */
+	bool batch_open;           /* extended-protocol messages sent since the last Sync */
+	uint32_t early_copy_ends;  /* CopyDone/CopyFail sent while no COPY had started (its CopyInResponse to come) */
+	bool repin;                /* identity must be re-applied before the client's next request */
+	bool awaiting; /* the client's next message names a doubtful name: read it again after the next answer */
+	uint64_t
+		flushed_seq; /* next_seq when pgwarden last sent its own Flush: every entry before it will be answered */
 } timeline;
 
 void tl_init(timeline *t);
@@ -175,8 +176,7 @@ void tl_remove_at(timeline *t, uint32_t i);
 /* What a name means now: the confirmed table, then the pending changes in order. */
 tl_name_state tl_lookup(timeline *t, tl_ns ns, const char *name, stmt_info **si);
 /* The same, looking first at changes not yet handed over (a Query's earlier statements). */
-tl_name_state tl_lookup_with(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name,
-			     stmt_info **si);
+tl_name_state tl_lookup_with(timeline *t, const struct tl_changes *local, tl_ns ns, const char *name, stmt_info **si);
 /*
  * A doubtful or deleted name (a doubtful change, or a Close/CLOSE/DEALLOCATE
  * the server skips after an earlier error in its batch) that an entry already sent decides:
@@ -193,8 +193,8 @@ const uint8_t *tl_portal_params(timeline *t, const char *name, size_t *len);
  * referenced; params copied. 'doubtful' when the name is already in use.
  * false on out of memory.
  */
-bool tl_change_add(struct tl_changes *list, tl_ns ns, tl_op op, const char *name, stmt_info *si,
-		   const uint8_t *params, size_t params_len, uint32_t index, bool doubtful, bool holdable);
+bool tl_change_add(struct tl_changes *list, tl_ns ns, tl_op op, const char *name, stmt_info *si, const uint8_t *params,
+		   size_t params_len, uint32_t index, bool doubtful, bool holdable);
 /* Move every change of 'list' to the timeline, owned by entry e (in order). */
 void tl_adopt(timeline *t, const tl_entry *e, struct tl_changes *list);
 /* Move the changes of 'list' with index < limit to the timeline, and free the rest. */

@@ -18,13 +18,23 @@
 
 /* The settings PostgreSQL reports at startup (GUC_REPORT): learnt once per pool, told to every login. */
 const char *const pool_reported[POOL_N_REPORTED] = {
-	"server_version", "server_encoding", "client_encoding", "application_name",
-	"default_transaction_read_only", "in_hot_standby", "is_superuser", "session_authorization",
-	"DateStyle", "IntervalStyle", "TimeZone", "integer_datetimes", "standard_conforming_strings",
+	"server_version",
+	"server_encoding",
+	"client_encoding",
+	"application_name",
+	"default_transaction_read_only",
+	"in_hot_standby",
+	"is_superuser",
+	"session_authorization",
+	"DateStyle",
+	"IntervalStyle",
+	"TimeZone",
+	"integer_datetimes",
+	"standard_conforming_strings",
 };
 
 /* Upper bounds (seconds) of pgwarden_pool_wait_seconds. */
-static const double wait_bounds[] = {0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60};
+static const double wait_bounds[] = { 0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60 };
 #define WAIT_BUCKETS (sizeof(wait_bounds) / sizeof(wait_bounds[0]))
 
 /* A connection the pool owns: being reset, or idle and ready to lend. */
@@ -41,23 +51,23 @@ TAILQ_HEAD(pool_conn_list, pool_conn);
 
 struct pgw_pool {
 	struct pgw_server *srv;
-	char *target;                        /* target name */
-	char *conninfo;                      /* the conninfo of the current generation */
-	unsigned generation;                 /* bumped when the conninfo changes (reload) */
-	int n_open;                          /* connections open or opening: idle, resetting, lent */
-	int n_lent;                          /* lent to sessions */
-	struct pool_conn_list idle;          /* ready to lend, most recently returned last */
-	struct pool_conn_list resetting;     /* returned, reset in flight */
-	struct session_list waiting;         /* sessions waiting for a connection, first come first served */
-	char *params[POOL_N_REPORTED];       /* pool_reported values from the target's server */
-	bool params_known;                   /* params[] filled from a connection */
-	struct event *dispatch_ev;           /* hands connections to waiters, after the current callback */
+	char *target;                            /* target name */
+	char *conninfo;                          /* the conninfo of the current generation */
+	unsigned generation;                     /* bumped when the conninfo changes (reload) */
+	int n_open;                              /* connections open or opening: idle, resetting, lent */
+	int n_lent;                              /* lent to sessions */
+	struct pool_conn_list idle;              /* ready to lend, most recently returned last */
+	struct pool_conn_list resetting;         /* returned, reset in flight */
+	struct session_list waiting;             /* sessions waiting for a connection, first come first served */
+	char *params[POOL_N_REPORTED];           /* pool_reported values from the target's server */
+	bool params_known;                       /* params[] filled from a connection */
+	struct event *dispatch_ev;               /* hands connections to waiters, after the current callback */
 	uint64_t wait_buckets[WAIT_BUCKETS + 1]; /* pgwarden_pool_wait_seconds, per bucket; last = +Inf */
-	uint64_t wait_count;                 /* waits observed */
-	double wait_sum;                     /* their total seconds */
-	uint64_t wait_timeouts;              /* waits that ended in 53300 */
-	uint64_t resets_failed;              /* returned connections closed because the reset failed */
-	struct pgw_pool *next;               /* the server's list */
+	uint64_t wait_count;                     /* waits observed */
+	double wait_sum;                         /* their total seconds */
+	uint64_t wait_timeouts;                  /* waits that ended in 53300 */
+	uint64_t resets_failed;                  /* returned connections closed because the reset failed */
+	struct pgw_pool *next;                   /* the server's list */
 };
 
 static time_t mono_now(void)
@@ -186,7 +196,7 @@ static void pool_conn_read(void *arg)
 	bool bad;
 
 	while (next_message(in, &type, &total, &bad)) {
-		uint8_t z[6] = {0};
+		uint8_t z[6] = { 0 };
 		if (type == 'Z' && total == 6 && evbuffer_copyout(in, z, 6) == 6)
 			status = (char)z[5];
 		else
@@ -218,7 +228,7 @@ static void pool_conn_closed(void *arg, const char *why)
 	pool_conn_free(pc, true);
 }
 
-static const io_handlers pool_conn_handlers = {pool_conn_read, pool_conn_drained, pool_conn_closed};
+static const io_handlers pool_conn_handlers = { pool_conn_read, pool_conn_drained, pool_conn_closed };
 
 /* Take the session's connection into a new pool_conn (watched by the pool); NULL on failure (closed). */
 static pool_conn *take_from(session *s)
@@ -270,7 +280,9 @@ static void start_reset(pool_conn *pc)
 		return;
 	}
 	snprintf(sql, sizeof(sql), "RESET ROLE; SELECT pg_catalog.setseed(%.6f)",
-		 ((double)((uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3]) / 4294967295.0) * 2 - 1);
+		 ((double)((uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3]) / 4294967295.0) *
+				 2 -
+			 1);
 	pktbuf_init(&b);
 	pkt_begin(&b, 'Q');
 	pkt_put_cstr(&b, "DISCARD ALL");
@@ -395,7 +407,7 @@ static void wait_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static void enqueue(session *s)
 {
 	const pgw_target *t = pool_target(s->pool);
-	struct timeval tv = {t ? t->pool_wait_timeout : 1, 0};
+	struct timeval tv = { t ? t->pool_wait_timeout : 1, 0 };
 
 	if (!s->wait_timer && !(s->wait_timer = evtimer_new(s->srv->base, wait_timeout_cb, s))) {
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
@@ -650,7 +662,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 int pool_init(pgw_server *srv)
 {
-	struct timeval second = {1, 0};
+	struct timeval second = { 1, 0 };
 
 	srv->pool_sweep = event_new(srv->base, -1, EV_PERSIST, sweep_cb, srv);
 	if (!srv->pool_sweep || event_add(srv->pool_sweep, &second) != 0)
@@ -694,7 +706,7 @@ static int count(const struct pool_conn_list *l)
 	const pool_conn *pc;
 
 	TAILQ_FOREACH(pc, l, link)
-		n++;
+	n++;
 	return n;
 }
 
@@ -704,7 +716,7 @@ static int count_waiting(const pgw_pool *p)
 	const session *s;
 
 	TAILQ_FOREACH(s, &p->waiting, wait_link)
-		n++;
+	n++;
 	return n;
 }
 
@@ -736,7 +748,8 @@ void pool_metrics_render(pgw_server *srv, struct evbuffer *out)
 		}
 		evbuffer_add_printf(out, "pgwarden_pool_wait_seconds_bucket{target=\"%s\",le=\"+Inf\"} %llu\n",
 				    p->target, (unsigned long long)p->wait_count);
-		evbuffer_add_printf(out, "pgwarden_pool_wait_seconds_sum{target=\"%s\"} %.6f\n", p->target, p->wait_sum);
+		evbuffer_add_printf(out, "pgwarden_pool_wait_seconds_sum{target=\"%s\"} %.6f\n", p->target,
+				    p->wait_sum);
 		evbuffer_add_printf(out, "pgwarden_pool_wait_seconds_count{target=\"%s\"} %llu\n", p->target,
 				    (unsigned long long)p->wait_count);
 	}
@@ -758,8 +771,8 @@ void pool_render_json(pgw_server *srv, struct evbuffer *out)
 				    "%s{\"target\":\"%s\",\"mode\":\"session\",\"pool_size\":%d,\"open\":%d,"
 				    "\"idle\":%d,\"active\":%d,\"held\":0,\"resetting\":%d,\"waiting\":%d,"
 				    "\"wait_timeouts\":%llu,\"resets_failed\":%llu}",
-				    first ? "" : ",", name.failed ? "" : name.data, t ? t->pool_size : 0, p->n_open, count(&p->idle),
-				    p->n_lent, count(&p->resetting), count_waiting(p),
+				    first ? "" : ",", name.failed ? "" : name.data, t ? t->pool_size : 0, p->n_open,
+				    count(&p->idle), p->n_lent, count(&p->resetting), count_waiting(p),
 				    (unsigned long long)p->wait_timeouts, (unsigned long long)p->resets_failed);
 		jbuf_free(&name);
 		first = false;

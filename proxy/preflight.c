@@ -48,9 +48,11 @@ static void check_login_role(preflight *pf, PGconn *conn, const pgw_target *t)
 		report(pf, true, pf->cfg->path, t->line, "target.%s: cannot read the login role: %s", t->name,
 		       log_one_line(PQerrorMessage(conn), buf, sizeof(buf)));
 	} else {
-		static const char *const why[] = {NULL, "superuser: it can undo every pin and read every row",
+		static const char *const why[] = {
+			NULL, "superuser: it can undo every pin and read every row",
 			"BYPASSRLS: row-level security does not apply to the roles it can become",
-			"CREATEROLE: it can create roles and grant memberships to itself"};
+			"CREATEROLE: it can create roles and grant memberships to itself"
+		};
 
 		for (int col = 1; col <= 3; col++)
 			if (strcmp(PQgetvalue(r, 0, col), "t") == 0)
@@ -74,28 +76,32 @@ static bool token_for_target(const pgw_token *tok, const char *target)
 /* The record's role exists here and the login role is a member of it (what SET ROLE needs). */
 static void check_token_role(preflight *pf, PGconn *conn, const pgw_target *t, const pgw_token *tok)
 {
-	const char *params[1] = {tok->role};
-	PGresult *r = PQexecParams(conn, "SELECT pg_catalog.pg_has_role(session_user, oid, 'MEMBER') "
-				   "FROM pg_catalog.pg_roles WHERE rolname = $1", 1, NULL, params, NULL, NULL, 0);
+	const char *params[1] = { tok->role };
+	PGresult *r = PQexecParams(conn,
+				   "SELECT pg_catalog.pg_has_role(session_user, oid, 'MEMBER') "
+				   "FROM pg_catalog.pg_roles WHERE rolname = $1",
+				   1, NULL, params, NULL, NULL, 0);
 	const char *tokens = pf->cfg->tokens->path ? pf->cfg->tokens->path : pf->cfg->tokens_file;
 	char buf[512];
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		report(pf, true, tokens, tok->line, "cannot check role \"%s\" on target \"%s\": %s", tok->role,
-		       t->name, log_one_line(PQerrorMessage(conn), buf, sizeof(buf)));
+		report(pf, true, tokens, tok->line, "cannot check role \"%s\" on target \"%s\": %s", tok->role, t->name,
+		       log_one_line(PQerrorMessage(conn), buf, sizeof(buf)));
 	else if (PQntuples(r) == 0)
 		report(pf, true, tokens, tok->line, "role \"%s\" of actor \"%s\" does not exist on target \"%s\"",
 		       tok->role, tok->actor, t->name);
 	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
-		report(pf, true, tokens, tok->line, "the login role cannot SET ROLE to \"%s\" (actor \"%s\") on "
-		       "target \"%s\": it is not a member of that role", tok->role, tok->actor, t->name);
+		report(pf, true, tokens, tok->line,
+		       "the login role cannot SET ROLE to \"%s\" (actor \"%s\") on "
+		       "target \"%s\": it is not a member of that role",
+		       tok->role, tok->actor, t->name);
 	PQclear(r);
 }
 
 static void check_target(preflight *pf, const pgw_target *t)
 {
-	const char *kw[] = {"connect_timeout", "dbname", "fallback_application_name", NULL};
-	const char *val[] = {"10", t->conninfo, "pgwarden-check", NULL};
+	const char *kw[] = { "connect_timeout", "dbname", "fallback_application_name", NULL };
+	const char *val[] = { "10", t->conninfo, "pgwarden-check", NULL };
 	PGconn *conn = PQconnectdbParams(kw, val, 1);
 	const pgw_token_table *tt = pf->cfg->tokens;
 	char buf[512];
@@ -139,9 +145,9 @@ static void check_windows(preflight *pf, time_t now)
 
 int preflight_main(const char *config_path)
 {
-	pgw_errors e = {0};
+	pgw_errors e = { 0 };
 	pgw_config *c = config_load(config_path, &e);
-	preflight pf = {0};
+	preflight pf = { 0 };
 
 	for (size_t i = 0; i < e.n; i++)
 		fprintf(stderr, "%s\n", e.msgs[i]);

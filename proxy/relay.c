@@ -71,8 +71,7 @@ bool relay_client_readable(const session *s)
 {
 	return !s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY &&
 	       !s->client.terminated && !s->catalog_waiting && !s->parse_waiting && !s->tl.awaiting &&
-	       !s->client.backpressured &&
-	       !console_should_hold(s);
+	       !s->client.backpressured && !console_should_hold(s);
 }
 
 void relay_client_wake(session *s)
@@ -131,13 +130,23 @@ static uint32_t client_message_limit(const session *s, char type)
 	uint32_t max;
 
 	switch (type) {
-	case 'C': case 'D': case 'E': case 'H': case 'S': case 'X':
+	case 'C':
+	case 'D':
+	case 'E':
+	case 'H':
+	case 'S':
+	case 'X':
 		max = PG_SMALL_MESSAGE_LIMIT;
 		break;
-	case 'c': case 'f':
+	case 'c':
+	case 'f':
 		max = s->tl.mode == TL_MODE_COPY_IN ? PG_SMALL_MESSAGE_LIMIT : PG_LARGE_MESSAGE_LIMIT;
 		break;
-	case 'Q': case 'P': case 'B': case 'F': case 'd':
+	case 'Q':
+	case 'P':
+	case 'B':
+	case 'F':
+	case 'd':
 		max = PG_LARGE_MESSAGE_LIMIT;
 		break;
 	default:
@@ -369,7 +378,7 @@ static relay_status send_own(session *s, pktbuf *b, const tl_kind *kinds, int n)
 /* The pin as a simple Query, between batches. */
 static relay_status repin_simple(session *s, const char *sql)
 {
-	static const tl_kind kinds[] = {TL_QUERY};
+	static const tl_kind kinds[] = { TL_QUERY };
 	pktbuf b;
 
 	pktbuf_init(&b);
@@ -388,7 +397,7 @@ static relay_status repin_simple(session *s, const char *sql)
  */
 static relay_status repin_extended(session *s, const char *sql)
 {
-	static const tl_kind kinds[] = {TL_PARSE, TL_BIND, TL_EXECUTE, TL_CLOSE};
+	static const tl_kind kinds[] = { TL_PARSE, TL_BIND, TL_EXECUTE, TL_CLOSE };
 	char name[48];
 	pktbuf b;
 
@@ -423,7 +432,7 @@ static relay_status repin_extended(session *s, const char *sql)
  * anything but 'ok' (walls missing, another key) fails this swallowed
  * statement, and a failed pin ends the session (own_request_failed).
  */
-#define WALL_CHECK_OR_FAIL \
+#define WALL_CHECK_OR_FAIL                                                                         \
 	"SELECT (CASE WHEN s = 'ok' THEN '1' ELSE 'the database says the pin is ' || s END)::int " \
 	"FROM pgwarden_wall.pin_status() AS s"
 
@@ -524,8 +533,8 @@ static bool add_poison(session *s, bool simple, bool unnamed_parse, pktbuf *b)
 	return true;
 }
 
-relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err, size_t err_len,
-			  const uint8_t *query, size_t query_len, tl_entry **entry)
+relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err, size_t err_len, const uint8_t *query,
+			  size_t query_len, tl_entry **entry)
 {
 	bool simple = (type == 'Q' || type == 'F');
 	const uint8_t *front = evbuffer_pullup(s->client.io.in, 6);

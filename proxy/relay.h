@@ -75,8 +75,8 @@ relay_status relay_repin(session *s);
  * followed by a poison), so the server's transaction and extended-protocol
  * state match what the client sees.
  */
-relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err, size_t err_len,
-			  const uint8_t *query, size_t query_len, tl_entry **entry);
+relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err, size_t err_len, const uint8_t *query,
+			  size_t query_len, tl_entry **entry);
 
 /* After Terminate: close the session once nothing is owed or held and the client has its bytes. */
 void relay_close_if_terminated(session *s);

@@ -56,7 +56,7 @@ void server_request_flush(pgw_server *srv, session *s)
 		 * Records that no statement waits on (results, connects): written
 		 * with the next statement's batch, or within 10 ms, not one write each.
 		 */
-		static const struct timeval lazy = {0, 10000};
+		static const struct timeval lazy = { 0, 10000 };
 		if (!evtimer_pending(srv->lazy_flush_ev, NULL))
 			evtimer_add(srv->lazy_flush_ev, &lazy);
 		return;
@@ -177,7 +177,7 @@ static int open_listeners(pgw_server *srv)
 	int i, rc;
 
 	rc = strncmp(srv->cfg->listen, "unix:", 5) == 0 ? listen_unix(srv, srv->cfg->listen + 5)
-							 : listen_tcp(srv, srv->cfg->listen);
+							: listen_tcp(srv, srv->cfg->listen);
 	for (i = 0; rc == 0 && i < srv->n_listeners; i++)
 		evconnlistener_set_error_cb(srv->listeners[i], accept_error_cb);
 	return rc;
@@ -237,7 +237,8 @@ static bool reload_accept(pgw_server *srv, pgw_config *ncfg, pgw_errors *errs)
 	if (load_tls(srv, ncfg, &ctx) != 0) {
 		log_error("reload rejected: the TLS certificate or key cannot be used; the previous configuration "
 			  "and certificate stay in force");
-		errors_add(errs, srv->config_path, 0, "tls_cert_file/tls_key_file: the certificate or key cannot be used");
+		errors_add(errs, srv->config_path, 0,
+			   "tls_cert_file/tls_key_file: the certificate or key cannot be used");
 		config_unref(ncfg);
 		health_on_reload(srv, false);
 		return false;
@@ -254,12 +255,13 @@ static bool reload_accept(pgw_server *srv, pgw_config *ncfg, pgw_errors *errs)
 	srv->cfg = ncfg;
 	pgw_log_json = ncfg->log_format == LOG_FORMAT_JSON;
 	catalogs_reload_all(srv);
-	pool_config_changed(srv); /* a target whose conninfo changed drains its pool */
+	pool_config_changed(srv);       /* a target whose conninfo changed drains its pool */
 	wall_check_targets_async(ncfg); /* logs; sessions check on their own connection too */
 	health_on_reload(srv, true);
 	log_info("reload done: %zu %s, %zu %s, %zu %s, %zu token %s", ncfg->n_targets,
-		 PLURAL(ncfg->n_targets, "target", "targets"), ncfg->n_windows, PLURAL(ncfg->n_windows, "window", "windows"),
-		 ncfg->n_rules, PLURAL(ncfg->n_rules, "rule", "rules"), nt, PLURAL(nt, "record", "records"));
+		 PLURAL(ncfg->n_targets, "target", "targets"), ncfg->n_windows,
+		 PLURAL(ncfg->n_windows, "window", "windows"), ncfg->n_rules, PLURAL(ncfg->n_rules, "rule", "rules"),
+		 nt, PLURAL(nt, "record", "records"));
 	return true;
 }
 
@@ -267,7 +269,7 @@ static bool reload_accept(pgw_server *srv, pgw_config *ncfg, pgw_errors *errs)
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
 	pgw_server *srv = arg;
-	pgw_errors errs = {0};
+	pgw_errors errs = { 0 };
 	pgw_config *ncfg;
 	char *err = NULL;
 	bool accepted = false;
@@ -310,8 +312,7 @@ void server_close_if_idle(session *s)
 	if (!s->srv->shutting_down || s->closing || s->client.phase == CLIENT_CLOSING)
 		return;
 	/* Not yet logged in, or between transactions with nothing in flight: nothing to finish. */
-	if (s->client.phase != CLIENT_READY ||
-	    (s->up.txn_status == 'I' && s->tl.count == 0 && !s->awaiting_flush))
+	if (s->client.phase != CLIENT_READY || (s->up.txn_status == 'I' && s->tl.count == 0 && !s->awaiting_flush))
 		client_fail(s, "57P01", "terminating connection due to administrator command", NULL);
 }
 
@@ -322,7 +323,7 @@ void server_close_if_idle(session *s)
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
 	pgw_server *srv = arg;
-	struct timeval tv = {sig == SIGTERM ? SHUTDOWN_GRACE_SECONDS : 0, 0};
+	struct timeval tv = { sig == SIGTERM ? SHUTDOWN_GRACE_SECONDS : 0, 0 };
 	session *s, *next;
 
 	if (srv->shutting_down && sig == SIGTERM)
@@ -394,7 +395,7 @@ static void wait_for_catalogs(pgw_server *srv)
 			return;
 		}
 		/* wake at least once a second to look at the clock */
-		event_base_once(srv->base, -1, EV_TIMEOUT, wake_noop_cb, NULL, &(struct timeval){1, 0});
+		event_base_once(srv->base, -1, EV_TIMEOUT, wake_noop_cb, NULL, &(struct timeval){ 1, 0 });
 		event_base_loop(srv->base, EVLOOP_ONCE);
 	}
 }
@@ -478,7 +479,9 @@ void server_free(pgw_server *srv)
 		policy_classifier_free(srv->classifier);
 	if (srv->ssl_ctx)
 		SSL_CTX_free(srv->ssl_ctx);
-#define FREE_EV(e) if (e) event_free(e)
+#define FREE_EV(e) \
+	if (e)     \
+	event_free(e)
 	FREE_EV(srv->flush_ev);
 	FREE_EV(srv->lazy_flush_ev);
 	FREE_EV(srv->reap_ev);

@@ -31,106 +31,107 @@ struct pgw_auth;
 struct policy_facts;
 
 typedef enum {
-	CLIENT_STARTUP,        /* waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
-	CLIENT_AUTH,           /* authentication requested; waiting for 'p' messages */
-	CLIENT_WAIT_UPSTREAM,  /* authenticated; a cold pool connects to learn the server's parameters, client input paused */
-	CLIENT_READY,          /* relaying */
-	CLIENT_CLOSING,        /* a final error is queued; close once it is written */
+	CLIENT_STARTUP,       /* waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
+	CLIENT_AUTH,          /* authentication requested; waiting for 'p' messages */
+	CLIENT_WAIT_UPSTREAM, /* authenticated; a cold pool connects to learn the server's parameters, client input paused */
+	CLIENT_READY,         /* relaying */
+	CLIENT_CLOSING,       /* a final error is queued; close once it is written */
 } client_phase;
 
 typedef enum {
-	UPSTREAM_NONE,         /* no connection: before the first message, or waiting for the pool */
-	UPSTREAM_CONNECTING,   /* PQconnectPoll in progress (a new pool connection for this session) */
-	UPSTREAM_READY,        /* borrowed: raw protocol relay through our own io on the socket */
-	UPSTREAM_CLOSED,       /* gone; the session is ending */
+	UPSTREAM_NONE,       /* no connection: before the first message, or waiting for the pool */
+	UPSTREAM_CONNECTING, /* PQconnectPoll in progress (a new pool connection for this session) */
+	UPSTREAM_READY,      /* borrowed: raw protocol relay through our own io on the socket */
+	UPSTREAM_CLOSED,     /* gone; the session is ending */
 } upstream_phase;
 
 /* The client side of a session. */
 typedef struct client_conn {
 	client_phase phase;
-	int fd;                        /* accepted socket */
-	pgw_io io;                     /* transport: plain or TLS on fd */
-	SSL *ssl;                      /* non-NULL once TLS is negotiated (owned here) */
-	bool tls_refused;              /* SSLRequest answered 'N' already (only one allowed) */
-	bool gss_refused;              /* GSSENCRequest answered 'N' already */
-	char peer[64];                 /* "ip:port" or "unix", for logs and audit */
-	char addr[48];                 /* peer address without port: the throttle's key */
-	struct event *fail_timer;      /* answers a failed login after the back-off */
-	struct event *closing_timer;   /* CLOSING: gives up on a client that does not read its error */
-	struct event *startup_timer;   /* auth_timeout: fires if startup/auth does not finish */
-	struct pgw_auth *auth;         /* exchange in progress during CLIENT_AUTH */
-	uint8_t *startup_pkt;          /* copy of the StartupMessage (params point into it) */
-	startup_params *params;        /* the parsed StartupMessage (1 kB: freed once upstream has it) */
-	const char *actor;             /* startup "user" = actor id (in startup_pkt) */
-	const char *database;          /* startup "database" = target name (in startup_pkt) */
-	uint32_t copy_passthru;        /* bytes of a CopyData message still to stream upstream */
-	bool counted_unauth;           /* counted in server's unauthenticated connections */
-	bool terminated;               /* sent Terminate: close once owed responses are delivered */
-	bool backpressured;            /* reading paused because too much waits for the upstream */
+	int fd;                      /* accepted socket */
+	pgw_io io;                   /* transport: plain or TLS on fd */
+	SSL *ssl;                    /* non-NULL once TLS is negotiated (owned here) */
+	bool tls_refused;            /* SSLRequest answered 'N' already (only one allowed) */
+	bool gss_refused;            /* GSSENCRequest answered 'N' already */
+	char peer[64];               /* "ip:port" or "unix", for logs and audit */
+	char addr[48];               /* peer address without port: the throttle's key */
+	struct event *fail_timer;    /* answers a failed login after the back-off */
+	struct event *closing_timer; /* CLOSING: gives up on a client that does not read its error */
+	struct event *startup_timer; /* auth_timeout: fires if startup/auth does not finish */
+	struct pgw_auth *auth;       /* exchange in progress during CLIENT_AUTH */
+	uint8_t *startup_pkt;        /* copy of the StartupMessage (params point into it) */
+	startup_params *params;      /* the parsed StartupMessage (1 kB: freed once upstream has it) */
+	const char *actor;           /* startup "user" = actor id (in startup_pkt) */
+	const char *database;        /* startup "database" = target name (in startup_pkt) */
+	uint32_t copy_passthru;      /* bytes of a CopyData message still to stream upstream */
+	bool counted_unauth;         /* counted in server's unauthenticated connections */
+	bool terminated;             /* sent Terminate: close once owed responses are delivered */
+	bool backpressured;          /* reading paused because too much waits for the upstream */
 } client_conn;
 
 /* The upstream side of a session. */
 typedef struct upstream_conn {
 	upstream_phase phase;
-	PGconn *pg;                    /* while connecting and pinning, and for good with TLS (libpq
+	PGconn *pg;                       /* while connecting and pinning, and for good with TLS (libpq
 	                                  owns the SSL object); NULL once a plain socket is ours */
-	int own_fd;                    /* the plain socket once libpq is let go (-1 until then) */
-	struct cancel_handle *cancel;  /* for CancelRequests, taken at READY */
-	struct event *poll_ev;         /* socket readiness while libpq drives (connect, pin) */
-	pgw_io io;                     /* raw relay once READY (io never closes fd or SSL) */
-	uint32_t passthru;             /* bytes of a DataRow/CopyData still to stream to the client */
-	char txn_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
-	bool read_only;                /* what default_transaction_read_only is set to upstream */
+	int own_fd;                       /* the plain socket once libpq is let go (-1 until then) */
+	struct cancel_handle *cancel;     /* for CancelRequests, taken at READY */
+	struct event *poll_ev;            /* socket readiness while libpq drives (connect, pin) */
+	pgw_io io;                        /* raw relay once READY (io never closes fd or SSL) */
+	uint32_t passthru;                /* bytes of a DataRow/CopyData still to stream to the client */
+	char txn_status;                  /* last ReadyForQuery status: 'I', 'T' or 'E' */
+	bool read_only;                   /* what default_transaction_read_only is set to upstream */
 	bool standard_conforming_strings; /* tracked from ParameterStatus */
-	uint32_t backend_pid;          /* the upstream backend's pid (PQbackendPID): what wall signatures bind */
-	struct timespec connect_start; /* for the connect-latency metric */
-	unsigned generation;           /* the pool's conninfo generation it was opened under */
-	time_t born;                   /* monotonic seconds at connect: server_lifetime */
-	bool counted;                  /* counted in its pool's open connections */
-	bool broken;                   /* a read or write failed, or the server closed it: never lent again */
+	uint32_t backend_pid;             /* the upstream backend's pid (PQbackendPID): what wall signatures bind */
+	struct timespec connect_start;    /* for the connect-latency metric */
+	unsigned generation;              /* the pool's conninfo generation it was opened under */
+	time_t born;                      /* monotonic seconds at connect: server_lifetime */
+	bool counted;                     /* counted in its pool's open connections */
+	bool broken;                      /* a read or write failed, or the server closed it: never lent again */
 } upstream_conn;
 
 /* One session: a client, its upstream, identity and the relay's bookkeeping. */
 typedef struct session {
-	uint64_t id;                   /* unique per client connection, for logs and audit */
+	uint64_t id; /* unique per client connection, for logs and audit */
 	struct pgw_server *srv;
 	client_conn client;
 	upstream_conn up;
 
-	pgw_config *cfg;               /* snapshot this session uses (ref held) */
-	const pgw_target *target;      /* in cfg */
-	const pgw_token *who;          /* matched token record, in cfg */
-	uint8_t secret_id[32];         /* sha256 or StoredKey of the matched record: finds it after reload */
+	pgw_config *cfg;          /* snapshot this session uses (ref held) */
+	const pgw_target *target; /* in cfg */
+	const pgw_token *who;     /* matched token record, in cfg */
+	uint8_t secret_id[32];    /* sha256 or StoredKey of the matched record: finds it after reload */
 
-	struct pgw_pool *pool;         /* the target's pool (pool.c), set at login */
-	char *settings_sql;            /* the client's startup settings as one SELECT set_config(...), "" if none (every pin) */
-	bool pool_waiting;             /* in the pool's queue for a connection */
-	bool borrow_pin_due;           /* the next pin is a borrow's: its ParameterStatus repeat the login's, swallowed */
-	bool wall_check_due;           /* the next pin also asks a walled target's database to verify it (each borrow) */
-	bool pool_skip_to_sync;        /* a wait timed out inside an extended batch: drop client messages up to Sync */
-	struct timespec wait_start;    /* when the wait began (pgwarden_pool_wait_seconds) */
-	struct event *wait_timer;      /* pool_wait_timeout */
+	struct pgw_pool *pool; /* the target's pool (pool.c), set at login */
+	char *settings_sql;    /* the client's startup settings as one SELECT set_config(...), "" if none (every pin) */
+	bool pool_waiting;     /* in the pool's queue for a connection */
+	bool borrow_pin_due;   /* the next pin is a borrow's: its ParameterStatus repeat the login's, swallowed */
+	bool wall_check_due;   /* the next pin also asks a walled target's database to verify it (each borrow) */
+	bool pool_skip_to_sync;         /* a wait timed out inside an extended batch: drop client messages up to Sync */
+	struct timespec wait_start;     /* when the wait began (pgwarden_pool_wait_seconds) */
+	struct event *wait_timer;       /* pool_wait_timeout */
 	TAILQ_ENTRY(session) wait_link; /* pool->waiting */
 
-	uint32_t cancel_pid;           /* our BackendKeyData */
+	uint32_t cancel_pid; /* our BackendKeyData */
 	uint32_t cancel_key;
 
-	timeline tl;                   /* what the server will do: answers owed, names, mode, re-pin (pipeline.h) */
-	struct evbuffer *hold;         /* upstream-bound bytes held until their audit records are written */
-	bool awaiting_flush;           /* on srv->flush_list */
-	bool catalog_refresh_needed;   /* sent function DDL: reload the catalog when its transaction ends */
-	bool catalog_waiting;          /* client paused until the target's catalog covers catalog_wait_mark */
-	uint64_t catalog_wait_mark;    /* the catalog load that must land before the client is read again */
-	struct parse_job *parse_job;   /* a large statement parsed off the loop (parse_async.c), or NULL */
-	bool parse_waiting;            /* client paused until parse_job lands */
+	timeline tl;                 /* what the server will do: answers owed, names, mode, re-pin (pipeline.h) */
+	struct evbuffer *hold;       /* upstream-bound bytes held until their audit records are written */
+	bool awaiting_flush;         /* on srv->flush_list */
+	bool catalog_refresh_needed; /* sent function DDL: reload the catalog when its transaction ends */
+	bool catalog_waiting;        /* client paused until the target's catalog covers catalog_wait_mark */
+	uint64_t catalog_wait_mark;  /* the catalog load that must land before the client is read again */
+	struct parse_job *parse_job; /* a large statement parsed off the loop (parse_async.c), or NULL */
+	bool parse_waiting;          /* client paused until parse_job lands */
 
-	bool closing;                  /* on the reap list; callbacks must do nothing more */
-	session_console console;       /* accept time, last statement, PAUSE hold (console.c) */
-	session_limits lim;            /* max_client_conn / max_actor_conn counts and timeouts (limits.c) */
-	bool audited_connect;          /* the connect record is written (once per session) */
-	bool audited_disconnect;       /* the disconnect record is written (once per session) */
-	char close_reason[160];        /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */
-	TAILQ_ENTRY(session) link;     /* srv->sessions */
+	bool closing;            /* on the reap list; callbacks must do nothing more */
+	session_console console; /* accept time, last statement, PAUSE hold (console.c) */
+	session_limits lim;      /* max_client_conn / max_actor_conn counts and timeouts (limits.c) */
+	bool audited_connect;    /* the connect record is written (once per session) */
+	bool audited_disconnect; /* the disconnect record is written (once per session) */
+	char close_reason
+		[160]; /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */
+	TAILQ_ENTRY(session) link;       /* srv->sessions */
 	TAILQ_ENTRY(session) flush_link; /* srv->flush_list */
 	TAILQ_ENTRY(session) reap_link;  /* srv->reap_list */
 } session;

@@ -8,12 +8,12 @@
 #include "policy/policy.h"
 
 typedef struct stmt_entry {
-	char *name;         /* key */
-	stmt_info *si;      /* one reference */
-	uint8_t *params;    /* portals, audit_params = yes: the Bind's parameter section */
-	size_t params_len;  /* length of params */
-	bool holdable;      /* portals: a WITH HOLD cursor, kept at transaction end */
-	UT_hash_handle hh;  /* uthash linkage */
+	char *name;        /* key */
+	stmt_info *si;     /* one reference */
+	uint8_t *params;   /* portals, audit_params = yes: the Bind's parameter section */
+	size_t params_len; /* length of params */
+	bool holdable;     /* portals: a WITH HOLD cursor, kept at transaction end */
+	UT_hash_handle hh; /* uthash linkage */
 } stmt_entry;
 
 void stmt_table_init(stmt_table *t)
@@ -116,13 +116,25 @@ static void map_clear(stmt_entry **head)
 	stmt_entry *e, *tmp;
 
 	HASH_ITER(hh, *head, e, tmp)
-		entry_free(head, e);
+	entry_free(head, e);
 }
 
-bool stmt_table_put(stmt_table *t, const char *name, stmt_info *si) { return map_put(&t->stmts, name, si) != NULL; }
-stmt_info *stmt_table_get(stmt_table *t, const char *name) { return map_get(t->stmts, name); }
-void stmt_table_del(stmt_table *t, const char *name) { map_del(&t->stmts, name); }
-void stmt_table_clear_stmts(stmt_table *t) { map_clear(&t->stmts); }
+bool stmt_table_put(stmt_table *t, const char *name, stmt_info *si)
+{
+	return map_put(&t->stmts, name, si) != NULL;
+}
+stmt_info *stmt_table_get(stmt_table *t, const char *name)
+{
+	return map_get(t->stmts, name);
+}
+void stmt_table_del(stmt_table *t, const char *name)
+{
+	map_del(&t->stmts, name);
+}
+void stmt_table_clear_stmts(stmt_table *t)
+{
+	map_clear(&t->stmts);
+}
 bool portal_table_put(stmt_table *t, const char *name, stmt_info *si, const uint8_t *params, size_t params_len,
 		      bool holdable)
 {
@@ -149,17 +161,26 @@ const uint8_t *portal_table_params(stmt_table *t, const char *name, size_t *len)
 	*len = e ? e->params_len : 0;
 	return e ? e->params : NULL;
 }
-stmt_info *portal_table_get(stmt_table *t, const char *name) { return map_get(t->portals, name); }
-void portal_table_del(stmt_table *t, const char *name) { map_del(&t->portals, name); }
-void portal_table_clear(stmt_table *t) { map_clear(&t->portals); }
+stmt_info *portal_table_get(stmt_table *t, const char *name)
+{
+	return map_get(t->portals, name);
+}
+void portal_table_del(stmt_table *t, const char *name)
+{
+	map_del(&t->portals, name);
+}
+void portal_table_clear(stmt_table *t)
+{
+	map_clear(&t->portals);
+}
 
 void portal_table_end_transaction(stmt_table *t)
 {
 	stmt_entry *e, *tmp;
 
 	HASH_ITER(hh, t->portals, e, tmp)
-		if (!e->holdable)
-			entry_free(&t->portals, e);
+	if (!e->holdable)
+		entry_free(&t->portals, e);
 }
 
 void stmt_table_free(stmt_table *t)
@@ -167,4 +188,3 @@ void stmt_table_free(stmt_table *t)
 	map_clear(&t->stmts);
 	map_clear(&t->portals);
 }
-

@@ -17,16 +17,16 @@ struct stmt_entry;
 /* A statement's text and what the classifier found; shared by statements and portals. */
 typedef struct stmt_info {
 	int refcount;
-	char *text;                        /* statement text, NUL-terminated */
+	char *text; /* statement text, NUL-terminated */
 	size_t len;
-	const struct policy_facts *facts;  /* NULL while no classifier is wired in */
-	bool cursor;                       /* a cursor's query (from DECLARE): executing its portal fetches rows,
+	const struct policy_facts *facts; /* NULL while no classifier is wired in */
+	bool cursor;                      /* a cursor's query (from DECLARE): executing its portal fetches rows,
 	                                      it does not declare the cursor again */
 } stmt_info;
 
 typedef struct stmt_table {
-	struct stmt_entry *stmts;          /* prepared statements (protocol and SQL share one namespace) */
-	struct stmt_entry *portals;        /* portals: Bind and SQL DECLARE share one namespace upstream */
+	struct stmt_entry *stmts;   /* prepared statements (protocol and SQL share one namespace) */
+	struct stmt_entry *portals; /* portals: Bind and SQL DECLARE share one namespace upstream */
 } stmt_table;
 
 void stmt_table_init(stmt_table *t);

@@ -8,8 +8,8 @@
 #include <uthash.h>
 
 typedef struct startup_count {
-	char *address;      /* key */
-	int n;              /* unauthenticated connections from it now */
+	char *address; /* key */
+	int n;         /* unauthenticated connections from it now */
 	UT_hash_handle hh;
 } startup_count;
 
@@ -139,7 +139,8 @@ void throttle_free(throttle *t)
 {
 	startup_count *sc, *tmp;
 
-	HASH_ITER(hh, t->startups, sc, tmp) {
+	HASH_ITER(hh, t->startups, sc, tmp)
+	{
 		HASH_DEL(t->startups, sc);
 		free(sc->address);
 		free(sc);

@@ -21,9 +21,9 @@
 #define THROTTLE_MAX_DELAY_MS 5000
 
 typedef struct throttle_slot {
-	uint64_t key_hash;   /* hash of "a:<address>" or "u:<actor>"; 0 = empty */
-	uint32_t failures;   /* recent failures */
-	time_t last;         /* time of the last failure */
+	uint64_t key_hash; /* hash of "a:<address>" or "u:<actor>"; 0 = empty */
+	uint32_t failures; /* recent failures */
+	time_t last;       /* time of the last failure */
 } throttle_slot;
 
 struct startup_count;
@@ -31,8 +31,8 @@ struct startup_count;
 typedef struct throttle {
 	throttle_slot slots[THROTTLE_SLOTS];
 	struct startup_count *startups; /* unauthenticated connections per address (uthash), only while > 0 */
-	uint64_t seed;       /* random per process, so keys cannot be aimed at one slot */
-	uint64_t delayed;    /* failures answered late, for /metrics */
+	uint64_t seed;                  /* random per process, so keys cannot be aimed at one slot */
+	uint64_t delayed;               /* failures answered late, for /metrics */
 } throttle;
 
 void throttle_init(throttle *t);

@@ -6,8 +6,8 @@
 
 #include "protocol/scram.h"
 
-SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, uint8_t *hash, unsigned *hash_len,
-			    char *err, size_t errsz)
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, uint8_t *hash, unsigned *hash_len, char *err,
+			    size_t errsz)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	unsigned long e;

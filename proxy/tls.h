@@ -11,7 +11,7 @@
  * bytes of room) and hash_len (0 when the certificate has none, e.g. Ed25519).
  * On failure returns NULL and writes a message naming the file into err.
  */
-SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, uint8_t *hash, unsigned *hash_len,
-			    char *err, size_t errsz);
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, uint8_t *hash, unsigned *hash_len, char *err,
+			    size_t errsz);
 
 #endif

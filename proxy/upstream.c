@@ -35,7 +35,7 @@
 
 static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg);
 
-static const char *const upstream_phase_names[] = {"none", "connecting", "ready", "closed"};
+static const char *const upstream_phase_names[] = { "none", "connecting", "ready", "closed" };
 
 void upstream_set_phase(session *s, upstream_phase phase)
 {
@@ -78,8 +78,8 @@ static void upstream_failed(session *s, const char *what)
  */
 static PGconn *connect_start(session *s)
 {
-	const char *kw[] = {"dbname", "fallback_application_name", NULL};
-	const char *val[] = {s->target->conninfo, "pgwarden", NULL}; /* dbname is expanded: the conninfo */
+	const char *kw[] = { "dbname", "fallback_application_name", NULL };
+	const char *val[] = { s->target->conninfo, "pgwarden", NULL }; /* dbname is expanded: the conninfo */
 
 	return PQconnectStartParams(kw, val, 1);
 }
@@ -120,9 +120,8 @@ static void count_connect(session *s)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	s->srv->metrics.upstream_connects++;
 	health_note_connect(s->srv, s->target->name, true, NULL);
-	s->srv->metrics.upstream_connect_us_total +=
-		(uint64_t)((now.tv_sec - s->up.connect_start.tv_sec) * 1000000 +
-			   (now.tv_nsec - s->up.connect_start.tv_nsec) / 1000);
+	s->srv->metrics.upstream_connect_us_total += (uint64_t)((now.tv_sec - s->up.connect_start.tv_sec) * 1000000 +
+								(now.tv_nsec - s->up.connect_start.tv_nsec) / 1000);
 	s->up.born = now.tv_sec;
 }
 
@@ -147,7 +146,7 @@ static void upstream_on_close(void *arg, const char *why)
 	client_fail(s, "08006", "pgwarden: upstream connection lost", NULL);
 }
 
-static const io_handlers upstream_io_handlers = {upstream_on_read, upstream_on_drain, upstream_on_close};
+static const io_handlers upstream_io_handlers = { upstream_on_read, upstream_on_drain, upstream_on_close };
 
 /*
  * A plain socket's libpq connection, let go once the session runs on our
@@ -285,7 +284,7 @@ void upstream_conn_close(upstream_conn *up, bool goodbye)
 	 * libpq is still there (TLS, or it could not be let go), PQfinish does.
 	 */
 	if (goodbye && !up->pg && up->own_fd >= 0 && io_active(&up->io) && io_pending(&up->io) == 0) {
-		static const char terminate[5] = {'X', 0, 0, 0, 4};
+		static const char terminate[5] = { 'X', 0, 0, 0, 4 };
 		(void)send(up->own_fd, terminate, sizeof(terminate), MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
 	if (io_active(&up->io))

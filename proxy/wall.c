@@ -45,8 +45,8 @@ static bool sign(const pgw_target *t, const char *msg, char out[WALL_SIG_HEX])
 	return true;
 }
 
-bool wall_sign_pin(const pgw_target *t, uint32_t backend_pid, const char *role, const char *actor,
-		   const char *tenant, char out[WALL_SIG_HEX])
+bool wall_sign_pin(const pgw_target *t, uint32_t backend_pid, const char *role, const char *actor, const char *tenant,
+		   char out[WALL_SIG_HEX])
 {
 	char *msg;
 	bool ok;

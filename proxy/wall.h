@@ -20,9 +20,9 @@
 
 #include "conf/config.h"
 
-#define WALL_SIG_HEX 65        /* 64 hex digits and a NUL */
-#define WALL_WRITE_MAX 96      /* "<unix seconds>:<unix seconds>:<64 hex>" and a NUL */
-#define WALL_GRANT_AHEAD (8 * 86400) /* a window opening within this is granted ahead (weekly windows) */
+#define WALL_SIG_HEX 65                     /* 64 hex digits and a NUL */
+#define WALL_WRITE_MAX 96                   /* "<unix seconds>:<unix seconds>:<64 hex>" and a NUL */
+#define WALL_GRANT_AHEAD (8 * 86400)        /* a window opening within this is granted ahead (weekly windows) */
 #define WALL_PIN_SETTING "pgwarden.pin"     /* the identity signature's setting */
 #define WALL_WRITE_SETTING "pgwarden.write" /* the write grant's setting */
 
@@ -33,8 +33,8 @@
 bool wall_required(const pgw_target *t);
 
 /* The identity signature for pgwarden.pin, in hex. False only when signing failed (out of memory). */
-bool wall_sign_pin(const pgw_target *t, uint32_t backend_pid, const char *role, const char *actor,
-		   const char *tenant, char out[WALL_SIG_HEX]);
+bool wall_sign_pin(const pgw_target *t, uint32_t backend_pid, const char *role, const char *actor, const char *tenant,
+		   char out[WALL_SIG_HEX]);
 
 /*
  * The write grant for pgwarden.write: "<from>:<until>:<hex signature>", valid

@@ -77,11 +77,13 @@ static const char *check_pin(const pgw_config *cfg, const pgw_target *t, PGconn 
 static void warn_unguarded(const pgw_target *t, PGconn *pg)
 {
 	char why[512];
-	char *v = one_value(pg, "SELECT coalesce(string_agg(u::text, ', '), '') FROM pgwarden_wall.unguarded_tables() u",
-			    why, sizeof(why));
+	char *v =
+		one_value(pg, "SELECT coalesce(string_agg(u::text, ', '), '') FROM pgwarden_wall.unguarded_tables() u",
+			  why, sizeof(why));
 
 	if (v != NULL && v[0] != '\0')
-		log_warn("target %s: tables without the walls' write guard (re-run deploy/walls.sql): %.400s", t->name, v);
+		log_warn("target %s: tables without the walls' write guard (re-run deploy/walls.sql): %.400s", t->name,
+			 v);
 	free(v);
 }
 
@@ -111,7 +113,8 @@ static bool check_target(const pgw_config *cfg, const pgw_target *t)
 		return true;
 	}
 	log_error("target %s: walls = required but %s (wall key %s)%s%s; sessions to this target are refused until "
-		  "their own check passes", t->name, verdict, id, why[0] ? ": " : "", why);
+		  "their own check passes",
+		  t->name, verdict, id, why[0] ? ": " : "", why);
 	return false;
 }
 
@@ -132,9 +135,9 @@ int wall_check_targets(const pgw_config *cfg)
  */
 static struct {
 	pthread_mutex_t lock;
-	pthread_t th;  /* valid while started */
-	bool started;  /* a thread was started and not joined yet */
-	bool running;  /* it has not finished its checks */
+	pthread_t th; /* valid while started */
+	bool started; /* a thread was started and not joined yet */
+	bool running; /* it has not finished its checks */
 } checker = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void *check_thread(void *arg)
