@@ -88,7 +88,8 @@ asan:
 
 # The same suite against the sanitizer build: a sanitizer report in pgwarden's stderr fails the test.
 integration-asan: asan
-	PGWARDEN_BIN=$(CURDIR)/pgwarden-asan $(PY) -m pytest -q -p no:cacheprovider tests/integration
+	PGWARDEN_BIN=$(CURDIR)/pgwarden-asan LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+		$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 fuzz:
 	@bash tests/fuzz/run.sh
