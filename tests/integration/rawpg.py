@@ -40,6 +40,28 @@ def terminate():
     return msg(b"X")
 
 
+# Extended-protocol messages with no parameters and text results (what the protocol tests send).
+def parse(name, sql):
+    return msg(b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!H", 0))
+
+
+def bind(portal, stmt):
+    return msg(b"B", portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!HHH", 0, 0, 0))
+
+
+def execute(portal=""):
+    return msg(b"E", portal.encode() + b"\0" + struct.pack("!I", 0))
+
+
+def close(what, name):
+    """Close of a statement (what=b"S") or portal (b"P")."""
+    return msg(b"C", what + name.encode() + b"\0")
+
+
+def sync():
+    return msg(b"S")
+
+
 def parse_error(body):
     """ErrorResponse/NoticeResponse fields as a dict keyed by the field letter."""
     fields = {}

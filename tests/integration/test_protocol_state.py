@@ -4,41 +4,14 @@ the server skips to Sync, COPY FROM STDIN in the extended protocol (Syncs the se
 and a Terminate with answers still owed. Each case ends with a check that would let a write
 through on production, or hang, if the two views had drifted. Raw protocol, no driver."""
 import secrets
-import struct
 import time
 
 import pytest
 
-from rawpg import RawConn, errors_of, msg, query, rows_of, terminate
+from rawpg import bind, errors_of, execute, msg, parse, query, rows_of, sync, terminate
+from test_timeline import login, sqlstates
 
 pytestmark = pytest.mark.identity
-
-
-def login(w, dbname="prod"):
-    params, pw = w.raw_login(dbname)
-    c = RawConn(w.host, w.port)
-    c.login(params, pw)
-    return c
-
-
-def parse(name, sql):
-    return msg(b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!H", 0))
-
-
-def bind(portal, stmt):
-    return msg(b"B", portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!HHH", 0, 0, 0))
-
-
-def execute(portal=""):
-    return msg(b"E", portal.encode() + b"\0" + struct.pack("!I", 0))
-
-
-def sync():
-    return msg(b"S")
-
-
-def sqlstates(msgs):
-    return [e.get("C") for e in errors_of(msgs)]
 
 
 def test_refused_then_skipped_parse_keeps_the_first_definition(pgwarden, pg):

@@ -6,7 +6,6 @@ DEALLOCATE in one Query, PostgreSQL's message length limits, and syntax errors a
 server's parser would. Each checks what the client sees and what the audit log says was run;
 the ones that could let a write through on production also check the database itself."""
 import secrets
-import socket
 import struct
 import time
 
@@ -14,7 +13,7 @@ import psycopg
 import pytest
 
 from audit_util import records, stmt_records, wait_records
-from rawpg import Closed, RawConn, errors_of, msg, query, rows_of, terminate
+from rawpg import RawConn, bind, close, errors_of, execute, msg, parse, query, rows_of, sync
 
 pytestmark = pytest.mark.identity
 
@@ -24,26 +23,6 @@ def login(w, dbname="prod"):
     c = RawConn(w.host, w.port)
     c.login(params, pw)
     return c
-
-
-def parse(name, sql):
-    return msg(b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!H", 0))
-
-
-def bind(portal, stmt):
-    return msg(b"B", portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!HHH", 0, 0, 0))
-
-
-def execute(portal=""):
-    return msg(b"E", portal.encode() + b"\0" + struct.pack("!I", 0))
-
-
-def close(what, name):
-    return msg(b"C", what + name.encode() + b"\0")
-
-
-def sync():
-    return msg(b"S")
 
 
 def sqlstates(msgs):
