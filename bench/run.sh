@@ -131,6 +131,8 @@ start_pgwarden() {
 		echo "[target.bench]"
 		echo "conninfo = host=127.0.0.1 port=$PG_PORT dbname=bench user=pgwarden_svc password=$SVC_PW"
 		echo "environment = staging"
+		# The same pool size as PgBouncer's (every client and idle probe gets a connection), unless set.
+		[[ "${PGWARDEN_TARGET_CONFIG:-}" == *pool_size* ]] || echo "pool_size = $((IDLE_CONNS + CLIENTS + 10))"
 		[ -n "${PGWARDEN_TARGET_CONFIG:-}" ] && printf '%s\n' "$PGWARDEN_TARGET_CONFIG"
 	} >"$dir/pgwarden.ini"
 	chmod 600 "$dir/tokens.txt" "$dir/pgwarden.ini"
