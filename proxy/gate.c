@@ -565,6 +565,22 @@ gate_status gate_parse(session *s, const char *name, const char *sql, size_t len
  * locks there: 25006), and the client must see pgwarden's denial, not the
  * server's error.
  */
+/*
+ * What a statement or portal name means now. False when it is not known for
+ * sure: v->status is then GATE_AWAIT (the server's answer to an earlier
+ * request decides it, and is on its way) or GATE_DENY with 'unknown'.
+ */
+static bool lookup_known(session *s, tl_ns ns, const char *name, const char *unknown, stmt_info **si, gate_verdict *v)
+{
+	if (tl_lookup(&s->tl, ns, name, si) == TL_NAME_KNOWN)
+		return true;
+	if (tl_doubt_awaits_server(&s->tl, NULL, ns, name))
+		v->status = GATE_AWAIT;
+	else
+		deny_with(v, unknown, "rule: unparsable", NULL);
+	return false;
+}
+
 gate_status gate_bind(session *s, const char *portal, const char *stmt, const uint8_t *rest, size_t rest_len,
 		      gate_verdict *v)
 {
@@ -573,12 +589,9 @@ gate_status gate_bind(session *s, const char *portal, const char *stmt, const ui
 	policy_subject subj;
 
 	verdict_init(v);
-	if (tl_lookup(&s->tl, TL_NS_STMT, stmt, &si) != TL_NAME_KNOWN) {
-		if (tl_doubt_awaits_server(&s->tl, NULL, TL_NS_STMT, stmt))
-			return v->status = GATE_AWAIT;
-		/* A statement we never saw prepared cannot be judged: default deny. */
-		return deny_with(v, "pgwarden: unknown prepared statement", "rule: unparsable", NULL);
-	}
+	/* A statement we never saw prepared cannot be judged: default deny. */
+	if (!lookup_known(s, TL_NS_STMT, stmt, "pgwarden: unknown prepared statement", &si, v))
+		return v->status;
 	if (!refresh_identity(s))
 		return v->status = GATE_CLOSED;
 #ifndef PGW_RELAY_ONLY
@@ -666,11 +679,8 @@ gate_status gate_execute(session *s, const char *portal, gate_verdict *v)
 	policy_subject subj;
 
 	verdict_init(v);
-	if (tl_lookup(&s->tl, TL_NS_PORTAL, portal, &si) != TL_NAME_KNOWN) {
-		if (tl_doubt_awaits_server(&s->tl, NULL, TL_NS_PORTAL, portal))
-			return v->status = GATE_AWAIT;
-		return deny_with(v, "pgwarden: unknown portal", "rule: unparsable", NULL);
-	}
+	if (!lookup_known(s, TL_NS_PORTAL, portal, "pgwarden: unknown portal", &si, v))
+		return v->status;
 	if (!refresh_identity(s))
 		return v->status = GATE_CLOSED;
 	if (!si->facts) {
