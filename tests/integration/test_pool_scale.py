@@ -277,3 +277,30 @@ def test_pgbench_modes_through_a_session_pool(pgwarden_factory, pg, mode):
         assert failed is None or failed.group(1) == "0", out
         assert len(pool_pids(pg) - others) <= size
         w.stop()
+
+
+def test_pgwarden_raises_its_open_files_limit(pgwarden_factory):
+    """Started with a soft limit of 256 open files, pgwarden raises it to what max_client_conn and
+    the pools need (up to the hard limit), so thousands of clients are not refused for want of
+    descriptors; with the hard limit short too, it says so at start."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4000:
+        pytest.skip(f"hard limit {hard} too low to show the raise")
+
+    def max_open_files(pid):
+        for line in open(f"/proc/{pid}/limits"):
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        w = pgwarden_factory(extra_config="max_client_conn = 3000", target_config="pool_size = 10")
+        short = pgwarden_factory(extra_config="max_client_conn = 100000")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert max_open_files(w.pid) >= 3000 + 2 * 10
+    assert "open files limit" not in w.stderr_text(200)
+    if hard != resource.RLIM_INFINITY and hard < 100000:
+        assert max_open_files(short.pid) == hard
+        assert "open files limit is" in short.stderr_text(200)
