@@ -12,6 +12,7 @@
 #
 # Environment: CLIENTS=2000 POOL=10 ROUNDS=2 DURATION=10 THREADS=2 SCALE=10 KEEP=0
 #   PATHS="pgbouncer-session pgbouncer-transaction pgwarden"
+#   PGWARDEN_TARGET_CONFIG   extra lines for pgwarden's [target.bench] (e.g. server_check_delay = 0)
 #   BOUNCER_AUTH=scram-sha-256 (as bench/run.sh) | plain: PgBouncer's client login then costs what
 #     pgwarden's sha256 token login costs (a cleartext compare); with SCRAM every new connection
 #     pays PBKDF2 twice (pgbench's libpq and PgBouncer, which holds the plain password), which is
@@ -108,6 +109,7 @@ conninfo = host=127.0.0.1 port=$PG_PORT dbname=bench user=pgwarden_svc password=
 environment = staging
 pool_size = $POOL
 pool_wait_timeout = 120
+${PGWARDEN_TARGET_CONFIG:-}
 EOT
 chmod 600 "$WORK/pgwarden/tokens.txt" "$WORK/pgwarden/pgwarden.ini"
 pgtmp_own "$WORK/pgwarden"

@@ -339,14 +339,14 @@ static void start_check(pool_conn *pc)
 	pgw_pool *p = pc->pool;
 
 	TAILQ_REMOVE(&p->idle, pc, link);
+	pc->checking = true;
+	p->upkeep.n_checking++;
 	if (upkeep_queue_check(pc->up.io.out) != 0 || io_flush(&pc->up.io) != 0) {
-		pool_conn_free(pc, false);
+		pool_conn_free(pc, false); /* counted as a failed check */
 		return;
 	}
 	pc->resets_owed = 1; /* its ReadyForQuery goes through on_reset_ready, like a reset's */
-	pc->checking = true;
 	pc->asked_at = mono_now();
-	p->upkeep.n_checking++;
 	TAILQ_INSERT_TAIL(&p->resetting, pc, link);
 }
 

@@ -122,18 +122,20 @@ def test_min_idle_is_valid_config(pg):
 # ---- health check before lending -------------------------------------------------------------
 
 def idle_pid(w, pg, others):
-    """Make the pool hold exactly one idle connection; its backend pid."""
+    """The backend pid of a pool_size = 1 pool's one connection, once it is idle again."""
     with w.connect("user:jimmie") as c:
         pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
     assert wait_for(lambda: pools(w.admin_port)["idle"] == 1, 5), (pools(w.admin_port), w.stderr_text(40))
     return pid
 
 
-def test_terminated_idle_backend_never_reaches_a_client(pgwarden_factory, pg):
+@pytest.mark.parametrize("config", ["pool_size = 1", "pool_size = 1\nserver_check_delay = 0"],
+                         ids=["default", "explicit"])
+def test_terminated_idle_backend_never_reaches_a_client(pgwarden_factory, pg, config):
     """pg_terminate_backend on the pool's idle backend from a direct connection, and at once a
-    client: its first statement succeeds, on another backend. server_check_delay = 0 checks every
-    connection before lending, so even a kill whose FATAL is still on its way is caught."""
-    w = started(pgwarden_factory, "pool_size = 2\nserver_check_delay = 0")
+    client: its first statement succeeds, on another backend. server_check_delay = 0 (the default)
+    checks every connection before lending, so even a kill whose FATAL is still on its way is caught."""
+    w = started(pgwarden_factory, config)
     others = pool_pids(pg)
     for _ in range(5):
         pid = idle_pid(w, pg, others)
@@ -143,11 +145,11 @@ def test_terminated_idle_backend_never_reaches_a_client(pgwarden_factory, pg):
         assert got[0] != pid and got[1] == "user:ada"
 
 
-def test_terminated_idle_backend_with_default_check_delay(pgwarden_factory, pg):
-    """With the default server_check_delay the pool drops a killed idle backend as soon as the
-    server closes it (the pool watches idle sockets, and peeks before lending): the next client
-    is served by another backend."""
-    w = started(pgwarden_factory, "pool_size = 2")
+def test_terminated_idle_backend_without_checks(pgwarden_factory, pg):
+    """With checks only after a long idle (server_check_delay = 30, PgBouncer's default) the pool
+    still drops a killed idle backend as soon as the server closes it (it watches idle sockets,
+    and peeks before lending): the next client is served by another backend."""
+    w = started(pgwarden_factory, "pool_size = 1\nserver_check_delay = 30")
     others = pool_pids(pg)
     for _ in range(3):
         pid = idle_pid(w, pg, others)
@@ -162,7 +164,7 @@ def test_hung_idle_backend_is_replaced_transparently(pgwarden_factory, pg):
     """An idle backend that no longer answers (stopped with SIGSTOP: no FATAL, no closed socket,
     nothing the pool could notice while it idles): the check before lending times out, the
     connection is closed, and the client gets a new one; its statement succeeds."""
-    w = started(pgwarden_factory, "pool_size = 2\nserver_check_delay = 1\npool_wait_timeout = 20")
+    w = started(pgwarden_factory, "pool_size = 1\nserver_check_delay = 1\npool_wait_timeout = 20")
     others = pool_pids(pg)
     pid = idle_pid(w, pg, others)
     time.sleep(1.2)  # idle longer than server_check_delay
@@ -182,7 +184,7 @@ def test_hung_idle_backend_is_replaced_transparently(pgwarden_factory, pg):
 
 def test_check_after_long_idle_passes_and_keeps_the_backend(pgwarden_factory, pg):
     """A healthy connection idle past server_check_delay passes its check and is lent: same backend."""
-    w = started(pgwarden_factory, "pool_size = 2\nserver_check_delay = 1")
+    w = started(pgwarden_factory, "pool_size = 1\nserver_check_delay = 1")
     pid = idle_pid(w, pg, pool_pids(pg))
     time.sleep(1.5)
     with w.connect("user:ada") as c:
