@@ -129,13 +129,11 @@ def idle_pid(w, pg, others):
     return pid
 
 
-@pytest.mark.parametrize("config", ["pool_size = 1", "pool_size = 1\nserver_check_delay = 0"],
-                         ids=["default", "explicit"])
-def test_terminated_idle_backend_never_reaches_a_client(pgwarden_factory, pg, config):
+def test_terminated_idle_backend_never_reaches_a_client(pgwarden_factory, pg):
     """pg_terminate_backend on the pool's idle backend from a direct connection, and at once a
-    client: its first statement succeeds, on another backend. server_check_delay = 0 (the default)
-    checks every connection before lending, so even a kill whose FATAL is still on its way is caught."""
-    w = started(pgwarden_factory, config)
+    client: its first statement succeeds, on another backend. server_check_delay = 0 checks every
+    connection before lending, so even a kill whose FATAL is still on its way is caught."""
+    w = started(pgwarden_factory, "pool_size = 1\nserver_check_delay = 0")
     others = pool_pids(pg)
     for _ in range(5):
         pid = idle_pid(w, pg, others)
@@ -145,11 +143,11 @@ def test_terminated_idle_backend_never_reaches_a_client(pgwarden_factory, pg, co
         assert got[0] != pid and got[1] == "user:ada"
 
 
-def test_terminated_idle_backend_without_checks(pgwarden_factory, pg):
-    """With checks only after a long idle (server_check_delay = 30, PgBouncer's default) the pool
-    still drops a killed idle backend as soon as the server closes it (it watches idle sockets,
-    and peeks before lending): the next client is served by another backend."""
-    w = started(pgwarden_factory, "pool_size = 1\nserver_check_delay = 30")
+def test_terminated_idle_backend_with_the_default_check_delay(pgwarden_factory, pg):
+    """With the default server_check_delay (30 s, checks only after a long idle) the pool still
+    drops a killed idle backend as soon as the server closes it (it watches idle sockets, and
+    peeks before lending): the next client is served by another backend."""
+    w = started(pgwarden_factory, "pool_size = 1")
     others = pool_pids(pg)
     for _ in range(3):
         pid = idle_pid(w, pg, others)
