@@ -26,10 +26,10 @@ def started(factory, target_config, **kw):
 def test_min_idle_connections_open_in_the_background(pgwarden_factory, pg):
     """No client at all: each target's pool opens pool_min_idle connections by itself, nobody's
     (no role set), and keeps that many idle while clients hold others, never beyond pool_size."""
-    others = pool_pids(pg)
+    others, others_prod = pool_pids(pg), pool_pids(pg, "app")  # other pgwardens' of this test run
     w = started(pgwarden_factory, "pool_size = 4\npool_min_idle = 2")
     assert wait_for(lambda: len(pool_pids(pg) - others) == 2, 5), w.stderr_text()
-    assert wait_for(lambda: len(pool_pids(pg, "app") - others) == 2, 5)  # prod too
+    assert wait_for(lambda: len(pool_pids(pg, "app") - others_prod) == 2, 5)  # prod too
     assert pools(w.admin_port)["idle"] == 2 and pools(w.admin_port)["min_idle"] == 2
     # two clients borrow the two idle ones: two more open to keep two idle (4 = pool_size)
     a, b = w.connect("user:jimmie"), w.connect("user:ada")
