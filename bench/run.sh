@@ -165,6 +165,13 @@ start_pgwarden() {
 		[[ "${PGWARDEN_TARGET_CONFIG:-}" == *pool_size* ]] || echo "pool_size = $((IDLE_CONNS + CLIENTS + 10))"
 		[ -n "${PGWARDEN_TARGET_CONFIG:-}" ] && printf '%s\n' "$PGWARDEN_TARGET_CONFIG"
 	} >"$dir/pgwarden.ini"
+	# An older binary (PGWARDEN_BASELINE_BIN from before pooling) rejects pool_size: then it runs
+	# without (each client has its own upstream connection there anyway).
+	if ! "$bin" --check -c "$dir/pgwarden.ini" >/dev/null 2>&1 &&
+		"$bin" --check -c "$dir/pgwarden.ini" 2>&1 | grep -q 'pool_size'; then
+		sed -i '/^pool_size = /d' "$dir/pgwarden.ini"
+		echo "bench: $name: $bin has no pool_size; running it without" >&2
+	fi
 	chmod 600 "$dir/tokens.txt" "$dir/pgwarden.ini"
 	pgtmp_own "$dir"
 	# pgwarden runs as the same user as PgBouncer, so the two are compared alike.
