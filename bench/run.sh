@@ -167,8 +167,9 @@ start_pgwarden() {
 	} >"$dir/pgwarden.ini"
 	# An older binary (PGWARDEN_BASELINE_BIN from before pooling) rejects pool_size: then it runs
 	# without (each client has its own upstream connection there anyway).
-	if ! "$bin" --check -c "$dir/pgwarden.ini" >/dev/null 2>&1 &&
-		"$bin" --check -c "$dir/pgwarden.ini" 2>&1 | grep -q 'pool_size'; then
+	local check
+	check=$("$bin" --check -c "$dir/pgwarden.ini" 2>&1) || true
+	if [[ $check == *'"pool_size"'* ]]; then
 		sed -i '/^pool_size = /d' "$dir/pgwarden.ini"
 		echo "bench: $name: $bin has no pool_size; running it without" >&2
 	fi
