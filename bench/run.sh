@@ -258,9 +258,9 @@ path_pid() {
 	echo "${!v:-}"
 }
 
-# cpu_ticks PID: user + system CPU of the whole process (every thread), in clock ticks.
+# cpu_ticks PID: "user system" CPU of the whole process (every thread), in clock ticks.
 cpu_ticks() {
-	awk '{ print $14 + $15 }' "/proc/$1/stat"
+	awk '{ print $14, $15 }' "/proc/$1/stat"
 }
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -293,7 +293,7 @@ if [ "${HOLD:-0}" = 1 ]; then
 fi
 
 # --- throughput: every workload on every path, interleaved, ROUNDS times ---------------------
-RESULTS=$WORK/results.txt # lines: workload path round tps cpu_us_per_txn
+RESULTS=$WORK/results.txt # lines: workload path round tps cpu_us_per_txn user_us sys_us
 : >"$RESULTS"
 total=$((ROUNDS * $(wc -w <<<"$WORKLOADS") * ${#PATHS[@]}))
 n=0
@@ -309,12 +309,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			read -r tps txns <<<"$out"
 			# The proxy's own CPU per transaction: on a shared machine tps moves with whatever
 			# else runs; the proxy's work per query moves less (contention still inflates it).
-			cpu_us=-
+			cpu_us="- - -" # total, user, system per transaction
 			[ -z "$pid" ] || cpu_us=$(awk -v a="$ticks0" -v b="$(cpu_ticks "$pid")" -v hz="$CLK_TCK" \
-				-v n="$txns" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
+				-v n="$txns" 'BEGIN { split(a, x, " "); split(b, y, " "); u = (y[1] - x[1]) * 1e6 / hz / n
+					s = (y[2] - x[2]) * 1e6 / hz / n; printf "%.1f %.1f %.1f", u + s, u, s }')
 			printf '%s %s %s %s %s\n' "$wl" "$path" "$round" "$tps" "$cpu_us" >>"$RESULTS"
 			printf 'bench: [%d/%d] round %d %-16s %-17s %10.1f tps %8s us CPU/txn\n' "$n" "$total" \
-				"$round" "$wl" "$path" "$tps" "$cpu_us" >&2
+				"$round" "$wl" "$path" "$tps" "${cpu_us%% *}" >&2
 		done
 	done
 done
@@ -396,14 +397,16 @@ done
 echo "(median of $ROUNDS runs of ${DURATION}s each, -c $CLIENTS -j $THREADS, scale $SCALE; ratios per round r1/r2/...)"
 
 echo
-echo "== proxy CPU per transaction, us (median; user + system of the proxy process, all threads)"
+echo "== proxy CPU per transaction, us: median total (median user / median system) of the proxy process, all threads"
 printf '%-17s' "workload"
-for path in "${PATHS[@]}"; do [ "$path" = direct ] || printf '%18s' "$path"; done
+for path in "${PATHS[@]}"; do [ "$path" = direct ] || printf '%22s' "$path"; done
 echo
 for wl in $WORKLOADS; do
 	printf '%-17s' "$wl"
 	for path in "${PATHS[@]}"; do
-		[ "$path" = direct ] || printf '%18s' "$(median "$RESULTS" "\$1 == \"$wl\" && \$2 == \"$path\"" 5)"
+		[ "$path" = direct ] && continue
+		sel="\$1 == \"$wl\" && \$2 == \"$path\""
+		printf '%22s' "$(median "$RESULTS" "$sel" 5) ($(median "$RESULTS" "$sel" 6)/$(median "$RESULTS" "$sel" 7))"
 	done
 	echo
 done
