@@ -12,9 +12,11 @@
 #include "protocol/pktbuf.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/pool_txn.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
+#include "proxy/wall.h"
 
 /* The settings PostgreSQL reports at startup (GUC_REPORT): learnt once per pool, told to every login. */
 const char *const pool_reported[POOL_N_REPORTED] = {
@@ -43,6 +45,8 @@ typedef struct pool_conn {
 	pgw_pool *pool;              /* owner */
 	int resets_owed;             /* ReadyForQuery the reset still owes; 0 once idle */
 	bool reset_failed;           /* the reset answered an error or did not end idle */
+	uint64_t owner;              /* idle: the session whose identity and settings it still carries (transaction
+	                                mode, lent back to that session only), or 0: reset, "nobody" */
 	time_t idle_since;           /* monotonic seconds it became idle */
 	TAILQ_ENTRY(pool_conn) link; /* pool->idle or pool->resetting */
 } pool_conn;
@@ -67,6 +71,7 @@ struct pgw_pool {
 	double wait_sum;                         /* their total seconds */
 	uint64_t wait_timeouts;                  /* waits that ended in 53300 */
 	uint64_t resets_failed;                  /* returned connections closed because the reset failed */
+	uint64_t holds[POOL_HOLD_N];             /* pgwarden_pool_holds_total, per reason */
 	struct pgw_pool *next;                   /* the server's list */
 };
 
@@ -333,24 +338,49 @@ static void observe_wait(pgw_pool *p, const struct timespec *since)
  * client's own startup settings are queued in front of its first message
  * by relay_repin(), swallowed, in the same write: no extra round trip.
  */
-static void borrowed(session *s)
+static void borrowed(session *s, bool own)
 {
 	pgw_pool *p = s->pool;
+	bool ro = upstream_wants_read_only(s);
 
 	leave_queue(s);
 	observe_wait(p, &s->wait_start);
 	p->n_lent++;
-	s->up.read_only = upstream_wants_read_only(s);
-	s->tl.repin = true;
-	s->wall_check_due = true;
-	s->borrow_pin_due = true;
-	session_log(LOG_LVL_DEBUG, s, "borrowed backend %u", s->up.backend_pid);
+	/*
+	 * Transaction mode, the connection this client left: it carries exactly
+	 * the client's identity and settings still, so only what differs now is
+	 * applied. The read-only default follows the windows (as of now); a
+	 * walled target's pin signs a write grant for the current window, so it
+	 * is always pinned anew.
+	 */
+	if (!own || s->up.read_only != ro || wall_required(s->target)) {
+		s->up.read_only = ro;
+		s->tl.repin = true;
+		s->wall_check_due = true;
+		s->borrow_pin_due = true;
+	}
+	session_log(LOG_LVL_DEBUG, s, "borrowed backend %u%s", s->up.backend_pid, own ? " (its own)" : "");
 	relay_client_wake(s);
 }
 
-static void lend(pgw_pool *p, session *s)
+/* An idle connection this session may have: the one it left (transaction mode), else a reset one; or NULL. */
+static pool_conn *idle_for(pgw_pool *p, const session *s)
 {
-	pool_conn *pc = TAILQ_FIRST(&p->idle);
+	pool_conn *pc, *nobody = NULL;
+
+	TAILQ_FOREACH(pc, &p->idle, link)
+	{
+		if (pc->owner == s->id)
+			return pc;
+		if (pc->owner == 0 && !nobody)
+			nobody = pc;
+	}
+	return nobody;
+}
+
+static void lend(pgw_pool *p, session *s, pool_conn *pc)
+{
+	bool own = pc->owner == s->id;
 
 	TAILQ_REMOVE(&p->idle, pc, link);
 	io_free(&pc->up.io);
@@ -362,7 +392,7 @@ static void lend(pgw_pool *p, session *s)
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return;
 	}
-	borrowed(s);
+	borrowed(s, own);
 }
 
 /* A new connection for this session (counted now, so pool_size holds while it connects). */
@@ -381,25 +411,52 @@ static int pool_size_now(const pgw_pool *p)
 	return t ? t->pool_size : 0;
 }
 
-/* Serve waiters in order while there is an idle connection or room for a new one. */
+static void start_reset(pool_conn *pc);
+static int count(const struct pool_conn_list *l);
+
+/*
+ * Transaction mode, full pool: an idle connection still carrying another
+ * (live) client's identity is reset to "nobody" for the waiter, unless
+ * enough resets are already on their way. Oldest first.
+ */
+static bool reset_one_for_waiters(pgw_pool *p, int unserved)
+{
+	pool_conn *pc;
+
+	if (count(&p->resetting) >= unserved || !(pc = TAILQ_FIRST(&p->idle)))
+		return false;
+	TAILQ_REMOVE(&p->idle, pc, link);
+	pc->owner = 0;
+	start_reset(pc);
+	return true;
+}
+
+/* Serve waiters in order while there is an idle connection for them or room for a new one. */
 static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	pgw_pool *p = arg;
 	session *s;
+	pool_conn *pc;
+	int unserved = 0;
 
 	(void)fd, (void)what;
 	while ((s = TAILQ_FIRST(&p->waiting)) != NULL) {
 		if (s->client.phase == CLIENT_WAIT_UPSTREAM && p->params_known) {
 			leave_queue(s); /* a login that waited for the parameters */
 			client_login_complete(s);
-		} else if (!TAILQ_EMPTY(&p->idle) && s->client.phase == CLIENT_READY) {
-			lend(p, s);
+		} else if (s->client.phase == CLIENT_READY && (pc = idle_for(p, s)) != NULL) {
+			lend(p, s, pc);
 		} else if (p->n_open < pool_size_now(p)) {
 			leave_queue(s);
 			open_for(p, s);
 		} else
 			break;
 	}
+	/* First come, first served: the rest wait for the first; dirty idle ones are reset for them. */
+	TAILQ_FOREACH(s, &p->waiting, wait_link)
+	unserved += s->client.phase == CLIENT_READY;
+	while (unserved > 0 && reset_one_for_waiters(p, unserved))
+		;
 }
 
 static void wait_timeout_cb(evutil_socket_t fd, short what, void *arg);
@@ -471,7 +528,7 @@ void pool_connected(session *s)
 	pool_conn *pc;
 
 	if (s->client.phase != CLIENT_WAIT_UPSTREAM) {
-		borrowed(s);
+		borrowed(s, false);
 		return;
 	}
 	/* Opened to learn the parameters: fresh and nobody's, it goes straight to the idle list. */
@@ -508,6 +565,54 @@ static const char *not_returnable(const session *s)
 	return s->srv->shutting_down ? "shutting down" : NULL;
 }
 
+/* Transaction mode: a client is gone; the idle connection that still carries its identity is reset to "nobody". */
+static void forget_owner(pgw_pool *p, uint64_t id)
+{
+	pool_conn *pc;
+
+	TAILQ_FOREACH(pc, &p->idle, link)
+	if (pc->owner == id)
+		break;
+	if (!pc)
+		return;
+	TAILQ_REMOVE(&p->idle, pc, link);
+	pc->owner = 0;
+	start_reset(pc);
+}
+
+/*
+ * Transaction mode: the client's transaction is over and nothing holds it
+ * (pool_txn.c). The connection goes back idle without a reset, still
+ * carrying this client's identity and settings: only this client is lent it
+ * as it is; anyone else gets it reset first (dispatch_cb). Whatever could
+ * make it unfit for reuse closes it instead, and the client goes on without
+ * one. A cancel still on its way could hit the next borrower's query
+ * (pgbouncer#245): that connection is closed, not lent.
+ */
+void pool_give_back(session *s)
+{
+	pgw_pool *p = s->pool;
+	const char *why = not_returnable(s);
+	pool_conn *pc;
+
+	p->n_lent--;
+	/* The unnamed statement stays on that backend; the next borrow may be another. */
+	stmt_table_del(&s->tl.confirmed, "");
+	if (why) {
+		session_log(LOG_LVL_INFO, s, "backend %u closed, not returned to the pool: %s", s->up.backend_pid, why);
+		upstream_close(s);
+		upstream_conn_clear(&s->up);
+		p->n_open--;
+	} else if ((pc = take_from(s)) != NULL) {
+		pc->owner = s->id;
+		pc->idle_since = mono_now();
+		TAILQ_INSERT_TAIL(&p->idle, pc, link);
+		session_log(LOG_LVL_DEBUG, s, "gave back backend %u", pc->up.backend_pid);
+	}
+	pool_kick(p);
+	relay_client_wake(s); /* a message already waiting borrows again */
+}
+
 void pool_release(session *s)
 {
 	pgw_pool *p = s->pool;
@@ -524,6 +629,7 @@ void pool_release(session *s)
 		event_free(s->wait_timer);
 		s->wait_timer = NULL;
 	}
+	forget_owner(p, s->id);
 	if (!s->up.counted) {
 		upstream_close(s);
 		return;
@@ -710,6 +816,23 @@ static int count(const struct pool_conn_list *l)
 	return n;
 }
 
+/* Lent connections whose (transaction-mode) client is held on them between its transactions. */
+static int count_held(const pgw_pool *p)
+{
+	int n = 0;
+	const session *s;
+
+	TAILQ_FOREACH(s, &p->srv->sessions, link)
+	n += s->pool == p && pool_txn_held_now(s);
+	return n;
+}
+
+void pool_count_hold(pgw_pool *p, int reason)
+{
+	if (reason >= 0 && reason < POOL_HOLD_N)
+		p->holds[reason]++;
+}
+
 static int count_waiting(const pgw_pool *p)
 {
 	int n = 0;
@@ -727,17 +850,23 @@ void pool_metrics_render(pgw_server *srv, struct evbuffer *out)
 	evbuffer_add_printf(out, "# TYPE pgwarden_pool_connections gauge\n");
 	for (p = srv->pools; p; p = p->next) {
 		/* session mode: every lent connection is its client's, active; "held" is transaction mode's */
+		int held = count_held(p);
 		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"idle\"} %d\n", p->target,
 				    count(&p->idle));
 		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"active\"} %d\n", p->target,
-				    p->n_lent);
-		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"held\"} 0\n", p->target);
+				    p->n_lent - held);
+		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"held\"} %d\n", p->target,
+				    held);
 	}
 	evbuffer_add_printf(out, "# TYPE pgwarden_pool_waiting_clients gauge\n");
 	for (p = srv->pools; p; p = p->next)
 		evbuffer_add_printf(out, "pgwarden_pool_waiting_clients{target=\"%s\"} %d\n", p->target,
 				    count_waiting(p));
 	evbuffer_add_printf(out, "# TYPE pgwarden_pool_holds_total counter\n");
+	for (p = srv->pools; p; p = p->next)
+		for (size_t r = 0; r < POOL_HOLD_N; r++)
+			evbuffer_add_printf(out, "pgwarden_pool_holds_total{target=\"%s\",reason=\"%s\"} %llu\n",
+					    p->target, pool_hold_names[r], (unsigned long long)p->holds[r]);
 	evbuffer_add_printf(out, "# TYPE pgwarden_pool_wait_seconds histogram\n");
 	for (p = srv->pools; p; p = p->next) {
 		uint64_t cum = 0;
@@ -768,11 +897,13 @@ void pool_render_json(pgw_server *srv, struct evbuffer *out)
 		json_put_escaped(&name, p->target, strlen(p->target));
 		jbuf_putc(&name, '\0');
 		evbuffer_add_printf(out,
-				    "%s{\"target\":\"%s\",\"mode\":\"session\",\"pool_size\":%d,\"open\":%d,"
-				    "\"idle\":%d,\"active\":%d,\"held\":0,\"resetting\":%d,\"waiting\":%d,"
+				    "%s{\"target\":\"%s\",\"mode\":\"%s\",\"pool_size\":%d,\"open\":%d,"
+				    "\"idle\":%d,\"active\":%d,\"held\":%d,\"resetting\":%d,\"waiting\":%d,"
 				    "\"wait_timeouts\":%llu,\"resets_failed\":%llu}",
-				    first ? "" : ",", name.failed ? "" : name.data, t ? t->pool_size : 0, p->n_open,
-				    count(&p->idle), p->n_lent, count(&p->resetting), count_waiting(p),
+				    first ? "" : ",", name.failed ? "" : name.data,
+				    t && t->pool_mode == POOL_MODE_TRANSACTION ? "transaction" : "session",
+				    t ? t->pool_size : 0, p->n_open, count(&p->idle), p->n_lent - count_held(p), count_held(p),
+				    count(&p->resetting), count_waiting(p),
 				    (unsigned long long)p->wait_timeouts, (unsigned long long)p->resets_failed);
 		jbuf_free(&name);
 		first = false;

@@ -21,6 +21,7 @@
 #include "protocol/pktbuf.h"
 #include "proxy/pin.h"
 #include "proxy/pool.h"
+#include "proxy/pool_txn.h"
 #include "proxy/wall.h"
 
 /* Server messages are trusted less than blindly: the same 1 GB bound as PostgreSQL's own limit. */
@@ -300,6 +301,7 @@ void relay_upstream_input(session *s)
 	server_close_if_idle(s);
 	if (!s->closing && io_pending(&s->client.io) > RELAY_HIGH_WATER)
 		io_set_reading(&s->up.io, false); /* resumed by relay_client_drained */
+	pool_txn_after_input(s); /* transaction mode: a transaction ended, maybe the connection goes back */
 }
 
 void relay_client_drained(session *s)

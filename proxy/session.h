@@ -108,6 +108,10 @@ typedef struct session {
 	bool borrow_pin_due;   /* the next pin is a borrow's: its ParameterStatus repeat the login's, swallowed */
 	bool wall_check_due;   /* the next pin also asks a walled target's database to verify it (each borrow) */
 	bool pool_skip_to_sync;         /* a wait timed out inside an extended batch: drop client messages up to Sync */
+	uint32_t pool_holds;            /* transaction mode: bits (1 << pool_hold_reason) of state keeping it on its connection */
+	uint32_t pool_release_due;      /* hold bits the current transaction's statements end (pool_txn.c) */
+	bool pool_release_void;         /* the current transaction failed or had BEGIN/COMMIT/ROLLBACK: release nothing */
+	struct event *pool_release_ev;  /* gives the connection back after the callback that saw the transaction end */
 	struct timespec wait_start;     /* when the wait began (pgwarden_pool_wait_seconds) */
 	struct event *wait_timer;       /* pool_wait_timeout */
 	TAILQ_ENTRY(session) wait_link; /* pool->waiting */

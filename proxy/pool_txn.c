@@ -1,0 +1,159 @@
+/* pool_txn.c - transaction pooling: the end of a client's transaction, and the state that holds it (CONTRACT §7). */
+#include "proxy/pool_txn.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "policy/policy.h"
+#include "proxy/pool.h"
+#include "proxy/server.h"
+
+const char *const pool_hold_names[POOL_HOLD_N] = {
+	[POOL_HOLD_TEMP] = "temp_table",
+	[POOL_HOLD_LISTEN] = "listen",
+	[POOL_HOLD_LOCK] = "advisory_lock",
+	[POOL_HOLD_CURSOR] = "cursor",
+	[POOL_HOLD_PREPARED] = "prepared_statement",
+	[POOL_HOLD_SETTINGS] = "settings",
+	[POOL_HOLD_FUNCTION] = "function",
+};
+
+#define BIT(r) (1u << (r))
+
+bool pool_txn_mode(const session *s)
+{
+	return s->target && s->target->pool_mode == POOL_MODE_TRANSACTION;
+}
+
+/* A hold reason starts: counted once per start (pgwarden_pool_holds_total); a release noted earlier in the same transaction no longer applies to it. */
+static void hold(session *s, pool_hold_reason r)
+{
+	if (!(s->pool_holds & BIT(r)) && s->pool)
+		pool_count_hold(s->pool, r);
+	s->pool_holds |= BIT(r);
+	s->pool_release_due &= ~BIT(r);
+}
+
+/* Settings this statement leaves for the rest of the session (not SET LOCAL, not RESET ALL). */
+static bool sets_session_settings(const policy_facts *f, uint32_t flags)
+{
+	size_t n = 0;
+
+	policy_facts_settings(f, &n);
+	if (flags & PF_IDENTITY)
+		return true; /* could change any setting: the policy decided it may run, it must not follow anyone */
+	return n > 0 && !(flags & (PF_SET_LOCAL | PF_SESSION_RESET));
+}
+
+void pool_txn_note_statement(session *s, const policy_facts *f)
+{
+	uint32_t flags;
+
+	if (!f || !pool_txn_mode(s))
+		return;
+	flags = policy_facts_flags(f);
+	/* What it ends first: "UNLISTEN *; LISTEN a" ends with a registration. */
+	if (flags & PF_DISCARD_ALL)
+		s->pool_release_due |= ~0u;
+	if (flags & PF_DISCARD_TEMP)
+		s->pool_release_due |= BIT(POOL_HOLD_TEMP);
+	if (flags & PF_UNLISTEN_ALL)
+		s->pool_release_due |= BIT(POOL_HOLD_LISTEN);
+	if (flags & PF_UNLOCK_ALL)
+		s->pool_release_due |= BIT(POOL_HOLD_LOCK);
+	if ((flags & PF_SESSION_RESET) && !(flags & PF_DISCARD_ALL))
+		s->pool_release_due |= BIT(POOL_HOLD_SETTINGS); /* RESET ALL */
+	/* Why void: a ROLLBACK (or COMMIT of a failed block) would undo the release with the rest. */
+	if (flags & PF_TXN_CONTROL)
+		s->pool_release_void = true;
+	if (flags & PF_HOLD_TEMP)
+		hold(s, POOL_HOLD_TEMP);
+	if (flags & PF_HOLD_LISTEN)
+		hold(s, POOL_HOLD_LISTEN);
+	if (flags & PF_HOLD_LOCK)
+		hold(s, POOL_HOLD_LOCK);
+	if (sets_session_settings(f, flags))
+		hold(s, POOL_HOLD_SETTINGS);
+	/* Default safe: what runs unseen (user functions, dynamic SQL) may have left any kind of state. */
+	if (flags & (PF_USER_FUNC | PF_OPAQUE))
+		hold(s, POOL_HOLD_FUNCTION);
+}
+
+void pool_txn_note_error(session *s)
+{
+	s->pool_release_void = true;
+}
+
+/* The transaction ended ('I'): its releases take effect unless it failed or had transaction control. */
+static void settle_releases(session *s)
+{
+	if (!s->pool_release_void)
+		s->pool_holds &= ~s->pool_release_due;
+	s->pool_release_due = 0;
+	s->pool_release_void = false;
+}
+
+/* Hold reasons now: the facts' sticky ones, plus names the server confirmed (they end exactly: Close, DEALLOCATE, CLOSE). */
+static uint32_t holds_now(const session *s)
+{
+	unsigned named, portals;
+	uint32_t h = s->pool_holds;
+
+	stmt_table_counts(&s->tl.confirmed, &named, &portals);
+	if (named)
+		h |= BIT(POOL_HOLD_PREPARED);
+	if (portals)
+		h |= BIT(POOL_HOLD_CURSOR); /* only WITH HOLD cursors outlive a transaction */
+	return h;
+}
+
+/* Nothing of the client is in flight on its connection, and its transaction is over. */
+static bool between_transactions(const session *s)
+{
+	return !s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY && !s->up.broken &&
+	       s->up.txn_status == 'I' && s->tl.count == 0 && !s->tl.batch_open && TAILQ_EMPTY(&s->tl.changes) &&
+	       s->tl.mode == TL_MODE_NORMAL && !s->tl.awaiting && !io_pending(&s->up.io) &&
+	       evbuffer_get_length(s->hold) == 0 && !s->awaiting_flush && !s->client.copy_passthru &&
+	       !s->up.passthru && evbuffer_get_length(s->up.io.in) == 0 && !s->parse_waiting && !s->catalog_waiting &&
+	       !s->client.terminated;
+}
+
+bool pool_txn_held_now(const session *s)
+{
+	return pool_txn_mode(s) && s->up.phase == UPSTREAM_READY && s->up.txn_status == 'I' && s->tl.count == 0 &&
+	       holds_now(s) != 0;
+}
+
+static void release_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session *s = arg;
+
+	(void)fd, (void)what;
+	if (!between_transactions(s) || holds_now(s) != 0)
+		return; /* something came in meanwhile */
+	pool_give_back(s);
+}
+
+void pool_txn_after_input(session *s)
+{
+	uint32_t before;
+
+	if (!pool_txn_mode(s) || !between_transactions(s))
+		return;
+	before = s->pool_holds;
+	settle_releases(s);
+	if (before & ~s->pool_holds)
+		session_log(LOG_LVL_DEBUG, s, "pool: hold released (0x%x -> 0x%x)", before, s->pool_holds);
+	if (holds_now(s) != 0)
+		return;
+	if (!s->pool_release_ev && !(s->pool_release_ev = event_new(s->srv->base, -1, 0, release_cb, s)))
+		return; /* out of memory: it stays, as if held */
+	event_active(s->pool_release_ev, EV_TIMEOUT, 0);
+}
+
+void pool_txn_session_free(session *s)
+{
+	if (s->pool_release_ev)
+		event_free(s->pool_release_ev);
+	s->pool_release_ev = NULL;
+}

@@ -1,0 +1,58 @@
+/*
+ * pool_txn.h - transaction pooling (CONTRACT §7, pool_mode = transaction):
+ * when a client's transaction is over and its connection may go back to the
+ * pool, and the session state that holds it on its connection instead.
+ */
+#ifndef PGW_POOL_TXN_H
+#define PGW_POOL_TXN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proxy/session.h"
+
+struct policy_facts;
+
+/* Why a client is held on its connection between transactions (the reason label of pgwarden_pool_holds_total). */
+typedef enum {
+	POOL_HOLD_TEMP,      /* a temporary table, view or sequence exists */
+	POOL_HOLD_LISTEN,    /* LISTEN registrations */
+	POOL_HOLD_LOCK,      /* session-level advisory locks */
+	POOL_HOLD_CURSOR,    /* a WITH HOLD cursor (a portal that outlives its transaction) */
+	POOL_HOLD_PREPARED,  /* named prepared statements (protocol Parse or SQL PREPARE) */
+	POOL_HOLD_SETTINGS,  /* settings the client changed for its session (SET, set_config(..., false), RESET) */
+	POOL_HOLD_FUNCTION,  /* a function or SQL pgwarden cannot see into ran: it may have left any of these */
+	POOL_HOLD_N,         /* number of reasons */
+} pool_hold_reason;
+
+/* Metric label of each reason ("temp_table", "listen", ...). */
+extern const char *const pool_hold_names[POOL_HOLD_N];
+
+/* The session's target pools by transaction. */
+bool pool_txn_mode(const session *s);
+
+/*
+ * gate.c: a statement of this client is sent upstream. Its facts add hold
+ * reasons (kept even if it fails: default safe) and note what it ends (a
+ * release that takes effect only when its transaction ends without error or
+ * transaction control statement).
+ */
+void pool_txn_note_statement(session *s, const struct policy_facts *f);
+
+/* backend.c: the server answered an error: the current transaction's releases do not count. */
+void pool_txn_note_error(session *s);
+
+/*
+ * relay.c, after each batch of server input: if the client's transaction is
+ * over and nothing holds it, give its connection back (deferred to a fresh
+ * callback: never inside the connection's own read callback).
+ */
+void pool_txn_after_input(session *s);
+
+/* Whether the session is held between transactions now (pgwarden_pool_connections{state="held"}). */
+bool pool_txn_held_now(const session *s);
+
+/* session_free: release what the session owns here. */
+void pool_txn_session_free(session *s);
+
+#endif
