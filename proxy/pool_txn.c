@@ -118,6 +118,17 @@ static bool between_transactions(const session *s)
 	       !s->client.terminated;
 }
 
+/* Prepared statements and WITH HOLD cursors hold by name: each start is counted like a fact's. */
+static void count_name_holds(session *s)
+{
+	uint32_t names = holds_now(s) & (BIT(POOL_HOLD_PREPARED) | BIT(POOL_HOLD_CURSOR));
+
+	for (int r = 0; r < POOL_HOLD_N; r++)
+		if ((names & ~s->pool_name_holds & ~s->pool_holds) & BIT(r))
+			pool_count_hold(s->pool, r);
+	s->pool_name_holds = names;
+}
+
 bool pool_txn_held_now(const session *s)
 {
 	return pool_txn_mode(s) && s->up.phase == UPSTREAM_READY && s->up.txn_status == 'I' && s->tl.count == 0 &&
@@ -142,6 +153,7 @@ void pool_txn_after_input(session *s)
 		return;
 	before = s->pool_holds;
 	settle_releases(s);
+	count_name_holds(s);
 	if (before & ~s->pool_holds)
 		session_log(LOG_LVL_DEBUG, s, "pool: hold released (0x%x -> 0x%x)", before, s->pool_holds);
 	if (holds_now(s) != 0)

@@ -110,6 +110,7 @@ typedef struct session {
 	bool pool_skip_to_sync;         /* a wait timed out inside an extended batch: drop client messages up to Sync */
 	uint32_t pool_holds;            /* transaction mode: bits (1 << pool_hold_reason) of state keeping it on its connection */
 	uint32_t pool_release_due;      /* hold bits the current transaction's statements end (pool_txn.c) */
+	uint32_t pool_name_holds;       /* hold bits from names the server confirmed, as last counted */
 	bool pool_release_void;         /* the current transaction failed or had BEGIN/COMMIT/ROLLBACK: release nothing */
 	struct event *pool_release_ev;  /* gives the connection back after the callback that saw the transaction end */
 	struct timespec wait_start;     /* when the wait began (pgwarden_pool_wait_seconds) */

@@ -58,3 +58,126 @@ def test_two_clients_share_one_backend_between_transactions(one):
     assert len(pids) == 1
     a.close()
     b.close()
+
+
+def metrics(port):
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+
+
+def metric(port, name, **labels):
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    m = re.search(rf"^{name}{{{re.escape(want)}}} (\S+)$", metrics(port), re.M)
+    return float(m.group(1)) if m else None
+
+
+def assert_waits_53300(c):
+    """The other client cannot borrow: its statement fails 53300 after pool_wait_timeout, its session goes on."""
+    with pytest.raises(psycopg.errors.TooManyConnections) as e:
+        c.execute("SELECT 1")
+    assert str(e.value).startswith("pgwarden:")
+
+
+def cursor_with_hold(c):
+    c.execute("BEGIN")
+    c.execute("DECLARE held_c CURSOR WITH HOLD FOR SELECT 1")
+    c.execute("COMMIT")
+
+
+HOLDS = [
+    # (make the state, end it, reason label)
+    ("CREATE TEMP TABLE tx_t (x int)", "DISCARD TEMP", "temp_table"),
+    ("CREATE TEMP TABLE tx_t2 AS SELECT 1 AS x", "DISCARD ALL", "temp_table"),
+    ("SELECT 1 AS x INTO TEMP tx_t3", "DISCARD ALL", "temp_table"),
+    ("CREATE TEMP VIEW tx_v AS SELECT 1", "DISCARD TEMP", "temp_table"),
+    ("LISTEN tx_chan", "UNLISTEN *", "listen"),
+    ("SELECT pg_advisory_lock(4711)", "SELECT pg_advisory_unlock_all()", "advisory_lock"),
+    ("SELECT pg_try_advisory_lock_shared(4712)", "DISCARD ALL", "advisory_lock"),
+    ("PREPARE tx_p AS SELECT 1", "DEALLOCATE tx_p", "prepared_statement"),
+    (cursor_with_hold, "CLOSE held_c", "cursor"),
+    ("SET work_mem = '5MB'", "RESET ALL", "settings"),
+    ("SELECT set_config('work_mem', '5MB', false)", "RESET ALL", "settings"),
+    ("DO $$BEGIN CREATE TEMP TABLE tx_do (x int); END$$", "DISCARD ALL", "temp_table"),
+]
+
+
+@pytest.mark.parametrize("make,end,reason", HOLDS, ids=[h[2] + "-" + str(i) for i, h in enumerate(HOLDS)])
+def test_state_that_cannot_move_holds_until_it_is_gone(pgwarden_factory, make, end, reason):
+    """Session state that cannot follow a client keeps it on its connection (the other client
+    waits: 53300), counted by reason; once it is gone the connection is shared again."""
+    port = free_port()
+    w = pgwarden_factory(extra_config=f"admin_listen = 127.0.0.1:{port}",
+                         target_config=TXN + "pool_size = 1\npool_wait_timeout = 1")
+    a, b = w.connect("user:jimmie"), w.connect("user:ada")
+    assert ident(a)[3] == ident(b)[3]  # shared while nothing holds
+    make(a) if callable(make) else a.execute(make)
+    assert metric(port, "pgwarden_pool_holds_total", target="staging", reason=reason) == 1
+    assert metric(port, "pgwarden_pool_connections", target="staging", state="held") == 1
+    assert_waits_53300(b)
+    assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")  # the holder goes on
+    a.execute(end)
+    assert metric(port, "pgwarden_pool_connections", target="staging", state="held") == 0
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    assert b.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()[0] == 0
+    assert b.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                     "AND pid = pg_backend_pid()").fetchone()[0] == 0
+    assert b.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] == 0
+    assert b.execute("SHOW work_mem").fetchone()[0] == "4MB"
+    a.close()
+    b.close()
+
+
+def test_a_rolled_back_release_keeps_the_hold(short):
+    """UNLISTEN * inside a block that rolls back ends nothing: still held."""
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("LISTEN tx_keep")
+    a.execute("BEGIN")
+    a.execute("UNLISTEN *")
+    a.execute("ROLLBACK")
+    assert a.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()[0] == 1
+    assert_waits_53300(b)
+    a.close()
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    b.close()
+
+
+def test_set_local_and_plain_statements_do_not_hold(short):
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("BEGIN")
+    a.execute("SET LOCAL work_mem = '6MB'")
+    a.execute("SELECT count(*) FROM invoices")
+    a.execute("COMMIT")
+    a.execute("SELECT pg_advisory_xact_lock(99)")
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    assert a.execute("SHOW work_mem").fetchone()[0] == "4MB"
+    a.close()
+    b.close()
+
+
+def test_an_open_transaction_keeps_the_connection_until_it_ends(short):
+    """Explicit block: the other client waits until COMMIT, then borrows the same backend."""
+    a, b = short.connect("agent:tally"), short.connect("user:ada")
+    a.execute("BEGIN")
+    a.execute("SELECT 1")
+    assert_waits_53300(b)
+    a.execute("COMMIT")
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    a.close()
+    b.close()
+
+
+def test_waiting_client_is_served_when_the_transaction_ends(pgwarden_factory):
+    """A waiter is not refused: it runs as soon as the holder's transaction commits."""
+    w = pgwarden_factory(target_config=TXN + "pool_size = 1\npool_wait_timeout = 10")
+    a, b = w.connect("user:jimmie"), w.connect("user:ada")
+    a.execute("BEGIN")
+    a.execute("SELECT 1")
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("b", ident(b)))
+    t.start()
+    time.sleep(0.5)
+    assert "b" not in got
+    a.execute("COMMIT")
+    t.join(10)
+    assert got["b"][:3] == ("bookkeeper", "user:ada", "globex")
+    a.close()
+    b.close()
