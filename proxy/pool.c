@@ -12,6 +12,7 @@
 #include "protocol/pktbuf.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/pool_stmts.h"
 #include "proxy/pool_txn.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
@@ -353,6 +354,8 @@ static void borrowed(session *s, bool own)
 	 * walled target's pin signs a write grant for the current window, so it
 	 * is always pinned anew.
 	 */
+	if (!own)
+		pool_stmts_moved(s); /* a reset connection, or a new one: none of its statements is there */
 	if (!own || s->up.read_only != ro || wall_required(s->target)) {
 		s->up.read_only = ro;
 		s->tl.repin = true;

@@ -6,6 +6,7 @@
 
 #include "policy/policy.h"
 #include "proxy/pool.h"
+#include "proxy/pool_stmts.h"
 #include "proxy/server.h"
 
 const char *const pool_hold_names[POOL_HOLD_N] = {
@@ -52,6 +53,8 @@ void pool_txn_note_statement(session *s, const policy_facts *f)
 	if (!f || !pool_txn_mode(s))
 		return;
 	flags = policy_facts_flags(f);
+	if (flags & (PF_EXECUTE | PF_DEALLOCATE))
+		pool_stmts_sql(s, policy_facts_name(f));
 	/* What it ends first: "UNLISTEN *; LISTEN a" ends with a registration. */
 	if (flags & PF_DISCARD_ALL)
 		s->pool_release_due |= ~0u;
@@ -100,8 +103,8 @@ static uint32_t holds_now(const session *s)
 	uint32_t h = s->pool_holds;
 
 	stmt_table_counts(&s->tl.confirmed, &named, &portals);
-	if (named)
-		h |= BIT(POOL_HOLD_PREPARED);
+	if (named > pool_stmts_movable((session *)s))
+		h |= BIT(POOL_HOLD_PREPARED); /* an SQL PREPARE: it holds (protocol statements follow the client) */
 	if (portals)
 		h |= BIT(POOL_HOLD_CURSOR); /* only WITH HOLD cursors outlive a transaction */
 	return h;

@@ -377,6 +377,15 @@ static relay_status send_own(session *s, pktbuf *b, const tl_kind *kinds, int n)
 	return RELAY_GO;
 }
 
+relay_status relay_send_own_message(session *s, const uint8_t *msg, size_t len, tl_kind kind)
+{
+	pktbuf b;
+
+	pktbuf_init(&b);
+	pkt_put_bytes(&b, msg, len);
+	return send_own(s, &b, &kind, 1);
+}
+
 /* The pin as a simple Query, between batches. */
 static relay_status repin_simple(session *s, const char *sql)
 {

@@ -15,6 +15,7 @@
 #include "proxy/audit_hooks.h"
 #include "proxy/server.h"
 #include "proxy/pool.h"
+#include "proxy/pool_stmts.h"
 #include "proxy/pool_txn.h"
 #include "proxy/upstream.h"
 #include "proxy/parse_async.h"
@@ -78,6 +79,7 @@ void session_free(session *s)
 		cancel_upstream(s);
 	pool_release(s); /* reset and returned if clean, else closed */
 	pool_txn_session_free(s);
+	pool_stmts_free(s);
 	free(s->settings_sql);
 	io_free(&s->client.io);
 	if (s->client.closing_timer)

@@ -29,6 +29,7 @@
 struct pgw_server;
 struct pgw_auth;
 struct policy_facts;
+struct pool_stmt;
 
 typedef enum {
 	CLIENT_STARTUP,       /* waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
@@ -113,6 +114,7 @@ typedef struct session {
 	uint32_t pool_name_holds;       /* hold bits from names the server confirmed, as last counted */
 	bool pool_release_void;         /* the current transaction failed or had BEGIN/COMMIT/ROLLBACK: release nothing */
 	struct event *pool_release_ev;  /* gives the connection back after the callback that saw the transaction end */
+	struct pool_stmt *pool_stmts;   /* transaction mode: its named protocol statements, to prepare again (pool_stmts.c) */
 	struct timespec wait_start;     /* when the wait began (pgwarden_pool_wait_seconds) */
 	struct event *wait_timer;       /* pool_wait_timeout */
 	TAILQ_ENTRY(session) wait_link; /* pool->waiting */

@@ -181,3 +181,236 @@ def test_waiting_client_is_served_when_the_transaction_ends(pgwarden_factory):
     assert got["b"][:3] == ("bookkeeper", "user:ada", "globex")
     a.close()
     b.close()
+
+
+def test_cancel_reaches_only_the_query_of_its_client(pgwarden_factory):
+    """pool_size = 2: a cancel stops its client's running query and no other; a cancel sent
+    while the client holds no connection does nothing, and never hits the next borrower."""
+    w = pgwarden_factory(target_config=TXN + "pool_size = 2\npool_wait_timeout = 10")
+    a, b, c = w.connect("user:jimmie"), w.connect("user:ada"), w.connect("agent:tally")
+    results = {}
+
+    def run_b():
+        results["b"] = b.execute("SELECT pg_sleep(1.5), 'b'").fetchone()[1]
+
+    t = threading.Thread(target=run_b)
+    t.start()
+    timer = threading.Timer(0.5, a.cancel)
+    timer.start()
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        a.execute("SELECT pg_sleep(5)")
+    t.join(10)
+    assert results["b"] == "b"
+    # a late cancel: a holds no connection now; c's query on the shared backends runs to its end
+    a.execute("SELECT 1")
+    done = {}
+    t = threading.Thread(target=lambda: done.setdefault("c", c.execute("SELECT pg_sleep(1), 'ok'").fetchone()[1]))
+    t.start()
+    time.sleep(0.3)
+    for _ in range(3):
+        a.cancel()
+    t.join(10)
+    assert done["c"] == "ok"
+    assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")
+    for x in (a, b, c):
+        x.close()
+
+
+def test_connection_lost_mid_transaction_ends_only_that_client(one, pg):
+    """The backend of a client's open transaction dies: that client gets FATAL 08006;
+    the other client sharing the pool goes on, on a new backend."""
+    a, b = one.connect("user:jimmie"), one.connect("user:ada")
+    assert ident(b)[2] == "globex"
+    a.execute("BEGIN")
+    pid = ident(a)[3]
+    pg.sql(f"SELECT pg_terminate_backend({pid})")
+    with pytest.raises(psycopg.OperationalError) as e:
+        a.execute("SELECT 1")
+        a.execute("SELECT 1")
+    assert e.value.sqlstate in ("08006", "57P01", None), e.value
+    r = ident(b)
+    assert r[:3] == ("bookkeeper", "user:ada", "globex") and r[3] != pid
+    b.close()
+
+
+def test_abrupt_disconnect_leaves_nothing_for_the_client_sharing_the_backend(one):
+    """A client vanishes inside its transaction: its write is rolled back, and the client that
+    shares the backend (connected all along) gets a clean one."""
+    b = one.connect("user:ada")
+    assert ident(b)[2] == "globex"
+    a = one.connect("agent:tally")
+    a.execute("BEGIN")
+    a.execute("UPDATE invoices SET note = 'txn-abrupt' WHERE id = (SELECT min(id) FROM invoices)")
+    socket.socket(fileno=a.pgconn.socket).shutdown(socket.SHUT_RDWR)
+    try:
+        a.close()
+    except Exception:  # noqa: BLE001 - the socket is gone under psycopg
+        pass
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    assert b.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert b.execute("SELECT count(*) FROM invoices WHERE note = 'txn-abrupt'").fetchone()[0] == 0
+    b.close()
+
+
+def test_read_only_default_is_each_borrowers_own(pgwarden_factory):
+    """Production, one shared backend: an actor with an open window writes; the other actor,
+    connected at the same time and alternating with it, stays read-only."""
+    from datetime import datetime, timedelta, timezone
+    now = datetime.now(timezone.utc)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    window = (f"[window.txn-open]\ntarget = prod\nstart = {(now - timedelta(hours=1)).strftime(fmt)}\n"
+              f"end = {(now + timedelta(hours=1)).strftime(fmt)}\napproved_by = ops:tests\n"
+              f"reason = pool test\nactors = user:jimmie\n")
+    w = pgwarden_factory(extra_config=window, target_config=ONE)
+    a, b = w.connect("user:jimmie", dbname="prod"), w.connect("user:ada", dbname="prod")
+    for _ in range(2):
+        assert a.execute("SHOW default_transaction_read_only").fetchone()[0] == "off"
+        assert b.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+        assert ident(a)[3] == ident(b)[3]
+        with pytest.raises(psycopg.Error):
+            b.execute("UPDATE invoices SET note = note WHERE id = -1")
+        a.execute("UPDATE invoices SET note = note WHERE id = -1")
+    a.close()
+    b.close()
+
+
+def test_statement_records_name_the_backend_of_each_borrow(pgwarden_factory):
+    from audit_util import records
+    w = pgwarden_factory(target_config=ONE)
+    a, b = w.connect("user:jimmie"), w.connect("user:ada")
+    pid = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+    b.execute("SELECT 1")
+    a.execute("SELECT 2")
+    recs = [r for r in records(w.audit_path) if r["event"] == "statement"]
+    assert [r["backend_pid"] for r in recs] == [pid, pid, pid]
+    a.close()
+    b.close()
+
+
+def test_pools_view_reports_transaction_mode(pgwarden_factory):
+    import json
+    port = free_port()
+    w = pgwarden_factory(extra_config=f"admin_listen = 127.0.0.1:{port}", target_config=TXN + "pool_size = 3")
+    with w.connect() as c:
+        c.execute("SELECT 1")
+        pools = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/pools").read())
+        staging = [p for p in pools if p["target"] == "staging"][0]
+        assert staging["mode"] == "transaction"
+        assert staging["active"] == 0 and staging["held"] == 0 and staging["idle"] == 1  # between transactions
+        c.execute("LISTEN x")
+        pools = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/pools").read())
+        assert [p for p in pools if p["target"] == "staging"][0]["held"] == 1
+
+
+@pytest.mark.parametrize("mode", ["simple", "extended", "prepared"])
+def test_pgbench_shares_a_small_pool(pgwarden_factory, pg, mode):
+    """pgbench, 8 clients on a pool of 2 in transaction mode: 0 failures, at most 2 backends
+    (-M prepared: its named statements are prepared again on whichever backend a client borrows)."""
+    import subprocess
+    size = 2
+    others = svc_pids(pg)
+    w = pgwarden_factory(target_config=TXN + f"pool_size = {size}\npool_wait_timeout = 60")
+    p = subprocess.run(["pgbench", "-n", "-M", mode, "-c", "8", "-j", "2", "-t", "30", "-f", "/dev/stdin",
+                        w.dsn(dbname="staging")],
+                       input="SELECT count(*) FROM invoices;\nSELECT current_setting('app.actor_id');\n",
+                       capture_output=True, text=True, timeout=180)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    m = re.search(r"number of transactions actually processed: (\d+)/(\d+)", out)
+    assert m and m.group(1) == m.group(2) == "240", out
+    assert "failed" not in out or re.search(r"number of failed transactions: 0 ", out), out
+    assert len(svc_pids(pg) - others) <= size
+
+
+@pytest.mark.parametrize("threshold", [0, 2])
+def test_psycopg_automatic_prepare(pgwarden_factory, threshold):
+    """psycopg prepares a statement after prepare_threshold uses (0: at once): the client is held
+    while its prepared statements live, and sees only its own identity throughout."""
+    w = pgwarden_factory(target_config=TXN + "pool_size = 2\npool_wait_timeout = 10")
+    conns = [w.connect(a) for a in ("user:jimmie", "user:ada", "agent:tally")]
+    for c in conns:
+        c.prepare_threshold = threshold
+    for _ in range(5):
+        for c, actor in zip(conns[:2], ("user:jimmie", "user:ada")):
+            assert c.execute("SELECT current_setting('app.actor_id'), %s::int", (1,)).fetchone() == (actor, 1)
+    conns[0].close()  # its backend is reset and lent to the third client
+    assert conns[2].execute("SELECT current_setting('app.actor_id'), %s::int", (2,)).fetchone() == ("agent:tally", 2)
+    for c in conns[1:]:
+        c.close()
+
+
+def test_psycopg_pool_and_pipeline(pgwarden_factory):
+    """A psycopg connection pool and pipeline mode over a transaction-mode pool of 2."""
+    from psycopg_pool import ConnectionPool
+    w = pgwarden_factory(target_config=TXN + "pool_size = 2\npool_wait_timeout = 20")
+    errors = []
+    with ConnectionPool(w.dsn("user:ada"), min_size=4, max_size=4, kwargs={"autocommit": True},
+                        open=True) as pool:
+        def work(i):
+            try:
+                with pool.connection() as c:
+                    with c.pipeline():
+                        c.execute("SELECT 1")
+                        cur = c.execute("SELECT current_setting('app.tenant_id'), %s::int", (i,))
+                    assert cur.fetchone() == ("globex", i)
+            except Exception as e:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(e))
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert errors == []
+
+
+def test_asyncpg_statement_cache(pgwarden_factory):
+    """asyncpg prepares every statement (its statement cache): held while they live; two
+    asyncpg pools, each acquisition sees only its own actor; its release reset frees them."""
+    import asyncio
+    import asyncpg
+    w = pgwarden_factory(target_config=TXN + "pool_size = 6\npool_wait_timeout = 30")
+
+    async def main():
+        pools = [await asyncpg.create_pool(min_size=1, max_size=3, **w.asyncpg_args(a, dbname="staging"))
+                 for a in ("user:jimmie", "user:ada")]
+        try:
+            async def one(pool, actor):
+                async with pool.acquire() as conn:
+                    assert await conn.fetchval("SELECT current_setting('app.actor_id')") == actor
+                    assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
+            await asyncio.wait_for(asyncio.gather(*[one(pools[i % 2], ("user:jimmie", "user:ada")[i % 2])
+                                                    for i in range(20)]), 60)
+        finally:
+            for p in pools:
+                await p.close()
+
+    asyncio.run(main())
+
+
+def test_protocol_prepared_statements_follow_each_client(one):
+    """pool_size = 1, two clients each prepare "s1" (different text) and a statement of its own
+    through the protocol (PQprepare): each executes its own after every switch, never the other's."""
+    a, b = one.connect("user:jimmie"), one.connect("user:ada")
+    for c, text in ((a, b"SELECT 'a:' || current_setting('app.actor_id')"),
+                    (b, b"SELECT 'b:' || current_setting('app.actor_id')")):
+        r = c.pgconn.prepare(b"s1", text)
+        assert r.status == psycopg.pq.ExecStatus.COMMAND_OK, r.error_message
+    r = a.pgconn.prepare(b"only_a", b"SELECT $1::int * 2")
+    assert r.status == psycopg.pq.ExecStatus.COMMAND_OK
+    for _ in range(3):
+        assert a.pgconn.exec_prepared(b"s1", []).get_value(0, 0) == b"a:user:jimmie"
+        assert b.pgconn.exec_prepared(b"s1", []).get_value(0, 0) == b"b:user:ada"
+        assert a.pgconn.exec_prepared(b"only_a", [b"21"]).get_value(0, 0) == b"42"
+        r = b.pgconn.exec_prepared(b"only_a", [b"21"])
+        assert r.status == psycopg.pq.ExecStatus.FATAL_ERROR and b"prepared statement" in r.error_message
+        assert a.pgconn.describe_prepared(b"only_a").nparams == 1
+        ident(b)
+        assert a.execute("EXECUTE s1").fetchone()[0] == "a:user:jimmie"  # SQL EXECUTE of a protocol statement
+    assert ident(a)[3] == ident(b)[3]  # still one shared backend: nothing held
+    # closed for good: not prepared again anywhere
+    a.pgconn.close_prepared(b"only_a") if hasattr(a.pgconn, "close_prepared") else a.execute("DEALLOCATE only_a")
+    ident(b)
+    r = a.pgconn.exec_prepared(b"only_a", [b"1"])
+    assert r.status == psycopg.pq.ExecStatus.FATAL_ERROR
+    a.close()
+    b.close()
