@@ -12,6 +12,7 @@
 #include "protocol/pktbuf.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/pool_settings.h"
 #include "proxy/pool_stmts.h"
 #include "proxy/pool_txn.h"
 #include "proxy/relay.h"
@@ -48,6 +49,9 @@ typedef struct pool_conn {
 	bool reset_failed;           /* the reset answered an error or did not end idle */
 	uint64_t owner;              /* idle: the session whose identity and settings it still carries (transaction
 	                                mode, lent back to that session only), or 0: reset, "nobody" */
+	session *snapshot_for;       /* reading back this client's settings (pool_settings_query), or NULL */
+	bool snapshot;               /* its "reset" is that query: on success it goes idle still the owner's */
+	pool_settings_buf snap;      /* the replay being built from its rows */
 	time_t idle_since;           /* monotonic seconds it became idle */
 	TAILQ_ENTRY(pool_conn) link; /* pool->idle or pool->resetting */
 } pool_conn;
@@ -97,6 +101,8 @@ static void pool_kick(pgw_pool *p)
 	event_active(p->dispatch_ev, EV_TIMEOUT, 0);
 }
 
+static void start_reset(pool_conn *pc);
+
 static pgw_pool *pool_for(pgw_server *srv, const pgw_target *t)
 {
 	pgw_pool *p;
@@ -135,6 +141,36 @@ const char *pool_param(const pgw_pool *p, const char *name)
 
 /* ---- connections the pool owns --------------------------------------------------------------- */
 
+/*
+ * The settings read-back ended (ok: the connection answered it fully): the
+ * client gets its replay, or, when it failed, cannot go on as if its
+ * settings were still there. Whatever happens, the session stops waiting.
+ */
+static void snapshot_done(pool_conn *pc, bool ok)
+{
+	session *s = pc->snapshot_for;
+	char *sql;
+
+	if (!pc->snapshot)
+		return;
+	pc->snapshot = false;
+	pc->snapshot_for = NULL;
+	sql = pool_settings_finish(&pc->snap);
+	if (!s) {
+		free(sql);
+		return;
+	}
+	s->pool_snapshot = NULL;
+	if (!ok || !sql) {
+		free(sql);
+		client_fail(s, "08006", "pgwarden: could not save the session's settings", NULL);
+		return;
+	}
+	free(s->pool_settings_sql);
+	s->pool_settings_sql = sql;
+	pool_kick(pc->pool);
+}
+
 static void pool_conn_free(pool_conn *pc, bool listed)
 {
 	pgw_pool *p = pc->pool;
@@ -143,6 +179,7 @@ static void pool_conn_free(pool_conn *pc, bool listed)
 		TAILQ_REMOVE(pc->resets_owed ? &p->resetting : &p->idle, pc, link);
 	upstream_conn_close(&pc->up, true);
 	p->n_open--;
+	snapshot_done(pc, false);
 	free(pc);
 	pool_kick(p);
 }
@@ -176,6 +213,15 @@ static bool on_reset_ready(pool_conn *pc, char status)
 	if (--pc->resets_owed > 0)
 		return true;
 	TAILQ_REMOVE(&p->resetting, pc, link);
+	if (pc->snapshot && !pc->reset_failed) {
+		bool gone = pc->snapshot_for == NULL;
+		snapshot_done(pc, true);
+		if (gone) { /* the client left meanwhile: what it left behind is reset away */
+			pc->owner = 0;
+			start_reset(pc);
+			return false;
+		}
+	}
 	if (pc->reset_failed) {
 		p->resets_failed++;
 		log_warn("pool %s: reset of backend %u failed: connection closed", p->target, pc->up.backend_pid);
@@ -190,6 +236,16 @@ static bool on_reset_ready(pool_conn *pc, char status)
 	TAILQ_INSERT_TAIL(&p->idle, pc, link);
 	pool_kick(p);
 	return true;
+}
+
+static void add_snapshot_row(pool_conn *pc, struct evbuffer *in, size_t total)
+{
+	const uint8_t *m = evbuffer_pullup(in, (ssize_t)total);
+
+	if (!m)
+		pc->snap.failed = true;
+	else
+		pool_settings_add_row(&pc->snap, m + 5, (uint32_t)(total - 5));
 }
 
 /* Replies to the reset; an idle connection should say nothing, and an error there (FATAL) closes it. */
@@ -207,6 +263,8 @@ static void pool_conn_read(void *arg)
 			status = (char)z[5];
 		else
 			status = 0;
+		if (type == 'D' && pc->snapshot)
+			add_snapshot_row(pc, in, total);
 		evbuffer_drain(in, total);
 		if (type == 'E' && pc->resets_owed == 0) {
 			pool_conn_free(pc, true);
@@ -414,7 +472,6 @@ static int pool_size_now(const pgw_pool *p)
 	return t ? t->pool_size : 0;
 }
 
-static void start_reset(pool_conn *pc);
 static int count(const struct pool_conn_list *l);
 
 /*
@@ -447,6 +504,8 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->client.phase == CLIENT_WAIT_UPSTREAM && p->params_known) {
 			leave_queue(s); /* a login that waited for the parameters */
 			client_login_complete(s);
+		} else if (s->pool_snapshot) {
+			break; /* its settings are being read back on its own connection: that one comes next */
 		} else if (s->client.phase == CLIENT_READY && (pc = idle_for(p, s)) != NULL) {
 			lend(p, s, pc);
 		} else if (p->n_open < pool_size_now(p)) {
@@ -584,6 +643,36 @@ static void forget_owner(pgw_pool *p, uint64_t id)
 }
 
 /*
+ * The client changed its own settings in the transaction that just ended:
+ * read them back from the server before anyone else could have the
+ * connection (it stays the client's meanwhile), so the next borrow of
+ * another connection replays exactly what PostgreSQL kept (a committed SET
+ * stays, a rolled-back one is gone). The client's next message waits for it.
+ */
+static void start_snapshot(pool_conn *pc, session *s)
+{
+	pktbuf b;
+
+	s->pool_settings_changed = false;
+	pktbuf_init(&b);
+	pkt_begin(&b, 'Q');
+	pkt_put_cstr(&b, pool_settings_query);
+	pkt_end(&b);
+	if (b.failed || evbuffer_add(pc->up.io.out, b.data, b.len) != 0 || io_flush(&pc->up.io) != 0) {
+		pktbuf_free(&b);
+		pool_conn_free(pc, false);
+		client_fail(s, "08006", "pgwarden: could not save the session's settings", NULL);
+		return;
+	}
+	pktbuf_free(&b);
+	pc->snapshot = true;
+	pc->snapshot_for = s;
+	s->pool_snapshot = pc;
+	pc->resets_owed = 1;
+	TAILQ_INSERT_TAIL(&pc->pool->resetting, pc, link);
+}
+
+/*
  * Transaction mode: the client's transaction is over and nothing holds it
  * (pool_txn.c). The connection goes back idle without a reset, still
  * carrying this client's identity and settings: only this client is lent it
@@ -608,8 +697,12 @@ void pool_give_back(session *s)
 		p->n_open--;
 	} else if ((pc = take_from(s)) != NULL) {
 		pc->owner = s->id;
-		pc->idle_since = mono_now();
-		TAILQ_INSERT_TAIL(&p->idle, pc, link);
+		if (s->pool_settings_changed)
+			start_snapshot(pc, s);
+		else {
+			pc->idle_since = mono_now();
+			TAILQ_INSERT_TAIL(&p->idle, pc, link);
+		}
 		session_log(LOG_LVL_DEBUG, s, "gave back backend %u", pc->up.backend_pid);
 	}
 	pool_kick(p);
@@ -633,6 +726,10 @@ void pool_release(session *s)
 		s->wait_timer = NULL;
 	}
 	forget_owner(p, s->id);
+	if (s->pool_snapshot) {
+		s->pool_snapshot->snapshot_for = NULL; /* reset away once the read-back is answered */
+		s->pool_snapshot = NULL;
+	}
 	if (!s->up.counted) {
 		upstream_close(s);
 		return;

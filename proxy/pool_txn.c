@@ -35,15 +35,18 @@ static void hold(session *s, pool_hold_reason r)
 	s->pool_release_due &= ~BIT(r);
 }
 
-/* Settings this statement leaves for the rest of the session (not SET LOCAL, not RESET ALL). */
-static bool sets_session_settings(const policy_facts *f, uint32_t flags)
+/*
+ * Settings this statement may leave for the rest of the session: SET,
+ * RESET, set_config() (whatever its is_local: the read-back is exact), and
+ * RESET ALL / DISCARD ALL. They follow the client: read back from the
+ * server when the transaction is over (pool.c, start_snapshot).
+ */
+static bool changes_settings(const policy_facts *f, uint32_t flags)
 {
 	size_t n = 0;
 
 	policy_facts_settings(f, &n);
-	if (flags & PF_IDENTITY)
-		return true; /* could change any setting: the policy decided it may run, it must not follow anyone */
-	return n > 0 && !(flags & (PF_SET_LOCAL | PF_SESSION_RESET));
+	return (n > 0 && !(flags & PF_SET_LOCAL)) || (flags & PF_SESSION_RESET);
 }
 
 void pool_txn_note_statement(session *s, const policy_facts *f)
@@ -75,7 +78,14 @@ void pool_txn_note_statement(session *s, const policy_facts *f)
 		hold(s, POOL_HOLD_LISTEN);
 	if (flags & PF_HOLD_LOCK)
 		hold(s, POOL_HOLD_LOCK);
-	if (sets_session_settings(f, flags))
+	if (changes_settings(f, flags))
+		s->pool_settings_changed = true;
+	if (flags & PF_SESSION_RESET) {
+		free(s->pool_settings_sql); /* the pin after it replays the startup settings only */
+		s->pool_settings_sql = NULL;
+	}
+	/* Could change any setting (the policy let it run): it must not follow anyone, it holds. */
+	if (flags & PF_IDENTITY)
 		hold(s, POOL_HOLD_SETTINGS);
 	/* Default safe: what runs unseen (user functions, dynamic SQL) may have left any kind of state. */
 	if (flags & (PF_USER_FUNC | PF_OPAQUE))

@@ -20,7 +20,7 @@ typedef enum {
 	POOL_HOLD_LOCK,      /* session-level advisory locks */
 	POOL_HOLD_CURSOR,    /* a WITH HOLD cursor (a portal that outlives its transaction) */
 	POOL_HOLD_PREPARED,  /* named prepared statements (protocol Parse or SQL PREPARE) */
-	POOL_HOLD_SETTINGS,  /* settings the client changed for its session (SET, set_config(..., false), RESET) */
+	POOL_HOLD_SETTINGS,  /* a statement that could change any setting or the role ran (ordinary SETs follow the client) */
 	POOL_HOLD_FUNCTION,  /* a function or SQL pgwarden cannot see into ran: it may have left any of these */
 	POOL_HOLD_N,         /* number of reasons */
 } pool_hold_reason;

@@ -452,12 +452,13 @@ static char *repin_sql(session *s, const pin_wall *w)
 {
 	char *pin = pin_sql_build_walled(s->cfg, s->who, s->up.read_only, w), *sql;
 	const char *settings = s->settings_sql ? s->settings_sql : "";
+	const char *own = s->pool_settings_sql ? s->pool_settings_sql : ""; /* transaction mode: its SETs */
 	bool check = s->wall_check_due && wall_required(s->target);
 
 	if (!pin)
 		return NULL;
-	if (asprintf(&sql, "%s%s%s%s%s", settings, settings[0] ? "; " : "", pin, check ? "; " : "",
-		     check ? WALL_CHECK_OR_FAIL : "") < 0)
+	if (asprintf(&sql, "%s%s%s%s%s%s%s", settings, settings[0] ? "; " : "", own, own[0] ? "; " : "", pin,
+		     check ? "; " : "", check ? WALL_CHECK_OR_FAIL : "") < 0)
 		sql = NULL;
 	free(pin);
 	s->wall_check_due = false;
@@ -492,6 +493,8 @@ relay_status relay_repin(session *s)
 	s->tl.repin = false;
 	if (s->tl.batch_open && s->settings_sql && s->settings_sql[0])
 		st = repin_extended(s, s->settings_sql);
+	if (st == RELAY_GO && s->tl.batch_open && s->pool_settings_sql && s->pool_settings_sql[0])
+		st = repin_extended(s, s->pool_settings_sql);
 	if (st == RELAY_GO)
 		st = s->tl.batch_open ? repin_extended(s, sql) : repin_simple(s, sql);
 	if (st == RELAY_GO && s->borrow_pin_due && s->tl.count > 0)

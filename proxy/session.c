@@ -81,6 +81,7 @@ void session_free(session *s)
 	pool_txn_session_free(s);
 	pool_stmts_free(s);
 	free(s->settings_sql);
+	free(s->pool_settings_sql);
 	io_free(&s->client.io);
 	if (s->client.closing_timer)
 		event_free(s->client.closing_timer);

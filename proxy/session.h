@@ -30,6 +30,7 @@ struct pgw_server;
 struct pgw_auth;
 struct policy_facts;
 struct pool_stmt;
+struct pool_conn;
 
 typedef enum {
 	CLIENT_STARTUP,       /* waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
@@ -115,6 +116,10 @@ typedef struct session {
 	bool pool_release_void;         /* the current transaction failed or had BEGIN/COMMIT/ROLLBACK: release nothing */
 	struct event *pool_release_ev;  /* gives the connection back after the callback that saw the transaction end */
 	struct pool_stmt *pool_stmts;   /* transaction mode: its named protocol statements, to prepare again (pool_stmts.c) */
+	char *pool_settings_sql;        /* transaction mode: its own settings as read back last, replayed on another
+	                                   connection after settings_sql (pool_settings.c); NULL: none */
+	bool pool_settings_changed;     /* the current transaction may have changed its settings: read them back */
+	struct pool_conn *pool_snapshot; /* the connection reading them back now (pool.c), or NULL */
 	struct timespec wait_start;     /* when the wait began (pgwarden_pool_wait_seconds) */
 	struct event *wait_timer;       /* pool_wait_timeout */
 	TAILQ_ENTRY(session) wait_link; /* pool->waiting */

@@ -94,8 +94,6 @@ HOLDS = [
     ("SELECT pg_try_advisory_lock_shared(4712)", "DISCARD ALL", "advisory_lock"),
     ("PREPARE tx_p AS SELECT 1", "DEALLOCATE tx_p", "prepared_statement"),
     (cursor_with_hold, "CLOSE held_c", "cursor"),
-    ("SET work_mem = '5MB'", "RESET ALL", "settings"),
-    ("SELECT set_config('work_mem', '5MB', false)", "RESET ALL", "settings"),
     ("DO $$BEGIN CREATE TEMP TABLE tx_do (x int); END$$", "DISCARD ALL", "temp_table"),
 ]
 
@@ -412,5 +410,47 @@ def test_protocol_prepared_statements_follow_each_client(one):
     ident(b)
     r = a.pgconn.exec_prepared(b"only_a", [b"1"])
     assert r.status == psycopg.pq.ExecStatus.FATAL_ERROR
+    a.close()
+    b.close()
+
+
+def test_settings_follow_each_client_across_switches(one):
+    """pool_size = 1, both connected: each client's SET, RESET, set_config(..., false) with a bound
+    value, and SET inside a committed block stay its own after every switch; a rolled-back SET
+    is gone; SET LOCAL ends with its transaction. Nothing holds: the backend stays shared."""
+    a, b = one.connect("user:jimmie"), one.connect("user:ada", options="-c TimeZone=Asia/Tokyo")
+    a.execute("SET work_mem = '5MB'")
+    b.execute("SELECT set_config('statement_timeout', %s, false)", ("123s",))
+    assert a.execute("SHOW statement_timeout").fetchone()[0] == "0"
+    assert b.execute("SHOW work_mem").fetchone()[0] == "4MB"
+    assert a.execute("SHOW work_mem").fetchone()[0] == "5MB"
+    assert b.execute("SHOW statement_timeout").fetchone()[0] == "123s"
+    b.execute("BEGIN")
+    b.execute("SET search_path = pg_catalog, public")
+    b.execute("COMMIT")
+    a.execute("BEGIN")
+    a.execute("SET work_mem = '7MB'")
+    a.execute("ROLLBACK")
+    a.execute("BEGIN")
+    a.execute("SET LOCAL enable_seqscan = off")
+    a.execute("COMMIT")
+    for _ in range(2):
+        assert b.execute("SHOW search_path").fetchone()[0] == "pg_catalog, public"
+        assert b.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
+        assert a.execute("SHOW work_mem").fetchone()[0] == "5MB"
+        assert a.execute("SHOW search_path").fetchone()[0] != "pg_catalog, public"
+        assert a.execute("SHOW enable_seqscan").fetchone()[0] == "on"
+        assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")
+        assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    b.execute("RESET statement_timeout")
+    b.execute("SET TimeZone = 'UTC'")
+    assert a.execute("SHOW statement_timeout").fetchone()[0] == "0"
+    assert b.execute("SHOW statement_timeout").fetchone()[0] == "0"
+    assert b.execute("SHOW TimeZone").fetchone()[0] == "UTC"
+    b.execute("RESET ALL")  # back to its startup settings, as on a connection of its own
+    ident(a)
+    assert b.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
+    assert b.execute("SHOW search_path").fetchone()[0] != "pg_catalog, public"
+    assert ident(a)[3] == ident(b)[3]
     a.close()
     b.close()
