@@ -220,6 +220,9 @@ static void on_transaction(pc_walk *w, uint32_t body)
 	uint32_t kind = jobj_get(d, body, "kind");
 
 	w->f->flags |= PF_TXN_CONTROL;
+	if (jstr_eq(d, kind, "TRANS_STMT_ROLLBACK") || jstr_eq(d, kind, "TRANS_STMT_ROLLBACK_TO") ||
+	    jstr_eq(d, kind, "TRANS_STMT_PREPARE"))
+		w->f->flags |= PF_TXN_UNDO;
 	/* Two-phase commit can commit writes prepared earlier (even inside a window). */
 	if (jstr_eq(d, kind, "TRANS_STMT_PREPARE") || jstr_eq(d, kind, "TRANS_STMT_COMMIT_PREPARED") ||
 	    jstr_eq(d, kind, "TRANS_STMT_ROLLBACK_PREPARED"))

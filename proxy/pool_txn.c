@@ -69,8 +69,11 @@ void pool_txn_note_statement(session *s, const policy_facts *f)
 		s->pool_release_due |= BIT(POOL_HOLD_LOCK);
 	if ((flags & PF_SESSION_RESET) && !(flags & PF_DISCARD_ALL))
 		s->pool_release_due |= BIT(POOL_HOLD_SETTINGS); /* RESET ALL */
-	/* Why void: a ROLLBACK (or COMMIT of a failed block) would undo the release with the rest. */
-	if (flags & PF_TXN_CONTROL)
+	/*
+	 * Why void: a ROLLBACK would undo the release with the rest of the block
+	 * (the COMMIT of a failed block is voided by the error that failed it).
+	 */
+	if (flags & PF_TXN_UNDO)
 		s->pool_release_void = true;
 	if (flags & PF_HOLD_TEMP)
 		hold(s, POOL_HOLD_TEMP);
@@ -97,7 +100,7 @@ void pool_txn_note_error(session *s)
 	s->pool_release_void = true;
 }
 
-/* The transaction ended ('I'): its releases take effect unless it failed or had transaction control. */
+/* The transaction ended ('I'): its releases take effect unless it failed or was (partly) rolled back. */
 static void settle_releases(session *s)
 {
 	if (!s->pool_release_void)

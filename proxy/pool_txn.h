@@ -35,7 +35,7 @@ bool pool_txn_mode(const session *s);
  * gate.c: a statement of this client is sent upstream. Its facts add hold
  * reasons (kept even if it fails: default safe) and note what it ends (a
  * release that takes effect only when its transaction ends without error or
- * transaction control statement).
+ * rollback).
  */
 void pool_txn_note_statement(session *s, const struct policy_facts *f);
 

@@ -113,7 +113,7 @@ typedef struct session {
 	uint32_t pool_holds;            /* transaction mode: bits (1 << pool_hold_reason) of state keeping it on its connection */
 	uint32_t pool_release_due;      /* hold bits the current transaction's statements end (pool_txn.c) */
 	uint32_t pool_name_holds;       /* hold bits from names the server confirmed, as last counted */
-	bool pool_release_void;         /* the current transaction failed or had BEGIN/COMMIT/ROLLBACK: release nothing */
+	bool pool_release_void;         /* the current transaction failed or was (partly) rolled back: release nothing */
 	struct event *pool_release_ev;  /* gives the connection back after the callback that saw the transaction end */
 	struct pool_stmt *pool_stmts;   /* transaction mode: its named protocol statements, to prepare again (pool_stmts.c) */
 	char *pool_settings_sql;        /* transaction mode: its own settings as read back last, replayed on another

@@ -138,6 +138,18 @@ def test_a_rolled_back_release_keeps_the_hold(short):
     b.close()
 
 
+def test_a_release_in_a_committed_block_counts(short):
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("CREATE TEMP TABLE tx_gone (x int)")
+    assert_waits_53300(b)
+    a.execute("BEGIN")
+    a.execute("DISCARD TEMP")
+    a.execute("COMMIT")
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    a.close()
+    b.close()
+
+
 def test_set_local_and_plain_statements_do_not_hold(short):
     a, b = short.connect("user:jimmie"), short.connect("user:ada")
     a.execute("BEGIN")
@@ -454,3 +466,161 @@ def test_settings_follow_each_client_across_switches(one):
     assert ident(a)[3] == ident(b)[3]
     a.close()
     b.close()
+
+
+class Model:
+    """What one client must see, as on a connection of its own."""
+
+    def __init__(self, actor, tenant, role):
+        self.actor, self.tenant, self.role = actor, tenant, role
+        self.work_mem = "4MB"
+        self.pending = None   # work_mem SET inside the open block
+        self.in_block = False
+        self.stmts = {}       # protocol-level prepared statement name -> the value it returns
+        self.temp = False     # a temp table exists (held)
+        self.listening = False
+
+    @property
+    def holds(self):
+        return self.in_block or self.temp or self.listening
+
+
+ACTORS3 = (("user:jimmie", "acme", "bookkeeper"), ("user:ada", "globex", "bookkeeper"),
+           ("agent:tally", "acme", "agent_rw"))
+
+
+def check_client(c, m):
+    """Everything this client sees is its own."""
+    role, actor, tenant, _ = ident(c)
+    assert (role, actor, tenant) == (m.role, m.actor, m.tenant)
+    assert c.execute("SELECT current_setting('app.actor_id') = %s", (m.actor,)).fetchone()[0]
+    assert c.execute("SHOW work_mem").fetchone()[0] == (m.pending or m.work_mem)
+    assert c.execute("SELECT to_regclass('pg_temp.mine') IS NOT NULL").fetchone()[0] == m.temp
+    assert c.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()[0] == int(m.listening)
+    for name, value in m.stmts.items():
+        r = c.pgconn.exec_prepared(name.encode(), [])
+        assert r.status == psycopg.pq.ExecStatus.TUPLES_OK, r.error_message
+        assert r.get_value(0, 0).decode() == value
+    rows = c.execute("SELECT DISTINCT tenant FROM invoices").fetchall()
+    assert rows in ([(m.tenant,)], [])
+
+
+def step(rng, c, m, i):
+    """One random action of this client, applied to the model too."""
+    choices = ["set", "error", "prepare", "extended", "simple"]
+    choices += ["commit", "rollback", "set_in_block"] if m.in_block else ["begin"]
+    choices += ["drop_temp"] if m.temp else ["temp"]
+    choices += ["unlisten"] if m.listening else ["listen"]
+    what = rng.choice(choices)
+    if what == "set":
+        v = f"{rng.randint(1, 64)}MB"
+        c.execute(f"SET work_mem = '{v}'")
+        if m.in_block:
+            m.pending = v
+        else:
+            m.work_mem = v
+    elif what == "set_in_block":
+        m.pending = f"{rng.randint(1, 64)}MB"
+        c.execute("SELECT set_config('work_mem', %s, false)", (m.pending,))
+    elif what == "error":
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            c.execute("SELECT 1 / 0")
+        if m.in_block:
+            c.execute("ROLLBACK")
+            m.in_block, m.pending = False, None
+    elif what == "prepare":
+        name, value = f"st{rng.randint(1, 3)}", f"{m.actor}#{i}"
+        if name in m.stmts:
+            c.pgconn.exec_(f"DEALLOCATE {name}".encode())
+        r = c.pgconn.prepare(name.encode(), f"SELECT '{value}'::text".encode())
+        assert r.status == psycopg.pq.ExecStatus.COMMAND_OK, r.error_message
+        m.stmts[name] = value
+    elif what == "extended":
+        assert c.execute("SELECT %s::text || current_setting('app.tenant_id')", ("t:",)).fetchone()[0] == \
+            "t:" + m.tenant
+    elif what == "simple":
+        assert c.execute("SELECT current_user").fetchone()[0] == m.role
+    elif what == "begin":
+        c.execute("BEGIN")
+        m.in_block = True
+    elif what in ("commit", "rollback"):
+        c.execute(what.upper())
+        if what == "commit" and m.pending:
+            m.work_mem = m.pending
+        m.in_block, m.pending = False, None
+    elif what == "temp":
+        c.execute("CREATE TEMP TABLE mine (x int)")
+        m.temp = True
+    elif what == "drop_temp":
+        c.execute("DISCARD TEMP")
+        m.temp = False
+    elif what == "listen":
+        c.execute("LISTEN mine")
+        m.listening = True
+    elif what == "unlisten":
+        c.execute("UNLISTEN *")
+        m.listening = False
+    return what
+
+
+@pytest.mark.parametrize("mode,seed,size", [("transaction", 1, 1), ("transaction", 2, 2), ("transaction", 3, 1),
+                                           ("session", 4, 3)])
+def test_property_random_interleavings_keep_every_client_to_itself(pgwarden_factory, mode, seed, size):
+    """Seeded random interleavings of three clients' messages (simple and extended, SET,
+    protocol prepared statements, BEGIN/COMMIT/ROLLBACK, temp tables, LISTEN, errors) over a
+    pool of 1 or 2 connections: after every step every client sees only its own identity and
+    state. A client holding a connection (open block, temp table, LISTEN) is the only one that
+    acts while no other connection is free, as a real client would wait."""
+    import random
+    rng = random.Random(seed)
+    w = pgwarden_factory(target_config=f"pool_mode = {mode}\npool_size = {size}\npool_wait_timeout = 10")
+    models = [Model(*a) for a in ACTORS3]
+    conns = [w.connect(m.actor) for m in models]
+    for c in conns:
+        c.prepare_threshold = None  # psycopg's own DEALLOCATE ALL after a ROLLBACK would drop the model's statements
+    trail = []
+    try:
+        for i in range(40):
+            holders = [k for k, m in enumerate(models) if m.holds]
+            free = size - len(holders)
+            candidates = holders if free <= 0 else list(range(3))
+            k = rng.choice(candidates)
+            m = models[k]
+            what = step(rng, conns[k], m, i)
+            trail.append((k, what, dict(m.stmts), m.work_mem, m.pending))
+            # transaction control inside a block is kept out of the model: end the block first
+            if m.in_block and what in ("temp", "drop_temp", "listen", "unlisten"):
+                conns[k].execute("COMMIT")
+                m.work_mem = m.pending or m.work_mem
+                m.in_block, m.pending = False, None
+            # every client that can borrow now checks everything it sees
+            for j, (c, mj) in enumerate(zip(conns, models)):
+                others_hold = len([x for n, x in enumerate(models) if x.holds and n != j])
+                if mj.holds or others_hold < size:
+                    if mj.in_block:
+                        continue  # a check inside the block would be part of it; checked after it ends
+                    try:
+                        check_client(c, mj)
+                    except AssertionError as e:
+                        raise AssertionError(f"client {j} after {trail}: {e}") from e
+            # never more holders than connections less one: release the oldest hold
+            while len([x for x in models if x.holds]) >= size and size > 1 or \
+                    len([x for x in models if x.holds]) > 1:
+                h = next(n for n, x in enumerate(models) if x.holds)
+                release(conns[h], models[h])
+    finally:
+        for c in conns:
+            c.close()
+
+
+def release(c, m):
+    if m.in_block:
+        c.execute("COMMIT")
+        m.work_mem = m.pending or m.work_mem
+        m.in_block, m.pending = False, None
+    if m.temp:
+        c.execute("DISCARD TEMP")
+        m.temp = False
+    if m.listening:
+        c.execute("UNLISTEN *")
+        m.listening = False
