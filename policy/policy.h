@@ -56,7 +56,7 @@ enum {
 	PF_DISCARD_TEMP = 1u << 25, /* DISCARD TEMP: every temporary relation is gone */
 	PF_UNLISTEN_ALL = 1u << 26, /* UNLISTEN *: no LISTEN registration is left */
 	PF_UNLOCK_ALL = 1u << 27,   /* pg_advisory_unlock_all(): no session advisory lock is left */
-	PF_TXN_UNDO = 1u << 28,     /* ROLLBACK, ROLLBACK TO SAVEPOINT, PREPARE TRANSACTION: what the block did is undone here */
+	PF_TXN_UNDO = 1u << 28,     /* ROLLBACK, ROLLBACK TO SAVEPOINT, PREPARE TRANSACTION: the block's work undone */
 };
 
 /* The user functions of one target's database, classified (policy/catalog.h). */

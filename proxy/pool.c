@@ -1002,8 +1002,8 @@ void pool_render_json(pgw_server *srv, struct evbuffer *out)
 				    "\"wait_timeouts\":%llu,\"resets_failed\":%llu}",
 				    first ? "" : ",", name.failed ? "" : name.data,
 				    t && t->pool_mode == POOL_MODE_TRANSACTION ? "transaction" : "session",
-				    t ? t->pool_size : 0, p->n_open, count(&p->idle), p->n_lent - count_held(p), count_held(p),
-				    count(&p->resetting), count_waiting(p),
+				    t ? t->pool_size : 0, p->n_open, count(&p->idle), p->n_lent - count_held(p),
+				    count_held(p), count(&p->resetting), count_waiting(p),
 				    (unsigned long long)p->wait_timeouts, (unsigned long long)p->resets_failed);
 		jbuf_free(&name);
 		first = false;

@@ -15,11 +15,10 @@
  * current_setting() gives each value as SHOW does, with its unit, which
  * set_config() takes back unchanged.
  */
-const char pool_settings_query[] =
-	"SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings "
-	"WHERE source = 'session' AND name NOT LIKE 'pgwarden.%' AND name NOT IN ('role', "
-	"'session_authorization', 'default_transaction_read_only', 'transaction_read_only', "
-	"'transaction_isolation', 'transaction_deferrable')";
+const char pool_settings_query[] = "SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings "
+				   "WHERE source = 'session' AND name NOT LIKE 'pgwarden.%' AND name NOT IN ('role', "
+				   "'session_authorization', 'default_transaction_read_only', 'transaction_read_only', "
+				   "'transaction_isolation', 'transaction_deferrable')";
 
 static bool reserve(pool_settings_buf *b, size_t more)
 {
@@ -62,8 +61,8 @@ void pool_settings_add_row(pool_settings_buf *b, const uint8_t *body, uint32_t l
 	int off;
 
 	pktread_init(&r, body, len);
-	if (!rd_u16(&r, &ncols) || ncols != 2 || !(name = column(&r)) || !(value = column(&r)) ||
-	    !pktread_done(&r) || !reserve(b, 2 * (strlen(name) + strlen(value)) + 64)) {
+	if (!rd_u16(&r, &ncols) || ncols != 2 || !(name = column(&r)) || !(value = column(&r)) || !pktread_done(&r) ||
+	    !reserve(b, 2 * (strlen(name) + strlen(value)) + 64)) {
 		b->failed = true;
 		goto out;
 	}

@@ -19,11 +19,11 @@ extern const char pool_settings_query[];
 
 /* The replay being built from the query's DataRows. */
 typedef struct pool_settings_buf {
-	char *sql;    /* "SELECT pg_catalog.set_config(E'name', E'value', false), ..." (malloc'd) */
-	size_t len;   /* bytes used */
-	size_t cap;   /* bytes allocated */
-	unsigned n;   /* settings added */
-	bool failed;  /* out of memory, or a row that was not two text columns */
+	char *sql;   /* "SELECT pg_catalog.set_config(E'name', E'value', false), ..." (malloc'd) */
+	size_t len;  /* bytes used */
+	size_t cap;  /* bytes allocated */
+	unsigned n;  /* settings added */
+	bool failed; /* out of memory, or a row that was not two text columns */
 } pool_settings_buf;
 
 /* Add one DataRow (its body) of pool_settings_query. */

@@ -129,8 +129,8 @@ static bool between_transactions(const session *s)
 	return !s->closing && s->client.phase == CLIENT_READY && s->up.phase == UPSTREAM_READY && !s->up.broken &&
 	       s->up.txn_status == 'I' && s->tl.count == 0 && !s->tl.batch_open && TAILQ_EMPTY(&s->tl.changes) &&
 	       s->tl.mode == TL_MODE_NORMAL && !s->tl.awaiting && !io_pending(&s->up.io) &&
-	       evbuffer_get_length(s->hold) == 0 && !s->awaiting_flush && !s->client.copy_passthru &&
-	       !s->up.passthru && evbuffer_get_length(s->up.io.in) == 0 && !s->parse_waiting && !s->catalog_waiting &&
+	       evbuffer_get_length(s->hold) == 0 && !s->awaiting_flush && !s->client.copy_passthru && !s->up.passthru &&
+	       evbuffer_get_length(s->up.io.in) == 0 && !s->parse_waiting && !s->catalog_waiting &&
 	       !s->client.terminated;
 }
 

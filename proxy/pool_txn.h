@@ -15,14 +15,14 @@ struct policy_facts;
 
 /* Why a client is held on its connection between transactions (the reason label of pgwarden_pool_holds_total). */
 typedef enum {
-	POOL_HOLD_TEMP,      /* a temporary table, view or sequence exists */
-	POOL_HOLD_LISTEN,    /* LISTEN registrations */
-	POOL_HOLD_LOCK,      /* session-level advisory locks */
-	POOL_HOLD_CURSOR,    /* a WITH HOLD cursor (a portal that outlives its transaction) */
-	POOL_HOLD_PREPARED,  /* named prepared statements (protocol Parse or SQL PREPARE) */
-	POOL_HOLD_SETTINGS,  /* a statement that could change any setting or the role ran (ordinary SETs follow the client) */
-	POOL_HOLD_FUNCTION,  /* a function or SQL pgwarden cannot see into ran: it may have left any of these */
-	POOL_HOLD_N,         /* number of reasons */
+	POOL_HOLD_TEMP,     /* a temporary table, view or sequence exists */
+	POOL_HOLD_LISTEN,   /* LISTEN registrations */
+	POOL_HOLD_LOCK,     /* session-level advisory locks */
+	POOL_HOLD_CURSOR,   /* a WITH HOLD cursor (a portal that outlives its transaction) */
+	POOL_HOLD_PREPARED, /* named prepared statements (protocol Parse or SQL PREPARE) */
+	POOL_HOLD_SETTINGS, /* a statement that could change any setting or the role ran (ordinary SETs follow the client) */
+	POOL_HOLD_FUNCTION, /* a function or SQL pgwarden cannot see into ran: it may have left any of these */
+	POOL_HOLD_N,        /* number of reasons */
 } pool_hold_reason;
 
 /* Metric label of each reason ("temp_table", "listen", ...). */
