@@ -68,6 +68,8 @@ struct pgw_pool {
 	struct pool_conn_list idle;              /* ready to lend, most recently returned last */
 	struct pool_conn_list resetting;         /* returned, reset in flight */
 	struct session_list waiting;             /* sessions waiting for a connection, first come first served */
+	struct session_list parked;              /* transaction mode: lent, between transactions, may be taken back */
+	int n_parked;                            /* their number */
 	char *params[POOL_N_REPORTED];           /* pool_reported values from the target's server */
 	bool params_known;                       /* params[] filled from a connection */
 	struct event *dispatch_ev;               /* hands connections to waiters, after the current callback */
@@ -126,6 +128,7 @@ static pgw_pool *pool_for(pgw_server *srv, const pgw_target *t)
 	TAILQ_INIT(&p->idle);
 	TAILQ_INIT(&p->resetting);
 	TAILQ_INIT(&p->waiting);
+	TAILQ_INIT(&p->parked);
 	p->next = srv->pools;
 	srv->pools = p;
 	return p;
@@ -491,6 +494,45 @@ static bool reset_one_for_waiters(pgw_pool *p, int unserved)
 	return true;
 }
 
+void pool_park(session *s)
+{
+	if (s->pool_parked)
+		return;
+	s->pool_parked = true;
+	TAILQ_INSERT_TAIL(&s->pool->parked, s, park_link);
+	s->pool->n_parked++;
+	if (!TAILQ_EMPTY(&s->pool->waiting))
+		pool_kick(s->pool); /* someone may need it */
+}
+
+void pool_unpark(session *s)
+{
+	if (!s->pool_parked)
+		return;
+	TAILQ_REMOVE(&s->pool->parked, s, park_link);
+	s->pool->n_parked--;
+	s->pool_parked = false;
+}
+
+/*
+ * A full pool with waiters: take back the connection of the client parked
+ * longest. Its next transaction borrows again like anyone's. A parked client
+ * that has input or state meanwhile is not parked any more.
+ */
+static bool take_back_one(pgw_pool *p)
+{
+	session *v;
+
+	while ((v = TAILQ_FIRST(&p->parked)) != NULL) {
+		pool_unpark(v);
+		if (pool_txn_can_go(v)) {
+			pool_give_back(v);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Serve waiters in order while there is an idle connection for them or room for a new one. */
 static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -517,7 +559,8 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 	/* First come, first served: the rest wait for the first; dirty idle ones are reset for them. */
 	TAILQ_FOREACH(s, &p->waiting, wait_link)
 	unserved += s->client.phase == CLIENT_READY;
-	while (unserved > 0 && reset_one_for_waiters(p, unserved))
+	while (unserved > 0 &&
+	       (reset_one_for_waiters(p, unserved) || (count(&p->resetting) < unserved && take_back_one(p))))
 		;
 }
 
@@ -725,6 +768,7 @@ void pool_release(session *s)
 		event_free(s->wait_timer);
 		s->wait_timer = NULL;
 	}
+	pool_unpark(s);
 	forget_owner(p, s->id);
 	if (s->pool_snapshot) {
 		s->pool_snapshot->snapshot_for = NULL; /* reset away once the read-back is answered */
@@ -950,11 +994,12 @@ void pool_metrics_render(pgw_server *srv, struct evbuffer *out)
 	evbuffer_add_printf(out, "# TYPE pgwarden_pool_connections gauge\n");
 	for (p = srv->pools; p; p = p->next) {
 		/* session mode: every lent connection is its client's, active; "held" is transaction mode's */
+		/* transaction mode: a parked connection (still attached, free to take back) counts as idle */
 		int held = count_held(p);
 		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"idle\"} %d\n", p->target,
-				    count(&p->idle));
+				    count(&p->idle) + p->n_parked);
 		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"active\"} %d\n", p->target,
-				    p->n_lent - held);
+				    p->n_lent - held - p->n_parked);
 		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"held\"} %d\n", p->target,
 				    held);
 	}
@@ -1002,9 +1047,10 @@ void pool_render_json(pgw_server *srv, struct evbuffer *out)
 				    "\"wait_timeouts\":%llu,\"resets_failed\":%llu}",
 				    first ? "" : ",", name.failed ? "" : name.data,
 				    t && t->pool_mode == POOL_MODE_TRANSACTION ? "transaction" : "session",
-				    t ? t->pool_size : 0, p->n_open, count(&p->idle), p->n_lent - count_held(p),
-				    count_held(p), count(&p->resetting), count_waiting(p),
-				    (unsigned long long)p->wait_timeouts, (unsigned long long)p->resets_failed);
+				    t ? t->pool_size : 0, p->n_open, count(&p->idle) + p->n_parked,
+				    p->n_lent - count_held(p) - p->n_parked, count_held(p), count(&p->resetting),
+				    count_waiting(p), (unsigned long long)p->wait_timeouts,
+				    (unsigned long long)p->resets_failed);
 		jbuf_free(&name);
 		first = false;
 	}

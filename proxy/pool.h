@@ -53,6 +53,14 @@ void pool_release(session *s);
  */
 void pool_give_back(session *s);
 
+/*
+ * Transaction mode (pool_txn.c): the client is between transactions and
+ * nothing holds it: its connection stays attached but the pool may take it
+ * back (pool_give_back) for a waiter. pool_unpark: the client goes on.
+ */
+void pool_park(session *s);
+void pool_unpark(session *s);
+
 /* pool_txn.c: a client became held for this reason (a pool_hold_reason): pgwarden_pool_holds_total. */
 void pool_count_hold(pgw_pool *p, int reason);
 

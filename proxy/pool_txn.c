@@ -151,14 +151,9 @@ bool pool_txn_held_now(const session *s)
 	       holds_now(s) != 0;
 }
 
-static void release_cb(evutil_socket_t fd, short what, void *arg)
+bool pool_txn_can_go(const session *s)
 {
-	session *s = arg;
-
-	(void)fd, (void)what;
-	if (!between_transactions(s) || holds_now(s) != 0)
-		return; /* something came in meanwhile */
-	pool_give_back(s);
+	return between_transactions(s) && holds_now(s) == 0 && evbuffer_get_length(s->client.io.in) == 0;
 }
 
 void pool_txn_after_input(session *s)
@@ -172,16 +167,6 @@ void pool_txn_after_input(session *s)
 	count_name_holds(s);
 	if (before & ~s->pool_holds)
 		session_log(LOG_LVL_DEBUG, s, "pool: hold released (0x%x -> 0x%x)", before, s->pool_holds);
-	if (holds_now(s) != 0)
-		return;
-	if (!s->pool_release_ev && !(s->pool_release_ev = event_new(s->srv->base, -1, 0, release_cb, s)))
-		return; /* out of memory: it stays, as if held */
-	event_active(s->pool_release_ev, EV_TIMEOUT, 0);
-}
-
-void pool_txn_session_free(session *s)
-{
-	if (s->pool_release_ev)
-		event_free(s->pool_release_ev);
-	s->pool_release_ev = NULL;
+	if (holds_now(s) == 0)
+		pool_park(s);
 }

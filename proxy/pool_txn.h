@@ -44,15 +44,16 @@ void pool_txn_note_error(session *s);
 
 /*
  * relay.c, after each batch of server input: if the client's transaction is
- * over and nothing holds it, give its connection back (deferred to a fresh
- * callback: never inside the connection's own read callback).
+ * over and nothing holds it, its connection is parked: still attached (so
+ * the client's next transaction costs nothing when nobody else needed it),
+ * but free for the pool to take back for a waiting client (pool.c).
  */
 void pool_txn_after_input(session *s);
 
+/* pool.c: the parked client may lose its connection now (between transactions, nothing holds it, no input). */
+bool pool_txn_can_go(const session *s);
+
 /* Whether the session is held between transactions now (pgwarden_pool_connections{state="held"}). */
 bool pool_txn_held_now(const session *s);
-
-/* session_free: release what the session owns here. */
-void pool_txn_session_free(session *s);
 
 #endif

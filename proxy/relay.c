@@ -62,6 +62,8 @@ void relay_client_input(session *s)
 			pool_borrow(s);
 		return;
 	}
+	if (s->pool_parked && evbuffer_get_length(s->client.io.in) > 0)
+		pool_unpark(s); /* transaction mode: its next transaction runs on the connection it kept */
 	relay_client_messages(s);
 	/* An admin PAUSE stopped the loop between transactions: held until RESUME wakes it. */
 	console_hold(s);

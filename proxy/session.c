@@ -16,7 +16,6 @@
 #include "proxy/server.h"
 #include "proxy/pool.h"
 #include "proxy/pool_stmts.h"
-#include "proxy/pool_txn.h"
 #include "proxy/upstream.h"
 #include "proxy/parse_async.h"
 
@@ -78,7 +77,6 @@ void session_free(session *s)
 	if (s->tl.count > 0 && !s->client.terminated)
 		cancel_upstream(s);
 	pool_release(s); /* reset and returned if clean, else closed */
-	pool_txn_session_free(s);
 	pool_stmts_free(s);
 	free(s->settings_sql);
 	free(s->pool_settings_sql);

@@ -51,6 +51,10 @@ def test_two_clients_share_one_backend_between_transactions(one):
         pids |= {ra[3], rb[3]}
         assert ra[:3] == ("bookkeeper", "user:jimmie", "acme")
         assert rb[:3] == ("agent_rw", "agent:tally", "acme")
+        assert a.execute("SELECT DISTINCT tenant FROM invoices").fetchall() in ([("acme",)], [])
+        c = one.connect("user:ada")
+        assert c.execute("SELECT DISTINCT tenant FROM invoices").fetchall() in ([("globex",)], [])
+        c.close()
         assert a.execute("SHOW application_name").fetchone()[0] == "app-a"
         assert b.execute("SHOW application_name").fetchone()[0] != "app-a"
         assert b.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
