@@ -378,11 +378,12 @@ def test_psycopg_pool_and_pipeline(pgwarden_factory):
 
 
 def test_asyncpg_statement_cache(pgwarden_factory):
-    """asyncpg prepares every statement (its statement cache): held while they live; two
-    asyncpg pools, each acquisition sees only its own actor; its release reset frees them."""
+    """asyncpg prepares every statement (its statement cache): those statements are prepared
+    again on whichever backend a client borrows; two asyncpg pools of 3 share a pool of 2, each
+    acquisition sees only its own actor (asyncpg's release reset is accepted and re-pinned)."""
     import asyncio
     import asyncpg
-    w = pgwarden_factory(target_config=TXN + "pool_size = 6\npool_wait_timeout = 30")
+    w = pgwarden_factory(target_config=TXN + "pool_size = 2\npool_wait_timeout = 30")
 
     async def main():
         pools = [await asyncpg.create_pool(min_size=1, max_size=3, **w.asyncpg_args(a, dbname="staging"))
