@@ -901,13 +901,38 @@ void pool_config_changed(pgw_server *srv)
 	}
 }
 
+/*
+ * Transaction mode: a parked connection opened under an old conninfo (a
+ * reload drains the pool) or past server_lifetime is taken back between
+ * its client's transactions, which closes it (not_returnable); the client
+ * borrows a current one for its next transaction.
+ */
+static void take_back_outdated(pgw_pool *p)
+{
+	const pgw_target *t = pool_target(p);
+	time_t now = mono_now();
+	session *s, *tmp;
+
+	for (s = TAILQ_FIRST(&p->parked); s; s = tmp) {
+		tmp = TAILQ_NEXT(s, park_link);
+		if (t && s->up.generation == p->generation && now - s->up.born < t->server_lifetime)
+			continue;
+		if (!pool_txn_can_go(s))
+			continue; /* its next transaction is on its way: it is taken back after that one */
+		pool_unpark(s);
+		pool_give_back(s);
+	}
+}
+
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	pgw_server *srv = arg;
 
 	(void)fd, (void)what;
-	for (pgw_pool *p = srv->pools; p; p = p->next)
+	for (pgw_pool *p = srv->pools; p; p = p->next) {
 		close_idle_if(p, stale);
+		take_back_outdated(p);
+	}
 }
 
 int pool_init(pgw_server *srv)

@@ -629,3 +629,20 @@ def release(c, m):
     if m.listening:
         c.execute("UNLISTEN *")
         m.listening = False
+
+
+def test_reload_drains_parked_connections(pgwarden_factory, pg):
+    """A changed conninfo: a connected client's parked backend (between its transactions) is
+    closed within the sweep; its next transaction runs on a new one."""
+    w = pgwarden_factory(target_config=TXN + "pool_size = 2")
+    c = w.connect("user:ada")
+    old = ident(c)[3]
+    conf = w.config_text().replace("dbname=app_staging", "dbname=app_staging application_name=drained")
+    assert "drained" in conf
+    w.config_text = lambda: conf
+    w.reload()
+    assert wait_for(lambda: one_value(pg, f"SELECT count(*) FROM pg_stat_activity WHERE pid = {old}") == 0), \
+        w.stderr_text()[-2000:]
+    r = ident(c)
+    assert r[:3] == ("bookkeeper", "user:ada", "globex") and r[3] != old
+    c.close()
