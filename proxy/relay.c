@@ -569,8 +569,17 @@ relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err,
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return RELAY_STOP;
 	}
-	if (!simple)
+	/*
+	 * Why SKIP now, before the poison's answer: an extended-protocol poison
+	 * always fails (or is skipped after an earlier error), so the server
+	 * ignores every later message up to Sync (postgres.c, ignore_till_sync).
+	 * Judging those messages would predict name changes (Parse, Bind, Close,
+	 * DECLARE) the server never makes; they are dropped unjudged instead.
+	 */
+	if (!simple) {
 		s->tl.batch_open = true;
+		tl_set_mode(&s->tl, TL_MODE_SKIP);
+	}
 	e->deny_msg = err; /* ownership moves to the entry */
 	e->deny_len = err_len;
 	evbuffer_add(relay_upstream_out(s), b.data, b.len);

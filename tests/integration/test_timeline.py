@@ -509,3 +509,103 @@ def test_large_statements_do_not_stall_other_sessions(pgwarden):
     one_parse = sorted(parses)[len(parses) // 2]
     print(f"\nSELECT 1 p99 {p99 * 1000:.1f} ms over {len(lat)}; large statement median {one_parse * 1000:.0f} ms")
     assert p99 < max(0.05, one_parse / 3), (p99, one_parse)
+
+
+# ---- issue 10, fuzzer classes: the timeline's model of the server must be the server's ----------
+# Each runs the pipeline through pgwarden AND straight to PostgreSQL (protofuzz's differential
+# Run: replies message for message, the audit's SQL for every completion, the database), then
+# states the fixed behaviour explicitly.
+
+import protofuzz as pf  # noqa: E402
+
+
+@pytest.fixture
+def prod(pgwarden, pg):
+    """(pgwarden, pg) with the fuzzer's scratch table; large objects a test leaks are removed."""
+    pf.setup(pg)
+    los = {r[0] for r in pg.sql("SELECT oid::bigint FROM pg_largeobject_metadata", pf.DATABASE)}
+    yield pgwarden, pg
+    pf.Run(pg, pgwarden, None).cleanup(los)
+
+
+def fuzz_login(w):
+    c = RawConn(w.host, w.port)
+    c.login({"user": pf.ACTOR, "database": pf.TARGET}, w.tokens[pf.ACTOR])
+    return c
+
+
+def steps(c, *pipeline):
+    """Send each step in one write; the answers, one list per message, per step."""
+    out = []
+    for step in pipeline:
+        c.send(b"".join(pf.encode(m) for m in step))
+        out.append(pf.read_answers(c, step, 10))
+    return out
+
+
+def kinds(answer):
+    return "".join(k for k, _ in answer)
+
+
+def differential(w, pg, pipeline):
+    pf.Run(pg, w, pf.AuditReader(w.audit_path))(pipeline)
+
+
+# class denial/readonly-wall-at-B: messages after an extended-protocol denial, up to Sync, never ran
+
+DENIAL_THEN_PARSE = [[["P", "", "SELECT id FROM billing.invoices FOR UPDATE"], ["E", "", 0],
+                      ["P", "", "SELECT current_setting('app.tenant_id')"], ["S"], ["B", "p2", ""], ["S"]]]
+
+
+def test_parse_after_a_denial_in_its_batch_does_not_name_the_statement(prod):
+    """The fuzzer's replay: the Parse after the denied Execute was skipped by the server, so the
+    Bind after the Sync binds the FOR UPDATE and must get pgwarden's denial, not the server's
+    read-only wall (25006)."""
+    w, pg = prod
+    differential(w, pg, DENIAL_THEN_PARSE)
+    with fuzz_login(w) as c:
+        got = steps(c, *DENIAL_THEN_PARSE)[0]
+        assert kinds(got[2]) == "", got  # skipped, as by the server
+        err = errors_of([(b"E", b) for k, b in got[4] if k == "E"])
+        assert [e["C"] for e in err] == ["42501"] and "write-outside-window" in err[0]["D"], got
+
+
+def test_parse_of_a_write_skipped_after_a_denial_creates_no_large_object(prod):
+    """The same hole with a write: the unnamed statement is lo_create, a denied message and then
+    a harmless Parse of the unnamed statement before the Sync (skipped by the server); Bind and
+    Execute after the Sync would run lo_create if pgwarden judged them by the skipped Parse."""
+    w, pg = prod
+    before = large_objects(pg)
+    pipeline = [[["P", "", "SELECT lo_create(0)"], ["S"]],
+                [["E", "pz", 0], ["P", "", "SELECT 1"], ["S"], ["B", "", ""], ["E", "", 0], ["S"]]]
+    differential(w, pg, pipeline)
+    with fuzz_login(w) as c:
+        got = steps(c, *pipeline)[1]
+        assert "42501" in [pf.sqlstate(a) for a in got[3:5]], got
+    assert large_objects(pg) == before
+
+
+@pytest.mark.parametrize("redefine", [
+    [["C", "S", "s1"]],
+    [["C", "P", "p1"]],
+    [["P", "", "DECLARE p1 CURSOR FOR SELECT g FROM generate_series(1, 3) g"], ["B", "", ""], ["E", "", 0]],
+], ids=["close-statement", "close-portal", "declare"])
+def test_close_and_declare_after_a_denial_in_their_batch_never_happened(prod, redefine):
+    """Close and DECLARE through the extended protocol after a denial in the same batch are
+    skipped by the server: the names keep their meaning, checked against a direct connection,
+    inside a transaction block (portals and cursors live until it ends)."""
+    w, pg = prod
+    differential(w, pg, [[["Q", ["BEGIN"]], ["P", "s1", "SELECT 11"], ["B", "p1", "s1"], ["S"]],
+                         [["E", "pz", 0]] + redefine + [["S"]],
+                         [["Q", ["ROLLBACK"]], ["B", "p1", "s1"], ["E", "p1", 0], ["S"]]])
+
+
+def test_messages_after_a_denial_are_not_audited(prod):
+    """What the server skips after a denial never ran: no statement record for it."""
+    w, pg = prod
+    marker = secrets.token_hex(4)
+    with fuzz_login(w) as c:
+        steps(c, [["E", "pz", 0], ["P", "", f"SELECT '{marker}'"], ["B", "", ""], ["E", "", 0], ["S"]])
+        steps(c, [["Q", ["SELECT 'after'"]]])
+    recs = stmt_records(records(w.audit_path))
+    assert not [r for r in recs if marker in (r.get("sql") or "")], recs[-3:]
