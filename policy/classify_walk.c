@@ -246,7 +246,7 @@ static void on_discard(pc_walk *w, uint32_t body)
 {
 	/* DISCARD ALL = RESET ALL + SET SESSION AUTHORIZATION DEFAULT + ...: relay re-pins. */
 	if (jstr_eq(w->d, jobj_get(w->d, body, "target"), "DISCARD_ALL"))
-		w->f->flags |= PF_SESSION_RESET;
+		w->f->flags |= PF_SESSION_RESET | PF_DISCARD_ALL;
 }
 
 static void on_notify(pc_walk *w, uint32_t body)

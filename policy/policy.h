@@ -46,6 +46,7 @@ enum {
 	PF_CURSOR_HOLD = 1u << 17,  /* with PF_DECLARE: WITH HOLD, the cursor outlives its transaction */
 	PF_CLOSE_CURSOR = 1u << 18, /* CLOSE name (name NULL for CLOSE ALL): drops portals */
 	PF_FETCH = 1u << 19,        /* FETCH (not MOVE) from cursor policy_facts_name: returns its rows */
+	PF_DISCARD_ALL = 1u << 20,  /* DISCARD ALL (with PF_SESSION_RESET): drops every named statement and portal */
 };
 
 /* The user functions of one target's database, classified (policy/catalog.h). */
@@ -59,6 +60,12 @@ uint32_t policy_facts_flags(const policy_facts *f);
 const char *policy_facts_name(const policy_facts *f);
 /* PREPARE: facts of the body (borrowed from f); NULL otherwise. */
 const policy_facts *policy_facts_inner(const policy_facts *f);
+/*
+ * PREPARE statement text: the byte offset of its body (what EXECUTE, or a
+ * protocol Bind of the name, runs) in sql[0, len). false when not found
+ * (not a PREPARE, or out of memory).
+ */
+bool policy_prepare_body(const char *sql, size_t len, size_t *offset);
 /* PF_UNPARSABLE: why ("syntax error at or near ..."); NULL otherwise. */
 const char *policy_facts_error(const policy_facts *f);
 /*

@@ -76,6 +76,8 @@ typedef struct tl_entry {
 	uint32_t n_refs;                      /* how many refs */
 	uint32_t next_ref;                    /* index of the result that comes next */
 	bool failed;                          /* an ErrorResponse arrived for it */
+	char sqlstate[6];                     /* failed: the error's SQLSTATE ("" if none), which says what a failed
+	                                         Bind left behind (pipeline.c, refuse_bind) */
 	bool quiet;            /* TL_SWALLOW: its ParameterStatus too (a borrow's pin: login told the client already) */
 	struct timespec start; /* when sent, for duration_us */
 } tl_entry;

@@ -99,6 +99,7 @@ RISKY = [
     "SET default_transaction_read_only = off",
     "SELECT id FROM billing.invoices FOR UPDATE",
     "DECLARE p2 CURSOR FOR SELECT lo_create(0)",
+    "PREPARE s2 AS SELECT lo_create(0)",
 ]
 TXN = ["BEGIN", "COMMIT", "ROLLBACK"]
 # SQL-level names share the server's tables with the protocol's: cursors are portals (p1, p2
@@ -108,13 +109,15 @@ CURSORS = [
     "DECLARE c1 CURSOR FOR SELECT 2",
     "FETCH 1 FROM p1", "FETCH 2 FROM c1", "CLOSE p1", "CLOSE c1",
     "PREPARE s2 AS SELECT 3", "EXECUTE s2", "DEALLOCATE s2",
+    "PREPARE s1 AS SELECT 4", "DEALLOCATE ALL",
 ]
 # Never in a Parse: PostgreSQL 15.18 itself crashes (SIGSEGV, every backend restarts) on
 #   Parse "" "FETCH 1 FROM p1" while portal p1 exists; Sync (p1 ends); Describe S ""
 # (the statement's result description points into the dropped portal). Only sent in Queries.
 SIMPLE_ONLY = {"FETCH 1 FROM p1", "FETCH 2 FROM c1"}
 CATALOG = {**{s: False for s in READS + FAILS + TXN + CURSORS}, **{s: True for s in RISKY},
-           "SELECT g FROM generate_series(1, 3) g": False, "SELECT 3": False}
+           "SELECT g FROM generate_series(1, 3) g": False, "SELECT 3": False, "SELECT 4": False,
+           "SELECT lo_create(0)": True}
 # What a completed SQL statement does to the name tables: (regex, action).
 SQL_EFFECTS = [
     (re.compile(r"DECLARE (\w+) CURSOR FOR (.*)$", re.I | re.S), "declare"),
@@ -417,6 +420,8 @@ class ServerModel:
                 self.portals.pop(name, None)
             elif action == "prepare":
                 self.stmts[name] = hit.group(2)
+            elif name == "all":  # every named statement; the unnamed one is kept apart upstream
+                self.stmts = {k: v for k, v in self.stmts.items() if k == ""}
             else:
                 self.stmts.pop(name, None)
             return

@@ -551,6 +551,92 @@ def differential(w, pg, pipeline):
     pf.Run(pg, w, pf.AuditReader(w.audit_path))(pipeline)
 
 
+# class audit/wrong-sql: SQL PREPARE through the protocol, then a protocol Bind of the SQL name
+
+SQL_PREPARE_BOUND = [[["P", "s1", "PREPARE s2 AS SELECT 3"], ["B", "p2", "s1"], ["E", "p2", 0],
+                      ["B", "", "s2"], ["E", "", 0], ["S"]]]
+
+
+def test_sql_prepare_bound_by_the_protocol_is_audited_as_its_body(prod):
+    """The fuzzer's replay: the Execute of the SQL-prepared s2 ran SELECT 3, so its audit record
+    says SELECT 3, not the PREPARE."""
+    w, pg = prod
+    differential(w, pg, SQL_PREPARE_BOUND)
+    rec = audited(w, "SELECT 3")[-1]
+    assert rec["sql"] == "SELECT 3" and rec["decision"] == "allow", rec
+
+
+def test_sql_prepare_in_a_query_then_protocol_bind_runs_and_audits_the_body(prod):
+    """PREPARE by a simple Query (with a parameter list and comments around AS), then Bind and
+    Execute of that name: the audit record names the body only."""
+    w, pg = prod
+    name = "q_" + secrets.token_hex(4)
+    marker = secrets.token_hex(4)
+    with fuzz_login(w) as c:
+        c.send(query(f"PREPARE {name} (text) /* AS not here */ AS SELECT '{marker}'::text AS m"))
+        assert sqlstates(c.read_until_ready()) == []
+        c.send(bind("", name) + execute() + sync())
+        got = c.read_until_ready()
+        assert sqlstates(got) == ["08P01"], got  # the parameter is missing: the server's own answer
+        c.send(query(f"PREPARE {name}_b AS SELECT '{marker}'::text AS m"))
+        assert sqlstates(c.read_until_ready()) == []
+        c.send(bind("", f"{name}_b") + execute() + sync())
+        got = c.read_until_ready()
+        assert rows_of(got) == [(marker,)], got
+    rec = audited(w, marker)[-1]
+    assert rec["sql"] == f"SELECT '{marker}'::text AS m" and rec["protocol"] == "extended", rec
+
+
+def test_sql_prepare_of_a_write_bound_by_the_protocol_is_denied(prod):
+    """The body decides: a PREPARE whose body writes, bound and executed by the protocol, is
+    denied on production outside a window; no large object appears."""
+    w, pg = prod
+    before = large_objects(pg)
+    differential(w, pg, [[["P", "s1", "PREPARE s2 AS SELECT lo_create(0)"], ["B", "p2", "s1"], ["E", "p2", 0],
+                          ["S"], ["B", "", "s2"], ["E", "", 0], ["S"]]])
+    assert large_objects(pg) == before
+
+
+def test_deallocate_all_keeps_the_unnamed_statement(prod):
+    """DEALLOCATE ALL (run through the protocol: a simple Query would drop the unnamed statement
+    itself) drops every named statement but not the unnamed one, which the server keeps apart:
+    Bind of the unnamed statement after it runs as on a direct connection."""
+    w, pg = prod
+    pipeline = [[["P", "s1", "SELECT 1"], ["P", "s2", "DEALLOCATE ALL"], ["B", "p1", "s2"], ["P", "", "SELECT 2"],
+                 ["E", "p1", 0], ["S"]],
+                [["B", "", ""], ["E", "", 0], ["S"]], [["B", "", "s1"], ["S"]]]
+    differential(w, pg, pipeline)
+    with fuzz_login(w) as c:
+        got = steps(c, *pipeline)
+        assert kinds(got[1][1]) == "DC", got[1]
+        assert pf.is_denial(got[2][0]), got[2]  # s1 is gone: unknown, never guessed
+
+
+def test_simple_query_drops_the_unnamed_statement(prod):
+    """A simple Query drops the unnamed statement (exec_simple_query): a Bind of it afterwards
+    is unknown, not judged as the old text."""
+    w, pg = prod
+    pipeline = [[["P", "", "SELECT 2"], ["S"]], [["Q", ["SELECT 1"]]], [["B", "", ""], ["E", "", 0], ["S"]]]
+    differential(w, pg, pipeline)
+    with fuzz_login(w) as c:
+        got = steps(c, *pipeline)
+        assert pf.is_denial(got[2][0]), got[2]
+
+
+def test_discard_all_forgets_prepared_statements_and_portals(prod):
+    """DISCARD ALL deallocates every named statement (SQL and protocol) and closes every portal,
+    WITH HOLD cursors too: an EXECUTE of a statement prepared before it is unknown."""
+    w, pg = prod
+    name = "d_" + secrets.token_hex(4)
+    with fuzz_login(w) as c:
+        c.send(query(f"PREPARE {name} AS SELECT 5") + query("DISCARD ALL"))
+        assert sqlstates(read_syncs(c, 2)) == []
+        c.send(query(f"EXECUTE {name}"))
+        got = c.read_until_ready()
+        assert sqlstates(got) == ["42501"], got
+        assert "unknown prepared statement" in errors_of(got)[0]["M"]
+
+
 # class denial/readonly-wall-at-B: messages after an extended-protocol denial, up to Sync, never ran
 
 DENIAL_THEN_PARSE = [[["P", "", "SELECT id FROM billing.invoices FOR UPDATE"], ["E", "", 0],
@@ -609,3 +695,42 @@ def test_messages_after_a_denial_are_not_audited(prod):
         steps(c, [["Q", ["SELECT 'after'"]]])
     recs = stmt_records(records(w.audit_path))
     assert not [r for r in recs if marker in (r.get("sql") or "")], recs[-3:]
+
+
+# class 3: a Bind that fails inside a transaction block
+
+@pytest.mark.parametrize("portal", ["", "p1"], ids=["unnamed", "named"])
+def test_portal_of_a_bind_failed_in_a_block_is_the_servers(prod, portal):
+    """A Bind that fails at planning inside a transaction block leaves its portal behind,
+    failed and empty (CreatePortal comes before planning): Execute answers EmptyQueryResponse,
+    Describe NoData, as on a direct connection, and nothing is audited as run."""
+    w, pg = prod
+    pipeline = [[["Q", ["BEGIN"]]], [["P", "s1", "SELECT 1"], ["B", "", "s1"], ["S"]],
+                [["P", "s2", "SELECT 1/0"], ["B", portal, "s2"], ["S"]],
+                [["E", portal, 0], ["D", "P", portal], ["S"]], [["Q", ["ROLLBACK"]]]]
+    differential(w, pg, pipeline)
+    with fuzz_login(w) as c:
+        got = steps(c, *pipeline)
+        assert pf.sqlstate(got[2][1]) == "22012", got[2]
+        assert kinds(got[3][0]) == "I" and kinds(got[3][1]) == "n", got[3]
+
+
+def test_bind_refused_in_a_failed_block_keeps_the_old_unnamed_portal(prod):
+    """In a failed transaction block a Bind is refused (25P02) before CreatePortal: the old
+    unnamed portal stays, and Execute of it is judged as its statement (the server answers 25P02)."""
+    w, pg = prod
+    pipeline = [[["Q", ["BEGIN"]]], [["P", "s1", "SELECT 7"], ["B", "", "s1"], ["S"]],
+                [["P", "s2", "SELECT 1/0"], ["B", "p9", "s2"], ["S"]],
+                [["B", "", "s1"], ["S"]], [["E", "", 0], ["S"]], [["Q", ["ROLLBACK"]]]]
+    differential(w, pg, pipeline)
+    with fuzz_login(w) as c:
+        got = steps(c, *pipeline)
+        assert pf.sqlstate(got[3][0]) == "25P02" and pf.sqlstate(got[4][0]) == "25P02", got
+
+
+def test_rollback_portal_bound_in_a_failed_block_runs(prod):
+    """A statement that ends the transaction may be bound in a failed block: its portal is the
+    server's, and Execute runs the ROLLBACK (audited as such)."""
+    w, pg = prod
+    differential(w, pg, [[["Q", ["BEGIN"]], ["Q", ["SELECT 1/0"]]], [["P", "s1", "ROLLBACK"], ["B", "", "s1"], ["S"]],
+                         [["E", "", 0], ["S"]]])

@@ -737,6 +737,12 @@ static void test_stmt_table(void **state)
 	assert_int_equal(b->refcount, 2);
 
 	stmt_table_clear_stmts(&t);
+	assert_ptr_equal(stmt_table_get(&t, ""), b); /* DEALLOCATE ALL keeps the unnamed statement */
+	assert_int_equal(b->refcount, 2);
+	stmt_table_put(&t, "s2", a);
+	stmt_table_clear_stmts(&t);
+	assert_null(stmt_table_get(&t, "s2"));
+	stmt_table_del(&t, "");
 	assert_null(stmt_table_get(&t, ""));
 	assert_int_equal(b->refcount, 1);
 	stmt_info_unref(a);
