@@ -148,6 +148,9 @@ def encode(m):
         return msg(b"P", z(m[1]) + z(m[2]) + struct.pack("!H", 0))
     if k == "B":
         return msg(b"B", z(m[1]) + z(m[2]) + struct.pack("!HHH", 0, 0, 0))
+    if k == "Bx":  # the poison for a denied Bind: one result format announced and none sent (08P01
+        # after CreatePortal, before planning), the same bytes pgwarden sends upstream in its place
+        return msg(b"B", z(m[1]) + z(m[2]) + struct.pack("!HHH", 0, 0, 1))
     if k == "D":
         return msg(b"D", m[1].encode() + z(m[2]))
     if k == "E":
@@ -267,6 +270,8 @@ class Splitter:
             self._next()
 
     def _complete(self, k, kind, ans):
+        if k == "Bx":
+            return kind == "E"
         if k in "SQ":
             return kind == "Z"
         if kind == "E":
@@ -373,6 +378,8 @@ class ServerModel:
                 self.stmts[m[1]] = m[2]
         elif k == "B" and kinds[-1] == "2":
             self.portals[m[1]] = self.stmts.get(m[2])
+        elif k in ("B", "Bx") and kinds[-1] == "E":
+            self.bind_failed(m[1], sqlstate(ans))
         elif k == "C" and kinds[-1] == "3":
             (self.stmts if m[1] == "S" else self.portals).pop(m[2], None)
         elif k == "E":
@@ -388,6 +395,13 @@ class ServerModel:
         elif k == "S":
             self.txn_status(ans[-1][1])
         return []
+
+    def bind_failed(self, portal, state):
+        """A Bind that failed from CreatePortal on (exec_bind_message) dropped the old unnamed
+        portal; its own portal stays behind, failed (in a transaction block), running nothing.
+        Errors that may come before CreatePortal (08P01...) leave the unnamed portal unknown."""
+        if portal == "" and state not in ("26000", "25P02", "42P03"):
+            self.portals.pop("", None)
 
     def query(self, stmts, ans):
         self.stmts.pop("", None)
@@ -458,7 +472,7 @@ def poisoned(m, ans):
     if k == "P":
         return ["P", m[1], POISON_SQL]
     if k == "B":
-        return ["B", m[1], POISON_NAME]
+        return ["Bx", m[1], m[2]]
     if k == "E":
         return ["E", POISON_NAME, 0]
     if k == "D":

@@ -734,3 +734,33 @@ def test_rollback_portal_bound_in_a_failed_block_runs(prod):
     w, pg = prod
     differential(w, pg, [[["Q", ["BEGIN"]], ["Q", ["SELECT 1/0"]]], [["P", "s1", "ROLLBACK"], ["B", "", "s1"], ["S"]],
                          [["E", "", 0], ["S"]]])
+
+
+# class 4: a denied Bind "" drops the old unnamed portal, as the server's failed Bind does
+
+DENIED_BIND_UNNAMED = [[["Q", ["BEGIN"]]], [["P", "s1", "SELECT 1"], ["B", "", "s1"], ["S"]],
+                       [["P", "s2", "SELECT lo_create(0)"], ["B", "", "s2"], ["S"]],
+                       [["D", "P", ""], ["S"]], [["E", "", 0], ["S"]], [["Q", ["ROLLBACK"]]]]
+
+
+def test_denied_bind_of_the_unnamed_portal_drops_the_old_one(prod):
+    """A denied Bind "" in a transaction block: upstream the old unnamed portal (SELECT 1) must be
+    gone, as the server's own failed Bind drops it: Describe answers NoData for the failed, empty
+    portal left behind (not SELECT 1's RowDescription), and Execute "" runs nothing."""
+    w, pg = prod
+    before = large_objects(pg)
+    differential(w, pg, DENIED_BIND_UNNAMED)
+    with fuzz_login(w) as c:
+        got = steps(c, *DENIED_BIND_UNNAMED)
+        assert pf.is_denial(got[2][1]), got[2]
+        assert kinds(got[3][0]) == "n", got[3]
+        assert kinds(got[4][0]) in ("E", "I") and not [a for a in got[4][0] if a[0] in "DC"], got[4]
+    assert large_objects(pg) == before
+
+
+def test_denied_bind_outside_a_block_leaves_no_portal(prod):
+    """Outside a transaction block the same denial ends with the batch: afterwards Execute ""
+    runs nothing and the old portal's SELECT 1 is not audited again."""
+    w, pg = prod
+    differential(w, pg, [[["P", "s1", "SELECT 1"], ["B", "", "s1"], ["P", "s2", "SELECT lo_create(0)"],
+                          ["B", "", "s2"], ["S"]], [["E", "", 0], ["D", "P", ""], ["S"]]])

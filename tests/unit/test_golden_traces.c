@@ -534,9 +534,12 @@ static void trace_issue10_sequence(void **state)
 	gmsg a2[] = {M('E', "SERROR\0C42P05\0Mprepared statement \"S1\" already exists\0\0"), M('Z', "I"), M('3', ""),
 		     M('1', ""), M('Z', "I")};
 	gmsg p3[] = {M('B', "\0S1\0\0\0\0\0\0\0"), M('E', "\0\0\0\0\0"), M('S', "")};
-	/* the Execute after the denied Bind is dropped unjudged (the server skips it after the poison's error) */
-	gmsg u3[] = {PREFIX('E', "pgwarden_denied_"), M('S', "")};
-	gmsg a3[] = {M('E', "SERROR\0C34000\0Mportal does not exist\0\0"), M('Z', "I")};
+	/*
+	 * the denied Bind's poison: the Bind itself, cut short after CreatePortal (one result format announced, none
+	 * sent); the Execute after it is dropped unjudged (the server skips it after the poison's error)
+	 */
+	gmsg u3[] = {M('B', "\0S1\0\0\0\0\0\0\1"), M('S', "")};
+	gmsg a3[] = {M('E', "SERROR\0C08P01\0Minsufficient data left in message\0\0"), M('Z', "I")};
 	gmsg z[] = {M('Z', "I")};
 
 	(void)state;
