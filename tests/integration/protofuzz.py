@@ -195,15 +195,52 @@ def gen_message(rnd):
     return ["H"]
 
 
+def gen_sql_prepare_bound(rnd):
+    """SQL PREPARE run through the protocol, then a protocol Bind of the SQL name (one
+    namespace upstream)."""
+    st, po, po2 = rnd.choice(STMT_NAMES), rnd.choice(PORTAL_NAMES), rnd.choice(PORTAL_NAMES)
+    body = rnd.choice(["PREPARE s2 AS SELECT 3", "PREPARE s1 AS SELECT 4", "PREPARE s2 AS SELECT lo_create(0)"])
+    name = body.split()[1]
+    return [["P", st, body], ["B", po, st], ["E", po, 0]] + rnd.choice([[], [["S"]]]) + \
+        [["B", po2, name], ["E", po2, 0]]
+
+
+def gen_denial_then_redefine(rnd):
+    """A denial mid-batch (Execute of a portal never bound), then a name redefined before the
+    Sync (Parse, Close, DECLARE through the protocol: the server skips them all), then the name
+    used after the Sync."""
+    st, po = rnd.choice(STMT_NAMES), rnd.choice(PORTAL_NAMES)
+    redefine = rnd.choice([
+        [["P", st, gen_sql(rnd)]],
+        [["C", "S", st]],
+        [["C", "P", po]],
+        [["P", "", "DECLARE p1 CURSOR FOR SELECT g FROM generate_series(1, 3) g"], ["B", "", ""], ["E", "", 0]],
+    ])
+    return [["E", "pz", 0]] + redefine + [["S"], ["B", po, st], ["E", po, 0]]
+
+
+def gen_bind_fails_in_block(rnd):
+    """A transaction block where a Bind fails (at planning, or denied by pgwarden), then the
+    portal it named is executed, described and closed."""
+    po = rnd.choice(PORTAL_NAMES)
+    bad = rnd.choice(["SELECT 1/0", "SELECT id FROM billing.invoices FOR UPDATE", "SELECT lo_create(0)"])
+    return [["Q", ["BEGIN"]], ["P", "", "SELECT 1"], ["B", "", ""], ["S"], ["P", "s1", bad], ["B", po, "s1"],
+            ["S"], ["E", po, 0], ["D", "P", po], rnd.choice([["C", "P", po], ["E", "", 0]]), ["S"],
+            ["Q", [rnd.choice(["ROLLBACK", "COMMIT"])]]]
+
+
 def gen_step(rnd, last):
     """Parse/Bind/Execute runs (the usual shape) mixed with random single messages, sometimes
-    with a Sync in the middle (names reused across a Sync inside one write)."""
+    with a Sync in the middle (names reused across a Sync inside one write), and now and then
+    one of the shapes above."""
     out = []
     for _ in range(rnd.randint(1, 5)):
         if out and rnd.random() < .25:
             out.append(["S"])
         r = rnd.random()
-        if r < .15:  # one name redefined: Parse, maybe a Sync or Close between, Parse again
+        if r < .08:
+            out += rnd.choice([gen_sql_prepare_bound, gen_denial_then_redefine, gen_bind_fails_in_block])(rnd)
+        elif r < .15:  # one name redefined: Parse, maybe a Sync or Close between, Parse again
             st = rnd.choice(STMT_NAMES)
             out.append(["P", st, gen_sql(rnd)])
             out += rnd.choice([[], [["S"]], [["C", "S", st]], [["S"], ["C", "S", st]]])
