@@ -238,7 +238,8 @@ bool policy_prepare_body(const char *sql, size_t len, size_t *offset)
 			const pc_token *t = &s.v[i];
 
 			depth += t->token == '(' ? 1 : t->token == ')' ? -1 : 0;
-			if (depth == 0 && t->kw != 0 && t->end - t->start == 2 && strncasecmp(copy + t->start, "as", 2) == 0) {
+			if (depth == 0 && t->kw != 0 && t->end - t->start == 2 &&
+			    strncasecmp(copy + t->start, "as", 2) == 0) {
 				*offset = s.v[i + 1].start;
 				found = true;
 			}

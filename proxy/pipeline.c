@@ -163,7 +163,8 @@ static void refuse_bind(stmt_table *tab, const tl_change *c, const char *sqlstat
 	bind_failure where = bind_failed_where(sqlstate);
 	stmt_info *dead;
 
-	if (where == BIND_FAILED_BEFORE_PORTAL || (c->name[0] != '\0' && (c->doubtful || where == BIND_FAILED_ANYWHERE)))
+	if (where == BIND_FAILED_BEFORE_PORTAL ||
+	    (c->name[0] != '\0' && (c->doubtful || where == BIND_FAILED_ANYWHERE)))
 		return;
 	if (where == BIND_FAILED_ANYWHERE || !(dead = stmt_info_new("", 0, NULL))) {
 		portal_table_del(tab, c->name);

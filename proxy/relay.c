@@ -580,6 +580,16 @@ static const char *refused_name(const uint8_t *msg, size_t total_len)
 	return total_len > 5 && memchr(msg + 5, '\0', total_len - 5) ? (const char *)msg + 5 : NULL;
 }
 
+/* Which answer completes a poison's entry: the message the server takes it for. */
+static tl_kind poison_kind(bool unnamed_parse, bool bind, bool simple)
+{
+	if (unnamed_parse)
+		return TL_PARSE;
+	if (bind)
+		return TL_BIND;
+	return simple ? TL_QUERY : TL_EXECUTE;
+}
+
 relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err, size_t err_len, const uint8_t *query,
 			  size_t query_len, tl_entry **entry)
 {
@@ -613,8 +623,7 @@ relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err,
 	    !tl_change_add(&drop, bind ? TL_NS_PORTAL : TL_NS_STMT, TL_PUT, name, NULL, NULL, 0, 0, true, false))
 		b.failed = true;
 	evbuffer_drain(s->client.io.in, total_len);
-	e = b.failed ? NULL
-		     : tl_push(&s->tl, unnamed_parse ? TL_PARSE : bind ? TL_BIND : simple ? TL_QUERY : TL_EXECUTE, TL_DENY);
+	e = b.failed ? NULL : tl_push(&s->tl, poison_kind(unnamed_parse, bind, simple), TL_DENY);
 	if (e)
 		tl_adopt(&s->tl, e, &drop);
 	tl_changes_free(&drop);
