@@ -8,8 +8,9 @@ answered before the next step. Each pipeline runs twice, step by step and interl
              default_transaction_read_only = on (superuser login, role set at startup).
 
 Wherever pgwarden denied a message, the reference gets a "poison" in its place: a message the
-server refuses at the same point (a Parse of a missing table, a Bind of a missing statement,
-an Execute of a missing portal, a Query statement reading a missing table). A denial must
+server refuses at the same point (a Parse of a missing table, for a Bind the same cut-short Bind
+pgwarden sends upstream, which fails after creating its portal, an Execute of a missing portal, a
+Query statement reading a missing table). A denial must
 behave like a server error, so both runs then take the same consequences (skip to Sync,
 failed transaction block) and everything else can be compared strictly.
 
