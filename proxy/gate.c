@@ -237,7 +237,8 @@ static bool track_prepare(session *s, const policy_facts *f, const char *text, s
 	size_t body;
 	bool ok;
 
-	if (policy_prepare_body(text, len, &body) && body < len) {
+	/* the scanner lexes as standard_conforming_strings = on: otherwise keep the whole text */
+	if (s->up.standard_conforming_strings && policy_prepare_body(text, len, &body) && body < len) {
 		text += body;
 		len -= body;
 	}
