@@ -233,7 +233,8 @@ bool policy_prepare_body(const char *sql, size_t len, size_t *offset)
 		return false;
 	memcpy(copy, sql, len);
 	copy[len] = '\0';
-	if (strlen(copy) == len && scan_text(&s, copy) == 0) {
+	if (strlen(copy) == len && scan_text(&s, copy) == 0 && s.n > 0 && s.v[0].end - s.v[0].start == 7 &&
+	    strncasecmp(copy + s.v[0].start, "prepare", 7) == 0) {
 		for (size_t i = 2; i + 1 < s.n && !found; i++) {
 			const pc_token *t = &s.v[i];
 
