@@ -597,6 +597,27 @@ def test_sql_prepare_of_a_write_bound_by_the_protocol_is_denied(prod):
     assert large_objects(pg) == before
 
 
+@pytest.mark.parametrize("pipeline", [
+    [[["Q", ["PREPARE s2 AS SELECT 3", "SELECT 1/0"]]], [["B", "", "s2"], ["E", "", 0], ["S"]]],
+    [[["Q", ["BEGIN"]], ["Q", ["PREPARE s2 AS SELECT 3"]], ["Q", ["ROLLBACK"]]], [["B", "", "s2"], ["E", "", 0], ["S"]]],
+    [[["Q", ["PREPARE s2 AS SELECT 3"]], ["Q", ["BEGIN"]], ["Q", ["DEALLOCATE s2"]], ["Q", ["ROLLBACK"]]],
+     [["B", "", "s2"], ["E", "", 0], ["S"]]],
+], ids=["query-fails-after-prepare", "prepare-rolled-back", "deallocate-rolled-back"])
+def test_sql_prepare_and_deallocate_are_not_transactional(prod, pipeline):
+    """SQL PREPARE and DEALLOCATE are not undone when their transaction (or the rest of their
+    Query) fails or rolls back: the name keeps what they made it, as on the server."""
+    w, pg = prod
+    differential(w, pg, pipeline)
+    with fuzz_login(w) as c:
+        c.send(query("DEALLOCATE ALL"))
+        c.read_until_ready()
+        got = steps(c, *pipeline)
+        if "DEALLOCATE s2" in str(pipeline):
+            assert pf.is_denial(got[-1][0]), got[-1]  # gone for good: unknown
+        else:
+            assert kinds(got[-1][1]) == "DC", got[-1]  # still there: SELECT 3 runs
+
+
 def test_deallocate_all_keeps_the_unnamed_statement(prod):
     """DEALLOCATE ALL (run through the protocol: a simple Query would drop the unnamed statement
     itself) drops every named statement but not the unnamed one, which the server keeps apart:
