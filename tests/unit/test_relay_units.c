@@ -243,6 +243,57 @@ static void test_tl_unnamed_refused(void **state)
 	stmt_info_unref(b);
 }
 
+/* What a failed Bind leaves (exec_bind_message), by where its SQLSTATE says it stopped. */
+static const struct {
+	const char *portal;   /* the Bind's portal; "old" is bound to SELECT old beforehand */
+	const char *sqlstate; /* its error */
+	const char *want;     /* the portal afterwards: its text, "" (dead: empty, runs nothing), "-" (none), "?" */
+} failed_bind_cases[] = {
+	{"", "22012", ""},        /* planning failed: the old unnamed portal is gone, a dead one stays */
+	{"", "25006", ""},        /* executor start failed: the same */
+	{"", "26000", "SELECT old"}, /* before CreatePortal: nothing changed */
+	{"", "25P02", "SELECT old"},
+	{"", "08P01", "-"},       /* either side: unknown, so denied */
+	{"", "57014", "-"},
+	{"", "", "-"},
+	{"p", "22012", ""},       /* a named portal: dead too */
+	{"p", "08P01", "-"},      /* either side: none (it was free) */
+	{"old", "42P03", "SELECT old"}, /* a name in use: the server refuses it before CreatePortal */
+	{"old", "22012", "SELECT old"}, /* a doubtful named Bind never leaves a dead portal */
+};
+
+static void test_tl_failed_bind(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(failed_bind_cases) / sizeof(failed_bind_cases[0]); i++) {
+		const char *portal = failed_bind_cases[i].portal, *want = failed_bind_cases[i].want;
+		stmt_info *old = info("SELECT old"), *nu = info("SELECT new"), *si;
+		const char *name = portal, *got;
+		timeline t;
+		tl_entry *e;
+		tl_name_state st;
+
+		tl_init(&t);
+		push_change(&t, TL_BIND, TL_NS_PORTAL, TL_PUT, strcmp(portal, "old") == 0 ? "old" : "", old);
+		tl_complete_head(&t);
+		e = push_change(&t, TL_BIND, TL_NS_PORTAL, TL_PUT, name, nu);
+		e->failed = true;
+		snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", failed_bind_cases[i].sqlstate);
+		tl_error_skip(&t);
+		st = tl_lookup(&t, TL_NS_PORTAL, name, &si);
+		got = st == TL_NAME_KNOWN ? si->text : st == TL_NAME_DOUBTFUL ? "?" : "-";
+		if (strcmp(got, want) != 0)
+			fail_msg("Bind \"%s\" failing with %s: portal is \"%s\", want \"%s\"", portal,
+				 failed_bind_cases[i].sqlstate, got, want);
+		assert_true(st != TL_NAME_KNOWN || si->len > 0 || si->facts == NULL); /* a dead portal judges nothing */
+		tl_free(&t);
+		stmt_info_unref(old);
+		stmt_info_unref(nu);
+	}
+}
+
 /* Portals end with their transaction, WITH HOLD cursors do not; DECLARE shares their namespace. */
 static void test_tl_portals_end_with_transaction(void **state)
 {
@@ -818,6 +869,7 @@ int main(void)
 		cmocka_unit_test(test_tl_fifo_order),
 		cmocka_unit_test(test_tl_grow_wraparound),
 		cmocka_unit_test(test_tl_error_skip),
+		cmocka_unit_test(test_tl_failed_bind),
 		cmocka_unit_test(test_tl_refused_change_never_resurrects),
 		cmocka_unit_test(test_tl_close_undone),
 		cmocka_unit_test(test_tl_unnamed_refused),
