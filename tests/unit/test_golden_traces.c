@@ -561,6 +561,37 @@ static void trace_issue10_sequence(void **state)
 	golden_stop(g);
 }
 
+/*
+ * A denied Bind with a parameter: its poison is the client's Bind, names,
+ * formats and parameter count kept, whose first value claims more bytes
+ * than the message holds (08P01 after CreatePortal, before the value is
+ * read or anything planned); the value never goes upstream.
+ */
+static void trace_denied_bind_with_parameter(void **state)
+{
+	golden *g = golden_start("prod");
+	gmsg p1[] = {M('P', "S1\0SELECT lo_create($1::int)\0\0\0"), M('S', "")};
+	gmsg a1[] = {M('1', ""), M('Z', "I")};
+	gmsg p2[] = {M('B', "\0S1\0\0\1\0\0\0\1\0\0\0\1" "5" "\0\0"), M('E', "\0\0\0\0\0"), M('S', "")};
+	gmsg u2[] = {M('B', "\0S1\0\0\1\0\0\0\1\x7f\xff\xff\xff"), M('S', "")};
+	gmsg a2[] = {M('E', "SERROR\0C08P01\0Minsufficient data left in message\0\0"), M('Z', "I")};
+	gmsg z[] = {M('Z', "I")};
+
+	(void)state;
+	send_all(g->client, p1, N(p1));
+	expect_msgs(g->up, "upstream", p1, N(p1));
+	send_all(g->up, a1, N(a1));
+	expect_msgs(g->client, "client", a1, N(a1));
+	send_all(g->client, p2, N(p2));
+	expect_msgs(g->up, "upstream", u2, N(u2));
+	expect_quiet(g->up, "upstream");
+	send_all(g->up, a2, N(a2));
+	expect_denial(g->client, "write-outside-window");
+	expect_msgs(g->client, "client", z, N(z));
+	expect_quiet(g->client, "client");
+	golden_stop(g);
+}
+
 /* COPY FROM STDIN with the data and CopyDone sent before the CopyInResponse arrived. */
 static void trace_copy_early_done(void **state)
 {
@@ -766,6 +797,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(trace_simple_query, teardown),
 		cmocka_unit_test_teardown(trace_issue10_sequence, teardown),
+		cmocka_unit_test_teardown(trace_denied_bind_with_parameter, teardown),
 		cmocka_unit_test_teardown(trace_copy_early_done, teardown),
 		cmocka_unit_test_teardown(trace_repin_mid_batch, teardown),
 		cmocka_unit_test_teardown(trace_denied_parse_in_batch, teardown),
