@@ -785,3 +785,29 @@ def test_denied_bind_outside_a_block_leaves_no_portal(prod):
     w, pg = prod
     differential(w, pg, [[["P", "s1", "SELECT 1"], ["B", "", "s1"], ["P", "s2", "SELECT lo_create(0)"],
                           ["B", "", "s2"], ["S"]], [["E", "", 0], ["D", "P", ""], ["S"]]])
+
+
+def test_denied_bind_with_a_parameter_sends_no_value_and_leaves_a_failed_portal(prod):
+    """A denied Bind carrying a parameter, inside a transaction block: no large object, the
+    value never reaches the server, and the unnamed portal left is the failed empty one
+    (Describe: NoData), not the old SELECT 1 portal."""
+    w, pg = prod
+    before = large_objects(pg)
+    value = b"4"
+    bind_one = msg(b"B", b"\0s9\0" + struct.pack("!HHH", 1, 0, 1) + struct.pack("!I", len(value)) + value
+                   + struct.pack("!H", 0))
+    with fuzz_login(w) as c:
+        c.send(query("BEGIN"))
+        c.read_until_ready()
+        c.send(parse("s9", "SELECT lo_create($1::int)") + parse("s8", "SELECT 1") + bind("", "s8") + sync())
+        assert sqlstates(c.read_until_ready()) == []
+        c.send(bind_one + sync())
+        got = c.read_until_ready()
+        assert sqlstates(got) == ["42501"] and status(got) == b"E", got
+        c.send(msg(b"D", b"P\0") + sync())
+        got = c.read_until_ready()
+        assert [k for k, _ in got] == [b"n", b"Z"], got
+        c.send(query("ROLLBACK"))
+        c.read_until_ready()
+    assert large_objects(pg) == before
+
