@@ -3,7 +3,9 @@ names reused across Syncs inside one pipeline, Close undone by an error, portals
 their transaction, DECLARE reusing a portal name, COPY ended early, a denial at every message
 kind, a denial mid-Query after BEGIN, SELECT ... FOR UPDATE refused at Bind, PREPARE / EXECUTE /
 DEALLOCATE in one Query, PostgreSQL's message length limits, and syntax errors answered as the
-server's parser would. Each checks what the client sees and what the audit log says was run;
+server's parser would; and the fuzzer's classes of issue 10 (SQL PREPARE bound by the protocol,
+messages after a denial in their batch, a Bind failing or denied inside a transaction block),
+each against a direct connection. Each checks what the client sees and what the audit log says was run;
 the ones that could let a write through on production also check the database itself."""
 import secrets
 import struct
