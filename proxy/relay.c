@@ -557,7 +557,7 @@ static void add_bind_poison(const uint8_t *body, size_t len, pktbuf *b)
 	pktread_init(&r, body, len);
 	if (!rd_cstr(&r, &portal, NULL) || !rd_cstr(&r, &stmt, NULL) || !rd_u16(&r, &nfmt) ||
 	    !rd_bytes(&r, 2 * (size_t)nfmt, &fmts) || !rd_u16(&r, &nparams)) {
-		nfmt = nparams = 0; /* malformed: the frontend refuses it before it is judged; never reached */
+		nfmt = nparams = 0; /* malformed after the names: no formats, no values; it fails all the same */
 		fmts = NULL;
 	}
 	pkt_begin(b, 'B');
