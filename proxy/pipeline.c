@@ -248,10 +248,26 @@ static const tl_change *newest_change(const struct tl_changes *list, tl_ns ns, c
 	return NULL;
 }
 
-static tl_name_state state_of(const tl_change *c, stmt_info **si)
+/*
+ * Why a change of an earlier batch can be doubtful although nothing was
+ * wrong with it: any message before it in its batch may still fail (an
+ * error at Execute cannot be foreseen), and the server then skips it. For
+ * a named PUT that leaves the name free (or its old meaning, but then the
+ * change is doubtful already), so nothing unjudged runs; the unnamed
+ * statement and portal are replaced whatever they held, so a skipped PUT
+ * leaves the OLD meaning there. A message of a later batch that names the
+ * unnamed one therefore waits for the answer (messages of the same batch
+ * are skipped along with it).
+ */
+static bool skippable_unnamed_put(const timeline *t, const tl_change *c)
+{
+	return c->op == TL_PUT && c->name[0] == '\0' && c->entry != 0 && c->entry < t->last_sync_seq;
+}
+
+static tl_name_state state_of(const timeline *t, const tl_change *c, stmt_info **si)
 {
 	*si = NULL;
-	if (c->doubtful)
+	if (c->doubtful || (t && skippable_unnamed_put(t, c)))
 		return TL_NAME_DOUBTFUL;
 	if (c->op != TL_PUT)
 		return TL_NAME_NONE;
@@ -263,10 +279,10 @@ tl_name_state tl_lookup_with(timeline *t, const struct tl_changes *local, tl_ns 
 {
 	const tl_change *c = local ? newest_change(local, ns, name) : NULL;
 
-	if (!c)
-		c = newest_change(&t->changes, ns, name);
 	if (c)
-		return state_of(c, si);
+		return state_of(NULL, c, si); /* an earlier statement of the same Query: no batch between */
+	if ((c = newest_change(&t->changes, ns, name)) != NULL)
+		return state_of(t, c, si);
 	*si = ns == TL_NS_STMT ? stmt_table_get(&t->confirmed, name) : portal_table_get(&t->confirmed, name);
 	return *si ? TL_NAME_KNOWN : TL_NAME_NONE;
 }
@@ -285,7 +301,7 @@ bool tl_doubt_awaits_server(timeline *t, const struct tl_changes *local, tl_ns n
 		return false;
 	c = newest_change(&t->changes, ns, name);
 	/* a pending deletion is doubtful too: an earlier error in its batch makes the server skip it */
-	if (!c || !(c->doubtful || c->op != TL_PUT) || c->entry == 0)
+	if (!c || !(c->doubtful || c->op != TL_PUT || skippable_unnamed_put(t, c)) || c->entry == 0)
 		return false;
 	/*
 	 * An extended-protocol poison's change (a denied Parse of the unnamed
@@ -354,6 +370,8 @@ tl_entry *tl_push(timeline *t, tl_kind kind, tl_action action)
 	e->seq = t->next_seq++;
 	e->deny_at = TL_NO_DENIAL;
 	clock_gettime(CLOCK_MONOTONIC, &e->start);
+	if (kind == TL_SYNC)
+		t->last_sync_seq = e->seq;
 	t->count++;
 	return e;
 }

@@ -127,6 +127,7 @@ typedef struct timeline {
 	uint32_t head;             /* index of the oldest entry */
 	uint32_t count;            /* entries in use */
 	uint64_t next_seq;         /* seq of the next entry pushed */
+	uint64_t last_sync_seq;    /* seq of the newest Sync pushed (0: none): older entries are earlier batches */
 	struct tl_changes changes; /* pending name changes, oldest first */
 	stmt_table confirmed;      /* names as the server has confirmed them */
 	tl_mode mode;              /* see tl_mode; written by tl_set_mode only */

@@ -813,3 +813,37 @@ def test_denied_bind_with_a_parameter_sends_no_value_and_leaves_a_failed_portal(
         c.read_until_ready()
     assert large_objects(pg) == before
 
+
+# found by the hour's fuzzing (seeds 1510, 1530): an error mid-batch skips a later unnamed Parse,
+# so the unnamed statement keeps its OLD meaning; a message of a later batch, sent before the
+# error came back, must wait for it instead of trusting the skipped Parse
+
+@pytest.mark.parametrize("pipeline", [
+    [[["P", "", "SELECT current_setting('app.tenant_id')"], ["H"]],
+     [["P", "s2", "PREPARE s2 AS SELECT lo_create(0)"], ["P", "s2", "BEGIN"],
+      ["P", "", "DECLARE p1 CURSOR FOR SELECT g FROM generate_series(1, 3) g"], ["S"], ["B", "p1", ""], ["E", "p1", 0],
+      ["H"]], [["S"]]],
+    [[["P", "", "ROLLBACK"], ["S"]],
+     [["P", "s1", "CLOSE p1"], ["B", "p1", "s1"], ["B", "p1", ""], ["P", "", "SELECT lo_create(0)"], ["S"],
+      ["B", "p2", ""], ["S"]]],
+], ids=["audit-wrong-sql-seed-1510", "false-denial-seed-1530"])
+def test_unnamed_parse_skipped_after_an_error_of_its_batch(prod, pipeline):
+    w, pg = prod
+    differential(w, pg, pipeline)
+
+
+def test_runtime_error_mid_batch_then_unnamed_parse_creates_no_large_object(prod):
+    """The unnamed statement is lo_create (accepted at Parse, judged when bound); an Execute in
+    the same batch fails at run time, so the server skips the harmless Parse "" after it. A
+    Bind and Execute "" after the Sync, in the same write, would run lo_create if pgwarden
+    trusted the skipped Parse: they wait for the answer and are denied."""
+    w, pg = prod
+    before = large_objects(pg)
+    pipeline = [[["P", "", "SELECT lo_create(0)"], ["P", "s9", "SELECT (1/(random()*0)::int)"], ["B", "p9", "s9"],
+                 ["E", "p9", 0], ["P", "", "SELECT 1"], ["S"], ["B", "", ""], ["E", "", 0], ["S"]]]
+    differential(w, pg, pipeline)
+    with fuzz_login(w) as c:
+        got = steps(c, *pipeline)[0]
+        assert pf.sqlstate(got[3]) == "22012" and pf.is_denial(got[6]), got
+    assert large_objects(pg) == before
+
