@@ -243,6 +243,37 @@ static void test_tl_unnamed_refused(void **state)
 	stmt_info_unref(b);
 }
 
+/*
+ * A Parse of the unnamed statement in a batch whose Sync is sent: a message
+ * of a later batch that names it waits (an earlier message of that batch
+ * may fail, and the server would skip the Parse, keeping the old meaning);
+ * before the Sync, or once answered, it is known.
+ */
+static void test_tl_unnamed_put_of_an_earlier_batch(void **state)
+{
+	timeline t;
+	stmt_info *old = info("SELECT lo_create(0)"), *nu = info("SELECT 1"), *si;
+
+	(void)state;
+	tl_init(&t);
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "", old);
+	tl_complete_head(&t);
+	assert_non_null(tl_push(&t, TL_EXECUTE, TL_FORWARD)); /* may fail at run time */
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "", nu);
+	assert_string_equal(stmt_text(&t, ""), "SELECT 1"); /* same batch: skipped along with it */
+	assert_non_null(tl_push(&t, TL_SYNC, TL_FORWARD));
+	assert_string_equal(stmt_text(&t, ""), "?");
+	assert_true(tl_doubt_awaits_server(&t, NULL, TL_NS_STMT, ""));
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "s", nu); /* a named one is not concerned */
+	assert_int_equal(tl_lookup(&t, TL_NS_STMT, "s", &si), TL_NAME_KNOWN);
+	tl_complete_head(&t); /* the Execute ran */
+	tl_complete_head(&t); /* and so did the Parse */
+	assert_string_equal(stmt_text(&t, ""), "SELECT 1");
+	tl_free(&t);
+	stmt_info_unref(old);
+	stmt_info_unref(nu);
+}
+
 /* What a failed Bind leaves (exec_bind_message), by where its SQLSTATE says it stopped. */
 static const struct {
 	const char *portal;   /* the Bind's portal; "old" is bound to SELECT old beforehand */
@@ -870,6 +901,7 @@ int main(void)
 		cmocka_unit_test(test_tl_grow_wraparound),
 		cmocka_unit_test(test_tl_error_skip),
 		cmocka_unit_test(test_tl_failed_bind),
+		cmocka_unit_test(test_tl_unnamed_put_of_an_earlier_batch),
 		cmocka_unit_test(test_tl_refused_change_never_resurrects),
 		cmocka_unit_test(test_tl_close_undone),
 		cmocka_unit_test(test_tl_unnamed_refused),
