@@ -249,25 +249,24 @@ static const tl_change *newest_change(const struct tl_changes *list, tl_ns ns, c
 }
 
 /*
- * Why a change of an earlier batch can be doubtful although nothing was
- * wrong with it: any message before it in its batch may still fail (an
- * error at Execute cannot be foreseen), and the server then skips it. For
- * a named PUT that leaves the name free (or its old meaning, but then the
- * change is doubtful already), so nothing unjudged runs; the unnamed
- * statement and portal are replaced whatever they held, so a skipped PUT
- * leaves the OLD meaning there. A message of a later batch that names the
- * unnamed one therefore waits for the answer (messages of the same batch
- * are skipped along with it).
+ * Why a change of an earlier batch is doubtful although nothing was wrong
+ * with it: any message before it in its batch may still fail (an error at
+ * Execute cannot be foreseen), and the server then skips it, leaving the
+ * OLD meaning: the unnamed statement and portal are replaced whatever they
+ * held, and a named one may still hold what a Close or DEALLOCATE skipped
+ * with it was to remove. A message of a later batch that names it
+ * therefore waits for the answer (messages of the same batch are skipped
+ * along with it).
  */
-static bool skippable_unnamed_put(const timeline *t, const tl_change *c)
+static bool skippable_put(const timeline *t, const tl_change *c)
 {
-	return c->op == TL_PUT && c->name[0] == '\0' && c->entry != 0 && c->entry < t->last_sync_seq;
+	return c->op == TL_PUT && c->entry != 0 && c->entry < t->last_sync_seq;
 }
 
 static tl_name_state state_of(const timeline *t, const tl_change *c, stmt_info **si)
 {
 	*si = NULL;
-	if (c->doubtful || (t && skippable_unnamed_put(t, c)))
+	if (c->doubtful || (t && skippable_put(t, c)))
 		return TL_NAME_DOUBTFUL;
 	if (c->op != TL_PUT)
 		return TL_NAME_NONE;
@@ -301,7 +300,7 @@ bool tl_doubt_awaits_server(timeline *t, const struct tl_changes *local, tl_ns n
 		return false;
 	c = newest_change(&t->changes, ns, name);
 	/* a pending deletion is doubtful too: an earlier error in its batch makes the server skip it */
-	if (!c || !(c->doubtful || c->op != TL_PUT || skippable_unnamed_put(t, c)) || c->entry == 0)
+	if (!c || !(c->doubtful || c->op != TL_PUT || skippable_put(t, c)) || c->entry == 0)
 		return false;
 	/*
 	 * An extended-protocol poison's change (a denied Parse of the unnamed

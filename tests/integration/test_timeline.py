@@ -847,3 +847,20 @@ def test_runtime_error_mid_batch_then_unnamed_parse_creates_no_large_object(prod
         assert pf.sqlstate(got[3]) == "22012" and pf.is_denial(got[6]), got
     assert large_objects(pg) == before
 
+
+def test_close_and_parse_skipped_after_a_refused_parse_creates_no_large_object(prod):
+    """Found by fuzzing (seed 1540) as a false denial; its dangerous twin: s2 is lo_create, then
+    in one batch a Parse of s2 (refused: 42P05), Close s2 and Parse s2 harmless (both skipped),
+    Sync, and Bind/Execute of s2 in the same write: s2 still is lo_create on the server, so the
+    Bind waits for the answers and is denied."""
+    w, pg = prod
+    before = large_objects(pg)
+    pipeline = [[["P", "s2", "SELECT lo_create(0)"], ["S"]],
+                [["P", "s2", "SELECT 2"], ["C", "S", "s2"], ["P", "s2", "SELECT 1"], ["S"], ["B", "", "s2"],
+                 ["E", "", 0], ["S"]]]
+    differential(w, pg, pipeline)
+    with fuzz_login(w) as c:
+        got = steps(c, *pipeline)[1]
+        assert pf.sqlstate(got[0]) == "42P05" and pf.is_denial(got[4]), got
+    assert large_objects(pg) == before
+

@@ -184,11 +184,12 @@ static void test_tl_refused_change_never_resurrects(void **state)
 	push_change(&t, TL_CLOSE, TL_NS_STMT, TL_DEL, "S1", NULL);
 	assert_string_equal(stmt_text(&t, "S1"), "-");
 	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "S1", lo);
+	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)"); /* before its Sync: as predicted */
 	assert_non_null(tl_push(&t, TL_SYNC, TL_FORWARD));
-	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)");
+	assert_string_equal(stmt_text(&t, "S1"), "?"); /* a later batch waits for the answer */
 	/* 42P05 for the first Parse: only its own change goes */
 	assert_int_equal(tl_error_skip(&t), 0);
-	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)");
+	assert_string_equal(stmt_text(&t, "S1"), "?");
 	while (t.count)
 		tl_complete_head(&t);
 	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)");
@@ -244,10 +245,10 @@ static void test_tl_unnamed_refused(void **state)
 }
 
 /*
- * A Parse of the unnamed statement in a batch whose Sync is sent: a message
- * of a later batch that names it waits (an earlier message of that batch
- * may fail, and the server would skip the Parse, keeping the old meaning);
- * before the Sync, or once answered, it is known.
+ * A Parse in a batch whose Sync is sent: a message of a later batch that
+ * names it waits (an earlier message of that batch may fail, and the server
+ * would skip the Parse, keeping the old meaning); before the Sync, or once
+ * answered, it is known.
  */
 static void test_tl_unnamed_put_of_an_earlier_batch(void **state)
 {
@@ -264,8 +265,10 @@ static void test_tl_unnamed_put_of_an_earlier_batch(void **state)
 	assert_non_null(tl_push(&t, TL_SYNC, TL_FORWARD));
 	assert_string_equal(stmt_text(&t, ""), "?");
 	assert_true(tl_doubt_awaits_server(&t, NULL, TL_NS_STMT, ""));
-	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "s", nu); /* a named one is not concerned */
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "s", nu); /* after the Sync: the batch of what names it */
 	assert_int_equal(tl_lookup(&t, TL_NS_STMT, "s", &si), TL_NAME_KNOWN);
+	assert_non_null(tl_push(&t, TL_SYNC, TL_FORWARD));
+	assert_int_equal(tl_lookup(&t, TL_NS_STMT, "s", &si), TL_NAME_DOUBTFUL); /* a Close skipped with it... */
 	tl_complete_head(&t); /* the Execute ran */
 	tl_complete_head(&t); /* and so did the Parse */
 	assert_string_equal(stmt_text(&t, ""), "SELECT 1");
