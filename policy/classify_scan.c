@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "policy/classify_int.h"
 
@@ -213,4 +214,39 @@ bool token_is_literal(uint32_t token)
 	default:
 		return false;
 	}
+}
+
+/*
+ * PREPARE name [ ( type, ... ) ] AS body: the body starts at the token after
+ * the first AS outside parentheses (gram.y, PrepareStmt; a type list holds no
+ * AS at depth 0). Found with the real scanner, so quotes, comments and
+ * dollar quoting cannot mislead it.
+ */
+bool policy_prepare_body(const char *sql, size_t len, size_t *offset)
+{
+	pc_scan s = { 0 };
+	char *copy = malloc(len + 1);
+	bool found = false;
+	int depth = 0;
+
+	if (!copy)
+		return false;
+	memcpy(copy, sql, len);
+	copy[len] = '\0';
+	if (strlen(copy) == len && scan_text(&s, copy) == 0 && s.n > 0 && s.v[0].end - s.v[0].start == 7 &&
+	    strncasecmp(copy + s.v[0].start, "prepare", 7) == 0) {
+		for (size_t i = 2; i + 1 < s.n && !found; i++) {
+			const pc_token *t = &s.v[i];
+
+			depth += t->token == '(' ? 1 : t->token == ')' ? -1 : 0;
+			if (depth == 0 && t->kw != 0 && t->end - t->start == 2 &&
+			    strncasecmp(copy + t->start, "as", 2) == 0) {
+				*offset = s.v[i + 1].start;
+				found = true;
+			}
+		}
+	}
+	scan_free(&s);
+	free(copy);
+	return found;
 }

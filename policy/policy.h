@@ -52,7 +52,7 @@ enum {
 	PF_HOLD_LOCK = 1u << 22,   /* takes a session-level advisory lock (pg_[try_]advisory_lock[_shared]) */
 	PF_SET_LOCAL = 1u << 23,   /* SET LOCAL: its settings end with the transaction */
 	/* What ends such state (a held client may be released once the transaction that ran it ends): */
-	PF_DISCARD_ALL = 1u << 24,  /* DISCARD ALL (PF_SESSION_RESET too): nothing of the session is left */
+	PF_DISCARD_ALL = 1u << 24,  /* DISCARD ALL (PF_SESSION_RESET too): nothing of the session is left, no named statement or portal */
 	PF_DISCARD_TEMP = 1u << 25, /* DISCARD TEMP: every temporary relation is gone */
 	PF_UNLISTEN_ALL = 1u << 26, /* UNLISTEN *: no LISTEN registration is left */
 	PF_UNLOCK_ALL = 1u << 27,   /* pg_advisory_unlock_all(): no session advisory lock is left */
@@ -70,6 +70,12 @@ uint32_t policy_facts_flags(const policy_facts *f);
 const char *policy_facts_name(const policy_facts *f);
 /* PREPARE: facts of the body (borrowed from f); NULL otherwise. */
 const policy_facts *policy_facts_inner(const policy_facts *f);
+/*
+ * PREPARE statement text: the byte offset of its body (what EXECUTE, or a
+ * protocol Bind of the name, runs) in sql[0, len). false when not found
+ * (not a PREPARE, or out of memory).
+ */
+bool policy_prepare_body(const char *sql, size_t len, size_t *offset);
 /* PF_UNPARSABLE: why ("syntax error at or near ..."); NULL otherwise. */
 const char *policy_facts_error(const policy_facts *f);
 /*

@@ -251,6 +251,7 @@ static backend_action on_error(session *s, tl_entry *head, const uint8_t *body, 
 		client_send(s, head->deny_msg, head->deny_len);
 	record_result(s, head, NULL, denial ? "42501" : state);
 	head->failed = true;
+	memcpy(head->sqlstate, state, sizeof(head->sqlstate));
 	if (head->kind == TL_QUERY)
 		tl_refuse_from(&s->tl, head, index); /* this statement and the rest of the Query did not run */
 	else if (head->kind != TL_SYNC)

@@ -186,6 +186,15 @@ static relay_status carry_out(session *s, char type, tl_kind kind, uint32_t len,
 	return RELAY_GO;
 }
 
+/* A Query's deletion of the unnamed statement or portal: made whether the Query fails or not. */
+static bool drop_unnamed(struct tl_changes *changes, tl_ns ns)
+{
+	if (!tl_change_add(changes, ns, TL_DEL, "", NULL, NULL, 0, 0, false, false))
+		return false;
+	TAILQ_LAST(changes, tl_changes)->stands_on_error = true;
+	return true;
+}
+
 static relay_status on_query(session *s, const uint8_t *body, uint32_t len)
 {
 	gate_verdict v;
@@ -200,15 +209,14 @@ static relay_status on_query(session *s, const uint8_t *body, uint32_t len)
 	 * memory: PostgreSQL 15 crashes on an Execute of it (the whole cluster
 	 * restarts). So the unnamed portal is gone once the Query ran, failed or
 	 * not, and Execute "" is refused until a new Bind "" (unknown portal).
+	 * The unnamed statement goes too (exec_simple_query, drop_unnamed_stmt).
 	 */
 	if ((v.status == GATE_ALLOW || v.status == GATE_DENY) &&
-	    !tl_change_add(&v.changes, TL_NS_PORTAL, TL_DEL, "", NULL, NULL, 0, 0, false, false)) {
+	    (!drop_unnamed(&v.changes, TL_NS_PORTAL) || !drop_unnamed(&v.changes, TL_NS_STMT))) {
 		free(v.rewritten);
 		gate_verdict_clear(&v);
 		return oom(s);
 	}
-	if (v.status == GATE_ALLOW || v.status == GATE_DENY)
-		TAILQ_LAST(&v.changes, tl_changes)->stands_on_error = true;
 	return carry_out(s, 'Q', TL_QUERY, len, &v);
 }
 

@@ -223,15 +223,26 @@ static bool name_in_use(session *s, const struct tl_changes *local, tl_ns ns, co
 	return name[0] != '\0' && tl_lookup_with(&s->tl, local, ns, name, &si) != TL_NAME_NONE;
 }
 
-/* PREPARE name AS body: the name means the body. */
+/*
+ * PREPARE name AS body: the name means the body. Its text is the body's
+ * alone: a protocol Bind of the name runs the body (SQL and protocol
+ * statements share one namespace upstream), so that is what its Execute is
+ * audited with (the whole PREPARE text if the body cannot be found).
+ */
 static bool track_prepare(session *s, const policy_facts *f, const char *text, size_t len, gate_verdict *v,
 			  uint32_t index)
 {
 	const policy_facts *inner = policy_facts_inner(f);
 	const char *name = policy_facts_name(f);
 	stmt_info *si;
+	size_t body;
 	bool ok;
 
+	/* the scanner lexes as standard_conforming_strings = on: otherwise keep the whole text */
+	if (s->up.standard_conforming_strings && policy_prepare_body(text, len, &body) && body < len) {
+		text += body;
+		len -= body;
+	}
 	policy_facts_ref(inner);
 	if (!(si = stmt_info_new(text, len, inner))) {
 		policy_facts_unref(inner);
@@ -285,6 +296,12 @@ static bool track_statement(session *s, const policy_facts *f, const char *text,
 	}
 	if (flags & PF_PREPARE)
 		return track_prepare(s, f, text, len, v, index);
+	/* DISCARD ALL closes every portal and deallocates every named statement (commands/discard.c, DiscardAll) */
+	if (flags & PF_DISCARD_ALL)
+		return tl_change_add(&v->changes, TL_NS_STMT, TL_CLEAR, NULL, NULL, NULL, 0, index,
+				     change_doubtful(s, false), false) &&
+		       tl_change_add(&v->changes, TL_NS_PORTAL, TL_CLEAR, NULL, NULL, NULL, 0, index,
+				     change_doubtful(s, false), false);
 	if (flags & PF_DEALLOCATE)
 		return tl_change_add(&v->changes, TL_NS_STMT, name ? TL_DEL : TL_CLEAR, name, NULL, NULL, 0, index,
 				     change_doubtful(s, false), false);

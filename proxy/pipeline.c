@@ -142,23 +142,80 @@ static void apply(stmt_table *tab, const tl_change *c)
 }
 
 /*
- * The server refused a change (its request failed). A named statement or
- * portal keeps its old meaning; the unnamed ones are dropped before the
- * server even looks at the new one (postgres.c, exec_parse_message and
- * exec_bind_message), so they are gone.
+ * Where exec_bind_message (postgres.c) stopped, from the SQLSTATE of its
+ * error. Before CreatePortal: the statement is missing (26000), the
+ * transaction is aborted (25P02), the portal name is in use (42P03). From
+ * CreatePortal on: parameters, planning and executor start (22012, 25006,
+ * 42P01...). Either side: protocol violations (08), resources (53),
+ * cancels and timeouts (57), system and internal errors (58, XX), or no
+ * SQLSTATE at all.
  */
-static void refuse(stmt_table *tab, const tl_change *c)
+typedef enum { BIND_FAILED_BEFORE_PORTAL, BIND_FAILED_AFTER_PORTAL, BIND_FAILED_ANYWHERE } bind_failure;
+
+static bind_failure bind_failed_where(const char *sqlstate)
+{
+	static const char *const before[] = { "26000", "25P02", "42P03" };
+	static const char *const anywhere[] = { "08", "53", "57", "58", "XX" };
+	size_t i;
+
+	if (strlen(sqlstate) != 5)
+		return BIND_FAILED_ANYWHERE;
+	for (i = 0; i < sizeof(before) / sizeof(before[0]); i++)
+		if (strcmp(sqlstate, before[i]) == 0)
+			return BIND_FAILED_BEFORE_PORTAL;
+	for (i = 0; i < sizeof(anywhere) / sizeof(anywhere[0]); i++)
+		if (strncmp(sqlstate, anywhere[i], 2) == 0)
+			return BIND_FAILED_ANYWHERE;
+	return BIND_FAILED_AFTER_PORTAL;
+}
+
+/*
+ * A Bind failed. Before CreatePortal nothing changed (an old unnamed portal
+ * is still there). From CreatePortal on, the old unnamed portal was dropped
+ * and the new portal exists but has failed: in a transaction block it stays
+ * until the block ends, and an Execute of it runs nothing
+ * (EmptyQueryResponse, or 25P02), so it is a "dead" portal: empty text, no
+ * facts. When the error could be either, the unnamed portal is unknown
+ * (default deny) and a named one keeps its old meaning (none, or the one
+ * whose name made its Bind doubtful); a doubtful named Bind never leaves a
+ * dead portal, as its name could still hold the old one.
+ */
+static void refuse_bind(stmt_table *tab, const tl_change *c, const char *sqlstate)
+{
+	bind_failure where = bind_failed_where(sqlstate);
+	stmt_info *dead;
+
+	if (where == BIND_FAILED_BEFORE_PORTAL ||
+	    (c->name[0] != '\0' && (c->doubtful || where == BIND_FAILED_ANYWHERE)))
+		return;
+	if (where == BIND_FAILED_ANYWHERE || !(dead = stmt_info_new("", 0, NULL))) {
+		portal_table_del(tab, c->name);
+		return;
+	}
+	portal_table_put(tab, c->name, dead, NULL, 0, false);
+	stmt_info_unref(dead);
+}
+
+/*
+ * The server refused a change (its request, entry e, failed). A named
+ * statement or portal keeps its old meaning; the unnamed statement is
+ * dropped before the server even looks at the new one (postgres.c,
+ * exec_parse_message), so it is gone; a Bind's portal: refuse_bind().
+ */
+static void refuse(stmt_table *tab, const tl_entry *e, const tl_change *c)
 {
 	if (c->stands_on_error) {
 		apply(tab, c);
 		return;
 	}
-	if (c->op == TL_PUT && c->name && c->name[0] == '\0') {
-		if (c->ns == TL_NS_STMT)
-			stmt_table_del(tab, "");
-		else
-			portal_table_del(tab, "");
-	}
+	if (c->op != TL_PUT)
+		return;
+	if (c->ns == TL_NS_PORTAL && e->kind == TL_BIND)
+		refuse_bind(tab, c, e->sqlstate);
+	else if (c->name[0] == '\0' && c->ns == TL_NS_STMT)
+		stmt_table_del(tab, "");
+	else if (c->name[0] == '\0')
+		portal_table_del(tab, "");
 }
 
 /*
@@ -169,11 +226,11 @@ static void refuse(stmt_table *tab, const tl_change *c)
  */
 typedef enum { SETTLE_CONFIRM, SETTLE_REFUSE, SETTLE_SKIP } settle_how;
 
-static void settle(timeline *t, uint64_t seq, uint32_t from, uint32_t to, settle_how how)
+static void settle(timeline *t, const tl_entry *e, uint32_t from, uint32_t to, settle_how how)
 {
 	tl_change *c, *next;
 
-	for (c = TAILQ_FIRST(&t->changes); c && c->entry == seq; c = next) {
+	for (c = TAILQ_FIRST(&t->changes); c && c->entry == e->seq; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->index < from || c->index >= to)
 			continue;
@@ -181,19 +238,25 @@ static void settle(timeline *t, uint64_t seq, uint32_t from, uint32_t to, settle
 		if (how == SETTLE_CONFIRM)
 			apply(&t->confirmed, c);
 		else if (how == SETTLE_REFUSE)
-			refuse(&t->confirmed, c);
+			refuse(&t->confirmed, e, c);
 		change_free(c);
 	}
 }
 
 void tl_confirm_index(timeline *t, const tl_entry *head, uint32_t index)
 {
-	settle(t, head->seq, index, index + 1, SETTLE_CONFIRM);
+	settle(t, head, index, index + 1, SETTLE_CONFIRM);
 }
 
 void tl_refuse_from(timeline *t, const tl_entry *head, uint32_t index)
 {
-	settle(t, head->seq, index, UINT32_MAX, SETTLE_REFUSE);
+	settle(t, head, index, UINT32_MAX, SETTLE_REFUSE);
+}
+
+/* Whether a TL_CLEAR reaches 'name': DEALLOCATE ALL spares the unnamed statement (stmt_table_clear_stmts). */
+static bool clears(const tl_change *c, const char *name)
+{
+	return c->ns == TL_NS_PORTAL || name[0] != '\0';
 }
 
 /* The newest change to (ns, name) among 'list', or NULL. */
@@ -202,15 +265,30 @@ static const tl_change *newest_change(const struct tl_changes *list, tl_ns ns, c
 	const tl_change *c;
 
 	TAILQ_FOREACH_REVERSE(c, list, tl_changes, link)
-	if (c->ns == ns && (c->op == TL_CLEAR || strcmp(c->name, name) == 0))
+	if (c->ns == ns && (c->op == TL_CLEAR ? clears(c, name) : strcmp(c->name, name) == 0))
 		return c;
 	return NULL;
 }
 
-static tl_name_state state_of(const tl_change *c, stmt_info **si)
+/*
+ * Why a change of an earlier batch is doubtful although nothing was wrong
+ * with it: any message before it in its batch may still fail (an error at
+ * Execute cannot be foreseen), and the server then skips it, leaving the
+ * OLD meaning: the unnamed statement and portal are replaced whatever they
+ * held, and a named one may still hold what a Close or DEALLOCATE skipped
+ * with it was to remove. A message of a later batch that names it
+ * therefore waits for the answer (messages of the same batch are skipped
+ * along with it).
+ */
+static bool skippable_put(const timeline *t, const tl_change *c)
+{
+	return c->op == TL_PUT && c->entry != 0 && c->entry < t->last_sync_seq;
+}
+
+static tl_name_state state_of(const timeline *t, const tl_change *c, stmt_info **si)
 {
 	*si = NULL;
-	if (c->doubtful)
+	if (c->doubtful || (t && skippable_put(t, c)))
 		return TL_NAME_DOUBTFUL;
 	if (c->op != TL_PUT)
 		return TL_NAME_NONE;
@@ -222,10 +300,10 @@ tl_name_state tl_lookup_with(timeline *t, const struct tl_changes *local, tl_ns 
 {
 	const tl_change *c = local ? newest_change(local, ns, name) : NULL;
 
-	if (!c)
-		c = newest_change(&t->changes, ns, name);
 	if (c)
-		return state_of(c, si);
+		return state_of(NULL, c, si); /* an earlier statement of the same Query: no batch between */
+	if ((c = newest_change(&t->changes, ns, name)) != NULL)
+		return state_of(t, c, si);
 	*si = ns == TL_NS_STMT ? stmt_table_get(&t->confirmed, name) : portal_table_get(&t->confirmed, name);
 	return *si ? TL_NAME_KNOWN : TL_NAME_NONE;
 }
@@ -244,7 +322,7 @@ bool tl_doubt_awaits_server(timeline *t, const struct tl_changes *local, tl_ns n
 		return false;
 	c = newest_change(&t->changes, ns, name);
 	/* a pending deletion is doubtful too: an earlier error in its batch makes the server skip it */
-	if (!c || !(c->doubtful || c->op != TL_PUT) || c->entry == 0)
+	if (!c || !(c->doubtful || c->op != TL_PUT || skippable_put(t, c)) || c->entry == 0)
 		return false;
 	/*
 	 * An extended-protocol poison's change (a denied Parse of the unnamed
@@ -313,6 +391,8 @@ tl_entry *tl_push(timeline *t, tl_kind kind, tl_action action)
 	e->seq = t->next_seq++;
 	e->deny_at = TL_NO_DENIAL;
 	clock_gettime(CLOCK_MONOTONIC, &e->start);
+	if (kind == TL_SYNC)
+		t->last_sync_seq = e->seq;
 	t->count++;
 	return e;
 }
@@ -341,7 +421,7 @@ void tl_complete_head(timeline *t)
 
 	if (!h)
 		return;
-	settle(t, h->seq, 0, UINT32_MAX, h->failed ? SETTLE_REFUSE : SETTLE_CONFIRM);
+	settle(t, h, 0, UINT32_MAX, h->failed ? SETTLE_REFUSE : SETTLE_CONFIRM);
 	pop(t);
 }
 
@@ -422,7 +502,7 @@ unsigned tl_error_skip(timeline *t)
 
 		if (h->action == TL_SWALLOW)
 			own++;
-		settle(t, h->seq, 0, UINT32_MAX, i == 0 ? SETTLE_REFUSE : SETTLE_SKIP);
+		settle(t, h, 0, UINT32_MAX, i == 0 ? SETTLE_REFUSE : SETTLE_SKIP);
 		pop(t);
 	}
 	if (!t->count)

@@ -76,6 +76,8 @@ typedef struct tl_entry {
 	uint32_t n_refs;                      /* how many refs */
 	uint32_t next_ref;                    /* index of the result that comes next */
 	bool failed;                          /* an ErrorResponse arrived for it */
+	char sqlstate[6];                     /* failed: the error's SQLSTATE ("" if none), which says what a failed
+	                                         Bind left behind (pipeline.c, refuse_bind) */
 	bool quiet;            /* TL_SWALLOW: its ParameterStatus too (a borrow's pin: login told the client already) */
 	struct timespec start; /* when sent, for duration_us */
 } tl_entry;
@@ -125,6 +127,7 @@ typedef struct timeline {
 	uint32_t head;             /* index of the oldest entry */
 	uint32_t count;            /* entries in use */
 	uint64_t next_seq;         /* seq of the next entry pushed */
+	uint64_t last_sync_seq;    /* seq of the newest Sync pushed (0: none): older entries are earlier batches */
 	struct tl_changes changes; /* pending name changes, oldest first */
 	stmt_table confirmed;      /* names as the server has confirmed them */
 	tl_mode mode;              /* see tl_mode; written by tl_set_mode only */

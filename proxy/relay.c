@@ -19,6 +19,7 @@
 #include "proxy/upstream.h"
 #include "protocol/frame.h"
 #include "protocol/pktbuf.h"
+#include "protocol/pktread.h"
 #include "proxy/pin.h"
 #include "proxy/pool.h"
 #include "proxy/pool_txn.h"
@@ -549,33 +550,96 @@ static bool add_poison(session *s, bool simple, bool unnamed_parse, pktbuf *b)
 	return true;
 }
 
+/*
+ * The poison for a denied Bind: the client's own Bind, cut short so that it
+ * fails where a Bind the server cannot plan fails, after CreatePortal
+ * (postgres.c, exec_bind_message): the old unnamed portal is dropped, a
+ * portal name in use is refused (42P03), a missing statement is 26000, and
+ * in a transaction block the new portal stays behind, failed and empty, as
+ * it would on a direct connection. Why it runs nothing: the first
+ * parameter's length claims more bytes than the message holds (no
+ * parameter's input function is called), or with no parameters, the one
+ * result format announced is missing; either is "insufficient data left in
+ * message" (08P01) before planning. Names and formats are the client's, so
+ * the server's checks before CreatePortal answer as they would have.
+ */
+static void add_bind_poison(const uint8_t *body, size_t len, pktbuf *b)
+{
+	pktread r;
+	const char *portal = "", *stmt = "";
+	const uint8_t *fmts = NULL;
+	uint16_t nfmt = 0, nparams = 0;
+
+	pktread_init(&r, body, len);
+	if (!rd_cstr(&r, &portal, NULL) || !rd_cstr(&r, &stmt, NULL) || !rd_u16(&r, &nfmt) ||
+	    !rd_bytes(&r, 2 * (size_t)nfmt, &fmts) || !rd_u16(&r, &nparams)) {
+		nfmt = nparams = 0; /* malformed after the names: no formats, no values; it fails all the same */
+		fmts = NULL;
+	}
+	pkt_begin(b, 'B');
+	pkt_put_cstr(b, portal);
+	pkt_put_cstr(b, stmt);
+	pkt_put_u16(b, nfmt);
+	if (nfmt)
+		pkt_put_bytes(b, fmts, 2 * (size_t)nfmt);
+	pkt_put_u16(b, nparams);
+	if (nparams)
+		pkt_put_u32(b, 0x7FFFFFFF); /* the first value's length: more than is left */
+	else
+		pkt_put_u16(b, 1); /* one result format code, and none follows */
+	pkt_end(b);
+}
+
+/* The name a refused Parse or Bind message would have changed (its body's first string). */
+static const char *refused_name(const uint8_t *msg, size_t total_len)
+{
+	return total_len > 5 && memchr(msg + 5, '\0', total_len - 5) ? (const char *)msg + 5 : NULL;
+}
+
+/* Which answer completes a poison's entry: the message the server takes it for. */
+static tl_kind poison_kind(bool unnamed_parse, bool bind, bool simple)
+{
+	if (unnamed_parse)
+		return TL_PARSE;
+	if (bind)
+		return TL_BIND;
+	return simple ? TL_QUERY : TL_EXECUTE;
+}
+
 relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err, size_t err_len, const uint8_t *query,
 			  size_t query_len, tl_entry **entry)
 {
 	bool simple = (type == 'Q' || type == 'F');
-	const uint8_t *front = evbuffer_pullup(s->client.io.in, 6);
-	bool unnamed_parse = type == 'P' && front && front[5] == '\0'; /* the name is the body's first string */
+	const uint8_t *msg = evbuffer_pullup(s->client.io.in, (ev_ssize_t)total_len);
+	const char *name = msg ? refused_name(msg, total_len) : NULL;
+	bool unnamed_parse = type == 'P' && name && name[0] == '\0';
+	bool bind = type == 'B' && name;
 	struct tl_changes drop = TAILQ_HEAD_INITIALIZER(drop);
 	tl_entry *e;
 	pktbuf b;
 
-	evbuffer_drain(s->client.io.in, total_len);
 	pktbuf_init(&b);
 	if (query)
 		pkt_put_bytes(&b, query, query_len);
+	else if (bind)
+		add_bind_poison(msg + 5, total_len - 5, &b);
 	else if (!add_poison(s, simple, unnamed_parse, &b)) {
+		evbuffer_drain(s->client.io.in, total_len);
 		free(err);
 		pktbuf_free(&b);
 		return RELAY_STOP;
 	}
 	/*
 	 * The poison Parse drops the unnamed statement when the server runs it
-	 * (not when it skips it): a doubtful change with no meaning, refused by
-	 * its error (pipeline.c, refuse()), so the name is unknown meanwhile.
+	 * (not when it skips it), and the poison Bind may drop or leave behind
+	 * its portal (pipeline.c, refuse_bind()): a doubtful change with no
+	 * meaning, refused by the poison's error, so the name is unknown meanwhile.
 	 */
-	if (unnamed_parse && !tl_change_add(&drop, TL_NS_STMT, TL_PUT, "", NULL, NULL, 0, 0, true, false))
+	if ((unnamed_parse || bind) &&
+	    !tl_change_add(&drop, bind ? TL_NS_PORTAL : TL_NS_STMT, TL_PUT, name, NULL, NULL, 0, 0, true, false))
 		b.failed = true;
-	e = b.failed ? NULL : tl_push(&s->tl, unnamed_parse ? TL_PARSE : simple ? TL_QUERY : TL_EXECUTE, TL_DENY);
+	evbuffer_drain(s->client.io.in, total_len);
+	e = b.failed ? NULL : tl_push(&s->tl, poison_kind(unnamed_parse, bind, simple), TL_DENY);
 	if (e)
 		tl_adopt(&s->tl, e, &drop);
 	tl_changes_free(&drop);
@@ -585,8 +649,17 @@ relay_status relay_refuse(session *s, char type, size_t total_len, uint8_t *err,
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return RELAY_STOP;
 	}
-	if (!simple)
+	/*
+	 * Why SKIP now, before the poison's answer: an extended-protocol poison
+	 * always fails (or is skipped after an earlier error), so the server
+	 * ignores every later message up to Sync (postgres.c, ignore_till_sync).
+	 * Judging those messages would predict name changes (Parse, Bind, Close,
+	 * DECLARE) the server never makes; they are dropped unjudged instead.
+	 */
+	if (!simple) {
 		s->tl.batch_open = true;
+		tl_set_mode(&s->tl, TL_MODE_SKIP);
+	}
 	e->deny_msg = err; /* ownership moves to the entry */
 	e->deny_len = err_len;
 	evbuffer_add(relay_upstream_out(s), b.data, b.len);

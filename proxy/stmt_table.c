@@ -133,7 +133,11 @@ void stmt_table_del(stmt_table *t, const char *name)
 }
 void stmt_table_clear_stmts(stmt_table *t)
 {
-	map_clear(&t->stmts);
+	stmt_entry *e, *tmp;
+
+	HASH_ITER(hh, t->stmts, e, tmp)
+	if (e->name[0] != '\0')
+		entry_free(&t->stmts, e);
 }
 bool portal_table_put(stmt_table *t, const char *name, stmt_info *si, const uint8_t *params, size_t params_len,
 		      bool holdable)

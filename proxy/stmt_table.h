@@ -41,6 +41,8 @@ void stmt_info_unref(stmt_info *si);
 bool stmt_table_put(stmt_table *t, const char *name, stmt_info *si);
 stmt_info *stmt_table_get(stmt_table *t, const char *name);
 void stmt_table_del(stmt_table *t, const char *name);
+/* DEALLOCATE ALL, DISCARD ALL: every named statement; the unnamed one stays (the server keeps it
+ * apart from the named ones: postgres.c, unnamed_stmt_psrc; prepare.c, DropAllPreparedStatements). */
 void stmt_table_clear_stmts(stmt_table *t);
 
 /* Name a portal; 'params' (may be NULL) is a copy of the Bind's parameter section, kept for the audit;

@@ -8,8 +8,9 @@ answered before the next step. Each pipeline runs twice, step by step and interl
              default_transaction_read_only = on (superuser login, role set at startup).
 
 Wherever pgwarden denied a message, the reference gets a "poison" in its place: a message the
-server refuses at the same point (a Parse of a missing table, a Bind of a missing statement,
-an Execute of a missing portal, a Query statement reading a missing table). A denial must
+server refuses at the same point (a Parse of a missing table, for a Bind the same cut-short Bind
+pgwarden sends upstream, which fails after creating its portal, an Execute of a missing portal, a
+Query statement reading a missing table). A denial must
 behave like a server error, so both runs then take the same consequences (skip to Sync,
 failed transaction block) and everything else can be compared strictly.
 
@@ -99,6 +100,7 @@ RISKY = [
     "SET default_transaction_read_only = off",
     "SELECT id FROM billing.invoices FOR UPDATE",
     "DECLARE p2 CURSOR FOR SELECT lo_create(0)",
+    "PREPARE s2 AS SELECT lo_create(0)",
 ]
 TXN = ["BEGIN", "COMMIT", "ROLLBACK"]
 # SQL-level names share the server's tables with the protocol's: cursors are portals (p1, p2
@@ -108,13 +110,15 @@ CURSORS = [
     "DECLARE c1 CURSOR FOR SELECT 2",
     "FETCH 1 FROM p1", "FETCH 2 FROM c1", "CLOSE p1", "CLOSE c1",
     "PREPARE s2 AS SELECT 3", "EXECUTE s2", "DEALLOCATE s2",
+    "PREPARE s1 AS SELECT 4", "DEALLOCATE ALL",
 ]
 # Never in a Parse: PostgreSQL 15.18 itself crashes (SIGSEGV, every backend restarts) on
 #   Parse "" "FETCH 1 FROM p1" while portal p1 exists; Sync (p1 ends); Describe S ""
 # (the statement's result description points into the dropped portal). Only sent in Queries.
 SIMPLE_ONLY = {"FETCH 1 FROM p1", "FETCH 2 FROM c1"}
 CATALOG = {**{s: False for s in READS + FAILS + TXN + CURSORS}, **{s: True for s in RISKY},
-           "SELECT g FROM generate_series(1, 3) g": False, "SELECT 3": False}
+           "SELECT g FROM generate_series(1, 3) g": False, "SELECT 3": False, "SELECT 4": False,
+           "SELECT lo_create(0)": True}
 # What a completed SQL statement does to the name tables: (regex, action).
 SQL_EFFECTS = [
     (re.compile(r"DECLARE (\w+) CURSOR FOR (.*)$", re.I | re.S), "declare"),
@@ -145,6 +149,9 @@ def encode(m):
         return msg(b"P", z(m[1]) + z(m[2]) + struct.pack("!H", 0))
     if k == "B":
         return msg(b"B", z(m[1]) + z(m[2]) + struct.pack("!HHH", 0, 0, 0))
+    if k == "Bx":  # the poison for a denied Bind: one result format announced and none sent (08P01
+        # after CreatePortal, before planning), the same bytes pgwarden sends upstream in its place
+        return msg(b"B", z(m[1]) + z(m[2]) + struct.pack("!HHH", 0, 0, 1))
     if k == "D":
         return msg(b"D", m[1].encode() + z(m[2]))
     if k == "E":
@@ -189,15 +196,52 @@ def gen_message(rnd):
     return ["H"]
 
 
+def gen_sql_prepare_bound(rnd):
+    """SQL PREPARE run through the protocol, then a protocol Bind of the SQL name (one
+    namespace upstream)."""
+    st, po, po2 = rnd.choice(STMT_NAMES), rnd.choice(PORTAL_NAMES), rnd.choice(PORTAL_NAMES)
+    body = rnd.choice(["PREPARE s2 AS SELECT 3", "PREPARE s1 AS SELECT 4", "PREPARE s2 AS SELECT lo_create(0)"])
+    name = body.split()[1]
+    return [["P", st, body], ["B", po, st], ["E", po, 0]] + rnd.choice([[], [["S"]]]) + \
+        [["B", po2, name], ["E", po2, 0]]
+
+
+def gen_denial_then_redefine(rnd):
+    """A denial mid-batch (Execute of a portal never bound), then a name redefined before the
+    Sync (Parse, Close, DECLARE through the protocol: the server skips them all), then the name
+    used after the Sync."""
+    st, po = rnd.choice(STMT_NAMES), rnd.choice(PORTAL_NAMES)
+    redefine = rnd.choice([
+        [["P", st, gen_sql(rnd)]],
+        [["C", "S", st]],
+        [["C", "P", po]],
+        [["P", "", "DECLARE p1 CURSOR FOR SELECT g FROM generate_series(1, 3) g"], ["B", "", ""], ["E", "", 0]],
+    ])
+    return [["E", "pz", 0]] + redefine + [["S"], ["B", po, st], ["E", po, 0]]
+
+
+def gen_bind_fails_in_block(rnd):
+    """A transaction block where a Bind fails (at planning, or denied by pgwarden), then the
+    portal it named is executed, described and closed."""
+    po = rnd.choice(PORTAL_NAMES)
+    bad = rnd.choice(["SELECT 1/0", "SELECT id FROM billing.invoices FOR UPDATE", "SELECT lo_create(0)"])
+    return [["Q", ["BEGIN"]], ["P", "", "SELECT 1"], ["B", "", ""], ["S"], ["P", "s1", bad], ["B", po, "s1"],
+            ["S"], ["E", po, 0], ["D", "P", po], rnd.choice([["C", "P", po], ["E", "", 0]]), ["S"],
+            ["Q", [rnd.choice(["ROLLBACK", "COMMIT"])]]]
+
+
 def gen_step(rnd, last):
     """Parse/Bind/Execute runs (the usual shape) mixed with random single messages, sometimes
-    with a Sync in the middle (names reused across a Sync inside one write)."""
+    with a Sync in the middle (names reused across a Sync inside one write), and now and then
+    one of the shapes above."""
     out = []
     for _ in range(rnd.randint(1, 5)):
         if out and rnd.random() < .25:
             out.append(["S"])
         r = rnd.random()
-        if r < .15:  # one name redefined: Parse, maybe a Sync or Close between, Parse again
+        if r < .08:
+            out += rnd.choice([gen_sql_prepare_bound, gen_denial_then_redefine, gen_bind_fails_in_block])(rnd)
+        elif r < .15:  # one name redefined: Parse, maybe a Sync or Close between, Parse again
             st = rnd.choice(STMT_NAMES)
             out.append(["P", st, gen_sql(rnd)])
             out += rnd.choice([[], [["S"]], [["C", "S", st]], [["S"], ["C", "S", st]]])
@@ -264,6 +308,8 @@ class Splitter:
             self._next()
 
     def _complete(self, k, kind, ans):
+        if k == "Bx":
+            return kind == "E"
         if k in "SQ":
             return kind == "Z"
         if kind == "E":
@@ -370,6 +416,8 @@ class ServerModel:
                 self.stmts[m[1]] = m[2]
         elif k == "B" and kinds[-1] == "2":
             self.portals[m[1]] = self.stmts.get(m[2])
+        elif k in ("B", "Bx") and kinds[-1] == "E":
+            self.bind_failed(m[1], sqlstate(ans))
         elif k == "C" and kinds[-1] == "3":
             (self.stmts if m[1] == "S" else self.portals).pop(m[2], None)
         elif k == "E":
@@ -385,6 +433,13 @@ class ServerModel:
         elif k == "S":
             self.txn_status(ans[-1][1])
         return []
+
+    def bind_failed(self, portal, state):
+        """A Bind that failed from CreatePortal on (exec_bind_message) dropped the old unnamed
+        portal; its own portal stays behind, failed (in a transaction block), running nothing.
+        Errors that may come before CreatePortal (08P01...) leave the unnamed portal unknown."""
+        if portal == "" and state not in ("26000", "25P02", "42P03"):
+            self.portals.pop("", None)
 
     def query(self, stmts, ans):
         self.stmts.pop("", None)
@@ -417,6 +472,8 @@ class ServerModel:
                 self.portals.pop(name, None)
             elif action == "prepare":
                 self.stmts[name] = hit.group(2)
+            elif name == "all":  # every named statement; the unnamed one is kept apart upstream
+                self.stmts = {k: v for k, v in self.stmts.items() if k == ""}
             else:
                 self.stmts.pop(name, None)
             return
@@ -453,7 +510,7 @@ def poisoned(m, ans):
     if k == "P":
         return ["P", m[1], POISON_SQL]
     if k == "B":
-        return ["B", m[1], POISON_NAME]
+        return ["Bx", m[1], m[2]]
     if k == "E":
         return ["E", POISON_NAME, 0]
     if k == "D":

@@ -1,7 +1,7 @@
 """test_protocol_fuzz.py - the differential protocol fuzzer (protofuzz.py) as a smoke test, and
 the known holes of issues 10 and 14 (and those the fuzzer found) as deterministic raw-protocol
-sequences on the prod target outside any window. Each sequence states the fixed behaviour; the
-one main still gets wrong is a strict xfail, to be flipped when fixed. Raw protocol, no driver."""
+sequences on the prod target outside any window. Each sequence states the fixed behaviour.
+Raw protocol, no driver."""
 import os
 import struct
 
@@ -76,6 +76,38 @@ def test_differential_fuzz_smoke(prod):
     assert n > 0
     assert not found, f"{n} pipelines (seed {SMOKE_SEED}), {len(found)} discrepancy classes:\n" + \
         "\n".join(reports)
+
+
+# The shrunk replays of every class the fuzzer found (issue 10), run with every check whatever the
+# smoke's seed generates: a regression is caught even when the random run misses its shape.
+FOUND_CLASSES = {
+    "audit/wrong-sql": [[["P", "s1", "PREPARE s2 AS SELECT 3"], ["B", "p2", "s1"], ["E", "p2", 0],
+                         ["B", "", "s2"], ["E", "", 0], ["S"]]],
+    "denial/readonly-wall-at-B": [[["P", "", "SELECT id FROM billing.invoices FOR UPDATE"], ["E", "", 0],
+                                   ["P", "", "SELECT current_setting('app.tenant_id')"], ["S"], ["B", "p2", ""],
+                                   ["S"]]],
+    "bind-failed-in-block": [[["Q", ["BEGIN"]], ["P", "s2", "SELECT 1/0"], ["B", "p1", "s2"], ["S"]],
+                             [["E", "p1", 0], ["D", "P", "p1"], ["S"]], [["Q", ["ROLLBACK"]]]],
+    "unnamed-parse-skipped-seed-1510": [[["P", "", "SELECT current_setting('app.tenant_id')"], ["H"]],
+                                        [["P", "s2", "PREPARE s2 AS SELECT lo_create(0)"], ["P", "s2", "BEGIN"],
+                                         ["P", "", "DECLARE p1 CURSOR FOR SELECT g FROM generate_series(1, 3) g"],
+                                         ["S"], ["B", "p1", ""], ["E", "p1", 0], ["H"]], [["S"]]],
+    "unnamed-parse-skipped-seed-1530": [[["P", "", "ROLLBACK"], ["S"]],
+                                        [["P", "s1", "CLOSE p1"], ["B", "p1", "s1"], ["B", "p1", ""],
+                                         ["P", "", "SELECT lo_create(0)"], ["S"], ["B", "p2", ""], ["S"]]],
+    "named-parse-skipped-seed-1540": [[["P", "s2", "SELECT 1"], ["S"]],
+                                      [["P", "s2", "SELECT count(*) FROM billing.invoices"], ["C", "S", "s2"],
+                                       ["P", "s2", "SELECT pg_advisory_lock(4711)"], ["S"], ["B", "p2", "s2"], ["S"]]],
+    "denied-bind-unnamed": [[["Q", ["BEGIN"]], ["P", "s1", "SELECT 1"], ["B", "", "s1"], ["S"]],
+                            [["P", "s2", "SELECT lo_create(0)"], ["B", "", "s2"], ["S"]],
+                            [["D", "P", ""], ["E", "", 0], ["S"]], [["Q", ["ROLLBACK"]]]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOUND_CLASSES))
+def test_found_class_replays(prod, name):
+    w, pg = prod
+    differential(w, pg, FOUND_CLASSES[name])
 
 
 def test_checker_passes_a_clean_pipeline_and_reports_a_mismatch(prod):

@@ -1221,9 +1221,39 @@ static void test_bench(void **state)
 	policy_classifier_free(uncached);
 }
 
+/* policy_prepare_body: where a PREPARE's body starts (what a protocol Bind of its name runs). */
+static const struct {
+	const char *sql;  /* a PREPARE text */
+	const char *body; /* its body, or NULL when none is found */
+} prepare_body_cases[] = {
+	{"PREPARE s2 AS SELECT 3", "SELECT 3"},
+	{"prepare s2 as select 'AS' AS x", "select 'AS' AS x"},
+	{"PREPARE s (int, numeric(10, 2)) AS SELECT $1, $2", "SELECT $1, $2"},
+	{"PREPARE \"as\" /* AS not here */ AS\n  SELECT 1", "SELECT 1"},
+	{"PREPARE s AS INSERT INTO t SELECT 1 AS a", "INSERT INTO t SELECT 1 AS a"},
+	{"PREPARE s AS $$", NULL}, /* the scanner fails: not found */
+	{"SELECT 1 AS a", NULL},   /* not a PREPARE */
+	{"PREPARE s AS", NULL},
+};
+
+static void test_prepare_body(void **state)
+{
+	size_t i, off;
+
+	(void)state;
+	for (i = 0; i < sizeof(prepare_body_cases) / sizeof(prepare_body_cases[0]); i++) {
+		const char *sql = prepare_body_cases[i].sql, *want = prepare_body_cases[i].body;
+		bool found = policy_prepare_body(sql, strlen(sql), &off);
+
+		if (found != (want != NULL) || (found && strcmp(sql + off, want) != 0))
+			fail_msg("%s: found %d at %zu, want %s", sql, found, found ? off : 0, want ? want : "none");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_prepare_body),
 		cmocka_unit_test(test_builtin_table),
 		cmocka_unit_test(test_verdict_table),
 		cmocka_unit_test(test_verdict_table_uncached),

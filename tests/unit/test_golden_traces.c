@@ -534,8 +534,12 @@ static void trace_issue10_sequence(void **state)
 	gmsg a2[] = {M('E', "SERROR\0C42P05\0Mprepared statement \"S1\" already exists\0\0"), M('Z', "I"), M('3', ""),
 		     M('1', ""), M('Z', "I")};
 	gmsg p3[] = {M('B', "\0S1\0\0\0\0\0\0\0"), M('E', "\0\0\0\0\0"), M('S', "")};
-	gmsg u3[] = {PREFIX('E', "pgwarden_denied_"), PREFIX('E', "pgwarden_denied_"), M('S', "")};
-	gmsg a3[] = {M('E', "SERROR\0C34000\0Mportal does not exist\0\0"), M('Z', "I")};
+	/*
+	 * the denied Bind's poison: the Bind itself, cut short after CreatePortal (one result format announced, none
+	 * sent); the Execute after it is dropped unjudged (the server skips it after the poison's error)
+	 */
+	gmsg u3[] = {M('B', "\0S1\0\0\0\0\0\0\1"), M('S', "")};
+	gmsg a3[] = {M('E', "SERROR\0C08P01\0Minsufficient data left in message\0\0"), M('Z', "I")};
 	gmsg z[] = {M('Z', "I")};
 
 	(void)state;
@@ -551,6 +555,37 @@ static void trace_issue10_sequence(void **state)
 	expect_msgs(g->up, "upstream", u3, N(u3));
 	expect_quiet(g->up, "upstream");
 	send_all(g->up, a3, N(a3));
+	expect_denial(g->client, "write-outside-window");
+	expect_msgs(g->client, "client", z, N(z));
+	expect_quiet(g->client, "client");
+	golden_stop(g);
+}
+
+/*
+ * A denied Bind with a parameter: its poison is the client's Bind, names,
+ * formats and parameter count kept, whose first value claims more bytes
+ * than the message holds (08P01 after CreatePortal, before the value is
+ * read or anything planned); the value never goes upstream.
+ */
+static void trace_denied_bind_with_parameter(void **state)
+{
+	golden *g = golden_start("prod");
+	gmsg p1[] = {M('P', "S1\0SELECT lo_create($1::int)\0\0\0"), M('S', "")};
+	gmsg a1[] = {M('1', ""), M('Z', "I")};
+	gmsg p2[] = {M('B', "\0S1\0\0\1\0\0\0\1\0\0\0\1" "5" "\0\0"), M('E', "\0\0\0\0\0"), M('S', "")};
+	gmsg u2[] = {M('B', "\0S1\0\0\1\0\0\0\1\x7f\xff\xff\xff"), M('S', "")};
+	gmsg a2[] = {M('E', "SERROR\0C08P01\0Minsufficient data left in message\0\0"), M('Z', "I")};
+	gmsg z[] = {M('Z', "I")};
+
+	(void)state;
+	send_all(g->client, p1, N(p1));
+	expect_msgs(g->up, "upstream", p1, N(p1));
+	send_all(g->up, a1, N(a1));
+	expect_msgs(g->client, "client", a1, N(a1));
+	send_all(g->client, p2, N(p2));
+	expect_msgs(g->up, "upstream", u2, N(u2));
+	expect_quiet(g->up, "upstream");
+	send_all(g->up, a2, N(a2));
 	expect_denial(g->client, "write-outside-window");
 	expect_msgs(g->client, "client", z, N(z));
 	expect_quiet(g->client, "client");
@@ -605,17 +640,16 @@ static void trace_repin_mid_batch(void **state)
 }
 
 /*
- * A denied Parse at the head of an unsynced batch: every message up to the
- * Sync stands in as a poison (the server skips them anyway); the client
- * gets one denial, then ReadyForQuery.
+ * A denied Parse at the head of an unsynced batch: the poison stands in for
+ * it, and every message after it up to the Sync is dropped unjudged (the
+ * server would skip them); the client gets one denial, then ReadyForQuery.
  */
 static void trace_denied_parse_in_batch(void **state)
 {
 	golden *g = golden_start("staging");
 	gmsg c[] = {M('P', "\0SET ROLE postgres\0\0\0"), M('B', "\0\0\0\0\0\0\0\0"), M('E', "\0\0\0\0\0"), M('S', "")};
 	/* the denied Parse of the unnamed statement: a failing Parse of it, so the server drops the old one too */
-	gmsg up[] = {M('P', "\0pgwarden denied this statement\0\0\0"), PREFIX('E', "pgwarden_denied_"),
-		     PREFIX('E', "pgwarden_denied_"), M('S', "")};
+	gmsg up[] = {M('P', "\0pgwarden denied this statement\0\0\0"), M('S', "")};
 	gmsg a[] = {M('E', "SERROR\0C42601\0Msyntax error at or near \"pgwarden\"\0\0"), M('Z', "I")};
 	gmsg z[] = {M('Z', "I")};
 
@@ -763,6 +797,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(trace_simple_query, teardown),
 		cmocka_unit_test_teardown(trace_issue10_sequence, teardown),
+		cmocka_unit_test_teardown(trace_denied_bind_with_parameter, teardown),
 		cmocka_unit_test_teardown(trace_copy_early_done, teardown),
 		cmocka_unit_test_teardown(trace_repin_mid_batch, teardown),
 		cmocka_unit_test_teardown(trace_denied_parse_in_batch, teardown),

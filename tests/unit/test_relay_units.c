@@ -184,11 +184,12 @@ static void test_tl_refused_change_never_resurrects(void **state)
 	push_change(&t, TL_CLOSE, TL_NS_STMT, TL_DEL, "S1", NULL);
 	assert_string_equal(stmt_text(&t, "S1"), "-");
 	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "S1", lo);
+	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)"); /* before its Sync: as predicted */
 	assert_non_null(tl_push(&t, TL_SYNC, TL_FORWARD));
-	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)");
+	assert_string_equal(stmt_text(&t, "S1"), "?"); /* a later batch waits for the answer */
 	/* 42P05 for the first Parse: only its own change goes */
 	assert_int_equal(tl_error_skip(&t), 0);
-	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)");
+	assert_string_equal(stmt_text(&t, "S1"), "?");
 	while (t.count)
 		tl_complete_head(&t);
 	assert_string_equal(stmt_text(&t, "S1"), "SELECT lo_create(0)");
@@ -241,6 +242,90 @@ static void test_tl_unnamed_refused(void **state)
 	tl_free(&t);
 	stmt_info_unref(a);
 	stmt_info_unref(b);
+}
+
+/*
+ * A Parse in a batch whose Sync is sent: a message of a later batch that
+ * names it waits (an earlier message of that batch may fail, and the server
+ * would skip the Parse, keeping the old meaning); before the Sync, or once
+ * answered, it is known.
+ */
+static void test_tl_unnamed_put_of_an_earlier_batch(void **state)
+{
+	timeline t;
+	stmt_info *old = info("SELECT lo_create(0)"), *nu = info("SELECT 1"), *si;
+
+	(void)state;
+	tl_init(&t);
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "", old);
+	tl_complete_head(&t);
+	assert_non_null(tl_push(&t, TL_EXECUTE, TL_FORWARD)); /* may fail at run time */
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "", nu);
+	assert_string_equal(stmt_text(&t, ""), "SELECT 1"); /* same batch: skipped along with it */
+	assert_non_null(tl_push(&t, TL_SYNC, TL_FORWARD));
+	assert_string_equal(stmt_text(&t, ""), "?");
+	assert_true(tl_doubt_awaits_server(&t, NULL, TL_NS_STMT, ""));
+	push_change(&t, TL_PARSE, TL_NS_STMT, TL_PUT, "s", nu); /* after the Sync: the batch of what names it */
+	assert_int_equal(tl_lookup(&t, TL_NS_STMT, "s", &si), TL_NAME_KNOWN);
+	assert_non_null(tl_push(&t, TL_SYNC, TL_FORWARD));
+	assert_int_equal(tl_lookup(&t, TL_NS_STMT, "s", &si), TL_NAME_DOUBTFUL); /* a Close skipped with it... */
+	tl_complete_head(&t); /* the Execute ran */
+	tl_complete_head(&t); /* and so did the Parse */
+	assert_string_equal(stmt_text(&t, ""), "SELECT 1");
+	tl_free(&t);
+	stmt_info_unref(old);
+	stmt_info_unref(nu);
+}
+
+/* What a failed Bind leaves (exec_bind_message), by where its SQLSTATE says it stopped. */
+static const struct {
+	const char *portal;   /* the Bind's portal; "old" is bound to SELECT old beforehand */
+	const char *sqlstate; /* its error */
+	const char *want;     /* the portal afterwards: its text, "" (dead: empty, runs nothing), "-" (none), "?" */
+} failed_bind_cases[] = {
+	{"", "22012", ""},        /* planning failed: the old unnamed portal is gone, a dead one stays */
+	{"", "25006", ""},        /* executor start failed: the same */
+	{"", "26000", "SELECT old"}, /* before CreatePortal: nothing changed */
+	{"", "25P02", "SELECT old"},
+	{"", "08P01", "-"},       /* either side: unknown, so denied */
+	{"", "57014", "-"},
+	{"", "", "-"},
+	{"p", "22012", ""},       /* a named portal: dead too */
+	{"p", "08P01", "-"},      /* either side: none (it was free) */
+	{"old", "42P03", "SELECT old"}, /* a name in use: the server refuses it before CreatePortal */
+	{"old", "22012", "SELECT old"}, /* a doubtful named Bind never leaves a dead portal */
+};
+
+static void test_tl_failed_bind(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(failed_bind_cases) / sizeof(failed_bind_cases[0]); i++) {
+		const char *portal = failed_bind_cases[i].portal, *want = failed_bind_cases[i].want;
+		stmt_info *old = info("SELECT old"), *nu = info("SELECT new"), *si;
+		const char *name = portal, *got;
+		timeline t;
+		tl_entry *e;
+		tl_name_state st;
+
+		tl_init(&t);
+		push_change(&t, TL_BIND, TL_NS_PORTAL, TL_PUT, strcmp(portal, "old") == 0 ? "old" : "", old);
+		tl_complete_head(&t);
+		e = push_change(&t, TL_BIND, TL_NS_PORTAL, TL_PUT, name, nu);
+		e->failed = true;
+		snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", failed_bind_cases[i].sqlstate);
+		tl_error_skip(&t);
+		st = tl_lookup(&t, TL_NS_PORTAL, name, &si);
+		got = st == TL_NAME_KNOWN ? si->text : st == TL_NAME_DOUBTFUL ? "?" : "-";
+		if (strcmp(got, want) != 0)
+			fail_msg("Bind \"%s\" failing with %s: portal is \"%s\", want \"%s\"", portal,
+				 failed_bind_cases[i].sqlstate, got, want);
+		assert_true(st != TL_NAME_KNOWN || si->len > 0 || si->facts == NULL); /* a dead portal judges nothing */
+		tl_free(&t);
+		stmt_info_unref(old);
+		stmt_info_unref(nu);
+	}
 }
 
 /* Portals end with their transaction, WITH HOLD cursors do not; DECLARE shares their namespace. */
@@ -737,6 +822,12 @@ static void test_stmt_table(void **state)
 	assert_int_equal(b->refcount, 2);
 
 	stmt_table_clear_stmts(&t);
+	assert_ptr_equal(stmt_table_get(&t, ""), b); /* DEALLOCATE ALL keeps the unnamed statement */
+	assert_int_equal(b->refcount, 2);
+	stmt_table_put(&t, "s2", a);
+	stmt_table_clear_stmts(&t);
+	assert_null(stmt_table_get(&t, "s2"));
+	stmt_table_del(&t, "");
 	assert_null(stmt_table_get(&t, ""));
 	assert_int_equal(b->refcount, 1);
 	stmt_info_unref(a);
@@ -812,6 +903,8 @@ int main(void)
 		cmocka_unit_test(test_tl_fifo_order),
 		cmocka_unit_test(test_tl_grow_wraparound),
 		cmocka_unit_test(test_tl_error_skip),
+		cmocka_unit_test(test_tl_failed_bind),
+		cmocka_unit_test(test_tl_unnamed_put_of_an_earlier_batch),
 		cmocka_unit_test(test_tl_refused_change_never_resurrects),
 		cmocka_unit_test(test_tl_close_undone),
 		cmocka_unit_test(test_tl_unnamed_refused),
