@@ -42,7 +42,7 @@ void jbuf_reset(jbuf *b)
 	b->failed = false;
 }
 
-bool jbuf_reserve(jbuf *b, size_t n)
+bool jbuf_grow(jbuf *b, size_t n)
 {
 	size_t want, ncap;
 	char *nd;
@@ -66,21 +66,6 @@ bool jbuf_reserve(jbuf *b, size_t n)
 fail:
 	b->failed = true;
 	return false;
-}
-
-void jbuf_put(jbuf *b, const void *p, size_t n)
-{
-	if (n == 0 || !jbuf_reserve(b, n))
-		return;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-}
-
-void jbuf_putc(jbuf *b, char c)
-{
-	if (!jbuf_reserve(b, 1))
-		return;
-	b->data[b->len++] = c;
 }
 
 /*
