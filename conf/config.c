@@ -115,7 +115,15 @@ static const key_def main_keys[] = {
 _Static_assert(sizeof(main_keys) / sizeof(main_keys[0]) <= MAX_KEYS, "raise MAX_KEYS");
 
 #define T_(f) offsetof(pgw_target, f)
-enum { TK_CONNINFO, TK_ENVIRONMENT, TK_WALLS, TK_WALL_KEY_FILE }; /* indexes into target_keys */
+enum {
+	TK_CONNINFO,
+	TK_ENVIRONMENT,
+	TK_WALLS,
+	TK_WALL_KEY_FILE,
+	TK_POOL_MODE,
+	TK_POOL_SIZE,
+	TK_POOL_MIN_IDLE
+}; /* indexes into target_keys */
 static const key_def target_keys[] = {
 	[TK_CONNINFO] = { "conninfo", KV_CONNINFO, T_(conninfo), 0, 0, 0, NULL, KF_REQUIRED },
 	[TK_ENVIRONMENT] = { "environment", KV_ENUM, T_(environment), 0, 0, 0, environment_names, KF_REQUIRED },
@@ -123,12 +131,13 @@ static const key_def target_keys[] = {
 	[TK_WALLS] = { "walls", KV_ENUM, T_(walls), 0, 0, 0, walls_names, 0 },
 	[TK_WALL_KEY_FILE] = { "wall_key_file", KV_PATH, T_(wall_key_file), 0, 0, 0, NULL, KF_EMPTY_OK },
 	/* pooling (CONTRACT §7) */
-	{ "pool_mode", KV_ENUM, T_(pool_mode), 0, 0, 0, pool_mode_names, 0 },
-	{ "pool_size", KV_INT, T_(pool_size), 0, 1, 10000, NULL, 0 },
-	{ "pool_min_idle", KV_INT, T_(pool_min_idle), 0, 0, 0, NULL, 0 },
+	[TK_POOL_MODE] = { "pool_mode", KV_ENUM, T_(pool_mode), 0, 0, 0, pool_mode_names, 0 },
+	[TK_POOL_SIZE] = { "pool_size", KV_INT, T_(pool_size), 0, 1, 10000, NULL, 0 },
+	[TK_POOL_MIN_IDLE] = { "pool_min_idle", KV_INT, T_(pool_min_idle), 0, 0, 10000, NULL, 0 },
 	{ "pool_wait_timeout", KV_INT, T_(pool_wait_timeout), 0, 1, 86400, NULL, 0 },
 	{ "server_idle_timeout", KV_INT, T_(server_idle_timeout), 0, 1, 86400 * 365, NULL, 0 },
 	{ "server_lifetime", KV_INT, T_(server_lifetime), 0, 1, 86400 * 365, NULL, 0 },
+	{ "server_check_delay", KV_INT, T_(server_check_delay), 0, 0, 86400, NULL, 0 },
 };
 #undef T_
 
@@ -727,6 +736,7 @@ static long section_object(load_ctx *lc, section_kind kind, const char *name)
 		c->targets[idx].pool_wait_timeout = 30;
 		c->targets[idx].server_idle_timeout = 600;
 		c->targets[idx].server_lifetime = 3600;
+		c->targets[idx].server_check_delay = 30;
 		name_field = &c->targets[idx].name;
 		break;
 	case SEC_WINDOW:
@@ -1092,6 +1102,16 @@ static void check_target_walls(load_ctx *lc, pgw_target *t, const section *s)
 		cerr_at(lc, s->key_line[TK_WALL_KEY_FILE], "wall_key_file: %s", why);
 }
 
+/* pool_min_idle idle connections must fit in pool_size (the pool never opens beyond it). */
+static void check_target_pool(load_ctx *lc, const pgw_target *t, const section *s)
+{
+	if (t->pool_min_idle > t->pool_size)
+		cerr_at(lc, s->key_line[TK_POOL_MIN_IDLE],
+			"[%s]: pool_min_idle (%d) is larger than pool_size (%d): at most pool_size connections are "
+			"open",
+			s->label, t->pool_min_idle, t->pool_size);
+}
+
 static void check_targets(load_ctx *lc)
 {
 	if (lc->c->n_targets == 0)
@@ -1101,6 +1121,7 @@ static void check_targets(load_ctx *lc)
 
 		check_required(lc, s);
 		check_target_walls(lc, &lc->c->targets[i], s);
+		check_target_pool(lc, &lc->c->targets[i], s);
 	}
 }
 
