@@ -46,6 +46,7 @@ struct audit_log {
 	uint64_t write_errors;            /* failed flushes and fsyncs since open */
 	time_t ts_sec;                    /* the second ts_prefix was formatted for */
 	char ts_prefix[24];               /* "YYYY-MM-DDTHH:MM:SS" of ts_sec */
+	size_t ts_prefix_len;             /* its length (0 before the first record) */
 };
 
 /* What the end of an existing file says about the chain. */
@@ -413,28 +414,34 @@ void audit_close(audit_log *log)
 
 /* --- formatting records --------------------------------------------------------------------- */
 
-/* ts: RFC 3339 UTC with microseconds; gmtime only when the second changes. */
+/*
+ * ts: RFC 3339 UTC with microseconds; gmtime only when the second changes.
+ * The fraction is written in place (no local copy: see jbuf_put_u64).
+ */
 static void put_ts(audit_log *log, jbuf *b)
 {
 	struct timespec now;
 	struct tm tm;
-	char frac[9];
 	long us;
+	char *o;
 	int i;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (now.tv_sec != log->ts_sec) {
 		gmtime_r(&now.tv_sec, &tm);
-		strftime(log->ts_prefix, sizeof(log->ts_prefix), "%Y-%m-%dT%H:%M:%S", &tm);
+		log->ts_prefix_len = strftime(log->ts_prefix, sizeof(log->ts_prefix), "%Y-%m-%dT%H:%M:%S", &tm);
 		log->ts_sec = now.tv_sec;
 	}
-	jbuf_put(b, log->ts_prefix, strlen(log->ts_prefix));
+	jbuf_put(b, log->ts_prefix, log->ts_prefix_len);
+	if (!jbuf_reserve(b, 8))
+		return;
+	o = b->data + b->len;
 	us = now.tv_nsec / 1000;
-	frac[0] = '.';
+	o[0] = '.';
 	for (i = 6; i >= 1; i--, us /= 10)
-		frac[i] = (char)('0' + us % 10);
-	frac[7] = 'Z';
-	jbuf_put(b, frac, 8);
+		o[i] = (char)('0' + us % 10);
+	o[7] = 'Z';
+	b->len += 8;
 }
 
 /* ,"key":"value" when value is present. 'key' is the literal ,"key": */
@@ -593,7 +600,6 @@ uint64_t audit_append(audit_log *log, const audit_record *r)
 	jbuf *b = &log->batch;
 	size_t start = b->len;
 	uint64_t seq = log->seq + 1;
-	char hash[AUDIT_HASH_HEX + 1];
 
 	if (b->failed)
 		return 0; /* the batch is already lost; audit_flush reports it */
@@ -605,8 +611,12 @@ uint64_t audit_append(audit_log *log, const audit_record *r)
 	jbuf_put_lit(b, ",\"prev\":\"");
 	jbuf_put(b, log->prev, AUDIT_HASH_HEX);
 	jbuf_put_lit(b, "\"}");
-	/* The chain is computed now, so the batch goes out in one write() later. */
-	if (b->failed || audit_hash_line(&log->hasher, b->data + start, b->len - start, hash) < 0) {
+	/*
+	 * The chain is computed now, so the batch goes out in one write() later.
+	 * The hash goes straight into prev: a failure marks the batch failed, and
+	 * the flush that reports it rolls prev back to the last line written.
+	 */
+	if (b->failed || audit_hash_line(&log->hasher, b->data + start, b->len - start, log->prev) < 0) {
 		b->failed = true;
 		return 0;
 	}
@@ -616,7 +626,6 @@ uint64_t audit_append(audit_log *log, const audit_record *r)
 	if (log->batch_first == 0)
 		log->batch_first = seq;
 	log->seq = seq;
-	memcpy(log->prev, hash, sizeof(log->prev));
 	return seq;
 }
 

@@ -42,7 +42,7 @@ void jbuf_reset(jbuf *b)
 	b->failed = false;
 }
 
-bool jbuf_reserve(jbuf *b, size_t n)
+bool jbuf_grow(jbuf *b, size_t n)
 {
 	size_t want, ncap;
 	char *nd;
@@ -68,31 +68,29 @@ fail:
 	return false;
 }
 
-void jbuf_put(jbuf *b, const void *p, size_t n)
-{
-	if (n == 0 || !jbuf_reserve(b, n))
-		return;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-}
-
-void jbuf_putc(jbuf *b, char c)
-{
-	if (!jbuf_reserve(b, 1))
-		return;
-	b->data[b->len++] = c;
-}
-
+/*
+ * The digits go straight to their place in the buffer: building them in a
+ * local array and copying it made memcpy load what byte stores had just
+ * written, a store-forwarding stall on every seq, ref and duration.
+ */
 void jbuf_put_u64(jbuf *b, uint64_t v)
 {
-	char tmp[20];
-	size_t i = sizeof(tmp);
+	uint64_t t = v;
+	size_t n = 0;
+	char *o;
 
 	do {
-		tmp[--i] = (char)('0' + v % 10);
+		n++;
+		t /= 10;
+	} while (t != 0);
+	if (!jbuf_reserve(b, n))
+		return;
+	o = b->data + b->len + n;
+	do {
+		*--o = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	jbuf_put(b, tmp + i, sizeof(tmp) - i);
+	b->len += n;
 }
 
 void jbuf_put_i64(jbuf *b, int64_t v)

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct jbuf {
 	char *data;  /* the text built so far, not NUL-terminated */
@@ -37,11 +38,36 @@ void jbuf_init(jbuf *b);
 void jbuf_free(jbuf *b);
 /* Forget the content and the failure, keep the allocation. */
 void jbuf_reset(jbuf *b);
-/* Make room for 'n' more bytes; false (and 'failed' set) if that cannot be done. */
-bool jbuf_reserve(jbuf *b, size_t n);
+/* jbuf_reserve's slow path: grow the allocation (or report the sticky failure). */
+bool jbuf_grow(jbuf *b, size_t n);
 
-void jbuf_put(jbuf *b, const void *p, size_t n);
-void jbuf_putc(jbuf *b, char c);
+/*
+ * Make room for 'n' more bytes; false (and 'failed' set) if that cannot be done.
+ * These three are inline: a record is some twenty short appends, mostly key
+ * literals, and inlined the compiler copies a literal with a move or two
+ * instead of a call into libc's memcpy.
+ */
+static inline bool jbuf_reserve(jbuf *b, size_t n)
+{
+	if (!b->failed && b->cap - b->len >= n)
+		return true;
+	return jbuf_grow(b, n);
+}
+
+static inline void jbuf_put(jbuf *b, const void *p, size_t n)
+{
+	if (n == 0 || !jbuf_reserve(b, n))
+		return;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+static inline void jbuf_putc(jbuf *b, char c)
+{
+	if (!jbuf_reserve(b, 1))
+		return;
+	b->data[b->len++] = c;
+}
 /* A string literal without strlen at run time. */
 #define jbuf_put_lit(b, lit) jbuf_put((b), (lit), sizeof(lit) - 1)
 

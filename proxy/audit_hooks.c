@@ -48,9 +48,24 @@ static void use_rendered_ident(audit_record *r, session *s)
 	r->ident_len = c->len;
 }
 
+/* Whether the rendered identity is the one of the session's current identity and snapshot. */
+static bool ident_current(const session *s)
+{
+	const audit_ident_cache *c = &s->audit_ident;
+
+	return c->text != NULL && s->who && s->target && s->cfg && c->cfg == s->cfg && c->who == s->who &&
+	       c->target == s->target;
+}
+
 /* The identity fields every session record carries (those known so far). */
 static void fill_session(audit_record *r, session *s)
 {
+	if (ident_current(s)) {
+		/* the usual case, twice per statement: the rendered text stands for all seven fields */
+		r->ident = s->audit_ident.text;
+		r->ident_len = s->audit_ident.len;
+		return;
+	}
 	r->session = s->id;
 	r->client = s->client.peer;
 	if (s->who) {
