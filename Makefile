@@ -30,18 +30,19 @@ LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 
 # Each module lists its own sources (explicit lists, no wildcards).
+include conf/core/module.mk
 include proxy/module.mk
 include protocol/module.mk
 include conf/module.mk
 include policy/module.mk
 include audit/module.mk
 
-LIB_SRCS := $(PROXY_SRCS) $(PROTOCOL_SRCS) $(CONF_SRCS) $(POLICY_SRCS) $(AUDIT_SRCS)
+LIB_SRCS := $(CORE_SRCS) $(PROXY_SRCS) $(PROTOCOL_SRCS) $(CONF_SRCS) $(POLICY_SRCS) $(AUDIT_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/proxy/main.o
 LIB_A := $(BUILD)/libpgwarden.a
 
-UNIT_TESTS := $(PROTOCOL_TESTS) $(CONF_TESTS) $(POLICY_TESTS) $(AUDIT_TESTS) $(PROXY_TESTS)
+UNIT_TESTS := $(CORE_TESTS) $(PROTOCOL_TESTS) $(CONF_TESTS) $(POLICY_TESTS) $(AUDIT_TESTS) $(PROXY_TESTS)
 UNIT_BINS := $(UNIT_TESTS:%.c=$(BUILD)/%)
 
 .PHONY: all clean test unit integration integration-asan run asan fuzz bench deps format format-check relay-bench-bin
@@ -103,10 +104,10 @@ bench: deps
 	@bash bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRCS) proxy/main.c $(wildcard */*.h)
+	clang-format -i $(LIB_SRCS) proxy/main.c $(wildcard */*.h */*/*.h)
 
 format-check:
-	clang-format --dry-run -Werror $(LIB_SRCS) proxy/main.c $(wildcard */*.h)
+	clang-format --dry-run -Werror $(LIB_SRCS) proxy/main.c $(wildcard */*.h */*/*.h)
 
 clean:
 	rm -rf build build-asan build-fuzz build-relay $(BIN) pgwarden-asan pgwarden-relay

@@ -8,7 +8,7 @@
 
 #include "audit/audit_int.h"
 #include "conf/rfc3339.h"
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
 
 /* Column widths of the human-readable form; the statement takes what is left. */
 #define COL_SEQ 7      /* seq: seven digits before the column shifts */

@@ -19,7 +19,7 @@
 #include "proxy/frontend.h"
 #include "proxy/gate.h"
 #include "proxy/pipeline.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "protocol/pktread.h"
 #include "protocol/startup.h"
 

@@ -22,7 +22,7 @@
 
 #include "policy/catalog.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 

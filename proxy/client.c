@@ -24,7 +24,7 @@
 #include "proxy/cancel.h"
 #include "proxy/console.h"
 #include "proxy/limits.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/pin.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"

@@ -11,9 +11,9 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/relay.h"
 #include "proxy/pool.h"
 #include "proxy/server.h"

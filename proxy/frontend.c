@@ -17,7 +17,7 @@
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/gate.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/pin.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"

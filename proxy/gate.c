@@ -17,7 +17,7 @@
 #include "proxy/audit_hooks.h"
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/parse_async.h"
 #include "proxy/pin.h"
 #include "proxy/relay.h"

@@ -10,7 +10,7 @@
 #include "conf/token_new.h"
 #include "proxy/admin_cli.h"
 #include "proxy/explain.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/preflight.h"
 #include "proxy/server.h"
 

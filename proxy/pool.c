@@ -8,7 +8,7 @@
 #include <event2/buffer.h>
 #include <openssl/rand.h>
 
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
 #include "protocol/pktbuf.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"

@@ -10,7 +10,7 @@
 #include <libpq-fe.h>
 
 #include "conf/config.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 
 /* What one run found. */
 typedef struct preflight {

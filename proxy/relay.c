@@ -14,7 +14,7 @@
 #include "proxy/client.h"
 #include "proxy/console.h"
 #include "proxy/frontend.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
 #include "protocol/frame.h"

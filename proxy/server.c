@@ -29,7 +29,7 @@
 #include "proxy/audit_events.h"
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/relay.h"
 #include "proxy/tls.h"
 

@@ -26,7 +26,7 @@
 #include "proxy/cancel.h"
 #include "proxy/client.h"
 #include "proxy/health.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
