@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "conf/config.h"
+#include "protocol/bind.h"
 
 /*
  * Parameter values longer than this many bytes are written as
@@ -40,12 +41,8 @@
  */
 #define AUDIT_PARAM_MAX 4096
 
-/* One bound parameter of an extended-protocol Execute. */
-typedef struct audit_param {
-	const uint8_t *value; /* NULL for SQL NULL */
-	int32_t len;          /* -1 for SQL NULL */
-	int16_t format;       /* 0 text (JSON string), 1 binary (written "\\x<hex>", like bytea) */
-} audit_param;
+/* One bound parameter of an extended-protocol Execute, as the protocol layer reads it from a Bind. */
+typedef bind_param audit_param;
 
 /* The fields of one record; NULL / negative means "absent". */
 typedef struct audit_record {

@@ -45,7 +45,7 @@ typedef struct sim {
 /* The real reader (protocol/bind.c), touching every value the audit record would read. */
 static int bind_params(const uint8_t *p, size_t len, int max)
 {
-	audit_param out[64];
+	bind_param out[64];
 	int n = bind_read_params(p, len, out, max < 64 ? max : 64), i, seen = 0;
 
 	for (i = 0; i < n; i++)
