@@ -20,7 +20,7 @@
 #include "audit/audit.h"
 #include "conf/config.h"
 #include "conf/rfc3339.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 #define CONFIG_FILE_MAX (16 * 1024 * 1024) /* a config larger than this is refused */
 #define MAX_KEYS 48                        /* keys in the largest section table (checked below) */

@@ -74,7 +74,7 @@ typedef struct pgw_target {
 	unsigned char wall_key[WALL_KEY_LEN]; /* the key read from wall_key_file at load (all zero when off) */
 } pgw_target;
 
-struct pgw_zone; /* a parsed IANA time zone (policy/windows.c), opaque here */
+struct pgw_zone; /* a parsed IANA time zone (conf/windows.c), opaque here */
 
 /* One time a window is open: [open, close) in UTC seconds. */
 typedef struct pgw_interval {

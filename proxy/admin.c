@@ -14,7 +14,7 @@
 
 #include "audit/audit.h"
 #include "conf/core/json_writer.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 #include "proxy/catalogs.h"
 #include "proxy/pool.h"
 #include "proxy/console.h"

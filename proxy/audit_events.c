@@ -11,7 +11,7 @@
 
 #include "audit/audit.h"
 #include "conf/core/json_writer.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 #include "proxy/audit_hooks.h"
 #include "conf/core/log.h"
 #include "proxy/server.h"

@@ -11,7 +11,7 @@
 #include "conf/config.h"
 #include "policy/catalog.h"
 #include "policy/policy.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 static const struct {
 	unsigned flag;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 #include "proxy/audit_hooks.h"
 #include "proxy/catalogs.h"
 #include "proxy/client.h"

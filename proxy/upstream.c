@@ -31,7 +31,7 @@
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "proxy/wall.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg);
 

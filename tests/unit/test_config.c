@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "conf/config.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 #define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 #define DAY 86400
 #define MAX_UTC_OFFSET (26 * 3600) /* RFC 8536 bounds |utoff| below 26 h */
