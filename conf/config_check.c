@@ -17,7 +17,6 @@
 #include "audit/audit.h"
 #include "conf/config.h"
 #include "conf/config_int.h"
-#include "conf/windows.h"
 
 #define RULE_MATCH_LIMIT 1000000 /* PCRE2 backtracking budget per statement */
 #define RULE_DEPTH_LIMIT 10000
@@ -31,7 +30,7 @@ static const section *find_section(const load_ctx *lc, section_kind kind, size_t
 	return NULL;
 }
 
-static void check_required(load_ctx *lc, const section *s)
+void check_required(load_ctx *lc, const section *s)
 {
 	size_t n;
 	const key_def *keys = section_keys(s->kind, &n);
@@ -190,31 +189,6 @@ static void check_targets(load_ctx *lc)
 
 		check_required(lc, s);
 		check_target_walls(lc, &lc->c->targets[i], s);
-	}
-}
-
-static void check_window(load_ctx *lc, pgw_window *w, const section *s, time_t now)
-{
-	const int *kl = s->key_line;
-	char why[512];
-
-	check_required(lc, s);
-	if (w->target != NULL && config_find_target(lc->c, w->target) == NULL)
-		cerr_at(lc, kl[WK_TARGET], "[%s]: target \"" ECHO "\" is not a [target.NAME]", s->label, w->target);
-	if (kl[WK_WEEKLY] && (kl[WK_START] || kl[WK_END])) {
-		cerr_at(lc, kl[WK_WEEKLY], "[%s]: give either start and end, or weekly and timezone, not both",
-			s->label);
-	} else if (kl[WK_WEEKLY] || kl[WK_TIMEZONE]) {
-		if (!kl[WK_WEEKLY] || !kl[WK_TIMEZONE])
-			cerr_at(lc, s->line, "[%s]: weekly and timezone must be given together", s->label);
-		else if (w->weekly && !window_load_zone(w, why, sizeof(why)))
-			cerr_at(lc, kl[WK_TIMEZONE], "timezone: %s", why);
-		else if (w->weekly && !window_prepare(w, now))
-			cerr_at(lc, s->line, "[%s]: out of memory", s->label);
-	} else if (!kl[WK_START] || !kl[WK_END]) {
-		cerr_at(lc, s->line, "[%s]: needs start and end, or weekly and timezone", s->label);
-	} else if (w->start_utc >= w->end_utc) {
-		cerr_at(lc, kl[WK_END], "[%s]: end must be after start", s->label);
 	}
 }
 

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "conf/config.h"
 
@@ -90,10 +91,20 @@ void cerr_at(load_ctx *lc, int line, const char *fmt, ...) __attribute__((format
 const key_def *section_keys(section_kind kind, size_t *n);
 void set_value(load_ctx *lc, const key_def *k, char *base, const char *v);
 
+/* config_keys.c: read exactly n decimal digits at *p into *v, advancing *p; false on a non-digit. */
+bool take_digits(const char **p, int n, int *v);
+
+/* window_parse.c: "tue,thu 22:00-23:30" into w's days and minutes (false: not that grammar). */
+bool parse_weekly(const char *v, pgw_window *w);
+/* window_parse.c: a [window.NAME] section as a whole, with its zone loaded and its intervals prepared at 'now'. */
+void check_window(load_ctx *lc, pgw_window *w, const section *s, time_t now);
+
 /* config_ini.c: run libinih over lc->buf, sections and keys into lc->c; inih's result (0, a line, or < 0). */
 int config_ini_parse(load_ctx *lc);
 
 /* config_check.c: the checks after the whole file is read, and the token file. */
 void validate(load_ctx *lc);
+/* config_check.c: an error for each KF_REQUIRED key of section s that was not given. */
+void check_required(load_ctx *lc, const section *s);
 
 #endif
