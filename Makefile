@@ -32,12 +32,13 @@ endif
 # Each module lists its own sources (explicit lists, no wildcards).
 include conf/core/module.mk
 include proxy/module.mk
+include proxy/cli/module.mk
 include protocol/module.mk
 include conf/module.mk
 include policy/module.mk
 include audit/module.mk
 
-LIB_SRCS := $(CORE_SRCS) $(PROXY_SRCS) $(PROTOCOL_SRCS) $(CONF_SRCS) $(POLICY_SRCS) $(AUDIT_SRCS)
+LIB_SRCS := $(CORE_SRCS) $(PROXY_SRCS) $(CLI_SRCS) $(PROTOCOL_SRCS) $(CONF_SRCS) $(POLICY_SRCS) $(AUDIT_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/proxy/main.o
 LIB_A := $(BUILD)/libpgwarden.a

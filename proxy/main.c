@@ -7,11 +7,11 @@
 
 #include "audit/audit.h"
 #include "conf/config.h"
-#include "conf/token_new.h"
-#include "proxy/admin_cli.h"
-#include "proxy/explain.h"
+#include "proxy/cli/token_new.h"
+#include "proxy/cli/admin_cli.h"
+#include "proxy/cli/explain.h"
 #include "conf/core/log.h"
-#include "proxy/preflight.h"
+#include "proxy/cli/preflight.h"
 #include "proxy/server.h"
 
 static const char usage_text[] =

@@ -13,7 +13,7 @@
 #include <openssl/sha.h>
 
 #include "conf/config.h"
-#include "conf/token_new.h"
+#include "proxy/cli/token_new.h"
 #include "conf/tokens.h"
 #include "protocol/auth.h"
 #include "protocol/scram.h"

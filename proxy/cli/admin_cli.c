@@ -2,7 +2,7 @@
  * admin_cli.c - `pgwarden admin [-c FILE | --url http://HOST:PORT] [--token T] COMMAND`:
  * one request to the admin console (console.c), the JSON answer on stdout.
  */
-#include "proxy/admin_cli.h"
+#include "proxy/cli/admin_cli.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* token_new.c - `pgwarden token new`: a fresh random token and the sha256 or SCRAM record for it. */
-#include "conf/token_new.h"
+#include "proxy/cli/token_new.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* preflight.c - `pgwarden --check --connect`: the config against the live targets (see preflight.h). */
-#include "proxy/preflight.h"
+#include "proxy/cli/preflight.h"
 
 #include <stdarg.h>
 #include <stdbool.h>

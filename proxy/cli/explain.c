@@ -1,5 +1,5 @@
 /* explain.c - the --explain command: classification and verdict of a statement, with reasons. */
-#include "proxy/explain.h"
+#include "proxy/cli/explain.h"
 
 #include <stdio.h>
 #include <stdlib.h>
