@@ -167,14 +167,4 @@ void audit_set_signer(audit_log *log, audit_signer *k);
  */
 uint64_t audit_append_checkpoint(audit_log *log);
 
-/*
- * CLI: argv[0] is "audit", argv[1] "verify" or "show"; returns the exit status
- * (0 ok, 1 broken chain / error, 2 usage).
- *   audit verify FILE...  checks the chain across the files in order; prints
- *     "ok: N records, seq A..B" or "FILE:LINE: <kind>: <why>" on stdout.
- *   audit show [--actor A] [--decision D] [--since T] [--until T] [--json] FILE...
- *     prints matching records (since <= ts < until, RFC 3339 any offset).
- */
-int audit_cli_main(int argc, char **argv);
-
 #endif

@@ -255,18 +255,3 @@ bool rule_applies_to(const pgw_rule *r, const char *target)
 			return true;
 	return false;
 }
-
-int config_check_main(const char *path)
-{
-	pgw_errors e = { 0 };
-	pgw_config *c = config_load(path, &e);
-
-	for (size_t i = 0; i < e.n; i++)
-		fprintf(stderr, "%s\n", e.msgs[i]);
-	errors_free(&e);
-	if (c == NULL)
-		return 1;
-	config_unref(c);
-	printf("ok\n");
-	return 0;
-}

@@ -211,12 +211,6 @@ bool rule_matches(const pgw_rule *r, const char *text, size_t len);
 /* Whether the rule applies to the target (no targets= means every target). */
 bool rule_applies_to(const pgw_rule *r, const char *target);
 
-/*
- * `pgwarden --check -c FILE`: load, print every error to stderr one per line,
- * return 0 when valid, 1 when not.
- */
-int config_check_main(const char *path);
-
 /* Helpers shared by the config and token parsers. */
 
 /* Parse an RFC 3339 timestamp (any offset, optional fraction, which is dropped). */

@@ -14,6 +14,7 @@
 
 #include "conf/config.h"
 #include "conf/windows.h"
+#include "proxy/cli/cli.h"
 
 #define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -693,9 +694,9 @@ static void test_check_main(void **state)
 {
 	(void)state;
 	put_file("pgwarden.ini", base_ini);
-	assert_int_equal(config_check_main(ini), 0);
+	assert_int_equal(cli_check_main(ini), 0);
 	put_file("pgwarden.ini", "[pgwarden]\n");
-	assert_int_equal(config_check_main(ini), 1);
+	assert_int_equal(cli_check_main(ini), 1);
 }
 
 int main(void)
