@@ -151,6 +151,8 @@ typedef struct audit_signer audit_signer;
  */
 audit_signer *audit_signer_load(const char *path, bool for_signing, char *err, size_t errsz);
 void audit_signer_free(audit_signer *k);
+/* Whether 'path' loads as a signing key (a config_file_check for audit_checkpoint_key); false with the reason. */
+bool audit_signing_key_usable(const char *path, char *why, size_t whysz);
 /* "hmac-sha256" or "ed25519". */
 const char *audit_signer_alg(const audit_signer *k);
 

@@ -149,7 +149,12 @@ static void hash_config_bytes(const char *buf, size_t len, char hex[65])
 
 pgw_config *config_load(const char *path, pgw_errors *e)
 {
-	load_ctx lc = { .e = e, .path = path, .cur = -1 };
+	return config_load_checked(path, e, NULL, 0);
+}
+
+pgw_config *config_load_checked(const char *path, pgw_errors *e, const config_file_check *checks, size_t n)
+{
+	load_ctx lc = { .e = e, .path = path, .cur = -1, .checks = checks, .n_checks = n };
 	char *buf = NULL;
 	const char *nul;
 	int rc;

@@ -190,6 +190,20 @@ void errors_free(pgw_errors *e);
  */
 pgw_config *config_load(const char *path, pgw_errors *e);
 
+/*
+ * A check of a file-valued [pgwarden] key that a layer above conf adds to the
+ * load (conf may not call up into it): the audit layer's "the checkpoint key
+ * loads as a signing key" (audit_config_load).
+ */
+typedef struct config_file_check {
+	const char *key; /* a path key of [pgwarden], e.g. "audit_checkpoint_key" */
+	bool (*usable)(const char *path, char *why,
+		       size_t whysz); /* false, with a reason, when the file cannot serve */
+} config_file_check;
+
+/* config_load, and checks[0..n) on their keys' resolved paths; a failure is "FILE:LINE: key: why". */
+pgw_config *config_load_checked(const char *path, pgw_errors *e, const config_file_check *checks, size_t n);
+
 pgw_config *config_ref(pgw_config *c);
 void config_unref(pgw_config *c);
 

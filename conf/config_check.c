@@ -14,7 +14,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "audit/audit.h"
 #include "conf/config.h"
 #include "conf/config_int.h"
 
@@ -75,22 +74,33 @@ static void check_readable(load_ctx *lc, const char *key, const char *path)
 		cerr_at(lc, main_key_line(lc, key), "%s: cannot read %s: %s", key, path, strerror(errno));
 }
 
-/* audit_checkpoint_key: resolved, and loadable as a signing key (the server loads it again at start/reload). */
+/* audit_checkpoint_key: resolved, and needs audit_log (that it loads as a key is the audit layer's file check). */
 static void check_checkpoint_key(load_ctx *lc)
 {
 	pgw_config *c = lc->c;
-	audit_signer *k;
-	char why[512];
 
 	resolve_path(lc, &c->audit_checkpoint_key, "");
-	if (c->audit_checkpoint_key == NULL)
-		return;
-	if (c->audit_log == NULL)
+	if (c->audit_checkpoint_key != NULL && c->audit_log == NULL)
 		cerr_at(lc, main_key_line(lc, "audit_checkpoint_key"), "audit_checkpoint_key needs audit_log");
-	k = audit_signer_load(c->audit_checkpoint_key, true, why, sizeof(why));
-	if (k == NULL)
-		cerr_at(lc, main_key_line(lc, "audit_checkpoint_key"), "audit_checkpoint_key: %s", why);
-	audit_signer_free(k);
+}
+
+/* The file checks the layers above added (config_load_checked), on each key's resolved path. */
+static void run_file_checks(load_ctx *lc)
+{
+	size_t n;
+	const key_def *keys = section_keys(SEC_MAIN, &n);
+	char why[512];
+
+	for (size_t i = 0; i < lc->n_checks; i++)
+		for (size_t k = 0; k < n; k++) {
+			const char *path;
+
+			if (keys[k].type != KV_PATH || strcmp(keys[k].name, lc->checks[i].key) != 0)
+				continue;
+			path = *(char **)((char *)lc->c + keys[k].off);
+			if (path != NULL && !lc->checks[i].usable(path, why, sizeof(why)))
+				cerr_at(lc, main_key_line(lc, keys[k].name), "%s: %s", keys[k].name, why);
+		}
 }
 
 static void check_main(load_ctx *lc)
@@ -118,6 +128,7 @@ static void check_main(load_ctx *lc)
 	check_readable(lc, "tls_cert_file", c->tls_cert_file);
 	check_readable(lc, "tls_key_file", c->tls_key_file);
 	check_checkpoint_key(lc);
+	run_file_checks(lc);
 	if (c->admin_token && c->admin_token[0] && strlen(c->admin_token) < 16)
 		cerr_at(lc, main_key_line(lc, "admin_token"),
 			"admin_token: at least 16 characters (it guards kill and pause)");

@@ -80,8 +80,10 @@ typedef struct load_ctx {
 	size_t n_lines;
 	section *secs; /* every accepted section, in file order */
 	size_t n_secs;
-	long cur;         /* index into secs of the current section; -1 none or skipped */
-	bool seen_header; /* a [section] line was seen (keys before it are an error) */
+	long cur;                        /* index into secs of the current section; -1 none or skipped */
+	bool seen_header;                /* a [section] line was seen (keys before it are an error) */
+	const config_file_check *checks; /* the file checks of the layers above (config_load_checked) */
+	size_t n_checks;                 /* how many */
 } load_ctx;
 
 /* Record one error at 'line' (0: the file as a whole); config.c. */

@@ -29,6 +29,7 @@
 #include "proxy/audit_events.h"
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
+#include "proxy/full_config.h"
 #include "conf/core/log.h"
 #include "proxy/relay.h"
 #include "proxy/tls.h"
@@ -276,7 +277,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	size_t i;
 
 	log_info("SIGHUP: reloading %s", srv->config_path);
-	ncfg = config_load(srv->config_path, &errs);
+	ncfg = full_config_load(srv->config_path, &errs);
 	if (!ncfg) {
 		for (i = 0; i < errs.n; i++)
 			log_error("%s", errs.msgs[i]);

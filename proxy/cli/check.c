@@ -2,12 +2,13 @@
 #include <stdio.h>
 
 #include "conf/config.h"
+#include "proxy/full_config.h"
 #include "proxy/cli/cli.h"
 
 int cli_check_main(const char *path)
 {
 	pgw_errors e = { 0 };
-	pgw_config *c = config_load(path, &e);
+	pgw_config *c = full_config_load(path, &e);
 
 	for (size_t i = 0; i < e.n; i++)
 		fprintf(stderr, "%s\n", e.msgs[i]);

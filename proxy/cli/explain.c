@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include "conf/config.h"
+#include "proxy/full_config.h"
 #include "policy/catalog.h"
 #include "policy/policy.h"
 #include "conf/windows.h"
@@ -142,7 +143,7 @@ int explain_main(int argc, char **argv)
 	}
 	if (!config || !target || !sql)
 		return usage();
-	cfg = config_load(config, &errs);
+	cfg = full_config_load(config, &errs);
 	if (!cfg) {
 		for (k = 0; k < errs.n; k++)
 			fprintf(stderr, "%s\n", errs.msgs[k]);

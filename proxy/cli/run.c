@@ -3,6 +3,7 @@
 
 #include "audit/audit.h"
 #include "conf/config.h"
+#include "proxy/full_config.h"
 #include "conf/core/log.h"
 #include "proxy/cli/cli.h"
 #include "proxy/server.h"
@@ -10,7 +11,7 @@
 int cli_run_main(const char *path)
 {
 	pgw_errors errs = { 0 };
-	pgw_config *cfg = config_load(path, &errs);
+	pgw_config *cfg = full_config_load(path, &errs);
 	pgw_server srv;
 	size_t i;
 	int rc;

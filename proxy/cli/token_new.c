@@ -13,6 +13,7 @@
 #include <openssl/sha.h>
 
 #include "conf/config.h"
+#include "proxy/full_config.h"
 #include "protocol/scram.h"
 
 #define TOKEN_RAW_LEN 32    /* random bytes in a token */
@@ -170,7 +171,7 @@ static bool check_record(const token_args *ta, FILE *err)
 	time_t t;
 	bool ok = true;
 
-	if (ta->config && !(c = config_load(ta->config, &e))) {
+	if (ta->config && !(c = full_config_load(ta->config, &e))) {
 		for (size_t i = 0; i < e.n; i++)
 			fprintf(err, "%s\n", e.msgs[i]);
 		errors_free(&e);
