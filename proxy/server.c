@@ -411,7 +411,10 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	TAILQ_INIT(&srv->reap_list);
 	srv->cfg = cfg;
 	srv->config_path = strdup(config_path);
-	throttle_init(&srv->throttle);
+	if (!throttle_init(&srv->throttle)) {
+		log_error("no random bytes for the login throttle's hash seed");
+		return -1;
+	}
 	/* Session ids stay unique across restarts of one audit log: start from the clock (2^20 a second). */
 	srv->next_session_id = (uint64_t)time(NULL) << 20;
 	signal(SIGPIPE, SIG_IGN);

@@ -9,10 +9,10 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include "conf/config.h"
+#include "conf/core/random.h"
 #include "proxy/full_config.h"
 #include "protocol/scram.h"
 
@@ -223,7 +223,7 @@ static char *make_secret(const char *token, bool scram)
 	size_t i;
 
 	if (scram) {
-		if (RAND_bytes(salt, sizeof(salt)) != 1)
+		if (!pgw_random_bytes(salt, sizeof(salt)))
 			return NULL;
 		return scram_build_secret(token, salt, sizeof(salt), SCRAM_DEFAULT_ITERATIONS);
 	}
@@ -252,8 +252,7 @@ int token_cli_run(int argc, char **argv, FILE *out, FILE *err)
 	}
 	if (!check_record(&ta, err))
 		return 1;
-	/* RAND_bytes draws from OpenSSL's DRBG, seeded from the OS CSPRNG (getrandom). */
-	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+	if (!pgw_random_bytes(raw, sizeof(raw))) {
 		fprintf(err, "pgwarden token new: could not get random bytes\n");
 		return 1;
 	}
