@@ -1,5 +1,5 @@
 # protocol/: message framing, building and parsing messages, SCRAM.
-PROTOCOL_SRCS := protocol/pktbuf.c protocol/pktread.c protocol/frame.c protocol/startup.c protocol/bind.c
+PROTOCOL_SRCS := protocol/pktbuf.c protocol/pktread.c protocol/frame.c protocol/startup.c protocol/bind.c protocol/femsg.c
 PROTOCOL_TESTS :=
 
 # Authentication: SCRAM-SHA-256 (+ SASLprep via GNU libidn, Debian libidn-dev), the auth
