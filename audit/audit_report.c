@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/core/arr.h"
 #include "audit/audit.h"
 
 /* An allowed statement waiting for its result record. */
@@ -45,21 +46,6 @@ static bool same(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Grow an array to hold one more; false on no memory. */
-static bool grow(void **v, size_t n, size_t *cap, size_t elem)
-{
-	void *nv;
-
-	if (n < *cap)
-		return true;
-	nv = realloc(*v, (*cap ? *cap * 2 : 16) * elem);
-	if (nv == NULL)
-		return false;
-	*v = nv;
-	*cap = *cap ? *cap * 2 : 16;
-	return true;
-}
-
 /* ---- windows ------------------------------------------------------------------------------ */
 
 static report_window *window_get(gather *g, const char *name)
@@ -71,7 +57,7 @@ static report_window *window_get(gather *g, const char *name)
 	for (i = 0; i < m->n_windows; i++)
 		if (strcmp(m->windows[i].name, name) == 0)
 			return &m->windows[i];
-	if (!grow((void **)&m->windows, m->n_windows, &g->cap_windows, sizeof(*m->windows)))
+	if (!ARR_RESERVE(m->windows, g->cap_windows, m->n_windows + 1, 16))
 		return NULL;
 	w = &m->windows[m->n_windows];
 	memset(w, 0, sizeof(*w));
@@ -97,7 +83,7 @@ static void note_config(gather *g, json_t *rec, uint64_t seq)
 	json_t *acc = json_object_get(rec, "accepted");
 	report_config *c;
 
-	if (!grow((void **)&m->configs, m->n_configs, &g->cap_configs, sizeof(*m->configs)))
+	if (!ARR_RESERVE(m->configs, g->cap_configs, m->n_configs + 1, 16))
 		return;
 	c = &m->configs[m->n_configs++];
 	c->seq = seq;
@@ -136,7 +122,6 @@ static void on_window_event(gather *g, json_t *rec, bool open)
 {
 	const char *name = jstr(rec, "window"), *ts = jstr(rec, "ts");
 	report_window *w = name ? window_get(g, name) : NULL;
-	char **o, **c;
 
 	if (w == NULL)
 		return;
@@ -146,13 +131,8 @@ static void on_window_event(gather *g, json_t *rec, bool open)
 		w->is_open = false;
 		return;
 	}
-	o = realloc(w->opened, (w->n_open + 1) * sizeof(char *));
-	if (o)
-		w->opened = o;
-	c = o ? realloc(w->closed, (w->n_open + 1) * sizeof(char *)) : NULL;
-	if (c == NULL)
+	if (!ARR_EXTEND(w->opened, w->n_open) || !ARR_EXTEND(w->closed, w->n_open))
 		return;
-	w->closed = c;
 	w->opened[w->n_open] = dup_or_null(ts);
 	w->closed[w->n_open] = NULL;
 	w->n_open++;
@@ -207,7 +187,7 @@ static void count(gather *g, const char *section, const char *actor, const char 
 		    strcmp(c->kind, kind) == 0)
 			goto add;
 	}
-	if (!grow((void **)&m->counts, m->n_counts, &g->cap_counts, sizeof(*m->counts)))
+	if (!ARR_RESERVE(m->counts, g->cap_counts, m->n_counts + 1, 16))
 		return;
 	c = &m->counts[m->n_counts++];
 	memset(c, 0, sizeof(*c));
@@ -277,7 +257,7 @@ static void on_statement(gather *g, json_t *rec, uint64_t seq)
 		const char *section = open_window_for(g, target);
 
 		if (!in_filter(m->filter, rec, section) ||
-		    !grow((void **)&m->refusals, m->n_refusals, &g->cap_refusals, sizeof(*m->refusals)))
+		    !ARR_RESERVE(m->refusals, g->cap_refusals, m->n_refusals + 1, 16))
 			return;
 		r = &m->refusals[m->n_refusals++];
 		r->section = dup_or_null(section);
@@ -294,7 +274,7 @@ static void on_statement(gather *g, json_t *rec, uint64_t seq)
 		return;
 	if (g->n_pend == g->cap_pend)
 		compact_pending(g);
-	if (!grow((void **)&g->pend, g->n_pend, &g->cap_pend, sizeof(*g->pend)))
+	if (!ARR_RESERVE(g->pend, g->cap_pend, g->n_pend + 1, 16))
 		return;
 	p = &g->pend[g->n_pend++];
 	p->seq = seq;

@@ -12,6 +12,7 @@
 
 #include <ini.h>
 
+#include "conf/core/arr.h"
 #include "conf/config.h"
 #include "conf/config_int.h"
 
@@ -29,18 +30,6 @@ static char *section_base(load_ctx *lc, const section *s)
 		return (char *)&lc->c->rules[s->index];
 	}
 	return NULL;
-}
-
-/* Grow one of the snapshot's arrays by a zeroed element; returns its index or -1. */
-static long grow_array(void **arr, size_t *n, size_t elem)
-{
-	char *grown = realloc(*arr, (*n + 1) * elem);
-
-	if (grown == NULL)
-		return -1;
-	memset(grown + *n * elem, 0, elem);
-	*arr = grown;
-	return (long)(*n)++;
 }
 
 /* A section NAME (after "target." etc.): printable, no spaces, quotes, brackets or commas. */
@@ -65,8 +54,9 @@ static long section_object(load_ctx *lc, section_kind kind, const char *name)
 	case SEC_MAIN:
 		return 0;
 	case SEC_TARGET:
-		if ((idx = grow_array((void **)&c->targets, &c->n_targets, sizeof(pgw_target))) < 0)
+		if (!ARR_EXTEND(c->targets, c->n_targets))
 			return -1;
+		idx = (long)c->n_targets++;
 		c->targets[idx].line = lc->line;
 		c->targets[idx].pool_mode = POOL_MODE_SESSION;
 		c->targets[idx].pool_size = 20;
@@ -76,14 +66,16 @@ static long section_object(load_ctx *lc, section_kind kind, const char *name)
 		name_field = &c->targets[idx].name;
 		break;
 	case SEC_WINDOW:
-		if ((idx = grow_array((void **)&c->windows, &c->n_windows, sizeof(pgw_window))) < 0)
+		if (!ARR_EXTEND(c->windows, c->n_windows))
 			return -1;
+		idx = (long)c->n_windows++;
 		c->windows[idx].line = lc->line;
 		name_field = &c->windows[idx].name;
 		break;
 	case SEC_RULE:
-		if ((idx = grow_array((void **)&c->rules, &c->n_rules, sizeof(pgw_rule))) < 0)
+		if (!ARR_EXTEND(c->rules, c->n_rules))
 			return -1;
+		idx = (long)c->n_rules++;
 		c->rules[idx].line = lc->line;
 		name_field = &c->rules[idx].name;
 		break;
@@ -130,13 +122,11 @@ static void section_begin(load_ctx *lc, const char *label)
 		return;
 	}
 	idx = section_object(lc, kind, name);
-	grown = idx < 0 ? NULL : realloc(lc->secs, (lc->n_secs + 1) * sizeof(*grown));
-	if (grown == NULL) {
+	if (idx < 0 || !ARR_EXTEND(lc->secs, lc->n_secs)) {
 		cerr_at(lc, lc->line, "out of memory");
 		return;
 	}
-	lc->secs = grown;
-	memset(&grown[lc->n_secs], 0, sizeof(*grown));
+	grown = lc->secs;
 	grown[lc->n_secs] = (section){ .kind = kind, .index = (size_t)idx, .line = lc->line };
 	strcpy(grown[lc->n_secs].label, label);
 	lc->cur = (long)lc->n_secs++;

@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "conf/core/arr.h"
 #include "conf/config.h"
 #include "conf/config_int.h"
 #include "conf/rfc3339.h"
@@ -144,15 +145,12 @@ bool split_list(const char *s, char ***items, size_t *n)
 		return true;
 	for (;;) {
 		const char *end = strchr(p, ','), *stop = end ? end : p + strlen(p), *a = p, *b = stop;
-		char **grown;
-
 		while (a < b && isspace((unsigned char)*a))
 			a++;
 		while (b > a && isspace((unsigned char)b[-1]))
 			b--;
-		if (a == b || (grown = realloc(v, (cnt + 1) * sizeof(*v))) == NULL)
+		if (a == b || !ARR_EXTEND(v, cnt))
 			goto fail;
-		v = grown;
 		if ((v[cnt] = strndup(a, (size_t)(b - a))) == NULL)
 			goto fail;
 		cnt++;
