@@ -60,7 +60,7 @@ enum { RK_MATCH, RK_ACTION, RK_TARGETS };                         /* indexes int
 
 /* A section seen in the file, kept until validation at the end. */
 typedef struct section {
-	section_kind kind;
+	section_kind kind;      /* [pgwarden], [target.*], [window.*] or [rule.*] */
 	size_t index;           /* into c->targets / windows / rules; 0 for [pgwarden] */
 	int line;               /* line of the header */
 	char label[128];        /* "pgwarden", "target.prod", ... for messages */
@@ -69,17 +69,17 @@ typedef struct section {
 
 /* Everything one load needs; the reader and the handler share it. */
 typedef struct load_ctx {
-	pgw_config *c;
-	pgw_errors *e;
-	const char *path;  /* the file as given, for messages */
-	int errors;        /* errors added by this load */
-	const char *buf;   /* the whole file */
-	size_t len, pos;   /* reader position */
-	int line;          /* line the reader handed out last (= the one the handler sees) */
-	bool *line_failed; /* per line: an error was already reported there */
-	size_t n_lines;
-	section *secs; /* every accepted section, in file order */
-	size_t n_secs;
+	pgw_config *c;                   /* the snapshot being built */
+	pgw_errors *e;                   /* where every error goes */
+	const char *path;                /* the file as given, for messages */
+	int errors;                      /* errors added by this load */
+	const char *buf;                 /* the whole file */
+	size_t len, pos;                 /* reader position */
+	int line;                        /* line the reader handed out last (= the one the handler sees) */
+	bool *line_failed;               /* per line: an error was already reported there */
+	size_t n_lines;                  /* lines in buf (+1), the length of line_failed */
+	section *secs;                   /* every accepted section, in file order */
+	size_t n_secs;                   /* how many */
 	long cur;                        /* index into secs of the current section; -1 none or skipped */
 	bool seen_header;                /* a [section] line was seen (keys before it are an error) */
 	const config_file_check *checks; /* the file checks of the layers above (config_load_checked) */
