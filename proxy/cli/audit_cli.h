@@ -12,4 +12,9 @@
  */
 int audit_cli_main(int argc, char **argv);
 
+/* The sub-commands, argv[0] being "verify", "show" or "report"; each returns the exit status. */
+int audit_verify_main(int argc, char **argv); /* audit_verify_cli.c */
+int audit_show_main(int argc, char **argv);   /* audit_cli.c */
+int audit_report_main(int argc, char **argv); /* audit_report_cli.c */
+
 #endif
