@@ -55,6 +55,10 @@ typedef struct audit_record {
 	const char *client; /* "ip:port" or "unix" */
 	const char *target;
 	const char *environment;
+	/* session..environment pre-rendered by audit_render_ident (a session's records repeat them);
+	   when set, it is written instead of those six fields */
+	const char *ident;
+	size_t ident_len;     /* bytes of ident */
 	const char *protocol; /* simple extended copy fastpath */
 	const char *sql;      /* statement text, not NUL-terminated */
 	size_t sql_len;
@@ -80,6 +84,14 @@ typedef struct audit_record {
 
 /* Initialise a record with every field absent. */
 void audit_record_init(audit_record *r);
+
+/*
+ * The fields session, actor, role, tenant, client, target and environment of
+ * 'r' as they appear in a line (",\"session\":17,\"actor\":...", each absent
+ * one left out), for audit_record.ident: a session renders them once instead of
+ * escaping them again in every record. malloc'd; NULL on out of memory.
+ */
+char *audit_render_ident(const audit_record *r, size_t *len);
 
 typedef struct audit_log audit_log;
 

@@ -18,13 +18,9 @@
 /* 64 zeros: the prev of the very first record of a log. */
 extern const char audit_zero_prev[AUDIT_HASH_HEX + 1];
 
-/*
- * A SHA-256 context reused across lines, so the hot path does not fetch the
- * algorithm from OpenSSL's provider store for every record.
- */
+/* A SHA-256 context reused across lines (audit_hash.c says why it is not EVP's). */
 typedef struct audit_hasher {
-	void *md;  /* EVP_MD *, fetched once */
-	void *ctx; /* EVP_MD_CTX *, reset per use */
+	void *ctx; /* SHA256_CTX *, allocated once, re-initialised per line */
 } audit_hasher;
 
 int audit_hasher_init(audit_hasher *h);

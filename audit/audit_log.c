@@ -520,10 +520,9 @@ static void put_rare_fields(jbuf *b, const audit_record *r)
 	PUT_STR(b, "sig", r->sig);
 }
 
-/* Every field after seq and before prev, in CONTRACT §5's table order. */
-static void put_fields(jbuf *b, const audit_record *r)
+/* The identity fields, session to environment, in CONTRACT §5's table order. */
+static void put_ident(jbuf *b, const audit_record *r)
 {
-	PUT_STR(b, "event", r->event != NULL ? r->event : "unknown");
 	if (r->session != 0) {
 		jbuf_put_lit(b, ",\"session\":");
 		jbuf_put_u64(b, r->session);
@@ -534,6 +533,34 @@ static void put_fields(jbuf *b, const audit_record *r)
 	PUT_STR(b, "client", r->client);
 	PUT_STR(b, "target", r->target);
 	PUT_STR(b, "environment", r->environment);
+}
+
+char *audit_render_ident(const audit_record *r, size_t *len)
+{
+	jbuf b;
+	char *text;
+
+	jbuf_init(&b);
+	put_ident(&b, r);
+	/* the caller keeps the text: one more byte for a NUL, so an empty identity is not NULL */
+	jbuf_putc(&b, '\0');
+	if (b.failed) {
+		jbuf_free(&b);
+		return NULL;
+	}
+	text = b.data;
+	*len = b.len - 1;
+	return text;
+}
+
+/* Every field after seq and before prev, in CONTRACT §5's table order. */
+static void put_fields(jbuf *b, const audit_record *r)
+{
+	PUT_STR(b, "event", r->event != NULL ? r->event : "unknown");
+	if (r->ident != NULL)
+		jbuf_put(b, r->ident, r->ident_len);
+	else
+		put_ident(b, r);
 	PUT_STR(b, "protocol", r->protocol);
 	if (r->sql != NULL) {
 		jbuf_put_lit(b, ",\"sql\":");

@@ -14,6 +14,9 @@
 struct policy_verdict;
 struct pgw_server;
 
+/* Drop the session's rendered identity (session_free). */
+void audit_forget_ident(session *s);
+
 void audit_connect(session *s);
 void audit_auth(session *s, bool ok);
 void audit_revoked(session *s);

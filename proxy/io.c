@@ -80,42 +80,61 @@ static bool tls_accept_step(pgw_io *io)
 	return false;
 }
 
-/* Read once (plain) or until the TLS record buffer is empty; returns bytes read, 0 on nothing. */
+/*
+ * One read into 'buf': plain read(2) or SSL_read. Returns bytes read, 0 at
+ * EOF, -1 on error, -3 when nothing is there now.
+ */
+static ssize_t io_read_once(pgw_io *io, char *buf, size_t cap)
+{
+	ssize_t n;
+
+	if (io->ssl) {
+		int rc = SSL_read(io->ssl, buf, (int)cap);
+		if (rc > 0) {
+			io->read_wants_write = false;
+			return rc;
+		}
+		int err = SSL_get_error(io->ssl, rc);
+		if (err == SSL_ERROR_WANT_READ)
+			return -3;
+		if (err == SSL_ERROR_WANT_WRITE) {
+			io->read_wants_write = true;
+			return -3;
+		}
+		ERR_clear_error();
+		return err == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+	}
+	n = read(io->fd, buf, cap);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return -3;
+	return n;
+}
+
+/*
+ * Read once (plain) or until the TLS record buffer is empty; returns bytes
+ * read, 0 at EOF, -1 on error, -2 out of memory, -3 nothing there now.
+ *
+ * Why a stack buffer and not evbuffer_reserve_space: a request-response
+ * message is a few hundred bytes, and io->in is usually empty when it comes.
+ * Reserving IO_READ_CHUNK made libevent malloc a 16 kB chain per read and
+ * free it once the message moved on; a 16 kB malloc is a large-bin request,
+ * which consolidates glibc's fastbins each time. Copying n bytes into a chain
+ * sized for them comes from the thread cache instead (callgrind: about 1,000
+ * fewer instructions per query, two reads each).
+ */
 static ssize_t io_read_some(pgw_io *io)
 {
-	struct evbuffer_iovec v;
+	char buf[IO_READ_CHUNK];
 	ssize_t total = 0, n;
 
 	do {
-		if (evbuffer_reserve_space(io->in, IO_READ_CHUNK, &v, 1) < 1)
+		n = io_read_once(io, buf, sizeof(buf));
+		if (n == -3)
+			break;
+		if (n <= 0)
+			return n;
+		if (evbuffer_add(io->in, buf, (size_t)n) != 0)
 			return -2;
-		if (io->ssl) {
-			int rc = SSL_read(io->ssl, v.iov_base, (int)v.iov_len);
-			if (rc <= 0) {
-				int err = SSL_get_error(io->ssl, rc);
-				evbuffer_commit_space(io->in, &v, 0);
-				if (err == SSL_ERROR_WANT_READ)
-					break;
-				if (err == SSL_ERROR_WANT_WRITE) {
-					io->read_wants_write = true;
-					break;
-				}
-				ERR_clear_error();
-				return err == SSL_ERROR_ZERO_RETURN ? 0 : -1;
-			}
-			io->read_wants_write = false;
-			n = rc;
-		} else {
-			n = read(io->fd, v.iov_base, v.iov_len);
-			if (n <= 0) {
-				evbuffer_commit_space(io->in, &v, 0);
-				if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-					break;
-				return n == 0 ? 0 : -1;
-			}
-		}
-		v.iov_len = (size_t)n;
-		evbuffer_commit_space(io->in, &v, 1);
 		total += n;
 	} while (io->ssl && SSL_pending(io->ssl) > 0);
 	return total > 0 ? total : -3; /* -3: would block, nothing read */

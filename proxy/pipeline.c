@@ -27,12 +27,34 @@ void tl_set_mode(timeline *t, tl_mode mode)
 
 /* ---- changes ------------------------------------------------------------------------------- */
 
+/*
+ * Freed changes kept for reuse (per thread, bounded): every simple Query
+ * makes one (it replaces the unnamed portal), so without this each statement
+ * paid a calloc and a free for it.
+ */
+#define CHANGE_CACHE_MAX 64
+static _Thread_local tl_change *change_cache[CHANGE_CACHE_MAX]; /* free changes, any content */
+static _Thread_local size_t change_cache_n;                     /* how many change_cache holds */
+
+/* A zeroed change, from the cache when it has one. */
+static tl_change *change_new(void)
+{
+	tl_change *c = change_cache_n > 0 ? change_cache[--change_cache_n] : malloc(sizeof(*c));
+
+	if (c)
+		memset(c, 0, sizeof(*c));
+	return c;
+}
+
 static void change_free(tl_change *c)
 {
 	stmt_info_unref(c->si);
 	free(c->params);
 	free(c->name);
-	free(c);
+	if (change_cache_n < CHANGE_CACHE_MAX)
+		change_cache[change_cache_n++] = c;
+	else
+		free(c);
 }
 
 void tl_changes_free(struct tl_changes *list)
@@ -48,7 +70,7 @@ void tl_changes_free(struct tl_changes *list)
 bool tl_change_add(struct tl_changes *list, tl_ns ns, tl_op op, const char *name, stmt_info *si, const uint8_t *params,
 		   size_t params_len, uint32_t index, bool doubtful, bool holdable)
 {
-	tl_change *c = calloc(1, sizeof(*c));
+	tl_change *c = change_new();
 
 	if (!c)
 		return false;

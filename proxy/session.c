@@ -100,6 +100,7 @@ void session_free(session *s)
 	tl_free(&s->tl);
 	parse_async_forget(s);
 	evbuffer_free(s->hold);
+	audit_forget_ident(s);
 	if (s->awaiting_flush)
 		TAILQ_REMOVE(&srv->flush_list, s, flush_link);
 	TAILQ_REMOVE(&srv->sessions, s, link);

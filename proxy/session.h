@@ -90,6 +90,20 @@ typedef struct upstream_conn {
 	bool broken;                      /* a read or write failed, or the server closed it: never lent again */
 } upstream_conn;
 
+/*
+ * A session's identity fields as rendered in its audit records (audit_hooks.c),
+ * made once per identity instead of escaped again in every record. Valid while
+ * cfg, who and target are the session's: cfg is referenced, so a later config
+ * can never take its address and pass for it.
+ */
+typedef struct audit_ident_cache {
+	char *text;               /* ,"session":N,"actor":...,"environment":"..." (malloc'd), or NULL */
+	size_t len;               /* bytes of text */
+	pgw_config *cfg;          /* the snapshot it was made from (ref held), or NULL */
+	const pgw_token *who;     /* the token record it was made from, in cfg */
+	const pgw_target *target; /* the target it was made from, in cfg */
+} audit_ident_cache;
+
 /* One session: a client, its upstream, identity and the relay's bookkeeping. */
 typedef struct session {
 	uint64_t id; /* unique per client connection, for logs and audit */
@@ -124,11 +138,12 @@ typedef struct session {
 	struct parse_job *parse_job; /* a large statement parsed off the loop (parse_async.c), or NULL */
 	bool parse_waiting;          /* client paused until parse_job lands */
 
-	bool closing;            /* on the reap list; callbacks must do nothing more */
-	session_console console; /* accept time, last statement, PAUSE hold (console.c) */
-	session_limits lim;      /* max_client_conn / max_actor_conn counts and timeouts (limits.c) */
-	bool audited_connect;    /* the connect record is written (once per session) */
-	bool audited_disconnect; /* the disconnect record is written (once per session) */
+	bool closing;                  /* on the reap list; callbacks must do nothing more */
+	session_console console;       /* accept time, last statement, PAUSE hold (console.c) */
+	session_limits lim;            /* max_client_conn / max_actor_conn counts and timeouts (limits.c) */
+	audit_ident_cache audit_ident; /* the identity fields of its audit records, rendered (audit_hooks.c) */
+	bool audited_connect;          /* the connect record is written (once per session) */
+	bool audited_disconnect;       /* the disconnect record is written (once per session) */
 	char close_reason
 		[160]; /* for the disconnect log line ("" until known); a copy: callers' text may be on their stack */
 	TAILQ_ENTRY(session) link;       /* srv->sessions */

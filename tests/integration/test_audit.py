@@ -658,6 +658,29 @@ def test_revoked_session_has_one_disconnect(pgwarden_factory):
         sum(e == "disconnect" for e, _ in events) == 1, events
 
 
+def test_reload_changes_the_identity_fields_of_live_sessions(pgwarden_factory):
+    """A session renders its identity fields once (audit_hooks.c); a reload that changes one of
+    them (here the target's environment) must show in the session's next records, not the old."""
+    w = pgwarden_factory()
+    with w.connect("user:jimmie", dbname="staging") as c:
+        c.execute("SELECT 'ident-before'")
+        text = w.config_path.read_text()
+        assert text.count("environment = staging") == 1
+        w.config_path.write_text(text.replace("environment = staging", "environment = development"))
+        w.proc.send_signal(signal.SIGHUP)
+        wait_records(w.audit_path, lambda rs: any(r["event"] == "reload" for r in rs))
+        c.execute("SELECT 'ident-after'")
+    recs = wait_records(w.audit_path, lambda rs: any(result_for(rs, x) for x in stmt_records(rs, sql="SELECT 'ident-after'")))
+    before = one(stmt_records(recs, sql="SELECT 'ident-before'"), "statement before the reload")
+    after = one(stmt_records(recs, sql="SELECT 'ident-after'"), "statement after the reload")
+    assert before["environment"] == "staging" and after["environment"] == "development"
+    assert result_for(recs, after)["environment"] == "development"
+    for r in (before, after):
+        assert (r["actor"], r["role"], r["tenant"], r["target"]) == ("user:jimmie", "bookkeeper", "acme", "staging")
+        assert r["session"] == before["session"] and r["client"] == before["client"]
+    check_chain(w.audit_path)
+
+
 def test_awkward_statement_text(pgwarden_factory):
     """Any statement text gives one valid JSON line: quotes, newlines, control and bidi characters,
     bytes that are not UTF-8 (written as \\u00XX, per audit.h), a 1 MB statement. `audit show`
