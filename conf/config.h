@@ -63,11 +63,12 @@ typedef struct pgw_target {
 	pgw_environment environment; /* production | staging | development */
 	pgw_pool_mode pool_mode;     /* how long a client keeps a pooled upstream connection (CONTRACT §7) */
 	int pool_size;               /* most upstream connections to this target at once */
-	int pool_min_idle;           /* idle connections kept open (only 0 is supported yet) */
-	int pool_wait_timeout;       /* seconds a client waits for a connection before 53300 */
-	int server_idle_timeout;     /* seconds an idle pooled connection stays open */
-	int server_lifetime;         /* seconds after which a connection is closed when it next goes idle */
-	int line;                    /* line of the section header, for messages */
+	int pool_min_idle;       /* idle connections kept open and ready, opened in the background (pool_upkeep.c) */
+	int pool_wait_timeout;   /* seconds a client waits for a connection before 53300 */
+	int server_idle_timeout; /* seconds an idle pooled connection stays open */
+	int server_lifetime;     /* seconds after which a connection is closed when it next goes idle */
+	int server_check_delay;  /* a connection idle this long is checked (empty query) before it is lent; 0: always */
+	int line;                /* line of the section header, for messages */
 	/* database walls (deploy/walls.sql), one block */
 	pgw_walls walls;                      /* walls = off (default) | required */
 	char *wall_key_file;                  /* wall_key_file: the key shared with the database; required with walls */

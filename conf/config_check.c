@@ -191,6 +191,16 @@ static void check_target_walls(load_ctx *lc, pgw_target *t, const section *s)
 		cerr_at(lc, s->key_line[TK_WALL_KEY_FILE], "wall_key_file: %s", why);
 }
 
+/* pool_min_idle idle connections must fit in pool_size (the pool never opens beyond it). */
+static void check_target_pool(load_ctx *lc, const pgw_target *t, const section *s)
+{
+	if (t->pool_min_idle > t->pool_size)
+		cerr_at(lc, s->key_line[TK_POOL_MIN_IDLE],
+			"[%s]: pool_min_idle (%d) is larger than pool_size (%d): at most pool_size connections are "
+			"open",
+			s->label, t->pool_min_idle, t->pool_size);
+}
+
 static void check_targets(load_ctx *lc)
 {
 	if (lc->c->n_targets == 0)
@@ -200,6 +210,7 @@ static void check_targets(load_ctx *lc)
 
 		check_required(lc, s);
 		check_target_walls(lc, &lc->c->targets[i], s);
+		check_target_pool(lc, &lc->c->targets[i], s);
 	}
 }
 

@@ -63,6 +63,7 @@ static long section_object(load_ctx *lc, section_kind kind, const char *name)
 		c->targets[idx].pool_wait_timeout = 30;
 		c->targets[idx].server_idle_timeout = 600;
 		c->targets[idx].server_lifetime = 3600;
+		c->targets[idx].server_check_delay = 30;
 		name_field = &c->targets[idx].name;
 		break;
 	case SEC_WINDOW:

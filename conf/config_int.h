@@ -54,9 +54,17 @@ typedef struct key_def {
 	int flags;                     /* KF_* */
 } key_def;
 
-enum { TK_CONNINFO, TK_ENVIRONMENT, TK_WALLS, TK_WALL_KEY_FILE }; /* indexes into target_keys */
-enum { WK_TARGET, WK_START, WK_END, WK_WEEKLY, WK_TIMEZONE };     /* indexes into window_keys */
-enum { RK_MATCH, RK_ACTION, RK_TARGETS };                         /* indexes into rule_keys */
+enum {
+	TK_CONNINFO,
+	TK_ENVIRONMENT,
+	TK_WALLS,
+	TK_WALL_KEY_FILE,
+	TK_POOL_MODE,
+	TK_POOL_SIZE,
+	TK_POOL_MIN_IDLE
+};                                                            /* indexes into target_keys */
+enum { WK_TARGET, WK_START, WK_END, WK_WEEKLY, WK_TIMEZONE }; /* indexes into window_keys */
+enum { RK_MATCH, RK_ACTION, RK_TARGETS };                     /* indexes into rule_keys */
 
 /* A section seen in the file, kept until validation at the end. */
 typedef struct section {

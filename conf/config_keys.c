@@ -70,12 +70,13 @@ static const key_def target_keys[] = {
 	[TK_WALLS] = { "walls", KV_ENUM, T_(walls), 0, 0, 0, walls_names, 0 },
 	[TK_WALL_KEY_FILE] = { "wall_key_file", KV_PATH, T_(wall_key_file), 0, 0, 0, NULL, KF_EMPTY_OK },
 	/* pooling (CONTRACT §7) */
-	{ "pool_mode", KV_ENUM, T_(pool_mode), 0, 0, 0, pool_mode_names, 0 },
-	{ "pool_size", KV_INT, T_(pool_size), 0, 1, 10000, NULL, 0 },
-	{ "pool_min_idle", KV_INT, T_(pool_min_idle), 0, 0, 0, NULL, 0 },
+	[TK_POOL_MODE] = { "pool_mode", KV_ENUM, T_(pool_mode), 0, 0, 0, pool_mode_names, 0 },
+	[TK_POOL_SIZE] = { "pool_size", KV_INT, T_(pool_size), 0, 1, 10000, NULL, 0 },
+	[TK_POOL_MIN_IDLE] = { "pool_min_idle", KV_INT, T_(pool_min_idle), 0, 0, 10000, NULL, 0 },
 	{ "pool_wait_timeout", KV_INT, T_(pool_wait_timeout), 0, 1, 86400, NULL, 0 },
 	{ "server_idle_timeout", KV_INT, T_(server_idle_timeout), 0, 1, 86400 * 365, NULL, 0 },
 	{ "server_lifetime", KV_INT, T_(server_lifetime), 0, 1, 86400 * 365, NULL, 0 },
+	{ "server_check_delay", KV_INT, T_(server_check_delay), 0, 0, 86400, NULL, 0 },
 };
 #undef T_
 

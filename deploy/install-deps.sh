@@ -30,6 +30,7 @@ PACKAGES=(
 	python3-pytest
 	python3-psycopg
 	python3-asyncpg
+	python3-psycopg-pool	# client-side pools over pgwarden (tests/integration/test_pool_scale.py)
 	openssl			# CLI: test certificates
 	procps			# ps, pgrep in tests and scripts
 	util-linux		# runuser: start PostgreSQL as the postgres user when root

@@ -220,10 +220,19 @@ static void on_transaction(pc_walk *w, uint32_t body)
 	uint32_t kind = jobj_get(d, body, "kind");
 
 	w->f->flags |= PF_TXN_CONTROL;
-	/* Two-phase commit can commit writes prepared earlier (even inside a window). */
+	/*
+	 * Two-phase commit can commit writes prepared earlier (even inside a
+	 * window), and is refused on every target: a prepared transaction
+	 * outlives the client and the pooled connection it ran on (DISCARD ALL
+	 * does not touch it), keeps its locks and holds back vacuum, and any
+	 * session of the same role, another actor or tenant, may COMMIT or
+	 * ROLLBACK PREPARED it (README, "What a pooled connection's reset covers").
+	 */
 	if (jstr_eq(d, kind, "TRANS_STMT_PREPARE") || jstr_eq(d, kind, "TRANS_STMT_COMMIT_PREPARED") ||
-	    jstr_eq(d, kind, "TRANS_STMT_ROLLBACK_PREPARED"))
+	    jstr_eq(d, kind, "TRANS_STMT_ROLLBACK_PREPARED")) {
 		mark_write(w, "two-phase commit");
+		mark_opaque(w, "two-phase commit: a prepared transaction outlives the session and its connection");
+	}
 	check_txn_options(w, jobj_get(d, body, "options"));
 }
 

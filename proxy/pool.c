@@ -12,6 +12,7 @@
 #include "protocol/pktbuf.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/pool_upkeep.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
@@ -43,6 +44,9 @@ typedef struct pool_conn {
 	pgw_pool *pool;              /* owner */
 	int resets_owed;             /* ReadyForQuery the reset still owes; 0 once idle */
 	bool reset_failed;           /* the reset answered an error or did not end idle */
+	bool checking;               /* the health check before lending is in flight, not a reset (pool_upkeep.h) */
+	time_t asked_at;             /* monotonic seconds the reset or check was sent: a hung one is given up */
+	time_t checked_at;           /* monotonic seconds it last passed a check (0: never) */
 	time_t idle_since;           /* monotonic seconds it became idle */
 	TAILQ_ENTRY(pool_conn) link; /* pool->idle or pool->resetting */
 } pool_conn;
@@ -67,6 +71,7 @@ struct pgw_pool {
 	double wait_sum;                         /* their total seconds */
 	uint64_t wait_timeouts;                  /* waits that ended in 53300 */
 	uint64_t resets_failed;                  /* returned connections closed because the reset failed */
+	upkeep_state upkeep;                     /* pool_min_idle connects, health checks (pool_upkeep.c) */
 	struct pgw_pool *next;                   /* the server's list */
 };
 
@@ -85,6 +90,7 @@ static const pgw_target *pool_target(const pgw_pool *p)
 }
 
 static void dispatch_cb(evutil_socket_t fd, short what, void *arg);
+static int count(const struct pool_conn_list *l);
 
 static void pool_kick(pgw_pool *p)
 {
@@ -135,6 +141,12 @@ static void pool_conn_free(pool_conn *pc, bool listed)
 
 	if (listed)
 		TAILQ_REMOVE(pc->resets_owed ? &p->resetting : &p->idle, pc, link);
+	if (pc->checking) { /* closed before its check passed: the check failed */
+		p->upkeep.n_checking--;
+		p->upkeep.checks_failed++;
+		log_warn("pool %s: backend %u failed its health check: closed, the borrower gets another", p->target,
+			 pc->up.backend_pid);
+	}
 	upstream_conn_close(&pc->up, true);
 	p->n_open--;
 	free(pc);
@@ -164,24 +176,36 @@ static bool next_message(struct evbuffer *in, char *type, size_t *total, bool *b
 static bool on_reset_ready(pool_conn *pc, char status)
 {
 	pgw_pool *p = pc->pool;
+	bool checked = pc->checking;
 
 	if (status != 'I')
 		pc->reset_failed = true;
 	if (--pc->resets_owed > 0)
 		return true;
 	TAILQ_REMOVE(&p->resetting, pc, link);
+	if (checked && !pc->reset_failed) { /* passed: from here on it is an idle connection like any */
+		pc->checking = false;
+		pc->checked_at = mono_now();
+		p->upkeep.n_checking--;
+	}
 	if (pc->reset_failed) {
-		p->resets_failed++;
-		log_warn("pool %s: reset of backend %u failed: connection closed", p->target, pc->up.backend_pid);
-		pool_conn_free(pc, false);
+		if (!checked) {
+			p->resets_failed++;
+			log_warn("pool %s: reset of backend %u failed: connection closed", p->target,
+				 pc->up.backend_pid);
+		}
+		pool_conn_free(pc, false); /* a failed check is counted and logged there */
 		return false;
 	}
-	if (pc->up.generation != p->generation) { /* the conninfo changed while it was being reset */
+	if (pc->up.generation != p->generation) { /* the conninfo changed while it was being reset or checked */
 		pool_conn_free(pc, false);
 		return false;
 	}
 	pc->idle_since = mono_now();
-	TAILQ_INSERT_TAIL(&p->idle, pc, link);
+	if (checked) /* checked for a waiter: lent next */
+		TAILQ_INSERT_HEAD(&p->idle, pc, link);
+	else
+		TAILQ_INSERT_TAIL(&p->idle, pc, link);
 	pool_kick(p);
 	return true;
 }
@@ -230,21 +254,18 @@ static void pool_conn_closed(void *arg, const char *why)
 
 static const io_handlers pool_conn_handlers = { pool_conn_read, pool_conn_drained, pool_conn_closed };
 
-/* Take the session's connection into a new pool_conn (watched by the pool); NULL on failure (closed). */
-static pool_conn *take_from(session *s)
+/* Take a connection (no io bound) into a new pool_conn watched by the pool; NULL on failure (closed, uncounted). */
+static pool_conn *wrap(pgw_pool *p, upstream_conn *up)
 {
-	pgw_pool *p = s->pool;
 	pool_conn *pc = calloc(1, sizeof(*pc));
 
 	if (!pc) {
-		upstream_close(s);
+		upstream_conn_close(up, true);
 		p->n_open--;
 		return NULL;
 	}
-	io_free(&s->up.io);
-	pc->up = s->up;
+	pc->up = *up;
 	pc->pool = p;
-	upstream_conn_clear(&s->up);
 	if (io_init(&pc->up.io, p->srv->base, upstream_conn_fd(&pc->up), upstream_conn_ssl(&pc->up),
 		    &pool_conn_handlers, pc) != 0) {
 		upstream_conn_close(&pc->up, false);
@@ -254,6 +275,17 @@ static pool_conn *take_from(session *s)
 	}
 	io_set_reading(&pc->up.io, true);
 	return pc;
+}
+
+/* Take the session's connection into a new pool_conn (watched by the pool); NULL on failure (closed). */
+static pool_conn *take_from(session *s)
+{
+	upstream_conn up;
+
+	io_free(&s->up.io);
+	up = s->up;
+	upstream_conn_clear(&s->up);
+	return wrap(s->pool, &up);
 }
 
 /*
@@ -297,6 +329,24 @@ static void start_reset(pool_conn *pc)
 	}
 	pktbuf_free(&b);
 	pc->resets_owed = 2;
+	pc->asked_at = mono_now();
+	TAILQ_INSERT_TAIL(&p->resetting, pc, link);
+}
+
+/* Health check (server_check_delay): the idle connection answers an empty Query before it is lent. */
+static void start_check(pool_conn *pc)
+{
+	pgw_pool *p = pc->pool;
+
+	TAILQ_REMOVE(&p->idle, pc, link);
+	pc->checking = true;
+	p->upkeep.n_checking++;
+	if (upkeep_queue_check(pc->up.io.out) != 0 || io_flush(&pc->up.io) != 0) {
+		pool_conn_free(pc, false); /* counted as a failed check */
+		return;
+	}
+	pc->resets_owed = 1; /* its ReadyForQuery goes through on_reset_ready, like a reset's */
+	pc->asked_at = mono_now();
 	TAILQ_INSERT_TAIL(&p->resetting, pc, link);
 }
 
@@ -348,10 +398,24 @@ static void borrowed(session *s)
 	relay_client_wake(s);
 }
 
-static void lend(pgw_pool *p, session *s)
+/* The idle connection to lend next; those idle past server_check_delay are sent to their check instead. */
+static pool_conn *first_lendable(pgw_pool *p)
 {
-	pool_conn *pc = TAILQ_FIRST(&p->idle);
+	const pgw_target *t = pool_target(p);
+	time_t now = mono_now();
+	pool_conn *pc;
 
+	while ((pc = TAILQ_FIRST(&p->idle)) != NULL) {
+		if (!t || (!upkeep_check_due(t, pc->idle_since, pc->checked_at, now) &&
+			   !upkeep_idle_spoke(upstream_conn_fd(&pc->up))))
+			return pc;
+		start_check(pc);
+	}
+	return NULL;
+}
+
+static void lend(pgw_pool *p, session *s, pool_conn *pc)
+{
 	TAILQ_REMOVE(&p->idle, pc, link);
 	io_free(&pc->up.io);
 	s->up = pc->up;
@@ -385,6 +449,7 @@ static int pool_size_now(const pgw_pool *p)
 static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	pgw_pool *p = arg;
+	pool_conn *pc;
 	session *s;
 
 	(void)fd, (void)what;
@@ -392,8 +457,10 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->client.phase == CLIENT_WAIT_UPSTREAM && p->params_known) {
 			leave_queue(s); /* a login that waited for the parameters */
 			client_login_complete(s);
-		} else if (!TAILQ_EMPTY(&p->idle) && s->client.phase == CLIENT_READY) {
-			lend(p, s);
+		} else if (s->client.phase == CLIENT_READY && (pc = first_lendable(p)) != NULL) {
+			lend(p, s, pc);
+		} else if (s->client.phase == CLIENT_READY && p->upkeep.n_checking > 0) {
+			break; /* a checked connection is lent in a moment, or its failure kicks again */
 		} else if (p->n_open < pool_size_now(p)) {
 			leave_queue(s);
 			open_for(p, s);
@@ -451,19 +518,28 @@ void pool_borrow(session *s)
 	enqueue(s); /* dispatch lends in order, after this callback */
 }
 
-void pool_learn(session *s)
+/* The server's reported settings from a fresh connection, for logins answered without a backend. */
+static void learn_from(pgw_pool *p, PGconn *pg)
 {
-	pgw_pool *p = s->pool;
-
-	if (p->params_known || !s->up.pg)
+	if (p->params_known || !pg)
 		return;
 	for (size_t i = 0; i < POOL_N_REPORTED; i++) {
-		const char *v = PQparameterStatus(s->up.pg, pool_reported[i]);
+		const char *v = PQparameterStatus(pg, pool_reported[i]);
 		free(p->params[i]);
 		p->params[i] = v ? strdup(v) : NULL;
 	}
 	p->params_known = true;
 	pool_kick(p);
+}
+
+void pool_learn(session *s)
+{
+	learn_from(s->pool, s->up.pg);
+}
+
+const char *pool_conninfo(const pgw_pool *p)
+{
+	return p->conninfo;
 }
 
 void pool_connected(session *s)
@@ -627,9 +703,84 @@ static bool old_generation(const pool_conn *pc, const pgw_target *t, time_t now)
 	return pc->up.generation != pc->pool->generation;
 }
 
-static bool stale(const pool_conn *pc, const pgw_target *t, time_t now)
+/* ---- pool_min_idle (pool_upkeep.c decides; the lists are here) ---------------------------- */
+
+/* A background connect finished: the connection joins the idle list, nobody's, or the count is given back. */
+static void adopted(void *arg, upstream_conn *up)
 {
-	return now - pc->idle_since >= t->server_idle_timeout || now - pc->up.born >= t->server_lifetime;
+	pgw_pool *p = arg;
+	pool_conn *pc;
+
+	if (!up) {
+		p->n_open--;
+		pool_kick(p);
+		return;
+	}
+	learn_from(p, up->pg);
+	upstream_conn_connected(up);
+	if (up->generation != p->generation || !pool_target(p)) {
+		upstream_conn_close(up, true);
+		p->n_open--;
+		return;
+	}
+	if ((pc = wrap(p, up)) != NULL) {
+		pc->idle_since = mono_now();
+		TAILQ_INSERT_TAIL(&p->idle, pc, link);
+		log_debug("pool %s: backend %u opened for pool_min_idle", p->target, pc->up.backend_pid);
+	}
+	pool_kick(p);
+}
+
+/* Open in the background what pool_min_idle misses (never beyond pool_size; backs off after a failure). */
+static void refill(pgw_pool *p)
+{
+	const pgw_target *t = pool_target(p);
+	int n;
+
+	if (!t || p->srv->shutting_down)
+		return;
+	n = upkeep_deficit(&p->upkeep, t, p->n_open, count(&p->idle) + count(&p->resetting), mono_now());
+	while (n-- > 0 && upkeep_open(&p->upkeep, p->srv, p->target, p->conninfo, p->generation, adopted, p) == 0)
+		p->n_open++;
+}
+
+/* Every target with pool_min_idle gets its pool now, not at its first login. */
+static void create_min_idle_pools(pgw_server *srv)
+{
+	for (size_t i = 0; i < srv->cfg->n_targets; i++)
+		if (srv->cfg->targets[i].pool_min_idle > 0 && !pool_for(srv, &srv->cfg->targets[i]))
+			log_warn("pool %s: out of memory", srv->cfg->targets[i].name);
+}
+
+/* Idle connections past their time, sparing the pool_min_idle most recently used from the idle timeout. */
+static void sweep_idle(pgw_pool *p, time_t now)
+{
+	const pgw_target *t = pool_target(p);
+	int keep = t ? t->pool_min_idle : 0;
+	pool_conn *pc, *prev;
+
+	for (pc = TAILQ_LAST(&p->idle, pool_conn_list); pc; pc = prev) {
+		prev = TAILQ_PREV(pc, pool_conn_list, link);
+		if (!t || upkeep_idle_expired(t, pc->idle_since, pc->up.born, now, &keep))
+			pool_conn_free(pc, true);
+	}
+}
+
+/* A reset or health check that has not answered within UPKEEP_ANSWER_TIMEOUT: the backend hangs. */
+static void sweep_hung(pgw_pool *p, time_t now)
+{
+	pool_conn *pc, *tmp;
+
+	for (pc = TAILQ_FIRST(&p->resetting); pc; pc = tmp) {
+		tmp = TAILQ_NEXT(pc, link);
+		if (now - pc->asked_at < UPKEEP_ANSWER_TIMEOUT)
+			continue;
+		log_warn("pool %s: backend %u did not answer its %s within %d s: closed", p->target, pc->up.backend_pid,
+			 pc->checking ? "health check" : "reset", UPKEEP_ANSWER_TIMEOUT);
+		if (!pc->checking)
+			p->resets_failed++;
+		pool_conn_free(pc, true);
+	}
 }
 
 void pool_config_changed(pgw_server *srv)
@@ -648,16 +799,25 @@ void pool_config_changed(pgw_server *srv)
 		p->params_known = false; /* maybe another server now: learn again */
 		log_info("pool %s: conninfo changed, draining", p->target);
 		close_idle_if(p, old_generation);
+		p->n_open -= upkeep_cancel_all(&p->upkeep); /* opening with the old conninfo */
+		p->upkeep.retry_at = 0;
 	}
+	create_min_idle_pools(srv);
+	for (pgw_pool *p = srv->pools; p; p = p->next)
+		refill(p);
 }
 
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	pgw_server *srv = arg;
+	time_t now = mono_now();
 
 	(void)fd, (void)what;
-	for (pgw_pool *p = srv->pools; p; p = p->next)
-		close_idle_if(p, stale);
+	for (pgw_pool *p = srv->pools; p; p = p->next) {
+		sweep_idle(p, now);
+		sweep_hung(p, now);
+		refill(p);
+	}
 }
 
 int pool_init(pgw_server *srv)
@@ -667,6 +827,9 @@ int pool_init(pgw_server *srv)
 	srv->pool_sweep = event_new(srv->base, -1, EV_PERSIST, sweep_cb, srv);
 	if (!srv->pool_sweep || event_add(srv->pool_sweep, &second) != 0)
 		return -1;
+	create_min_idle_pools(srv);
+	for (pgw_pool *p = srv->pools; p; p = p->next)
+		refill(p);
 	return 0;
 }
 
@@ -677,6 +840,7 @@ void pool_free_all(pgw_server *srv)
 
 	for (p = srv->pools; p; p = next) {
 		next = p->next;
+		upkeep_cancel_all(&p->upkeep);
 		while ((pc = TAILQ_FIRST(&p->idle)) != NULL) {
 			TAILQ_REMOVE(&p->idle, pc, link);
 			upstream_conn_close(&pc->up, true);
@@ -770,10 +934,13 @@ void pool_render_json(pgw_server *srv, struct evbuffer *out)
 		evbuffer_add_printf(out,
 				    "%s{\"target\":\"%s\",\"mode\":\"session\",\"pool_size\":%d,\"open\":%d,"
 				    "\"idle\":%d,\"active\":%d,\"held\":0,\"resetting\":%d,\"waiting\":%d,"
-				    "\"wait_timeouts\":%llu,\"resets_failed\":%llu}",
+				    "\"wait_timeouts\":%llu,\"resets_failed\":%llu,\"min_idle\":%d,\"opening\":%d,"
+				    "\"checks_failed\":%llu}",
 				    first ? "" : ",", name.failed ? "" : name.data, t ? t->pool_size : 0, p->n_open,
 				    count(&p->idle), p->n_lent, count(&p->resetting), count_waiting(p),
-				    (unsigned long long)p->wait_timeouts, (unsigned long long)p->resets_failed);
+				    (unsigned long long)p->wait_timeouts, (unsigned long long)p->resets_failed,
+				    t ? t->pool_min_idle : 0, p->upkeep.n_opening,
+				    (unsigned long long)p->upkeep.checks_failed);
 		jbuf_free(&name);
 		first = false;
 	}

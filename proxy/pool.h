@@ -57,6 +57,9 @@ int pool_init(struct pgw_server *srv);
 /* Close every pooled connection (process exit). */
 void pool_free_all(struct pgw_server *srv);
 
+/* The conninfo new connections of this pool are opened with (its current generation's). */
+const char *pool_conninfo(const pgw_pool *p);
+
 /* The value of a reported setting learnt from the target's server, or NULL. */
 const char *pool_param(const pgw_pool *p, const char *name);
 

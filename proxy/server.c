@@ -27,6 +27,7 @@
 #include "policy/policy.h"
 #include "proxy/admin.h"
 #include "proxy/audit_events.h"
+#include "proxy/fd_limit.h"
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/full_config.h"
@@ -423,6 +424,7 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 		return -1;
 	if (!cfg->audit_log)
 		log_warn("audit_log is not set: statements are NOT written to an audit log");
+	fd_limit_raise(cfg); /* one descriptor per client and per upstream connection */
 	if (cfg->audit_log) {
 		srv->audit = audit_open(cfg->audit_log, cfg->audit_fsync, &err);
 		if (!srv->audit) {

@@ -79,7 +79,9 @@ static void upstream_failed(session *s, const char *what)
 static PGconn *connect_start(session *s)
 {
 	const char *kw[] = { "dbname", "fallback_application_name", NULL };
-	const char *val[] = { s->target->conninfo, "pgwarden", NULL }; /* dbname is expanded: the conninfo */
+	/* The pool's conninfo, not the session's snapshot's: a session that logged in before a reload
+	 * must not open a connection with the old conninfo under the pool's new generation. */
+	const char *val[] = { pool_conninfo(s->pool), "pgwarden", NULL }; /* dbname is expanded: the conninfo */
 
 	return PQconnectStartParams(kw, val, 1);
 }
@@ -157,13 +159,37 @@ static const io_handlers upstream_io_handlers = { upstream_on_read, upstream_on_
  * harmlessly. upstream_close() says goodbye itself. If dup2 fails libpq is
  * kept, which costs only memory and a descriptor. Closes sink.
  */
-static void release_libpq(session *s, int sink)
+static void release_libpq(upstream_conn *up, int sink)
 {
-	if (dup2(sink, PQsocket(s->up.pg)) >= 0) {
-		PQfinish(s->up.pg);
-		s->up.pg = NULL;
+	if (dup2(sink, PQsocket(up->pg)) >= 0) {
+		PQfinish(up->pg);
+		up->pg = NULL;
 	}
 	close(sink);
+}
+
+void upstream_conn_connected(upstream_conn *up)
+{
+	int fd = PQsocket(up->pg), sink = -1;
+	SSL *ssl = PQsslInUse(up->pg) ? PQsslStruct(up->pg, "OpenSSL") : NULL;
+	const char *scs = PQparameterStatus(up->pg, "standard_conforming_strings");
+
+	up->backend_pid = (uint32_t)PQbackendPID(up->pg);
+	up->cancel = cancel_handle_new(up->pg); /* NULL only without memory: cancels are dropped */
+	up->standard_conforming_strings = !scs || strcmp(scs, "on") == 0;
+	if (ssl) { /* libpq's own writes never move their buffer; ours may (IO_TLS_MODES) */
+		SSL_set_mode(ssl, IO_TLS_MODES);
+	} else if ((sink = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0) {
+		/* Both descriptors are taken first, so libpq is kept whole if either is missing. */
+		up->own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (up->own_fd < 0) {
+			close(sink);
+			sink = -1;
+		}
+	}
+	if (sink >= 0)
+		release_libpq(up, sink);
+	up->txn_status = 'I';
 }
 
 /*
@@ -173,30 +199,11 @@ static void release_libpq(session *s, int sink)
  */
 static void become_ready(session *s)
 {
-	int fd = PQsocket(s->up.pg), sink = -1;
-	SSL *ssl = PQsslInUse(s->up.pg) ? PQsslStruct(s->up.pg, "OpenSSL") : NULL;
-	const char *scs = PQparameterStatus(s->up.pg, "standard_conforming_strings");
-
 	event_free(s->up.poll_ev);
 	s->up.poll_ev = NULL;
 	count_connect(s);
 	pool_learn(s); /* the server's reported settings, for logins answered without a backend */
-	s->up.backend_pid = (uint32_t)PQbackendPID(s->up.pg);
-	s->up.cancel = cancel_handle_new(s->up.pg); /* NULL only without memory: cancels are dropped */
-	s->up.standard_conforming_strings = !scs || strcmp(scs, "on") == 0;
-	if (ssl) { /* libpq's own writes never move their buffer; ours may (IO_TLS_MODES) */
-		SSL_set_mode(ssl, IO_TLS_MODES);
-	} else if ((sink = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0) {
-		/* Both descriptors are taken first, so libpq is kept whole if either is missing. */
-		s->up.own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		if (s->up.own_fd < 0) {
-			close(sink);
-			sink = -1;
-		}
-	}
-	if (sink >= 0)
-		release_libpq(s, sink);
-	s->up.txn_status = 'I';
+	upstream_conn_connected(&s->up);
 	if (upstream_attach(s) != 0) {
 		upstream_failed(s, "relay setup");
 		return;

@@ -28,6 +28,14 @@ bool upstream_wants_read_only(session *s);
 int upstream_conn_fd(const upstream_conn *up);
 SSL *upstream_conn_ssl(const upstream_conn *up);
 
+/*
+ * libpq has just finished connecting 'up' (PQconnectPoll said OK, idle):
+ * note its backend pid, cancel key and standard_conforming_strings, and
+ * take a plain socket from libpq (its buffers were most of an idle
+ * connection's memory). up->pg is NULL afterwards unless TLS keeps it.
+ */
+void upstream_conn_connected(upstream_conn *up);
+
 /* Forget a connection handed elsewhere: nothing owned, phase NONE. */
 void upstream_conn_clear(upstream_conn *up);
 

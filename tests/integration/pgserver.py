@@ -54,7 +54,7 @@ def wait_port(host, port, timeout, alive=lambda: True):
 class PgServer:
     """One private cluster. Attributes: host, port, sockdir, datadir, svc_password."""
 
-    def __init__(self, base=None, max_connections=500):
+    def __init__(self, base=None, max_connections=500, extra_conf=""):
         self.tmp = Path(tempfile.mkdtemp(prefix="pgwarden-pg-", dir=base))
         self.datadir = self.tmp / "data"
         self.sockdir = self.tmp
@@ -64,6 +64,7 @@ class PgServer:
         self.svc_user = SVC_ROLE
         self.svc_password = secrets.token_urlsafe(18)
         self.max_connections = max_connections
+        self.extra_conf = extra_conf  # postgresql.conf lines, e.g. max_prepared_transactions
         self.started = False
         # As root we must not run postgres as root: hand the dir to the postgres user.
         self.run_as = None
@@ -93,7 +94,7 @@ class PgServer:
                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                     "shared_buffers = 64MB\nlog_min_messages = warning\n"
                     "log_connections = off\nlog_line_prefix = '%m [%p] %u@%d '\n")
-            conf += self._tls_conf()
+            conf += self._tls_conf() + self.extra_conf
             # Files are written as the user that owns the data dir (we may be root).
             self._write_as(self.datadir / "postgresql.conf", conf, append=True)
             self._write_as(self.datadir / "pg_hba.conf", HBA)

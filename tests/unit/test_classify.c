@@ -94,8 +94,10 @@ static const verdict_case cases[] = {
 	{ "NOTIFY ch, 'x'", WOW, OK, OK },
 	{ "SELECT pg_notify('ch', 'x')", WOW, OK, OK },
 	{ "REVOKE SELECT ON t FROM anon", WOW, OK, OK },
-	{ "PREPARE TRANSACTION 'x'", WOW, OK, OK },
-	{ "COMMIT PREPARED 'x'", WOW, OK, OK },
+	/* two-phase commit outlives the session and its pooled connection: refused everywhere */
+	{ "PREPARE TRANSACTION 'x'", OPQ, OPQ, OPQ },
+	{ "COMMIT PREPARED 'x'", OPQ, OPQ, OPQ },
+	{ "ROLLBACK PREPARED 'x'", OPQ, OPQ, OPQ },
 	/* writable CTEs and locking */
 	{ "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", WOW, OK, OK },
 	{ "WITH i AS (INSERT INTO t VALUES (1) RETURNING a) SELECT a FROM i", WOW, OK, OK },
