@@ -42,9 +42,10 @@ typedef enum {
 	AUDIT_FSYNC_NEVER,  /* leave it to the OS */
 } pgw_audit_fsync;
 
-/* pool_mode: only session pooling is implemented; "transaction" is a config error until it is. */
+/* pool_mode (CONTRACT §7): how long a client keeps a pooled upstream connection. */
 typedef enum {
-	POOL_MODE_SESSION, /* a client keeps one upstream connection from its first message to disconnect */
+	POOL_MODE_SESSION,     /* a client keeps one upstream connection from its first message to disconnect */
+	POOL_MODE_TRANSACTION, /* a client borrows a connection for one transaction (or while it is held) */
 } pgw_pool_mode;
 
 /* walls = ...: whether the target's database carries deploy/walls.sql and pgwarden feeds it. */

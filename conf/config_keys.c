@@ -21,7 +21,7 @@ static const char *const fsync_names[] = { "always", "batch", "never", NULL };
 static const char *const client_tls_names[] = { "disable", "allow", "require", NULL };
 static const char *const environment_names[] = { "production", "staging", "development", NULL };
 static const char *const action_names[] = { "deny", "log", NULL };
-static const char *const pool_mode_names[] = { "session", NULL }; /* "transaction": not yet (issue 11) */
+static const char *const pool_mode_names[] = { "session", "transaction", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const walls_names[] = { "off", "required", NULL };
 

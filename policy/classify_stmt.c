@@ -109,6 +109,29 @@ static bool on_wrapped_execute(pc_walk *w, uint32_t stmt)
 	return false;
 }
 
+/*
+ * State a transaction-mode pool cannot move to another connection. A
+ * temporary relation is any RangeVar the parser marked relpersistence 't'
+ * (CREATE TEMP TABLE/VIEW/SEQUENCE, CREATE TABLE AS and SELECT INTO TEMP):
+ * read from the tree's own field, never from the text. References to
+ * pg_temp.x carry 'p' and need nothing: they exist only where one was made.
+ */
+static void note_session_state(pc_walk *w, uint32_t stmt)
+{
+	const jdoc *d = w->d;
+	uint32_t b;
+
+	for (uint32_t i = stmt; i + 1 < d->t[stmt].end; i++)
+		if (d->t[i].type == J_STR && jstr_eq(d, i, "relpersistence") && jstr_eq(d, i + 1, "t"))
+			w->f->flags |= PF_HOLD_TEMP;
+	if (node_body(d, stmt, "ListenStmt"))
+		w->f->flags |= PF_HOLD_LISTEN;
+	if ((b = node_body(d, stmt, "UnlistenStmt")) && !jobj_get(d, b, "conditionname"))
+		w->f->flags |= PF_UNLISTEN_ALL;
+	if ((b = node_body(d, stmt, "VariableSetStmt")) && jobj_get(d, b, "is_local"))
+		w->f->flags |= PF_SET_LOCAL;
+}
+
 /* One top-level statement: the three prepared-statement commands are special here only. */
 static void walk_statement(pc_walk *w, uint32_t stmt)
 {
@@ -162,6 +185,7 @@ static void walk_statement(pc_walk *w, uint32_t stmt)
 	}
 	if (w->nest == 0 && node_body(d, stmt, "CopyStmt"))
 		w->f->flags |= PF_COPY;
+	note_session_state(w, stmt);
 	walk_value(w, stmt);
 	if (!(w->f->flags & PF_PREPARE))
 		facts_finalize(w->f);

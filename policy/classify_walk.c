@@ -220,6 +220,9 @@ static void on_transaction(pc_walk *w, uint32_t body)
 	uint32_t kind = jobj_get(d, body, "kind");
 
 	w->f->flags |= PF_TXN_CONTROL;
+	if (jstr_eq(d, kind, "TRANS_STMT_ROLLBACK") || jstr_eq(d, kind, "TRANS_STMT_ROLLBACK_TO") ||
+	    jstr_eq(d, kind, "TRANS_STMT_PREPARE"))
+		w->f->flags |= PF_TXN_UNDO;
 	/*
 	 * Two-phase commit can commit writes prepared earlier (even inside a
 	 * window), and is refused on every target: a prepared transaction
@@ -255,7 +258,9 @@ static void on_discard(pc_walk *w, uint32_t body)
 {
 	/* DISCARD ALL = RESET ALL + SET SESSION AUTHORIZATION DEFAULT + ...: relay re-pins. */
 	if (jstr_eq(w->d, jobj_get(w->d, body, "target"), "DISCARD_ALL"))
-		w->f->flags |= PF_SESSION_RESET;
+		w->f->flags |= PF_SESSION_RESET | PF_DISCARD_ALL;
+	else if (jstr_eq(w->d, jobj_get(w->d, body, "target"), "DISCARD_TEMP"))
+		w->f->flags |= PF_DISCARD_TEMP;
 }
 
 static void on_notify(pc_walk *w, uint32_t body)
@@ -351,6 +356,10 @@ static void judge_function(pc_walk *w, uint32_t body, const char *schema, const 
 	/* Named without arguments (CREATE TRIGGER): what depends on them counts as the worst. */
 	if (!body && (bc == BF_SET_CONFIG || bc == BF_TS_REWRITE))
 		bc = BF_OPAQUE_SQL;
+	if (bc == BF_WRITE && strncmp(name, "pg_", 3) == 0 && strstr(name, "advisory_lock") && !strstr(name, "xact"))
+		w->f->flags |= PF_HOLD_LOCK; /* a session-level advisory lock outlives the transaction */
+	if (strcmp(name, "pg_advisory_unlock_all") == 0)
+		w->f->flags |= PF_UNLOCK_ALL;
 	switch (bc) {
 	case BF_READ:
 		break;

@@ -46,6 +46,17 @@ enum {
 	PF_CURSOR_HOLD = 1u << 17,  /* with PF_DECLARE: WITH HOLD, the cursor outlives its transaction */
 	PF_CLOSE_CURSOR = 1u << 18, /* CLOSE name (name NULL for CLOSE ALL): drops portals */
 	PF_FETCH = 1u << 19,        /* FETCH (not MOVE) from cursor policy_facts_name: returns its rows */
+	/* Session state that cannot follow a client to another pooled connection (CONTRACT §7 "held"): */
+	PF_HOLD_TEMP = 1u << 20,   /* creates a temporary table, view or sequence (relpersistence 't') */
+	PF_HOLD_LISTEN = 1u << 21, /* LISTEN: a registration of this backend */
+	PF_HOLD_LOCK = 1u << 22,   /* takes a session-level advisory lock (pg_[try_]advisory_lock[_shared]) */
+	PF_SET_LOCAL = 1u << 23,   /* SET LOCAL: its settings end with the transaction */
+	/* What ends such state (a held client may be released once the transaction that ran it ends): */
+	PF_DISCARD_ALL = 1u << 24,  /* DISCARD ALL (PF_SESSION_RESET too): nothing of the session is left */
+	PF_DISCARD_TEMP = 1u << 25, /* DISCARD TEMP: every temporary relation is gone */
+	PF_UNLISTEN_ALL = 1u << 26, /* UNLISTEN *: no LISTEN registration is left */
+	PF_UNLOCK_ALL = 1u << 27,   /* pg_advisory_unlock_all(): no session advisory lock is left */
+	PF_TXN_UNDO = 1u << 28,     /* ROLLBACK, ROLLBACK TO SAVEPOINT, PREPARE TRANSACTION: the block's work undone */
 };
 
 /* The user functions of one target's database, classified (policy/catalog.h). */

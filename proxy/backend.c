@@ -19,6 +19,7 @@
 #include "proxy/frontend.h"
 #include "proxy/gate.h"
 #include "proxy/pipeline.h"
+#include "proxy/pool_txn.h"
 #include "conf/core/log.h"
 #include "protocol/pktread.h"
 #include "protocol/startup.h"
@@ -238,6 +239,7 @@ static backend_action on_error(session *s, tl_entry *head, const uint8_t *body, 
 	bool denial;
 
 	error_sqlstate(body, len, state);
+	pool_txn_note_error(s); /* transaction pooling: this transaction's releases do not count */
 	if (!head)
 		return BACKEND_FORWARD; /* e.g. FATAL from an administrator's pg_terminate_backend */
 	if (head->action == TL_SWALLOW && !own_request_failed(s, head, state, error_message(body, len)))

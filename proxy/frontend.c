@@ -19,6 +19,7 @@
 #include "proxy/gate.h"
 #include "conf/core/log.h"
 #include "proxy/pin.h"
+#include "proxy/pool_stmts.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "protocol/pktbuf.h"
@@ -425,6 +426,9 @@ relay_status frontend_message(session *s, char type, const uint8_t *msg, uint32_
 	if (!gate_transaction_boundary(s) || s->client.phase == CLIENT_CLOSING)
 		return RELAY_STOP; /* e.g. the token was revoked by a reload */
 	if (type != 'X' && relay_repin(s) != RELAY_GO)
+		return RELAY_STOP;
+	/* transaction pooling: a named statement is prepared again where the client now is */
+	if (pool_stmts_before(s, type, msg, len) != RELAY_GO)
 		return RELAY_STOP;
 	if ((st = dispatch(s, type, msg + 5, len)) != RELAY_GO)
 		return st;

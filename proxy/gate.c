@@ -20,6 +20,7 @@
 #include "conf/core/log.h"
 #include "proxy/parse_async.h"
 #include "proxy/pin.h"
+#include "proxy/pool_txn.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
@@ -277,6 +278,7 @@ static bool track_statement(session *s, const policy_facts *f, const char *text,
 	uint32_t flags = policy_facts_flags(f);
 	const char *name = policy_facts_name(f);
 
+	pool_txn_note_statement(s, f); /* transaction pooling: state that holds the client on its connection */
 	if (pv->refresh_catalog) {
 		catalogs_mark_stale_for(s, f, pv->refresh_names_known);
 		s->catalog_refresh_needed = true;

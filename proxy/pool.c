@@ -13,9 +13,13 @@
 #include "proxy/cancel.h"
 #include "proxy/client.h"
 #include "proxy/pool_upkeep.h"
+#include "proxy/pool_settings.h"
+#include "proxy/pool_stmts.h"
+#include "proxy/pool_txn.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
+#include "proxy/wall.h"
 
 /* The settings PostgreSQL reports at startup (GUC_REPORT): learnt once per pool, told to every login. */
 const char *const pool_reported[POOL_N_REPORTED] = {
@@ -47,6 +51,11 @@ typedef struct pool_conn {
 	bool checking;               /* the health check before lending is in flight, not a reset (pool_upkeep.h) */
 	time_t asked_at;             /* monotonic seconds the reset or check was sent: a hung one is given up */
 	time_t checked_at;           /* monotonic seconds it last passed a check (0: never) */
+	uint64_t owner;              /* idle: the session whose identity and settings it still carries (transaction
+	                                mode, lent back to that session only), or 0: reset, "nobody" */
+	session *snapshot_for;       /* reading back this client's settings (pool_settings_query), or NULL */
+	bool snapshot;               /* its "reset" is that query: on success it goes idle still the owner's */
+	pool_settings_buf snap;      /* the replay being built from its rows */
 	time_t idle_since;           /* monotonic seconds it became idle */
 	TAILQ_ENTRY(pool_conn) link; /* pool->idle or pool->resetting */
 } pool_conn;
@@ -63,6 +72,8 @@ struct pgw_pool {
 	struct pool_conn_list idle;              /* ready to lend, most recently returned last */
 	struct pool_conn_list resetting;         /* returned, reset in flight */
 	struct session_list waiting;             /* sessions waiting for a connection, first come first served */
+	struct session_list parked;              /* transaction mode: lent, between transactions, may be taken back */
+	int n_parked;                            /* their number */
 	char *params[POOL_N_REPORTED];           /* pool_reported values from the target's server */
 	bool params_known;                       /* params[] filled from a connection */
 	struct event *dispatch_ev;               /* hands connections to waiters, after the current callback */
@@ -72,6 +83,7 @@ struct pgw_pool {
 	uint64_t wait_timeouts;                  /* waits that ended in 53300 */
 	uint64_t resets_failed;                  /* returned connections closed because the reset failed */
 	upkeep_state upkeep;                     /* pool_min_idle connects, health checks (pool_upkeep.c) */
+	uint64_t holds[POOL_HOLD_N];             /* pgwarden_pool_holds_total, per reason */
 	struct pgw_pool *next;                   /* the server's list */
 };
 
@@ -97,6 +109,8 @@ static void pool_kick(pgw_pool *p)
 	event_active(p->dispatch_ev, EV_TIMEOUT, 0);
 }
 
+static void start_reset(pool_conn *pc);
+
 static pgw_pool *pool_for(pgw_server *srv, const pgw_target *t)
 {
 	pgw_pool *p;
@@ -120,6 +134,7 @@ static pgw_pool *pool_for(pgw_server *srv, const pgw_target *t)
 	TAILQ_INIT(&p->idle);
 	TAILQ_INIT(&p->resetting);
 	TAILQ_INIT(&p->waiting);
+	TAILQ_INIT(&p->parked);
 	p->next = srv->pools;
 	srv->pools = p;
 	return p;
@@ -135,6 +150,36 @@ const char *pool_param(const pgw_pool *p, const char *name)
 
 /* ---- connections the pool owns --------------------------------------------------------------- */
 
+/*
+ * The settings read-back ended (ok: the connection answered it fully): the
+ * client gets its replay, or, when it failed, cannot go on as if its
+ * settings were still there. Whatever happens, the session stops waiting.
+ */
+static void snapshot_done(pool_conn *pc, bool ok)
+{
+	session *s = pc->snapshot_for;
+	char *sql;
+
+	if (!pc->snapshot)
+		return;
+	pc->snapshot = false;
+	pc->snapshot_for = NULL;
+	sql = pool_settings_finish(&pc->snap);
+	if (!s) {
+		free(sql);
+		return;
+	}
+	s->pool_snapshot = NULL;
+	if (!ok || !sql) {
+		free(sql);
+		client_fail(s, "08006", "pgwarden: could not save the session's settings", NULL);
+		return;
+	}
+	free(s->pool_settings_sql);
+	s->pool_settings_sql = sql;
+	pool_kick(pc->pool);
+}
+
 static void pool_conn_free(pool_conn *pc, bool listed)
 {
 	pgw_pool *p = pc->pool;
@@ -149,6 +194,7 @@ static void pool_conn_free(pool_conn *pc, bool listed)
 	}
 	upstream_conn_close(&pc->up, true);
 	p->n_open--;
+	snapshot_done(pc, false);
 	free(pc);
 	pool_kick(p);
 }
@@ -187,6 +233,14 @@ static bool on_reset_ready(pool_conn *pc, char status)
 		pc->checking = false;
 		pc->checked_at = mono_now();
 		p->upkeep.n_checking--;
+	} else if (pc->snapshot && !pc->reset_failed) {
+		bool gone = pc->snapshot_for == NULL;
+		snapshot_done(pc, true);
+		if (gone) { /* the client left meanwhile: what it left behind is reset away */
+			pc->owner = 0;
+			start_reset(pc);
+			return false;
+		}
 	}
 	if (pc->reset_failed) {
 		if (!checked) {
@@ -210,6 +264,16 @@ static bool on_reset_ready(pool_conn *pc, char status)
 	return true;
 }
 
+static void add_snapshot_row(pool_conn *pc, struct evbuffer *in, size_t total)
+{
+	const uint8_t *m = evbuffer_pullup(in, (ssize_t)total);
+
+	if (!m)
+		pc->snap.failed = true;
+	else
+		pool_settings_add_row(&pc->snap, m + 5, (uint32_t)(total - 5));
+}
+
 /* Replies to the reset; an idle connection should say nothing, and an error there (FATAL) closes it. */
 static void pool_conn_read(void *arg)
 {
@@ -225,6 +289,8 @@ static void pool_conn_read(void *arg)
 			status = (char)z[5];
 		else
 			status = 0;
+		if (type == 'D' && pc->snapshot)
+			add_snapshot_row(pc, in, total);
 		evbuffer_drain(in, total);
 		if (type == 'E' && pc->resets_owed == 0) {
 			pool_conn_free(pc, true);
@@ -383,39 +449,68 @@ static void observe_wait(pgw_pool *p, const struct timespec *since)
  * client's own startup settings are queued in front of its first message
  * by relay_repin(), swallowed, in the same write: no extra round trip.
  */
-static void borrowed(session *s)
+static void borrowed(session *s, bool own)
 {
 	pgw_pool *p = s->pool;
+	bool ro = upstream_wants_read_only(s);
 
 	leave_queue(s);
 	observe_wait(p, &s->wait_start);
 	p->n_lent++;
-	s->up.read_only = upstream_wants_read_only(s);
-	s->tl.repin = true;
-	s->wall_check_due = true;
-	s->borrow_pin_due = true;
-	session_log(LOG_LVL_DEBUG, s, "borrowed backend %u", s->up.backend_pid);
+	/*
+	 * Transaction mode, the connection this client left: it carries exactly
+	 * the client's identity and settings still, so only what differs now is
+	 * applied. The read-only default follows the windows (as of now); a
+	 * walled target's pin signs a write grant for the current window, so it
+	 * is always pinned anew.
+	 */
+	if (!own)
+		pool_stmts_moved(s); /* a reset connection, or a new one: none of its statements is there */
+	if (!own || s->up.read_only != ro || wall_required(s->target)) {
+		s->up.read_only = ro;
+		s->tl.repin = true;
+		s->wall_check_due = true;
+		s->borrow_pin_due = true;
+	}
+	session_log(LOG_LVL_DEBUG, s, "borrowed backend %u%s", s->up.backend_pid, own ? " (its own)" : "");
 	relay_client_wake(s);
 }
 
-/* The idle connection to lend next; those idle past server_check_delay are sent to their check instead. */
-static pool_conn *first_lendable(pgw_pool *p)
+/*
+ * An idle connection this session may have: the one it left (transaction
+ * mode), else a reset one, or NULL. One idle past server_check_delay (or
+ * whose socket spoke while idle) is sent to its check instead, and the
+ * search starts again.
+ */
+static pool_conn *idle_for(pgw_pool *p, const session *s)
 {
 	const pgw_target *t = pool_target(p);
 	time_t now = mono_now();
-	pool_conn *pc;
 
-	while ((pc = TAILQ_FIRST(&p->idle)) != NULL) {
-		if (!t || (!upkeep_check_due(t, pc->idle_since, pc->checked_at, now) &&
-			   !upkeep_idle_spoke(upstream_conn_fd(&pc->up))))
-			return pc;
-		start_check(pc);
+	for (;;) {
+		pool_conn *pc, *pick = NULL;
+
+		TAILQ_FOREACH(pc, &p->idle, link)
+		{
+			if (pc->owner == s->id) {
+				pick = pc;
+				break;
+			}
+			if (pc->owner == 0 && !pick)
+				pick = pc;
+		}
+		if (!pick || !t ||
+		    (!upkeep_check_due(t, pick->idle_since, pick->checked_at, now) &&
+		     !upkeep_idle_spoke(upstream_conn_fd(&pick->up))))
+			return pick;
+		start_check(pick);
 	}
-	return NULL;
 }
 
 static void lend(pgw_pool *p, session *s, pool_conn *pc)
 {
+	bool own = pc->owner == s->id;
+
 	TAILQ_REMOVE(&p->idle, pc, link);
 	io_free(&pc->up.io);
 	s->up = pc->up;
@@ -426,7 +521,7 @@ static void lend(pgw_pool *p, session *s, pool_conn *pc)
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);
 		return;
 	}
-	borrowed(s);
+	borrowed(s, own);
 }
 
 /* A new connection for this session (counted now, so pool_size holds while it connects). */
@@ -445,19 +540,80 @@ static int pool_size_now(const pgw_pool *p)
 	return t ? t->pool_size : 0;
 }
 
-/* Serve waiters in order while there is an idle connection or room for a new one. */
+static int count(const struct pool_conn_list *l);
+
+/*
+ * Transaction mode, full pool: an idle connection still carrying another
+ * (live) client's identity is reset to "nobody" for the waiter, unless
+ * enough resets are already on their way. Oldest first.
+ */
+static bool reset_one_for_waiters(pgw_pool *p, int unserved)
+{
+	pool_conn *pc;
+
+	if (count(&p->resetting) >= unserved || !(pc = TAILQ_FIRST(&p->idle)))
+		return false;
+	TAILQ_REMOVE(&p->idle, pc, link);
+	pc->owner = 0;
+	start_reset(pc);
+	return true;
+}
+
+void pool_park(session *s)
+{
+	if (s->pool_parked)
+		return;
+	s->pool_parked = true;
+	TAILQ_INSERT_TAIL(&s->pool->parked, s, park_link);
+	s->pool->n_parked++;
+	if (!TAILQ_EMPTY(&s->pool->waiting))
+		pool_kick(s->pool); /* someone may need it */
+}
+
+void pool_unpark(session *s)
+{
+	if (!s->pool_parked)
+		return;
+	TAILQ_REMOVE(&s->pool->parked, s, park_link);
+	s->pool->n_parked--;
+	s->pool_parked = false;
+}
+
+/*
+ * A full pool with waiters: take back the connection of the client parked
+ * longest. Its next transaction borrows again like anyone's. A parked client
+ * that has input or state meanwhile is not parked any more.
+ */
+static bool take_back_one(pgw_pool *p)
+{
+	session *v;
+
+	while ((v = TAILQ_FIRST(&p->parked)) != NULL) {
+		pool_unpark(v);
+		if (pool_txn_can_go(v)) {
+			pool_give_back(v);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Serve waiters in order while there is an idle connection for them or room for a new one. */
 static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	pgw_pool *p = arg;
 	pool_conn *pc;
 	session *s;
+	int unserved = 0;
 
 	(void)fd, (void)what;
 	while ((s = TAILQ_FIRST(&p->waiting)) != NULL) {
 		if (s->client.phase == CLIENT_WAIT_UPSTREAM && p->params_known) {
 			leave_queue(s); /* a login that waited for the parameters */
 			client_login_complete(s);
-		} else if (s->client.phase == CLIENT_READY && (pc = first_lendable(p)) != NULL) {
+		} else if (s->pool_snapshot) {
+			break; /* its settings are being read back on its own connection: that one comes next */
+		} else if (s->client.phase == CLIENT_READY && (pc = idle_for(p, s)) != NULL) {
 			lend(p, s, pc);
 		} else if (s->client.phase == CLIENT_READY && p->upkeep.n_checking > 0) {
 			break; /* a checked connection is lent in a moment, or its failure kicks again */
@@ -467,6 +623,12 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 		} else
 			break;
 	}
+	/* First come, first served: the rest wait for the first; dirty idle ones are reset for them. */
+	TAILQ_FOREACH(s, &p->waiting, wait_link)
+	unserved += s->client.phase == CLIENT_READY;
+	while (unserved > 0 &&
+	       (reset_one_for_waiters(p, unserved) || (count(&p->resetting) < unserved && take_back_one(p))))
+		;
 }
 
 static void wait_timeout_cb(evutil_socket_t fd, short what, void *arg);
@@ -547,7 +709,7 @@ void pool_connected(session *s)
 	pool_conn *pc;
 
 	if (s->client.phase != CLIENT_WAIT_UPSTREAM) {
-		borrowed(s);
+		borrowed(s, false);
 		return;
 	}
 	/* Opened to learn the parameters: fresh and nobody's, it goes straight to the idle list. */
@@ -584,6 +746,89 @@ static const char *not_returnable(const session *s)
 	return s->srv->shutting_down ? "shutting down" : NULL;
 }
 
+/* Transaction mode: a client is gone; the idle connection that still carries its identity is reset to "nobody". */
+static void forget_owner(pgw_pool *p, uint64_t id)
+{
+	pool_conn *pc;
+
+	TAILQ_FOREACH(pc, &p->idle, link)
+	if (pc->owner == id)
+		break;
+	if (!pc)
+		return;
+	TAILQ_REMOVE(&p->idle, pc, link);
+	pc->owner = 0;
+	start_reset(pc);
+}
+
+/*
+ * The client changed its own settings in the transaction that just ended:
+ * read them back from the server before anyone else could have the
+ * connection (it stays the client's meanwhile), so the next borrow of
+ * another connection replays exactly what PostgreSQL kept (a committed SET
+ * stays, a rolled-back one is gone). The client's next message waits for it.
+ */
+static void start_snapshot(pool_conn *pc, session *s)
+{
+	pktbuf b;
+
+	s->pool_settings_changed = false;
+	pktbuf_init(&b);
+	pkt_begin(&b, 'Q');
+	pkt_put_cstr(&b, pool_settings_query);
+	pkt_end(&b);
+	if (b.failed || evbuffer_add(pc->up.io.out, b.data, b.len) != 0 || io_flush(&pc->up.io) != 0) {
+		pktbuf_free(&b);
+		pool_conn_free(pc, false);
+		client_fail(s, "08006", "pgwarden: could not save the session's settings", NULL);
+		return;
+	}
+	pktbuf_free(&b);
+	pc->snapshot = true;
+	pc->snapshot_for = s;
+	s->pool_snapshot = pc;
+	pc->resets_owed = 1;
+	pc->asked_at = mono_now(); /* a read-back that never answers is given up like a hung reset */
+	TAILQ_INSERT_TAIL(&pc->pool->resetting, pc, link);
+}
+
+/*
+ * Transaction mode: the client's transaction is over and nothing holds it
+ * (pool_txn.c). The connection goes back idle without a reset, still
+ * carrying this client's identity and settings: only this client is lent it
+ * as it is; anyone else gets it reset first (dispatch_cb). Whatever could
+ * make it unfit for reuse closes it instead, and the client goes on without
+ * one. A cancel still on its way could hit the next borrower's query
+ * (pgbouncer#245): that connection is closed, not lent.
+ */
+void pool_give_back(session *s)
+{
+	pgw_pool *p = s->pool;
+	const char *why = not_returnable(s);
+	pool_conn *pc;
+
+	p->n_lent--;
+	/* The unnamed statement stays on that backend; the next borrow may be another. */
+	stmt_table_del(&s->tl.confirmed, "");
+	if (why) {
+		session_log(LOG_LVL_INFO, s, "backend %u closed, not returned to the pool: %s", s->up.backend_pid, why);
+		upstream_close(s);
+		upstream_conn_clear(&s->up);
+		p->n_open--;
+	} else if ((pc = take_from(s)) != NULL) {
+		pc->owner = s->id;
+		if (s->pool_settings_changed)
+			start_snapshot(pc, s);
+		else {
+			pc->idle_since = mono_now();
+			TAILQ_INSERT_TAIL(&p->idle, pc, link);
+		}
+		session_log(LOG_LVL_DEBUG, s, "gave back backend %u", pc->up.backend_pid);
+	}
+	pool_kick(p);
+	relay_client_wake(s); /* a message already waiting borrows again */
+}
+
 void pool_release(session *s)
 {
 	pgw_pool *p = s->pool;
@@ -599,6 +844,12 @@ void pool_release(session *s)
 	if (s->wait_timer) {
 		event_free(s->wait_timer);
 		s->wait_timer = NULL;
+	}
+	pool_unpark(s);
+	forget_owner(p, s->id);
+	if (s->pool_snapshot) {
+		s->pool_snapshot->snapshot_for = NULL; /* reset away once the read-back is answered */
+		s->pool_snapshot = NULL;
 	}
 	if (!s->up.counted) {
 		upstream_close(s);
@@ -807,6 +1058,29 @@ void pool_config_changed(pgw_server *srv)
 		refill(p);
 }
 
+/*
+ * Transaction mode: a parked connection opened under an old conninfo (a
+ * reload drains the pool) or past server_lifetime is taken back between
+ * its client's transactions, which closes it (not_returnable); the client
+ * borrows a current one for its next transaction.
+ */
+static void take_back_outdated(pgw_pool *p)
+{
+	const pgw_target *t = pool_target(p);
+	time_t now = mono_now();
+	session *s, *tmp;
+
+	for (s = TAILQ_FIRST(&p->parked); s; s = tmp) {
+		tmp = TAILQ_NEXT(s, park_link);
+		if (t && s->up.generation == p->generation && now - s->up.born < t->server_lifetime)
+			continue;
+		if (!pool_txn_can_go(s))
+			continue; /* its next transaction is on its way: it is taken back after that one */
+		pool_unpark(s);
+		pool_give_back(s);
+	}
+}
+
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	pgw_server *srv = arg;
@@ -817,6 +1091,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 		sweep_idle(p, now);
 		sweep_hung(p, now);
 		refill(p);
+		take_back_outdated(p);
 	}
 }
 
@@ -874,6 +1149,23 @@ static int count(const struct pool_conn_list *l)
 	return n;
 }
 
+/* Lent connections whose (transaction-mode) client is held on them between its transactions. */
+static int count_held(const pgw_pool *p)
+{
+	int n = 0;
+	const session *s;
+
+	TAILQ_FOREACH(s, &p->srv->sessions, link)
+	n += s->pool == p && pool_txn_held_now(s);
+	return n;
+}
+
+void pool_count_hold(pgw_pool *p, int reason)
+{
+	if (reason >= 0 && reason < POOL_HOLD_N)
+		p->holds[reason]++;
+}
+
 static int count_waiting(const pgw_pool *p)
 {
 	int n = 0;
@@ -891,17 +1183,24 @@ void pool_metrics_render(pgw_server *srv, struct evbuffer *out)
 	evbuffer_add_printf(out, "# TYPE pgwarden_pool_connections gauge\n");
 	for (p = srv->pools; p; p = p->next) {
 		/* session mode: every lent connection is its client's, active; "held" is transaction mode's */
+		/* transaction mode: a parked connection (still attached, free to take back) counts as idle */
+		int held = count_held(p);
 		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"idle\"} %d\n", p->target,
-				    count(&p->idle));
+				    count(&p->idle) + p->n_parked);
 		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"active\"} %d\n", p->target,
-				    p->n_lent);
-		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"held\"} 0\n", p->target);
+				    p->n_lent - held - p->n_parked);
+		evbuffer_add_printf(out, "pgwarden_pool_connections{target=\"%s\",state=\"held\"} %d\n", p->target,
+				    held);
 	}
 	evbuffer_add_printf(out, "# TYPE pgwarden_pool_waiting_clients gauge\n");
 	for (p = srv->pools; p; p = p->next)
 		evbuffer_add_printf(out, "pgwarden_pool_waiting_clients{target=\"%s\"} %d\n", p->target,
 				    count_waiting(p));
 	evbuffer_add_printf(out, "# TYPE pgwarden_pool_holds_total counter\n");
+	for (p = srv->pools; p; p = p->next)
+		for (size_t r = 0; r < POOL_HOLD_N; r++)
+			evbuffer_add_printf(out, "pgwarden_pool_holds_total{target=\"%s\",reason=\"%s\"} %llu\n",
+					    p->target, pool_hold_names[r], (unsigned long long)p->holds[r]);
 	evbuffer_add_printf(out, "# TYPE pgwarden_pool_wait_seconds histogram\n");
 	for (p = srv->pools; p; p = p->next) {
 		uint64_t cum = 0;
@@ -932,14 +1231,16 @@ void pool_render_json(pgw_server *srv, struct evbuffer *out)
 		json_put_escaped(&name, p->target, strlen(p->target));
 		jbuf_putc(&name, '\0');
 		evbuffer_add_printf(out,
-				    "%s{\"target\":\"%s\",\"mode\":\"session\",\"pool_size\":%d,\"open\":%d,"
-				    "\"idle\":%d,\"active\":%d,\"held\":0,\"resetting\":%d,\"waiting\":%d,"
+				    "%s{\"target\":\"%s\",\"mode\":\"%s\",\"pool_size\":%d,\"open\":%d,"
+				    "\"idle\":%d,\"active\":%d,\"held\":%d,\"resetting\":%d,\"waiting\":%d,"
 				    "\"wait_timeouts\":%llu,\"resets_failed\":%llu,\"min_idle\":%d,\"opening\":%d,"
 				    "\"checks_failed\":%llu}",
-				    first ? "" : ",", name.failed ? "" : name.data, t ? t->pool_size : 0, p->n_open,
-				    count(&p->idle), p->n_lent, count(&p->resetting), count_waiting(p),
-				    (unsigned long long)p->wait_timeouts, (unsigned long long)p->resets_failed,
-				    t ? t->pool_min_idle : 0, p->upkeep.n_opening,
+				    first ? "" : ",", name.failed ? "" : name.data,
+				    t && t->pool_mode == POOL_MODE_TRANSACTION ? "transaction" : "session",
+				    t ? t->pool_size : 0, p->n_open, count(&p->idle) + p->n_parked,
+				    p->n_lent - count_held(p) - p->n_parked, count_held(p), count(&p->resetting),
+				    count_waiting(p), (unsigned long long)p->wait_timeouts,
+				    (unsigned long long)p->resets_failed, t ? t->pool_min_idle : 0, p->upkeep.n_opening,
 				    (unsigned long long)p->upkeep.checks_failed);
 		jbuf_free(&name);
 		first = false;

@@ -46,6 +46,24 @@ void pool_connected(session *s);
  */
 void pool_release(session *s);
 
+/*
+ * Transaction mode (pool_txn.c): the client's transaction is over and
+ * nothing holds it: its connection goes back to the pool (or is closed when
+ * unfit). Leaves s->up empty; the client's next message borrows again.
+ */
+void pool_give_back(session *s);
+
+/*
+ * Transaction mode (pool_txn.c): the client is between transactions and
+ * nothing holds it: its connection stays attached but the pool may take it
+ * back (pool_give_back) for a waiter. pool_unpark: the client goes on.
+ */
+void pool_park(session *s);
+void pool_unpark(session *s);
+
+/* pool_txn.c: a client became held for this reason (a pool_hold_reason): pgwarden_pool_holds_total. */
+void pool_count_hold(pgw_pool *p, int reason);
+
 /* A client message stream that waits after a wait timeout: drop up to Sync. True when the client may be relayed again. */
 bool pool_skip_input(session *s);
 

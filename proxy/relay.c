@@ -20,6 +20,7 @@
 #include "protocol/pktbuf.h"
 #include "proxy/pin.h"
 #include "proxy/pool.h"
+#include "proxy/pool_txn.h"
 #include "proxy/wall.h"
 
 /* Server messages are trusted less than blindly: the same 1 GB bound as PostgreSQL's own limit. */
@@ -60,6 +61,8 @@ void relay_client_input(session *s)
 			pool_borrow(s);
 		return;
 	}
+	if (s->pool_parked && evbuffer_get_length(s->client.io.in) > 0)
+		pool_unpark(s); /* transaction mode: its next transaction runs on the connection it kept */
 	relay_client_messages(s);
 	/* An admin PAUSE stopped the loop between transactions: held until RESUME wakes it. */
 	console_hold(s);
@@ -299,6 +302,7 @@ void relay_upstream_input(session *s)
 	server_close_if_idle(s);
 	if (!s->closing && io_pending(&s->client.io) > RELAY_HIGH_WATER)
 		io_set_reading(&s->up.io, false); /* resumed by relay_client_drained */
+	pool_txn_after_input(s); /* transaction mode: a transaction ended, maybe the connection goes back */
 }
 
 void relay_client_drained(session *s)
@@ -374,6 +378,15 @@ static relay_status send_own(session *s, pktbuf *b, const tl_kind *kinds, int n)
 	return RELAY_GO;
 }
 
+relay_status relay_send_own_message(session *s, const uint8_t *msg, size_t len, tl_kind kind)
+{
+	pktbuf b;
+
+	pktbuf_init(&b);
+	pkt_put_bytes(&b, msg, len);
+	return send_own(s, &b, &kind, 1);
+}
+
 /* The pin as a simple Query, between batches. */
 static relay_status repin_simple(session *s, const char *sql)
 {
@@ -440,12 +453,13 @@ static char *repin_sql(session *s, const pin_wall *w)
 {
 	char *pin = pin_sql_build_walled(s->cfg, s->who, s->up.read_only, w), *sql;
 	const char *settings = s->settings_sql ? s->settings_sql : "";
+	const char *own = s->pool_settings_sql ? s->pool_settings_sql : ""; /* transaction mode: its SETs */
 	bool check = s->wall_check_due && wall_required(s->target);
 
 	if (!pin)
 		return NULL;
-	if (asprintf(&sql, "%s%s%s%s%s", settings, settings[0] ? "; " : "", pin, check ? "; " : "",
-		     check ? WALL_CHECK_OR_FAIL : "") < 0)
+	if (asprintf(&sql, "%s%s%s%s%s%s%s", settings, settings[0] ? "; " : "", own, own[0] ? "; " : "", pin,
+		     check ? "; " : "", check ? WALL_CHECK_OR_FAIL : "") < 0)
 		sql = NULL;
 	free(pin);
 	s->wall_check_due = false;
@@ -480,6 +494,8 @@ relay_status relay_repin(session *s)
 	s->tl.repin = false;
 	if (s->tl.batch_open && s->settings_sql && s->settings_sql[0])
 		st = repin_extended(s, s->settings_sql);
+	if (st == RELAY_GO && s->tl.batch_open && s->pool_settings_sql && s->pool_settings_sql[0])
+		st = repin_extended(s, s->pool_settings_sql);
 	if (st == RELAY_GO)
 		st = s->tl.batch_open ? repin_extended(s, sql) : repin_simple(s, sql);
 	if (st == RELAY_GO && s->borrow_pin_due && s->tl.count > 0)

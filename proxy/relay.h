@@ -68,6 +68,13 @@ void relay_client_wake(session *s);
 relay_status relay_repin(session *s);
 
 /*
+ * Send one message of pgwarden's own upstream (msg: type byte, length,
+ * body), owing the swallowed answer of one 'kind' entry: e.g. the Parse that
+ * prepares a client's statement again on another pooled connection.
+ */
+relay_status relay_send_own_message(session *s, const uint8_t *msg, size_t len, tl_kind kind);
+
+/*
  * Refuse the client message at the front of the client input (type and
  * total length given) with a prepared ErrorResponse ('err', taken over):
  * a poison that fails harmlessly upstream takes its place ('query' when

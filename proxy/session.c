@@ -15,6 +15,7 @@
 #include "proxy/audit_hooks.h"
 #include "proxy/server.h"
 #include "proxy/pool.h"
+#include "proxy/pool_stmts.h"
 #include "proxy/upstream.h"
 #include "proxy/parse_async.h"
 
@@ -76,7 +77,9 @@ void session_free(session *s)
 	if (s->tl.count > 0 && !s->client.terminated)
 		cancel_upstream(s);
 	pool_release(s); /* reset and returned if clean, else closed */
+	pool_stmts_free(s);
 	free(s->settings_sql);
+	free(s->pool_settings_sql);
 	io_free(&s->client.io);
 	if (s->client.closing_timer)
 		event_free(s->client.closing_timer);

@@ -29,6 +29,8 @@
 struct pgw_server;
 struct pgw_auth;
 struct policy_facts;
+struct pool_stmt;
+struct pool_conn;
 
 typedef enum {
 	CLIENT_STARTUP,       /* waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
@@ -122,9 +124,19 @@ typedef struct session {
 	bool borrow_pin_due;   /* the next pin is a borrow's: its ParameterStatus repeat the login's, swallowed */
 	bool wall_check_due;   /* the next pin also asks a walled target's database to verify it (each borrow) */
 	bool pool_skip_to_sync;         /* a wait timed out inside an extended batch: drop client messages up to Sync */
-	struct timespec wait_start;     /* when the wait began (pgwarden_pool_wait_seconds) */
-	struct event *wait_timer;       /* pool_wait_timeout */
-	TAILQ_ENTRY(session) wait_link; /* pool->waiting */
+	uint32_t pool_holds;            /* transaction mode: 1 << pool_hold_reason bits keeping it on its connection */
+	uint32_t pool_release_due;      /* hold bits the current transaction's statements end (pool_txn.c) */
+	uint32_t pool_name_holds;       /* hold bits from names the server confirmed, as last counted */
+	bool pool_release_void;         /* the transaction failed or was (partly) rolled back: release nothing */
+	bool pool_parked;               /* transaction mode: between transactions, its connection free for others */
+	TAILQ_ENTRY(session) park_link; /* pool->parked, oldest first */
+	struct pool_stmt *pool_stmts;   /* its named protocol statements, to prepare again (pool_stmts.c) */
+	char *pool_settings_sql;        /* its own settings as read back last, replayed on another connection */
+	bool pool_settings_changed;     /* the current transaction may have changed its settings: read them back */
+	struct pool_conn *pool_snapshot; /* the connection reading them back now (pool.c), or NULL */
+	struct timespec wait_start;      /* when the wait began (pgwarden_pool_wait_seconds) */
+	struct event *wait_timer;        /* pool_wait_timeout */
+	TAILQ_ENTRY(session) wait_link;  /* pool->waiting */
 
 	uint32_t cancel_pid; /* our BackendKeyData */
 	uint32_t cancel_key;

@@ -188,3 +188,14 @@ void stmt_table_free(stmt_table *t)
 	map_clear(&t->stmts);
 	map_clear(&t->portals);
 }
+
+/* Named prepared statements (the unnamed one excluded) and portals that are confirmed now. */
+void stmt_table_counts(const stmt_table *t, unsigned *named_stmts, unsigned *portals)
+{
+	const stmt_entry *e, *tmp;
+
+	*named_stmts = *portals = 0;
+	HASH_ITER(hh, t->stmts, e, tmp)
+	*named_stmts += e->name[0] != '\0';
+	*portals = HASH_COUNT(t->portals);
+}

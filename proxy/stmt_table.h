@@ -54,5 +54,7 @@ void portal_table_del(stmt_table *t, const char *name);
 void portal_table_clear(stmt_table *t);
 /* The transaction ended: every portal but WITH HOLD cursors is gone (as on the server). */
 void portal_table_end_transaction(stmt_table *t);
+/* Transaction pooling: how many named prepared statements and portals the server holds for this client. */
+void stmt_table_counts(const stmt_table *t, unsigned *named_stmts, unsigned *portals);
 
 #endif

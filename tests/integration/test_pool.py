@@ -317,9 +317,9 @@ def test_reload_with_changed_conninfo_drains(pgwarden_factory, pg):
         assert ident(c)[3] != old
 
 
-@pytest.mark.parametrize("line", ["pool_mode = transaction", "pool_size = 0"])
+@pytest.mark.parametrize("line", ["pool_mode = statement", "pool_size = 0"])
 def test_unsupported_pool_settings_are_config_errors(pg, line):
-    """Transaction mode is not built yet, and a pool needs a size: a clear FILE:LINE error, never ignored."""
+    """Statement mode is not built, and a pool needs a size: a clear FILE:LINE error, never ignored."""
     import subprocess
     from warden import PGWARDEN, Warden
     w = Warden(pg, target_config=line)

@@ -783,6 +783,56 @@ static void test_copy_flag(void **state)
 	policy_analysis_clear(&a);
 }
 
+/* Transaction pooling: what holds a client on its connection, and what ends it, from the tree alone. */
+static void test_pool_hold_facts(void **state)
+{
+	static const struct {
+		const char *sql;  /* one statement */
+		uint32_t want;    /* these flags set */
+		uint32_t unwanted; /* and these not */
+	} holds[] = {
+		{ "CREATE TEMP TABLE t (x int)", PF_HOLD_TEMP, 0 },
+		{ "CREATE TEMPORARY TABLE t AS SELECT 1", PF_HOLD_TEMP, 0 },
+		{ "SELECT 1 AS x INTO TEMP t", PF_HOLD_TEMP, 0 },
+		{ "CREATE TEMP VIEW v AS SELECT 1", PF_HOLD_TEMP, 0 },
+		{ "CREATE TEMP SEQUENCE s", PF_HOLD_TEMP, 0 },
+		{ "DO $$BEGIN CREATE TEMP TABLE t (x int); END$$", PF_HOLD_TEMP, 0 },
+		{ "CREATE TABLE t (x int)", 0, PF_HOLD_TEMP },
+		{ "SELECT * FROM pg_temp.t", 0, PF_HOLD_TEMP },
+		{ "SELECT 'relpersistence', 't'", 0, PF_HOLD_TEMP },
+		{ "CREATE TABLE t (relpersistence text, t text)", 0, PF_HOLD_TEMP },
+		{ "LISTEN c", PF_HOLD_LISTEN, PF_UNLISTEN_ALL },
+		{ "UNLISTEN c", 0, PF_UNLISTEN_ALL | PF_HOLD_LISTEN },
+		{ "UNLISTEN *", PF_UNLISTEN_ALL, PF_HOLD_LISTEN },
+		{ "SELECT pg_advisory_lock(1)", PF_HOLD_LOCK, 0 },
+		{ "SELECT pg_catalog.pg_try_advisory_lock_shared(1, 2)", PF_HOLD_LOCK, 0 },
+		{ "SELECT pg_advisory_xact_lock(1)", 0, PF_HOLD_LOCK },
+		{ "SELECT pg_try_advisory_xact_lock(1)", 0, PF_HOLD_LOCK },
+		{ "SELECT pg_advisory_unlock_all()", PF_UNLOCK_ALL, PF_HOLD_LOCK },
+		{ "SET LOCAL work_mem = '1MB'", PF_SET_LOCAL, 0 },
+		{ "SET work_mem = '1MB'", 0, PF_SET_LOCAL },
+		{ "DISCARD ALL", PF_DISCARD_ALL | PF_SESSION_RESET, 0 },
+		{ "DISCARD TEMP", PF_DISCARD_TEMP, PF_DISCARD_ALL },
+		{ "RESET ALL", PF_SESSION_RESET, PF_DISCARD_ALL },
+		{ "ROLLBACK", PF_TXN_UNDO | PF_TXN_CONTROL, 0 },
+		{ "ROLLBACK TO SAVEPOINT a", PF_TXN_UNDO, 0 },
+		{ "COMMIT", PF_TXN_CONTROL, PF_TXN_UNDO },
+	};
+	fixture *fx = *state;
+	policy_analysis a;
+
+	for (size_t i = 0; i < sizeof(holds) / sizeof(holds[0]); i++) {
+		uint32_t f;
+
+		analyze1(fx->pc, holds[i].sql, &a);
+		assert_int_equal(a.n, 1);
+		f = policy_facts_flags(a.v[0].facts);
+		if ((f & holds[i].want) != holds[i].want || (f & holds[i].unwanted))
+			fail_msg("%s: flags 0x%x", holds[i].sql, f);
+		policy_analysis_clear(&a);
+	}
+}
+
 static void test_facts_lists(void **state)
 {
 	fixture *fx = *state;
@@ -1181,6 +1231,7 @@ int main(void)
 		cmocka_unit_test(test_nul_and_unparsable),
 		cmocka_unit_test(test_prepared_facts),
 		cmocka_unit_test(test_copy_flag),
+		cmocka_unit_test(test_pool_hold_facts),
 		cmocka_unit_test(test_facts_lists),
 		cmocka_unit_test(test_cache_literal_confusion),
 		cmocka_unit_test(test_cache_hits),
