@@ -5,6 +5,7 @@
 #   make asan       build ./pgwarden-asan with AddressSanitizer + UBSan
 #   make integration-asan   the integration suite against ./pgwarden-asan (CI runs it)
 #   make fuzz       build and briefly run the libFuzzer targets (clang)
+#   make check-layers   no #include reaches up the layer stack (also run by test and format-check)
 #   make unit       unit tests only;  make integration  pytest only
 #   make bench      pgbench direct vs PgBouncer vs pgwarden
 
@@ -30,21 +31,23 @@ LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 
 # Each module lists its own sources (explicit lists, no wildcards).
+include conf/core/module.mk
 include proxy/module.mk
+include proxy/cli/module.mk
 include protocol/module.mk
 include conf/module.mk
 include policy/module.mk
 include audit/module.mk
 
-LIB_SRCS := $(PROXY_SRCS) $(PROTOCOL_SRCS) $(CONF_SRCS) $(POLICY_SRCS) $(AUDIT_SRCS)
+LIB_SRCS := $(CORE_SRCS) $(PROXY_SRCS) $(CLI_SRCS) $(PROTOCOL_SRCS) $(CONF_SRCS) $(POLICY_SRCS) $(AUDIT_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/proxy/main.o
 LIB_A := $(BUILD)/libpgwarden.a
 
-UNIT_TESTS := $(PROTOCOL_TESTS) $(CONF_TESTS) $(POLICY_TESTS) $(AUDIT_TESTS) $(PROXY_TESTS)
+UNIT_TESTS := $(CORE_TESTS) $(PROTOCOL_TESTS) $(CONF_TESTS) $(POLICY_TESTS) $(AUDIT_TESTS) $(PROXY_TESTS)
 UNIT_BINS := $(UNIT_TESTS:%.c=$(BUILD)/%)
 
-.PHONY: all clean test unit integration integration-asan run asan fuzz bench deps format format-check relay-bench-bin
+.PHONY: all clean test unit integration integration-asan run asan fuzz bench deps format format-check check-layers relay-bench-bin
 
 all: $(BIN)
 
@@ -74,6 +77,7 @@ integration: $(BIN)
 
 # A short fuzz smoke run keeps the libFuzzer targets building and clean; `make fuzz` runs longer.
 test: deps
+	@bash tests/check_layers.sh
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@FUZZ_SECONDS=5 bash tests/fuzz/run.sh
@@ -103,10 +107,14 @@ bench: deps
 	@bash bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRCS) proxy/main.c $(wildcard */*.h)
+	clang-format -i $(LIB_SRCS) proxy/main.c $(wildcard */*.h */*/*.h)
 
-format-check:
-	clang-format --dry-run -Werror $(LIB_SRCS) proxy/main.c $(wildcard */*.h)
+format-check: check-layers
+	clang-format --dry-run -Werror $(LIB_SRCS) proxy/main.c $(wildcard */*.h */*/*.h)
+
+# The includes form a strict stack (core <- conf <- protocol <- policy <- audit <- proxy): FILE:LINE per breach.
+check-layers:
+	@bash tests/check_layers.sh
 
 clean:
 	rm -rf build build-asan build-fuzz build-relay $(BIN) pgwarden-asan pgwarden-relay

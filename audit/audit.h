@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "conf/config.h"
+#include "protocol/bind.h"
 
 /*
  * Parameter values longer than this many bytes are written as
@@ -40,12 +41,8 @@
  */
 #define AUDIT_PARAM_MAX 4096
 
-/* One bound parameter of an extended-protocol Execute. */
-typedef struct audit_param {
-	const uint8_t *value; /* NULL for SQL NULL */
-	int32_t len;          /* -1 for SQL NULL */
-	int16_t format;       /* 0 text (JSON string), 1 binary (written "\\x<hex>", like bytea) */
-} audit_param;
+/* One bound parameter of an extended-protocol Execute, as the protocol layer reads it from a Bind. */
+typedef bind_param audit_param;
 
 /* The fields of one record; NULL / negative means "absent". */
 typedef struct audit_record {
@@ -166,6 +163,8 @@ typedef struct audit_signer audit_signer;
  */
 audit_signer *audit_signer_load(const char *path, bool for_signing, char *err, size_t errsz);
 void audit_signer_free(audit_signer *k);
+/* Whether 'path' loads as a signing key (a config_file_check for audit_checkpoint_key); false with the reason. */
+bool audit_signing_key_usable(const char *path, char *why, size_t whysz);
 /* "hmac-sha256" or "ed25519". */
 const char *audit_signer_alg(const audit_signer *k);
 
@@ -181,15 +180,5 @@ void audit_set_signer(audit_log *log, audit_signer *k);
  * when there is no signer or it could not be formed.
  */
 uint64_t audit_append_checkpoint(audit_log *log);
-
-/*
- * CLI: argv[0] is "audit", argv[1] "verify" or "show"; returns the exit status
- * (0 ok, 1 broken chain / error, 2 usage).
- *   audit verify FILE...  checks the chain across the files in order; prints
- *     "ok: N records, seq A..B" or "FILE:LINE: <kind>: <why>" on stdout.
- *   audit show [--actor A] [--decision D] [--since T] [--until T] [--json] FILE...
- *     prints matching records (since <= ts < until, RFC 3339 any offset).
- */
-int audit_cli_main(int argc, char **argv);
 
 #endif

@@ -141,8 +141,4 @@ void audit_result_index_free(audit_result_index *ix);
 /* Print the records of 'files' matching 'f' to 'out'; problems go to 'errout'. Returns the exit status. */
 int audit_show_files(const char *const *files, size_t n, const audit_show_filter *f, FILE *out, FILE *errout);
 
-/* The CLI sub-commands, argv[0] being "verify" / "show". */
-int audit_verify_main(int argc, char **argv);
-int audit_show_main(int argc, char **argv);
-
 #endif

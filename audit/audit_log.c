@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "audit/audit_int.h"
-#include "audit/json_writer.h"
-#include "proxy/log.h"
+#include "conf/core/json_writer.h"
+#include "conf/core/log.h"
 
 #define TAIL_CHUNK 32768   /* bytes read per step when scanning the file's end backwards */
 #define SEQ_PREFIX_MAX 160 /* bytes of the last line kept to find its seq ({"ts":"...","seq":N,) */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/core/arr.h"
 #include "audit/audit.h"
 
 /* An allowed statement waiting for its result record. */
@@ -45,21 +46,6 @@ static bool same(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Grow an array to hold one more; false on no memory. */
-static bool grow(void **v, size_t n, size_t *cap, size_t elem)
-{
-	void *nv;
-
-	if (n < *cap)
-		return true;
-	nv = realloc(*v, (*cap ? *cap * 2 : 16) * elem);
-	if (nv == NULL)
-		return false;
-	*v = nv;
-	*cap = *cap ? *cap * 2 : 16;
-	return true;
-}
-
 /* ---- windows ------------------------------------------------------------------------------ */
 
 static report_window *window_get(gather *g, const char *name)
@@ -71,7 +57,7 @@ static report_window *window_get(gather *g, const char *name)
 	for (i = 0; i < m->n_windows; i++)
 		if (strcmp(m->windows[i].name, name) == 0)
 			return &m->windows[i];
-	if (!grow((void **)&m->windows, m->n_windows, &g->cap_windows, sizeof(*m->windows)))
+	if (!ARR_RESERVE(m->windows, g->cap_windows, m->n_windows + 1, 16))
 		return NULL;
 	w = &m->windows[m->n_windows];
 	memset(w, 0, sizeof(*w));
@@ -97,7 +83,7 @@ static void note_config(gather *g, json_t *rec, uint64_t seq)
 	json_t *acc = json_object_get(rec, "accepted");
 	report_config *c;
 
-	if (!grow((void **)&m->configs, m->n_configs, &g->cap_configs, sizeof(*m->configs)))
+	if (!ARR_RESERVE(m->configs, g->cap_configs, m->n_configs + 1, 16))
 		return;
 	c = &m->configs[m->n_configs++];
 	c->seq = seq;
@@ -136,7 +122,6 @@ static void on_window_event(gather *g, json_t *rec, bool open)
 {
 	const char *name = jstr(rec, "window"), *ts = jstr(rec, "ts");
 	report_window *w = name ? window_get(g, name) : NULL;
-	char **o, **c;
 
 	if (w == NULL)
 		return;
@@ -146,13 +131,8 @@ static void on_window_event(gather *g, json_t *rec, bool open)
 		w->is_open = false;
 		return;
 	}
-	o = realloc(w->opened, (w->n_open + 1) * sizeof(char *));
-	if (o)
-		w->opened = o;
-	c = o ? realloc(w->closed, (w->n_open + 1) * sizeof(char *)) : NULL;
-	if (c == NULL)
+	if (!ARR_EXTEND(w->opened, w->n_open) || !ARR_EXTEND(w->closed, w->n_open))
 		return;
-	w->closed = c;
 	w->opened[w->n_open] = dup_or_null(ts);
 	w->closed[w->n_open] = NULL;
 	w->n_open++;
@@ -207,7 +187,7 @@ static void count(gather *g, const char *section, const char *actor, const char 
 		    strcmp(c->kind, kind) == 0)
 			goto add;
 	}
-	if (!grow((void **)&m->counts, m->n_counts, &g->cap_counts, sizeof(*m->counts)))
+	if (!ARR_RESERVE(m->counts, g->cap_counts, m->n_counts + 1, 16))
 		return;
 	c = &m->counts[m->n_counts++];
 	memset(c, 0, sizeof(*c));
@@ -277,7 +257,7 @@ static void on_statement(gather *g, json_t *rec, uint64_t seq)
 		const char *section = open_window_for(g, target);
 
 		if (!in_filter(m->filter, rec, section) ||
-		    !grow((void **)&m->refusals, m->n_refusals, &g->cap_refusals, sizeof(*m->refusals)))
+		    !ARR_RESERVE(m->refusals, g->cap_refusals, m->n_refusals + 1, 16))
 			return;
 		r = &m->refusals[m->n_refusals++];
 		r->section = dup_or_null(section);
@@ -294,7 +274,7 @@ static void on_statement(gather *g, json_t *rec, uint64_t seq)
 		return;
 	if (g->n_pend == g->cap_pend)
 		compact_pending(g);
-	if (!grow((void **)&g->pend, g->n_pend, &g->cap_pend, sizeof(*g->pend)))
+	if (!ARR_RESERVE(g->pend, g->cap_pend, g->n_pend + 1, 16))
 		return;
 	p = &g->pend[g->n_pend++];
 	p->seq = seq;
@@ -452,112 +432,4 @@ void report_model_free(report_model *m)
 		free(c->ts), free(c->event), free(c->config), free(c->error);
 	}
 	free(m->windows), free(m->counts), free(m->refusals), free(m->configs), free(m->first_ts), free(m->last_ts);
-}
-
-/* ---- the command -------------------------------------------------------------------------- */
-
-#define REPORT_USAGE                                                                       \
-	"usage: pgwarden audit report [--since T] [--until T] [--window W] [--target T]\n" \
-	"                             [--format text|json|html] [--key FILE] FILE...\n"
-
-typedef struct report_args {
-	report_filter f;      /* what to include */
-	report_format fmt;    /* how to print */
-	const char *key_path; /* --key */
-} report_args;
-
-static int report_usage(const char *what, const char *arg)
-{
-	fprintf(stderr, "pgwarden audit report: ");
-	fprintf(stderr, what, arg);
-	fprintf(stderr, "\n" REPORT_USAGE);
-	return -1;
-}
-
-/* One option with a value at argv[*i]; 0 taken, -1 usage error (printed). */
-static int report_option(const char *opt, const char *v, report_args *a)
-{
-	if (strcmp(opt, "--since") == 0 || strcmp(opt, "--until") == 0) {
-		bool since = opt[2] == 's';
-
-		if (audit_parse_when(v, since ? &a->f.since_us : &a->f.until_us) < 0)
-			return report_usage("not a time (RFC 3339, or 30m / 2h / 1d ago): %s", v);
-		*(since ? &a->f.has_since : &a->f.has_until) = true;
-	} else if (strcmp(opt, "--window") == 0)
-		a->f.window = v;
-	else if (strcmp(opt, "--target") == 0)
-		a->f.target = v;
-	else if (strcmp(opt, "--key") == 0)
-		a->key_path = v;
-	else if (strcmp(opt, "--format") == 0) {
-		if (strcmp(v, "text") == 0)
-			a->fmt = REPORT_TEXT;
-		else if (strcmp(v, "json") == 0)
-			a->fmt = REPORT_JSON;
-		else if (strcmp(v, "html") == 0)
-			a->fmt = REPORT_HTML;
-		else
-			return report_usage("--format: \"%s\" is not one of text, json, html", v);
-	} else
-		return report_usage("unknown option %s", opt);
-	return 0;
-}
-
-/* Returns the index of the first file, or -1 (usage error, printed). */
-static int report_args_parse(int argc, char **argv, report_args *a)
-{
-	int i;
-
-	for (i = 1; i < argc; i++) {
-		const char *arg = argv[i], *eq;
-		char opt[32];
-
-		if (strcmp(arg, "--") == 0)
-			return i + 1;
-		if (arg[0] != '-' || arg[1] == '\0')
-			return i;
-		eq = strchr(arg, '=');
-		snprintf(opt, sizeof(opt), "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);
-		if (!eq && i + 1 >= argc)
-			return report_usage("option %s needs a value", arg);
-		if (report_option(opt, eq ? eq + 1 : argv[++i], a) < 0)
-			return -1;
-	}
-	return i;
-}
-
-int audit_report_main(int argc, char **argv)
-{
-	report_args a;
-	report_model m;
-	audit_verify_opts vo;
-	char err[512];
-	int first, rc;
-
-	memset(&a, 0, sizeof(a));
-	memset(&m, 0, sizeof(m));
-	memset(&vo, 0, sizeof(vo));
-	if ((first = report_args_parse(argc, argv, &a)) < 0)
-		return 2;
-	if (first >= argc) {
-		report_usage("no FILE given%s", "");
-		return 2;
-	}
-	if (a.key_path && (vo.key = audit_signer_load(a.key_path, false, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "pgwarden audit report: --key %s\n", err);
-		return 2;
-	}
-	m.files = (const char *const *)argv + first;
-	m.n_files = (size_t)(argc - first);
-	m.filter = &a.f;
-	m.key_given = vo.key != NULL;
-	m.verified = audit_verify_files_opts(m.files, m.n_files, &vo, &m.verify) == 0;
-	rc = report_gather(&m, stderr);
-	if (rc == 0)
-		report_render(&m, a.fmt, stdout);
-	report_model_free(&m);
-	audit_signer_free((audit_signer *)vo.key);
-	if (rc != 0 || fflush(stdout) != 0)
-		return 1;
-	return m.verified ? 0 : 1;
 }

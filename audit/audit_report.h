@@ -105,7 +105,4 @@ void report_model_free(report_model *m);
 /* Render the model. */
 void report_render(const report_model *m, report_format fmt, FILE *out);
 
-/* `pgwarden audit report ...`; argv[0] is "report". */
-int audit_report_main(int argc, char **argv);
-
 #endif

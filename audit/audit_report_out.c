@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "audit/audit_report.h"
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
 
 #define SQL_SHOWN_MAX 500 /* bytes of a refused statement shown in text and HTML (JSON has all of it) */
 #define MAX_COLS 8        /* the widest table */

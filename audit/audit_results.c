@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/core/arr.h"
 #include "audit/audit_int.h"
 
 /* "1.2ms"-style duration. */
@@ -57,14 +58,9 @@ static void index_file(audit_result_index *ix, const char *file)
 		rec = json_loadb(line, line[n - 1] == '\n' ? (size_t)n - 1 : (size_t)n, JSON_ALLOW_NUL, NULL);
 		ref = json_object_get(rec, "ref");
 		if (json_is_integer(ref) && json_integer_value(ref) > 0) {
-			audit_result_entry *v =
-				ix->n < ix->cap ? ix->v : realloc(ix->v, (ix->cap ? ix->cap * 2 : 64) * sizeof(*v));
-			if (v) {
-				if (ix->n >= ix->cap)
-					ix->cap = ix->cap ? ix->cap * 2 : 64;
-				ix->v = v;
-				v[ix->n].ref = (uint64_t)json_integer_value(ref);
-				summarise(rec, v[ix->n].text, sizeof(v[ix->n].text));
+			if (ARR_RESERVE(ix->v, ix->cap, ix->n + 1, 64)) {
+				ix->v[ix->n].ref = (uint64_t)json_integer_value(ref);
+				summarise(rec, ix->v[ix->n].text, sizeof(ix->v[ix->n].text));
 				ix->n++;
 			}
 		}

@@ -6,9 +6,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "conf/core/arr.h"
 #include "audit/audit_int.h"
 #include "conf/rfc3339.h"
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
 
 /* Column widths of the human-readable form; the statement takes what is left. */
 #define COL_SEQ 7      /* seq: seven digits before the column shifts */
@@ -306,15 +307,8 @@ static int stmt_width_for(const audit_show_filter *f)
 /* A statement printed with its result: remember it, so the result is not printed again. */
 static void mark_shown(show_state *st, uint64_t seq)
 {
-	uint64_t *v = st->shown;
-
-	if (st->n_shown == st->cap_shown) {
-		v = realloc(st->shown, (st->cap_shown ? st->cap_shown * 2 : 64) * sizeof(*v));
-		if (v == NULL)
-			return;
-		st->shown = v;
-		st->cap_shown = st->cap_shown ? st->cap_shown * 2 : 64;
-	}
+	if (!ARR_RESERVE(st->shown, st->cap_shown, st->n_shown + 1, 64))
+		return;
 	st->shown[st->n_shown++] = seq;
 }
 

@@ -228,3 +228,13 @@ int audit_check_checkpoint(const audit_signer *k, const char *alg, uint64_t seq,
 	EVP_MD_CTX_free(md);
 	return ok ? 0 : -1;
 }
+
+bool audit_signing_key_usable(const char *path, char *why, size_t whysz)
+{
+	audit_signer *k = audit_signer_load(path, true, why, whysz);
+
+	if (k == NULL)
+		return false;
+	audit_signer_free(k);
+	return true;
+}

@@ -76,7 +76,7 @@ typedef struct pgw_target {
 	unsigned char wall_key[WALL_KEY_LEN]; /* the key read from wall_key_file at load (all zero when off) */
 } pgw_target;
 
-struct pgw_zone; /* a parsed IANA time zone (policy/windows.c), opaque here */
+struct pgw_zone; /* a parsed IANA time zone (conf/windows.c), opaque here */
 
 /* One time a window is open: [open, close) in UTC seconds. */
 typedef struct pgw_interval {
@@ -192,6 +192,20 @@ void errors_free(pgw_errors *e);
  */
 pgw_config *config_load(const char *path, pgw_errors *e);
 
+/*
+ * A check of a file-valued [pgwarden] key that a layer above conf adds to the
+ * load (conf may not call up into it): the audit layer's "the checkpoint key
+ * loads as a signing key" (audit_config_load).
+ */
+typedef struct config_file_check {
+	const char *key; /* a path key of [pgwarden], e.g. "audit_checkpoint_key" */
+	bool (*usable)(const char *path, char *why,
+		       size_t whysz); /* false, with a reason, when the file cannot serve */
+} config_file_check;
+
+/* config_load, and checks[0..n) on their keys' resolved paths; a failure is "FILE:LINE: key: why". */
+pgw_config *config_load_checked(const char *path, pgw_errors *e, const config_file_check *checks, size_t n);
+
 pgw_config *config_ref(pgw_config *c);
 void config_unref(pgw_config *c);
 
@@ -212,12 +226,6 @@ bool rule_matches(const pgw_rule *r, const char *text, size_t len);
 
 /* Whether the rule applies to the target (no targets= means every target). */
 bool rule_applies_to(const pgw_rule *r, const char *target);
-
-/*
- * `pgwarden --check -c FILE`: load, print every error to stderr one per line,
- * return 0 when valid, 1 when not.
- */
-int config_check_main(const char *path);
 
 /* Helpers shared by the config and token parsers. */
 

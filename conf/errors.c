@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/core/arr.h"
 #include "conf/config.h"
 
 /* A broken file can produce one error per line; past this many we say so once and stop. */
@@ -11,13 +12,10 @@
 
 static void errors_push(pgw_errors *e, char *msg)
 {
-	char **grown = realloc(e->msgs, (e->n + 1) * sizeof(*e->msgs));
-
-	if (grown == NULL) {
+	if (!ARR_EXTEND(e->msgs, e->n)) {
 		free(msg);
 		return;
 	}
-	e->msgs = grown;
 	e->msgs[e->n++] = msg;
 }
 

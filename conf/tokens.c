@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include "conf/core/arr.h"
 #include "conf/config.h"
 #include "conf/tokens.h"
 
@@ -394,17 +395,10 @@ fail:
 /* Append the record to the table; on no memory the record is dropped with an error. */
 static void table_push(token_ctx *tc, pgw_token_table *t, size_t *cap, pgw_token *rec)
 {
-	if (t->n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16;
-		pgw_token *grown = realloc(t->v, ncap * sizeof(*grown));
-
-		if (grown == NULL) {
-			tok_error(tc, "out of memory");
-			token_clear(rec);
-			return;
-		}
-		t->v = grown;
-		*cap = ncap;
+	if (!pgw_arr_reserve(&t->v, cap, t->n + 1, sizeof(*t->v), 16)) {
+		tok_error(tc, "out of memory");
+		token_clear(rec);
+		return;
 	}
 	t->v[t->n++] = *rec;
 }

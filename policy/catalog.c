@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf/core/arr.h"
 #include "policy/catalog_int.h"
 #include "policy/classify_int.h"
 
@@ -132,15 +133,8 @@ int catalog_add_type(fn_catalog *c, const char *name)
 
 static bool name_add_fn(cat_name *e, uint32_t idx)
 {
-	if (e->n == e->cap) {
-		size_t ncap = e->cap ? e->cap * 2 : 2;
-		uint32_t *nv = realloc(e->fns, ncap * sizeof(*nv));
-
-		if (!nv)
-			return false;
-		e->fns = nv;
-		e->cap = ncap;
-	}
+	if (!ARR_RESERVE(e->fns, e->cap, e->n + 1, 2))
+		return false;
 	e->fns[e->n++] = idx;
 	return true;
 }
@@ -163,15 +157,8 @@ static int add_entry(fn_catalog *c, const catalog_row *r, cat_name **head)
 	cat_fn *fn;
 	bool oom = false;
 
-	if (c->n == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 64;
-		cat_fn *nv = realloc(c->fns, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -1;
-		c->fns = nv;
-		c->cap = ncap;
-	}
+	if (!ARR_RESERVE(c->fns, c->cap, c->n + 1, 64))
+		return -1;
 	fn = &c->fns[c->n];
 	memset(fn, 0, sizeof(*fn));
 	fn->oid = r->oid;
@@ -232,15 +219,8 @@ int catalog_add_agg_support(fn_catalog *c, uint32_t agg_oid, uint32_t support_oi
 {
 	cat_agg *a;
 
-	if (c->n_agg == c->cap_agg) {
-		size_t ncap = c->cap_agg ? c->cap_agg * 2 : 16;
-		cat_agg *nv = realloc(c->agg, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -1;
-		c->agg = nv;
-		c->cap_agg = ncap;
-	}
+	if (!ARR_RESERVE(c->agg, c->cap_agg, c->n_agg + 1, 16))
+		return -1;
 	a = &c->agg[c->n_agg];
 	a->agg_oid = agg_oid;
 	a->support_oid = support_oid;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf/core/arr.h"
 #include "policy/catalog_int.h"
 #include "policy/classify_int.h"
 
@@ -195,15 +196,8 @@ static bool add_callee(cat_fn *fn, uint32_t idx)
 		if (fn->callees[i] == idx)
 			return true;
 	}
-	if (fn->n_callees == fn->cap_callees) {
-		size_t ncap = fn->cap_callees ? fn->cap_callees * 2 : 4;
-		uint32_t *nv = realloc(fn->callees, ncap * sizeof(*nv));
-
-		if (!nv)
-			return false;
-		fn->callees = nv;
-		fn->cap_callees = ncap;
-	}
+	if (!ARR_RESERVE(fn->callees, fn->cap_callees, fn->n_callees + 1, 4))
+		return false;
 	fn->callees[fn->n_callees++] = idx;
 	return true;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/core/arr.h"
 #include "policy/classify_int.h"
 
 policy_facts *facts_new(void)
@@ -56,22 +57,18 @@ void facts_set_why(policy_facts *f, char **slot, const char *fmt, ...)
 /* Append a string (optionally ASCII-lower-cased) unless already present. */
 void facts_add(policy_facts *f, pc_strlist *l, const char *s, size_t len, bool lower)
 {
-	char *c, **nv;
+	char *c;
 
 	for (size_t i = 0; i < l->n; i++) {
 		if (strlen(l->v[i]) == len && (lower ? strncasecmp(l->v[i], s, len) : strncmp(l->v[i], s, len)) == 0)
 			return;
 	}
 	c = malloc(len + 1);
-	nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
-	if (!c || !nv) {
+	if (!c || !ARR_EXTEND(l->v, l->n)) {
 		free(c);
-		if (nv)
-			l->v = nv;
 		f->oom = true;
 		return;
 	}
-	l->v = nv;
 	for (size_t i = 0; i < len; i++)
 		c[i] = lower ? (char)tolower((unsigned char)s[i]) : s[i];
 	c[len] = '\0';

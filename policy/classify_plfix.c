@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf/core/arr.h"
 #include "policy/classify_int.h"
 
 /*
@@ -61,14 +62,10 @@ static bool tok_char(const fixer *x, size_t i, char c)
 
 static void add_edit(fixer *x, edit e)
 {
-	if (x->n == x->cap) {
-		edit *ne = realloc(x->e, (x->cap = x->cap ? x->cap * 2 : 8) * sizeof(*ne));
-
-		if (!ne) {
-			x->oom = true;
-			return;
-		}
-		x->e = ne;
+	/* Why the helper: this used to double x->cap before realloc, so after one failure the next edit wrote past e. */
+	if (!ARR_RESERVE(x->e, x->cap, x->n + 1, 8)) {
+		x->oom = true;
+		return;
 	}
 	x->e[x->n++] = e;
 }

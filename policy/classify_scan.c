@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf/core/arr.h"
 #include "policy/classify_int.h"
 
 /*
@@ -100,15 +101,8 @@ static bool decode_token(pb_cursor *c, pc_token *t)
 
 static int push(pc_scan *s, const pc_token *t)
 {
-	if (s->n == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 256;
-		pc_token *nv = realloc(s->v, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -1;
-		s->v = nv;
-		s->cap = ncap;
-	}
+	if (s->n == s->cap && !ARR_RESERVE(s->v, s->cap, s->n + 1, 256))
+		return -1;
 	s->v[s->n++] = *t;
 	return 0;
 }

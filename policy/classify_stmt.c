@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/core/arr.h"
 #include "policy/classify_int.h"
 
 /* Turn the building flag into the public one: read-only unless something said otherwise. */
@@ -209,13 +210,8 @@ static int walk_stmts(const jdoc *d, int nest, int depth_base, pc_rawstmt **out,
 		pc_walk w = { .d = d, .nest = nest, .depth_base = depth_base };
 		uint32_t loc, len;
 
-		if (n == cap) {
-			pc_rawstmt *nv = realloc(v, (cap = cap ? cap * 2 : 4) * sizeof(*nv));
-
-			if (!nv)
-				return fail(v, n, -1);
-			v = nv;
-		}
+		if (!ARR_RESERVE(v, cap, n + 1, 4))
+			return fail(v, n, -1);
 		if (!(w.f = facts_new()))
 			return fail(v, n, -1);
 		v[n++] = (pc_rawstmt){ .facts = w.f };

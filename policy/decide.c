@@ -6,7 +6,7 @@
 #include "policy/policy.h"
 #include "policy/catalog.h"
 #include "policy/classify_int.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 /*
  * Order of checks (the first that denies names the rule): unparsable, lexing

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/core/arr.h"
 #include "policy/fastscan.h"
 
 /*
@@ -163,15 +164,8 @@ static fast_scan_rc emit(fs_cursor *c, size_t start, size_t end, uint32_t token,
 {
 	pc_scan *s = c->s;
 
-	if (s->n == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 256;
-		pc_token *nv = realloc(s->v, ncap * sizeof(*nv));
-
-		if (!nv)
-			return FAST_NOMEM;
-		s->v = nv;
-		s->cap = ncap;
-	}
+	if (s->n == s->cap && !ARR_RESERVE(s->v, s->cap, s->n + 1, 256))
+		return FAST_NOMEM;
 	s->v[s->n++] = (pc_token){ .start = (uint32_t)start, .end = (uint32_t)end, .token = token, .kw = kw };
 	c->i = end;
 	return FAST_SCANNED;

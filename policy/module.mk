@@ -1,4 +1,4 @@
-# policy/: the statement classifier (facts, cache), the function catalog and the verdict. windows.c is listed in conf/module.mk.
+# policy/: the statement classifier (facts, cache), the function catalog and the verdict.
 POLICY_SRCS := policy/classify.c policy/classify_scan.c policy/fastscan.c policy/classify_json.c policy/classify_stmt.c \
 	policy/classify_walk.c policy/classify_calls.c policy/classify_set.c policy/classify_grant.c policy/classify_plpgsql.c \
 	policy/classify_plfix.c policy/classify_routine.c policy/classify_facts.c policy/builtin_funcs.c policy/cache.c \

@@ -8,7 +8,7 @@
  * count, then (int32 length, bytes) per value. Values are read into 'out'
  * (pointers into the stored section); returns how many, or -1 if malformed.
  */
-int bind_read_params(const uint8_t *p, size_t len, audit_param *out, int max)
+int bind_read_params(const uint8_t *p, size_t len, bind_param *out, int max)
 {
 	pktread r;
 	uint16_t nfmt, nval;

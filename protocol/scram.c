@@ -9,12 +9,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <openssl/objects.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "protocol/saslprep.h"
+#include "conf/core/random.h"
 
 /* Where the server side of one exchange is. */
 typedef enum {
@@ -403,7 +403,7 @@ static bool build_server_first(scram_server *s)
 	int n;
 
 	if (!s->server_nonce) {
-		if (RAND_bytes(raw, sizeof(raw)) != 1)
+		if (!pgw_random_bytes(raw, sizeof(raw)))
 			return false;
 		s->server_nonce = pgw_b64_encode(raw, sizeof(raw));
 		if (!s->server_nonce)

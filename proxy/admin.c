@@ -13,12 +13,12 @@
 #include <event2/keyvalq_struct.h>
 
 #include "audit/audit.h"
-#include "audit/json_writer.h"
-#include "policy/windows.h"
+#include "conf/core/json_writer.h"
+#include "conf/windows.h"
 #include "proxy/catalogs.h"
 #include "proxy/pool.h"
 #include "proxy/console.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/server.h"
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype, struct evbuffer *b)

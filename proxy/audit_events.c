@@ -10,10 +10,10 @@
 #include <openssl/evp.h>
 
 #include "audit/audit.h"
-#include "audit/json_writer.h"
-#include "policy/windows.h"
+#include "conf/core/json_writer.h"
+#include "conf/windows.h"
 #include "proxy/audit_hooks.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/server.h"
 
 #define WINDOW_RECHECK_SECONDS 3600 /* look again at least this often (clock steps, far transitions) */

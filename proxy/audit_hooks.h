@@ -30,10 +30,10 @@ void audit_disconnect(session *s);
 uint64_t audit_statement(session *s, const char *protocol, const char *sql, size_t len,
 			 const struct policy_verdict *pv);
 
-struct audit_param;
+struct bind_param;
 /* The same, with bound parameters (audit_params = yes). */
 uint64_t audit_statement_params(session *s, const char *protocol, const char *sql, size_t len,
-				const struct policy_verdict *pv, const struct audit_param *params, size_t n_params);
+				const struct policy_verdict *pv, const struct bind_param *params, size_t n_params);
 
 /* A result record for the statement record 'ref'. */
 void audit_result(session *s, uint64_t ref, const char *tag, const char *sqlstate, int64_t duration_us);

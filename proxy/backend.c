@@ -20,7 +20,7 @@
 #include "proxy/gate.h"
 #include "proxy/pipeline.h"
 #include "proxy/pool_txn.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "protocol/pktread.h"
 #include "protocol/startup.h"
 

@@ -8,7 +8,7 @@
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/server.h"
 
 /* Bound on cancel threads in flight, so a cancel flood cannot exhaust threads. */

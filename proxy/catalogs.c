@@ -6,6 +6,7 @@
  * The finished catalog is handed back through a locked list and an event
  * the thread makes active; everything else happens on the loop thread.
  */
+#include "conf/core/arr.h"
 #include "proxy/catalogs.h"
 
 #include <pthread.h>
@@ -22,7 +23,7 @@
 
 #include "policy/catalog.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 
@@ -470,15 +471,10 @@ static pending_ddl *pending_get(catalog_slot *sl, uint64_t id)
 
 static void pending_add(pending_ddl *p, const char *name)
 {
-	char **nv = realloc(p->names, (p->n + 1) * sizeof(*nv));
-
-	if (!nv || !(nv[p->n] = strdup(name))) {
-		if (nv)
-			p->names = nv;
+	if (!ARR_EXTEND(p->names, p->n) || !(p->names[p->n] = strdup(name))) {
 		p->global = true;
 		return;
 	}
-	p->names = nv;
 	p->n++;
 }
 

@@ -18,13 +18,13 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <openssl/rand.h>
 
+#include "conf/core/random.h"
 #include "proxy/audit_hooks.h"
 #include "proxy/cancel.h"
 #include "proxy/console.h"
 #include "proxy/limits.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/pin.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
@@ -661,7 +661,7 @@ void client_login_complete(session *s)
 	free(s->client.params); /* 1 kB: the settings live on as SQL (settings_sql) */
 	s->client.params = NULL;
 	/* BackendKeyData of our own: a CancelRequest carrying it reaches this session only. */
-	if (RAND_bytes((unsigned char *)&s->cancel_key, sizeof(s->cancel_key)) != 1) {
+	if (!pgw_random_bytes(&s->cancel_key, sizeof(s->cancel_key))) {
 		pktbuf_free(&b);
 		client_fail(s, "XX000", "pgwarden: no randomness for the cancel key", NULL);
 		return;

@@ -11,9 +11,10 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include "audit/json_writer.h"
+#include "conf/core/arr.h"
+#include "conf/core/json_writer.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/relay.h"
 #include "proxy/pool.h"
 #include "proxy/server.h"
@@ -81,14 +82,11 @@ bool console_hold(session *s)
 static int pause_target(pgw_server *srv, const char *target)
 {
 	console_state *c = &srv->console;
-	char **v;
 
 	if (paused_index(c, target) >= 0)
 		return 0;
-	v = realloc(c->paused, (c->n_paused + 1) * sizeof(*v));
-	if (!v)
+	if (!ARR_EXTEND(c->paused, c->n_paused))
 		return -1;
-	c->paused = v;
 	if (!(c->paused[c->n_paused] = strdup(target)))
 		return -1;
 	c->n_paused++;

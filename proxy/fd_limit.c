@@ -3,7 +3,7 @@
 
 #include <sys/resource.h>
 
-#include "proxy/log.h"
+#include "conf/core/log.h"
 
 /* Listeners, the audit log, admin HTTP, catalog loads, health probes, wall checks, libraries. */
 #define FD_SLACK 64

@@ -17,13 +17,13 @@
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
 #include "proxy/gate.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/pin.h"
 #include "proxy/pool_stmts.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "protocol/pktbuf.h"
-#include "protocol/pktread.h"
+#include "protocol/femsg.h"
 
 /* Forward the current message unchanged. */
 static void forward(session *s, uint32_t body_len)
@@ -197,11 +197,12 @@ static bool drop_unnamed(struct tl_changes *changes, tl_ns ns)
 
 static relay_status on_query(session *s, const uint8_t *body, uint32_t len)
 {
+	fe_query m;
 	gate_verdict v;
 
-	if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1)
+	if (!fe_read_query(body, len, &m))
 		return malformed(s, "Query");
-	gate_query(s, (const char *)body, len - 1, &v);
+	gate_query(s, m.sql, m.len, &v);
 	/*
 	 * Why: each statement of a Query runs in the unnamed portal, replacing
 	 * the client's (postgres.c, exec_simple_query), and when it fails inside
@@ -222,78 +223,56 @@ static relay_status on_query(session *s, const uint8_t *body, uint32_t len)
 
 static relay_status on_parse(session *s, const uint8_t *body, uint32_t len)
 {
-	pktread r;
-	const char *name, *query;
-	size_t qlen;
-	uint16_t nparams;
-	const uint8_t *oids;
+	fe_parse m;
 	gate_verdict v;
 
-	pktread_init(&r, body, len);
-	rd_cstr(&r, &name, NULL);
-	rd_cstr(&r, &query, &qlen);
-	rd_u16(&r, &nparams); /* unsigned: PostgreSQL allows 65535 parameters */
-	if (!rd_bytes(&r, 4 * (size_t)nparams, &oids) || !pktread_done(&r))
+	if (!fe_read_parse(body, len, &m))
 		return malformed(s, "Parse");
-	gate_parse(s, name, query, qlen, &v);
+	gate_parse(s, m.name, m.query, m.query_len, &v);
 	return carry_out(s, 'P', TL_PARSE, len, &v);
 }
 
 static relay_status on_bind(session *s, const uint8_t *body, uint32_t len)
 {
-	pktread r;
-	const char *portal, *stmt;
+	fe_bind m;
 	gate_verdict v;
 
-	pktread_init(&r, body, len);
-	rd_cstr(&r, &portal, NULL);
-	rd_cstr(&r, &stmt, NULL);
-	if (r.bad)
+	if (!fe_read_bind(body, len, &m))
 		return malformed(s, "Bind");
 	/* The rest (formats, parameters) is checked by the gate when it needs the values. */
-	gate_bind(s, portal, stmt, body + r.pos, len - r.pos, &v);
+	gate_bind(s, m.portal, m.stmt, m.rest, m.rest_len, &v);
 	return carry_out(s, 'B', TL_BIND, len, &v);
 }
 
 static relay_status on_execute(session *s, const uint8_t *body, uint32_t len)
 {
-	pktread r;
-	const char *portal;
-	int32_t max_rows;
+	fe_execute m;
 	gate_verdict v;
 
-	pktread_init(&r, body, len);
-	rd_cstr(&r, &portal, NULL);
-	rd_i32(&r, &max_rows);
-	if (!pktread_done(&r))
+	if (!fe_read_execute(body, len, &m))
 		return malformed(s, "Execute");
-	gate_execute(s, portal, &v);
+	gate_execute(s, m.portal, &v);
 	return carry_out(s, 'E', TL_EXECUTE, len, &v);
 }
 
 static relay_status on_describe_or_close(session *s, char type, const uint8_t *body, uint32_t len)
 {
-	pktread r;
-	uint8_t what;
-	const char *name;
+	fe_target m;
 	struct tl_changes changes = TAILQ_HEAD_INITIALIZER(changes);
 	tl_entry *e;
 
-	pktread_init(&r, body, len);
-	rd_u8(&r, &what);
-	rd_cstr(&r, &name, NULL);
-	if (!pktread_done(&r) || (what != 'S' && what != 'P'))
+	if (!fe_read_target(body, len, &m))
 		return malformed(s, type == 'D' ? "Describe" : "Close");
-	if (type == 'D' && what == 'S') {
+	if (type == 'D' && m.what == 'S') {
 		gate_verdict v;
 
-		if (gate_describe_statement(s, name, &v) != GATE_ALLOW)
+		if (gate_describe_statement(s, m.name, &v) != GATE_ALLOW)
 			return carry_out(s, type, TL_DESCRIBE, len, &v);
 		gate_verdict_clear(&v);
 	}
 	/* Close of a name that does not exist is no error (CloseComplete): the change is certain once answered. */
-	if (type == 'C' && !tl_change_add(&changes, what == 'S' ? TL_NS_STMT : TL_NS_PORTAL, TL_DEL, name, NULL, NULL,
-					  0, 0, false, false))
+	if (type == 'C' && !tl_change_add(&changes, m.what == 'S' ? TL_NS_STMT : TL_NS_PORTAL, TL_DEL, m.name, NULL,
+					  NULL, 0, 0, false, false))
 		return oom(s);
 	if (!(e = owe(s, type == 'D' ? TL_DESCRIBE : TL_CLOSE))) {
 		tl_changes_free(&changes);

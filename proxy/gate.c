@@ -13,11 +13,11 @@
 #include <string.h>
 
 #include "policy/policy.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 #include "proxy/audit_hooks.h"
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/parse_async.h"
 #include "proxy/pin.h"
 #include "proxy/pool_txn.h"

@@ -8,8 +8,8 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
-#include "audit/json_writer.h"
-#include "proxy/log.h"
+#include "conf/core/json_writer.h"
+#include "conf/core/log.h"
 #include "proxy/server.h"
 
 /* What pgwarden knows about one target's upstream. */

@@ -10,7 +10,7 @@
 
 #include "proxy/cancel.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 

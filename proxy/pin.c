@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
 #include "proxy/wall.h"
 
 /*

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <openssl/rand.h>
 
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
+#include "conf/core/random.h"
 #include "protocol/pktbuf.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
@@ -373,7 +373,7 @@ static void start_reset(pool_conn *pc)
 	char sql[128];
 	pktbuf b;
 
-	if (RAND_bytes(r, sizeof(r)) != 1) {
+	if (!pgw_random_bytes(r, sizeof(r))) {
 		pool_conn_free(pc, false);
 		return;
 	}

@@ -11,7 +11,7 @@
 #include <libpq-fe.h>
 
 #include "proxy/health.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
 

@@ -8,13 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
-
+#include "conf/core/random.h"
 #include "proxy/backend.h"
 #include "proxy/client.h"
 #include "proxy/console.h"
 #include "proxy/frontend.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
 #include "protocol/frame.h"
@@ -353,7 +352,7 @@ static bool own_name(session *s, const char *prefix, char *out, size_t outsz)
 {
 	uint8_t r[8];
 
-	if (RAND_bytes(r, sizeof(r)) != 1) {
+	if (!pgw_random_bytes(r, sizeof(r))) {
 		client_fail(s, "53200", "pgwarden: no random bytes for an internal name", NULL);
 		return false;
 	}

@@ -30,7 +30,8 @@
 #include "proxy/fd_limit.h"
 #include "proxy/catalogs.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
+#include "proxy/full_config.h"
+#include "conf/core/log.h"
 #include "proxy/relay.h"
 #include "proxy/tls.h"
 
@@ -277,7 +278,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	size_t i;
 
 	log_info("SIGHUP: reloading %s", srv->config_path);
-	ncfg = config_load(srv->config_path, &errs);
+	ncfg = full_config_load(srv->config_path, &errs);
 	if (!ncfg) {
 		for (i = 0; i < errs.n; i++)
 			log_error("%s", errs.msgs[i]);
@@ -411,7 +412,10 @@ int server_init(pgw_server *srv, pgw_config *cfg, const char *config_path)
 	TAILQ_INIT(&srv->reap_list);
 	srv->cfg = cfg;
 	srv->config_path = strdup(config_path);
-	throttle_init(&srv->throttle);
+	if (!throttle_init(&srv->throttle)) {
+		log_error("no random bytes for the login throttle's hash seed");
+		return -1;
+	}
 	/* Session ids stay unique across restarts of one audit log: start from the clock (2^20 a second). */
 	srv->next_session_id = (uint64_t)time(NULL) << 20;
 	signal(SIGPIPE, SIG_IGN);

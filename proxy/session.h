@@ -23,7 +23,7 @@
 #include "proxy/console.h"
 #include "proxy/io.h"
 #include "proxy/limits.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/pipeline.h"
 
 struct pgw_server;

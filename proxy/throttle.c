@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
 #include <uthash.h>
+
+#include "conf/core/random.h"
 
 typedef struct startup_count {
 	char *address; /* key */
@@ -13,11 +14,11 @@ typedef struct startup_count {
 	UT_hash_handle hh;
 } startup_count;
 
-void throttle_init(throttle *t)
+bool throttle_init(throttle *t)
 {
 	memset(t, 0, sizeof(*t));
-	if (RAND_bytes((unsigned char *)&t->seed, sizeof(t->seed)) != 1)
-		t->seed = 0x9e3779b97f4a7c15ull;
+	/* Why no fallback: a known seed lets an attacker aim every key at one slot of the table. */
+	return pgw_random_bytes(&t->seed, sizeof(t->seed));
 }
 
 /* FNV-1a over a kind byte and a string, mixed with the per-process seed. Never 0. */

@@ -35,7 +35,8 @@ typedef struct throttle {
 	uint64_t delayed;               /* failures answered late, for /metrics */
 } throttle;
 
-void throttle_init(throttle *t);
+/* Zero the table and draw its hash seed; false (pgwarden does not start) without random bytes. */
+bool throttle_init(throttle *t);
 
 /* Record a failure of (address, actor); returns the delay before answering it, in ms. */
 uint32_t throttle_fail(throttle *t, const char *address, const char *actor, time_t now);

@@ -26,12 +26,12 @@
 #include "proxy/cancel.h"
 #include "proxy/client.h"
 #include "proxy/health.h"
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "proxy/wall.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 static void upstream_poll_cb(evutil_socket_t fd, short what, void *arg);
 

@@ -9,7 +9,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 bool wall_required(const pgw_target *t)
 {

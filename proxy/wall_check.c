@@ -8,7 +8,7 @@
 
 #include <libpq-fe.h>
 
-#include "proxy/log.h"
+#include "conf/core/log.h"
 #include "proxy/pin.h"
 #include "proxy/wall.h"
 

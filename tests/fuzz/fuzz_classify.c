@@ -6,7 +6,7 @@
  *     tests/fuzz/fuzz_classify.c policy/classify.c policy/classify_scan.c policy/classify_json.c \
  *     policy/classify_stmt.c policy/classify_walk.c policy/classify_set.c policy/classify_grant.c \
  *     policy/classify_plpgsql.c policy/classify_facts.c policy/builtin_funcs.c policy/cache.c \
- *     policy/decide.c policy/windows.c conf/config.c conf/errors.c conf/tokens.c proxy/log.c \
+ *     policy/decide.c conf/windows.c conf/config.c conf/errors.c conf/tokens.c conf/core/log.c \
  *     $(pkg-config --cflags --libs libpcre2-8 inih openssl libpq) -lpg_query -lpthread -lm \
  *     -o build-fuzz/fuzz_classify
  *   build-fuzz/fuzz_classify -max_total_time=30 -max_len=2000000 -rss_limit_mb=4096

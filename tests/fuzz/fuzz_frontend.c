@@ -1,25 +1,26 @@
 /*
  * fuzz_frontend.c - libFuzzer target for a stream of frontend messages of a
- * ready session: cut into frames with frame_peek, each body read with the
- * pktread cursor exactly as proxy/frontend.c does for Query, Parse, Bind,
- * Execute, Describe, Close and Sync, feeding the statement/portal tables
- * (proxy/stmt_table.c), the Bind parameter reader of proxy/gate.c
- * (bind_params, mirrored here because it is static there) and the timeline
- * (proxy/pipeline.c: entries, pending name changes replayed over the
- * confirmed tables, predicted mode), with the server's answers simulated so
- * entries complete, errors skip to Sync, transactions end and refs are taken.
+ * ready session: cut into frames with frame_peek, each body read by the
+ * production readers proxy/frontend.c calls (protocol/femsg.c: Query, Parse,
+ * Bind, Execute, Describe, Close; protocol/bind.c: the Bind parameters the
+ * audit reads), feeding the statement/portal tables (proxy/stmt_table.c) and
+ * the timeline (proxy/pipeline.c: entries, pending name changes replayed over
+ * the confirmed tables, predicted mode), with the server's answers simulated
+ * so entries complete, errors skip to Sync, transactions end and refs are
+ * taken.
  *
  * The session logic itself (libevent, gate, upstream) is not linked: this
- * target is about the bytes. Keep the readers below in step with frontend.c.
+ * target is about the bytes. What each on_*() below does with the fields
+ * stands in for the gate's table updates; no message is read by a copy.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol/frame.h"
 #include "protocol/bind.h"
-#include "protocol/pktread.h"
+#include "protocol/femsg.h"
+#include "protocol/frame.h"
 #include "proxy/pipeline.h"
 #include "proxy/stmt_table.h"
 
@@ -45,7 +46,7 @@ typedef struct sim {
 /* The real reader (protocol/bind.c), touching every value the audit record would read. */
 static int bind_params(const uint8_t *p, size_t len, int max)
 {
-	audit_param out[64];
+	bind_param out[64];
 	int n = bind_read_params(p, len, out, max < 64 ? max : 64), i, seen = 0;
 
 	for (i = 0; i < n; i++)
@@ -86,10 +87,13 @@ static bool name_used(sim *s, tl_ns ns, const char *name)
 /* frontend.c on_query */
 static bool on_query(sim *s, const uint8_t *body, uint32_t len)
 {
-	if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1)
-		return false;
 	struct tl_changes none = TAILQ_HEAD_INITIALIZER(none);
+	fe_query m;
 
+	if (!fe_read_query(body, len, &m))
+		return false;
+	if (strlen(m.sql) != m.len)
+		abort(); /* the reader let a NUL through: the classifier would see less than the server */
 	expect(s, TL_QUERY, true, &none);
 	return true;
 }
@@ -97,24 +101,18 @@ static bool on_query(sim *s, const uint8_t *body, uint32_t len)
 /* frontend.c on_parse, then gate_parse's table update */
 static bool on_parse(sim *s, const uint8_t *body, uint32_t len)
 {
-	pktread r;
-	const char *name, *query;
-	size_t qlen;
-	int16_t nparams;
-	const uint8_t *oids;
+	fe_parse m;
 	stmt_info *si;
 	struct tl_changes ch = TAILQ_HEAD_INITIALIZER(ch);
 
-	pktread_init(&r, body, len);
-	rd_cstr(&r, &name, NULL);
-	rd_cstr(&r, &query, &qlen);
-	rd_i16(&r, &nparams);
-	if (nparams < 0 || !rd_bytes(&r, 4 * (size_t)(nparams < 0 ? 0 : nparams), &oids) || !pktread_done(&r))
+	if (!fe_read_parse(body, len, &m))
 		return false;
-	if (strlen(name) >= len || strlen(query) != qlen)
-		abort(); /* the cursor handed out a string that is not inside the body */
-	si = stmt_info_new(query, qlen, NULL);
-	if (!si || !tl_change_add(&ch, TL_NS_STMT, TL_PUT, name, si, NULL, 0, 0, name_used(s, TL_NS_STMT, name), false))
+	if (strlen(m.name) >= len || strlen(m.query) != m.query_len ||
+	    (m.n_params && m.param_oids + 4 * (size_t)m.n_params > body + len))
+		abort(); /* the cursor handed out a field that is not inside the body */
+	si = stmt_info_new(m.query, m.query_len, NULL);
+	if (!si ||
+	    !tl_change_add(&ch, TL_NS_STMT, TL_PUT, m.name, si, NULL, 0, 0, name_used(s, TL_NS_STMT, m.name), false))
 		abort();
 	stmt_info_unref(si);
 	expect(s, TL_PARSE, false, &ch);
@@ -124,22 +122,20 @@ static bool on_parse(sim *s, const uint8_t *body, uint32_t len)
 /* frontend.c on_bind, then gate_bind */
 static bool on_bind(sim *s, const uint8_t *body, uint32_t len)
 {
-	pktread r;
-	const char *portal, *stmt;
+	fe_bind m;
 	stmt_info *si;
 	struct tl_changes ch = TAILQ_HEAD_INITIALIZER(ch);
 
-	pktread_init(&r, body, len);
-	rd_cstr(&r, &portal, NULL);
-	rd_cstr(&r, &stmt, NULL);
-	if (r.bad)
+	if (!fe_read_bind(body, len, &m))
 		return false;
-	if (tl_lookup(&s->tl, TL_NS_STMT, stmt, &si) != TL_NAME_KNOWN) {
+	if (m.rest < body || m.rest + m.rest_len != body + len)
+		abort();
+	if (tl_lookup(&s->tl, TL_NS_STMT, m.stmt, &si) != TL_NAME_KNOWN) {
 		expect(s, TL_EXECUTE, false, &ch); /* denied: poison, the relay owes an Execute-shaped answer */
 		return true;
 	}
-	if (!tl_change_add(&ch, TL_NS_PORTAL, TL_PUT, portal, si, body + r.pos, len - r.pos, 0,
-			   name_used(s, TL_NS_PORTAL, portal), false))
+	if (!tl_change_add(&ch, TL_NS_PORTAL, TL_PUT, m.portal, si, m.rest, m.rest_len, 0,
+			   name_used(s, TL_NS_PORTAL, m.portal), false))
 		abort();
 	expect(s, TL_BIND, false, &ch);
 	return true;
@@ -148,26 +144,21 @@ static bool on_bind(sim *s, const uint8_t *body, uint32_t len)
 /* frontend.c on_execute, then gate_execute / audit_execute */
 static bool on_execute(sim *s, const uint8_t *body, uint32_t len)
 {
-	pktread r;
-	const char *portal;
-	int32_t max_rows;
+	fe_execute m;
 	stmt_info *si;
 	const uint8_t *params;
 	size_t plen;
 	struct tl_changes ch = TAILQ_HEAD_INITIALIZER(ch);
 
-	pktread_init(&r, body, len);
-	rd_cstr(&r, &portal, NULL);
-	rd_i32(&r, &max_rows);
-	if (!pktread_done(&r))
+	if (!fe_read_execute(body, len, &m))
 		return false;
-	if (tl_lookup(&s->tl, TL_NS_PORTAL, portal, &si) != TL_NAME_KNOWN) {
+	if (tl_lookup(&s->tl, TL_NS_PORTAL, m.portal, &si) != TL_NAME_KNOWN) {
 		expect(s, TL_EXECUTE, false, &ch); /* denied */
 		return true;
 	}
 	if (strlen(si->text) > si->len)
 		abort();
-	params = tl_portal_params(&s->tl, portal, &plen);
+	params = tl_portal_params(&s->tl, m.portal, &plen);
 	if (params)
 		bind_params(params, plen, MAX_AUDIT_PARAMS);
 	expect(s, TL_EXECUTE, true, &ch);
@@ -177,18 +168,13 @@ static bool on_execute(sim *s, const uint8_t *body, uint32_t len)
 /* frontend.c on_describe_or_close */
 static bool on_describe_or_close(sim *s, char type, const uint8_t *body, uint32_t len)
 {
-	pktread r;
-	uint8_t what;
-	const char *name;
+	fe_target m;
 	struct tl_changes ch = TAILQ_HEAD_INITIALIZER(ch);
 
-	pktread_init(&r, body, len);
-	rd_u8(&r, &what);
-	rd_cstr(&r, &name, NULL);
-	if (!pktread_done(&r) || (what != 'S' && what != 'P'))
+	if (!fe_read_target(body, len, &m))
 		return false;
-	if (type == 'C' && !tl_change_add(&ch, what == 'S' ? TL_NS_STMT : TL_NS_PORTAL, TL_DEL, name, NULL, NULL, 0,
-					  0, false, false))
+	if (type == 'C' && !tl_change_add(&ch, m.what == 'S' ? TL_NS_STMT : TL_NS_PORTAL, TL_DEL, m.name, NULL, NULL,
+					  0, 0, false, false))
 		abort();
 	expect(s, type == 'D' ? TL_DESCRIBE : TL_CLOSE, false, &ch);
 	return true;

@@ -21,9 +21,9 @@ PKGS="libevent_core libevent_openssl libevent_extra libevent_pthreads openssl li
 # Sources each target compiles directly (instrumented), so a half-written file elsewhere cannot break it.
 declare -A SRCS=(
 	[fuzz_startup]="protocol/frame.c protocol/startup.c protocol/pktread.c"
-	[fuzz_frontend]="protocol/frame.c protocol/pktread.c protocol/bind.c proxy/pipeline.c proxy/stmt_table.c"
+	[fuzz_frontend]="protocol/frame.c protocol/pktread.c protocol/bind.c protocol/femsg.c proxy/pipeline.c proxy/stmt_table.c"
 	[fuzz_auth]="protocol/auth.c protocol/scram.c protocol/saslprep.c protocol/pktbuf.c protocol/pktread.c
-		     conf/tokens.c conf/errors.c conf/rfc3339.c conf/config.c policy/windows.c audit/audit_sign.c"
+		     conf/tokens.c conf/errors.c conf/rfc3339.c conf/config.c conf/config_ini.c conf/config_keys.c conf/config_check.c conf/windows.c conf/window_parse.c conf/core/random.c conf/core/arr.c audit/audit_sign.c"
 )
 declare -A LIBS=(
 	[fuzz_startup]=""

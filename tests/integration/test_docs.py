@@ -1,5 +1,5 @@
 """test_docs.py - the README's config reference is checked against the code's key tables
-(conf/config.c), so the two cannot drift: every key the parser accepts is documented in its
+(conf/config_keys.c), so the two cannot drift: every key the parser accepts is documented in its
 section, and the README documents no key the parser would refuse."""
 import re
 from pathlib import Path
@@ -10,11 +10,11 @@ SECTIONS = {"main_keys": "pgwarden", "target_keys": "target.NAME", "window_keys"
 
 
 def code_keys():
-    src = (REPO / "conf/config.c").read_text()
+    src = (REPO / "conf/config_keys.c").read_text()
     keys = {}
     for table, section in SECTIONS.items():
         m = re.search(rf"static const key_def {table}\[\] = \{{(.*?)\n\}};", src, re.S)
-        assert m, f"{table} not found in conf/config.c"
+        assert m, f"{table} not found in conf/config_keys.c"
         keys[section] = set(re.findall(r'\{ "([a-z_]+)",', m.group(1)))
         assert keys[section], table
     return keys

@@ -21,6 +21,7 @@
 
 #include "audit/audit.h"
 #include "audit/audit_int.h"
+#include "proxy/cli/audit_cli.h"
 
 #define MAX_LINES 64
 

@@ -13,7 +13,8 @@
 #include <openssl/sha.h>
 
 #include "conf/config.h"
-#include "conf/token_new.h"
+#include "conf/core/random.h"
+#include "proxy/cli/token_new.h"
 #include "conf/tokens.h"
 #include "protocol/auth.h"
 #include "protocol/scram.h"
@@ -745,6 +746,38 @@ static void test_token_new_random(void **state)
 	assert_string_not_equal(b1, b2);
 }
 
+/* A random source that gives 'random_left' draws, then fails. */
+static int random_left;
+
+static bool few_random(void *buf, size_t n)
+{
+	if (random_left-- <= 0)
+		return false;
+	memset(buf, 0x5a, n);
+	return true;
+}
+
+/* No random bytes for the token (or, with --scram, for its salt): exit 1 and nothing on stdout, never a fixed token. */
+static void test_token_new_no_random(void **state)
+{
+	char *plain[] = {"token", "new", "--actor", "a", "--role", "r"};
+	char *scram[] = {"token", "new", "--actor", "a", "--role", "r", "--scram"};
+	char buf[512];
+
+	(void)state;
+	pgw_random_set_source(few_random);
+	random_left = 0;
+	assert_int_equal(run_cli(plain, 6, buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "");
+	random_left = 1; /* the token's bytes, not the salt's */
+	assert_int_equal(run_cli(scram, 7, buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "");
+	random_left = 2;
+	assert_int_equal(run_cli(scram, 7, buf, sizeof(buf)), 0);
+	pgw_random_set_source(NULL);
+	assert_non_null(strstr(buf, "SCRAM-SHA-256$"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -762,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_token_new_scram),
 		cmocka_unit_test(test_token_new_usage),
 		cmocka_unit_test(test_token_new_random),
+		cmocka_unit_test(test_token_new_no_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 
 #include "conf/config.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
+#include "proxy/cli/cli.h"
+#include "proxy/full_config.h"
 
 #define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -693,9 +695,45 @@ static void test_check_main(void **state)
 {
 	(void)state;
 	put_file("pgwarden.ini", base_ini);
-	assert_int_equal(config_check_main(ini), 0);
+	assert_int_equal(cli_check_main(ini), 0);
 	put_file("pgwarden.ini", "[pgwarden]\n");
-	assert_int_equal(config_check_main(ini), 1);
+	assert_int_equal(cli_check_main(ini), 1);
+}
+
+/*
+ * audit_checkpoint_key: conf checks the path (it sits below audit), the audit layer's file check
+ * that the file loads as a signing key; every loader the binary uses runs both.
+ */
+static void test_checkpoint_key_file_check(void **state)
+{
+	char want[3 * PATH_MAX];
+	pgw_errors e = { 0 };
+	pgw_config *c;
+
+	(void)state;
+	put_file("audit.key", "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n");
+	put_file("pgwarden.ini", "[pgwarden]\nlisten = 127.0.0.1:6432\ntokens_file = tokens.txt\n"
+				 "audit_log = audit.jsonl\naudit_checkpoint_key = audit.key\n"
+				 "[target.prod]\nconninfo = host=localhost dbname=app\nenvironment = production\n");
+	c = config_load(ini, &e); /* conf alone cannot read a key: the path is all it checks */
+	assert_non_null(c);
+	config_unref(c);
+	assert_null(full_config_load(ini, &e));
+	assert_int_equal(e.n, 1);
+	snprintf(want, sizeof(want), "%s:5: audit_checkpoint_key: %s/audit.key: not an Ed25519", ini, dir);
+	if (strncmp(e.msgs[0], want, strlen(want)) != 0)
+		fail_msg("got \"%s\", want a prefix \"%s\"", e.msgs[0], want);
+	errors_free(&e);
+	assert_int_equal(cli_check_main(ini), 1);
+	put_file("audit.key", "6f1d0c2b9a8e7f6d5c4b3a2918f7e6d5c4b3a29180f7e6d5c4b3a2918f7e6d5c\n");
+	assert_int_equal(cli_check_main(ini), 0);
+	put_file("pgwarden.ini", "[pgwarden]\nlisten = 127.0.0.1:6432\ntokens_file = tokens.txt\n"
+				 "audit_checkpoint_key = audit.key\n"
+				 "[target.prod]\nconninfo = host=localhost dbname=app\nenvironment = production\n");
+	assert_null(full_config_load(ini, &e));
+	assert_int_equal(e.n, 1);
+	assert_non_null(strstr(e.msgs[0], ":4: audit_checkpoint_key needs audit_log"));
+	errors_free(&e);
 }
 
 int main(void)
@@ -714,6 +752,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_weekly_forms_and_syntax, setup, teardown),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test_setup_teardown(test_check_main, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_key_file_check, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
 
 /* Escape 'in', check the exact JSON text, parse it back and check the decoded bytes. */
 typedef struct escape_case {

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "protocol/femsg.h"
 #include "protocol/frame.h"
 #include "protocol/msgtypes.h"
 #include "protocol/pktbuf.h"
@@ -788,10 +789,87 @@ static void test_pktread_done(void **state)
 	assert_false(pktread_done(&r)); /* reading past the end spoils it */
 }
 
+/* The client message readers frontend.c and the fuzzer share (protocol/femsg.c): a table of bodies, good and bad. */
+typedef struct femsg_case {
+	char type;       /* 'Q', 'P', 'B', 'E', 'D' (Describe and Close share a reader) */
+	const char *body; /* the body's bytes */
+	size_t len;      /* its length (bodies hold NULs) */
+	bool ok;         /* whether the reader accepts it */
+} femsg_case;
+
+static bool femsg_read(const femsg_case *c)
+{
+	const uint8_t *b = (const uint8_t *)c->body;
+	fe_query q;
+	fe_parse p;
+	fe_bind bi;
+	fe_execute e;
+	fe_target t;
+
+	switch (c->type) {
+	case 'Q':
+		return fe_read_query(b, c->len, &q);
+	case 'P':
+		return fe_read_parse(b, c->len, &p);
+	case 'B':
+		return fe_read_bind(b, c->len, &bi);
+	case 'E':
+		return fe_read_execute(b, c->len, &e);
+	default:
+		return fe_read_target(b, c->len, &t);
+	}
+}
+
+static void test_femsg_readers(void **state)
+{
+	static const femsg_case cases[] = {
+		{ 'Q', "SELECT 1", 9, true },
+		{ 'Q', "SELECT 1\0; DROP TABLE t", 24, false }, /* a NUL inside hides the rest */
+		{ 'Q', "SELECT 1", 8, false },                 /* no NUL */
+		{ 'Q', "", 0, false },
+		{ 'P', "s1\0SELECT $1\0\0\1\0\0\0\x19", 19, true },
+		{ 'P', "s1\0SELECT 1\0\0\0", 14, true },
+		{ 'P', "s1\0SELECT 1\0\0\0x", 15, false },          /* a byte left over */
+		{ 'P', "s1\0SELECT 1\0\0\1\0\0\0", 17, false },     /* one OID announced, 3 bytes given */
+		{ 'P', "s1\0SELECT 1", 11, false },                /* unterminated */
+		{ 'B', "p\0s\0\0\0\0\0\0\0", 10, true },             /* the rest is the gate's */
+		{ 'B', "p\0s", 3, false },
+		{ 'E', "p\0\0\0\0\0", 6, true },
+		{ 'E', "p\0\0\0\0", 5, false },
+		{ 'E', "p\0\0\0\0\0\0", 7, false },
+		{ 'D', "Ss1\0", 4, true },
+		{ 'D', "P\0", 2, true },
+		{ 'D', "Xs1\0", 4, false },                      /* neither statement nor portal */
+		{ 'D', "Ss1\0\0", 5, false },
+	};
+	fe_parse p;
+	fe_bind bi;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (femsg_read(&cases[i]) != cases[i].ok)
+			fail_msg("case %zu (%c): want %s", i, cases[i].type, cases[i].ok ? "accepted" : "refused");
+	/* Fields point into the body; 65535 parameter types are allowed (the count is unsigned, as in PostgreSQL). */
+	{
+		static uint8_t big[3 + 2 + 4 * 65535];
+
+		memcpy(big, "\0x\0\xff\xff", 5);
+		assert_true(fe_read_parse(big, sizeof(big), &p));
+		assert_int_equal(p.n_params, 65535);
+		assert_string_equal(p.query, "x");
+		assert_ptr_equal(p.param_oids, big + 5);
+	}
+	assert_true(fe_read_bind((const uint8_t *)"p\0s\0\0\1", 6, &bi));
+	assert_string_equal(bi.portal, "p");
+	assert_string_equal(bi.stmt, "s");
+	assert_int_equal(bi.rest_len, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frame_peek),
+		cmocka_unit_test(test_femsg_readers),
 		cmocka_unit_test(test_frame_peek_startup),
 		cmocka_unit_test(test_message_names),
 		cmocka_unit_test(test_startup_parse),

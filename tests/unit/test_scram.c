@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <openssl/sha.h>
 
+#include "conf/core/random.h"
 #include "protocol/saslprep.h"
 #include "protocol/scram.h"
 
@@ -545,6 +546,30 @@ static void test_random_nonce(void **state)
 	scram_secret_clear(&sec);
 }
 
+/* Without random bytes there is no s-nonce: the exchange fails, never with a fixed nonce. */
+static bool no_random(void *buf, size_t n)
+{
+	(void)buf, (void)n;
+	return false;
+}
+
+static void test_nonce_needs_random(void **state)
+{
+	scram_secret sec;
+	char *a = NULL;
+	scram_server *s;
+
+	(void)state;
+	make_secret("secret", &sec);
+	s = new_server(&sec, false, false, false, NULL, 0);
+	pgw_random_set_source(no_random);
+	assert_int_equal(feed(s, "n,,n=,r=abc", &a), SCRAM_FAIL);
+	pgw_random_set_source(NULL);
+	assert_null(a);
+	scram_server_free(s);
+	scram_secret_clear(&sec);
+}
+
 /* A throwaway self-signed EC certificate signed with digest md. */
 static X509 *make_cert(EVP_PKEY *key, const EVP_MD *md)
 {
@@ -605,6 +630,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_bytes),
 		cmocka_unit_test(test_malformed_client_final),
 		cmocka_unit_test(test_random_nonce),
+		cmocka_unit_test(test_nonce_needs_random),
 		cmocka_unit_test(test_cert_end_point_hash),
 	};
 

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "conf/config.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 static time_t T(const char *rfc3339)
 {

@@ -1,5 +1,5 @@
 /* explain.c - the --explain command: classification and verdict of a statement, with reasons. */
-#include "proxy/explain.h"
+#include "proxy/cli/explain.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,9 +9,10 @@
 #include <libpq-fe.h>
 
 #include "conf/config.h"
+#include "proxy/full_config.h"
 #include "policy/catalog.h"
 #include "policy/policy.h"
-#include "policy/windows.h"
+#include "conf/windows.h"
 
 static const struct {
 	unsigned flag;
@@ -142,7 +143,7 @@ int explain_main(int argc, char **argv)
 	}
 	if (!config || !target || !sql)
 		return usage();
-	cfg = config_load(config, &errs);
+	cfg = full_config_load(config, &errs);
 	if (!cfg) {
 		for (k = 0; k < errs.n; k++)
 			fprintf(stderr, "%s\n", errs.msgs[k]);

@@ -1,12 +1,12 @@
 /* log.c - the process log on stderr: timestamped, levelled, one line per event, as text or JSON. */
-#include "proxy/log.h"
+#include "conf/core/log.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
 
 pgw_log_level pgw_log_min_level = LOG_LVL_INFO;
 bool pgw_log_json = false;

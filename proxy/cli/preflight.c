@@ -1,5 +1,5 @@
 /* preflight.c - `pgwarden --check --connect`: the config against the live targets (see preflight.h). */
-#include "proxy/preflight.h"
+#include "proxy/cli/preflight.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,7 +10,8 @@
 #include <libpq-fe.h>
 
 #include "conf/config.h"
-#include "proxy/log.h"
+#include "proxy/full_config.h"
+#include "conf/core/log.h"
 
 /* What one run found. */
 typedef struct preflight {
@@ -146,7 +147,7 @@ static void check_windows(preflight *pf, time_t now)
 int preflight_main(const char *config_path)
 {
 	pgw_errors e = { 0 };
-	pgw_config *c = config_load(config_path, &e);
+	pgw_config *c = full_config_load(config_path, &e);
 	preflight pf = { 0 };
 
 	for (size_t i = 0; i < e.n; i++)

@@ -1,5 +1,5 @@
 /* json_writer.c - JSON text into a growable buffer; the escaper that makes any bytes valid JSON. */
-#include "audit/json_writer.h"
+#include "conf/core/json_writer.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/windows.h"
+#include "conf/core/arr.h"
+#include "conf/windows.h"
 
 #define DAY 86400
 #define MAX_UTC_OFFSET (26 * 3600) /* RFC 8536 bounds |utoff| below 26 h */
@@ -103,18 +104,11 @@ static bool zone_push(struct pgw_zone *z, int64_t at, int32_t off)
 	if (z->n > 0 && at <= z->at[z->n - 1])
 		return false;
 	if (z->n == z->cap) {
-		size_t ncap = z->cap ? z->cap * 2 : 64;
-		int64_t *nat = realloc(z->at, ncap * sizeof(*nat));
-		int32_t *noff;
+		size_t cap_at = z->cap, cap_off = z->cap; /* two arrays, one capacity: it grows once both have */
 
-		if (nat == NULL)
+		if (!ARR_RESERVE(z->at, cap_at, z->n + 1, 64) || !ARR_RESERVE(z->off, cap_off, z->n + 1, 64))
 			return false;
-		z->at = nat;
-		noff = realloc(z->off, ncap * sizeof(*noff));
-		if (noff == NULL)
-			return false;
-		z->off = noff;
-		z->cap = ncap;
+		z->cap = cap_at;
 	}
 	z->at[z->n] = at;
 	z->off[z->n] = off;

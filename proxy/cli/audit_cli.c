@@ -9,6 +9,7 @@
 #include "audit/audit.h"
 #include "audit/audit_int.h"
 #include "audit/audit_report.h"
+#include "proxy/cli/audit_cli.h"
 
 #define DEFAULT_WIDTH 200 /* line width of `audit show` when stdout is not a terminal and COLUMNS is unset */
 

@@ -1,5 +1,5 @@
 /* token_new.c - `pgwarden token new`: a fresh random token and the sha256 or SCRAM record for it. */
-#include "conf/token_new.h"
+#include "proxy/cli/token_new.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -9,10 +9,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include "conf/config.h"
+#include "conf/core/random.h"
+#include "proxy/full_config.h"
 #include "protocol/scram.h"
 
 #define TOKEN_RAW_LEN 32    /* random bytes in a token */
@@ -170,7 +171,7 @@ static bool check_record(const token_args *ta, FILE *err)
 	time_t t;
 	bool ok = true;
 
-	if (ta->config && !(c = config_load(ta->config, &e))) {
+	if (ta->config && !(c = full_config_load(ta->config, &e))) {
 		for (size_t i = 0; i < e.n; i++)
 			fprintf(err, "%s\n", e.msgs[i]);
 		errors_free(&e);
@@ -222,7 +223,7 @@ static char *make_secret(const char *token, bool scram)
 	size_t i;
 
 	if (scram) {
-		if (RAND_bytes(salt, sizeof(salt)) != 1)
+		if (!pgw_random_bytes(salt, sizeof(salt)))
 			return NULL;
 		return scram_build_secret(token, salt, sizeof(salt), SCRAM_DEFAULT_ITERATIONS);
 	}
@@ -251,8 +252,7 @@ int token_cli_run(int argc, char **argv, FILE *out, FILE *err)
 	}
 	if (!check_record(&ta, err))
 		return 1;
-	/* RAND_bytes draws from OpenSSL's DRBG, seeded from the OS CSPRNG (getrandom). */
-	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+	if (!pgw_random_bytes(raw, sizeof(raw))) {
 		fprintf(err, "pgwarden token new: could not get random bytes\n");
 		return 1;
 	}

@@ -2,7 +2,7 @@
  * admin_cli.c - `pgwarden admin [-c FILE | --url http://HOST:PORT] [--token T] COMMAND`:
  * one request to the admin console (console.c), the JSON answer on stdout.
  */
-#include "proxy/admin_cli.h"
+#include "proxy/cli/admin_cli.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "conf/config.h"
+#include "proxy/full_config.h"
 
 #define ADMIN_CLI_TIMEOUT_SECONDS 10
 
@@ -165,7 +166,7 @@ int admin_cli_main(int argc, char **argv)
 
 	if (!parse_args(argc, argv, &a) || !request_for(&a, &method, path, sizeof(path)))
 		return usage();
-	if (a.config && !(c = config_load(a.config, &e))) {
+	if (a.config && !(c = full_config_load(a.config, &e))) {
 		for (size_t i = 0; i < e.n; i++)
 			fprintf(stderr, "%s\n", e.msgs[i]);
 		errors_free(&e);
