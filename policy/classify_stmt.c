@@ -110,11 +110,40 @@ static bool on_wrapped_execute(pc_walk *w, uint32_t stmt)
 }
 
 /*
+ * A schema name "pg_temp" or "pg_temp_N" (identifiers are already
+ * case-folded): a RangeVar's schemaname, or a String of a qualified name
+ * list ({"String":{"sval":...}}), never a string constant ({"A_Const":
+ * {"sval":{"sval":...}}}, as in SET search_path = pg_temp).
+ */
+static bool temp_schema_name(const jdoc *d, uint32_t i)
+{
+	const jtok *t = &d->t[i];
+	const char *p = d->text + t->start;
+
+	if (t->type != J_STR || t->esc || t->len < 7 || memcmp(p, "pg_temp", 7) != 0 || i < 3)
+		return false;
+	if (!jstr_eq(d, i - 1, "schemaname") &&
+	    !(jstr_eq(d, i - 1, "sval") && d->t[i - 2].type == J_OBJ && jstr_eq(d, i - 3, "String")))
+		return false;
+	if (t->len == 7)
+		return true;
+	if (t->len == 8 || p[7] != '_')
+		return false;
+	for (uint32_t k = 8; k < t->len; k++)
+		if (p[k] < '0' || p[k] > '9')
+			return false;
+	return true;
+}
+
+/*
  * State a transaction-mode pool cannot move to another connection. A
  * temporary relation is any RangeVar the parser marked relpersistence 't'
  * (CREATE TEMP TABLE/VIEW/SEQUENCE, CREATE TABLE AS and SELECT INTO TEMP):
- * read from the tree's own field, never from the text. References to
- * pg_temp.x carry 'p' and need nothing: they exist only where one was made.
+ * read from the tree's own field, never from the text. Why any pg_temp
+ * name too: CREATE SEQUENCE pg_temp.s, SELECT INTO pg_temp.t, CREATE
+ * TABLE pg_temp.t AS, CREATE FUNCTION/TYPE pg_temp.x carry 'p' (the server
+ * makes them temporary later, in RangeVarAdjustRelationPersistence), and a
+ * reference to pg_temp.x only exists where one was made: holding is exact.
  */
 static void note_session_state(pc_walk *w, uint32_t stmt)
 {
@@ -122,7 +151,8 @@ static void note_session_state(pc_walk *w, uint32_t stmt)
 	uint32_t b;
 
 	for (uint32_t i = stmt; i + 1 < d->t[stmt].end; i++)
-		if (d->t[i].type == J_STR && jstr_eq(d, i, "relpersistence") && jstr_eq(d, i + 1, "t"))
+		if ((d->t[i].type == J_STR && jstr_eq(d, i, "relpersistence") && jstr_eq(d, i + 1, "t")) ||
+		    temp_schema_name(d, i))
 			w->f->flags |= PF_HOLD_TEMP;
 	if (node_body(d, stmt, "ListenStmt"))
 		w->f->flags |= PF_HOLD_LISTEN;

@@ -1,0 +1,188 @@
+"""Red-team probes of transaction-mode pooling (issue 11, CONTRACT §7): a client sharing a
+pool of 1 with clients of other actors and tenants tries to see or keep their state, to
+escape its pin through state left on a connection, or to wedge the pool."""
+import psycopg
+import pytest
+
+from conftest import DIRECT
+from test_pool import ident, wait_for
+
+pytestmark = pytest.mark.skipif(DIRECT, reason="pooling is pgwarden's")
+
+TXN = "pool_mode = transaction\n"
+
+
+@pytest.fixture
+def short(pgwarden_factory):
+    """Transaction mode, pool_size = 1 and a 1 s wait: a held connection shows as 53300."""
+    return pgwarden_factory(target_config=TXN + "pool_size = 1\npool_wait_timeout = 1")
+
+
+def assert_waits_53300(c):
+    with pytest.raises(psycopg.errors.TooManyConnections):
+        c.execute("SELECT 1")
+
+
+def denied(c, sql):
+    """The statement is refused by pgwarden (42501), the session goes on."""
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+        c.execute(sql)
+    assert "pgwarden" in str(e.value)
+
+
+@pytest.mark.parametrize("make", [
+    "CREATE TABLE pg_temp.atk_t (x int)",
+    "CREATE TABLE PG_TEMP.atk_t (x int)",
+    "CREATE SEQUENCE pg_temp.atk_s",
+    "CREATE VIEW pg_temp.atk_v AS SELECT 1 AS x",
+    "SELECT 1 AS x INTO pg_temp.atk_t",
+    "CREATE TABLE pg_temp.atk_t AS SELECT 1 AS x",
+    "CREATE TYPE pg_temp.atk_ty AS (x int)",
+    "CREATE TYPE pg_temp.atk_e AS ENUM ('a')",
+    "CREATE DOMAIN pg_temp.atk_d AS int",
+])
+def test_schema_qualified_temp_objects_hold(short, make):
+    """An object created in pg_temp by name is a temp object: it holds its client like
+    CREATE TEMP does (else the next borrower's reset drops it under the client)."""
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute(make)
+    assert_waits_53300(b)
+    assert a.execute("SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) + "
+                     "(SELECT count(*) FROM pg_type WHERE typnamespace = pg_my_temp_schema())").fetchone()[0] >= 1
+    a.close()
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    b.close()
+
+
+def test_sequence_currval_does_not_cross(short):
+    """currval/lastval of one client's nextval are not another's on the same backend."""
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("CREATE TEMP SEQUENCE IF NOT EXISTS atk_seq")  # holds: drop it after
+    a.execute("SELECT nextval('atk_seq')")
+    a.execute("DISCARD ALL")
+    pid = ident(a)[3]
+    a.execute("SELECT 1")
+    assert ident(b)[3] == pid
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+        b.execute("SELECT lastval()")
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "SET app.tenant_id = 'globex'",
+    "SET SESSION AUTHORIZATION DEFAULT",
+    "SET ROLE NONE",
+    "SELECT set_config('app.actor_id', 'user:ada', false)",
+])
+def test_denied_identity_changes_are_not_replayed(short, sql):
+    """A denied change never reaches the read-back: after another client used the backend
+    the attacker borrows again with its own pin, and the other keeps its own."""
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("SET work_mem = '7MB'")  # a read-back and replay happen
+    denied(a, sql)
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")
+    assert a.execute("SHOW work_mem").fetchone()[0] == "7MB"
+    assert b.execute("SHOW work_mem").fetchone()[0] == "4MB"
+    a.close()
+    b.close()
+
+
+def test_search_path_replay_keeps_pin_and_other_client(short):
+    """A client's search_path (which could name a schema of its own functions and operators)
+    follows it, never the next client; the pin runs qualified names."""
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("SET search_path = pg_temp, public, pg_catalog")
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    assert b.execute("SHOW search_path").fetchone()[0] != "pg_temp, public, pg_catalog"
+    assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")
+    assert a.execute("SHOW search_path").fetchone()[0] == "pg_temp, public, pg_catalog"
+    a.close()
+    b.close()
+
+
+def test_terminate_mid_transaction_rolls_back_and_frees_the_pool(short, pg):
+    """A client gone inside a block: its work is not committed, nobody inherits the open
+    transaction or its locks, and the pool is not wedged."""
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("BEGIN")
+    a.execute("SELECT pg_advisory_xact_lock(4242)")
+    a.execute("SET LOCAL work_mem = '9MB'")
+    pid = ident(a)[3]
+    a.close()
+    for _ in range(3):
+        got = ident(b)
+        assert got[:3] == ("bookkeeper", "user:ada", "globex")
+        assert got[3] != pid  # closed, never lent with its open block
+        assert b.execute("SHOW work_mem").fetchone()[0] == "4MB"
+    # the old backend's exit frees its lock (it may take a moment to go)
+    assert wait_for(lambda: b.execute("SELECT pg_try_advisory_xact_lock(4242)").fetchone()[0])
+    b.close()
+
+
+def test_temp_function_is_denied(short):
+    """A pg_temp function cannot be verified: refused (it could otherwise shadow a name)."""
+    a = short.connect("user:jimmie")
+    denied(a, "CREATE FUNCTION pg_temp.atk_f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")
+    a.close()
+
+
+def test_rollback_to_savepoint_does_not_release_a_hold(short):
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("LISTEN atk_chan")
+    a.execute("BEGIN")
+    a.execute("SAVEPOINT s1")
+    a.execute("UNLISTEN *")
+    a.execute("ROLLBACK TO SAVEPOINT s1")
+    a.execute("COMMIT")
+    assert a.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()[0] == 1
+    assert_waits_53300(b)
+    a.close()
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    b.close()
+
+
+def test_failed_block_does_not_release_a_hold(short):
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("SELECT pg_advisory_lock(777)")
+    a.execute("BEGIN")
+    a.execute("SELECT pg_advisory_unlock_all()")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        a.execute("SELECT 1/0")
+    a.execute("COMMIT")
+    assert_waits_53300(b)
+    a.close()
+    assert b.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0] == 0
+    b.close()
+
+
+def test_protocol_prepared_statement_is_not_visible_to_another(short):
+    """A's named protocol statement follows A, never appears in B's pg_prepared_statements,
+    and B's Bind of A's name fails as on a connection of its own."""
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    for _ in range(3):
+        a.execute("SELECT current_setting('app.tenant_id') WHERE %s::int = 1", (1,), prepare=True)
+    name = a.execute("SELECT name FROM pg_prepared_statements").fetchall()
+    assert b.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] == 0
+    assert a.execute("SELECT current_setting('app.tenant_id') WHERE %s::int = 1", (1,),
+                     prepare=True).fetchone()[0] == "acme"
+    assert name
+    a.close()
+    b.close()
+
+
+def test_pool_recovers_after_a_client_vanishes_while_waiting(short):
+    """A waiter that disconnects does not leave a ghost in the queue or the counters."""
+    a, b, c = (short.connect(t) for t in ("user:jimmie", "user:ada", "agent:tally"))
+    a.execute("BEGIN")
+    a.execute("SELECT 1")
+    assert_waits_53300(b)
+    b.close()
+    a.execute("COMMIT")
+    for _ in range(3):
+        assert ident(c)[:3] == ("agent_rw", "agent:tally", "acme")
+        assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")
+    a.close()
+    c.close()
