@@ -1,11 +1,18 @@
 """Red-team probes of transaction-mode pooling (issue 11, CONTRACT §7): a client sharing a
 pool of 1 with clients of other actors and tenants tries to see or keep their state, to
 escape its pin through state left on a connection, or to wedge the pool."""
+import os
+import socket
+import struct
+import time
+
 import psycopg
 import pytest
 
 from conftest import DIRECT
-from test_pool import ident, wait_for
+from pgserver import free_port
+from pool_util import pools, wait_for
+from test_pool import ident
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="pooling is pgwarden's")
 
@@ -185,4 +192,95 @@ def test_pool_recovers_after_a_client_vanishes_while_waiting(short):
         assert ident(c)[:3] == ("agent_rw", "agent:tally", "acme")
         assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")
     a.close()
+    c.close()
+
+
+# ---- abnormal paths: a client that vanishes at any point must not wedge or leak the pool ----
+
+def vanish(c):
+    """Drop the client's TCP connection without a Terminate."""
+    s = socket.socket(fileno=os.dup(c.pgconn.socket))
+    s.shutdown(socket.SHUT_RDWR)
+    s.close()
+    c.close()
+
+
+def send_only(c, sql):
+    """Send a simple Query without waiting for its answer."""
+    c.pgconn.send_query(sql.encode())
+    c.pgconn.flush()
+
+
+def vanish_after_set(c):
+    send_only(c, "SET work_mem = '5MB'")  # its settings read-back is on its way
+
+
+def vanish_in_block(c):
+    c.execute("BEGIN")
+    c.execute("SELECT pg_advisory_xact_lock(1)")
+
+
+def vanish_mid_query(c):
+    send_only(c, "SELECT pg_sleep(0.3)")
+
+
+def vanish_mid_copy(c):
+    send_only(c, "COPY (SELECT 1) TO STDOUT")
+
+
+def vanish_mid_copy_in(c):
+    c.execute("CREATE TEMP TABLE IF NOT EXISTS v_ci (x int)")
+    send_only(c, "COPY v_ci FROM STDIN")
+    assert c.pgconn.get_result().status == 4  # COPY_IN
+    c.pgconn.put_copy_data(b"1\n2\n")
+    c.pgconn.flush()
+
+
+def vanish_mid_batch(c):
+    """An extended batch without its Sync: a transaction is open upstream."""
+    c.pgconn.send_query_params(b"SELECT $1::int", [b"1"])  # Parse/Bind/Describe/Execute/Sync
+    c.pgconn.flush()
+    time.sleep(0.05)
+    raw = b"P" + struct.pack("!I", 4 + 1 + 9 + 2) + b"\0SELECT 1\0" + struct.pack("!H", 0)
+    s = socket.socket(fileno=os.dup(c.pgconn.socket))
+    s.sendall(raw + b"B" + struct.pack("!I", 4 + 1 + 1 + 2 + 2 + 2) + b"\0\0" + struct.pack("!HHH", 0, 0, 0)
+              + b"E" + struct.pack("!I", 4 + 1 + 4) + b"\0" + struct.pack("!I", 0) + b"H" + struct.pack("!I", 4))
+    s.close()
+
+
+def vanish_after_listen(c):
+    c.execute("LISTEN v_chan")
+
+
+def vanish_after_prepare(c):
+    c.execute("SELECT %s::int", (1,), prepare=True)
+    c.execute("PREPARE v_p AS SELECT 1")
+
+
+@pytest.mark.parametrize("step", [vanish_after_set, vanish_in_block, vanish_mid_query, vanish_mid_copy,
+                                  vanish_mid_copy_in, vanish_mid_batch, vanish_after_listen,
+                                  vanish_after_prepare], ids=lambda f: f.__name__)
+def test_vanishing_client_never_wedges_the_pool(pgwarden_factory, step):
+    """pool_size = 1: after each abnormal end, repeated, the other client still borrows with its
+    own identity, and /pools shows nothing stuck (no waiter, no reset, at most one open)."""
+    port = free_port()
+    w = pgwarden_factory(extra_config=f"admin_listen = 127.0.0.1:{port}",
+                         target_config=TXN + "pool_size = 1\npool_wait_timeout = 5")
+    b = w.connect("user:ada")
+    b.prepare_threshold = None  # none of its own: any prepared statement it sees is someone else's
+    for _ in range(4):
+        a = w.connect("user:jimmie")
+        assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")
+        step(a)
+        vanish(a)
+        for _ in range(2):
+            assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+            assert b.execute("SHOW work_mem").fetchone()[0] == "4MB"
+            assert b.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()[0] == 0
+            assert b.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] == 0
+    b.close()
+    assert wait_for(lambda: (lambda p: p["waiting"] == 0 and p["resetting"] == 0 and p["open"] <= 1
+                             and p["active"] == 0 and p["held"] == 0)(pools(port)))
+    c = w.connect("agent:tally")
+    assert ident(c)[:3] == ("agent_rw", "agent:tally", "acme")
     c.close()
