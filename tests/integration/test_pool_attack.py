@@ -284,3 +284,49 @@ def test_vanishing_client_never_wedges_the_pool(pgwarden_factory, step):
     c = w.connect("agent:tally")
     assert ident(c)[:3] == ("agent_rw", "agent:tally", "acme")
     c.close()
+
+
+def exec_prepared(c, name):
+    r = c.pgconn.exec_prepared(name, [])
+    return r.status, r.error_field(psycopg.pq.DiagnosticField.SQLSTATE), r.get_value(0, 0) if r.ntuples else None
+
+
+@pytest.mark.parametrize("drop", ["DEALLOCATE atk", "DEALLOCATE ALL", "DISCARD ALL"])
+def test_a_dropped_protocol_statement_is_not_resurrected_on_another_backend(pgwarden_factory, drop):
+    """pool_size = 1 shared with another client: a named protocol statement the client
+    dropped (SQL DEALLOCATE, DISCARD ALL or a protocol Close) is not Parsed again for it on
+    the next borrow: its Bind fails (26000, or pgwarden's 42501 for a name it does not know)."""
+    w = pgwarden_factory(target_config=TXN + "pool_size = 1\npool_wait_timeout = 3")
+    a, b = w.connect("user:jimmie"), w.connect("user:ada")
+    a.prepare_threshold = b.prepare_threshold = None
+    assert a.pgconn.prepare(b"atk", b"SELECT current_setting('app.tenant_id')").status == 1
+    assert exec_prepared(a, b"atk")[2] == b"acme"
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")  # moved: a's statement follows on demand
+    assert exec_prepared(a, b"atk")[2] == b"acme"
+    a.execute(drop)
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    assert exec_prepared(b, b"atk")[1] in (b"26000", b"42501")  # never b's (pgwarden refuses a Bind of a name it does not know)
+    st, code, _ = exec_prepared(a, b"atk")
+    assert code in (b"26000", b"42501")  # not run: the server's, or pgwarden's refusal of an unknown name
+    assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")
+    a.close()
+    b.close()
+
+
+def test_sql_prepare_over_a_protocol_name_is_not_replaced_by_the_old_parse(pgwarden_factory):
+    """The server has one namespace: after DEALLOCATE and an SQL PREPARE of the same name,
+    the statement the client runs is its SQL one, never the older protocol Parse."""
+    w = pgwarden_factory(target_config=TXN + "pool_size = 1\npool_wait_timeout = 3")
+    a, b = w.connect("user:jimmie"), w.connect("user:ada")
+    a.prepare_threshold = b.prepare_threshold = None
+    assert a.pgconn.prepare(b"atk2", b"SELECT 'protocol'").status == 1
+    ident(b)
+    a.execute("DEALLOCATE atk2")
+    a.execute("PREPARE atk2 AS SELECT 'sql'")
+    assert a.execute("EXECUTE atk2").fetchone()[0] == "sql"
+    assert exec_prepared(a, b"atk2")[2] == b"sql"
+    a.execute("DEALLOCATE atk2")
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    assert exec_prepared(a, b"atk2")[1] in (b"26000", b"42501")
+    a.close()
+    b.close()
