@@ -330,3 +330,52 @@ def test_sql_prepare_over_a_protocol_name_is_not_replaced_by_the_old_parse(pgwar
     assert exec_prepared(a, b"atk2")[1] in (b"26000", b"42501")
     a.close()
     b.close()
+
+
+def window_config(seconds):
+    from datetime import datetime, timedelta, timezone
+    now = datetime.now(timezone.utc)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return (f"[window.atk]\ntarget = prod\nstart = {(now - timedelta(hours=1)).strftime(fmt)}\n"
+            f"end = {(now + timedelta(seconds=seconds)).strftime(fmt)}\napproved_by = ops:tests\n"
+            f"reason = pool attack test\nactors = user:jimmie\n")
+
+
+@pytest.mark.parametrize("size", [1, 2])
+def test_window_closing_while_parked_makes_the_connection_read_only(pgwarden_factory, size):
+    """An actor whose window closes while its connection is parked (still attached, or taken
+    back and lent again): its next transaction runs read-only upstream too, and the other actor
+    never had read-write."""
+    w = pgwarden_factory(extra_config=window_config(4),
+                         target_config=TXN + f"pool_size = {size}\npool_wait_timeout = 3")
+    a, b = w.connect("user:jimmie", dbname="prod"), w.connect("user:ada", dbname="prod")
+    a.execute("UPDATE invoices SET note = note WHERE id = -1")
+    assert a.execute("SHOW default_transaction_read_only").fetchone()[0] == "off"
+    assert b.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    time.sleep(5.5)
+    assert a.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    with pytest.raises(psycopg.Error):
+        a.execute("UPDATE invoices SET note = note WHERE id = -1")
+    assert b.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("sql", ["SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+                                 "SET default_transaction_read_only = off",
+                                 "RESET default_transaction_read_only",
+                                 "SELECT set_config('default_transaction_read_only', 'off', false)"])
+def test_read_only_default_cannot_be_turned_off_and_replayed(pgwarden_factory, sql):
+    """Production outside a window: turning the read-only default off is refused, so no read-back
+    can carry it to the next borrow; the other client's borrow is unaffected."""
+    w = pgwarden_factory(target_config=TXN + "pool_size = 1\npool_wait_timeout = 3")
+    a, b = w.connect("user:ada", dbname="prod"), w.connect("user:jimmie", dbname="prod")
+    a.execute("SET work_mem = '6MB'")
+    with pytest.raises(psycopg.Error):
+        a.execute(sql)
+    for c in (b, a, b, a):
+        assert c.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    with pytest.raises(psycopg.Error):
+        a.execute("UPDATE invoices SET note = note WHERE id = -1")
+    a.close()
+    b.close()
