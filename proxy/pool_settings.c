@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "protocol/pktread.h"
 #include "proxy/pin.h"
@@ -14,11 +15,34 @@
  * back: the server's own state after the transaction is the exact answer.
  * current_setting() gives each value as SHOW does, with its unit, which
  * set_config() takes back unchanged.
+ *
+ * Why every operator is OPERATOR(pg_catalog.x): the query runs on the
+ * client's backend under the client's search_path, and an unqualified '='
+ * or '<>' resolves to an operator of the first schema on it that has one
+ * (pg_catalog is searched first only when the path does not name it). A
+ * client's own operator would run its function inside pgwarden's query,
+ * never judged nor audited, and could let any row through (role,
+ * session_authorization, superuser-only settings, the walls' signatures).
  */
-const char pool_settings_query[] = "SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings "
-				   "WHERE source = 'session' AND name NOT LIKE 'pgwarden.%' AND name NOT IN ('role', "
-				   "'session_authorization', 'default_transaction_read_only', 'transaction_read_only', "
-				   "'transaction_isolation', 'transaction_deferrable')";
+const char pool_settings_query[] =
+	"SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings "
+	"WHERE source OPERATOR(pg_catalog.=) 'session' AND NOT name OPERATOR(pg_catalog.~~) 'pgwarden.%' "
+	"AND NOT name OPERATOR(pg_catalog.=) ANY ('{role,session_authorization,default_transaction_read_only,"
+	"transaction_read_only,transaction_isolation,transaction_deferrable}'::pg_catalog.text[])";
+
+/* Names never replayed, whatever the server sent: identity, read-only and transaction state, the walls'. */
+static bool never_replayed(const char *name)
+{
+	static const char *const deny[] = { "role", "session_authorization", "default_transaction_read_only",
+					    "transaction_read_only", "transaction_isolation", "transaction_deferrable" };
+
+	if (strncasecmp(name, "pgwarden.", 9) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++)
+		if (strcasecmp(name, deny[i]) == 0)
+			return true;
+	return false;
+}
 
 static bool reserve(pool_settings_buf *b, size_t more)
 {
@@ -63,6 +87,11 @@ void pool_settings_add_row(pool_settings_buf *b, const uint8_t *body, uint32_t l
 	pktread_init(&r, body, len);
 	if (!rd_u16(&r, &ncols) || ncols != 2 || !(name = column(&r)) || !(value = column(&r)) || !pktread_done(&r) ||
 	    !reserve(b, 2 * (strlen(name) + strlen(value)) + 64)) {
+		b->failed = true;
+		goto out;
+	}
+	/* Default deny: the query excludes these; a row naming one means the answer is not ours. */
+	if (never_replayed(name)) {
 		b->failed = true;
 		goto out;
 	}

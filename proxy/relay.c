@@ -443,11 +443,13 @@ static relay_status repin_extended(session *s, const char *sql)
 /*
  * A walled target's verdict on a borrow's pin, on the very backend lent:
  * anything but 'ok' (walls missing, another key) fails this swallowed
- * statement, and a failed pin ends the session (own_request_failed).
+ * statement, and a failed pin ends the session (own_request_failed). Its
+ * operators are qualified: it runs under the client's search_path, where
+ * a bare '=' could be the client's own operator (see pool_settings.c).
  */
-#define WALL_CHECK_OR_FAIL                                                                         \
-	"SELECT (CASE WHEN s = 'ok' THEN '1' ELSE 'the database says the pin is ' || s END)::int " \
-	"FROM pgwarden_wall.pin_status() AS s"
+#define WALL_CHECK_OR_FAIL                                                                        \
+	"SELECT (CASE WHEN s OPERATOR(pg_catalog.=) 'ok' THEN '1' ELSE 'the database says the pin is ' " \
+	"OPERATOR(pg_catalog.||) s END)::pg_catalog.int4 FROM pgwarden_wall.pin_status() AS s"
 
 /* The pin for this session between batches: the client's startup settings, then identity, in one Query. */
 static char *repin_sql(session *s, const pin_wall *w)

@@ -379,3 +379,55 @@ def test_read_only_default_cannot_be_turned_off_and_replayed(pgwarden_factory, s
         a.execute("UPDATE invoices SET note = note WHERE id = -1")
     a.close()
     b.close()
+
+
+def test_settings_read_back_runs_no_client_operator(short, pg):
+    """pgwarden's own read-back of settings runs on the client's backend with the client's
+    search_path: an operator the client defined (in a schema it may create in) must not be
+    what its '=' or '<>' resolve to, or the client's function runs inside pgwarden's query,
+    never judged nor audited."""
+    pg.sql("CREATE SCHEMA IF NOT EXISTS atk AUTHORIZATION bookkeeper", dbname="app_staging")
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    a.execute("CREATE TABLE atk.atk_log (n int)")
+    a.execute("CREATE FUNCTION atk.atk_eq(text, text) RETURNS bool LANGUAGE sql "
+              "AS 'INSERT INTO atk.atk_log VALUES (1) RETURNING true'")
+    a.execute("CREATE OPERATOR atk.= (LEFTARG = text, RIGHTARG = text, FUNCTION = atk.atk_eq)")
+    a.execute("CREATE OPERATOR atk.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = atk.atk_eq)")
+    a.execute("CREATE OPERATOR atk.~~ (LEFTARG = text, RIGHTARG = text, FUNCTION = atk.atk_eq)")
+    try:
+        a.execute("SET search_path = atk, pg_catalog, public")
+        a.execute("SET work_mem = '5MB'")
+        assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")  # takes a's connection: a's read-back runs
+        assert a.execute("SHOW work_mem").fetchone()[0] == "5MB"
+        a.execute("SET search_path = public")
+        assert a.execute("SELECT count(*) FROM atk.atk_log").fetchone()[0] == 0
+    finally:
+        a.execute("SET search_path = public")
+        a.execute("DROP OPERATOR atk.= (text, text); DROP OPERATOR atk.<> (text, text); "
+                  "DROP OPERATOR atk.~~ (text, text)")
+        a.execute("DROP FUNCTION atk.atk_eq(text, text); DROP TABLE atk.atk_log")
+    a.close()
+    b.close()
+
+
+def test_wall_check_on_borrow_runs_no_client_operator(pgwarden_factory, pg):
+    """Production (walled): the pin's check on every borrow runs under the client's search_path;
+    an operator '=' in a schema the client names must not be the one it runs."""
+    for q in ("CREATE SCHEMA IF NOT EXISTS atk", "GRANT USAGE ON SCHEMA atk TO PUBLIC",
+              "CREATE TABLE IF NOT EXISTS atk.atk_log (n int)", "GRANT INSERT, SELECT ON atk.atk_log TO PUBLIC",
+              "CREATE OR REPLACE FUNCTION atk.atk_eq(text, text) RETURNS bool LANGUAGE sql "
+              "AS 'INSERT INTO atk.atk_log VALUES (1) RETURNING true'",
+              "DROP OPERATOR IF EXISTS atk.= (text, text)",
+              "CREATE OPERATOR atk.= (LEFTARG = text, RIGHTARG = text, FUNCTION = atk.atk_eq)"):
+        pg.sql(q, dbname="app")
+    w = pgwarden_factory(extra_config=window_config(600),
+                         target_config=TXN + "pool_size = 1\npool_wait_timeout = 3")
+    # both sessions of the windowed actor: the policy judges a '=' of another actor as a possible call of atk.=
+    a, b = w.connect("user:jimmie", dbname="prod"), w.connect("user:jimmie", dbname="prod")
+    a.execute("SET search_path = atk, pg_catalog, public")
+    for _ in range(3):
+        assert ident(b)[:3] == ("bookkeeper", "user:jimmie", "acme")
+        assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")  # borrowed again: pinned and checked
+    assert pg.sql("SELECT count(*) FROM atk.atk_log", dbname="app")[0][0] == 0
+    a.close()
+    b.close()
