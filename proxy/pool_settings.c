@@ -33,8 +33,12 @@ const char pool_settings_query[] =
 /* Names never replayed, whatever the server sent: identity, read-only and transaction state, the walls'. */
 static bool never_replayed(const char *name)
 {
-	static const char *const deny[] = { "role", "session_authorization", "default_transaction_read_only",
-					    "transaction_read_only", "transaction_isolation", "transaction_deferrable" };
+	static const char *const deny[] = { "role",
+					    "session_authorization",
+					    "default_transaction_read_only",
+					    "transaction_read_only",
+					    "transaction_isolation",
+					    "transaction_deferrable" };
 
 	if (strncasecmp(name, "pgwarden.", 9) == 0)
 		return true;

@@ -447,7 +447,7 @@ static relay_status repin_extended(session *s, const char *sql)
  * operators are qualified: it runs under the client's search_path, where
  * a bare '=' could be the client's own operator (see pool_settings.c).
  */
-#define WALL_CHECK_OR_FAIL                                                                        \
+#define WALL_CHECK_OR_FAIL                                                                               \
 	"SELECT (CASE WHEN s OPERATOR(pg_catalog.=) 'ok' THEN '1' ELSE 'the database says the pin is ' " \
 	"OPERATOR(pg_catalog.||) s END)::pg_catalog.int4 FROM pgwarden_wall.pin_status() AS s"
 
