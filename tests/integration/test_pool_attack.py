@@ -401,11 +401,8 @@ def test_settings_read_back_runs_no_client_operator(short, pg):
         assert a.execute("SHOW work_mem").fetchone()[0] == "5MB"
         a.execute("SET search_path = public")
         assert a.execute("SELECT count(*) FROM atk.atk_log").fetchone()[0] == 0
-    finally:
-        a.execute("SET search_path = public")
-        a.execute("DROP OPERATOR atk.= (text, text); DROP OPERATOR atk.<> (text, text); "
-                  "DROP OPERATOR atk.~~ (text, text)")
-        a.execute("DROP FUNCTION atk.atk_eq(text, text); DROP TABLE atk.atk_log")
+    finally:  # the server is shared by the whole run: leave no operator behind
+        pg.sql("DROP SCHEMA atk CASCADE", dbname="app_staging")
     a.close()
     b.close()
 
@@ -420,14 +417,17 @@ def test_wall_check_on_borrow_runs_no_client_operator(pgwarden_factory, pg):
               "DROP OPERATOR IF EXISTS atk.= (text, text)",
               "CREATE OPERATOR atk.= (LEFTARG = text, RIGHTARG = text, FUNCTION = atk.atk_eq)"):
         pg.sql(q, dbname="app")
-    w = pgwarden_factory(extra_config=window_config(600),
-                         target_config=TXN + "pool_size = 1\npool_wait_timeout = 3")
-    # both sessions of the windowed actor: the policy judges a '=' of another actor as a possible call of atk.=
-    a, b = w.connect("user:jimmie", dbname="prod"), w.connect("user:jimmie", dbname="prod")
-    a.execute("SET search_path = atk, pg_catalog, public")
-    for _ in range(3):
-        assert ident(b)[:3] == ("bookkeeper", "user:jimmie", "acme")
-        assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")  # borrowed again: pinned and checked
-    assert pg.sql("SELECT count(*) FROM atk.atk_log", dbname="app")[0][0] == 0
-    a.close()
-    b.close()
+    try:
+        w = pgwarden_factory(extra_config=window_config(600),
+                             target_config=TXN + "pool_size = 1\npool_wait_timeout = 3")
+        # both sessions of the windowed actor: the policy judges a '=' of another actor as a possible call of atk.=
+        a, b = w.connect("user:jimmie", dbname="prod"), w.connect("user:jimmie", dbname="prod")
+        a.execute("SET search_path = atk, pg_catalog, public")
+        for _ in range(3):
+            assert ident(b)[:3] == ("bookkeeper", "user:jimmie", "acme")
+            assert ident(a)[:3] == ("bookkeeper", "user:jimmie", "acme")  # borrowed again: pinned and checked
+        assert pg.sql("SELECT count(*) FROM atk.atk_log", dbname="app")[0][0] == 0
+        a.close()
+        b.close()
+    finally:  # the server is shared by the whole run: leave no operator behind
+        pg.sql("DROP SCHEMA atk CASCADE", dbname="app")
