@@ -431,3 +431,21 @@ def test_wall_check_on_borrow_runs_no_client_operator(pgwarden_factory, pg):
         b.close()
     finally:  # the server is shared by the whole run: leave no operator behind
         pg.sql("DROP SCHEMA atk CASCADE", dbname="app")
+
+
+def test_statement_prepared_in_a_window_does_not_write_after_it_on_another_backend(pgwarden_factory):
+    """A protocol statement Parsed while the actor's window was open is prepared again, unjudged,
+    on the backend it borrows after the window closed: its Execute is still judged, and denied."""
+    w = pgwarden_factory(extra_config=window_config(4),
+                         target_config=TXN + "pool_size = 1\npool_wait_timeout = 3")
+    a, b = w.connect("user:jimmie", dbname="prod"), w.connect("user:ada", dbname="prod")
+    a.prepare_threshold = b.prepare_threshold = None
+    assert a.pgconn.prepare(b"atk_w", b"UPDATE invoices SET note = note WHERE id = -1").status == 1
+    assert exec_prepared(a, b"atk_w")[0] == 1  # COMMAND_OK inside the window
+    time.sleep(5.5)
+    b.execute("SELECT 1")  # takes a's connection: a's statement must be prepared again for it
+    st, code, _ = exec_prepared(a, b"atk_w")
+    assert code == b"42501"
+    assert a.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    a.close()
+    b.close()
