@@ -449,3 +449,35 @@ def test_statement_prepared_in_a_window_does_not_write_after_it_on_another_backe
     assert a.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
     a.close()
     b.close()
+
+
+def test_pipelines_across_syncs_stay_with_their_client(pgwarden_factory):
+    """Two clients, each in its own thread, pipelining batches (a Sync after each) over one
+    backend: every batch runs under its own client's identity and settings."""
+    import threading
+    w = pgwarden_factory(target_config=TXN + "pool_size = 1\npool_wait_timeout = 10")
+    conns = {"acme": w.connect("user:jimmie"), "globex": w.connect("user:ada")}
+    conns["acme"].execute("SET work_mem = '5MB'")
+    want = {"acme": "5MB", "globex": "4MB"}
+    bad = []
+
+    def run(tenant):
+        c = conns[tenant]
+        for _ in range(10):
+            with c.pipeline() as p:
+                curs = []
+                for _ in range(3):
+                    curs.append(c.execute("SELECT current_setting('app.tenant_id'), current_setting('work_mem')"))
+                    p.sync()
+            got = {cur.fetchone() for cur in curs}
+            if got != {(tenant, want[tenant])}:
+                bad.append((tenant, got))
+
+    ts = [threading.Thread(target=run, args=(t,)) for t in conns]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not bad
+    for c in conns.values():
+        c.close()
