@@ -481,3 +481,17 @@ def test_pipelines_across_syncs_stay_with_their_client(pgwarden_factory):
     assert not bad
     for c in conns.values():
         c.close()
+
+
+def test_lock_taken_in_a_failed_statement_still_holds(short):
+    """Session advisory locks survive the rollback of the statement that took them: the client
+    stays held (the other waits) and the lock is never lent to the next borrower."""
+    a, b = short.connect("user:jimmie"), short.connect("user:ada")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        a.execute("SELECT pg_advisory_lock(4711); SELECT 1/0")
+    assert_waits_53300(b)
+    a.close()
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    assert b.execute("SELECT pg_try_advisory_lock(4711)").fetchone()[0] is True
+    b.execute("SELECT pg_advisory_unlock_all()")
+    b.close()
