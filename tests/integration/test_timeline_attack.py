@@ -1,0 +1,94 @@
+"""test_timeline_attack.py - red-team probes of the timeline (issue 10, issue 14's classes): sequences
+under which pgwarden's picture of what a statement or portal name means could differ from
+PostgreSQL's. Names longer than NAMEDATALEN-1 (63) bytes: the server keys its prepared statements
+and portals by their first 63 bytes (dynahash HASH_STRINGS, keysize NAMEDATALEN), so two names that
+differ only after byte 63 are one name upstream; pgwarden must see them as one too. Each test checks
+what the client sees and, where a write could slip through on production, the database itself."""
+import secrets
+
+import pytest
+
+from audit_util import stmt_records, records
+from rawpg import RawConn, bind, close, errors_of, execute, parse, query, rows_of, sync
+
+pytestmark = pytest.mark.identity
+
+
+def login(w, dbname="prod"):
+    params, pw = w.raw_login(dbname)
+    c = RawConn(w.host, w.port)
+    c.login(params, pw)
+    return c
+
+
+def sqlstates(msgs):
+    return [e.get("C") for e in errors_of(msgs)]
+
+
+def large_objects(pg):
+    return pg.sql("SELECT count(*) FROM pg_largeobject_metadata", "app")[0][0]
+
+
+def long_pair():
+    """Two names that differ only after byte 63: one name on the server."""
+    base = "n" + secrets.token_hex(31)  # 63 bytes
+    assert len(base) == 63
+    return base + "_reader", base + "_writer"
+
+
+def test_long_statement_names_are_one_name_after_close(pgwarden, pg):
+    """Parse A (read); Close S B (closes A upstream); Parse B lo_create (stored as A upstream);
+    Bind A / Execute on production outside any window: the server runs lo_create, so pgwarden must
+    judge it as lo_create and deny; no large object may appear."""
+    a, b = long_pair()
+    before = large_objects(pg)
+    with login(pgwarden) as c:
+        c.send(parse(a, "SELECT 1") + sync())
+        assert sqlstates(c.read_until_ready()) == []
+        c.send(close(b"S", b) + parse(b, "SELECT lo_create(0)") + sync())
+        c.read_until_ready()
+        c.send(bind("", a) + execute() + sync())
+        got = c.read_until_ready()
+        assert "42501" in sqlstates(got), got
+    assert large_objects(pg) == before
+
+
+def test_long_statement_name_redefined_by_sql_deallocate(pgwarden, pg):
+    """The same through SQL: DEALLOCATE of the other spelling (the parser truncates identifiers
+    to 63 bytes too), then a protocol Parse of a write under it, then a protocol Bind of the first."""
+    a, b = long_pair()
+    before = large_objects(pg)
+    with login(pgwarden) as c:
+        c.send(parse(a, "SELECT 1") + sync())
+        assert sqlstates(c.read_until_ready()) == []
+        c.send(query(f'DEALLOCATE "{b}"'))
+        c.read_until_ready()
+        c.send(parse(b, "SELECT lo_create(0)") + sync())
+        c.read_until_ready()
+        c.send(bind("", a) + execute() + sync())
+        got = c.read_until_ready()
+        assert "42501" in sqlstates(got), got
+    assert large_objects(pg) == before
+
+
+def test_long_portal_names_are_one_name(pgwarden, pg):
+    """Portals too: Bind portal A to one read; Close P B (closes A upstream); Bind portal B to
+    another read (becomes A upstream); Execute A runs the second, and the audit must name it."""
+    a, b = long_pair()
+    mark = "mark_" + secrets.token_hex(4)
+    with login(pgwarden) as c:
+        c.send(query("BEGIN"))
+        c.read_until_ready()
+        c.send(parse("r1", "SELECT 1") + parse("r2", f"SELECT '{mark}'") + sync())
+        c.read_until_ready()
+        c.send(bind(a, "r1") + sync())
+        assert sqlstates(c.read_until_ready()) == []
+        c.send(close(b"P", b) + bind(b, "r2") + sync())
+        assert sqlstates(c.read_until_ready()) == []
+        c.send(execute(a) + sync())
+        got = c.read_until_ready()
+        assert sqlstates(got) == [] and rows_of(got) == [(mark,)], got
+        c.send(query("ROLLBACK"))
+        c.read_until_ready()
+    last = [r for r in stmt_records(records(pgwarden.audit_path)) if r.get("protocol") == "extended"]
+    assert mark in last[-1]["sql"], last[-1]
