@@ -92,3 +92,22 @@ def test_long_portal_names_are_one_name(pgwarden, pg):
         c.read_until_ready()
     last = [r for r in stmt_records(records(pgwarden.audit_path)) if r.get("protocol") == "extended"]
     assert mark in last[-1]["sql"], last[-1]
+
+
+def test_multibyte_sql_name_cut_at_a_character_boundary(pgwarden, pg):
+    """An SQL name of 62 ASCII bytes and a 2-byte character is cut by the server's lexer at the
+    character boundary (62 bytes), not at byte 63. SQL PREPARE of a read under that name; a
+    protocol Close and Parse of a write under the 62-byte name replace it upstream; an SQL
+    EXECUTE of the long spelling then runs the write, so pgwarden must deny it."""
+    short = "x" + secrets.token_hex(30) + "y"  # 62 bytes
+    long_ = short + "\u00e9"                     # 64 bytes in UTF-8
+    before = large_objects(pg)
+    with login(pgwarden) as c:
+        c.send(query(f'PREPARE "{long_}" AS SELECT 1'))
+        assert sqlstates(c.read_until_ready()) == []
+        c.send(close(b"S", short) + parse(short, "SELECT lo_create(0)") + sync())
+        c.read_until_ready()
+        c.send(query(f'EXECUTE "{long_}"'))
+        got = c.read_until_ready()
+        assert "42501" in sqlstates(got), got
+    assert large_objects(pg) == before
