@@ -5,11 +5,12 @@ and portals by their first 63 bytes (dynahash HASH_STRINGS, keysize NAMEDATALEN)
 differ only after byte 63 are one name upstream; pgwarden must see them as one too. Each test checks
 what the client sees and, where a write could slip through on production, the database itself."""
 import secrets
+import struct
 
 import pytest
 
 from audit_util import stmt_records, records
-from rawpg import RawConn, bind, close, errors_of, execute, parse, query, rows_of, sync
+from rawpg import RawConn, bind, close, errors_of, execute, msg, parse, query, rows_of, sync
 
 pytestmark = pytest.mark.identity
 
@@ -111,3 +112,41 @@ def test_multibyte_sql_name_cut_at_a_character_boundary(pgwarden, pg):
         got = c.read_until_ready()
         assert "42501" in sqlstates(got), got
     assert large_objects(pg) == before
+
+
+def bind_nulls(portal, stmt, n):
+    """Bind with n NULL parameters."""
+    body = portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!HH", 0, n)
+    body += struct.pack("!i", -1) * n + struct.pack("!H", 0)
+    return msg(b"B", body)
+
+
+# (PREPARE text, the body the server runs, its parameter count)
+PREPARE_TRICKS = [
+    ("PREPARE {n}(int) /* AS SELECT 'fake' */ AS SELECT 'real'", "SELECT 'real'", 1),
+    ("PREPARE \"{n}\" AS SELECT 'real' -- AS SELECT 'fake'", "SELECT 'real'", 0),  # a trailing comment is not the statement's
+    ("PREPARE {n} AS/**/SELECT $q$ AS SELECT 'fake' $q$ || 'real'", "SELECT $q$ AS SELECT 'fake' $q$ || 'real'", 0),
+    ("PREPARE {n} AS SELECT E'\\' AS SELECT fake' || 'real'", "SELECT E'\\' AS SELECT fake' || 'real'", 0),
+    ("PREPARE {n} (text, int) AS SELECT 'real' WHERE $2 IS NULL OR $1 IS NULL",
+     "SELECT 'real' WHERE $2 IS NULL OR $1 IS NULL", 2),
+    ("PREPARE {n} AS\n\tSELECT 'real' /* ; PREPARE x AS SELECT 'fake' */",
+     "SELECT 'real'", 0),
+    ("PREPARE {n} AS VALUES ('real')", "VALUES ('real')", 0),
+]
+
+
+@pytest.mark.parametrize("text,body,nparams", PREPARE_TRICKS)
+def test_sql_prepare_body_bound_by_protocol_is_the_body_that_runs(pgwarden, text, body, nparams):
+    """SQL PREPARE whose text hides another 'AS' (comments, dollar quotes, E'' strings, quoted
+    names, parameter lists): a protocol Bind of its name runs the body after the real AS, and
+    the audit must name exactly that body."""
+    n = "pb_" + secrets.token_hex(4)
+    with login(pgwarden) as c:
+        c.send(query(text.format(n=n)))
+        assert sqlstates(c.read_until_ready()) == []
+        c.send(bind_nulls("", n, nparams) + execute() + sync())
+        got = c.read_until_ready()
+        assert sqlstates(got) == [], got
+        assert rows_of(got)[0][0].endswith("real"), got
+    rec = [r for r in stmt_records(records(pgwarden.audit_path)) if r.get("protocol") == "extended"][-1]
+    assert rec["sql"].strip() == body, rec
