@@ -150,3 +150,41 @@ def test_sql_prepare_body_bound_by_protocol_is_the_body_that_runs(pgwarden, text
         assert rows_of(got)[0][0].endswith("real"), got
     rec = [r for r in stmt_records(records(pgwarden.audit_path)) if r.get("protocol") == "extended"][-1]
     assert rec["sql"].strip() == body, rec
+
+
+@pytest.mark.parametrize("body", [
+    "SELECT set_config('app.tenant_id', 'evil', false)",
+    "SELECT pg_advisory_lock(4711)",
+    "SELECT lo_create(0)",
+    "INSERT INTO pf_never(a) SELECT 1",
+])
+@pytest.mark.parametrize("route", ["plain", "failed-block", "two-spellings"])
+def test_sql_prepare_of_forbidden_body_never_runs(pgwarden, pg, body, route):
+    """A PREPARE whose body is an identity change, an advisory lock, a large object or a write,
+    made plainly, inside a failed transaction block, or under a second spelling of a long name;
+    then bound by the protocol and EXECUTEd by SQL: nothing of it may run on production."""
+    n = "fb" + secrets.token_hex(31)  # 64 bytes: the server knows it by its first 63
+    alias = n[:63] + "Z"
+    before = large_objects(pg)
+    with login(pgwarden) as c:
+        if route == "failed-block":
+            c.send(query("BEGIN"))
+            c.read_until_ready()
+            c.send(query("SELECT 1/0"))
+            c.read_until_ready()
+        c.send(query(f'PREPARE "{n}" AS {body}'))
+        first = c.read_until_ready()
+        assert sqlstates(first), first  # denied (or refused in the failed block)
+        if route == "failed-block":
+            c.send(query("ROLLBACK"))
+            c.read_until_ready()
+        name = alias if route == "two-spellings" else n
+        c.send(bind("", name) + execute() + sync())
+        assert sqlstates(c.read_until_ready()), "Bind of a PREPARE that never happened ran"
+        c.send(query(f'EXECUTE "{name}"'))
+        assert sqlstates(c.read_until_ready())
+        c.send(query("SELECT current_setting('app.tenant_id'), "
+                     "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory')"))
+        got = rows_of(c.read_until_ready())
+        assert got == [("acme", "0")], got
+    assert large_objects(pg) == before
