@@ -79,7 +79,8 @@ bool tl_change_add(struct tl_changes *list, tl_ns ns, tl_op op, const char *name
 	c->index = index;
 	c->doubtful = doubtful;
 	c->holdable = holdable;
-	if ((name && !(c->name = strndup(name, STMT_NAME_MAX))) || (params && !(c->params = malloc(params_len ? params_len : 1)))) {
+	if ((name && !(c->name = strndup(name, STMT_NAME_MAX))) ||
+	    (params && !(c->params = malloc(params_len ? params_len : 1)))) {
 		change_free(c);
 		return false;
 	}
