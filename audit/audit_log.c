@@ -555,7 +555,10 @@ char *audit_render_ident(const audit_record *r, size_t *len)
 		jbuf_free(&b);
 		return NULL;
 	}
-	text = b.data;
+	/* kept for the session's life: fit it (jbuf starts at 512 bytes; an identity is about 200) */
+	text = realloc(b.data, b.len);
+	if (text == NULL)
+		text = b.data;
 	*len = b.len - 1;
 	return text;
 }

@@ -52,7 +52,7 @@ enum {
 	PF_HOLD_LOCK = 1u << 22,   /* takes a session-level advisory lock (pg_[try_]advisory_lock[_shared]) */
 	PF_SET_LOCAL = 1u << 23,   /* SET LOCAL: its settings end with the transaction */
 	/* What ends such state (a held client may be released once the transaction that ran it ends): */
-	PF_DISCARD_ALL = 1u << 24,  /* DISCARD ALL (PF_SESSION_RESET too): nothing of the session is left, no named statement or portal */
+	PF_DISCARD_ALL = 1u << 24,  /* DISCARD ALL (PF_SESSION_RESET too): no session state, statement or portal left */
 	PF_DISCARD_TEMP = 1u << 25, /* DISCARD TEMP: every temporary relation is gone */
 	PF_UNLISTEN_ALL = 1u << 26, /* UNLISTEN *: no LISTEN registration is left */
 	PF_UNLOCK_ALL = 1u << 27,   /* pg_advisory_unlock_all(): no session advisory lock is left */

@@ -57,8 +57,12 @@ static bool ident_current(const session *s)
 	       c->target == s->target;
 }
 
-/* The identity fields every session record carries (those known so far). */
-static void fill_session(audit_record *r, session *s)
+/*
+ * The identity fields every session record carries (those known so far).
+ * Only statement and result records (render) keep a rendered copy: a client
+ * that logs in and stays idle holds none.
+ */
+static void fill_session(audit_record *r, session *s, bool render)
 {
 	if (ident_current(s)) {
 		/* the usual case, twice per statement: the rendered text stands for all seven fields */
@@ -78,7 +82,8 @@ static void fill_session(audit_record *r, session *s)
 		r->target = s->target->name;
 		r->environment = environment_name(s->target->environment);
 	}
-	use_rendered_ident(r, s);
+	if (render)
+		use_rendered_ident(r, s);
 }
 
 /* Append a record nothing waits on (written within 10 ms). */
@@ -95,7 +100,7 @@ static void session_event(session *s, const char *event, const char *rule)
 	if (!s->srv->audit)
 		return;
 	audit_record_init(&r);
-	fill_session(&r, s);
+	fill_session(&r, s, false);
 	r.event = event;
 	r.rule = rule;
 	append_lazy(s, &r);
@@ -126,7 +131,7 @@ void audit_connect(session *s)
 		return;
 	s->audited_connect = true;
 	audit_record_init(&r);
-	fill_session(&r, s);
+	fill_session(&r, s, false);
 	r.event = "connect";
 	r.application_name = startup_application_name(s);
 	append_lazy(s, &r);
@@ -140,7 +145,7 @@ void audit_auth(session *s, bool ok)
 	if (!s->srv->audit)
 		return;
 	audit_record_init(&r);
-	fill_session(&r, s);
+	fill_session(&r, s, false);
 	r.event = ok ? "auth_ok" : "auth_fail";
 	if (!ok)
 		r.reason = auth_fail_reason(s->client.auth);
@@ -181,7 +186,7 @@ uint64_t audit_statement_params(session *s, const char *protocol, const char *sq
 	if (!s->srv->audit)
 		return 0;
 	audit_record_init(&r);
-	fill_session(&r, s);
+	fill_session(&r, s, true);
 	r.event = "statement";
 	r.protocol = protocol;
 	r.sql = sql;
@@ -206,7 +211,7 @@ void audit_result(session *s, uint64_t ref, const char *tag, const char *sqlstat
 	if (!s->srv->audit)
 		return;
 	audit_record_init(&r);
-	fill_session(&r, s);
+	fill_session(&r, s, true);
 	r.event = "result";
 	r.ref = ref;
 	r.tag = tag;

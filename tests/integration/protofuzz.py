@@ -573,7 +573,7 @@ class Run:
             w.close()
             raise
         try:
-            self.session = self.audit.session_of("%s:%d" % w.sock.getsockname())
+            self.session = self.audit.session_of(app)
             self.model, self.last = ServerModel(), len(pipeline) - 1
             for si, step in enumerate(pipeline):
                 if self.step(si, step, w, r, base):
@@ -787,24 +787,24 @@ class AuditReader:
         for line in data[:end].splitlines():
             rec = json.loads(line)
             ev, sess = rec.get("event"), rec.get("session")
-            if ev == "connect" and rec.get("client"):
-                self.sessions[rec["client"]] = sess
+            if ev == "connect" and rec.get("application_name"):
+                self.sessions[rec["application_name"]] = sess
             elif ev == "statement":
                 self.stmts[rec["seq"]] = rec.get("sql", "")
             elif ev == "result" and rec.get("tag") is not None and "pf_check" not in self.stmts.get(rec.get("ref"), ""):
                 self.pending.setdefault(sess, []).append((self.stmts.get(rec.get("ref"), "?"), rec["tag"]))
 
-    def session_of(self, client, timeout=5):
-        """The session id of the connection from client ("ip:port"), just connected (a port
-        an earlier session used is forgotten first)."""
-        self.sessions.pop(client, None)
+    def session_of(self, app, timeout=5):
+        """The session id of the connection just made with application_name app (unique per
+        run). Not by client address: an earlier test's connection from the same port may have
+        its connect record in the log while this one's is still on its way (written lazily)."""
         deadline = time.monotonic() + timeout
         while True:
             self._read()
-            if client in self.sessions:
-                return self.sessions[client]
+            if app in self.sessions:
+                return self.sessions[app]
             if time.monotonic() > deadline:
-                raise Discrepancy("audit", f"no connect record for client {client}", key="connect")
+                raise Discrepancy("audit", f"no connect record for application_name {app}", key="connect")
             time.sleep(0.01)
 
     def results(self, session, want=0, timeout=2):
