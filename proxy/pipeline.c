@@ -79,7 +79,8 @@ bool tl_change_add(struct tl_changes *list, tl_ns ns, tl_op op, const char *name
 	c->index = index;
 	c->doubtful = doubtful;
 	c->holdable = holdable;
-	if ((name && !(c->name = strdup(name))) || (params && !(c->params = malloc(params_len ? params_len : 1)))) {
+	if ((name && !(c->name = strndup(name, STMT_NAME_MAX))) ||
+	    (params && !(c->params = malloc(params_len ? params_len : 1)))) {
 		change_free(c);
 		return false;
 	}
@@ -265,7 +266,7 @@ static const tl_change *newest_change(const struct tl_changes *list, tl_ns ns, c
 	const tl_change *c;
 
 	TAILQ_FOREACH_REVERSE(c, list, tl_changes, link)
-	if (c->ns == ns && (c->op == TL_CLEAR ? clears(c, name) : strcmp(c->name, name) == 0))
+	if (c->ns == ns && (c->op == TL_CLEAR ? clears(c, name) : stmt_name_eq(c->name, name)))
 		return c;
 	return NULL;
 }

@@ -8,7 +8,7 @@
 #include "policy/policy.h"
 
 typedef struct stmt_entry {
-	char *name;        /* key */
+	char *name;        /* key: the name's first STMT_NAME_MAX bytes, as the server keys it */
 	stmt_info *si;     /* one reference */
 	uint8_t *params;   /* portals, audit_params = yes: the Bind's parameter section */
 	size_t params_len; /* length of params */
@@ -69,7 +69,7 @@ static stmt_entry *map_put(stmt_entry **head, const char *name, stmt_info *si)
 {
 	stmt_entry *e;
 
-	HASH_FIND_STR(*head, name, e);
+	HASH_FIND(hh, *head, name, stmt_name_len(name), e);
 	if (e) {
 		/* Rebinding a name (the unnamed portal on every Bind): reuse the entry, no allocation. */
 		stmt_info_ref(si);
@@ -83,7 +83,7 @@ static stmt_entry *map_put(stmt_entry **head, const char *name, stmt_info *si)
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
-	e->name = strdup(name);
+	e->name = strndup(name, STMT_NAME_MAX); /* the server's key */
 	if (!e->name) {
 		free(e);
 		return NULL;
@@ -98,7 +98,7 @@ static stmt_info *map_get(stmt_entry *head, const char *name)
 {
 	stmt_entry *e;
 
-	HASH_FIND_STR(head, name, e);
+	HASH_FIND(hh, head, name, stmt_name_len(name), e);
 	return e ? e->si : NULL;
 }
 
@@ -106,7 +106,7 @@ static void map_del(stmt_entry **head, const char *name)
 {
 	stmt_entry *e;
 
-	HASH_FIND_STR(*head, name, e);
+	HASH_FIND(hh, *head, name, stmt_name_len(name), e);
 	if (e)
 		entry_free(head, e);
 }
@@ -161,7 +161,7 @@ const uint8_t *portal_table_params(stmt_table *t, const char *name, size_t *len)
 {
 	stmt_entry *e;
 
-	HASH_FIND_STR(t->portals, name, e);
+	HASH_FIND(hh, t->portals, name, stmt_name_len(name), e);
 	*len = e ? e->params_len : 0;
 	return e ? e->params : NULL;
 }

@@ -10,9 +10,32 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct policy_facts;
 struct stmt_entry;
+
+/*
+ * Why: the server keys prepared statements and portals by their first
+ * NAMEDATALEN-1 = 63 bytes (dynahash HASH_STRINGS with keysize NAMEDATALEN:
+ * string_hash and string_compare stop there), whatever the protocol sent; two
+ * names that differ only after byte 63 are ONE name upstream. Every name
+ * pgwarden keeps or looks up is cut the same way (SQL names arrive already
+ * cut by the parser, at a character boundary, which is never longer).
+ */
+#define STMT_NAME_MAX 63
+
+/* The length of a name's server key: its first STMT_NAME_MAX bytes. */
+static inline size_t stmt_name_len(const char *name)
+{
+	return strnlen(name, STMT_NAME_MAX);
+}
+
+/* Whether two names are one name on the server. */
+static inline bool stmt_name_eq(const char *a, const char *b)
+{
+	return strncmp(a, b, STMT_NAME_MAX) == 0;
+}
 
 /* A statement's text and what the classifier found; shared by statements and portals. */
 typedef struct stmt_info {

@@ -70,8 +70,11 @@ IDENTITY = (ROLE, TENANT, ACTOR, "on")
 POISON_SQL = "SELECT * FROM pf_denied_by_pgwarden"
 POISON_NAME = "pf_denied_by_pgwarden"
 
-STMT_NAMES = ["", "s1", "s2"]
-PORTAL_NAMES = ["", "p1", "p2"]
+# Two spellings of one name: the server keys names by their first 63 bytes (NAMEDATALEN-1).
+LONG_A = "l" * 63 + "_a"
+LONG_B = "l" * 63 + "_b"
+STMT_NAMES = ["", "s1", "s2", LONG_A]
+PORTAL_NAMES = ["", "p1", "p2", LONG_B]
 
 # The statement catalog: SQL text -> True when pgwarden may (and on prod outside a window
 # must) deny it. Everything else must run as on the server.
@@ -230,6 +233,16 @@ def gen_bind_fails_in_block(rnd):
             ["Q", [rnd.choice(["ROLLBACK", "COMMIT"])]]]
 
 
+def gen_long_name_alias(rnd):
+    """Two names that differ only after byte 63 (one name upstream): one defined as a read,
+    the other closed and redefined (maybe as a write), then the first used."""
+    a, b = rnd.sample([LONG_A, LONG_B], 2)
+    if rnd.random() < .5:
+        return [["P", a, "SELECT 1"], ["S"], ["C", "S", b], ["P", b, gen_sql(rnd)], ["S"], ["B", "", a], ["E", "", 0]]
+    return [["P", "", "SELECT 1"], ["B", a, ""], ["S"], ["C", "P", b], ["P", "", gen_sql(rnd)], ["B", b, ""], ["S"],
+            ["E", a, 0]]
+
+
 def gen_step(rnd, last):
     """Parse/Bind/Execute runs (the usual shape) mixed with random single messages, sometimes
     with a Sync in the middle (names reused across a Sync inside one write), and now and then
@@ -240,7 +253,8 @@ def gen_step(rnd, last):
             out.append(["S"])
         r = rnd.random()
         if r < .08:
-            out += rnd.choice([gen_sql_prepare_bound, gen_denial_then_redefine, gen_bind_fails_in_block])(rnd)
+            out += rnd.choice([gen_sql_prepare_bound, gen_denial_then_redefine, gen_bind_fails_in_block,
+                               gen_long_name_alias])(rnd)
         elif r < .15:  # one name redefined: Parse, maybe a Sync or Close between, Parse again
             st = rnd.choice(STMT_NAMES)
             out.append(["P", st, gen_sql(rnd)])
@@ -372,13 +386,34 @@ def norm(sql):
     return re.sub(r"\s+", " ", sql.strip().rstrip(";").strip())
 
 
+def server_key(name):
+    """The server keys statement and portal names by their first 63 bytes (NAMEDATALEN-1)."""
+    return name.encode()[:63]
+
+
+class NameMap(dict):
+    """A name table keyed as the server keys it: names equal in their first 63 bytes are one."""
+
+    def __getitem__(self, k):
+        return dict.__getitem__(self, server_key(k))
+
+    def __setitem__(self, k, v):
+        dict.__setitem__(self, server_key(k), v)
+
+    def get(self, k, default=None):
+        return dict.get(self, server_key(k), default)
+
+    def pop(self, k, *default):
+        return dict.pop(self, server_key(k), *default)
+
+
 class ServerModel:
     """Statements and portals as the server holds them, moved by the reference's answers (the
     server says whether each Parse, Bind, Close and statement succeeded). Cursors are portals and
     SQL PREPAREs are statements (one namespace each upstream); portals end with the transaction."""
 
     def __init__(self):
-        self.stmts, self.portals = {}, {}
+        self.stmts, self.portals = NameMap(), NameMap()
 
     def refers(self, m):
         """The SQL a message acts on (None if the server has no such name)."""
@@ -473,7 +508,7 @@ class ServerModel:
             elif action == "prepare":
                 self.stmts[name] = hit.group(2)
             elif name == "all":  # every named statement; the unnamed one is kept apart upstream
-                self.stmts = {k: v for k, v in self.stmts.items() if k == ""}
+                self.stmts = NameMap({k: v for k, v in self.stmts.items() if k == b""})
             else:
                 self.stmts.pop(name, None)
             return

@@ -101,6 +101,13 @@ FOUND_CLASSES = {
     "denied-bind-unnamed": [[["Q", ["BEGIN"]], ["P", "s1", "SELECT 1"], ["B", "", "s1"], ["S"]],
                             [["P", "s2", "SELECT lo_create(0)"], ["B", "", "s2"], ["S"]],
                             [["D", "P", ""], ["E", "", 0], ["S"]], [["Q", ["ROLLBACK"]]]],
+    # names that differ only after byte 63 are one name upstream (NAMEDATALEN-1)
+    "long-name-alias-statement": [[["P", pf.LONG_A, "SELECT 1"], ["S"], ["C", "S", pf.LONG_B],
+                                   ["P", pf.LONG_B, "SELECT lo_create(0)"], ["S"], ["B", "", pf.LONG_A],
+                                   ["E", "", 0], ["S"]]],
+    "long-name-alias-portal": [[["Q", ["BEGIN"]], ["P", "", "SELECT 1"], ["B", pf.LONG_A, ""], ["S"],
+                                ["C", "P", pf.LONG_B], ["P", "", "SELECT 2"], ["B", pf.LONG_B, ""], ["S"],
+                                ["E", pf.LONG_A, 0], ["S"]], [["Q", ["ROLLBACK"]]]],
 }
 
 

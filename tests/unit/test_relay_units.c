@@ -897,6 +897,45 @@ static void test_stmt_table_many(void **state)
 	stmt_info_unref(si);
 }
 
+/* The server keys names by their first 63 bytes: names differing only after them are one name. */
+static void test_names_past_63_bytes(void **state)
+{
+	char a[80], b[80], c[80];
+	stmt_table t;
+	timeline tl;
+	struct tl_changes local = TAILQ_HEAD_INITIALIZER(local);
+	stmt_info *si = stmt_info_new("select 1", 8, NULL), *got;
+
+	(void)state;
+	memset(a, 'n', 63);
+	memcpy(b, a, 63);
+	memcpy(c, a, 63);
+	strcpy(a + 63, "_reader");
+	strcpy(b + 63, "_writer");
+	c[62] = 'm'; /* differs at byte 63: another name */
+	c[63] = '\0';
+	stmt_table_init(&t);
+	assert_true(stmt_table_put(&t, a, si));
+	assert_ptr_equal(stmt_table_get(&t, b), si);
+	assert_null(stmt_table_get(&t, c));
+	stmt_table_del(&t, b);
+	assert_null(stmt_table_get(&t, a));
+	assert_true(portal_table_put(&t, b, si, NULL, 0, false));
+	assert_ptr_equal(portal_table_get(&t, a), si);
+	stmt_table_free(&t);
+
+	tl_init(&tl);
+	assert_true(tl_change_add(&local, TL_NS_STMT, TL_PUT, a, si, NULL, 0, 0, false, false));
+	assert_int_equal(tl_lookup_with(&tl, &local, TL_NS_STMT, b, &got), TL_NAME_KNOWN);
+	assert_ptr_equal(got, si);
+	assert_true(tl_change_add(&local, TL_NS_STMT, TL_DEL, b, NULL, NULL, 0, 0, false, false));
+	assert_int_equal(tl_lookup_with(&tl, &local, TL_NS_STMT, a, &got), TL_NAME_NONE);
+	assert_int_equal(tl_lookup_with(&tl, &local, TL_NS_STMT, c, &got), TL_NAME_NONE);
+	tl_changes_free(&local);
+	tl_free(&tl);
+	stmt_info_unref(si);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -919,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_stmt_table),
 		cmocka_unit_test(test_portal_params),
 		cmocka_unit_test(test_stmt_table_many),
+		cmocka_unit_test(test_names_past_63_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
