@@ -38,11 +38,12 @@ static void stmt_free(session *s, pool_stmt *ps)
 	free(ps);
 }
 
+/* Keyed as the server keys names: their first 63 bytes (stmt_name_len), so two spellings are one. */
 static pool_stmt *find(session *s, const char *name)
 {
 	pool_stmt *ps;
 
-	HASH_FIND_STR(s->pool_stmts, name, ps);
+	HASH_FIND(hh, s->pool_stmts, name, stmt_name_len(name), ps);
 	return ps;
 }
 
@@ -66,7 +67,8 @@ static relay_status remember(session *s, const uint8_t *msg, uint32_t len)
 		return RELAY_GO; /* the unnamed statement lives for one batch; a malformed one is frontend.c's */
 	if ((ps = find(s, name)) != NULL)
 		stmt_free(s, ps);
-	if (!(ps = calloc(1, sizeof(*ps))) || !(ps->name = strdup(name)) || !(ps->parse = malloc(5 + (size_t)len))) {
+	if (!(ps = calloc(1, sizeof(*ps))) || !(ps->name = strndup(name, stmt_name_len(name))) ||
+	    !(ps->parse = malloc(5 + (size_t)len))) {
 		if (ps)
 			free(ps->name), free(ps);
 		client_fail(s, "53200", "pgwarden: out of memory", NULL);

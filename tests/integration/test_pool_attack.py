@@ -495,3 +495,21 @@ def test_lock_taken_in_a_failed_statement_still_holds(short):
     assert b.execute("SELECT pg_try_advisory_lock(4711)").fetchone()[0] is True
     b.execute("SELECT pg_advisory_unlock_all()")
     b.close()
+
+
+def test_a_long_statement_name_follows_its_client_under_its_other_spelling(pgwarden_factory):
+    """The server keys statement names by their first 63 bytes, so two spellings that differ
+    after byte 63 are one statement. Moved to another backend, the client's statement is
+    prepared again whichever spelling names it."""
+    w = pgwarden_factory(target_config=TXN + "pool_size = 1\npool_wait_timeout = 3")
+    a, b = w.connect("user:jimmie"), w.connect("user:ada")
+    a.prepare_threshold = b.prepare_threshold = None
+    one, other = b"l" * 63 + b"_one", b"l" * 63 + b"_other"
+    assert a.pgconn.prepare(one, b"SELECT current_setting('app.tenant_id')").status == 1
+    assert exec_prepared(a, one)[2] == b"acme"
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")  # a's backend is taken back and reset
+    assert exec_prepared(a, other)[2] == b"acme"  # prepared again under the server's key
+    assert ident(b)[:3] == ("bookkeeper", "user:ada", "globex")
+    assert exec_prepared(a, one)[2] == b"acme"
+    a.close()
+    b.close()
