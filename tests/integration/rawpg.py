@@ -199,3 +199,16 @@ def rows_of(messages):
 
 def errors_of(messages):
     return [parse_error(b) for k, b in messages if k == b"E"]
+
+
+def login(w, dbname="prod"):
+    """A RawConn logged in to pgwarden w (its raw_login actor) on target dbname."""
+    params, pw = w.raw_login(dbname)
+    c = RawConn(w.host, w.port)
+    c.login(params, pw)
+    return c
+
+
+def sqlstates(msgs):
+    """The SQLSTATE of every ErrorResponse among msgs, in order."""
+    return [e.get("C") for e in errors_of(msgs)]

@@ -15,20 +15,9 @@ import psycopg
 import pytest
 
 from audit_util import records, stmt_records, wait_records
-from rawpg import RawConn, bind, close, errors_of, execute, msg, parse, query, rows_of, sync
+from rawpg import RawConn, bind, close, errors_of, execute, login, msg, parse, query, rows_of, sqlstates, sync
 
 pytestmark = pytest.mark.identity
-
-
-def login(w, dbname="prod"):
-    params, pw = w.raw_login(dbname)
-    c = RawConn(w.host, w.port)
-    c.login(params, pw)
-    return c
-
-
-def sqlstates(msgs):
-    return [e.get("C") for e in errors_of(msgs)]
 
 
 def status(msgs):

@@ -10,20 +10,9 @@ import struct
 import pytest
 
 from audit_util import stmt_records, records
-from rawpg import RawConn, bind, close, errors_of, execute, msg, parse, query, rows_of, sync
+from rawpg import RawConn, bind, close, errors_of, execute, login, msg, parse, query, rows_of, sqlstates, sync
 
 pytestmark = pytest.mark.identity
-
-
-def login(w, dbname="prod"):
-    params, pw = w.raw_login(dbname)
-    c = RawConn(w.host, w.port)
-    c.login(params, pw)
-    return c
-
-
-def sqlstates(msgs):
-    return [e.get("C") for e in errors_of(msgs)]
 
 
 def large_objects(pg):
