@@ -205,11 +205,7 @@ static bool subcommand_self_judged(const jdoc *d, uint32_t t)
 		"AT_DisableRule",    "AT_DisableRowSecurity", "AT_NoForceRowSecurity", "AT_ChangeOwner",
 	};
 
-	for (size_t i = 0; t && i < sizeof(ok) / sizeof(ok[0]); i++) {
-		if (jstr_eq(d, t, ok[i]))
-			return true;
-	}
-	return false;
+	return jstr_in(d, t, ok, sizeof(ok) / sizeof(ok[0]));
 }
 
 /* ALTER TABLE: self-judged unless a subcommand turns on what exists (ENABLE TRIGGER, row security,

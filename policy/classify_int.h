@@ -96,6 +96,8 @@ typedef struct jdoc {
 int json_parse(jdoc *d, const char *text, size_t len);
 void json_free(jdoc *d);
 bool jstr_eq(const jdoc *d, uint32_t i, const char *s);
+/* Whether string token i (0: absent) equals one of set[0..n). */
+bool jstr_in(const jdoc *d, uint32_t i, const char *const *set, size_t n);
 /* Decoded copy of string token i; NULL if i is not a string or out of memory. */
 char *jstr_dup(const jdoc *d, uint32_t i);
 /* Value of key in object obj, or 0 if absent (0 is the root, never a value). */

@@ -298,6 +298,14 @@ bool jstr_eq(const jdoc *d, uint32_t i, const char *s)
 	return eq;
 }
 
+bool jstr_in(const jdoc *d, uint32_t i, const char *const *set, size_t n)
+{
+	for (size_t k = 0; i && k < n; k++)
+		if (jstr_eq(d, i, set[k]))
+			return true;
+	return false;
+}
+
 uint32_t jobj_get(const jdoc *d, uint32_t obj, const char *key)
 {
 	uint32_t c;

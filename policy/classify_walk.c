@@ -523,11 +523,7 @@ static bool objtype_is_func_ddl(const jdoc *d, uint32_t t)
 		"OBJECT_MATVIEW",       "OBJECT_ATTRIBUTE",
 	};
 
-	for (size_t i = 0; t && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		if (jstr_eq(d, t, kinds[i]))
-			return true;
-	}
-	return false;
+	return jstr_in(d, t, kinds, sizeof(kinds) / sizeof(kinds[0]));
 }
 
 static void on_objtype_stmt(pc_walk *w, uint32_t body, const char *key, const char *what)
